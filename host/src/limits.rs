@@ -1,0 +1,122 @@
+//! Per-invocation resource limits. Every default is set here, deny-by-default in spirit: a
+//! plugin gets modest resources unless its manifest asks for more, and never more than the
+//! engine-wide ceiling.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Limits applied to one invocation of a plugin.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Limits {
+    /// Linear memory the instance may grow to. Default 512 MiB: enough for a tabular dataset
+    /// of a few million cells, small enough that a handful of concurrent plugins fit a worker.
+    pub memory_bytes: u64,
+    /// Wall-time ceiling for one invocation, applied even when Temporal's start-to-close is
+    /// longer (it never extends it). Default 2 h, the demo pipeline's longest step.
+    pub timeout: Duration,
+    /// Largest output JSON the host accepts. Default 1 MiB: results travel in Temporal history,
+    /// which is no place for data (write artifacts, return references).
+    pub max_output_bytes: usize,
+    /// Largest heartbeat details. Default 256 KiB (a model checkpoint of a small model).
+    pub max_heartbeat_bytes: usize,
+    /// Bytes of log lines and stdout/stderr a single invocation may emit before the host drops
+    /// the rest (with one warning). Default 4 MiB.
+    pub max_log_bytes: usize,
+    /// How long a plugin may keep running after cancellation was requested before the host
+    /// interrupts it. Default 5 s.
+    pub cancel_grace: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            memory_bytes: 512 << 20,
+            timeout: Duration::from_secs(2 * 60 * 60),
+            max_output_bytes: 1 << 20,
+            max_heartbeat_bytes: 256 << 10,
+            max_log_bytes: 4 << 20,
+            cancel_grace: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The `[limits]` table of a plugin manifest. Absent keys keep the defaults above.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsFile {
+    pub memory_mb: Option<u64>,
+    pub timeout_secs: Option<u64>,
+    pub max_output_kb: Option<u64>,
+    pub cancel_grace_secs: Option<u64>,
+}
+
+impl LimitsFile {
+    /// Applies the manifest's overrides, refusing values above the engine's ceiling.
+    pub fn resolve(&self, max_memory_bytes: u64) -> Result<Limits, String> {
+        let mut limits = Limits::default();
+        if let Some(mb) = self.memory_mb {
+            let bytes = mb.saturating_mul(1 << 20);
+            if mb == 0 || bytes > max_memory_bytes {
+                return Err(format!(
+                    "limits.memory_mb = {mb} is out of range: use 1..={}",
+                    max_memory_bytes >> 20
+                ));
+            }
+            limits.memory_bytes = bytes;
+        }
+        limits.memory_bytes = limits.memory_bytes.min(max_memory_bytes);
+        if let Some(secs) = self.timeout_secs {
+            if secs == 0 {
+                return Err("limits.timeout_secs must be at least 1".into());
+            }
+            limits.timeout = Duration::from_secs(secs);
+        }
+        if let Some(kb) = self.max_output_kb {
+            if kb == 0 || kb > 64 << 10 {
+                return Err(format!(
+                    "limits.max_output_kb = {kb} is out of range: use 1..=65536 and write large \
+                     results as artifacts"
+                ));
+            }
+            limits.max_output_bytes = (kb as usize) << 10;
+        }
+        if let Some(secs) = self.cancel_grace_secs {
+            limits.cancel_grace = Duration::from_secs(secs);
+        }
+        Ok(limits)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_apply_when_manifest_is_silent() {
+        let limits = LimitsFile::default().resolve(4 << 30).unwrap();
+        assert_eq!(limits, Limits::default());
+    }
+
+    #[test]
+    fn memory_above_engine_ceiling_is_refused() {
+        let file = LimitsFile {
+            memory_mb: Some(8192),
+            ..Default::default()
+        };
+        let err = file.resolve(4 << 30).unwrap_err();
+        assert!(err.contains("limits.memory_mb = 8192"), "{err}");
+    }
+
+    #[test]
+    fn overrides_are_applied() {
+        let file = LimitsFile {
+            memory_mb: Some(64),
+            timeout_secs: Some(30),
+            ..Default::default()
+        };
+        let limits = file.resolve(4 << 30).unwrap();
+        assert_eq!(limits.memory_bytes, 64 << 20);
+        assert_eq!(limits.timeout, Duration::from_secs(30));
+    }
+}

@@ -1,0 +1,204 @@
+//! Per-plugin manifest: `NAME.toml` next to `NAME.wasm` grants capabilities and sets limits.
+//!
+//! Deny by default: a plugin without a manifest gets no directories (besides the per-workflow
+//! artifacts directory every plugin has), no environment, no network and default [`Limits`].
+//!
+//! ```toml
+//! [[filesystem]]
+//! host = "../data"        # relative to this manifest's directory
+//! guest = "/data"
+//! access = "read-only"    # or "read-write"; default read-only
+//!
+//! [limits]
+//! memory_mb = 1024
+//! timeout_secs = 600
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::limits::{Limits, LimitsFile};
+
+/// Guest path where every plugin finds its workflow's artifacts directory.
+pub const ARTIFACTS_GUEST_PATH: &str = "/artifacts";
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Access {
+    #[default]
+    ReadOnly,
+    ReadWrite,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ManifestFile {
+    #[serde(default)]
+    filesystem: Vec<DirGrantFile>,
+    #[serde(default)]
+    limits: LimitsFile,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DirGrantFile {
+    host: PathBuf,
+    guest: String,
+    #[serde(default)]
+    access: Access,
+}
+
+/// A host directory made visible to the guest.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DirGrant {
+    /// Canonical host path, checked to exist at load.
+    pub host: PathBuf,
+    pub guest: String,
+    pub access: Access,
+}
+
+/// What an operator granted one plugin, validated.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Manifest {
+    /// Where it came from, if the plugin has one.
+    pub source: Option<PathBuf>,
+    pub dirs: Vec<DirGrant>,
+    pub limits: Limits,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("plugin manifest {}: {message}", path.display())]
+pub struct ManifestError {
+    pub path: PathBuf,
+    pub message: String,
+}
+
+/// The manifest path that belongs to a component: same stem, `.toml`.
+pub fn manifest_path_for(wasm: &Path) -> PathBuf {
+    wasm.with_extension("toml")
+}
+
+/// Loads the manifest next to `wasm`, or the defaults when there is none.
+pub fn load_for(wasm: &Path, max_memory_bytes: u64) -> Result<Manifest, ManifestError> {
+    let path = manifest_path_for(wasm);
+    if !path.exists() {
+        let limits = LimitsFile::default()
+            .resolve(max_memory_bytes)
+            .map_err(|message| ManifestError {
+                path: path.clone(),
+                message,
+            })?;
+        return Ok(Manifest {
+            limits,
+            ..Default::default()
+        });
+    }
+    let fail = |message: String| ManifestError {
+        path: path.clone(),
+        message,
+    };
+    let text = std::fs::read_to_string(&path).map_err(|e| fail(format!("cannot read: {e}")))?;
+    parse(&text, &path, max_memory_bytes).map_err(fail)
+}
+
+fn parse(text: &str, path: &Path, max_memory_bytes: u64) -> Result<Manifest, String> {
+    let file: ManifestFile = toml::from_str(text).map_err(|e| e.to_string())?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    let mut dirs: Vec<DirGrant> = Vec::with_capacity(file.filesystem.len());
+    for (i, grant) in file.filesystem.into_iter().enumerate() {
+        let key = format!("filesystem[{i}]");
+        if !grant.guest.starts_with('/') || grant.guest.split('/').any(|c| c == "..") {
+            return Err(format!(
+                "{key}.guest = {:?} must be an absolute guest path without `..` (e.g. \"/data\")",
+                grant.guest
+            ));
+        }
+        if grant.guest == ARTIFACTS_GUEST_PATH {
+            return Err(format!(
+                "{key}.guest = {ARTIFACTS_GUEST_PATH:?} is reserved for the workflow's artifacts"
+            ));
+        }
+        if dirs.iter().any(|d| d.guest == grant.guest) {
+            return Err(format!("{key}.guest = {:?} is granted twice", grant.guest));
+        }
+        let host = base.join(&grant.host);
+        let host = host.canonicalize().map_err(|e| {
+            format!(
+                "{key}.host = {:?} ({}) is not usable: {e}; create it or fix the path \
+                 (relative paths are relative to the manifest)",
+                grant.host,
+                host.display()
+            )
+        })?;
+        if !host.is_dir() {
+            return Err(format!(
+                "{key}.host = {:?} is not a directory",
+                grant.host
+            ));
+        }
+        dirs.push(DirGrant {
+            host,
+            guest: grant.guest,
+            access: grant.access,
+        });
+    }
+    let limits = file.limits.resolve(max_memory_bytes)?;
+    Ok(Manifest {
+        source: Some(path.to_path_buf()),
+        dirs,
+        limits,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_in(dir: &Path, text: &str) -> Result<Manifest, String> {
+        parse(text, &dir.join("p.toml"), 4 << 30)
+    }
+
+    #[test]
+    fn grants_resolve_relative_to_manifest() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("data")).unwrap();
+        let m = parse_in(
+            dir.path(),
+            "[[filesystem]]\nhost = \"data\"\nguest = \"/data\"\n",
+        )
+        .unwrap();
+        assert_eq!(m.dirs.len(), 1);
+        assert_eq!(m.dirs[0].access, Access::ReadOnly);
+        assert_eq!(m.dirs[0].host, dir.path().join("data").canonicalize().unwrap());
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected_with_their_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = parse_in(dir.path(), "[limits]\nmemory_gb = 1\n").unwrap_err();
+        assert!(err.contains("memory_gb"), "{err}");
+    }
+
+    #[test]
+    fn missing_host_dir_names_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = parse_in(
+            dir.path(),
+            "[[filesystem]]\nhost = \"nope\"\nguest = \"/data\"\n",
+        )
+        .unwrap_err();
+        assert!(err.contains("filesystem[0].host"), "{err}");
+    }
+
+    #[test]
+    fn artifacts_path_is_reserved() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = parse_in(
+            dir.path(),
+            "[[filesystem]]\nhost = \".\"\nguest = \"/artifacts\"\n",
+        )
+        .unwrap_err();
+        assert!(err.contains("reserved"), "{err}");
+    }
+}

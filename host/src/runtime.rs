@@ -1,0 +1,386 @@
+//! The plugin runtime: compiles and pre-instantiates components at load, and runs each
+//! invocation in a fresh sandbox raced against its deadline and cancellation.
+
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use tokio_util::sync::CancellationToken;
+use wasmtime::{
+    Engine, Trap, WasmBacktrace,
+    component::{Component, HasSelf, Linker},
+};
+
+use crate::{
+    bindings::{PluginWorld, PluginWorldPre, WitContext},
+    capabilities::{ContractViolation, activity::ActivitySignals},
+    contract::{InvocationContext, PluginInfo},
+    engine::{EngineSettings, EpochTicker, build_engine},
+    failure::InvocationError,
+    manifest::{self, Manifest, ManifestError},
+    sandbox::{GuestState, SandboxSpec, new_store},
+};
+
+/// How long `describe` may take at load.
+const DESCRIBE_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Clone, Default)]
+pub struct RuntimeSettings {
+    pub engine: EngineSettings,
+    /// Host directory holding one artifacts directory per workflow, mounted at `/artifacts`.
+    /// None: plugins get no artifacts directory.
+    pub artifacts_dir: Option<PathBuf>,
+}
+
+/// Why a plugin file could not be loaded. Every message names the file.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LoadError {
+    #[error("{}: cannot read: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: not a loadable WebAssembly component (build plugins for wasm32-wasip2): {message}", path.display())]
+    Compile { path: PathBuf, message: String },
+    #[error(
+        "{}: imports something this worker does not provide ({message}); the worker offers \
+         mlx:plugin/log, mlx:plugin/activity (@0.1.0) and WASI 0.2", path.display()
+    )]
+    Link { path: PathBuf, message: String },
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+    #[error("{}: describe() failed: {message}", path.display())]
+    Describe { path: PathBuf, message: String },
+    #[error("{}: invalid self-description: {message}", path.display())]
+    InvalidDescription { path: PathBuf, message: String },
+    #[error(
+        "two plugin files describe themselves as {name:?}: {} and {}; remove or rename one",
+        first.display(), second.display()
+    )]
+    DuplicateName {
+        name: String,
+        first: PathBuf,
+        second: PathBuf,
+    },
+    #[error("plugins directory {}: {source}", path.display())]
+    Directory {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// A compiled, linked and described plugin, ready to instantiate.
+pub struct LoadedPlugin {
+    pub info: PluginInfo,
+    pub path: PathBuf,
+    /// `sha256:<hex>` of the component bytes: which bytes ran.
+    pub digest: String,
+    pub manifest: Manifest,
+    pre: PluginWorldPre<GuestState>,
+}
+
+impl std::fmt::Debug for LoadedPlugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadedPlugin")
+            .field("name", &self.info.name)
+            .field("version", &self.info.version)
+            .field("path", &self.path)
+            .field("digest", &self.digest)
+            .finish()
+    }
+}
+
+/// What a successful invocation produced.
+#[derive(Debug)]
+pub struct Invocation {
+    pub output: Value,
+    pub duration: Duration,
+    pub peak_memory_bytes: usize,
+}
+
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<GuestState>,
+    settings: RuntimeSettings,
+    _ticker: EpochTicker,
+}
+
+impl Runtime {
+    pub fn new(settings: RuntimeSettings) -> wasmtime::Result<Arc<Self>> {
+        let engine = build_engine(&settings.engine)?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        PluginWorld::add_to_linker::<GuestState, HasSelf<GuestState>>(&mut linker, |s| s)?;
+        let ticker = EpochTicker::start(&engine);
+        Ok(Arc::new(Self {
+            engine,
+            linker,
+            settings,
+            _ticker: ticker,
+        }))
+    }
+
+    pub fn settings(&self) -> &RuntimeSettings {
+        &self.settings
+    }
+
+    /// Compiles, links (a missing import fails here, not at 3 a.m.), reads the manifest and
+    /// calls `describe`.
+    pub async fn load(&self, path: &Path) -> Result<LoadedPlugin, LoadError> {
+        let path = path.to_path_buf();
+        let bytes = tokio::fs::read(&path).await.map_err(|source| LoadError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        let digest = format!("sha256:{:x}", Sha256::digest(&bytes));
+        let engine = self.engine.clone();
+        let component = tokio::task::spawn_blocking(move || Component::new(&engine, &bytes))
+            .await
+            .map_err(|e| LoadError::Compile {
+                path: path.clone(),
+                message: e.to_string(),
+            })?
+            .map_err(|e| LoadError::Compile {
+                path: path.clone(),
+                message: format!("{e:#}"),
+            })?;
+        let instance_pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| LoadError::Link {
+                path: path.clone(),
+                message: format!("{e:#}"),
+            })?;
+        let pre = PluginWorldPre::new(instance_pre).map_err(|e| LoadError::Link {
+            path: path.clone(),
+            message: format!("{e:#}"),
+        })?;
+        let manifest = manifest::load_for(&path, self.settings.engine.max_memory_bytes)?;
+        let info = self
+            .describe(&pre, &manifest)
+            .await
+            .map_err(|message| LoadError::Describe {
+                path: path.clone(),
+                message,
+            })?;
+        validate_info(&info).map_err(|message| LoadError::InvalidDescription {
+            path: path.clone(),
+            message,
+        })?;
+        Ok(LoadedPlugin {
+            info,
+            path,
+            digest,
+            manifest,
+            pre,
+        })
+    }
+
+    async fn describe(
+        &self,
+        pre: &PluginWorldPre<GuestState>,
+        manifest: &Manifest,
+    ) -> Result<PluginInfo, String> {
+        let (signals, _) = ActivitySignals::new(CancellationToken::new());
+        let spec = SandboxSpec {
+            manifest,
+            artifacts_dir: None,
+            signals,
+        };
+        let mut store = new_store(&self.engine, spec).map_err(|e| e.to_string())?;
+        let call = async {
+            let bindings = pre.instantiate_async(&mut store).await?;
+            bindings.mlx_plugin_plugin().call_describe(&mut store).await
+        };
+        match tokio::time::timeout(DESCRIBE_TIMEOUT, call).await {
+            Ok(Ok(info)) => Ok(info.into()),
+            Ok(Err(e)) => Err(format!("{e:#}")),
+            Err(_) => Err(format!("did not return within {DESCRIBE_TIMEOUT:?}")),
+        }
+    }
+
+    /// Runs one operation in a fresh instance. `deadline` is the activity's own deadline;
+    /// the plugin's timeout limit may make it earlier, never later.
+    pub async fn invoke(
+        &self,
+        plugin: &LoadedPlugin,
+        operation: &str,
+        input: &Value,
+        ctx: &InvocationContext,
+        signals: ActivitySignals,
+        deadline: Option<Instant>,
+    ) -> Result<Invocation, InvocationError> {
+        if plugin.info.operation(operation).is_none() {
+            return Err(InvocationError::UnknownOperation {
+                plugin: plugin.info.name.clone(),
+                operation: operation.to_string(),
+                available: plugin.info.operation_names().join(", "),
+            });
+        }
+        let limits = &plugin.manifest.limits;
+        let start = Instant::now();
+        let deadline = deadline.map_or(start + limits.timeout, |d| d.min(start + limits.timeout));
+        let artifacts = self
+            .settings
+            .artifacts_dir
+            .as_ref()
+            .map(|dir| dir.join(workflow_dir_name(&ctx.workflow_id)));
+        let cancel = signals.cancel_token().clone();
+        let spec = SandboxSpec {
+            manifest: &plugin.manifest,
+            artifacts_dir: artifacts.as_deref(),
+            signals,
+        };
+        let mut store =
+            new_store(&self.engine, spec).map_err(|e| InvocationError::Sandbox(e.to_string()))?;
+
+        let input_text = input.to_string();
+        let wit_ctx = WitContext::from(ctx);
+        let run = async {
+            let bindings = plugin.pre.instantiate_async(&mut store).await?;
+            bindings
+                .mlx_plugin_plugin()
+                .call_invoke(&mut store, operation, &input_text, &wit_ctx)
+                .await
+        };
+        let grace = limits.cancel_grace;
+        // Dropping `run` interrupts the guest: it yields at every epoch tick, so this select
+        // regains control within one tick even from a pure CPU loop.
+        let returned = tokio::select! {
+            r = run => Some(r),
+            _ = tokio::time::sleep_until(deadline.into()) => {
+                return Err(InvocationError::Deadline { after: start.elapsed() });
+            }
+            _ = async { cancel.cancelled().await; tokio::time::sleep(grace).await } => None,
+        };
+        let duration = start.elapsed();
+        let state = store.data();
+        let cancelled = cancel.is_cancelled();
+        match returned {
+            None => Err(InvocationError::Cancelled {
+                acknowledged_by_plugin: false,
+            }),
+            Some(Err(trap)) => Err(classify_trap(state, trap)),
+            Some(Ok(Err(_))) if cancelled => Err(InvocationError::Cancelled {
+                acknowledged_by_plugin: true,
+            }),
+            Some(Ok(Err(guest))) => Err(InvocationError::Guest(guest.into())),
+            // Work that finished despite a late cancellation is kept, not thrown away.
+            Some(Ok(Ok(text))) => {
+                let output = parse_output(&text, limits.max_output_bytes)?;
+                Ok(Invocation {
+                    output,
+                    duration,
+                    peak_memory_bytes: state.limiter.peak,
+                })
+            }
+        }
+    }
+}
+
+fn parse_output(text: &str, limit: usize) -> Result<Value, InvocationError> {
+    if text.len() > limit {
+        return Err(InvocationError::InvalidOutput(format!(
+            "{} bytes exceed the limit of {limit} bytes; write large results as artifacts \
+             and return references",
+            text.len()
+        )));
+    }
+    serde_json::from_str(text)
+        .map_err(|e| InvocationError::InvalidOutput(format!("output is not JSON: {e}")))
+}
+
+fn classify_trap(state: &GuestState, err: wasmtime::Error) -> InvocationError {
+    if state.limiter.hit {
+        return InvocationError::MemoryLimit {
+            limit_mb: state.limits.memory_bytes >> 20,
+        };
+    }
+    if let Some(violation) = err.downcast_ref::<ContractViolation>() {
+        return InvocationError::ContractViolation(violation.to_string());
+    }
+    let backtrace = err.downcast_ref::<WasmBacktrace>().map(|bt| bt.to_string());
+    match err.downcast_ref::<Trap>() {
+        Some(Trap::StackOverflow) => InvocationError::StackOverflow { backtrace },
+        Some(trap) => InvocationError::Trap {
+            message: trap.to_string(),
+            backtrace,
+            stderr_tail: state.stderr.tail(),
+        },
+        None => InvocationError::Trap {
+            message: format!("{err:#}"),
+            backtrace,
+            stderr_tail: state.stderr.tail(),
+        },
+    }
+}
+
+/// Plugin names are identifiers people type in workflows and file names.
+fn validate_info(info: &PluginInfo) -> Result<(), String> {
+    let valid_name = |s: &str| {
+        !s.is_empty()
+            && s.len() <= 64
+            && s.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
+    };
+    if !valid_name(&info.name) {
+        return Err(format!(
+            "name {:?} must be 1-64 characters of a-z, 0-9, '_' or '-'",
+            info.name
+        ));
+    }
+    if info.version.trim().is_empty() {
+        return Err("version is empty".into());
+    }
+    if info.operations.is_empty() {
+        return Err("declares no operations".into());
+    }
+    let mut seen = std::collections::HashSet::new();
+    for op in &info.operations {
+        if op.name.is_empty() || !seen.insert(op.name.as_str()) {
+            return Err(format!("operation name {:?} is empty or repeated", op.name));
+        }
+        for (which, schema) in [("input", &op.input_schema), ("output", &op.output_schema)] {
+            serde_json::from_str::<Value>(schema).map_err(|e| {
+                format!("operation {:?}: {which} schema is not JSON: {e}", op.name)
+            })?;
+        }
+    }
+    Ok(())
+}
+
+/// Directory name for a workflow's artifacts: the id itself when it is a safe file name,
+/// otherwise a digest, so no workflow id can escape the artifacts root.
+pub fn workflow_dir_name(workflow_id: &str) -> String {
+    let safe = !workflow_id.is_empty()
+        && workflow_id.len() <= 128
+        && !workflow_id.starts_with('.')
+        && workflow_id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if safe {
+        workflow_id.to_string()
+    } else {
+        let hex = format!("{:x}", Sha256::digest(workflow_id.as_bytes()));
+        format!("wf-{}", &hex[..32])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn workflow_ids_cannot_escape_the_artifacts_root() {
+        assert_eq!(workflow_dir_name("train-42"), "train-42");
+        for hostile in ["..", "../etc", "a/b", "", ".hidden", "x\0y"] {
+            let name = workflow_dir_name(hostile);
+            assert!(name.starts_with("wf-"), "{hostile:?} -> {name}");
+        }
+    }
+}

@@ -1,0 +1,137 @@
+//! One sandbox = one fresh [`Store`] with its own WASI context, memory limiter and signals.
+//! Nothing survives an invocation: isolation between activities is the point.
+//!
+//! WASI is deny-by-default, and each choice is made here: no environment variables, no
+//! arguments, no stdin, no sockets or name lookup, no directories except those the manifest
+//! grants and the workflow's artifacts directory.
+
+use std::{path::Path, sync::Arc};
+
+use wasmtime::{ResourceLimiter, Store, component::ResourceTable};
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+use crate::{
+    capabilities::{activity::ActivitySignals, log::LogBudget, stdio::GuestOutput},
+    limits::Limits,
+    manifest::{ARTIFACTS_GUEST_PATH, Access, Manifest},
+};
+
+/// Per-store state: everything a guest can reach goes through here.
+pub struct GuestState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    pub(crate) limiter: MemoryLimiter,
+    pub(crate) limits: Limits,
+    pub(crate) signals: ActivitySignals,
+    pub(crate) log_budget: Arc<LogBudget>,
+    pub(crate) stderr: GuestOutput,
+}
+
+impl WasiView for GuestState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// Refuses memory growth beyond the plugin's limit and remembers that it did, so the failure
+/// is reported as a memory limit rather than as whatever the guest did next (usually abort).
+#[derive(Debug)]
+pub struct MemoryLimiter {
+    limit: usize,
+    pub(crate) hit: bool,
+    pub(crate) peak: usize,
+}
+
+/// Table growth is bounded too: a table-growth bomb must not exhaust host memory.
+const MAX_TABLE_ELEMENTS: usize = 1 << 20;
+
+impl ResourceLimiter for MemoryLimiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.limit {
+            self.hit = true;
+            return Ok(false);
+        }
+        self.peak = self.peak.max(desired);
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= MAX_TABLE_ELEMENTS)
+    }
+}
+
+/// Where a sandbox's `/artifacts` lives on the host, if anywhere.
+pub struct SandboxSpec<'a> {
+    pub manifest: &'a Manifest,
+    pub artifacts_dir: Option<&'a Path>,
+    pub signals: ActivitySignals,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot prepare the sandbox: {0}")]
+pub struct SandboxError(String);
+
+/// Builds a fresh store for one instance.
+pub fn new_store(
+    engine: &wasmtime::Engine,
+    spec: SandboxSpec<'_>,
+) -> Result<Store<GuestState>, SandboxError> {
+    let limits = spec.manifest.limits.clone();
+    let log_budget = LogBudget::new(limits.max_log_bytes);
+    let stdout = GuestOutput::new("stdout", tracing::Level::INFO, log_budget.clone());
+    let stderr = GuestOutput::new("stderr", tracing::Level::WARN, log_budget.clone());
+
+    let mut wasi = WasiCtxBuilder::new();
+    wasi.stdout(stdout)
+        .stderr(stderr.clone())
+        .allow_tcp(false)
+        .allow_udp(false)
+        .allow_ip_name_lookup(false);
+    for grant in &spec.manifest.dirs {
+        let perms = match grant.access {
+            Access::ReadOnly => FsPerms::ReadOnly,
+            Access::ReadWrite => FsPerms::ReadWrite,
+        };
+        wasi.preopened_dir(&grant.host, &grant.guest, perms)
+            .map_err(|e| SandboxError(format!("granting {}: {e}", grant.host.display())))?;
+    }
+    if let Some(dir) = spec.artifacts_dir {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| SandboxError(format!("creating {}: {e}", dir.display())))?;
+        wasi.preopened_dir(dir, ARTIFACTS_GUEST_PATH, FsPerms::ReadWrite)
+            .map_err(|e| SandboxError(format!("granting {}: {e}", dir.display())))?;
+    }
+
+    let state = GuestState {
+        wasi: wasi.build(),
+        table: ResourceTable::new(),
+        limiter: MemoryLimiter {
+            limit: usize::try_from(limits.memory_bytes).unwrap_or(usize::MAX),
+            hit: false,
+            peak: 0,
+        },
+        limits,
+        signals: spec.signals,
+        log_budget,
+        stderr,
+    };
+    let mut store = Store::new(engine, state);
+    store.limiter(|s| &mut s.limiter);
+    // Yield to the executor at every epoch tick, so the call future can be raced against
+    // deadlines and cancellation and dropped (which interrupts the guest).
+    store.epoch_deadline_async_yield_and_update(1);
+    Ok(store)
+}

@@ -1,0 +1,208 @@
+//! `plugin_activity`: decode the request, find the plugin, run it in a fresh sandbox while
+//! forwarding heartbeats and cancellation, and classify whatever happens for Temporal.
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant, SystemTime},
+};
+
+use serde_json::{Value, json};
+use temporalio_common::{data_converters::RawValue, error::ApplicationFailure};
+use temporalio_macros::activities;
+use temporalio_sdk::activities::{ActivityContext, ActivityError};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use super::payload::{decode_heartbeat_details, decode_request, result_payload};
+use crate::{
+    capabilities::activity::ActivitySignals,
+    contract::InvocationContext,
+    failure::InvocationError,
+    registry::PluginRegistry,
+    runtime::Runtime,
+};
+
+/// Shortest interval between heartbeats the host sends on a plugin's behalf.
+const MIN_AUTO_HEARTBEAT: Duration = Duration::from_millis(200);
+
+pub struct PluginActivities {
+    runtime: Arc<Runtime>,
+    registry: Arc<PluginRegistry>,
+}
+
+impl PluginActivities {
+    pub fn new(runtime: Arc<Runtime>, registry: Arc<PluginRegistry>) -> Self {
+        Self { runtime, registry }
+    }
+}
+
+#[activities]
+impl PluginActivities {
+    /// Takes the raw payload so that a malformed request fails non-retryably with a message
+    /// that says what to send, instead of the SDK's retryable decoding error.
+    #[activity(name = "plugin_activity")]
+    pub async fn plugin_activity(
+        self: Arc<Self>,
+        ctx: ActivityContext,
+        input: RawValue,
+    ) -> Result<RawValue, ActivityError> {
+        let info = ctx.info();
+        let invocation = InvocationContext {
+            // Standalone activities (started by `temporal activity start`) have no workflow.
+            workflow_id: info
+                .workflow_id
+                .clone()
+                .unwrap_or_else(|| format!("standalone-{}", info.activity_id)),
+            activity_id: info.activity_id.clone(),
+            attempt: info.attempt,
+            last_heartbeat_details: decode_heartbeat_details(ctx.heartbeat_details().raw()),
+        };
+        let request = decode_request(&input).map_err(|e| to_activity_error(&e))?;
+        let span = tracing::info_span!(
+            "invocation",
+            plugin = %request.plugin,
+            operation = %request.operation,
+            workflow_id = %invocation.workflow_id,
+            activity_id = %invocation.activity_id,
+            attempt = invocation.attempt,
+            version = tracing::field::Empty,
+            digest = tracing::field::Empty,
+        );
+        async move {
+            let Some(plugin) = self.registry.get(&request.plugin) else {
+                let err = InvocationError::UnknownPlugin {
+                    name: request.plugin.clone(),
+                    available: self.registry.names().join(", "),
+                };
+                tracing::warn!(failure = "UnknownPlugin", "{err}");
+                return Err(to_activity_error(&err));
+            };
+            let span = tracing::Span::current();
+            span.record("version", plugin.info.version.as_str());
+            span.record("digest", plugin.digest.as_str());
+
+            let cancel = CancellationToken::new();
+            let (signals, details) = ActivitySignals::new(cancel.clone());
+            let deadline = ctx.info().deadline.map(instant_from_system_time);
+            let run = self.runtime.invoke(
+                &plugin,
+                &request.operation,
+                &request.input,
+                &invocation,
+                signals,
+                deadline,
+            );
+            let bridge = heartbeat_bridge(&ctx, details, cancel, invocation.last_heartbeat_details.clone());
+            let result = tokio::select! {
+                r = run => r,
+                never = bridge => match never {},
+            };
+            match result {
+                Ok(done) => {
+                    tracing::info!(
+                        duration_ms = done.duration.as_millis() as u64,
+                        peak_memory_bytes = done.peak_memory_bytes,
+                        "invocation succeeded"
+                    );
+                    Ok(result_payload(
+                        &done.output,
+                        &plugin.info.name,
+                        &plugin.info.version,
+                        &plugin.digest,
+                    ))
+                }
+                Err(err) => {
+                    let failure = err.failure();
+                    tracing::warn!(
+                        failure = %failure.type_name,
+                        retryable = failure.retryable,
+                        "invocation failed: {err}"
+                    );
+                    Err(to_activity_error(&err))
+                }
+            }
+        }
+        .instrument(span)
+        .await
+    }
+}
+
+/// Forwards the guest's heartbeats to Temporal and Temporal's cancellation to the guest.
+/// While a heartbeat timeout is set it also heartbeats on the plugin's behalf, re-sending the
+/// latest details: cancellation only arrives on heartbeat responses, so without this a
+/// CPU-bound plugin that never heartbeats could not be cancelled. Never returns.
+async fn heartbeat_bridge(
+    ctx: &ActivityContext,
+    mut details: watch::Receiver<Option<Value>>,
+    cancel: CancellationToken,
+    previous: Option<Value>,
+) -> std::convert::Infallible {
+    let interval = ctx
+        .info()
+        .heartbeat_timeout
+        .filter(|t| !t.is_zero())
+        .map(|t| (t / 3).max(MIN_AUTO_HEARTBEAT));
+    // Until the plugin records its own, keep the previous attempt's checkpoint alive: an
+    // attempt that dies early must not erase it.
+    let mut latest = previous;
+    let mut details_open = true;
+    loop {
+        let tick = async {
+            match interval {
+                Some(i) => tokio::time::sleep(i).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = ctx.cancelled(), if !cancel.is_cancelled() => {
+                tracing::info!("cancellation requested; telling the plugin");
+                cancel.cancel();
+            }
+            changed = details.changed(), if details_open => {
+                if changed.is_err() {
+                    details_open = false;
+                    continue;
+                }
+                latest = details.borrow_and_update().clone();
+                record(ctx, &latest).await;
+            }
+            _ = tick => record(ctx, &latest).await,
+        }
+    }
+}
+
+async fn record(ctx: &ActivityContext, details: &Option<Value>) {
+    let value = details.clone().unwrap_or(Value::Null);
+    if let Err(e) = ctx.record_heartbeat(value).await {
+        tracing::warn!("recording a heartbeat failed: {e}");
+    }
+}
+
+fn instant_from_system_time(at: SystemTime) -> Instant {
+    let now = Instant::now();
+    match at.duration_since(SystemTime::now()) {
+        Ok(left) => now + left,
+        Err(_) => now,
+    }
+}
+
+fn to_activity_error(err: &InvocationError) -> ActivityError {
+    if let InvocationError::Cancelled {
+        acknowledged_by_plugin,
+    } = err
+    {
+        return ActivityError::cancelled_with_details(json!({
+            "acknowledged_by_plugin": acknowledged_by_plugin,
+        }));
+    }
+    let failure = err.failure();
+    let builder = ApplicationFailure::builder(failure.message)
+        .type_name(failure.type_name)
+        .non_retryable(!failure.retryable);
+    let app = match failure.details {
+        Some(details) => builder.details(details).build(),
+        None => builder.build(),
+    };
+    ActivityError::application(app)
+}

@@ -1,0 +1,140 @@
+//! Payload decoding done by hand: the SDK would make an undecodable input a retryable failure
+//! (and retry it forever), while a malformed request can never succeed.
+
+use serde_json::Value;
+use temporalio_common::{
+    data_converters::RawValue, protos::temporal::api::common::v1::Payload,
+};
+
+use crate::{contract::PluginRequest, failure::InvocationError};
+
+const ENCODING: &str = "encoding";
+const JSON: &[u8] = b"json/plain";
+const NULL: &[u8] = b"binary/null";
+
+/// The request shape, for error messages.
+const SHAPE: &str = r#"send one JSON object {"plugin": "...", "operation": "...", "input": {...}}"#;
+
+pub fn decode_request(raw: &RawValue) -> Result<PluginRequest, InvocationError> {
+    let payload = match raw.payloads.as_slice() {
+        [payload] => payload,
+        [] => return Err(InvocationError::InvalidRequest(format!("no input; {SHAPE}"))),
+        many => {
+            return Err(InvocationError::InvalidRequest(format!(
+                "{} arguments given; {SHAPE}",
+                many.len()
+            )));
+        }
+    };
+    let encoding = payload.metadata.get(ENCODING).map(Vec::as_slice);
+    if encoding != Some(JSON) {
+        return Err(InvocationError::InvalidRequest(format!(
+            "input payload encoding is {:?}, expected \"json/plain\"; {SHAPE}",
+            encoding.map(String::from_utf8_lossy).unwrap_or_default()
+        )));
+    }
+    let request: PluginRequest = serde_json::from_slice(&payload.data)
+        .map_err(|e| InvocationError::InvalidRequest(format!("{e}; {SHAPE}")))?;
+    if request.plugin.is_empty() || request.operation.is_empty() {
+        return Err(InvocationError::InvalidRequest(format!(
+            "plugin and operation must not be empty; {SHAPE}"
+        )));
+    }
+    Ok(request)
+}
+
+/// Decodes the previous attempt's heartbeat details. Details that are not JSON (recorded by
+/// some other worker) are ignored rather than failing the attempt.
+pub fn decode_heartbeat_details(payloads: &[Payload]) -> Option<Value> {
+    let payload = payloads.first()?;
+    match payload.metadata.get(ENCODING).map(Vec::as_slice) {
+        Some(JSON) => match serde_json::from_slice::<Value>(&payload.data) {
+            Ok(Value::Null) => None,
+            Ok(value) => Some(value),
+            Err(e) => {
+                tracing::warn!("previous heartbeat details are not JSON, ignored: {e}");
+                None
+            }
+        },
+        Some(NULL) | None => None,
+        Some(other) => {
+            tracing::warn!(
+                encoding = %String::from_utf8_lossy(other),
+                "previous heartbeat details are not JSON, ignored"
+            );
+            None
+        }
+    }
+}
+
+/// The activity result: the plugin's JSON output, with which plugin bytes produced it in the
+/// payload metadata (visible in workflow history, invisible to callers decoding the JSON).
+pub fn result_payload(output: &Value, plugin: &str, version: &str, digest: &str) -> RawValue {
+    let mut payload = Payload {
+        data: output.to_string().into_bytes(),
+        ..Default::default()
+    };
+    payload.metadata.insert(ENCODING.into(), JSON.to_vec());
+    payload
+        .metadata
+        .insert("mlx-plugin".into(), format!("{plugin}@{version}").into_bytes());
+    payload
+        .metadata
+        .insert("mlx-plugin-digest".into(), digest.as_bytes().to_vec());
+    RawValue::new(vec![payload])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn json_payload(text: &str) -> Payload {
+        let mut p = Payload {
+            data: text.as_bytes().to_vec(),
+            ..Default::default()
+        };
+        p.metadata.insert(ENCODING.into(), JSON.to_vec());
+        p
+    }
+
+    #[test]
+    fn decodes_a_plain_json_request() {
+        let raw = RawValue::new(vec![json_payload(
+            r#"{"plugin":"csv","operation":"extract_data","input":{"a":1}}"#,
+        )]);
+        let req = decode_request(&raw).unwrap();
+        assert_eq!(req.plugin, "csv");
+        assert_eq!(req.input["a"], 1);
+    }
+
+    #[test]
+    fn unknown_fields_and_wrong_shapes_say_what_to_send() {
+        for text in [r#"{"plugin":"csv"}"#, r#"{"plugin":"a","operation":"b","inptu":1}"#, "[1]"] {
+            let err = decode_request(&RawValue::new(vec![json_payload(text)])).unwrap_err();
+            assert!(err.to_string().contains("send one JSON object"), "{err}");
+            assert!(!err.failure().retryable);
+        }
+        let err = decode_request(&RawValue::new(vec![])).unwrap_err();
+        assert!(err.to_string().contains("no input"), "{err}");
+    }
+
+    #[test]
+    fn non_json_payloads_are_refused() {
+        let raw = RawValue::new(vec![Payload {
+            data: vec![1, 2, 3],
+            ..Default::default()
+        }]);
+        let err = decode_request(&raw).unwrap_err();
+        assert!(err.to_string().contains("json/plain"), "{err}");
+    }
+
+    #[test]
+    fn heartbeat_details_round_trip_and_null_means_none() {
+        assert_eq!(
+            decode_heartbeat_details(&[json_payload(r#"{"step":3}"#)]),
+            Some(serde_json::json!({"step": 3}))
+        );
+        assert_eq!(decode_heartbeat_details(&[json_payload("null")]), None);
+        assert_eq!(decode_heartbeat_details(&[]), None);
+    }
+}

@@ -1,0 +1,210 @@
+//! Workflows this worker hosts. Both take and return plain JSON, so the `temporal` CLI or any
+//! SDK can start them. Inputs are validated inside the workflow: a malformed input fails the
+//! workflow once, non-retryably, instead of failing workflow tasks forever.
+
+use std::time::Duration;
+
+use serde::{Deserialize, de::DeserializeOwned};
+use serde_json::{Value, json};
+use temporalio_common::{RetryPolicy, error::ApplicationFailure};
+use temporalio_macros::{activity_definitions, workflow, workflow_methods};
+use temporalio_sdk::{
+    ActivityCancellationType, ActivityOptions, WorkflowContext, WorkflowResult,
+    WorkflowTermination, activities::ActivityError,
+};
+use temporalio_common::error::ActivityExecutionError;
+
+use crate::contract::PluginRequest;
+
+/// The activity as workflows see it; the worker registers the implementation under the same
+/// name ([`super::PluginActivities`]).
+pub struct PluginActivity;
+
+#[activity_definitions]
+impl PluginActivity {
+    #[activity(name = "plugin_activity")]
+    pub fn plugin_activity(_request: PluginRequest) -> Result<Value, ActivityError> {
+        unimplemented!()
+    }
+}
+
+fn invalid_input(message: String) -> WorkflowTermination {
+    WorkflowTermination::failed_application(
+        ApplicationFailure::builder(message)
+            .type_name("InvalidWorkflowInput".to_string())
+            .non_retryable(true)
+            .build(),
+    )
+}
+
+fn parse<T: DeserializeOwned>(input: Value, shape: &str) -> WorkflowResult<T> {
+    serde_json::from_value(input).map_err(|e| invalid_input(format!("{e}; expected {shape}")))
+}
+
+/// A cancelled activity cancels the workflow; anything else fails it with the activity's
+/// failure as the cause.
+fn activity_failed(err: ActivityExecutionError) -> WorkflowTermination {
+    match err {
+        ActivityExecutionError::Cancelled(_) => WorkflowTermination::cancelled(),
+        other => other.into(),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TrainingInput {
+    /// Input of the data source's `extract_data`.
+    extract: Value,
+    /// Hyperparameters for `train_model`; data references are filled in from `extract`.
+    #[serde(default)]
+    train: serde_json::Map<String, Value>,
+    #[serde(default = "default_source")]
+    source_plugin: String,
+    #[serde(default = "default_trainer")]
+    trainer_plugin: String,
+}
+
+fn default_source() -> String {
+    "csv".into()
+}
+fn default_trainer() -> String {
+    "trainer".into()
+}
+
+const TRAINING_SHAPE: &str = r#"{"extract": {...extract_data input...}, "train": {...hyperparameters...}}"#;
+
+/// Extract a dataset, then train and evaluate a model on it.
+#[workflow]
+#[derive(Default)]
+pub struct MLTrainingWorkflow;
+
+#[workflow_methods]
+impl MLTrainingWorkflow {
+    #[run(name = "MLTrainingWorkflow")]
+    pub async fn run(ctx: &mut WorkflowContext<Self>, input: Value) -> WorkflowResult<Value> {
+        let input: TrainingInput = parse(input, TRAINING_SHAPE)?;
+        let extract = ctx
+            .execute_activity(
+                PluginActivity::plugin_activity,
+                PluginRequest {
+                    plugin: input.source_plugin,
+                    operation: "extract_data".into(),
+                    input: input.extract,
+                },
+                ActivityOptions::with_start_to_close_timeout(Duration::from_secs(2 * 60 * 60))
+                    .heartbeat_timeout(Duration::from_secs(60))
+                    .build(),
+            )
+            .await
+            .map_err(activity_failed)?;
+
+        let mut train = input.train;
+        for (key, value) in [
+            ("train", &extract["train"]["path"]),
+            ("test", &extract["test"]["path"]),
+            ("target", &extract["target"]),
+        ] {
+            train.insert(key.into(), value.clone());
+        }
+        let trained = ctx
+            .execute_activity(
+                PluginActivity::plugin_activity,
+                PluginRequest {
+                    plugin: input.trainer_plugin,
+                    operation: "train_model".into(),
+                    input: Value::Object(train),
+                },
+                ActivityOptions::with_start_to_close_timeout(Duration::from_secs(2 * 60 * 60))
+                    .heartbeat_timeout(Duration::from_secs(60))
+                    .retry_policy(
+                        RetryPolicy::builder()
+                            .initial_interval(Duration::from_secs(1))
+                            .backoff_coefficient(2.0)
+                            .maximum_interval(Duration::from_secs(60))
+                            .maximum_attempts(3)
+                            .build(),
+                    )
+                    .build(),
+            )
+            .await
+            .map_err(activity_failed)?;
+
+        Ok(json!({
+            "model": trained["model"],
+            "metrics": trained["metrics"],
+            "epochs_run": trained["epochs_run"],
+            "resumed_from_epoch": trained["resumed_from_epoch"],
+            "dataset": extract,
+        }))
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StepInput {
+    plugin: String,
+    operation: String,
+    #[serde(default)]
+    input: Value,
+    #[serde(default = "default_start_to_close")]
+    start_to_close_secs: u64,
+    heartbeat_timeout_secs: Option<u64>,
+    /// 0 means unlimited, as in Temporal retry policies.
+    #[serde(default = "default_attempts")]
+    max_attempts: u32,
+    #[serde(default = "default_initial_interval")]
+    initial_interval_ms: u64,
+}
+
+fn default_start_to_close() -> u64 {
+    300
+}
+fn default_attempts() -> u32 {
+    1
+}
+fn default_initial_interval() -> u64 {
+    1000
+}
+
+const STEP_SHAPE: &str = r#"{"plugin": "...", "operation": "...", "input": {...}, "start_to_close_secs": 300, "heartbeat_timeout_secs": null, "max_attempts": 1}"#;
+
+/// Runs one plugin operation as its own workflow: the quickest way to run a step from the
+/// `temporal` CLI, with the timeouts and retries given in the input.
+#[workflow]
+#[derive(Default)]
+pub struct RunPluginWorkflow;
+
+#[workflow_methods]
+impl RunPluginWorkflow {
+    #[run(name = "RunPluginWorkflow")]
+    pub async fn run(ctx: &mut WorkflowContext<Self>, input: Value) -> WorkflowResult<Value> {
+        let step: StepInput = parse(input, STEP_SHAPE)?;
+        if step.start_to_close_secs == 0 {
+            return Err(invalid_input("start_to_close_secs must be at least 1".into()));
+        }
+        let options =
+            ActivityOptions::with_start_to_close_timeout(Duration::from_secs(step.start_to_close_secs))
+                .maybe_heartbeat_timeout(step.heartbeat_timeout_secs.map(Duration::from_secs))
+                // Wait for the plugin to acknowledge, so history records how it ended.
+                .cancellation_type(ActivityCancellationType::WaitCancellationCompleted)
+                .retry_policy(
+                    RetryPolicy::builder()
+                        .initial_interval(Duration::from_millis(step.initial_interval_ms))
+                        .backoff_coefficient(2.0)
+                        .maximum_attempts(step.max_attempts)
+                        .build(),
+                )
+                .build();
+        ctx.execute_activity(
+            PluginActivity::plugin_activity,
+            PluginRequest {
+                plugin: step.plugin,
+                operation: step.operation,
+                input: step.input,
+            },
+            options,
+        )
+        .await
+        .map_err(activity_failed)
+    }
+}

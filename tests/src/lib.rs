@@ -1,0 +1,246 @@
+//! Test harness: builds the guest components, starts a private Temporal dev server on a free
+//! port and an in-process worker, and stops everything it started when dropped.
+//! No sleeps as synchronisation: conditions are polled with a deadline ([`eventually`]).
+
+use std::{
+    future::Future,
+    net::TcpListener,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::{Arc, OnceLock},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, bail};
+use mlx_worker::{
+    engine::EngineSettings,
+    registry::PluginRegistry,
+    runtime::{Runtime, RuntimeSettings},
+    temporal::worker::{self, ConnectionSettings, WorkerSettings},
+};
+use serde_json::Value;
+use temporalio_client::{Client, WorkflowFetchHistoryOptions, WorkflowHandle};
+use tokio::{sync::oneshot, task::JoinHandle};
+
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+/// Builds the guest components once per test process and returns their directory.
+pub fn components() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let plugins = workspace_root().join("plugins");
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "--release", "--quiet"])
+            .current_dir(&plugins)
+            .status()
+            .expect("running cargo for the guest components");
+        assert!(status.success(), "building the guest components failed");
+        plugins.join("target/wasm32-wasip2/release")
+    })
+}
+
+/// A plugins directory holding copies of the named components (and manifests written by the
+/// test), as an operator would lay it out.
+pub struct PluginsDir {
+    pub dir: tempfile::TempDir,
+}
+
+impl PluginsDir {
+    pub fn with(names: &[&str]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        for name in names {
+            let file = format!("{name}.wasm");
+            std::fs::copy(components().join(&file), dir.path().join(&file))
+                .unwrap_or_else(|e| panic!("copying {file}: {e}"));
+        }
+        Self { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn write_manifest(&self, name: &str, toml: &str) {
+        std::fs::write(self.dir.path().join(format!("{name}.toml")), toml).unwrap();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub fn temporal_cli() -> PathBuf {
+    std::env::var_os("MLX_TEMPORAL_CLI")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("tools/venv/bin/temporal"))
+}
+
+/// A Temporal dev server of our own (in memory, headless), killed on drop.
+pub struct DevServer {
+    pub address: String,
+    child: Child,
+}
+
+impl DevServer {
+    pub async fn start() -> anyhow::Result<Self> {
+        let cli = temporal_cli();
+        if !cli.exists() {
+            bail!("{} is missing: run `make tools`", cli.display());
+        }
+        let port = free_port();
+        let child = Command::new(&cli)
+            .args(["server", "start-dev", "--headless", "--ip", "127.0.0.1"])
+            .args(["--port", &port.to_string()])
+            .args(["--http-port", &free_port().to_string()])
+            .args(["--metrics-port", &free_port().to_string()])
+            .args(["--log-level", "error"])
+            .args(["--dynamic-config-value", "activity.enableStandalone=true"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .with_context(|| format!("starting {}", cli.display()))?;
+        let server = Self {
+            address: format!("127.0.0.1:{port}"),
+            child,
+        };
+        eventually(Duration::from_secs(60), "dev server healthy", || async {
+            server.client().await.ok()
+        })
+        .await?;
+        Ok(server)
+    }
+
+    pub async fn client(&self) -> anyhow::Result<Client> {
+        Ok(worker::connect(&ConnectionSettings {
+            address: Some(self.address.clone()),
+            namespace: Some("default".into()),
+        })
+        .await?)
+    }
+
+    /// Runs the `temporal` CLI against this server.
+    pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        Command::new(temporal_cli())
+            .args(args)
+            .args(["--address", &self.address])
+            .output()
+            .expect("running the temporal CLI")
+    }
+}
+
+impl Drop for DevServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An in-process worker serving one task queue; stopped (and awaited) on [`TestWorker::stop`].
+pub struct TestWorker {
+    pub task_queue: String,
+    pub artifacts: tempfile::TempDir,
+    pub runtime: Arc<Runtime>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+impl TestWorker {
+    pub async fn start(server: &DevServer, plugins: &Path) -> anyhow::Result<Self> {
+        let artifacts = tempfile::tempdir()?;
+        let runtime = Runtime::new(RuntimeSettings {
+            engine: EngineSettings {
+                max_instances: 16,
+                ..Default::default()
+            },
+            artifacts_dir: Some(artifacts.path().to_path_buf()),
+        })
+        .map_err(|e| anyhow::anyhow!("{e:#}"))?;
+        let registry = Arc::new(PluginRegistry::load_dir(&runtime, plugins).await?);
+        let task_queue = format!("tq-{}", free_port());
+        let client = server.client().await?;
+        let (stop, stopped) = oneshot::channel::<()>();
+        let settings = WorkerSettings {
+            task_queue: task_queue.clone(),
+            max_concurrent_activities: 4,
+        };
+        let rt = runtime.clone();
+        let task = tokio::spawn(async move {
+            worker::run(client, &settings, rt, registry, async {
+                let _ = stopped.await;
+            })
+            .await?;
+            Ok(())
+        });
+        Ok(Self {
+            task_queue,
+            artifacts,
+            runtime,
+            stop: Some(stop),
+            task: Some(task),
+        })
+    }
+
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            tokio::time::timeout(Duration::from_secs(60), task).await???;
+        }
+        Ok(())
+    }
+}
+
+/// Polls `probe` until it returns `Some`, or fails after `limit`.
+pub async fn eventually<T, F, Fut>(limit: Duration, what: &str, mut probe: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(value) = probe().await {
+            return Ok(value);
+        }
+        if Instant::now() > deadline {
+            bail!("timed out after {limit:?} waiting for: {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The workflow's history as JSON events.
+pub async fn history<W>(handle: &WorkflowHandle<Client, W>) -> anyhow::Result<Vec<Value>> {
+    let bytes = handle
+        .fetch_history(WorkflowFetchHistoryOptions::default())
+        .to_json()
+        .await?;
+    let history: Value = serde_json::from_slice(&bytes)?;
+    Ok(history["events"].as_array().cloned().unwrap_or_default())
+}
+
+/// Events of one type; `kind` like "ActivityTaskStarted", matched whatever the JSON casing.
+pub fn events<'a>(events: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    let wanted = normalise(kind);
+    events
+        .iter()
+        .filter(|e| {
+            e["eventType"]
+                .as_str()
+                .is_some_and(|t| normalise(t.trim_start_matches("EVENT_TYPE_")) == wanted)
+        })
+        .collect()
+}
+
+fn normalise(s: &str) -> String {
+    s.chars()
+        .filter(|c| *c != '_')
+        .flat_map(char::to_lowercase)
+        .collect()
+}
