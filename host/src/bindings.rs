@@ -62,9 +62,9 @@ impl From<WitPluginError> for GuestError {
             message: info.message,
             // Details are JSON text by contract; keep what is not JSON as a string rather than
             // dropping what the plugin author meant to tell the operator.
-            details: info.details.map(|text| {
-                serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text))
-            }),
+            details: info
+                .details
+                .map(|text| serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text))),
         }
     }
 }

@@ -16,9 +16,7 @@ pub enum InvocationError {
     InvalidRequest(String),
     #[error("no plugin named {name:?} is loaded by this worker; loaded plugins: [{available}]")]
     UnknownPlugin { name: String, available: String },
-    #[error(
-        "plugin {plugin:?} has no operation {operation:?}; its operations: [{available}]"
-    )]
+    #[error("plugin {plugin:?} has no operation {operation:?}; its operations: [{available}]")]
     UnknownOperation {
         plugin: String,
         operation: String,
@@ -26,7 +24,9 @@ pub enum InvocationError {
     },
     #[error("{}", .0.message)]
     Guest(GuestError),
-    #[error("plugin exceeded its memory limit of {limit_mb} MiB (raise limits.memory_mb in its manifest if this input is expected)")]
+    #[error(
+        "plugin exceeded its memory limit of {limit_mb} MiB (raise limits.memory_mb in its manifest if this input is expected)"
+    )]
     MemoryLimit { limit_mb: u64 },
     #[error("plugin was still running at its deadline ({after:?} after start) and was interrupted")]
     Deadline { after: Duration },

@@ -16,9 +16,18 @@ use mlx_worker::{
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
-#[command(version, about = "Temporal worker that runs every activity in a sandboxed WebAssembly component")]
+#[command(
+    version,
+    about = "Temporal worker that runs every activity in a sandboxed WebAssembly component"
+)]
 struct Cli {
-    #[arg(long, value_enum, default_value_t, env = "MLX_LOG_FORMAT", global = true)]
+    #[arg(
+        long,
+        value_enum,
+        default_value_t,
+        env = "MLX_LOG_FORMAT",
+        global = true
+    )]
     log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
@@ -121,7 +130,9 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
 async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let runtime = Runtime::new(RuntimeSettings {
         engine: EngineSettings {
-            max_instances: (args.max_concurrent_activities as u32).saturating_mul(2).max(8),
+            max_instances: (args.max_concurrent_activities as u32)
+                .saturating_mul(2)
+                .max(8),
             ..Default::default()
         },
         artifacts_dir: Some(absolute(&args.artifacts_dir)?),
@@ -140,7 +151,14 @@ async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         task_queue: args.task_queue,
         max_concurrent_activities: args.max_concurrent_activities,
     };
-    worker::run(client, &settings, runtime, Arc::new(registry), shutdown_signal()).await?;
+    worker::run(
+        client,
+        &settings,
+        runtime,
+        Arc::new(registry),
+        shutdown_signal(),
+    )
+    .await?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -208,10 +226,11 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => return ctrl_c.await.unwrap_or(()),
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => return ctrl_c.await.unwrap_or(()),
+            };
         tokio::select! {
             _ = ctrl_c => {},
             _ = term.recv() => {},

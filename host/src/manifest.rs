@@ -132,10 +132,7 @@ fn parse(text: &str, path: &Path, max_memory_bytes: u64) -> Result<Manifest, Str
             )
         })?;
         if !host.is_dir() {
-            return Err(format!(
-                "{key}.host = {:?} is not a directory",
-                grant.host
-            ));
+            return Err(format!("{key}.host = {:?} is not a directory", grant.host));
         }
         dirs.push(DirGrant {
             host,
@@ -170,7 +167,10 @@ mod tests {
         .unwrap();
         assert_eq!(m.dirs.len(), 1);
         assert_eq!(m.dirs[0].access, Access::ReadOnly);
-        assert_eq!(m.dirs[0].host, dir.path().join("data").canonicalize().unwrap());
+        assert_eq!(
+            m.dirs[0].host,
+            dir.path().join("data").canonicalize().unwrap()
+        );
     }
 
     #[test]

@@ -3,7 +3,10 @@
 
 use std::{
     path::{Path, PathBuf},
-    sync::Arc,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -107,7 +110,25 @@ pub struct Runtime {
     engine: Engine,
     linker: Linker<GuestState>,
     settings: RuntimeSettings,
+    active: Arc<AtomicUsize>,
     _ticker: EpochTicker,
+}
+
+/// Counts an invocation as active for as long as it lives, however it ends (even when its
+/// future is dropped mid-call).
+struct ActiveGuard(Arc<AtomicUsize>);
+
+impl ActiveGuard {
+    fn new(counter: &Arc<AtomicUsize>) -> Self {
+        counter.fetch_add(1, Ordering::SeqCst);
+        Self(counter.clone())
+    }
+}
+
+impl Drop for ActiveGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl Runtime {
@@ -121,6 +142,7 @@ impl Runtime {
             engine,
             linker,
             settings,
+            active: Arc::new(AtomicUsize::new(0)),
             _ticker: ticker,
         }))
     }
@@ -129,14 +151,21 @@ impl Runtime {
         &self.settings
     }
 
+    /// Guest instances currently alive for invocations (not counting `describe` at load).
+    pub fn active_invocations(&self) -> usize {
+        self.active.load(Ordering::SeqCst)
+    }
+
     /// Compiles, links (a missing import fails here, not at 3 a.m.), reads the manifest and
     /// calls `describe`.
     pub async fn load(&self, path: &Path) -> Result<LoadedPlugin, LoadError> {
         let path = path.to_path_buf();
-        let bytes = tokio::fs::read(&path).await.map_err(|source| LoadError::Read {
-            path: path.clone(),
-            source,
-        })?;
+        let bytes = tokio::fs::read(&path)
+            .await
+            .map_err(|source| LoadError::Read {
+                path: path.clone(),
+                source,
+            })?;
         let digest = format!("sha256:{:x}", Sha256::digest(&bytes));
         let engine = self.engine.clone();
         let component = tokio::task::spawn_blocking(move || Component::new(&engine, &bytes))
@@ -149,13 +178,13 @@ impl Runtime {
                 path: path.clone(),
                 message: format!("{e:#}"),
             })?;
-        let instance_pre = self
-            .linker
-            .instantiate_pre(&component)
-            .map_err(|e| LoadError::Link {
-                path: path.clone(),
-                message: format!("{e:#}"),
-            })?;
+        let instance_pre =
+            self.linker
+                .instantiate_pre(&component)
+                .map_err(|e| LoadError::Link {
+                    path: path.clone(),
+                    message: format!("{e:#}"),
+                })?;
         let pre = PluginWorldPre::new(instance_pre).map_err(|e| LoadError::Link {
             path: path.clone(),
             message: format!("{e:#}"),
@@ -222,6 +251,7 @@ impl Runtime {
                 available: plugin.info.operation_names().join(", "),
             });
         }
+        let _active = ActiveGuard::new(&self.active);
         let limits = &plugin.manifest.limits;
         let start = Instant::now();
         let deadline = deadline.map_or(start + limits.timeout, |d| d.min(start + limits.timeout));
@@ -346,9 +376,8 @@ fn validate_info(info: &PluginInfo) -> Result<(), String> {
             return Err(format!("operation name {:?} is empty or repeated", op.name));
         }
         for (which, schema) in [("input", &op.input_schema), ("output", &op.output_schema)] {
-            serde_json::from_str::<Value>(schema).map_err(|e| {
-                format!("operation {:?}: {which} schema is not JSON: {e}", op.name)
-            })?;
+            serde_json::from_str::<Value>(schema)
+                .map_err(|e| format!("operation {:?}: {which} schema is not JSON: {e}", op.name))?;
         }
     }
     Ok(())

@@ -20,10 +20,14 @@ use mlx_worker::{
 };
 use serde_json::Value;
 use temporalio_client::{Client, WorkflowFetchHistoryOptions, WorkflowHandle};
-use tokio::{sync::oneshot, task::JoinHandle};
+use temporalio_common::HasWorkflowDefinition;
+use tokio::sync::oneshot;
 
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 /// Builds the guest components once per test process and returns their directory.
@@ -147,11 +151,13 @@ pub struct TestWorker {
     pub artifacts: tempfile::TempDir,
     pub runtime: Arc<Runtime>,
     stop: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<anyhow::Result<()>>>,
+    thread: Option<std::thread::JoinHandle<anyhow::Result<()>>>,
 }
 
 impl TestWorker {
     pub async fn start(server: &DevServer, plugins: &Path) -> anyhow::Result<Self> {
+        // Worker and plugin logs go to stderr: `cargo test -- --nocapture` shows them.
+        mlx_worker::telemetry::init(mlx_worker::telemetry::LogFormat::Human);
         let artifacts = tempfile::tempdir()?;
         let runtime = Runtime::new(RuntimeSettings {
             engine: EngineSettings {
@@ -170,19 +176,26 @@ impl TestWorker {
             max_concurrent_activities: 4,
         };
         let rt = runtime.clone();
-        let task = tokio::spawn(async move {
-            worker::run(client, &settings, rt, registry, async {
-                let _ = stopped.await;
-            })
-            .await?;
-            Ok(())
-        });
+        // The SDK's worker future is not `Send`: it gets a thread and an executor of its own,
+        // as it would in the daemon.
+        let thread = std::thread::Builder::new()
+            .name(format!("worker-{task_queue}"))
+            .spawn(move || {
+                let executor = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .build()?;
+                executor.block_on(worker::run(client, &settings, rt, registry, async {
+                    let _ = stopped.await;
+                }))?;
+                Ok(())
+            })?;
         Ok(Self {
             task_queue,
             artifacts,
             runtime,
             stop: Some(stop),
-            task: Some(task),
+            thread: Some(thread),
         })
     }
 
@@ -190,10 +203,22 @@ impl TestWorker {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        if let Some(task) = self.task.take() {
-            tokio::time::timeout(Duration::from_secs(60), task).await???;
+        if let Some(thread) = self.thread.take() {
+            let joined = tokio::task::spawn_blocking(move || thread.join());
+            tokio::time::timeout(Duration::from_secs(60), joined)
+                .await??
+                .map_err(|_| anyhow::anyhow!("worker thread panicked"))??;
         }
         Ok(())
+    }
+}
+
+impl Drop for TestWorker {
+    /// A test that fails before `stop` still stops polling; the server goes with it.
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
     }
 }
 
@@ -216,7 +241,9 @@ where
 }
 
 /// The workflow's history as JSON events.
-pub async fn history<W>(handle: &WorkflowHandle<Client, W>) -> anyhow::Result<Vec<Value>> {
+pub async fn history<W: HasWorkflowDefinition>(
+    handle: &WorkflowHandle<Client, W>,
+) -> anyhow::Result<Vec<Value>> {
     let bytes = handle
         .fetch_history(WorkflowFetchHistoryOptions::default())
         .to_json()
@@ -225,22 +252,23 @@ pub async fn history<W>(handle: &WorkflowHandle<Client, W>) -> anyhow::Result<Ve
     Ok(history["events"].as_array().cloned().unwrap_or_default())
 }
 
-/// Events of one type; `kind` like "ActivityTaskStarted", matched whatever the JSON casing.
+/// The attributes of every event of one type, e.g. `"ActivityTaskStarted"`.
 pub fn events<'a>(events: &'a [Value], kind: &str) -> Vec<&'a Value> {
-    let wanted = normalise(kind);
+    let key = format!("{kind}EventAttributes");
     events
         .iter()
-        .filter(|e| {
-            e["eventType"]
-                .as_str()
-                .is_some_and(|t| normalise(t.trim_start_matches("EVENT_TYPE_")) == wanted)
-        })
+        .filter_map(|e| e["attributes"].get(&key))
         .collect()
 }
 
-fn normalise(s: &str) -> String {
-    s.chars()
-        .filter(|c| *c != '_')
-        .flat_map(char::to_lowercase)
-        .collect()
+/// The first value under `key` anywhere inside `value` (depth first): history JSON nests
+/// oneofs (e.g. a failure's info) under type-named keys.
+pub fn find<'a>(value: &'a Value, key: &str) -> Option<&'a Value> {
+    match value {
+        Value::Object(map) => map
+            .get(key)
+            .or_else(|| map.values().find_map(|v| find(v, key))),
+        Value::Array(items) => items.iter().find_map(|v| find(v, key)),
+        _ => None,
+    }
 }

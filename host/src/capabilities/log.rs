@@ -31,7 +31,9 @@ impl LogBudget {
     pub fn take(&self, n: usize) -> bool {
         let taken = self
             .remaining
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| left.checked_sub(n))
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
+                left.checked_sub(n)
+            })
             .is_ok();
         if !taken && !self.exhausted.swap(true, Ordering::Relaxed) {
             tracing::warn!(
@@ -66,7 +68,11 @@ impl log::Host for GuestState {
         message: String,
         fields: Vec<log::Field>,
     ) -> wasmtime::Result<()> {
-        let size = message.len() + fields.iter().map(|f| f.key.len() + f.value.len()).sum::<usize>();
+        let size = message.len()
+            + fields
+                .iter()
+                .map(|f| f.key.len() + f.value.len())
+                .sum::<usize>();
         if !self.log_budget.take(size) {
             return Ok(());
         }

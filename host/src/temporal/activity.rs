@@ -16,11 +16,8 @@ use tracing::Instrument;
 
 use super::payload::{decode_heartbeat_details, decode_request, result_payload};
 use crate::{
-    capabilities::activity::ActivitySignals,
-    contract::InvocationContext,
-    failure::InvocationError,
-    registry::PluginRegistry,
-    runtime::Runtime,
+    capabilities::activity::ActivitySignals, contract::InvocationContext, failure::InvocationError,
+    registry::PluginRegistry, runtime::Runtime,
 };
 
 /// Shortest interval between heartbeats the host sends on a plugin's behalf.
@@ -53,6 +50,7 @@ impl PluginActivities {
             workflow_id: info
                 .workflow_id
                 .clone()
+                .filter(|id| !id.is_empty())
                 .unwrap_or_else(|| format!("standalone-{}", info.activity_id)),
             activity_id: info.activity_id.clone(),
             attempt: info.attempt,
@@ -83,7 +81,7 @@ impl PluginActivities {
             span.record("digest", plugin.digest.as_str());
 
             let cancel = CancellationToken::new();
-            let (signals, details) = ActivitySignals::new(cancel.clone());
+            let (signals, mut details) = ActivitySignals::new(cancel.clone());
             let deadline = ctx.info().deadline.map(instant_from_system_time);
             let run = self.runtime.invoke(
                 &plugin,
@@ -93,11 +91,20 @@ impl PluginActivities {
                 signals,
                 deadline,
             );
-            let bridge = heartbeat_bridge(&ctx, details, cancel, invocation.last_heartbeat_details.clone());
+            // Until the plugin records its own, keep the previous attempt's checkpoint alive: an
+            // attempt that dies early must not erase it.
+            let mut recorded = invocation.last_heartbeat_details.clone();
+            let bridge = heartbeat_bridge(&ctx, &mut details, cancel, &mut recorded);
             let result = tokio::select! {
                 r = run => r,
                 never = bridge => match never {},
             };
+            // A guest may heartbeat and return within one poll: its last checkpoint must still
+            // reach Temporal (core attaches it to a failure, for the next attempt).
+            let last = details.borrow().clone();
+            if last.is_some() && last != recorded {
+                record(&ctx, &last).await;
+            }
             match result {
                 Ok(done) => {
                     tracing::info!(
@@ -134,18 +141,15 @@ impl PluginActivities {
 /// CPU-bound plugin that never heartbeats could not be cancelled. Never returns.
 async fn heartbeat_bridge(
     ctx: &ActivityContext,
-    mut details: watch::Receiver<Option<Value>>,
+    details: &mut watch::Receiver<Option<Value>>,
     cancel: CancellationToken,
-    previous: Option<Value>,
+    latest: &mut Option<Value>,
 ) -> std::convert::Infallible {
     let interval = ctx
         .info()
         .heartbeat_timeout
         .filter(|t| !t.is_zero())
         .map(|t| (t / 3).max(MIN_AUTO_HEARTBEAT));
-    // Until the plugin records its own, keep the previous attempt's checkpoint alive: an
-    // attempt that dies early must not erase it.
-    let mut latest = previous;
     let mut details_open = true;
     loop {
         let tick = async {
@@ -164,10 +168,10 @@ async fn heartbeat_bridge(
                     details_open = false;
                     continue;
                 }
-                latest = details.borrow_and_update().clone();
-                record(ctx, &latest).await;
+                *latest = details.borrow_and_update().clone();
+                record(ctx, latest).await;
             }
-            _ = tick => record(ctx, &latest).await,
+            _ = tick => record(ctx, latest).await,
         }
     }
 }

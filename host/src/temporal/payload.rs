@@ -2,9 +2,7 @@
 //! (and retry it forever), while a malformed request can never succeed.
 
 use serde_json::Value;
-use temporalio_common::{
-    data_converters::RawValue, protos::temporal::api::common::v1::Payload,
-};
+use temporalio_common::{data_converters::RawValue, protos::temporal::api::common::v1::Payload};
 
 use crate::{contract::PluginRequest, failure::InvocationError};
 
@@ -18,7 +16,11 @@ const SHAPE: &str = r#"send one JSON object {"plugin": "...", "operation": "..."
 pub fn decode_request(raw: &RawValue) -> Result<PluginRequest, InvocationError> {
     let payload = match raw.payloads.as_slice() {
         [payload] => payload,
-        [] => return Err(InvocationError::InvalidRequest(format!("no input; {SHAPE}"))),
+        [] => {
+            return Err(InvocationError::InvalidRequest(format!(
+                "no input; {SHAPE}"
+            )));
+        }
         many => {
             return Err(InvocationError::InvalidRequest(format!(
                 "{} arguments given; {SHAPE}",
@@ -75,9 +77,10 @@ pub fn result_payload(output: &Value, plugin: &str, version: &str, digest: &str)
         ..Default::default()
     };
     payload.metadata.insert(ENCODING.into(), JSON.to_vec());
-    payload
-        .metadata
-        .insert("mlx-plugin".into(), format!("{plugin}@{version}").into_bytes());
+    payload.metadata.insert(
+        "mlx-plugin".into(),
+        format!("{plugin}@{version}").into_bytes(),
+    );
     payload
         .metadata
         .insert("mlx-plugin-digest".into(), digest.as_bytes().to_vec());
@@ -109,7 +112,11 @@ mod tests {
 
     #[test]
     fn unknown_fields_and_wrong_shapes_say_what_to_send() {
-        for text in [r#"{"plugin":"csv"}"#, r#"{"plugin":"a","operation":"b","inptu":1}"#, "[1]"] {
+        for text in [
+            r#"{"plugin":"csv"}"#,
+            r#"{"plugin":"a","operation":"b","inptu":1}"#,
+            "[1]",
+        ] {
             let err = decode_request(&RawValue::new(vec![json_payload(text)])).unwrap_err();
             assert!(err.to_string().contains("send one JSON object"), "{err}");
             assert!(!err.failure().retryable);

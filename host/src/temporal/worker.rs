@@ -72,8 +72,11 @@ fn parse_address(address: &str) -> Result<Url, WorkerError> {
     } else {
         format!("http://{address}")
     };
-    Url::parse(&with_scheme)
-        .map_err(|e| WorkerError::Config(format!("address {address:?} is not host:port or a URL: {e}")))
+    Url::parse(&with_scheme).map_err(|e| {
+        WorkerError::Config(format!(
+            "address {address:?} is not host:port or a URL: {e}"
+        ))
+    })
 }
 
 /// Polls `settings.task_queue` for the workflows and `plugin_activity` until `shutdown`

@@ -6,13 +6,13 @@ use std::time::Duration;
 
 use serde::{Deserialize, de::DeserializeOwned};
 use serde_json::{Value, json};
+use temporalio_common::error::ActivityExecutionError;
 use temporalio_common::{RetryPolicy, error::ApplicationFailure};
 use temporalio_macros::{activity_definitions, workflow, workflow_methods};
 use temporalio_sdk::{
     ActivityCancellationType, ActivityOptions, WorkflowContext, WorkflowResult,
     WorkflowTermination, activities::ActivityError,
 };
-use temporalio_common::error::ActivityExecutionError;
 
 use crate::contract::PluginRequest;
 
@@ -71,7 +71,8 @@ fn default_trainer() -> String {
     "trainer".into()
 }
 
-const TRAINING_SHAPE: &str = r#"{"extract": {...extract_data input...}, "train": {...hyperparameters...}}"#;
+const TRAINING_SHAPE: &str =
+    r#"{"extract": {...extract_data input...}, "train": {...hyperparameters...}}"#;
 
 /// Extract a dataset, then train and evaluate a model on it.
 #[workflow]
@@ -180,21 +181,24 @@ impl RunPluginWorkflow {
     pub async fn run(ctx: &mut WorkflowContext<Self>, input: Value) -> WorkflowResult<Value> {
         let step: StepInput = parse(input, STEP_SHAPE)?;
         if step.start_to_close_secs == 0 {
-            return Err(invalid_input("start_to_close_secs must be at least 1".into()));
+            return Err(invalid_input(
+                "start_to_close_secs must be at least 1".into(),
+            ));
         }
-        let options =
-            ActivityOptions::with_start_to_close_timeout(Duration::from_secs(step.start_to_close_secs))
-                .maybe_heartbeat_timeout(step.heartbeat_timeout_secs.map(Duration::from_secs))
-                // Wait for the plugin to acknowledge, so history records how it ended.
-                .cancellation_type(ActivityCancellationType::WaitCancellationCompleted)
-                .retry_policy(
-                    RetryPolicy::builder()
-                        .initial_interval(Duration::from_millis(step.initial_interval_ms))
-                        .backoff_coefficient(2.0)
-                        .maximum_attempts(step.max_attempts)
-                        .build(),
-                )
-                .build();
+        let options = ActivityOptions::with_start_to_close_timeout(Duration::from_secs(
+            step.start_to_close_secs,
+        ))
+        .maybe_heartbeat_timeout(step.heartbeat_timeout_secs.map(Duration::from_secs))
+        // Wait for the plugin to acknowledge, so history records how it ended.
+        .cancellation_type(ActivityCancellationType::WaitCancellationCompleted)
+        .retry_policy(
+            RetryPolicy::builder()
+                .initial_interval(Duration::from_millis(step.initial_interval_ms))
+                .backoff_coefficient(2.0)
+                .maximum_attempts(step.max_attempts)
+                .build(),
+        )
+        .build();
         ctx.execute_activity(
             PluginActivity::plugin_activity,
             PluginRequest {

@@ -1,0 +1,76 @@
+#!/usr/bin/env python3
+"""Rebuild data/breast_cancer.csv and data/iris.csv from a scikit-learn wheel.
+
+Usage: python3 data/convert.py /path/to/scikit_learn-*.whl [output_dir]
+
+Get the wheel with `pip download --no-deps scikit-learn -d /tmp/skl`. Uses only the
+standard library and reads the wheel as a zip, so nothing is installed or imported.
+
+scikit-learn's bundled CSVs start with a count line ("569,30,malignant,benign"): the
+number of rows, the number of features, then the class names in label order. The
+feature names live in sklearn/datasets/_base.py; they are listed here and checked
+against that file so a renamed column fails loudly instead of silently drifting.
+Numeric fields are copied as text, byte for byte, so nothing is re-rounded.
+"""
+
+import csv
+import io
+import os
+import sys
+import zipfile
+
+BREAST_CANCER_FEATURES = [
+    f"{prefix}{name}{suffix}"
+    for prefix, suffix in (("mean ", ""), ("", " error"), ("worst ", ""))
+    for name in (
+        "radius", "texture", "perimeter", "area", "smoothness", "compactness",
+        "concavity", "concave points", "symmetry", "fractal dimension",
+    )
+]
+
+IRIS_FEATURES = [
+    "sepal length (cm)",
+    "sepal width (cm)",
+    "petal length (cm)",
+    "petal width (cm)",
+]
+
+DATASETS = [
+    ("breast_cancer.csv", BREAST_CANCER_FEATURES),
+    ("iris.csv", IRIS_FEATURES),
+]
+
+
+def convert(wheel: zipfile.ZipFile, name: str, features: list[str]) -> list[list[str]]:
+    text = wheel.read(f"sklearn/datasets/data/{name}").decode("utf-8")
+    rows = list(csv.reader(io.StringIO(text)))
+    n_rows, n_features, *class_names = rows[0]
+    data = rows[1:]
+    assert int(n_rows) == len(data), f"{name}: count line says {n_rows} rows, found {len(data)}"
+    assert int(n_features) == len(features), f"{name}: {n_features} features, expected {len(features)}"
+    out = [features + ["target"]]
+    for row in data:
+        assert len(row) == len(features) + 1, f"{name}: ragged row {row}"
+        # The last field is the class index into the count line's class names.
+        out.append(row[:-1] + [class_names[int(row[-1])]])
+    return out
+
+
+def main() -> None:
+    if len(sys.argv) not in (2, 3):
+        sys.exit(__doc__)
+    out_dir = sys.argv[2] if len(sys.argv) == 3 else os.path.dirname(os.path.abspath(__file__))
+    with zipfile.ZipFile(sys.argv[1]) as wheel:
+        base = wheel.read("sklearn/datasets/_base.py").decode("utf-8")
+        for name, features in DATASETS:
+            for feature in features:
+                assert f'"{feature}"' in base, f"feature name {feature!r} not in sklearn's _base.py"
+            rows = convert(wheel, name, features)
+            path = os.path.join(out_dir, name)
+            with open(path, "w", newline="", encoding="utf-8") as f:
+                csv.writer(f, lineterminator="\n").writerows(rows)
+            print(f"wrote {path}: {len(rows) - 1} rows, {len(features)} features")
+
+
+if __name__ == "__main__":
+    main()

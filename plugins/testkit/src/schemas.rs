@@ -1,0 +1,144 @@
+use mlx_plugin_sdk::Operation;
+use serde_json::{Value, json};
+
+/// An object schema that rejects unknown properties, as the operations' inputs do.
+fn object(properties: Value, required: &[&str]) -> Value {
+    json!({
+        "type": "object",
+        "properties": properties,
+        "required": required,
+        "additionalProperties": false,
+    })
+}
+
+fn cancelled_note() -> &'static str {
+    "On cancellation fails with Retryable `Cancelled`."
+}
+
+pub fn operations() -> Vec<Operation> {
+    let error_kind = json!({"enum": ["invalid_input", "retryable", "permanent"]});
+    vec![
+        Operation::new(
+            "echo",
+            "Returns its input and the invocation context.",
+            json!({"description": "Any JSON value."}),
+            object(
+                json!({
+                    "input": {"description": "The input, unchanged."},
+                    "workflow_id": {"type": "string"},
+                    "activity_id": {"type": "string"},
+                    "attempt": {"type": "integer", "minimum": 1},
+                    "last_heartbeat_details": {
+                        "description": "The previous attempt's last heartbeat details, \
+                                        parsed as JSON, or null."
+                    },
+                }),
+                &[
+                    "input",
+                    "workflow_id",
+                    "activity_id",
+                    "attempt",
+                    "last_heartbeat_details",
+                ],
+            ),
+        ),
+        Operation::new(
+            "spin",
+            "Loops on the CPU forever without calling the host: only a deadline or forced \
+             interruption stops it.",
+            json!({"description": "Ignored."}),
+            json!({"description": "Never returns.", "not": {}}),
+        ),
+        Operation::new(
+            "wait_for_cancel",
+            format!(
+                "Heartbeats {{\"beats\": n}} every interval_ms until cancellation is requested \
+                 or max_beats is reached. {}",
+                cancelled_note()
+            ),
+            object(
+                json!({
+                    "max_beats": {"type": "integer", "minimum": 0, "default": 100000},
+                    "interval_ms": {"type": "integer", "minimum": 0, "default": 50},
+                }),
+                &[],
+            ),
+            object(
+                json!({"beats": {"type": "integer", "minimum": 0}}),
+                &["beats"],
+            ),
+        ),
+        Operation::new(
+            "checkpoint",
+            format!(
+                "Heartbeats {{\"step\": i}} for each step after the previous attempt's last \
+                 one, then fails with Retryable `InjectedFailure` while attempt <= \
+                 fail_attempts. {}",
+                cancelled_note()
+            ),
+            object(
+                json!({
+                    "steps": {"type": "integer", "minimum": 0, "default": 3},
+                    "fail_attempts": {"type": "integer", "minimum": 0, "default": 1},
+                }),
+                &[],
+            ),
+            object(
+                json!({
+                    "attempt": {"type": "integer", "minimum": 1},
+                    "resumed_from": {"description": "Last heartbeat details received, or null."},
+                    "completed_steps": {"type": "integer", "minimum": 0},
+                    "steps_run": {"type": "integer", "minimum": 0,
+                                  "description": "Steps heartbeated by this attempt."},
+                }),
+                &["attempt", "resumed_from", "completed_steps", "steps_run"],
+            ),
+        ),
+        Operation::new(
+            "fail",
+            "Returns the requested error.",
+            object(
+                json!({
+                    "kind": error_kind,
+                    "type_name": {"type": "string", "default": "InjectedFailure"},
+                    "message": {"type": "string", "default": "failure requested by the caller"},
+                    "details": {"description": "Any JSON, passed through as error details."},
+                }),
+                &["kind"],
+            ),
+            json!({"description": "Never succeeds.", "not": {}}),
+        ),
+        Operation::new(
+            "panic",
+            "Panics (the instance traps) with the given message.",
+            object(
+                json!({"message": {"type": "string",
+                                   "default": "panic requested by the caller"}}),
+                &[],
+            ),
+            json!({"description": "Never returns.", "not": {}}),
+        ),
+        Operation::new(
+            "alloc",
+            "Allocates and writes mb MiB of memory; beyond the host's limit the instance traps.",
+            object(json!({"mb": {"type": "integer", "minimum": 0}}), &["mb"]),
+            object(
+                json!({"allocated_mb": {"type": "integer", "minimum": 0}}),
+                &["allocated_mb"],
+            ),
+        ),
+        Operation::new(
+            "log",
+            "Emits `lines` log lines through the log import, plus one line on stdout and one \
+             on stderr.",
+            object(
+                json!({"lines": {"type": "integer", "minimum": 0, "default": 1}}),
+                &[],
+            ),
+            object(
+                json!({"lines": {"type": "integer", "minimum": 0}}),
+                &["lines"],
+            ),
+        ),
+    ]
+}

@@ -1,0 +1,371 @@
+//! End to end on real parts: a private Temporal dev server, the worker in process, and the
+//! real guest components. Failures are asserted on workflow history, as an operator sees them.
+
+use std::time::Duration;
+
+use mlx_e2e::{
+    DevServer, PluginsDir, TestWorker, events, eventually, find, history, workspace_root,
+};
+use mlx_worker::temporal::{MLTrainingWorkflow, RunPluginWorkflow};
+use serde_json::{Value, json};
+use temporalio_client::{WorkflowCancelOptions, WorkflowGetResultOptions, WorkflowStartOptions};
+
+fn testkit() -> PluginsDir {
+    PluginsDir::with(&["testkit"])
+}
+
+async fn run_step(
+    server: &DevServer,
+    worker: &TestWorker,
+    id: &str,
+    step: Value,
+) -> anyhow::Result<(Result<Value, String>, Vec<Value>)> {
+    let client = server.client().await?;
+    let handle = client
+        .start_workflow(
+            RunPluginWorkflow::run,
+            step,
+            WorkflowStartOptions::new(worker.task_queue.clone(), id.to_string()).build(),
+        )
+        .await?;
+    let result = handle
+        .get_result(WorkflowGetResultOptions::default())
+        .await
+        .map_err(|e| format!("{e:?}"));
+    Ok((result, history(&handle).await?))
+}
+
+/// The failure attributes of the only failed activity attempt in a history.
+fn single_failed_attempt(events_: &[Value]) -> Value {
+    let started = events(events_, "ActivityTaskStarted");
+    assert_eq!(
+        started.len(),
+        1,
+        "expected exactly one attempt: {events_:#?}"
+    );
+    assert_eq!(started[0]["attempt"], 1);
+    let failed = events(events_, "ActivityTaskFailed");
+    assert_eq!(failed.len(), 1, "{events_:#?}");
+    failed[0]["failure"].clone()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn training_workflow_runs_end_to_end() -> anyhow::Result<()> {
+    let server = DevServer::start().await?;
+    let plugins = PluginsDir::with(&["csv", "trainer"]);
+    let data = workspace_root().join("data");
+    plugins.write_manifest(
+        "csv",
+        &format!(
+            "[[filesystem]]\nhost = {:?}\nguest = \"/data\"\naccess = \"read-only\"\n",
+            data.display().to_string()
+        ),
+    );
+    let worker = TestWorker::start(&server, plugins.path()).await?;
+    let client = server.client().await?;
+    let input: Value = serde_json::from_str(&std::fs::read_to_string(
+        workspace_root().join("scripts/demo-input.json"),
+    )?)?;
+    let handle = client
+        .start_workflow(
+            MLTrainingWorkflow::run,
+            input,
+            WorkflowStartOptions::new(worker.task_queue.clone(), "train-e2e".to_string()).build(),
+        )
+        .await?;
+    let result = handle
+        .get_result(WorkflowGetResultOptions::default())
+        .await?;
+
+    let accuracy = result["metrics"]["accuracy"]
+        .as_f64()
+        .expect("accuracy metric");
+    assert!(accuracy > 0.9, "accuracy {accuracy} in {result:#}");
+    let rows = result["dataset"]["train"]["rows"].as_u64().unwrap()
+        + result["dataset"]["test"]["rows"].as_u64().unwrap();
+    assert_eq!(rows, 569, "the whole dataset is split: {result:#}");
+
+    // The model is a real file in this workflow's artifacts directory, not in the payload.
+    let model_ref = result["model"]["path"].as_str().expect("model path");
+    let on_host = worker
+        .artifacts
+        .path()
+        .join("train-e2e")
+        .join(model_ref.trim_start_matches("/artifacts/"));
+    let model: Value = serde_json::from_slice(&std::fs::read(&on_host)?)?;
+    assert!(model["weights"].is_array(), "model file has weights");
+
+    // History says which plugin bytes produced each result.
+    let events_ = history(&handle).await?;
+    let completed = events(&events_, "ActivityTaskCompleted");
+    assert_eq!(completed.len(), 2);
+    for event in completed {
+        let metadata = &event["result"]["payloads"][0]["metadata"];
+        assert!(metadata["mlx-plugin-digest"].is_string(), "{event:#}");
+    }
+    worker.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_requests_fail_once_and_non_retryable() -> anyhow::Result<()> {
+    let server = DevServer::start().await?;
+    let plugins = testkit();
+    let worker = TestWorker::start(&server, plugins.path()).await?;
+    let cases = [
+        (
+            "unknown-plugin",
+            json!({"plugin": "nope", "operation": "echo"}),
+            "UnknownPlugin",
+            "testkit",
+        ),
+        (
+            "unknown-op",
+            json!({"plugin": "testkit", "operation": "nope"}),
+            "UnknownOperation",
+            "echo",
+        ),
+        (
+            "invalid-input",
+            json!({"plugin": "testkit", "operation": "fail", "input": {"kind": "invalid_input", "type_name": "BadThing", "message": "fix the thing"}}),
+            "BadThing",
+            "fix the thing",
+        ),
+    ];
+    for (id, mut step, failure_type, hint) in cases {
+        // Retries allowed: only non-retryability can keep this to one attempt.
+        step["max_attempts"] = json!(5);
+        step["initial_interval_ms"] = json!(100);
+        let (result, events_) = run_step(&server, &worker, id, step).await?;
+        assert!(result.is_err(), "{id} should fail");
+        let failure = single_failed_attempt(&events_);
+        assert_eq!(
+            find(&failure, "type"),
+            Some(&json!(failure_type)),
+            "{id}: {failure:#}"
+        );
+        assert_eq!(
+            find(&failure, "nonRetryable"),
+            Some(&json!(true)),
+            "{id}: {failure:#}"
+        );
+        let message = failure["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains(hint),
+            "{id}: message {message:?} should mention {hint:?}"
+        );
+    }
+    worker.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn retryable_guest_error_is_retried_and_gets_last_heartbeat() -> anyhow::Result<()> {
+    let server = DevServer::start().await?;
+    let plugins = testkit();
+    let worker = TestWorker::start(&server, plugins.path()).await?;
+    let step = json!({
+        "plugin": "testkit", "operation": "checkpoint",
+        "input": {"steps": 3, "fail_attempts": 1},
+        "max_attempts": 3, "initial_interval_ms": 100, "heartbeat_timeout_secs": 10,
+    });
+    let (result, _) = run_step(&server, &worker, "checkpoint", step).await?;
+    let output = result.map_err(anyhow::Error::msg)?;
+    assert_eq!(output["attempt"], 2, "{output:#}");
+    assert_eq!(output["resumed_from"], json!({"step": 3}), "{output:#}");
+    worker.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn never_returning_plugin_is_interrupted_at_start_to_close() -> anyhow::Result<()> {
+    let server = DevServer::start().await?;
+    let plugins = testkit();
+    let worker = TestWorker::start(&server, plugins.path()).await?;
+    let step = json!({"plugin": "testkit", "operation": "spin", "start_to_close_secs": 3});
+    let (result, events_) = run_step(&server, &worker, "spin", step).await?;
+    assert!(result.is_err());
+    let ended = events(&events_, "ActivityTaskTimedOut").len()
+        + events(&events_, "ActivityTaskFailed").len();
+    assert_eq!(ended, 1, "{events_:#?}");
+    // The guest is gone, not left burning a core.
+    eventually(
+        Duration::from_secs(5),
+        "spinning instance interrupted",
+        || async { (worker.runtime.active_invocations() == 0).then_some(()) },
+    )
+    .await?;
+    // And the worker still serves.
+    let (echo, _) = run_step(
+        &server,
+        &worker,
+        "after-spin",
+        json!({"plugin": "testkit", "operation": "echo", "input": {"ok": true}}),
+    )
+    .await?;
+    assert_eq!(echo.map_err(anyhow::Error::msg)?["input"]["ok"], true);
+    worker.stop().await
+}
+
+/// Starts `step`, waits until its activity is running, cancels the workflow and returns the
+/// ActivityTaskCanceled details.
+async fn cancel_running(
+    server: &DevServer,
+    worker: &TestWorker,
+    id: &str,
+    step: Value,
+) -> anyhow::Result<Value> {
+    let client = server.client().await?;
+    let handle = client
+        .start_workflow(
+            RunPluginWorkflow::run,
+            step,
+            WorkflowStartOptions::new(worker.task_queue.clone(), id.to_string()).build(),
+        )
+        .await?;
+    eventually(Duration::from_secs(30), "activity running", || async {
+        (worker.runtime.active_invocations() == 1).then_some(())
+    })
+    .await?;
+    handle.cancel(WorkflowCancelOptions::default()).await?;
+    let result = handle.get_result(WorkflowGetResultOptions::default()).await;
+    assert!(result.is_err(), "cancelled workflow has no result");
+    let events_ = history(&handle).await?;
+    let cancelled = events(&events_, "ActivityTaskCanceled");
+    assert_eq!(cancelled.len(), 1, "{events_:#?}");
+    Ok(cancelled[0]["details"]["payloads"][0].clone())
+}
+
+fn decode_payload(payload: &Value) -> Value {
+    let data = payload["data"].as_str().expect("payload data");
+    let bytes = base64_decode(data);
+    serde_json::from_slice(&bytes).expect("JSON payload")
+}
+
+fn base64_decode(text: &str) -> Vec<u8> {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = Vec::new();
+    let mut acc = 0u32;
+    let mut bits = 0;
+    for c in text.bytes().filter(|c| *c != b'=') {
+        let v = ALPHABET.iter().position(|a| *a == c).expect("base64") as u32;
+        acc = (acc << 6) | v;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn heartbeating_plugin_sees_cancellation() -> anyhow::Result<()> {
+    let server = DevServer::start().await?;
+    let plugins = testkit();
+    let worker = TestWorker::start(&server, plugins.path()).await?;
+    let step = json!({
+        "plugin": "testkit", "operation": "wait_for_cancel",
+        "start_to_close_secs": 120, "heartbeat_timeout_secs": 2,
+    });
+    let details = decode_payload(&cancel_running(&server, &worker, "hb-cancel", step).await?);
+    assert_eq!(details["acknowledged_by_plugin"], true, "{details}");
+    worker.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cpu_bound_plugin_that_never_heartbeats_is_still_cancelled() -> anyhow::Result<()> {
+    let server = DevServer::start().await?;
+    let plugins = testkit();
+    let worker = TestWorker::start(&server, plugins.path()).await?;
+    let step = json!({
+        "plugin": "testkit", "operation": "spin",
+        "start_to_close_secs": 120, "heartbeat_timeout_secs": 2,
+    });
+    let details = decode_payload(&cancel_running(&server, &worker, "spin-cancel", step).await?);
+    assert_eq!(details["acknowledged_by_plugin"], false, "{details}");
+    assert_eq!(worker.runtime.active_invocations(), 0);
+    worker.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn temporal_cli_calls_plugin_activity_with_plain_json() -> anyhow::Result<()> {
+    let server = DevServer::start().await?;
+    let plugins = testkit();
+    let worker = TestWorker::start(&server, plugins.path()).await?;
+    let request = r#"{"plugin": "testkit", "operation": "echo", "input": {"from": "cli"}}"#;
+
+    // The activity on its own, as a standalone activity: no workflow code of ours involved.
+    let out = server.cli(&[
+        "activity",
+        "execute",
+        "--type",
+        "plugin_activity",
+        "--activity-id",
+        "cli-echo",
+        "--task-queue",
+        &worker.task_queue,
+        "--start-to-close-timeout",
+        "30s",
+        "--input",
+        request,
+        "-o",
+        "json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        printed.contains("\"from\"") && printed.contains("cli"),
+        "{printed}"
+    );
+
+    // A malformed request from the same caller fails, saying what to send.
+    let out = server.cli(&[
+        "activity",
+        "execute",
+        "--type",
+        "plugin_activity",
+        "--activity-id",
+        "cli-bad",
+        "--task-queue",
+        &worker.task_queue,
+        "--start-to-close-timeout",
+        "30s",
+        "--input",
+        r#"{"plugin": "testkit"}"#,
+        "-o",
+        "json",
+    ]);
+    assert!(!out.status.success());
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("send one JSON object"), "{text}");
+
+    // And through a workflow started from the CLI with JSON input.
+    let step = r#"{"plugin": "testkit", "operation": "echo", "input": {"from": "cli-workflow"}}"#;
+    let out = server.cli(&[
+        "workflow",
+        "execute",
+        "--type",
+        "RunPluginWorkflow",
+        "--workflow-id",
+        "cli-wf",
+        "--task-queue",
+        &worker.task_queue,
+        "--input",
+        step,
+        "-o",
+        "json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("cli-workflow"));
+    worker.stop().await
+}
