@@ -32,7 +32,7 @@ pub enum InvocationError {
     Deadline { after: Duration },
     #[error("plugin overflowed its stack (unbounded recursion?)")]
     StackOverflow { backtrace: Option<String> },
-    #[error("plugin trapped: {message}")]
+    #[error("{message}")]
     Trap {
         message: String,
         backtrace: Option<String>,

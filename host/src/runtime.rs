@@ -335,19 +335,40 @@ fn classify_trap(state: &GuestState, err: wasmtime::Error) -> InvocationError {
         return InvocationError::ContractViolation(violation.to_string());
     }
     let backtrace = err.downcast_ref::<WasmBacktrace>().map(|bt| bt.to_string());
-    match err.downcast_ref::<Trap>() {
-        Some(Trap::StackOverflow) => InvocationError::StackOverflow { backtrace },
-        Some(trap) => InvocationError::Trap {
-            message: trap.to_string(),
-            backtrace,
-            stderr_tail: state.stderr.tail(),
-        },
-        None => InvocationError::Trap {
-            message: format!("{err:#}"),
-            backtrace,
-            stderr_tail: state.stderr.tail(),
-        },
+    let trap = err.downcast_ref::<Trap>();
+    if let Some(Trap::StackOverflow) = trap {
+        return InvocationError::StackOverflow { backtrace };
     }
+    let stderr_tail = state.stderr.tail();
+    let message = match (panic_message(&stderr_tail), trap) {
+        (Some(panic), _) => format!("plugin panicked: {panic}"),
+        (None, Some(trap)) => format!("plugin trapped: {trap}"),
+        (None, None) => format!("plugin trapped: {err:#}"),
+    };
+    InvocationError::Trap {
+        message,
+        backtrace,
+        stderr_tail,
+    }
+}
+
+/// Rust guests print `thread '..' panicked at FILE:LINE:COL:` then the message to stderr
+/// before aborting; the failure should say what the panic said.
+fn panic_message(stderr_tail: &[String]) -> Option<String> {
+    let at = stderr_tail
+        .iter()
+        .rposition(|l| l.contains("panicked at"))?;
+    let location = stderr_tail[at]
+        .split("panicked at")
+        .nth(1)?
+        .trim()
+        .trim_end_matches(':');
+    let message: Vec<&str> = stderr_tail[at + 1..]
+        .iter()
+        .map(String::as_str)
+        .take_while(|l| !l.starts_with("note:"))
+        .collect();
+    Some(format!("{} (at {location})", message.join(" ")))
 }
 
 /// Plugin names are identifiers people type in workflows and file names.

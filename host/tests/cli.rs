@@ -1,0 +1,75 @@
+//! The plugin author's inner loop: `mlx-worker plugin invoke|describe` with no Temporal server.
+
+use std::process::Command;
+
+use mlx_e2e::components;
+use serde_json::Value;
+
+fn mlx_worker() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mlx-worker"));
+    cmd.env("RUST_LOG", "warn");
+    cmd
+}
+
+#[test]
+fn invoke_runs_one_operation_and_prints_json() {
+    let artifacts = tempfile::tempdir().unwrap();
+    let out = mlx_worker()
+        .args(["plugin", "invoke"])
+        .arg(components().join("testkit.wasm"))
+        .args(["checkpoint", r#"{"steps": 2, "fail_attempts": 0}"#])
+        .arg("--artifacts-dir")
+        .arg(artifacts.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let output: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(output["completed_steps"], 2);
+    // Heartbeats are shown to the author as they happen.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(r#"heartbeat: {"step":2}"#), "{stderr}");
+}
+
+#[test]
+fn invoke_reports_a_classified_failure_and_exits_non_zero() {
+    let artifacts = tempfile::tempdir().unwrap();
+    let out = mlx_worker()
+        .args(["plugin", "invoke"])
+        .arg(components().join("csv.wasm"))
+        .args([
+            "extract_data",
+            r#"{"source": "/data/missing.csv", "target": "t"}"#,
+        ])
+        .arg("--artifacts-dir")
+        .arg(artifacts.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let report: Value = serde_json::from_slice(&out.stderr).unwrap();
+    assert_eq!(report["type"], "SourceNotFound", "{report:#}");
+    assert_eq!(report["retryable"], false);
+}
+
+#[test]
+fn describe_prints_operations_with_schemas() {
+    let out = mlx_worker()
+        .args(["plugin", "describe"])
+        .arg(components().join("trainer.wasm"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let info: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(info["name"], "trainer");
+    let op = &info["operations"][0];
+    assert_eq!(op["name"], "train_model");
+    let schema: Value = serde_json::from_str(op["input_schema"].as_str().unwrap()).unwrap();
+    assert!(schema["properties"]["train"].is_object(), "{schema:#}");
+}

@@ -1,0 +1,287 @@
+//! The sandbox without Temporal: real components in the real runtime, one invocation each.
+//! Every way an invocation ends is classified; these pin the classification.
+
+use std::{path::Path, sync::Arc, time::Duration};
+
+use mlx_e2e::{PluginsDir, components};
+use mlx_worker::{
+    capabilities::activity::ActivitySignals,
+    contract::InvocationContext,
+    failure::InvocationError,
+    registry::PluginRegistry,
+    runtime::{LoadError, LoadedPlugin, Runtime, RuntimeSettings},
+};
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+fn runtime(artifacts: Option<&Path>) -> Arc<Runtime> {
+    Runtime::new(RuntimeSettings {
+        artifacts_dir: artifacts.map(Path::to_path_buf),
+        ..Default::default()
+    })
+    .unwrap()
+}
+
+fn ctx(attempt: u32, last: Option<Value>) -> InvocationContext {
+    InvocationContext {
+        workflow_id: "wf-1".into(),
+        activity_id: "7".into(),
+        attempt,
+        last_heartbeat_details: last,
+    }
+}
+
+async fn load(runtime: &Runtime, plugins: &PluginsDir, name: &str) -> LoadedPlugin {
+    runtime
+        .load(&plugins.path().join(format!("{name}.wasm")))
+        .await
+        .unwrap()
+}
+
+async fn invoke(
+    runtime: &Runtime,
+    plugin: &LoadedPlugin,
+    operation: &str,
+    input: Value,
+) -> Result<Value, InvocationError> {
+    let (signals, _) = ActivitySignals::new(CancellationToken::new());
+    runtime
+        .invoke(plugin, operation, &input, &ctx(1, None), signals, None)
+        .await
+        .map(|done| done.output)
+}
+
+#[tokio::test]
+async fn context_and_checkpoint_reach_the_guest() {
+    let rt = runtime(None);
+    let plugins = PluginsDir::with(&["testkit"]);
+    let testkit = load(&rt, &plugins, "testkit").await;
+    let (signals, _) = ActivitySignals::new(CancellationToken::new());
+    let out = rt
+        .invoke(
+            &testkit,
+            "echo",
+            &json!({"x": 1}),
+            &ctx(3, Some(json!({"step": 2}))),
+            signals,
+            None,
+        )
+        .await
+        .unwrap()
+        .output;
+    assert_eq!(out["workflow_id"], "wf-1");
+    assert_eq!(out["activity_id"], "7");
+    assert_eq!(out["attempt"], 3);
+    assert_eq!(out["last_heartbeat_details"], json!({"step": 2}));
+}
+
+#[tokio::test]
+async fn guest_error_variants_keep_type_and_retryability() {
+    let rt = runtime(None);
+    let plugins = PluginsDir::with(&["testkit"]);
+    let testkit = load(&rt, &plugins, "testkit").await;
+    for (kind, retryable) in [
+        ("invalid_input", false),
+        ("retryable", true),
+        ("permanent", false),
+    ] {
+        let input =
+            json!({"kind": kind, "type_name": "Injected", "message": "m", "details": {"k": 1}});
+        let err = invoke(&rt, &testkit, "fail", input).await.unwrap_err();
+        let f = err.failure();
+        assert_eq!(f.type_name, "Injected", "{kind}");
+        assert_eq!(f.retryable, retryable, "{kind}");
+        assert_eq!(f.details.unwrap()["details"], json!({"k": 1}), "{kind}");
+    }
+}
+
+#[tokio::test]
+async fn panic_is_a_trap_with_the_panic_message() {
+    let rt = runtime(None);
+    let plugins = PluginsDir::with(&["testkit"]);
+    let testkit = load(&rt, &plugins, "testkit").await;
+    let err = invoke(&rt, &testkit, "panic", json!({"message": "kaboom"}))
+        .await
+        .unwrap_err();
+    let f = err.failure();
+    assert_eq!(f.type_name, "PluginTrapped");
+    assert!(f.message.contains("kaboom"), "{}", f.message);
+    let details = f.details.unwrap();
+    assert!(
+        details["backtrace"].as_str().unwrap().contains("testkit"),
+        "{details:#}"
+    );
+}
+
+#[tokio::test]
+async fn memory_limit_is_reported_as_such() {
+    let rt = runtime(None);
+    let plugins = PluginsDir::with(&["testkit"]);
+    plugins.write_manifest("testkit", "[limits]\nmemory_mb = 32\n");
+    let testkit = load(&rt, &plugins, "testkit").await;
+    let err = invoke(&rt, &testkit, "alloc", json!({"mb": 64}))
+        .await
+        .unwrap_err();
+    let f = err.failure();
+    assert_eq!(f.type_name, "PluginMemoryLimitExceeded", "{err}");
+    assert!(!f.retryable);
+    assert!(f.message.contains("32 MiB"), "{}", f.message);
+    // Under the limit the same operation succeeds: the limit, not the plugin, failed it.
+    let ok = invoke(&rt, &testkit, "alloc", json!({"mb": 8}))
+        .await
+        .unwrap();
+    assert_eq!(ok["allocated_mb"], 8);
+}
+
+#[tokio::test]
+async fn deadline_interrupts_a_spinning_guest() {
+    let rt = runtime(None);
+    let plugins = PluginsDir::with(&["testkit"]);
+    plugins.write_manifest("testkit", "[limits]\ntimeout_secs = 1\n");
+    let testkit = load(&rt, &plugins, "testkit").await;
+    let err = invoke(&rt, &testkit, "spin", json!({})).await.unwrap_err();
+    assert_eq!(err.failure().type_name, "PluginDeadlineExceeded", "{err}");
+    assert_eq!(rt.active_invocations(), 0);
+}
+
+#[tokio::test]
+async fn cancellation_interrupts_a_guest_that_ignores_it() {
+    let rt = runtime(None);
+    let plugins = PluginsDir::with(&["testkit"]);
+    plugins.write_manifest("testkit", "[limits]\ncancel_grace_secs = 0\n");
+    let testkit = load(&rt, &plugins, "testkit").await;
+    let cancel = CancellationToken::new();
+    let (signals, _) = ActivitySignals::new(cancel.clone());
+    let canceller = cancel.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        canceller.cancel();
+    });
+    let err = rt
+        .invoke(&testkit, "spin", &json!({}), &ctx(1, None), signals, None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            InvocationError::Cancelled {
+                acknowledged_by_plugin: false
+            }
+        ),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn unknown_operation_lists_the_real_ones() {
+    let rt = runtime(None);
+    let plugins = PluginsDir::with(&["testkit"]);
+    let testkit = load(&rt, &plugins, "testkit").await;
+    let err = invoke(&rt, &testkit, "nope", json!({})).await.unwrap_err();
+    let f = err.failure();
+    assert_eq!(f.type_name, "UnknownOperation");
+    assert!(
+        f.message.contains("echo") && f.message.contains("spin"),
+        "{}",
+        f.message
+    );
+}
+
+#[tokio::test]
+async fn log_and_stdio_lines_do_not_disturb_the_output() {
+    let rt = runtime(None);
+    let plugins = PluginsDir::with(&["testkit"]);
+    let testkit = load(&rt, &plugins, "testkit").await;
+    let out = invoke(&rt, &testkit, "log", json!({"lines": 3}))
+        .await
+        .unwrap();
+    assert_eq!(out["lines"], 3);
+}
+
+#[tokio::test]
+async fn data_plugin_reads_only_what_it_is_granted() {
+    let artifacts = tempfile::tempdir().unwrap();
+    let rt = runtime(Some(artifacts.path()));
+    let plugins = PluginsDir::with(&["csv"]);
+    let input = json!({"source": "/data/breast_cancer.csv", "target": "target", "seed": 7});
+
+    // No manifest: no /data.
+    let csv = load(&rt, &plugins, "csv").await;
+    let err = invoke(&rt, &csv, "extract_data", input.clone())
+        .await
+        .unwrap_err();
+    assert_eq!(err.failure().type_name, "SourceNotFound", "{err}");
+    assert!(!err.failure().retryable);
+
+    // Granted read-only: the split lands in this workflow's artifacts directory.
+    let data = mlx_e2e::workspace_root().join("data");
+    plugins.write_manifest(
+        "csv",
+        &format!(
+            "[[filesystem]]\nhost = {:?}\nguest = \"/data\"\n",
+            data.display().to_string()
+        ),
+    );
+    let csv = load(&rt, &plugins, "csv").await;
+    let out = invoke(&rt, &csv, "extract_data", input).await.unwrap();
+    assert_eq!(
+        out["train"]["rows"].as_u64().unwrap() + out["test"]["rows"].as_u64().unwrap(),
+        569
+    );
+    let train = artifacts.path().join("wf-1/dataset/train.csv");
+    let lines = std::fs::read_to_string(&train).unwrap().lines().count();
+    assert_eq!(
+        lines as u64,
+        out["train"]["rows"].as_u64().unwrap() + 1,
+        "header + rows"
+    );
+}
+
+#[tokio::test]
+async fn two_files_claiming_one_name_is_a_load_error() {
+    let rt = runtime(None);
+    let plugins = PluginsDir::with(&["testkit"]);
+    std::fs::copy(
+        components().join("testkit.wasm"),
+        plugins.path().join("testkit-copy.wasm"),
+    )
+    .unwrap();
+    let err = PluginRegistry::load_dir(&rt, plugins.path())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, LoadError::DuplicateName { .. }), "{err}");
+    let message = err.to_string();
+    assert!(
+        message.contains("testkit.wasm") && message.contains("testkit-copy.wasm"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn missing_import_fails_at_load_naming_file_and_import() {
+    let rt = runtime(None);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("needs-more.wasm");
+    let component = wat::parse_str(
+        r#"(component
+             (import "acme:secret/vault@1.0.0" (instance (export "open" (func))))
+           )"#,
+    )
+    .unwrap();
+    std::fs::write(&path, component).unwrap();
+    let err = rt.load(&path).await.unwrap_err();
+    let message = err.to_string();
+    assert!(matches!(err, LoadError::Link { .. }), "{message}");
+    assert!(message.contains("needs-more.wasm"), "{message}");
+    assert!(message.contains("acme:secret/vault"), "{message}");
+}
+
+#[tokio::test]
+async fn a_core_module_is_refused_with_a_hint() {
+    let rt = runtime(None);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("core.wasm");
+    std::fs::write(&path, wat::parse_str("(module)").unwrap()).unwrap();
+    let err = rt.load(&path).await.unwrap_err();
+    assert!(err.to_string().contains("wasm32-wasip2"), "{err}");
+}
