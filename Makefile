@@ -14,7 +14,7 @@ WORKER := $(ROOT)/target/debug/mlx-worker
 
 export MLX_TEMPORAL_CLI := $(TEMPORAL)
 
-.PHONY: help tools wasm-target protoc plugins build run stop test lint fmt clean
+.PHONY: help tools wasm-target protoc plugins build run stop test lint fmt clean baseline
 
 help:
 	@echo "make run    build everything, start Temporal + worker, run the demo ML pipeline"
@@ -53,7 +53,7 @@ run: build
 stop:
 	scripts/run-demo.sh stop
 
-test: tools plugins
+test: tools plugins lint
 	cd plugins && cargo test --target x86_64-unknown-linux-gnu
 	cargo test --workspace -- --test-threads 2
 
@@ -70,3 +70,12 @@ clean:
 	cargo clean
 	cd plugins && cargo clean
 	rm -rf build .run
+
+# scikit-learn on the demo's exact split, for comparison with the trainer plugin (README).
+baseline: build
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check scikit-learn==1.9.1
+	rm -rf build/baseline && mkdir -p build/baseline
+	$(WORKER) plugin invoke $(PLUGINS_DIR)/csv.wasm extract_data \
+	  "$$(python3 -c 'import json;print(json.dumps(json.load(open("scripts/demo-input.json"))["extract"]))')" \
+	  --artifacts-dir build/baseline >/dev/null
+	$(VENV)/bin/python scripts/sklearn_baseline.py build/baseline/local/dataset/train.csv build/baseline/local/dataset/test.csv
