@@ -285,3 +285,48 @@ async fn a_core_module_is_refused_with_a_hint() {
     let err = rt.load(&path).await.unwrap_err();
     assert!(err.to_string().contains("wasm32-wasip2"), "{err}");
 }
+
+#[tokio::test]
+async fn contract_breaches_are_contained_and_classified() {
+    let rt = runtime(None);
+    let plugins = PluginsDir::with(&["testkit"]);
+    let testkit = load(&rt, &plugins, "testkit").await;
+    let cases = [
+        (
+            "raw_heartbeat",
+            json!({"text": "{not json"}),
+            "PluginContractViolation",
+            "not valid JSON",
+        ),
+        (
+            "raw_heartbeat",
+            json!({"kb": 300}),
+            "PluginContractViolation",
+            "exceed",
+        ),
+        (
+            "big_output",
+            json!({"kb": 2048}),
+            "PluginInvalidOutput",
+            "artifacts",
+        ),
+        ("recurse", json!({}), "PluginStackOverflow", "stack"),
+    ];
+    for (op, input, failure_type, hint) in cases {
+        let err = invoke(&rt, &testkit, op, input).await.unwrap_err();
+        let f = err.failure();
+        assert_eq!(f.type_name, failure_type, "{op}: {err}");
+        assert!(!f.retryable, "{op}");
+        assert!(f.message.contains(hint), "{op}: {}", f.message);
+    }
+    // A well-formed heartbeat through the same import is fine.
+    let ok = invoke(
+        &rt,
+        &testkit,
+        "raw_heartbeat",
+        json!({"text": "{\"ok\": 1}"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(ok["cancelled"], false);
+}

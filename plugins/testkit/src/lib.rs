@@ -2,10 +2,13 @@
 //! cancellation, retries with checkpoints, typed errors, traps, memory limits, logs).
 //! Never grant it anything in production.
 
+mod hostile;
 mod ops;
 mod schemas;
 
 use mlx_plugin_sdk::{Context, Plugin, PluginError, PluginInfo, parse_input};
+use std::hint::black_box;
+
 use serde_json::Value;
 
 pub struct Testkit;
@@ -32,6 +35,11 @@ impl Plugin for Testkit {
             "panic" => ops::panic(parse_input(input)?),
             "alloc" => ops::alloc(parse_input(input)?),
             "log" => Ok(ops::log(parse_input(input)?)),
+            "raw_heartbeat" => Ok(hostile::raw_heartbeat(parse_input(input)?)),
+            "big_output" => Ok(hostile::big_output(parse_input(input)?)),
+            "recurse" => {
+                Ok(serde_json::json!({ "depth": hostile::recurse(0, black_box(u64::MAX)) }))
+            }
             other => Err(PluginError::unknown_operation(other)),
         }
     }

@@ -140,5 +140,27 @@ pub fn operations() -> Vec<Operation> {
                 &["lines"],
             ),
         ),
+        Operation::new(
+            "raw_heartbeat",
+            "Calls the heartbeat import directly with `text` verbatim (or a JSON string of \
+             `kb` KiB), to check the host refuses non-JSON or oversized details.",
+            object(
+                json!({"text": {"type": "string"}, "kb": {"type": "integer", "minimum": 0}}),
+                &[],
+            ),
+            object(json!({"cancelled": {"type": "boolean"}}), &["cancelled"]),
+        ),
+        Operation::new(
+            "big_output",
+            "Returns a JSON string of `kb` KiB, to check the host's output limit.",
+            object(json!({"kb": {"type": "integer", "minimum": 0}}), &["kb"]),
+            json!({"type": "string"}),
+        ),
+        Operation::new(
+            "recurse",
+            "Recurses without bound, to check the host turns a stack overflow into a failure.",
+            json!({"description": "Ignored."}),
+            json!({"description": "Never returns.", "not": {}}),
+        ),
     ]
 }

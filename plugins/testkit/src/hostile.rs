@@ -1,0 +1,49 @@
+//! Operations that break the plugin contract on purpose, to test that the host contains them.
+
+use std::hint::black_box;
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHeartbeat {
+    /// Sent as heartbeat details verbatim, bypassing the SDK's JSON encoding.
+    text: Option<String>,
+    /// Or: a JSON string of this many KiB.
+    kb: Option<usize>,
+}
+
+/// Calls the heartbeat import directly, so it can send what the SDK never would.
+pub fn raw_heartbeat(input: RawHeartbeat) -> Value {
+    let text = match (input.text, input.kb) {
+        (Some(text), _) => text,
+        (None, Some(kb)) => format!("\"{}\"", "x".repeat(kb << 10)),
+        (None, None) => "null".to_owned(),
+    };
+    let cancelled = mlx_plugin_sdk::__private::bindings::mlx::plugin::activity::heartbeat(&text);
+    json!({ "cancelled": cancelled })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BigOutput {
+    kb: usize,
+}
+
+/// Returns a JSON string of `kb` KiB: larger than the host accepts for big enough `kb`.
+pub fn big_output(input: BigOutput) -> Value {
+    Value::String("y".repeat(input.kb << 10))
+}
+
+/// Recurses without bound (the optimizer cannot see that `limit` is never reached): the host
+/// must turn the stack overflow into a failure.
+pub fn recurse(depth: u64, limit: u64) -> u64 {
+    if depth == limit {
+        return depth;
+    }
+    // An opaque indirect call keeps the optimizer from turning this into a loop; frames are
+    // tiny in linear memory, so the engine's own stack limit is what ends it.
+    let next: fn(u64, u64) -> u64 = black_box(recurse);
+    next(depth + 1, limit).wrapping_add(depth)
+}
