@@ -330,3 +330,64 @@ async fn contract_breaches_are_contained_and_classified() {
     .unwrap();
     assert_eq!(ok["cancelled"], false);
 }
+
+#[tokio::test]
+async fn trainer_resumes_from_the_checkpoint_of_a_previous_attempt() {
+    let artifacts = tempfile::tempdir().unwrap();
+    let rt = runtime(Some(artifacts.path()));
+    let plugins = PluginsDir::with(&["csv", "trainer"]);
+    let data = mlx_e2e::workspace_root().join("data");
+    plugins.write_manifest(
+        "csv",
+        &format!(
+            "[[filesystem]]\nhost = {:?}\nguest = \"/data\"\n",
+            data.display().to_string()
+        ),
+    );
+    let csv = load(&rt, &plugins, "csv").await;
+    let trainer = load(&rt, &plugins, "trainer").await;
+    let split = json!({"source": "/data/iris.csv", "target": "target", "seed": 3});
+    let extracted = invoke(&rt, &csv, "extract_data", split).await.unwrap();
+    let train_input = |epochs: u32| {
+        json!({
+            "train": extracted["train"]["path"], "test": extracted["test"]["path"],
+            "target": "target", "epochs": epochs,
+        })
+    };
+
+    // Attempt 1 runs 20 epochs; its last heartbeat is the checkpoint.
+    let (signals, heartbeats) = ActivitySignals::new(CancellationToken::new());
+    rt.invoke(
+        &trainer,
+        "train_model",
+        &train_input(20),
+        &ctx(1, None),
+        signals,
+        None,
+    )
+    .await
+    .unwrap();
+    let checkpoint = heartbeats.borrow().clone().expect("trainer heartbeats");
+    assert_eq!(checkpoint["epoch"], 20, "{checkpoint}");
+
+    // Attempt 2, asked for 50 epochs, continues from there instead of starting over.
+    let (signals, _) = ActivitySignals::new(CancellationToken::new());
+    let out = rt
+        .invoke(
+            &trainer,
+            "train_model",
+            &train_input(50),
+            &ctx(2, Some(checkpoint)),
+            signals,
+            None,
+        )
+        .await
+        .unwrap()
+        .output;
+    assert_eq!(out["resumed_from_epoch"], 20, "{out:#}");
+    assert_eq!(out["epochs_run"], 30, "{out:#}");
+    assert!(
+        out["metrics"]["accuracy"].as_f64().unwrap() > 0.7,
+        "{out:#}"
+    );
+}
