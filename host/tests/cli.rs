@@ -73,3 +73,36 @@ fn describe_prints_operations_with_schemas() {
     let schema: Value = serde_json::from_str(op["input_schema"].as_str().unwrap()).unwrap();
     assert!(schema["properties"]["train"].is_object(), "{schema:#}");
 }
+
+#[test]
+fn guest_stdout_stderr_and_logs_go_to_the_worker_log_not_its_stdout() {
+    let artifacts = tempfile::tempdir().unwrap();
+    let out = mlx_worker()
+        .env("RUST_LOG", "info")
+        .args(["plugin", "invoke"])
+        .arg(components().join("testkit.wasm"))
+        .args(["log", r#"{"lines": 2}"#])
+        .arg("--artifacts-dir")
+        .arg(artifacts.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    // stdout holds exactly the output JSON.
+    let output: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(output["lines"], 2);
+    let log = String::from_utf8_lossy(&out.stderr);
+    for expected in [
+        "testkit: stdout line",
+        "testkit: stderr line",
+        "testkit log line",
+    ] {
+        assert!(
+            log.contains(expected),
+            "{expected:?} missing from the log:\n{log}"
+        );
+    }
+    assert!(
+        log.contains(r#"stream="stderr""#) && log.contains(r#"stream="log""#),
+        "{log}"
+    );
+}

@@ -391,3 +391,16 @@ async fn trainer_resumes_from_the_checkpoint_of_a_previous_attempt() {
         "{out:#}"
     );
 }
+
+#[tokio::test]
+async fn every_invocation_gets_a_fresh_instance() {
+    let rt = runtime(None);
+    let plugins = PluginsDir::with(&["testkit"]);
+    let testkit = load(&rt, &plugins, "testkit").await;
+    for _ in 0..3 {
+        let out = invoke(&rt, &testkit, "count_calls", json!({}))
+            .await
+            .unwrap();
+        assert_eq!(out["calls"], 1, "state leaked between invocations");
+    }
+}

@@ -1,6 +1,9 @@
 //! Operations that break the plugin contract on purpose, to test that the host contains them.
 
-use std::hint::black_box;
+use std::{
+    hint::black_box,
+    sync::atomic::{AtomicU64, Ordering},
+};
 
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -46,4 +49,11 @@ pub fn recurse(depth: u64, limit: u64) -> u64 {
     // tiny in linear memory, so the engine's own stack limit is what ends it.
     let next: fn(u64, u64) -> u64 = black_box(recurse);
     next(depth + 1, limit).wrapping_add(depth)
+}
+
+static CALLS: AtomicU64 = AtomicU64::new(0);
+
+/// Counts calls in a global: a host that reused instances would return more than 1.
+pub fn count_calls() -> Value {
+    json!({ "calls": CALLS.fetch_add(1, Ordering::SeqCst) + 1 })
 }

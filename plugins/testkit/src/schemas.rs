@@ -162,5 +162,15 @@ pub fn operations() -> Vec<Operation> {
             json!({"description": "Ignored."}),
             json!({"description": "Never returns.", "not": {}}),
         ),
+        Operation::new(
+            "count_calls",
+            "Returns how many times this instance has been invoked (always 1 on a host that \
+             gives every invocation a fresh instance).",
+            json!({"description": "Ignored."}),
+            object(
+                json!({"calls": {"type": "integer", "minimum": 1}}),
+                &["calls"],
+            ),
+        ),
     ]
 }
