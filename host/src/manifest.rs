@@ -12,9 +12,22 @@
 //! [limits]
 //! memory_mb = 1024
 //! timeout_secs = 600
+//!
+//! [env]                   # environment variables the plugin sees (nothing else of the worker's)
+//! LOG_STYLE = "plain"
+//!
+//! [config]                # values for `mlx:plugin/config.get`
+//! region = "eu-west-1"
+//!
+//! [secrets]               # values for `mlx:plugin/config.get-secret`, read at each call
+//! api_token = { env = "MLX_SECRET_API_TOKEN" }   # from the worker's environment
+//! db_password = { file = "/run/secrets/db" }     # or from a file
 //! ```
 
-use std::path::{Path, PathBuf};
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+};
 
 use serde::Deserialize;
 
@@ -38,6 +51,59 @@ struct ManifestFile {
     filesystem: Vec<DirGrantFile>,
     #[serde(default)]
     limits: LimitsFile,
+    #[serde(default)]
+    env: BTreeMap<String, String>,
+    #[serde(default)]
+    config: BTreeMap<String, String>,
+    #[serde(default)]
+    secrets: BTreeMap<String, SecretFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SecretFile {
+    env: Option<String>,
+    file: Option<PathBuf>,
+}
+
+/// Where a granted secret is read from. The value itself is read at each call, never stored
+/// in the manifest, so rotation needs no reload.
+#[derive(Clone, PartialEq)]
+pub enum SecretSource {
+    Env(String),
+    File(PathBuf),
+}
+
+impl std::fmt::Debug for SecretSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Env(var) => write!(f, "env:{var}"),
+            Self::File(path) => write!(f, "file:{}", path.display()),
+        }
+    }
+}
+
+/// Largest secret the host reads: a secret is a token or a password, not a data file.
+const MAX_SECRET_BYTES: u64 = 64 << 10;
+
+impl SecretSource {
+    /// Reads the secret now. Errors say where it was looked for, never what it is.
+    pub fn read(&self) -> Result<String, String> {
+        match self {
+            Self::Env(var) => std::env::var(var)
+                .map_err(|_| format!("environment variable {var} is not set in the worker")),
+            Self::File(path) => {
+                let meta =
+                    std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
+                if meta.len() > MAX_SECRET_BYTES {
+                    return Err(format!("{} is larger than 64 KiB", path.display()));
+                }
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
+                Ok(text.trim_end_matches(['\n', '\r']).to_string())
+            }
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -65,6 +131,12 @@ pub struct Manifest {
     pub source: Option<PathBuf>,
     pub dirs: Vec<DirGrant>,
     pub limits: Limits,
+    /// Environment variables the plugin sees.
+    pub env: BTreeMap<String, String>,
+    /// `[config]` values.
+    pub config: BTreeMap<String, String>,
+    /// Granted secrets by name.
+    pub secrets: BTreeMap<String, SecretSource>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -141,10 +213,38 @@ fn parse(text: &str, path: &Path, max_memory_bytes: u64) -> Result<Manifest, Str
         });
     }
     let limits = file.limits.resolve(max_memory_bytes)?;
+    for key in file.env.keys() {
+        if key.is_empty() || key.contains('=') || key.contains('\0') {
+            return Err(format!(
+                "env.{key:?} is not a valid environment variable name"
+            ));
+        }
+    }
+    let mut secrets = BTreeMap::new();
+    for (name, secret) in file.secrets {
+        let source = match (secret.env, secret.file) {
+            (Some(var), None) => SecretSource::Env(var),
+            (None, Some(file)) => SecretSource::File(base.join(file)),
+            _ => {
+                return Err(format!(
+                    "secrets.{name} must name exactly one source: {{ env = \"VAR\" }} or \
+                     {{ file = \"PATH\" }}"
+                ));
+            }
+        };
+        // Fail at load, not at 3 a.m.: a granted secret must be readable now.
+        source
+            .read()
+            .map_err(|e| format!("secrets.{name} cannot be read: {e}"))?;
+        secrets.insert(name, source);
+    }
     Ok(Manifest {
         source: Some(path.to_path_buf()),
         dirs,
         limits,
+        env: file.env,
+        config: file.config,
+        secrets,
     })
 }
 
@@ -189,6 +289,27 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.contains("filesystem[0].host"), "{err}");
+    }
+
+    #[test]
+    fn secrets_are_checked_at_load_without_revealing_them() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("token"), "s3cr3t\n").unwrap();
+        let m = parse_in(dir.path(), "[secrets]\ntoken = { file = \"token\" }\n").unwrap();
+        assert_eq!(m.secrets["token"].read().unwrap(), "s3cr3t");
+        assert!(!format!("{m:?}").contains("s3cr3t"));
+
+        let err = parse_in(
+            dir.path(),
+            "[secrets]\nt = { env = \"MLX_TEST_SURELY_UNSET_VAR\" }\n",
+        )
+        .unwrap_err();
+        assert!(
+            err.contains("secrets.t") && err.contains("MLX_TEST_SURELY_UNSET_VAR"),
+            "{err}"
+        );
+        let err = parse_in(dir.path(), "[secrets]\nt = {}\n").unwrap_err();
+        assert!(err.contains("exactly one source"), "{err}");
     }
 
     #[test]

@@ -83,7 +83,7 @@ pub struct LoadedPlugin {
     pub path: PathBuf,
     /// `sha256:<hex>` of the component bytes: which bytes ran.
     pub digest: String,
-    pub manifest: Manifest,
+    pub manifest: Arc<Manifest>,
     pre: PluginWorldPre<GuestState>,
 }
 
@@ -189,7 +189,10 @@ impl Runtime {
             path: path.clone(),
             message: format!("{e:#}"),
         })?;
-        let manifest = manifest::load_for(&path, self.settings.engine.max_memory_bytes)?;
+        let manifest = Arc::new(manifest::load_for(
+            &path,
+            self.settings.engine.max_memory_bytes,
+        )?);
         let info = self
             .describe(&pre, &manifest)
             .await
@@ -213,7 +216,7 @@ impl Runtime {
     async fn describe(
         &self,
         pre: &PluginWorldPre<GuestState>,
-        manifest: &Manifest,
+        manifest: &Arc<Manifest>,
     ) -> Result<PluginInfo, String> {
         let (signals, _) = ActivitySignals::new(CancellationToken::new());
         let spec = SandboxSpec {

@@ -1,7 +1,8 @@
 //! One sandbox = one fresh [`Store`] with its own WASI context, memory limiter and signals.
 //! Nothing survives an invocation: isolation between activities is the point.
 //!
-//! WASI is deny-by-default, and each choice is made here: no environment variables, no
+//! WASI is deny-by-default, and each choice is made here: no environment variables (but those
+//! the manifest lists), no
 //! arguments, no stdin, no sockets or name lookup, no directories except those the manifest
 //! grants and the workflow's artifacts directory.
 
@@ -22,6 +23,7 @@ pub struct GuestState {
     table: ResourceTable,
     pub(crate) limiter: MemoryLimiter,
     pub(crate) limits: Limits,
+    pub(crate) manifest: Arc<Manifest>,
     pub(crate) signals: ActivitySignals,
     pub(crate) log_budget: Arc<LogBudget>,
     pub(crate) stderr: GuestOutput,
@@ -75,7 +77,7 @@ impl ResourceLimiter for MemoryLimiter {
 
 /// Where a sandbox's `/artifacts` lives on the host, if anywhere.
 pub struct SandboxSpec<'a> {
-    pub manifest: &'a Manifest,
+    pub manifest: &'a Arc<Manifest>,
     pub artifacts_dir: Option<&'a Path>,
     pub signals: ActivitySignals,
 }
@@ -100,6 +102,9 @@ pub fn new_store(
         .allow_tcp(false)
         .allow_udp(false)
         .allow_ip_name_lookup(false);
+    for (key, value) in &spec.manifest.env {
+        wasi.env(key, value);
+    }
     for grant in &spec.manifest.dirs {
         let perms = match grant.access {
             Access::ReadOnly => FsPerms::ReadOnly,
@@ -124,6 +129,7 @@ pub fn new_store(
             peak: 0,
         },
         limits,
+        manifest: spec.manifest.clone(),
         signals: spec.signals,
         log_budget,
         stderr,

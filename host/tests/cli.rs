@@ -106,3 +106,45 @@ fn guest_stdout_stderr_and_logs_go_to_the_worker_log_not_its_stdout() {
         "{log}"
     );
 }
+
+#[test]
+fn secrets_never_reach_the_worker_log() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        components().join("testkit.wasm"),
+        dir.path().join("testkit.wasm"),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("token.txt"), "tok-9f8e7d").unwrap();
+    std::fs::write(
+        dir.path().join("testkit.toml"),
+        "[secrets]\napi_token = { file = \"token.txt\" }\n",
+    )
+    .unwrap();
+    let out = mlx_worker()
+        .env("RUST_LOG", "mlx_worker=trace")
+        .args(["plugin", "invoke"])
+        .arg(dir.path().join("testkit.wasm"))
+        .args(["grants", r#"{"secrets": ["api_token"]}"#])
+        .arg("--artifacts-dir")
+        .arg(dir.path().join("artifacts"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The (test-only) plugin returns it, so it did arrive ...
+    assert!(String::from_utf8_lossy(&out.stdout).contains("tok-9f8e7d"));
+    // ... but even trace-level worker logs only name it.
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        log.contains("api_token"),
+        "the read is logged by name:\n{log}"
+    );
+    assert!(
+        !log.contains("tok-9f8e7d"),
+        "secret value leaked into the log:\n{log}"
+    );
+}

@@ -404,3 +404,62 @@ async fn every_invocation_gets_a_fresh_instance() {
         assert_eq!(out["calls"], 1, "state leaked between invocations");
     }
 }
+
+#[tokio::test]
+async fn plugin_sees_exactly_the_granted_env_config_and_secrets() {
+    let rt = runtime(None);
+    let plugins = PluginsDir::with(&["testkit"]);
+    std::fs::write(plugins.path().join("token.txt"), "s3cr3t\n").unwrap();
+    plugins.write_manifest(
+        "testkit",
+        r#"
+[env]
+GREETING = "hi"
+
+[config]
+region = "eu-west-1"
+
+[secrets]
+token = { file = "token.txt" }
+path = { env = "PATH" }
+"#,
+    );
+    let testkit = load(&rt, &plugins, "testkit").await;
+    let asked = json!({
+        "config": ["region", "missing"],
+        "secrets": ["token", "path", "ungranted"],
+        "env": ["GREETING", "HOME", "PATH"],
+    });
+    let out = invoke(&rt, &testkit, "grants", asked).await.unwrap();
+    assert_eq!(
+        out["config"],
+        json!({"region": "eu-west-1", "missing": null})
+    );
+    assert_eq!(out["secrets"]["token"], "s3cr3t");
+    assert_eq!(out["secrets"]["path"], std::env::var("PATH").unwrap());
+    assert_eq!(out["secrets"]["ungranted"], Value::Null);
+    // The worker's own environment stays outside: only what the manifest lists.
+    assert_eq!(
+        out["env"],
+        json!({"GREETING": "hi", "HOME": null, "PATH": null})
+    );
+    assert_eq!(out["env_names"], json!(["GREETING"]));
+}
+
+#[tokio::test]
+async fn a_plugin_without_manifest_gets_no_environment() {
+    let rt = runtime(None);
+    let plugins = PluginsDir::with(&["testkit"]);
+    let testkit = load(&rt, &plugins, "testkit").await;
+    let out = invoke(
+        &rt,
+        &testkit,
+        "grants",
+        json!({"config": ["x"], "secrets": ["x"]}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(out["env_names"], json!([]));
+    assert_eq!(out["config"]["x"], Value::Null);
+    assert_eq!(out["secrets"]["x"], Value::Null);
+}

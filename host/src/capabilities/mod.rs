@@ -2,6 +2,7 @@
 //! host trait for [`crate::sandbox::GuestState`] by delegating to its own small state type.
 
 pub mod activity;
+pub mod config;
 pub mod log;
 pub mod stdio;
 

@@ -51,6 +51,7 @@
 //! The plugin logic can be unit-tested natively with [`Context::detached`], which records
 //! heartbeats instead of calling the host; [`log`] prints to stderr off-wasm.
 
+pub mod config;
 mod context;
 mod error;
 mod guest;

@@ -57,3 +57,31 @@ static CALLS: AtomicU64 = AtomicU64::new(0);
 pub fn count_calls() -> Value {
     json!({ "calls": CALLS.fetch_add(1, Ordering::SeqCst) + 1 })
 }
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Grants {
+    #[serde(default)]
+    config: Vec<String>,
+    #[serde(default)]
+    secrets: Vec<String>,
+    #[serde(default)]
+    env: Vec<String>,
+}
+
+/// Reports what the host granted, verbatim, secrets included: a test must see that the value
+/// arrived. (A real plugin never returns a secret.)
+pub fn grants(input: Grants) -> Value {
+    let pick = |keys: &[String], read: &dyn Fn(&str) -> Option<String>| -> Value {
+        keys.iter()
+            .map(|k| (k.clone(), json!(read(k))))
+            .collect::<serde_json::Map<String, Value>>()
+            .into()
+    };
+    json!({
+        "config": pick(&input.config, &mlx_plugin_sdk::config::get),
+        "secrets": pick(&input.secrets, &mlx_plugin_sdk::config::secret),
+        "env": pick(&input.env, &|k| std::env::var(k).ok()),
+        "env_names": std::env::vars().map(|(k, _)| k).collect::<Vec<_>>(),
+    })
+}

@@ -172,5 +172,19 @@ pub fn operations() -> Vec<Operation> {
                 &["calls"],
             ),
         ),
+        Operation::new(
+            "grants",
+            "Returns the named config values, secrets and environment variables it can see, \
+             and the names of all its environment variables. Test-only: it reveals secrets.",
+            object(
+                json!({
+                    "config": {"type": "array", "items": {"type": "string"}},
+                    "secrets": {"type": "array", "items": {"type": "string"}},
+                    "env": {"type": "array", "items": {"type": "string"}},
+                }),
+                &[],
+            ),
+            json!({"type": "object"}),
+        ),
     ]
 }
