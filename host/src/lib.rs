@@ -8,6 +8,7 @@
 //! - [`manifest`] and [`limits`]: what an operator grants each plugin, deny-by-default.
 //! - [`sandbox`]: one fresh store per invocation with its WASI context and limiter.
 //! - [`capabilities`]: host interfaces offered to guests (log, activity, stdio).
+//! - [`imports`]: load-time policy over what a component imports.
 //! - [`runtime`]: load (compile, link, describe) and invoke (race deadline and cancellation).
 //! - [`registry`]: plugins by described name.
 //! - [`failure`]: every way an invocation fails, classified for Temporal.
@@ -19,6 +20,7 @@ pub mod capabilities;
 pub mod contract;
 pub mod engine;
 pub mod failure;
+pub mod imports;
 pub mod limits;
 pub mod manifest;
 pub mod registry;

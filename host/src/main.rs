@@ -136,6 +136,7 @@ async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             ..Default::default()
         },
         artifacts_dir: Some(absolute(&args.artifacts_dir)?),
+        scratch_root: None,
     })
     .map_err(anyhow_from)?;
     let registry = PluginRegistry::load_dir(&runtime, &args.plugins_dir).await?;

@@ -1,7 +1,7 @@
 //! Per-plugin manifest: `NAME.toml` next to `NAME.wasm` grants capabilities and sets limits.
 //!
 //! Deny by default: a plugin without a manifest gets no directories (besides the per-workflow
-//! artifacts directory every plugin has), no environment, no network and default [`Limits`].
+//! artifacts directory and the per-invocation scratch directory every plugin has), no environment, no network and default [`Limits`].
 //!
 //! ```toml
 //! [[filesystem]]
@@ -35,6 +35,8 @@ use crate::limits::{Limits, LimitsFile};
 
 /// Guest path where every plugin finds its workflow's artifacts directory.
 pub const ARTIFACTS_GUEST_PATH: &str = "/artifacts";
+/// Guest path of the per-invocation scratch directory, empty at start and removed afterwards.
+pub const SCRATCH_GUEST_PATH: &str = "/scratch";
 
 #[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
@@ -186,9 +188,11 @@ fn parse(text: &str, path: &Path, max_memory_bytes: u64) -> Result<Manifest, Str
                 grant.guest
             ));
         }
-        if grant.guest == ARTIFACTS_GUEST_PATH {
+        if grant.guest == ARTIFACTS_GUEST_PATH || grant.guest == SCRATCH_GUEST_PATH {
             return Err(format!(
-                "{key}.guest = {ARTIFACTS_GUEST_PATH:?} is reserved for the workflow's artifacts"
+                "{key}.guest = {:?} is reserved: every plugin gets {ARTIFACTS_GUEST_PATH} \
+                 (the workflow's artifacts) and {SCRATCH_GUEST_PATH} (its own scratch space)",
+                grant.guest
             ));
         }
         if dirs.iter().any(|d| d.guest == grant.guest) {

@@ -24,6 +24,7 @@ use crate::{
     contract::{InvocationContext, PluginInfo},
     engine::{EngineSettings, EpochTicker, build_engine},
     failure::InvocationError,
+    imports,
     manifest::{self, Manifest, ManifestError},
     sandbox::{GuestState, SandboxSpec, new_store},
 };
@@ -37,6 +38,8 @@ pub struct RuntimeSettings {
     /// Host directory holding one artifacts directory per workflow, mounted at `/artifacts`.
     /// None: plugins get no artifacts directory.
     pub artifacts_dir: Option<PathBuf>,
+    /// Where per-invocation scratch directories are made; None: the system temp directory.
+    pub scratch_root: Option<PathBuf>,
 }
 
 /// Why a plugin file could not be loaded. Every message names the file.
@@ -52,9 +55,15 @@ pub enum LoadError {
     Compile { path: PathBuf, message: String },
     #[error(
         "{}: imports something this worker does not provide ({message}); the worker offers \
-         mlx:plugin/log, mlx:plugin/activity (@0.1.0) and WASI 0.2", path.display()
+         mlx:plugin/log, mlx:plugin/activity, mlx:plugin/config (@0.1.0) and WASI 0.2", path.display()
     )]
     Link { path: PathBuf, message: String },
+    #[error("{}: imports {import}, which is refused: {reason}", path.display())]
+    RefusedImport {
+        path: PathBuf,
+        import: String,
+        reason: String,
+    },
     #[error(transparent)]
     Manifest(#[from] ManifestError),
     #[error("{}: describe() failed: {message}", path.display())]
@@ -178,6 +187,18 @@ impl Runtime {
                 path: path.clone(),
                 message: format!("{e:#}"),
             })?;
+        // Refused capabilities first: their message says why and what to use instead, which
+        // the linker's "not found" would not.
+        if let Some(bad) = imports::review(&self.engine, &component)
+            .into_iter()
+            .find(|i| i.refused.is_some())
+        {
+            return Err(LoadError::RefusedImport {
+                path,
+                import: bad.name,
+                reason: bad.refused.unwrap_or_default(),
+            });
+        }
         let instance_pre =
             self.linker
                 .instantiate_pre(&component)
@@ -222,6 +243,7 @@ impl Runtime {
         let spec = SandboxSpec {
             manifest,
             artifacts_dir: None,
+            scratch_dir: None,
             signals,
         };
         let mut store = new_store(&self.engine, spec).map_err(|e| e.to_string())?;
@@ -263,10 +285,21 @@ impl Runtime {
             .artifacts_dir
             .as_ref()
             .map(|dir| dir.join(workflow_dir_name(&ctx.workflow_id)));
+        // Removed when this function returns, however the invocation ended.
+        let scratch = tempfile::Builder::new()
+            .prefix("mlx-scratch-")
+            .tempdir_in(
+                self.settings
+                    .scratch_root
+                    .clone()
+                    .unwrap_or_else(std::env::temp_dir),
+            )
+            .map_err(|e| InvocationError::Sandbox(format!("creating a scratch directory: {e}")))?;
         let cancel = signals.cancel_token().clone();
         let spec = SandboxSpec {
             manifest: &plugin.manifest,
             artifacts_dir: artifacts.as_deref(),
+            scratch_dir: Some(scratch.path()),
             signals,
         };
         let mut store =
@@ -336,6 +369,14 @@ fn classify_trap(state: &GuestState, err: wasmtime::Error) -> InvocationError {
     }
     if let Some(violation) = err.downcast_ref::<ContractViolation>() {
         return InvocationError::ContractViolation(violation.to_string());
+    }
+    // `exit` ends the component without a result: whatever its status, the contract (return
+    // output or an error) was broken, and it would break again on retry.
+    if let Some(exit) = err.downcast_ref::<wasmtime_wasi::I32Exit>() {
+        return InvocationError::ContractViolation(format!(
+            "plugin called exit (status {}) instead of returning from invoke",
+            exit.0
+        ));
     }
     let backtrace = err.downcast_ref::<WasmBacktrace>().map(|bt| bt.to_string());
     let trap = err.downcast_ref::<Trap>();

@@ -4,7 +4,7 @@
 //! WASI is deny-by-default, and each choice is made here: no environment variables (but those
 //! the manifest lists), no
 //! arguments, no stdin, no sockets or name lookup, no directories except those the manifest
-//! grants and the workflow's artifacts directory.
+//! grants, the workflow's artifacts directory and the invocation's scratch directory.
 
 use std::{path::Path, sync::Arc};
 
@@ -14,7 +14,7 @@ use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use crate::{
     capabilities::{activity::ActivitySignals, log::LogBudget, stdio::GuestOutput},
     limits::Limits,
-    manifest::{ARTIFACTS_GUEST_PATH, Access, Manifest},
+    manifest::{ARTIFACTS_GUEST_PATH, Access, Manifest, SCRATCH_GUEST_PATH},
 };
 
 /// Per-store state: everything a guest can reach goes through here.
@@ -75,10 +75,13 @@ impl ResourceLimiter for MemoryLimiter {
     }
 }
 
-/// Where a sandbox's `/artifacts` lives on the host, if anywhere.
+/// What one sandbox is made of.
 pub struct SandboxSpec<'a> {
     pub manifest: &'a Arc<Manifest>,
+    /// Host directory behind `/artifacts`, if any.
     pub artifacts_dir: Option<&'a Path>,
+    /// Host directory behind `/scratch`, if any; the caller owns (and removes) it.
+    pub scratch_dir: Option<&'a Path>,
     pub signals: ActivitySignals,
 }
 
@@ -117,6 +120,11 @@ pub fn new_store(
         std::fs::create_dir_all(dir)
             .map_err(|e| SandboxError(format!("creating {}: {e}", dir.display())))?;
         wasi.preopened_dir(dir, ARTIFACTS_GUEST_PATH, FsPerms::ReadWrite)
+            .map_err(|e| SandboxError(format!("granting {}: {e}", dir.display())))?;
+    }
+
+    if let Some(dir) = spec.scratch_dir {
+        wasi.preopened_dir(dir, SCRATCH_GUEST_PATH, FsPerms::ReadWrite)
             .map_err(|e| SandboxError(format!("granting {}: {e}", dir.display())))?;
     }
 

@@ -19,7 +19,10 @@ use mlx_worker::{
     temporal::worker::{self, ConnectionSettings, WorkerSettings},
 };
 use serde_json::Value;
-use temporalio_client::{Client, WorkflowFetchHistoryOptions, WorkflowHandle};
+use temporalio_client::{
+    Client, WorkflowFetchHistoryOptions, WorkflowGetResultOptions, WorkflowHandle,
+    WorkflowStartOptions,
+};
 use temporalio_common::HasWorkflowDefinition;
 use tokio::sync::oneshot;
 
@@ -165,6 +168,7 @@ impl TestWorker {
                 ..Default::default()
             },
             artifacts_dir: Some(artifacts.path().to_path_buf()),
+            scratch_root: None,
         })
         .map_err(|e| anyhow::anyhow!("{e:#}"))?;
         let registry = Arc::new(PluginRegistry::load_dir(&runtime, plugins).await?);
@@ -271,4 +275,41 @@ pub fn find<'a>(value: &'a Value, key: &str) -> Option<&'a Value> {
         Value::Array(items) => items.iter().find_map(|v| find(v, key)),
         _ => None,
     }
+}
+
+/// Runs one step through `RunPluginWorkflow` and returns its result (or the failure, as text)
+/// and its history.
+pub async fn run_step(
+    server: &DevServer,
+    worker: &TestWorker,
+    id: &str,
+    step: Value,
+) -> anyhow::Result<(Result<Value, String>, Vec<Value>)> {
+    let client = server.client().await?;
+    let handle = client
+        .start_workflow(
+            mlx_worker::temporal::RunPluginWorkflow::run,
+            step,
+            WorkflowStartOptions::new(worker.task_queue.clone(), id.to_string()).build(),
+        )
+        .await?;
+    let result = handle
+        .get_result(WorkflowGetResultOptions::default())
+        .await
+        .map_err(|e| format!("{e:?}"));
+    Ok((result, history(&handle).await?))
+}
+
+/// The failure of the only activity attempt in a history, asserting there was exactly one.
+pub fn single_failed_attempt(events_: &[Value]) -> Value {
+    let started = events(events_, "ActivityTaskStarted");
+    assert_eq!(
+        started.len(),
+        1,
+        "expected exactly one attempt: {events_:#?}"
+    );
+    assert_eq!(started[0]["attempt"], 1);
+    let failed = events(events_, "ActivityTaskFailed");
+    assert_eq!(failed.len(), 1, "{events_:#?}");
+    failed[0]["failure"].clone()
 }

@@ -271,9 +271,30 @@ async fn missing_import_fails_at_load_naming_file_and_import() {
     std::fs::write(&path, component).unwrap();
     let err = rt.load(&path).await.unwrap_err();
     let message = err.to_string();
-    assert!(matches!(err, LoadError::Link { .. }), "{message}");
+    assert!(matches!(err, LoadError::RefusedImport { .. }), "{message}");
     assert!(message.contains("needs-more.wasm"), "{message}");
     assert!(message.contains("acme:secret/vault"), "{message}");
+}
+
+#[tokio::test]
+async fn socket_imports_are_refused_at_load_with_the_alternative() {
+    let rt = runtime(None);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("netty.wasm");
+    let component = wat::parse_str(
+        r#"(component (import "wasi:sockets/tcp@0.2.6" (instance (export "connect" (func)))))"#,
+    )
+    .unwrap();
+    std::fs::write(&path, component).unwrap();
+    let message = rt.load(&path).await.unwrap_err().to_string();
+    assert!(
+        message.contains("netty.wasm") && message.contains("wasi:sockets/tcp"),
+        "{message}"
+    );
+    assert!(
+        message.contains("[[filesystem]]"),
+        "says what to use instead: {message}"
+    );
 }
 
 #[tokio::test]

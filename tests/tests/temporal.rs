@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use mlx_e2e::{
-    DevServer, PluginsDir, TestWorker, events, eventually, find, history, workspace_root,
+    DevServer, PluginsDir, TestWorker, events, eventually, find, history, run_step,
+    single_failed_attempt, workspace_root,
 };
 use mlx_worker::temporal::{MLTrainingWorkflow, RunPluginWorkflow};
 use serde_json::{Value, json};
@@ -12,41 +13,6 @@ use temporalio_client::{WorkflowCancelOptions, WorkflowGetResultOptions, Workflo
 
 fn testkit() -> PluginsDir {
     PluginsDir::with(&["testkit"])
-}
-
-async fn run_step(
-    server: &DevServer,
-    worker: &TestWorker,
-    id: &str,
-    step: Value,
-) -> anyhow::Result<(Result<Value, String>, Vec<Value>)> {
-    let client = server.client().await?;
-    let handle = client
-        .start_workflow(
-            RunPluginWorkflow::run,
-            step,
-            WorkflowStartOptions::new(worker.task_queue.clone(), id.to_string()).build(),
-        )
-        .await?;
-    let result = handle
-        .get_result(WorkflowGetResultOptions::default())
-        .await
-        .map_err(|e| format!("{e:?}"));
-    Ok((result, history(&handle).await?))
-}
-
-/// The failure attributes of the only failed activity attempt in a history.
-fn single_failed_attempt(events_: &[Value]) -> Value {
-    let started = events(events_, "ActivityTaskStarted");
-    assert_eq!(
-        started.len(),
-        1,
-        "expected exactly one attempt: {events_:#?}"
-    );
-    assert_eq!(started[0]["attempt"], 1);
-    let failed = events(events_, "ActivityTaskFailed");
-    assert_eq!(failed.len(), 1, "{events_:#?}");
-    failed[0]["failure"].clone()
 }
 
 #[tokio::test(flavor = "multi_thread")]

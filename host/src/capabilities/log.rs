@@ -47,9 +47,14 @@ impl LogBudget {
 
 /// Emits one guest log line at a level chosen at run time.
 pub fn emit(level: tracing::Level, stream: &str, message: &str, fields: &str) {
+    // Lines from stdout/stderr have no fields; leave the field out rather than log it empty.
     macro_rules! at {
         ($lvl:ident) => {
-            tracing::$lvl!(target: "mlx_worker::guest", stream, fields, "{message}")
+            if fields.is_empty() {
+                tracing::$lvl!(target: "mlx_worker::guest", stream, "{message}")
+            } else {
+                tracing::$lvl!(target: "mlx_worker::guest", stream, fields, "{message}")
+            }
         };
     }
     match level {

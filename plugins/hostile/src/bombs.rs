@@ -1,0 +1,141 @@
+//! Resource exhaustion and abrupt endings: none of these returns a normal result unless the
+//! host lets a flood through, which is what its tests check.
+
+use std::hint::black_box;
+
+use mlx_plugin_sdk::{Context, PluginError, log};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+/// The input of operations without options: still checked, so a typo is not silently ignored.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoInput {}
+
+fn mib(mb: usize, field: &str) -> Result<usize, PluginError> {
+    mb.checked_mul(1 << 20).ok_or_else(|| {
+        PluginError::invalid_input(
+            "InvalidParameter",
+            format!("{field} = {mb} exceeds this platform's address space"),
+        )
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MemoryBomb {
+    step_mb: usize,
+}
+
+impl Default for MemoryBomb {
+    fn default() -> Self {
+        Self { step_mb: 64 }
+    }
+}
+
+/// Keeps every chunk alive and writes every byte (a zero fill could be left to fresh pages),
+/// so only the host's memory limit ends it: the allocator then aborts.
+pub fn memory_bomb(input: MemoryBomb) -> Result<Value, PluginError> {
+    let step = mib(input.step_mb, "step_mb")?;
+    if step == 0 {
+        return Err(PluginError::invalid_input(
+            "InvalidParameter",
+            "step_mb = 0 would spin without allocating",
+        ));
+    }
+    let mut kept: Vec<Vec<u8>> = Vec::new();
+    loop {
+        kept.push(black_box(vec![0xA5u8; step]));
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HeartbeatSpam {
+    count: u64,
+}
+
+impl Default for HeartbeatSpam {
+    fn default() -> Self {
+        Self { count: 1_000_000 }
+    }
+}
+
+/// Ignores cancellation on purpose: throttling the flood is the host's job.
+pub fn heartbeat_spam(input: HeartbeatSpam, ctx: &Context) -> Value {
+    for i in 0..input.count {
+        ctx.heartbeat(&json!({ "i": i }));
+    }
+    json!({ "sent": input.count })
+}
+
+#[derive(Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogFlood {
+    lines: u64,
+    line_bytes: usize,
+}
+
+impl Default for LogFlood {
+    fn default() -> Self {
+        Self {
+            lines: 1_000_000,
+            line_bytes: 1000,
+        }
+    }
+}
+
+/// Floods both channels a guest has: the log import and stdout.
+pub fn log_flood(input: LogFlood) -> Value {
+    let line = "L".repeat(input.line_bytes);
+    for i in 0..input.lines {
+        log::info(&line, &[("i", &i)]);
+        println!("{line}");
+    }
+    json!({ "lines": input.lines })
+}
+
+#[derive(Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HugeOutput {
+    mb: usize,
+}
+
+impl Default for HugeOutput {
+    fn default() -> Self {
+        Self { mb: 64 }
+    }
+}
+
+pub fn huge_output(input: HugeOutput) -> Result<Value, PluginError> {
+    Ok(Value::String("z".repeat(mib(input.mb, "mb")?)))
+}
+
+pub fn abort() -> ! {
+    std::process::abort()
+}
+
+#[derive(Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Exit {
+    code: i32,
+}
+
+impl Default for Exit {
+    fn default() -> Self {
+        Self { code: 3 }
+    }
+}
+
+/// Ends the component from inside an export, which the contract has no room for.
+pub fn exit(input: Exit) -> ! {
+    std::process::exit(input.code)
+}
+
+/// Looks alive (it keeps calling the host) yet never returns nor heeds cancellation: the host's
+/// deadline must stop it all the same.
+pub fn busy_with_host_calls(ctx: &Context) -> ! {
+    loop {
+        black_box(ctx.is_cancelled());
+    }
+}

@@ -1,0 +1,194 @@
+use mlx_plugin_sdk::Operation;
+use serde_json::{Value, json};
+
+/// An object schema that rejects unknown properties, as the operations' inputs do.
+fn object(properties: Value, required: &[&str]) -> Value {
+    json!({
+        "type": "object",
+        "properties": properties,
+        "required": required,
+        "additionalProperties": false,
+    })
+}
+
+fn string(default: &str) -> Value {
+    json!({"type": "string", "default": default})
+}
+
+fn strings(default: &[&str]) -> Value {
+    json!({"type": "array", "items": {"type": "string"}, "default": default})
+}
+
+fn integer(default: u64) -> Value {
+    json!({"type": "integer", "minimum": 0, "default": default})
+}
+
+/// What an attack returns when it got through; containment is a failure instead.
+fn escaped() -> Value {
+    object(
+        json!({
+            "escaped": {"const": true},
+            "evidence": {
+                "type": "array",
+                "description": "The attempts that got through, with what they reached.",
+                "items": object(
+                    json!({"attempt": {"type": "string"}, "evidence": {}}),
+                    &["attempt", "evidence"],
+                ),
+            },
+        }),
+        &["escaped", "evidence"],
+    )
+}
+
+fn never_returns() -> Value {
+    json!({"description": "Never returns.", "not": {}})
+}
+
+fn no_input() -> Value {
+    object(json!({}), &[])
+}
+
+/// A filesystem or environment attack: input properties, and what it attempts.
+fn attack(name: &str, attempts: &str, properties: Value) -> Operation {
+    Operation::new(
+        name,
+        format!(
+            "{attempts} Succeeds with {{\"escaped\": true, \"evidence\": [...]}} if anything \
+             got through; fails with Permanent `CapabilityDenied` (message and details name \
+             every attempt and the OS error) if all were contained."
+        ),
+        object(properties, &[]),
+        escaped(),
+    )
+}
+
+pub fn operations() -> Vec<Operation> {
+    vec![
+        attack(
+            "dotdot_escape",
+            "Reads base/target, a path climbing out of a grant with `..`.",
+            json!({"base": string("/data"), "target": string("../../../etc/passwd")}),
+        ),
+        attack(
+            "absolute_escape",
+            "Reads an absolute path outside every grant.",
+            json!({"path": string("/etc/passwd")}),
+        ),
+        attack(
+            "symlink_escape",
+            "Reads dir/link/passwd and lists dir/link, where the test planted a symlink \
+             inside a grant pointing outside it.",
+            json!({"dir": string("/data"), "link": string("escape")}),
+        ),
+        attack(
+            "create_symlink_escape",
+            "Creates symlinks to each target in a writable grant (dir/name, then \
+             dir/name.1, ...), replacing earlier ones, then reads passwd and lists the \
+             directory through each. Leaves the links in place.",
+            json!({
+                "dir": string("/artifacts"),
+                "name": string("ln"),
+                "targets": strings(&["/etc", "../../../../../../../../etc"]),
+            }),
+        ),
+        attack(
+            "trailing_slash_escape",
+            "Lists each path (`..`, `.`, `//` and trailing-slash variants); a listing is an \
+             escape when the path normalizes outside every one of `grants`.",
+            json!({
+                "path": {"type": "string", "description": "One path to try instead of `paths`."},
+                "paths": strings(&["/data/..", "/data/../", "/data/./../", "//etc",
+                                   "/data//../etc"]),
+                "grants": strings(&["/data", "/artifacts"]),
+            }),
+        ),
+        attack(
+            "hardlink_escape",
+            "Hard-links `from` (in a read-only grant) to `to` (in a writable grant), and \
+             `outside_from` (outside every grant) to `outside_to`, replacing earlier links.",
+            json!({
+                "from": string("/data/breast_cancer.csv"),
+                "to": string("/artifacts/stolen.csv"),
+                "outside_from": string("/etc/passwd"),
+                "outside_to": string("/artifacts/pw"),
+            }),
+        ),
+        attack(
+            "truncate_readonly",
+            "Opens a file of a read-only grant for write+truncate, calls set_len(0) and write \
+             on a read-only handle, and compares its length before and after. Destructive if \
+             the sandbox fails: point it at a copy.",
+            json!({"path": string("/data/breast_cancer.csv")}),
+        ),
+        attack(
+            "write_readonly",
+            "Creates and writes a file in a read-only grant.",
+            json!({"path": string("/data/new.txt")}),
+        ),
+        attack(
+            "read_env",
+            "Reads the named environment variables (an escape if any is visible; the evidence \
+             gives its length, not its value) and counts all visible ones.",
+            json!({"names": strings(&["PATH", "HOME", "TEMPORAL_ADDRESS",
+                                       "AWS_SECRET_ACCESS_KEY"])}),
+        ),
+        Operation::new(
+            "memory_bomb",
+            "Allocates and writes step_mb MiB chunks, keeping them all, until the host's \
+             memory limit stops it.",
+            object(
+                json!({"step_mb": {"type": "integer", "minimum": 1, "default": 64}}),
+                &[],
+            ),
+            never_returns(),
+        ),
+        Operation::new(
+            "heartbeat_spam",
+            "Heartbeats {\"i\": i} count times in a tight loop, ignoring cancellation.",
+            object(json!({"count": integer(1_000_000)}), &[]),
+            object(
+                json!({"sent": {"type": "integer", "minimum": 0}}),
+                &["sent"],
+            ),
+        ),
+        Operation::new(
+            "log_flood",
+            "Emits `lines` log lines of line_bytes bytes through the log import, and as many \
+             on stdout.",
+            object(
+                json!({"lines": integer(1_000_000), "line_bytes": integer(1000)}),
+                &[],
+            ),
+            object(
+                json!({"lines": {"type": "integer", "minimum": 0}}),
+                &["lines"],
+            ),
+        ),
+        Operation::new(
+            "huge_output",
+            "Returns a JSON string of `mb` MiB.",
+            object(json!({"mb": integer(64)}), &[]),
+            json!({"type": "string"}),
+        ),
+        Operation::new(
+            "abort",
+            "Calls std::process::abort (the instance traps).",
+            no_input(),
+            never_returns(),
+        ),
+        Operation::new(
+            "exit",
+            "Calls std::process::exit(code) from inside the export.",
+            object(json!({"code": {"type": "integer", "default": 3}}), &[]),
+            never_returns(),
+        ),
+        Operation::new(
+            "busy_with_host_calls",
+            "Calls the is-cancelled import in an endless loop, ignoring the answer: only the \
+             host's deadline stops it.",
+            no_input(),
+            never_returns(),
+        ),
+    ]
+}

@@ -1,0 +1,163 @@
+//! The hostile-plugin suite: each attack runs as a real activity next to a healthy one. For
+//! each, the attack fails with its documented failure type, the worker stays up, and the
+//! healthy activity running at the same time completes within its own deadline.
+
+use mlx_e2e::{
+    DevServer, PluginsDir, TestWorker, find, run_step, single_failed_attempt, workspace_root,
+};
+use serde_json::{Value, json};
+
+/// Host limits for the hostile plugin, small so that bombs and loops end quickly.
+const HOSTILE_MANIFEST: &str = r#"
+[[filesystem]]
+host = "data"
+guest = "/data"
+access = "read-only"
+
+[limits]
+memory_mb = 64
+timeout_secs = 3
+"#;
+
+struct Attack {
+    plugin: &'static str,
+    operation: &'static str,
+    input: Value,
+    failure_type: &'static str,
+}
+
+fn attacks() -> Vec<Attack> {
+    let denied = |operation: &'static str, input: Value| Attack {
+        plugin: "hostile",
+        operation,
+        input,
+        failure_type: "CapabilityDenied",
+    };
+    let host = |plugin: &'static str, operation: &'static str, input: Value, failure_type| Attack {
+        plugin,
+        operation,
+        input,
+        failure_type,
+    };
+    vec![
+        denied("dotdot_escape", json!({})),
+        denied("absolute_escape", json!({})),
+        denied("symlink_escape", json!({"dir": "/data", "link": "escape"})),
+        denied("create_symlink_escape", json!({"dir": "/artifacts"})),
+        denied("trailing_slash_escape", json!({})),
+        denied("hardlink_escape", json!({})),
+        denied("truncate_readonly", json!({"path": "/data/victim.csv"})),
+        denied("write_readonly", json!({})),
+        denied("read_env", json!({})),
+        host(
+            "hostile",
+            "memory_bomb",
+            json!({}),
+            "PluginMemoryLimitExceeded",
+        ),
+        host(
+            "hostile",
+            "heartbeat_spam",
+            json!({}),
+            "PluginDeadlineExceeded",
+        ),
+        host("hostile", "log_flood", json!({}), "PluginDeadlineExceeded"),
+        host(
+            "hostile",
+            "huge_output",
+            json!({"mb": 4}),
+            "PluginInvalidOutput",
+        ),
+        host("hostile", "abort", json!({}), "PluginTrapped"),
+        host(
+            "hostile",
+            "exit",
+            json!({"code": 0}),
+            "PluginContractViolation",
+        ),
+        host(
+            "hostile",
+            "busy_with_host_calls",
+            json!({}),
+            "PluginDeadlineExceeded",
+        ),
+        host("testkit", "spin", json!({}), "PluginDeadlineExceeded"),
+        host("testkit", "recurse", json!({}), "PluginStackOverflow"),
+        host(
+            "testkit",
+            "panic",
+            json!({"message": "hostile"}),
+            "PluginTrapped",
+        ),
+        host(
+            "testkit",
+            "raw_heartbeat",
+            json!({"text": "not json"}),
+            "PluginContractViolation",
+        ),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_attack_is_contained_and_a_neighbour_completes_on_time() -> anyhow::Result<()> {
+    let plugins = PluginsDir::with(&["hostile", "testkit"]);
+    // The hostile plugin's data: a copy of a real file to attack, and a symlink that points
+    // out of the grant.
+    let data = plugins.path().join("data");
+    std::fs::create_dir(&data)?;
+    let victim = data.join("victim.csv");
+    std::fs::copy(workspace_root().join("data/iris.csv"), &victim)?;
+    let victim_len = std::fs::metadata(&victim)?.len();
+    std::os::unix::fs::symlink("/etc", data.join("escape"))?;
+    plugins.write_manifest("hostile", HOSTILE_MANIFEST);
+    plugins.write_manifest("testkit", "[limits]\ntimeout_secs = 3\n");
+
+    let server = DevServer::start().await?;
+    let worker = TestWorker::start(&server, plugins.path()).await?;
+    for (i, attack) in attacks().into_iter().enumerate() {
+        let step = json!({
+            "plugin": attack.plugin, "operation": attack.operation, "input": attack.input,
+            "start_to_close_secs": 30,
+        });
+        // ~1 s of real work with heartbeats, due well within its 20 s deadline.
+        let healthy = json!({
+            "plugin": "testkit", "operation": "wait_for_cancel",
+            "input": {"max_beats": 10, "interval_ms": 100},
+            "start_to_close_secs": 20, "heartbeat_timeout_secs": 5,
+        });
+        let attack_id = format!("attack-{i}-{}", attack.operation);
+        let healthy_id = format!("healthy-{i}");
+        let (attacked, healthy) = tokio::join!(
+            run_step(&server, &worker, &attack_id, step),
+            run_step(&server, &worker, &healthy_id, healthy),
+        );
+        let (result, events_) = attacked?;
+        assert!(
+            result.is_err(),
+            "{}: the attack succeeded: {result:?}",
+            attack.operation
+        );
+        let failure = single_failed_attempt(&events_);
+        assert_eq!(
+            find(&failure, "type"),
+            Some(&json!(attack.failure_type)),
+            "{}: {failure:#}",
+            attack.operation
+        );
+        let (healthy, _) = healthy?;
+        let healthy =
+            healthy.map_err(|e| anyhow::anyhow!("{}: neighbour failed: {e}", attack.operation))?;
+        assert_eq!(healthy["beats"], 10, "{}", attack.operation);
+    }
+    assert_eq!(
+        std::fs::metadata(&victim)?.len(),
+        victim_len,
+        "read-only file was changed"
+    );
+    assert_eq!(
+        worker.runtime.active_invocations(),
+        0,
+        "no instance outlived its activity"
+    );
+    worker.stop().await
+}
