@@ -10,7 +10,7 @@
 //! - [`capabilities`]: host interfaces offered to guests (log, activity, stdio).
 //! - [`imports`]: load-time policy over what a component imports.
 //! - [`runtime`]: load (compile, link, describe) and invoke (race deadline and cancellation).
-//! - [`registry`]: plugins by described name.
+//! - [`registry`]: plugins by described name; [`inspect`]: the operator's report on a file.
 //! - [`failure`]: every way an invocation fails, classified for Temporal.
 //! - [`temporal`]: the `plugin_activity` activity, the workflows, and the worker loop.
 //! - [`telemetry`]: logging setup.
@@ -21,6 +21,7 @@ pub mod contract;
 pub mod engine;
 pub mod failure;
 pub mod imports;
+pub mod inspect;
 pub mod limits;
 pub mod manifest;
 pub mod registry;

@@ -81,6 +81,8 @@ enum PluginCommand {
     },
     /// Print a component's self-description as JSON.
     Describe { file: PathBuf },
+    /// Report a component's description, imports and exports, and what its manifest grants.
+    Inspect { file: PathBuf },
 }
 
 fn main() -> ExitCode {
@@ -115,6 +117,11 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             let runtime = Runtime::new(RuntimeSettings::default()).map_err(anyhow_from)?;
             let plugin = runtime.load(&file).await?;
             println!("{}", serde_json::to_string_pretty(&plugin.info)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Plugin(PluginCommand::Inspect { file }) => {
+            let runtime = Runtime::new(RuntimeSettings::default()).map_err(anyhow_from)?;
+            print!("{}", mlx_worker::inspect::inspect(&runtime, &file).await?);
             Ok(ExitCode::SUCCESS)
         }
         Command::Plugin(PluginCommand::Invoke {

@@ -165,28 +165,36 @@ impl Runtime {
         self.active.load(Ordering::SeqCst)
     }
 
-    /// Compiles, links (a missing import fails here, not at 3 a.m.), reads the manifest and
-    /// calls `describe`.
-    pub async fn load(&self, path: &Path) -> Result<LoadedPlugin, LoadError> {
-        let path = path.to_path_buf();
-        let bytes = tokio::fs::read(&path)
+    /// Reads and compiles a component file; returns it with its digest.
+    pub async fn compile(&self, path: &Path) -> Result<(Component, String), LoadError> {
+        let bytes = tokio::fs::read(path)
             .await
             .map_err(|source| LoadError::Read {
-                path: path.clone(),
+                path: path.to_path_buf(),
                 source,
             })?;
         let digest = format!("sha256:{:x}", Sha256::digest(&bytes));
         let engine = self.engine.clone();
+        let compile_err = |message: String| LoadError::Compile {
+            path: path.to_path_buf(),
+            message,
+        };
         let component = tokio::task::spawn_blocking(move || Component::new(&engine, &bytes))
             .await
-            .map_err(|e| LoadError::Compile {
-                path: path.clone(),
-                message: e.to_string(),
-            })?
-            .map_err(|e| LoadError::Compile {
-                path: path.clone(),
-                message: format!("{e:#}"),
-            })?;
+            .map_err(|e| compile_err(e.to_string()))?
+            .map_err(|e| compile_err(format!("{e:#}")))?;
+        Ok((component, digest))
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Compiles, links (a missing import fails here, not at 3 a.m.), reads the manifest and
+    /// calls `describe`.
+    pub async fn load(&self, path: &Path) -> Result<LoadedPlugin, LoadError> {
+        let path = path.to_path_buf();
+        let (component, digest) = self.compile(&path).await?;
         // Refused capabilities first: their message says why and what to use instead, which
         // the linker's "not found" would not.
         if let Some(bad) = imports::review(&self.engine, &component)

@@ -148,3 +148,50 @@ fn secrets_never_reach_the_worker_log() {
         "secret value leaked into the log:\n{log}"
     );
 }
+
+#[test]
+fn inspect_shows_imports_grants_and_why_a_file_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let ok = mlx_worker()
+        .args(["plugin", "inspect"])
+        .arg(components().join("testkit.wasm"))
+        .output()
+        .unwrap();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let report = String::from_utf8_lossy(&ok.stdout);
+    for expected in [
+        "plugin:    testkit 0.1.0",
+        "import  mlx:plugin/activity@0.1.0",
+        "export  mlx:plugin/plugin@0.1.0",
+        "manifest:  none",
+        "verdict:   loads",
+    ] {
+        assert!(report.contains(expected), "{expected:?} missing:\n{report}");
+    }
+
+    let netty = dir.path().join("netty.wasm");
+    let component = wat::parse_str(
+        r#"(component (import "wasi:sockets/tcp@0.2.6" (instance (export "connect" (func)))))"#,
+    )
+    .unwrap();
+    std::fs::write(&netty, component).unwrap();
+    let refused = mlx_worker()
+        .args(["plugin", "inspect"])
+        .arg(&netty)
+        .output()
+        .unwrap();
+    assert!(
+        refused.status.success(),
+        "inspect reports, it does not fail"
+    );
+    let report = String::from_utf8_lossy(&refused.stdout);
+    assert!(
+        report.contains("wasi:sockets/tcp@0.2.6  REFUSED"),
+        "{report}"
+    );
+    assert!(report.contains("verdict:   refused"), "{report}");
+}

@@ -484,3 +484,22 @@ async fn a_plugin_without_manifest_gets_no_environment() {
     assert_eq!(out["config"]["x"], Value::Null);
     assert_eq!(out["secrets"]["x"], Value::Null);
 }
+
+#[tokio::test]
+async fn scratch_is_fresh_for_each_invocation_and_removed_after() {
+    let scratch_root = tempfile::tempdir().unwrap();
+    let rt = Runtime::new(RuntimeSettings {
+        scratch_root: Some(scratch_root.path().to_path_buf()),
+        ..Default::default()
+    })
+    .unwrap();
+    let plugins = PluginsDir::with(&["testkit"]);
+    let testkit = load(&rt, &plugins, "testkit").await;
+    for _ in 0..2 {
+        let out = invoke(&rt, &testkit, "scratch", json!({})).await.unwrap();
+        assert_eq!(out["entries_before"], json!([]), "scratch must start empty");
+        assert_eq!(out["written"], 4096);
+        let left: Vec<_> = std::fs::read_dir(scratch_root.path()).unwrap().collect();
+        assert!(left.is_empty(), "scratch directory left behind: {left:?}");
+    }
+}

@@ -37,6 +37,7 @@ impl Plugin for Testkit {
             "log" => Ok(ops::log(parse_input(input)?)),
             "raw_heartbeat" => Ok(hostile::raw_heartbeat(parse_input(input)?)),
             "big_output" => Ok(hostile::big_output(parse_input(input)?)),
+            "scratch" => ops::scratch(),
             "grants" => Ok(hostile::grants(parse_input(input)?)),
             "count_calls" => Ok(hostile::count_calls()),
             "recurse" => {

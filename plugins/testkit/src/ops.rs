@@ -264,3 +264,16 @@ mod tests {
         assert_eq!(err.details, Some(json!({"x": 1})));
     }
 }
+
+/// Writes a file into `/scratch` and lists it: the directory exists, is writable, and starts
+/// empty in every invocation (the host removes it afterwards).
+pub fn scratch() -> Result<Value, PluginError> {
+    let io = |e: std::io::Error| PluginError::permanent("ScratchUnavailable", e.to_string());
+    let before: Vec<String> = std::fs::read_dir("/scratch")
+        .map_err(io)?
+        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+        .collect();
+    std::fs::write("/scratch/work.bin", vec![7u8; 4096]).map_err(io)?;
+    let size = std::fs::metadata("/scratch/work.bin").map_err(io)?.len();
+    Ok(json!({ "entries_before": before, "written": size }))
+}

@@ -186,5 +186,17 @@ pub fn operations() -> Vec<Operation> {
             ),
             json!({"type": "object"}),
         ),
+        Operation::new(
+            "scratch",
+            "Lists /scratch, then writes a 4 KiB file there.",
+            json!({"description": "Ignored."}),
+            object(
+                json!({
+                    "entries_before": {"type": "array", "items": {"type": "string"}},
+                    "written": {"type": "integer"},
+                }),
+                &["entries_before", "written"],
+            ),
+        ),
     ]
 }
