@@ -42,6 +42,11 @@ pub enum InvocationError {
     ContractViolation(String),
     #[error("plugin returned invalid output: {0}")]
     InvalidOutput(String),
+    #[error(
+        "plugin output of {size} bytes exceeds the limit of {limit} bytes; write large results \
+         as artifacts and return references (or raise limits.max_output_kb)"
+    )]
+    OutputTooLarge { size: usize, limit: usize },
     #[error("activity was cancelled")]
     Cancelled {
         /// True when the plugin returned by itself after cancellation was requested; false
@@ -101,6 +106,7 @@ impl InvocationError {
             ),
             E::ContractViolation(_) => ("PluginContractViolation", false, None),
             E::InvalidOutput(_) => ("PluginInvalidOutput", false, None),
+            E::OutputTooLarge { .. } => ("PluginOutputTooLarge", false, None),
             E::Cancelled { .. } => ("Cancelled", false, None),
             // The worker is short of capacity, not the request at fault.
             E::Sandbox(_) => ("SandboxUnavailable", true, None),

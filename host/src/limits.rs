@@ -26,6 +26,9 @@ pub struct Limits {
     /// How long a plugin may keep running after cancellation was requested before the host
     /// interrupts it. Default 5 s.
     pub cancel_grace: Duration,
+    /// Invocations of this plugin running at once; more wait for a slot (within their own
+    /// deadline). Default: no limit of its own, only the worker's concurrency.
+    pub max_concurrent: Option<usize>,
 }
 
 impl Default for Limits {
@@ -37,6 +40,7 @@ impl Default for Limits {
             max_heartbeat_bytes: 256 << 10,
             max_log_bytes: 4 << 20,
             cancel_grace: Duration::from_secs(5),
+            max_concurrent: None,
         }
     }
 }
@@ -49,6 +53,7 @@ pub struct LimitsFile {
     pub timeout_secs: Option<u64>,
     pub max_output_kb: Option<u64>,
     pub cancel_grace_secs: Option<u64>,
+    pub max_concurrent: Option<usize>,
 }
 
 impl LimitsFile {
@@ -83,6 +88,12 @@ impl LimitsFile {
         }
         if let Some(secs) = self.cancel_grace_secs {
             limits.cancel_grace = Duration::from_secs(secs);
+        }
+        if let Some(n) = self.max_concurrent {
+            if n == 0 {
+                return Err("limits.max_concurrent must be at least 1".into());
+            }
+            limits.max_concurrent = Some(n);
         }
         Ok(limits)
     }

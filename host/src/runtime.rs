@@ -12,6 +12,7 @@ use std::{
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use wasmtime::{
     Engine, Trap, WasmBacktrace,
@@ -58,6 +59,11 @@ pub enum LoadError {
          mlx:plugin/log, mlx:plugin/activity, mlx:plugin/config (@0.1.0) and WASI 0.2", path.display()
     )]
     Link { path: PathBuf, message: String },
+    #[error(
+        "{}: does not export the plugin interface ({message}); build it against the world \
+         mlx:plugin/plugin-world in wit/ (the guest SDK's export_plugin! does this)", path.display()
+    )]
+    MissingExport { path: PathBuf, message: String },
     #[error("{}: imports {import}, which is refused: {reason}", path.display())]
     RefusedImport {
         path: PathBuf,
@@ -94,6 +100,8 @@ pub struct LoadedPlugin {
     pub digest: String,
     pub manifest: Arc<Manifest>,
     pre: PluginWorldPre<GuestState>,
+    /// Per-plugin concurrency (`limits.max_concurrent`), if limited.
+    slots: Option<Arc<Semaphore>>,
 }
 
 impl std::fmt::Debug for LoadedPlugin {
@@ -214,7 +222,7 @@ impl Runtime {
                     path: path.clone(),
                     message: format!("{e:#}"),
                 })?;
-        let pre = PluginWorldPre::new(instance_pre).map_err(|e| LoadError::Link {
+        let pre = PluginWorldPre::new(instance_pre).map_err(|e| LoadError::MissingExport {
             path: path.clone(),
             message: format!("{e:#}"),
         })?;
@@ -233,12 +241,17 @@ impl Runtime {
             path: path.clone(),
             message,
         })?;
+        let slots = manifest
+            .limits
+            .max_concurrent
+            .map(|n| Arc::new(Semaphore::new(n)));
         Ok(LoadedPlugin {
             info,
             path,
             digest,
             manifest,
             pre,
+            slots,
         })
     }
 
@@ -293,6 +306,23 @@ impl Runtime {
             .artifacts_dir
             .as_ref()
             .map(|dir| dir.join(workflow_dir_name(&ctx.workflow_id)));
+        // Wait for a slot of this plugin, but never past the deadline nor after cancellation.
+        let cancel = signals.cancel_token().clone();
+        let _slot = match &plugin.slots {
+            None => None,
+            Some(slots) => tokio::select! {
+                permit = tokio::time::timeout_at(deadline.into(), slots.clone().acquire_owned()) => {
+                    match permit {
+                        Ok(Ok(permit)) => Some(permit),
+                        Ok(Err(_)) => return Err(InvocationError::Sandbox("plugin unloaded".into())),
+                        Err(_) => return Err(InvocationError::Deadline { after: start.elapsed() }),
+                    }
+                }
+                _ = cancel.cancelled() => {
+                    return Err(InvocationError::Cancelled { acknowledged_by_plugin: false });
+                }
+            },
+        };
         // Removed when this function returns, however the invocation ended.
         let scratch = tempfile::Builder::new()
             .prefix("mlx-scratch-")
@@ -303,7 +333,6 @@ impl Runtime {
                     .unwrap_or_else(std::env::temp_dir),
             )
             .map_err(|e| InvocationError::Sandbox(format!("creating a scratch directory: {e}")))?;
-        let cancel = signals.cancel_token().clone();
         let spec = SandboxSpec {
             manifest: &plugin.manifest,
             artifacts_dir: artifacts.as_deref(),
@@ -359,11 +388,10 @@ impl Runtime {
 
 fn parse_output(text: &str, limit: usize) -> Result<Value, InvocationError> {
     if text.len() > limit {
-        return Err(InvocationError::InvalidOutput(format!(
-            "{} bytes exceed the limit of {limit} bytes; write large results as artifacts \
-             and return references",
-            text.len()
-        )));
+        return Err(InvocationError::OutputTooLarge {
+            size: text.len(),
+            limit,
+        });
     }
     serde_json::from_str(text)
         .map_err(|e| InvocationError::InvalidOutput(format!("output is not JSON: {e}")))

@@ -66,7 +66,7 @@ fn attacks() -> Vec<Attack> {
             "hostile",
             "huge_output",
             json!({"mb": 4}),
-            "PluginInvalidOutput",
+            "PluginOutputTooLarge",
         ),
         host("hostile", "abort", json!({}), "PluginTrapped"),
         host(

@@ -328,7 +328,7 @@ async fn contract_breaches_are_contained_and_classified() {
         (
             "big_output",
             json!({"kb": 2048}),
-            "PluginInvalidOutput",
+            "PluginOutputTooLarge",
             "artifacts",
         ),
         ("recurse", json!({}), "PluginStackOverflow", "stack"),
@@ -502,4 +502,92 @@ async fn scratch_is_fresh_for_each_invocation_and_removed_after() {
         let left: Vec<_> = std::fs::read_dir(scratch_root.path()).unwrap().collect();
         assert!(left.is_empty(), "scratch directory left behind: {left:?}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn max_concurrent_makes_extra_invocations_wait_their_turn() {
+    let rt = runtime(None);
+    let plugins = PluginsDir::with(&["testkit"]);
+    plugins.write_manifest("testkit", "[limits]\nmax_concurrent = 1\n");
+    let testkit = load(&rt, &plugins, "testkit").await;
+    // Each call heartbeats 5 times 100 ms apart: at least 0.4 s of wall time.
+    let work = json!({"max_beats": 5, "interval_ms": 100});
+    let started = std::time::Instant::now();
+    let (a, b) = tokio::join!(
+        invoke(&rt, &testkit, "wait_for_cancel", work.clone()),
+        invoke(&rt, &testkit, "wait_for_cancel", work.clone()),
+    );
+    assert_eq!(a.unwrap()["beats"], 5);
+    assert_eq!(b.unwrap()["beats"], 5);
+    // One slot: the second could only start when the first ended (a lower bound, so a slow
+    // machine cannot make this flaky).
+    assert!(
+        started.elapsed() >= Duration::from_millis(800),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn component_without_the_plugin_export_is_refused_at_load() {
+    let rt = runtime(None);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("empty.wasm");
+    std::fs::write(&path, wat::parse_str("(component)").unwrap()).unwrap();
+    let err = rt.load(&path).await.unwrap_err();
+    assert!(matches!(err, LoadError::MissingExport { .. }), "{err}");
+    assert!(err.to_string().contains("mlx:plugin/plugin@0.1.0"), "{err}");
+}
+
+#[tokio::test]
+async fn table_growth_bomb_is_contained() {
+    let rt = runtime(None);
+    // A core module whose start function grows a table until growth is refused, then traps.
+    let component = wasmtime::component::Component::new(
+        rt.engine(),
+        wat::parse_str(
+            r#"(component
+                 (core module $bomb
+                   (table $t 0 funcref)
+                   (func $grow
+                     (loop $again
+                       (br_if $again
+                         (i32.ne (table.grow $t (ref.null func) (i32.const 100000))
+                                 (i32.const -1))))
+                     unreachable)
+                   (start $grow))
+                 (core instance (instantiate $bomb)))"#,
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    // In a real sandbox store: the same limiter and pool every invocation gets.
+    let (signals, _) = ActivitySignals::new(CancellationToken::new());
+    let manifest = Arc::new(mlx_worker::manifest::Manifest::default());
+    let mut store = mlx_worker::sandbox::new_store(
+        rt.engine(),
+        mlx_worker::sandbox::SandboxSpec {
+            manifest: &manifest,
+            artifacts_dir: None,
+            scratch_dir: None,
+            signals,
+        },
+    )
+    .unwrap();
+    let linker = wasmtime::component::Linker::new(rt.engine());
+    let err = linker
+        .instantiate_async(&mut store, &component)
+        .await
+        .expect_err("growth must be refused and the start function trap");
+    assert!(format!("{err:?}").contains("unreachable"), "{err:?}");
+
+    // The worker is fine: a real plugin still loads and runs.
+    let plugins = PluginsDir::with(&["testkit"]);
+    let testkit = load(&rt, &plugins, "testkit").await;
+    assert_eq!(
+        invoke(&rt, &testkit, "count_calls", json!({}))
+            .await
+            .unwrap()["calls"],
+        1
+    );
 }
