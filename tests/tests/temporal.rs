@@ -200,26 +200,12 @@ async fn cancel_running(
 }
 
 fn decode_payload(payload: &Value) -> Value {
+    use base64::Engine;
     let data = payload["data"].as_str().expect("payload data");
-    let bytes = base64_decode(data);
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(data)
+        .expect("history payloads are base64");
     serde_json::from_slice(&bytes).expect("JSON payload")
-}
-
-fn base64_decode(text: &str) -> Vec<u8> {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = Vec::new();
-    let mut acc = 0u32;
-    let mut bits = 0;
-    for c in text.bytes().filter(|c| *c != b'=') {
-        let v = ALPHABET.iter().position(|a| *a == c).expect("base64") as u32;
-        acc = (acc << 6) | v;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-        }
-    }
-    out
 }
 
 #[tokio::test(flavor = "multi_thread")]

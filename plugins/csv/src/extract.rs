@@ -8,7 +8,9 @@ use mlx_plugin_sdk::{Context, PluginError, log};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::split::{sorted_labels, split};
+use mlx_plugin_sdk::labels::sorted_labels;
+
+use crate::split::split;
 use crate::table::{self, Filter, Table};
 
 #[derive(Debug, Deserialize)]

@@ -56,7 +56,9 @@ mod context;
 mod error;
 mod guest;
 mod info;
+pub mod labels;
 pub mod log;
+pub mod schema;
 
 pub use context::Context;
 pub use error::{ErrorKind, PluginError};

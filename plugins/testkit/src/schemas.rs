@@ -1,15 +1,5 @@
-use mlx_plugin_sdk::Operation;
-use serde_json::{Value, json};
-
-/// An object schema that rejects unknown properties, as the operations' inputs do.
-fn object(properties: Value, required: &[&str]) -> Value {
-    json!({
-        "type": "object",
-        "properties": properties,
-        "required": required,
-        "additionalProperties": false,
-    })
-}
+use mlx_plugin_sdk::{Operation, schema::object};
+use serde_json::json;
 
 fn cancelled_note() -> &'static str {
     "On cancellation fails with Retryable `Cancelled`."

@@ -107,21 +107,6 @@ pub fn read(input: impl Read, path: &str, target: &str) -> Result<Dataset, Plugi
     })
 }
 
-/// Distinct labels, sorted numerically if every label is a number and lexically otherwise.
-/// Same rule as the csv plugin's `classes`, so both plugins list classes in the same order.
-pub fn sorted_labels<'a>(labels: impl IntoIterator<Item = &'a str>) -> Vec<String> {
-    let mut distinct: Vec<&str> = labels.into_iter().collect();
-    distinct.sort_unstable();
-    distinct.dedup();
-    let numbers: Option<Vec<f64>> = distinct.iter().map(|l| l.trim().parse().ok()).collect();
-    if let Some(numbers) = numbers {
-        let mut pairs: Vec<(f64, &str)> = numbers.into_iter().zip(distinct).collect();
-        pairs.sort_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.1.cmp(b.1)));
-        return pairs.into_iter().map(|(_, l)| l.to_owned()).collect();
-    }
-    distinct.into_iter().map(str::to_owned).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -143,15 +128,6 @@ mod tests {
         assert_eq!(
             load("/nonexistent.csv", "t").unwrap_err().type_name,
             "ArtifactNotFound"
-        );
-    }
-
-    #[test]
-    fn labels_sort_numeric_aware() {
-        assert_eq!(sorted_labels(["10", "9", "9"]), ["9", "10"]);
-        assert_eq!(
-            sorted_labels(["benign", "malignant", "benign"]),
-            ["benign", "malignant"]
         );
     }
 }

@@ -8,7 +8,9 @@ use mlx_plugin_sdk::{Context, PluginError, log};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::data::{self, Dataset, sorted_labels};
+use mlx_plugin_sdk::labels::sorted_labels;
+
+use crate::data::{self, Dataset};
 use crate::metrics::{argmax, evaluate};
 use crate::model::{Softmax, Standardizer};
 
