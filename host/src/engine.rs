@@ -25,6 +25,10 @@ pub struct EngineSettings {
     /// Pool slots: the most component instances alive at once (running activities plus
     /// `describe` calls at load).
     pub max_instances: u32,
+    /// Count instructions (fuel) so manifests can cap a plugin's CPU work deterministically.
+    /// Off by default: metering costs every guest some speed, and deadlines already bound
+    /// wall time.
+    pub fuel_metering: bool,
 }
 
 impl Default for EngineSettings {
@@ -33,6 +37,7 @@ impl Default for EngineSettings {
             // 4 GiB is all a wasm32 memory can address anyway.
             max_memory_bytes: 4 << 30,
             max_instances: 64,
+            fuel_metering: false,
         }
     }
 }
@@ -59,6 +64,7 @@ pub fn build_engine(settings: &EngineSettings) -> wasmtime::Result<Engine> {
     config
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
         .epoch_interruption(true)
+        .consume_fuel(settings.fuel_metering)
         // Deep recursion in a guest ends as a stack-overflow trap, never as a host crash.
         .max_wasm_stack(1 << 20)
         .wasm_backtrace_details(wasmtime::WasmBacktraceDetails::Enable);

@@ -30,6 +30,10 @@ pub enum InvocationError {
     MemoryLimit { limit_mb: u64 },
     #[error("plugin was still running at its deadline ({after:?} after start) and was interrupted")]
     Deadline { after: Duration },
+    #[error(
+        "plugin ran out of fuel ({fuel} units; raise limits.fuel in its manifest if this input is expected)"
+    )]
+    FuelExhausted { fuel: u64 },
     #[error("plugin overflowed its stack (unbounded recursion?)")]
     StackOverflow { backtrace: Option<String> },
     #[error("{message}")]
@@ -88,6 +92,8 @@ impl InvocationError {
             E::MemoryLimit { .. } => ("PluginMemoryLimitExceeded", false, None),
             // Usually load or a slow dependency; the retry policy bounds it.
             E::Deadline { .. } => ("PluginDeadlineExceeded", true, None),
+            // Fuel counts instructions: the same input exhausts it again.
+            E::FuelExhausted { .. } => ("PluginFuelExhausted", false, None),
             E::StackOverflow { backtrace } => (
                 "PluginStackOverflow",
                 false,

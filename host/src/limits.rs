@@ -29,6 +29,9 @@ pub struct Limits {
     /// Invocations of this plugin running at once; more wait for a slot (within their own
     /// deadline). Default: no limit of its own, only the worker's concurrency.
     pub max_concurrent: Option<usize>,
+    /// Instructions (fuel units) one invocation may execute; needs the worker's fuel metering.
+    /// Default: no fuel limit.
+    pub fuel: Option<u64>,
 }
 
 impl Default for Limits {
@@ -41,6 +44,7 @@ impl Default for Limits {
             max_log_bytes: 4 << 20,
             cancel_grace: Duration::from_secs(5),
             max_concurrent: None,
+            fuel: None,
         }
     }
 }
@@ -54,6 +58,7 @@ pub struct LimitsFile {
     pub max_output_kb: Option<u64>,
     pub cancel_grace_secs: Option<u64>,
     pub max_concurrent: Option<usize>,
+    pub fuel: Option<u64>,
 }
 
 impl LimitsFile {
@@ -94,6 +99,12 @@ impl LimitsFile {
                 return Err("limits.max_concurrent must be at least 1".into());
             }
             limits.max_concurrent = Some(n);
+        }
+        if let Some(fuel) = self.fuel {
+            if fuel == 0 {
+                return Err("limits.fuel must be at least 1".into());
+            }
+            limits.fuel = Some(fuel);
         }
         Ok(limits)
     }

@@ -62,6 +62,9 @@ struct RunArgs {
     /// Activities run at once (one sandbox each).
     #[arg(long, env = "MLX_MAX_CONCURRENT_ACTIVITIES", default_value_t = 16)]
     max_concurrent_activities: usize,
+    /// Meter guest instructions, so manifests can set limits.fuel (costs some guest speed).
+    #[arg(long, env = "MLX_FUEL_METERING")]
+    fuel_metering: bool,
 }
 
 #[derive(Subcommand)]
@@ -140,6 +143,7 @@ async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             max_instances: (args.max_concurrent_activities as u32)
                 .saturating_mul(2)
                 .max(8),
+            fuel_metering: args.fuel_metering,
             ..Default::default()
         },
         artifacts_dir: Some(absolute(&args.artifacts_dir)?),

@@ -168,6 +168,14 @@ impl Runtime {
         &self.settings
     }
 
+    /// The fuel a store starts with: the plugin's limit, or unlimited, when metering is on.
+    fn fuel_for(&self, manifest: &Manifest) -> Option<u64> {
+        self.settings
+            .engine
+            .fuel_metering
+            .then(|| manifest.limits.fuel.unwrap_or(u64::MAX))
+    }
+
     /// Guest instances currently alive for invocations (not counting `describe` at load).
     pub fn active_invocations(&self) -> usize {
         self.active.load(Ordering::SeqCst)
@@ -230,6 +238,14 @@ impl Runtime {
             &path,
             self.settings.engine.max_memory_bytes,
         )?);
+        if manifest.limits.fuel.is_some() && !self.settings.engine.fuel_metering {
+            return Err(LoadError::Manifest(ManifestError {
+                path: manifest::manifest_path_for(&path),
+                message: "limits.fuel needs fuel metering, which this worker has off: start it \
+                          with --fuel-metering or remove the key"
+                    .into(),
+            }));
+        }
         let info = self
             .describe(&pre, &manifest)
             .await
@@ -265,6 +281,7 @@ impl Runtime {
             manifest,
             artifacts_dir: None,
             scratch_dir: None,
+            fuel: self.fuel_for(manifest),
             signals,
         };
         let mut store = new_store(&self.engine, spec).map_err(|e| e.to_string())?;
@@ -337,6 +354,7 @@ impl Runtime {
             manifest: &plugin.manifest,
             artifacts_dir: artifacts.as_deref(),
             scratch_dir: Some(scratch.path()),
+            fuel: self.fuel_for(&plugin.manifest),
             signals,
         };
         let mut store =
@@ -416,8 +434,14 @@ fn classify_trap(state: &GuestState, err: wasmtime::Error) -> InvocationError {
     }
     let backtrace = err.downcast_ref::<WasmBacktrace>().map(|bt| bt.to_string());
     let trap = err.downcast_ref::<Trap>();
-    if let Some(Trap::StackOverflow) = trap {
-        return InvocationError::StackOverflow { backtrace };
+    match trap {
+        Some(Trap::StackOverflow) => return InvocationError::StackOverflow { backtrace },
+        Some(Trap::OutOfFuel) => {
+            return InvocationError::FuelExhausted {
+                fuel: state.limits.fuel.unwrap_or(u64::MAX),
+            };
+        }
+        _ => {}
     }
     let stderr_tail = state.stderr.tail();
     let message = match (panic_message(&stderr_tail), trap) {

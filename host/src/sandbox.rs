@@ -82,6 +82,8 @@ pub struct SandboxSpec<'a> {
     pub artifacts_dir: Option<&'a Path>,
     /// Host directory behind `/scratch`, if any; the caller owns (and removes) it.
     pub scratch_dir: Option<&'a Path>,
+    /// Fuel to start with, when the engine meters fuel (it must then be set).
+    pub fuel: Option<u64>,
     pub signals: ActivitySignals,
 }
 
@@ -147,5 +149,10 @@ pub fn new_store(
     // Yield to the executor at every epoch tick, so the call future can be raced against
     // deadlines and cancellation and dropped (which interrupts the guest).
     store.epoch_deadline_async_yield_and_update(1);
+    if let Some(fuel) = spec.fuel {
+        store
+            .set_fuel(fuel)
+            .map_err(|e| SandboxError(format!("setting fuel: {e}")))?;
+    }
     Ok(store)
 }

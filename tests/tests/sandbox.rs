@@ -570,6 +570,7 @@ async fn table_growth_bomb_is_contained() {
             manifest: &manifest,
             artifacts_dir: None,
             scratch_dir: None,
+            fuel: None,
             signals,
         },
     )
@@ -590,4 +591,47 @@ async fn table_growth_bomb_is_contained() {
             .unwrap()["calls"],
         1
     );
+}
+
+#[tokio::test]
+async fn fuel_limit_stops_a_spinning_guest_deterministically() {
+    let rt = Runtime::new(RuntimeSettings {
+        engine: mlx_worker::engine::EngineSettings {
+            fuel_metering: true,
+            ..Default::default()
+        },
+        ..Default::default()
+    })
+    .unwrap();
+    let plugins = PluginsDir::with(&["testkit"]);
+    plugins.write_manifest("testkit", "[limits]\nfuel = 50000000\n");
+    let testkit = load(&rt, &plugins, "testkit").await;
+    let err = invoke(&rt, &testkit, "spin", json!({})).await.unwrap_err();
+    let f = err.failure();
+    assert_eq!(f.type_name, "PluginFuelExhausted", "{err}");
+    assert!(!f.retryable);
+    // Within the budget, work completes as usual.
+    assert_eq!(
+        invoke(&rt, &testkit, "count_calls", json!({}))
+            .await
+            .unwrap()["calls"],
+        1
+    );
+}
+
+#[tokio::test]
+async fn fuel_limit_without_metering_is_a_load_error_naming_the_key() {
+    let rt = runtime(None);
+    let plugins = PluginsDir::with(&["testkit"]);
+    plugins.write_manifest("testkit", "[limits]\nfuel = 1000\n");
+    let err = rt
+        .load(&plugins.path().join("testkit.wasm"))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("testkit.toml") && err.contains("limits.fuel"),
+        "{err}"
+    );
+    assert!(err.contains("--fuel-metering"), "{err}");
 }
