@@ -20,6 +20,42 @@ impl PluginInfo {
     pub fn operation_names(&self) -> Vec<&str> {
         self.operations.iter().map(|op| op.name.as_str()).collect()
     }
+
+    /// Checks a self-description at load. Plugin names are identifiers people type in
+    /// workflows and file names.
+    pub fn validate(&self) -> Result<(), String> {
+        let info = self;
+        let valid_name = |s: &str| {
+            !s.is_empty()
+                && s.len() <= 64
+                && s.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
+        };
+        if !valid_name(&info.name) {
+            return Err(format!(
+                "name {:?} must be 1-64 characters of a-z, 0-9, '_' or '-'",
+                info.name
+            ));
+        }
+        if info.version.trim().is_empty() {
+            return Err("version is empty".into());
+        }
+        if info.operations.is_empty() {
+            return Err("declares no operations".into());
+        }
+        let mut seen = std::collections::HashSet::new();
+        for op in &info.operations {
+            if op.name.is_empty() || !seen.insert(op.name.as_str()) {
+                return Err(format!("operation name {:?} is empty or repeated", op.name));
+            }
+            for (which, schema) in [("input", &op.input_schema), ("output", &op.output_schema)] {
+                serde_json::from_str::<Value>(schema).map_err(|e| {
+                    format!("operation {:?}: {which} schema is not JSON: {e}", op.name)
+                })?;
+            }
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -9,7 +9,8 @@
 //! - [`sandbox`]: one fresh store per invocation with its WASI context and limiter.
 //! - [`capabilities`]: host interfaces offered to guests (log, activity, stdio).
 //! - [`imports`]: load-time policy over what a component imports.
-//! - [`runtime`]: load (compile, link, describe) and invoke (race deadline and cancellation).
+//! - [`runtime`]: load (compile, link, describe) and invoke (race deadline and cancellation);
+//!   `outcome` turns what a call returned or trapped with into a result.
 //! - [`registry`]: plugins by described name; [`inspect`]: the operator's report on a file.
 //! - [`failure`]: every way an invocation fails, classified for Temporal.
 //! - [`temporal`]: the `plugin_activity` activity, the workflows, and the worker loop.
@@ -24,6 +25,7 @@ pub mod imports;
 pub mod inspect;
 pub mod limits;
 pub mod manifest;
+mod outcome;
 pub mod registry;
 pub mod runtime;
 pub mod sandbox;

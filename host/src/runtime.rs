@@ -15,19 +15,20 @@ use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use wasmtime::{
-    Engine, Trap, WasmBacktrace,
+    Engine,
     component::{Component, HasSelf, Linker},
 };
 
 use crate::{
     bindings::{PluginWorld, PluginWorldPre, WitContext},
-    capabilities::{ContractViolation, activity::ActivitySignals},
+    capabilities::activity::ActivitySignals,
     contract::{InvocationContext, PluginInfo},
     engine::{EngineSettings, EpochTicker, build_engine},
     failure::InvocationError,
     imports,
     manifest::{self, Manifest, ManifestError},
-    sandbox::{GuestState, SandboxSpec, new_store},
+    outcome,
+    sandbox::{self, GuestState, SandboxSpec, new_store},
 };
 
 /// How long `describe` may take at load.
@@ -253,10 +254,11 @@ impl Runtime {
                 path: path.clone(),
                 message,
             })?;
-        validate_info(&info).map_err(|message| LoadError::InvalidDescription {
-            path: path.clone(),
-            message,
-        })?;
+        info.validate()
+            .map_err(|message| LoadError::InvalidDescription {
+                path: path.clone(),
+                message,
+            })?;
         let slots = manifest
             .limits
             .max_concurrent
@@ -322,7 +324,7 @@ impl Runtime {
             .settings
             .artifacts_dir
             .as_ref()
-            .map(|dir| dir.join(workflow_dir_name(&ctx.workflow_id)));
+            .map(|dir| dir.join(sandbox::workflow_dir_name(&ctx.workflow_id)));
         // Wait for a slot of this plugin, but never past the deadline nor after cancellation.
         let cancel = signals.cancel_token().clone();
         let _slot = match &plugin.slots {
@@ -386,155 +388,20 @@ impl Runtime {
             None => Err(InvocationError::Cancelled {
                 acknowledged_by_plugin: false,
             }),
-            Some(Err(trap)) => Err(classify_trap(state, trap)),
+            Some(Err(trap)) => Err(outcome::classify_trap(state, trap)),
             Some(Ok(Err(_))) if cancelled => Err(InvocationError::Cancelled {
                 acknowledged_by_plugin: true,
             }),
             Some(Ok(Err(guest))) => Err(InvocationError::Guest(guest.into())),
             // Work that finished despite a late cancellation is kept, not thrown away.
             Some(Ok(Ok(text))) => {
-                let output = parse_output(&text, limits.max_output_bytes)?;
+                let output = outcome::parse_output(&text, limits.max_output_bytes)?;
                 Ok(Invocation {
                     output,
                     duration,
                     peak_memory_bytes: state.limiter.peak,
                 })
             }
-        }
-    }
-}
-
-fn parse_output(text: &str, limit: usize) -> Result<Value, InvocationError> {
-    if text.len() > limit {
-        return Err(InvocationError::OutputTooLarge {
-            size: text.len(),
-            limit,
-        });
-    }
-    serde_json::from_str(text)
-        .map_err(|e| InvocationError::InvalidOutput(format!("output is not JSON: {e}")))
-}
-
-fn classify_trap(state: &GuestState, err: wasmtime::Error) -> InvocationError {
-    if state.limiter.hit {
-        return InvocationError::MemoryLimit {
-            limit_mb: state.limits.memory_bytes >> 20,
-        };
-    }
-    if let Some(violation) = err.downcast_ref::<ContractViolation>() {
-        return InvocationError::ContractViolation(violation.to_string());
-    }
-    // `exit` ends the component without a result: whatever its status, the contract (return
-    // output or an error) was broken, and it would break again on retry.
-    if let Some(exit) = err.downcast_ref::<wasmtime_wasi::I32Exit>() {
-        return InvocationError::ContractViolation(format!(
-            "plugin called exit (status {}) instead of returning from invoke",
-            exit.0
-        ));
-    }
-    let backtrace = err.downcast_ref::<WasmBacktrace>().map(|bt| bt.to_string());
-    let trap = err.downcast_ref::<Trap>();
-    match trap {
-        Some(Trap::StackOverflow) => return InvocationError::StackOverflow { backtrace },
-        Some(Trap::OutOfFuel) => {
-            return InvocationError::FuelExhausted {
-                fuel: state.limits.fuel.unwrap_or(u64::MAX),
-            };
-        }
-        _ => {}
-    }
-    let stderr_tail = state.stderr.tail();
-    let message = match (panic_message(&stderr_tail), trap) {
-        (Some(panic), _) => format!("plugin panicked: {panic}"),
-        (None, Some(trap)) => format!("plugin trapped: {trap}"),
-        (None, None) => format!("plugin trapped: {err:#}"),
-    };
-    InvocationError::Trap {
-        message,
-        backtrace,
-        stderr_tail,
-    }
-}
-
-/// Rust guests print `thread '..' panicked at FILE:LINE:COL:` then the message to stderr
-/// before aborting; the failure should say what the panic said.
-fn panic_message(stderr_tail: &[String]) -> Option<String> {
-    let at = stderr_tail
-        .iter()
-        .rposition(|l| l.contains("panicked at"))?;
-    let location = stderr_tail[at]
-        .split("panicked at")
-        .nth(1)?
-        .trim()
-        .trim_end_matches(':');
-    let message: Vec<&str> = stderr_tail[at + 1..]
-        .iter()
-        .map(String::as_str)
-        .take_while(|l| !l.starts_with("note:"))
-        .collect();
-    Some(format!("{} (at {location})", message.join(" ")))
-}
-
-/// Plugin names are identifiers people type in workflows and file names.
-fn validate_info(info: &PluginInfo) -> Result<(), String> {
-    let valid_name = |s: &str| {
-        !s.is_empty()
-            && s.len() <= 64
-            && s.chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
-    };
-    if !valid_name(&info.name) {
-        return Err(format!(
-            "name {:?} must be 1-64 characters of a-z, 0-9, '_' or '-'",
-            info.name
-        ));
-    }
-    if info.version.trim().is_empty() {
-        return Err("version is empty".into());
-    }
-    if info.operations.is_empty() {
-        return Err("declares no operations".into());
-    }
-    let mut seen = std::collections::HashSet::new();
-    for op in &info.operations {
-        if op.name.is_empty() || !seen.insert(op.name.as_str()) {
-            return Err(format!("operation name {:?} is empty or repeated", op.name));
-        }
-        for (which, schema) in [("input", &op.input_schema), ("output", &op.output_schema)] {
-            serde_json::from_str::<Value>(schema)
-                .map_err(|e| format!("operation {:?}: {which} schema is not JSON: {e}", op.name))?;
-        }
-    }
-    Ok(())
-}
-
-/// Directory name for a workflow's artifacts: the id itself when it is a safe file name,
-/// otherwise a digest, so no workflow id can escape the artifacts root.
-pub fn workflow_dir_name(workflow_id: &str) -> String {
-    let safe = !workflow_id.is_empty()
-        && workflow_id.len() <= 128
-        && !workflow_id.starts_with('.')
-        && workflow_id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-    if safe {
-        workflow_id.to_string()
-    } else {
-        let hex = format!("{:x}", Sha256::digest(workflow_id.as_bytes()));
-        format!("wf-{}", &hex[..32])
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn workflow_ids_cannot_escape_the_artifacts_root() {
-        assert_eq!(workflow_dir_name("train-42"), "train-42");
-        for hostile in ["..", "../etc", "a/b", "", ".hidden", "x\0y"] {
-            let name = workflow_dir_name(hostile);
-            assert!(name.starts_with("wf-"), "{hostile:?} -> {name}");
         }
     }
 }

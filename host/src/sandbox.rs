@@ -8,6 +8,8 @@
 
 use std::{path::Path, sync::Arc};
 
+use sha2::{Digest, Sha256};
+
 use wasmtime::{ResourceLimiter, Store, component::ResourceTable};
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
@@ -155,4 +157,35 @@ pub fn new_store(
             .map_err(|e| SandboxError(format!("setting fuel: {e}")))?;
     }
     Ok(store)
+}
+
+/// Directory name for a workflow's artifacts: the id itself when it is a safe file name,
+/// otherwise a digest, so no workflow id can escape the artifacts root.
+pub fn workflow_dir_name(workflow_id: &str) -> String {
+    let safe = !workflow_id.is_empty()
+        && workflow_id.len() <= 128
+        && !workflow_id.starts_with('.')
+        && workflow_id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if safe {
+        workflow_id.to_string()
+    } else {
+        let hex = format!("{:x}", Sha256::digest(workflow_id.as_bytes()));
+        format!("wf-{}", &hex[..32])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn workflow_ids_cannot_escape_the_artifacts_root() {
+        assert_eq!(workflow_dir_name("train-42"), "train-42");
+        for hostile in ["..", "../etc", "a/b", "", ".hidden", "x\0y"] {
+            let name = workflow_dir_name(hostile);
+            assert!(name.starts_with("wf-"), "{hostile:?} -> {name}");
+        }
+    }
 }
