@@ -11,6 +11,8 @@ enum Rule {
     Offered,
     /// Never offered, with the reason and what to use instead.
     Refused(&'static str),
+    /// Offered only to a plugin whose manifest has an `[http]` grant.
+    NeedsHttpGrant,
 }
 
 /// Import name prefixes and their rule; the first match wins.
@@ -28,10 +30,7 @@ const RULES: &[(&str, Rule)] = &[
              directories (manifest [[filesystem]])",
         ),
     ),
-    (
-        "wasi:http/",
-        Rule::Refused("outbound HTTP is not offered by this worker version"),
-    ),
+    ("wasi:http/", Rule::NeedsHttpGrant),
 ];
 
 /// One import of a component, as `inspect` shows it.
@@ -43,20 +42,26 @@ pub struct ImportReport {
 }
 
 /// Every import of `component` with the worker's verdict.
-pub fn review(engine: &Engine, component: &Component) -> Vec<ImportReport> {
+pub fn review(engine: &Engine, component: &Component, http_granted: bool) -> Vec<ImportReport> {
     component
         .component_type()
         .imports(engine)
         .map(|(name, _)| ImportReport {
             name: name.to_string(),
-            refused: verdict(name),
+            refused: verdict(name, http_granted),
         })
         .collect()
 }
 
-fn verdict(name: &str) -> Option<String> {
+fn verdict(name: &str, http_granted: bool) -> Option<String> {
     match RULES.iter().find(|(prefix, _)| name.starts_with(prefix)) {
         Some((_, Rule::Offered)) => None,
+        Some((_, Rule::NeedsHttpGrant)) if http_granted => None,
+        Some((_, Rule::NeedsHttpGrant)) => Some(
+            "outbound HTTP is not granted: add [http] allow = [\"https://host[:port]\"] to the \
+             plugin's manifest"
+                .to_string(),
+        ),
         Some((_, Rule::Refused(why))) => Some((*why).to_string()),
         None => Some("not an interface this worker provides".to_string()),
     }
@@ -82,18 +87,24 @@ mod tests {
             "wasi:filesystem/preopens@0.2.6",
             "wasi:cli/environment@0.2.0",
         ] {
-            assert_eq!(verdict(name), None, "{name}");
+            assert_eq!(verdict(name, false), None, "{name}");
         }
     }
 
     #[test]
     fn sockets_http_and_unknown_imports_are_refused_with_a_reason() {
         assert!(
-            verdict("wasi:sockets/tcp@0.2.6")
+            verdict("wasi:sockets/tcp@0.2.6", true)
                 .unwrap()
                 .contains("filesystem")
         );
-        assert!(verdict("wasi:http/outgoing-handler@0.2.6").is_some());
-        assert!(verdict("acme:vault/open@1.0.0").is_some());
+        assert!(verdict("acme:vault/open@1.0.0", true).is_some());
+    }
+
+    #[test]
+    fn http_needs_a_grant_and_the_refusal_names_the_manifest_key() {
+        let refusal = verdict("wasi:http/outgoing-handler@0.2.6", false).unwrap();
+        assert!(refusal.contains("[http] allow"), "{refusal}");
+        assert_eq!(verdict("wasi:http/outgoing-handler@0.2.6", true), None);
     }
 }

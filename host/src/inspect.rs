@@ -31,7 +31,9 @@ pub async fn inspect(runtime: &Runtime, path: &Path) -> Result<String, crate::ru
     }
 
     let _ = writeln!(out, "world:");
-    for import in imports::review(runtime.engine(), &component) {
+    let http_granted = manifest::load_for(path, runtime.settings().engine.max_memory_bytes)
+        .is_ok_and(|m| m.http.is_some());
+    for import in imports::review(runtime.engine(), &component, http_granted) {
         match import.refused {
             None => {
                 let _ = writeln!(out, "  import  {}", import.name);
@@ -77,6 +79,19 @@ pub async fn inspect(runtime: &Runtime, path: &Path) -> Result<String, crate::ru
             );
             let keys =
                 |it: Vec<&String>| it.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", ");
+            if let Some(http) = &m.http {
+                let origins: Vec<String> = http
+                    .allow
+                    .iter()
+                    .map(|o| format!("{:?}://{}:{}", o.scheme, o.host, o.port).to_lowercase())
+                    .collect();
+                let _ = writeln!(
+                    out,
+                    "  http        [{}], responses up to {} KiB",
+                    origins.join(", "),
+                    http.max_response_bytes >> 10
+                );
+            }
             let _ = writeln!(out, "  env         [{}]", keys(m.env.keys().collect()));
             let _ = writeln!(out, "  config      [{}]", keys(m.config.keys().collect()));
             let secrets: Vec<String> = m

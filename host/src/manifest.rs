@@ -27,11 +27,42 @@
 use std::{
     collections::BTreeMap,
     path::{Path, PathBuf},
+    sync::Arc,
 };
 
 use serde::Deserialize;
 
-use crate::limits::{Limits, LimitsFile};
+use crate::{
+    capabilities::{http::HttpGrant, http_policy},
+    limits::{Limits, LimitsFile},
+};
+
+fn parse_http(file: HttpFile) -> Result<HttpGrant, String> {
+    if file.allow.is_empty() {
+        return Err(
+            "http.allow is empty: list origins such as \"https://api.example.com\", \
+                    or remove [http]"
+                .into(),
+        );
+    }
+    let allow = file
+        .allow
+        .iter()
+        .enumerate()
+        .map(|(i, entry)| {
+            http_policy::parse_origin(entry).map_err(|e| format!("http.allow[{i}]: {e}"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let max_response_bytes = match file.max_response_kb {
+        Some(0) => return Err("http.max_response_kb must be at least 1".into()),
+        Some(kb) => kb.saturating_mul(1024),
+        None => DEFAULT_MAX_RESPONSE_BYTES,
+    };
+    Ok(HttpGrant {
+        allow,
+        max_response_bytes,
+    })
+}
 
 /// Guest path where every plugin finds its workflow's artifacts directory.
 pub const ARTIFACTS_GUEST_PATH: &str = "/artifacts";
@@ -59,7 +90,18 @@ struct ManifestFile {
     config: BTreeMap<String, String>,
     #[serde(default)]
     secrets: BTreeMap<String, SecretFile>,
+    http: Option<HttpFile>,
 }
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HttpFile {
+    allow: Vec<String>,
+    max_response_kb: Option<u64>,
+}
+
+/// Response bytes one request may read when the manifest does not say: 1 MiB.
+const DEFAULT_MAX_RESPONSE_BYTES: u64 = 1 << 20;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -139,6 +181,8 @@ pub struct Manifest {
     pub config: BTreeMap<String, String>,
     /// Granted secrets by name.
     pub secrets: BTreeMap<String, SecretSource>,
+    /// Outbound HTTP, if granted (`wasi:http` imports are refused without it).
+    pub http: Option<Arc<HttpGrant>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -242,7 +286,9 @@ fn parse(text: &str, path: &Path, max_memory_bytes: u64) -> Result<Manifest, Str
             .map_err(|e| format!("secrets.{name} cannot be read: {e}"))?;
         secrets.insert(name, source);
     }
+    let http = file.http.map(parse_http).transpose()?.map(Arc::new);
     Ok(Manifest {
+        http,
         source: Some(path.to_path_buf()),
         dirs,
         limits,

@@ -154,6 +154,9 @@ impl Runtime {
         let engine = build_engine(&settings.engine)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        // Linked for every plugin; only a manifest [http] grant lets a component import it
+        // (imports.rs) or a request leave the host (capabilities/http.rs).
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
         PluginWorld::add_to_linker::<GuestState, HasSelf<GuestState>>(&mut linker, |s| s)?;
         let ticker = EpochTicker::start(&engine);
         Ok(Arc::new(Self {
@@ -214,7 +217,11 @@ impl Runtime {
         let (component, digest) = self.compile(&path).await?;
         // Refused capabilities first: their message says why and what to use instead, which
         // the linker's "not found" would not.
-        if let Some(bad) = imports::review(&self.engine, &component)
+        let manifest = Arc::new(manifest::load_for(
+            &path,
+            self.settings.engine.max_memory_bytes,
+        )?);
+        if let Some(bad) = imports::review(&self.engine, &component, manifest.http.is_some())
             .into_iter()
             .find(|i| i.refused.is_some())
         {
@@ -235,10 +242,6 @@ impl Runtime {
             path: path.clone(),
             message: format!("{e:#}"),
         })?;
-        let manifest = Arc::new(manifest::load_for(
-            &path,
-            self.settings.engine.max_memory_bytes,
-        )?);
         if manifest.limits.fuel.is_some() && !self.settings.engine.fuel_metering {
             return Err(LoadError::Manifest(ManifestError {
                 path: manifest::manifest_path_for(&path),

@@ -13,8 +13,12 @@ use sha2::{Digest, Sha256};
 use wasmtime::{ResourceLimiter, Store, component::ResourceTable};
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
+use wasmtime_wasi_http::WasiHttpCtx;
+
 use crate::{
-    capabilities::{activity::ActivitySignals, log::LogBudget, stdio::GuestOutput},
+    capabilities::{
+        activity::ActivitySignals, http::HttpHooks, log::LogBudget, stdio::GuestOutput,
+    },
     limits::Limits,
     manifest::{ARTIFACTS_GUEST_PATH, Access, Manifest, SCRATCH_GUEST_PATH},
 };
@@ -23,12 +27,21 @@ use crate::{
 pub struct GuestState {
     wasi: WasiCtx,
     table: ResourceTable,
+    http_ctx: WasiHttpCtx,
+    http_hooks: HttpHooks,
     pub(crate) limiter: MemoryLimiter,
     pub(crate) limits: Limits,
     pub(crate) manifest: Arc<Manifest>,
     pub(crate) signals: ActivitySignals,
     pub(crate) log_budget: Arc<LogBudget>,
     pub(crate) stderr: GuestOutput,
+}
+
+impl GuestState {
+    /// The pieces `wasi:http` borrows at once (see [`crate::capabilities::http`]).
+    pub(crate) fn http_parts(&mut self) -> (&mut WasiHttpCtx, &mut ResourceTable, &mut HttpHooks) {
+        (&mut self.http_ctx, &mut self.table, &mut self.http_hooks)
+    }
 }
 
 impl WasiView for GuestState {
@@ -135,6 +148,11 @@ pub fn new_store(
     let state = GuestState {
         wasi: wasi.build(),
         table: ResourceTable::new(),
+        http_ctx: WasiHttpCtx::new(),
+        // No [http] grant: every request is refused before any connection is made.
+        http_hooks: HttpHooks {
+            grant: spec.manifest.http.clone(),
+        },
         limiter: MemoryLimiter {
             limit: usize::try_from(limits.memory_bytes).unwrap_or(usize::MAX),
             hit: false,

@@ -4,7 +4,6 @@
 //! caller connects to the address that was checked, so a name that resolves (or re-resolves)
 //! to loopback, link-local (cloud metadata at 169.254.169.254) or a private range is refused.
 //!
-//! Not wired to `wasi:http` yet: the import policy still refuses `wasi:http` imports.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
@@ -154,6 +153,31 @@ fn v6_class(a: Ipv6Addr) -> Option<&'static str> {
     }
 }
 
+fn origin_text(scheme: Scheme, host: &str, port: u16) -> String {
+    let scheme = match scheme {
+        Scheme::Http => "http",
+        Scheme::Https => "https",
+    };
+    format!("{scheme}://{host}:{port}")
+}
+
+/// The allowlist entry for `scheme://host:port`: checked before any DNS lookup, so a request
+/// to an origin that is not allowed costs nothing and reveals nothing.
+pub fn allowed<'a>(
+    allow: &'a [AllowedOrigin],
+    scheme: Scheme,
+    host: &str,
+    port: u16,
+) -> Result<&'a AllowedOrigin, Denied> {
+    let host = host.to_ascii_lowercase();
+    allow
+        .iter()
+        .find(|o| o.scheme == scheme && o.host == host && o.port == port)
+        .ok_or_else(|| Denied::NotAllowed {
+            origin: origin_text(scheme, &host, port),
+        })
+}
+
 /// Decides a request to `scheme://host:port` whose host resolved to `resolved`: returns the
 /// address to connect to (one that passed the check) or why the request is refused.
 pub fn check(
@@ -163,20 +187,8 @@ pub fn check(
     port: u16,
     resolved: &[IpAddr],
 ) -> Result<SocketAddr, Denied> {
-    let host = host.to_ascii_lowercase();
-    let origin = format!(
-        "{}://{host}:{port}",
-        match scheme {
-            Scheme::Http => "http",
-            Scheme::Https => "https",
-        }
-    );
-    let entry = allow
-        .iter()
-        .find(|o| o.scheme == scheme && o.host == host && o.port == port)
-        .ok_or_else(|| Denied::NotAllowed {
-            origin: origin.clone(),
-        })?;
+    let entry = allowed(allow, scheme, host, port)?;
+    let origin = origin_text(scheme, &entry.host, port);
     let literal: Option<IpAddr> = entry.host.parse().ok();
     let mut first_refusal = None;
     for &addr in resolved {

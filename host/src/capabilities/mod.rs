@@ -3,6 +3,7 @@
 
 pub mod activity;
 pub mod config;
+pub mod http;
 pub mod http_policy;
 pub mod log;
 pub mod stdio;

@@ -1,0 +1,214 @@
+//! `wasi:http` outbound requests. wasmtime-wasi-http implements the interface; this module is
+//! its send hook: the host, not the guest, decides where a request may go ([`http_policy`]),
+//! connects to the address it checked (no second DNS lookup for a rebinding to exploit) and
+//! caps the response body. The `host` header and hop-by-hop headers are wasmtime-wasi-http's
+//! forbidden headers: a guest cannot set them.
+
+use std::{
+    net::IpAddr,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use tokio::net::TcpStream;
+use wasmtime_wasi_http::{
+    Error, RequestOptions, WasiBody, WasiHttpCtxView, WasiHttpHooks, WasiHttpView, io::TokioIo,
+};
+
+use super::http_policy::{self, AllowedOrigin, Scheme};
+use crate::sandbox::GuestState;
+
+/// What a manifest's `[http]` table grants.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpGrant {
+    pub allow: Vec<AllowedOrigin>,
+    /// Response body bytes one request may read.
+    pub max_response_bytes: u64,
+}
+
+/// Connect timeout when the guest sets none: a plugin waiting on a dead host should fail, not
+/// sit on its deadline.
+const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
+type IoFuture = Box<dyn Future<Output = Result<(), Error>> + Send>;
+
+/// The per-store hooks; `None` grant: every request is denied.
+#[derive(Default)]
+pub struct HttpHooks {
+    pub grant: Option<Arc<HttpGrant>>,
+}
+
+impl WasiHttpHooks for HttpHooks {
+    fn send_request(
+        &mut self,
+        request: http::Request<WasiBody>,
+        options: Option<RequestOptions>,
+        _fut: IoFuture,
+    ) -> Box<dyn Future<Output = Result<(http::Response<WasiBody>, IoFuture), Error>> + Send> {
+        let grant = self.grant.clone();
+        Box::new(async move {
+            let Some(grant) = grant else {
+                return Err(Error::HttpRequestDenied);
+            };
+            let response = send(&grant, request, options).await?;
+            Ok((response, Box::new(async { Ok(()) }) as IoFuture))
+        })
+    }
+}
+
+impl WasiHttpView for GuestState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        let (ctx, table, hooks) = self.http_parts();
+        WasiHttpCtxView { ctx, table, hooks }
+    }
+}
+
+async fn send(
+    grant: &HttpGrant,
+    mut request: http::Request<WasiBody>,
+    options: Option<RequestOptions>,
+) -> Result<http::Response<WasiBody>, Error> {
+    let uri = request.uri().clone();
+    let scheme = match uri.scheme_str() {
+        Some("http") => Scheme::Http,
+        Some("https") => Scheme::Https,
+        _ => return Err(Error::HttpProtocolError),
+    };
+    let host = uri
+        .host()
+        .ok_or(Error::HttpRequestUriInvalid)?
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
+    let port = uri.port_u16().unwrap_or(match scheme {
+        Scheme::Http => 80,
+        Scheme::Https => 443,
+    });
+    let refuse = |denied: http_policy::Denied| {
+        tracing::warn!(target: "mlx_worker::guest", "outbound HTTP refused: {denied}");
+        Error::HttpRequestDenied
+    };
+    http_policy::allowed(&grant.allow, scheme, &host, port).map_err(refuse)?;
+    let resolved: Vec<IpAddr> = match host.parse::<IpAddr>() {
+        Ok(ip) => vec![ip],
+        Err(_) => tokio::net::lookup_host((host.as_str(), port))
+            .await
+            .map_err(|_| Error::DnsError {
+                rcode: None,
+                info_code: None,
+            })?
+            .map(|a| a.ip())
+            .collect(),
+    };
+    let addr = http_policy::check(&grant.allow, scheme, &host, port, &resolved).map_err(refuse)?;
+
+    let connect_timeout = options
+        .and_then(|o| o.connect_timeout)
+        .unwrap_or(DEFAULT_CONNECT_TIMEOUT);
+    let tcp = tokio::time::timeout(connect_timeout, TcpStream::connect(addr))
+        .await
+        .map_err(|_| Error::ConnectionTimeout)?
+        .map_err(|_| Error::ConnectionRefused)?;
+    // The connection is already to the right host: the request line carries the path only.
+    *request.uri_mut() = http::Uri::builder()
+        .path_and_query(uri.path_and_query().map_or("/", |p| p.as_str()))
+        .build()
+        .map_err(|_| Error::HttpRequestUriInvalid)?;
+
+    let response = match scheme {
+        Scheme::Http => exchange(TokioIo::new(tcp), request).await?,
+        Scheme::Https => {
+            let roots = rustls::RootCertStore {
+                roots: webpki_roots::TLS_SERVER_ROOTS.into(),
+            };
+            let config = rustls::ClientConfig::builder()
+                .with_root_certificates(roots)
+                .with_no_client_auth();
+            let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+            let name = match host.parse::<IpAddr>() {
+                Ok(ip) => rustls::pki_types::ServerName::from(ip),
+                Err(_) => rustls::pki_types::ServerName::try_from(host.clone())
+                    .map_err(|_| Error::HttpRequestUriInvalid)?,
+            };
+            let tls = connector.connect(name, tcp).await.map_err(Error::Tls)?;
+            exchange(TokioIo::new(tls), request).await?
+        }
+    };
+    tracing::info!(
+        target: "mlx_worker::guest",
+        status = response.status().as_u16(),
+        "outbound HTTP {scheme:?} {host}:{port}"
+    );
+    let limit = grant.max_response_bytes;
+    Ok(response.map(|incoming| {
+        CappedBody {
+            incoming,
+            left: limit,
+            limit,
+        }
+        .boxed_unsync()
+    }))
+}
+
+async fn exchange<I>(
+    io: I,
+    request: http::Request<WasiBody>,
+) -> Result<http::Response<Incoming>, Error>
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
+        .await
+        .map_err(Error::from)?;
+    // Drives the socket; ends when the response body is finished or dropped with the store.
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    sender.send_request(request).await.map_err(Error::from)
+}
+
+/// A response body that fails once more than `limit` bytes arrive: a guest must not be able
+/// to make the host buffer an unbounded download.
+struct CappedBody {
+    incoming: Incoming,
+    left: u64,
+    limit: u64,
+}
+
+impl Body for CappedBody {
+    type Data = Bytes;
+    type Error = Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
+        match Pin::new(&mut self.incoming).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                let size = frame.data_ref().map_or(0, |d| d.len() as u64);
+                if size > self.left {
+                    return Poll::Ready(Some(Err(Error::HttpResponseBodySize(Some(self.limit)))));
+                }
+                self.left -= size;
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(Error::from(e)))),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.incoming.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.incoming.size_hint()
+    }
+}
