@@ -19,6 +19,10 @@ memory_mb = 64
 timeout_secs = 3
 "#;
 
+/// The HTTP probe may reach one literal loopback origin (nothing listens there) and nothing
+/// else: every request below is refused before a connection is attempted.
+const HTTP_MANIFEST: &str = "[http]\nallow = [\"http://127.0.0.1:9\"]\n";
+
 struct Attack {
     plugin: &'static str,
     operation: &'static str,
@@ -39,7 +43,27 @@ fn attacks() -> Vec<Attack> {
         input,
         failure_type,
     };
+    let http = |url: &str, headers: Value, failure_type| Attack {
+        plugin: "http-probe",
+        operation: "get",
+        input: json!({"url": url, "headers": headers}),
+        failure_type,
+    };
     vec![
+        // Outbound HTTP: the probe may reach only http://127.0.0.1:9 (see HTTP_MANIFEST).
+        http("http://127.0.0.1:8/", json!([]), "CapabilityDenied"),
+        http("http://localhost:9/", json!([]), "CapabilityDenied"),
+        http(
+            "http://169.254.169.254/latest/meta-data/",
+            json!([]),
+            "CapabilityDenied",
+        ),
+        http("http://10.0.0.1/", json!([]), "CapabilityDenied"),
+        http(
+            "http://127.0.0.1:9/",
+            json!([["host", "169.254.169.254"]]),
+            "HeaderRefused",
+        ),
         denied("dotdot_escape", json!({})),
         denied("absolute_escape", json!({})),
         denied("symlink_escape", json!({"dir": "/data", "link": "escape"})),
@@ -100,7 +124,7 @@ fn attacks() -> Vec<Attack> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_attack_is_contained_and_a_neighbour_completes_on_time() -> anyhow::Result<()> {
-    let plugins = PluginsDir::with(&["hostile", "testkit"]);
+    let plugins = PluginsDir::with(&["hostile", "testkit", "http_probe"]);
     // The hostile plugin's data: a copy of a real file to attack, and a symlink that points
     // out of the grant.
     let data = plugins.path().join("data");
@@ -111,6 +135,7 @@ async fn every_attack_is_contained_and_a_neighbour_completes_on_time() -> anyhow
     std::os::unix::fs::symlink("/etc", data.join("escape"))?;
     plugins.write_manifest("hostile", HOSTILE_MANIFEST);
     plugins.write_manifest("testkit", "[limits]\ntimeout_secs = 3\n");
+    plugins.write_manifest("http_probe", HTTP_MANIFEST);
 
     let server = DevServer::start().await?;
     let worker = TestWorker::start(&server, plugins.path()).await?;

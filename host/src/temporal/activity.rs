@@ -56,7 +56,15 @@ impl PluginActivities {
             attempt: info.attempt,
             last_heartbeat_details: decode_heartbeat_details(ctx.heartbeat_details().raw()),
         };
-        let request = decode_request(&input).map_err(|e| to_activity_error(&e))?;
+        let request = decode_request(&input).map_err(|e| {
+            tracing::warn!(
+                workflow_id = %invocation.workflow_id,
+                activity_id = %invocation.activity_id,
+                failure = "InvalidRequest",
+                "{e}"
+            );
+            to_activity_error(&e)
+        })?;
         let span = tracing::info_span!(
             "invocation",
             plugin = %request.plugin,
