@@ -28,9 +28,13 @@ async fn server(body: Vec<u8>) -> (u16, Arc<AtomicUsize>) {
             counter.fetch_add(1, Ordering::SeqCst);
             let body = body.clone();
             tokio::spawn(async move {
-                let mut request = Vec::new();
+                let mut request: Vec<u8> = Vec::new();
                 let mut buf = [0u8; 1024];
-                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                // Answer at the end of the request head, or at once when the client does not
+                // speak HTTP (e.g. a TLS ClientHello), so such a client fails instead of waiting.
+                while !request.windows(4).any(|w| w == b"\r\n\r\n")
+                    && request.first().is_none_or(|b| b.is_ascii_uppercase())
+                {
                     match socket.read(&mut buf).await {
                         Ok(0) | Err(_) => return,
                         Ok(n) => request.extend_from_slice(&buf[..n]),
@@ -167,5 +171,27 @@ async fn without_an_http_grant_the_component_is_refused_at_load() {
     assert!(
         err.contains("wasi:http/") && err.contains("[http] allow"),
         "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn https_to_a_server_that_does_not_speak_tls_fails_cleanly() {
+    // Exercises the TLS client path (rustls with the Mozilla roots): a plain HTTP server on
+    // an allowed literal origin makes the handshake fail, which must be an HTTP error for the
+    // plugin, not a trap or a worker panic.
+    let (port, connections) = server(b"not tls".to_vec()).await;
+    let (rt, plugin, _dir) =
+        probe(&format!("[http]\nallow = [\"https://127.0.0.1:{port}\"]\n")).await;
+    let result = get(
+        &rt,
+        &plugin,
+        json!({"url": format!("https://127.0.0.1:{port}/")}),
+    )
+    .await;
+    assert_eq!(failure_type(result), "HttpFailed");
+    assert_eq!(
+        connections.load(Ordering::SeqCst),
+        1,
+        "the checked address was dialled"
     );
 }

@@ -136,7 +136,12 @@ async fn send(
                 Err(_) => rustls::pki_types::ServerName::try_from(host.clone())
                     .map_err(|_| Error::HttpRequestUriInvalid)?,
             };
-            let tls = connector.connect(name, tcp).await.map_err(Error::Tls)?;
+            // The handshake counts as connecting: a peer that never answers must not hold the
+            // plugin until its deadline.
+            let tls = tokio::time::timeout(connect_timeout, connector.connect(name, tcp))
+                .await
+                .map_err(|_| Error::ConnectionTimeout)?
+                .map_err(Error::Tls)?;
             exchange(TokioIo::new(tls), request).await?
         }
     };
