@@ -62,10 +62,6 @@ impl PluginRegistry {
         self.plugins.keys().map(String::as_str).collect()
     }
 
-    pub fn plugins(&self) -> impl Iterator<Item = &Arc<LoadedPlugin>> {
-        self.plugins.values()
-    }
-
     pub fn is_empty(&self) -> bool {
         self.plugins.is_empty()
     }

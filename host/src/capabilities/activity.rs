@@ -27,10 +27,6 @@ impl ActivitySignals {
         &self.cancel
     }
 
-    pub fn latest_details(&self) -> Option<Value> {
-        self.details.borrow().clone()
-    }
-
     fn record(&self, details: Value) {
         self.details.send_replace(Some(details));
     }
