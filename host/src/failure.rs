@@ -24,6 +24,13 @@ pub enum InvocationError {
     },
     #[error("{}", .0.message)]
     Guest(GuestError),
+    #[error("plugin failed after the host refused it a capability its manifest does not grant: {}", .denied.join("; "))]
+    CapabilityDenied {
+        /// What was refused, each naming the manifest key that would grant it.
+        denied: Vec<String>,
+        /// What the plugin said (or the panic message) when it gave up.
+        plugin_error: String,
+    },
     #[error(
         "plugin exceeded its memory limit of {limit_mb} MiB (raise limits.memory_mb in its manifest if this input is expected)"
     )]
@@ -88,6 +95,15 @@ impl InvocationError {
                     details: Some(details),
                 };
             }
+            // Only an operator changing the manifest helps; that is not what a retry waits for.
+            E::CapabilityDenied {
+                denied,
+                plugin_error,
+            } => (
+                "CapabilityDenied",
+                false,
+                Some(json!({ "denied": denied, "plugin_error": plugin_error })),
+            ),
             // Same input, same limit, same result: retrying only burns the budget.
             E::MemoryLimit { .. } => ("PluginMemoryLimitExceeded", false, None),
             // Usually load or a slow dependency; the retry policy bounds it.

@@ -87,9 +87,15 @@ pub async fn inspect(runtime: &Runtime, path: &Path) -> Result<String, crate::ru
                     .collect();
                 let _ = writeln!(
                     out,
-                    "  http        [{}], responses up to {} KiB",
+                    "  http        [{}], responses up to {} KiB, requests up to {} KiB{}",
                     origins.join(", "),
-                    http.max_response_bytes >> 10
+                    http.max_response_bytes >> 10,
+                    http.max_request_bytes >> 10,
+                    if http.ca_files.is_empty() {
+                        String::new()
+                    } else {
+                        format!(", extra CAs {:?}", http.ca_files)
+                    }
                 );
             }
             let _ = writeln!(out, "  env         [{}]", keys(m.env.keys().collect()));

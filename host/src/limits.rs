@@ -20,9 +20,16 @@ pub struct Limits {
     pub max_output_bytes: usize,
     /// Largest heartbeat details. Default 256 KiB (a model checkpoint of a small model).
     pub max_heartbeat_bytes: usize,
+    /// Heartbeats a second that reach Temporal; faster ones are checked but only the latest is
+    /// kept, and it is delivered later (at the latest when the invocation ends). Default 10:
+    /// Temporal throttles heartbeats itself, so more only costs the worker.
+    pub heartbeats_per_sec: u32,
     /// Bytes of log lines and stdout/stderr a single invocation may emit before the host drops
     /// the rest (with one warning). Default 4 MiB.
     pub max_log_bytes: usize,
+    /// Log lines (log calls and stdout/stderr lines) a second; lines beyond it are dropped
+    /// (with one warning). Default 1000, in bursts of up to 1000.
+    pub log_lines_per_sec: u32,
     /// How long a plugin may keep running after cancellation was requested before the host
     /// interrupts it. Default 5 s.
     pub cancel_grace: Duration,
@@ -41,7 +48,9 @@ impl Default for Limits {
             timeout: Duration::from_secs(2 * 60 * 60),
             max_output_bytes: 1 << 20,
             max_heartbeat_bytes: 256 << 10,
+            heartbeats_per_sec: 10,
             max_log_bytes: 4 << 20,
+            log_lines_per_sec: 1000,
             cancel_grace: Duration::from_secs(5),
             max_concurrent: None,
             fuel: None,
@@ -56,6 +65,10 @@ pub struct LimitsFile {
     pub memory_mb: Option<u64>,
     pub timeout_secs: Option<u64>,
     pub max_output_kb: Option<u64>,
+    pub max_heartbeat_kb: Option<u64>,
+    pub heartbeats_per_sec: Option<u32>,
+    pub max_log_kb: Option<u64>,
+    pub log_lines_per_sec: Option<u32>,
     pub cancel_grace_secs: Option<u64>,
     pub max_concurrent: Option<usize>,
     pub fuel: Option<u64>,
@@ -91,6 +104,18 @@ impl LimitsFile {
             }
             limits.max_output_bytes = (kb as usize) << 10;
         }
+        if let Some(kb) = self.max_heartbeat_kb {
+            limits.max_heartbeat_bytes = kib_in("limits.max_heartbeat_kb", kb, 16 << 10)?;
+        }
+        if let Some(kb) = self.max_log_kb {
+            limits.max_log_bytes = kib_in("limits.max_log_kb", kb, 1 << 20)?;
+        }
+        if let Some(n) = self.heartbeats_per_sec {
+            limits.heartbeats_per_sec = rate_in("limits.heartbeats_per_sec", n, 1000)?;
+        }
+        if let Some(n) = self.log_lines_per_sec {
+            limits.log_lines_per_sec = rate_in("limits.log_lines_per_sec", n, 100_000)?;
+        }
         if let Some(secs) = self.cancel_grace_secs {
             limits.cancel_grace = Duration::from_secs(secs);
         }
@@ -108,6 +133,22 @@ impl LimitsFile {
         }
         Ok(limits)
     }
+}
+
+/// A KiB count in `1..=max_kb`, as bytes. The ceilings keep one plugin's budget from
+/// becoming the worker's memory problem.
+fn kib_in(key: &str, kb: u64, max_kb: u64) -> Result<usize, String> {
+    if kb == 0 || kb > max_kb {
+        return Err(format!("{key} = {kb} is out of range: use 1..={max_kb}"));
+    }
+    Ok((kb as usize) << 10)
+}
+
+fn rate_in(key: &str, n: u32, max: u32) -> Result<u32, String> {
+    if n == 0 || n > max {
+        return Err(format!("{key} = {n} is out of range: use 1..={max}"));
+    }
+    Ok(n)
 }
 
 #[cfg(test)]
@@ -128,6 +169,33 @@ mod tests {
         };
         let err = file.resolve(4 << 30).unwrap_err();
         assert!(err.contains("limits.memory_mb = 8192"), "{err}");
+    }
+
+    #[test]
+    fn log_and_heartbeat_budgets_are_configurable_within_bounds() {
+        let file = LimitsFile {
+            max_log_kb: Some(16),
+            log_lines_per_sec: Some(5),
+            max_heartbeat_kb: Some(1),
+            heartbeats_per_sec: Some(2),
+            ..Default::default()
+        };
+        let limits = file.resolve(4 << 30).unwrap();
+        assert_eq!(limits.max_log_bytes, 16 << 10);
+        assert_eq!(limits.log_lines_per_sec, 5);
+        assert_eq!(limits.max_heartbeat_bytes, 1 << 10);
+        assert_eq!(limits.heartbeats_per_sec, 2);
+        let zero = LimitsFile {
+            heartbeats_per_sec: Some(0),
+            ..Default::default()
+        };
+        let err = zero.resolve(4 << 30).unwrap_err();
+        assert!(err.contains("limits.heartbeats_per_sec = 0"), "{err}");
+        let huge = LimitsFile {
+            max_heartbeat_kb: Some(1 << 20),
+            ..Default::default()
+        };
+        assert!(huge.resolve(4 << 30).is_err());
     }
 
     #[test]

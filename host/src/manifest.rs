@@ -22,7 +22,15 @@
 //! [secrets]               # values for `mlx:plugin/config.get-secret`, read at each call
 //! api_token = { env = "MLX_SECRET_API_TOKEN" }   # from the worker's environment
 //! db_password = { file = "/run/secrets/db" }     # or from a file
+//!
+//! [http]                  # outbound HTTP; without it a component importing wasi:http is refused
+//! allow = ["https://api.example.com"]
+//! max_response_kb = 1024  # defaults: 1 MiB each way
+//! max_request_kb = 1024
+//! ca_certs = ["internal-ca.pem"]  # trusted besides the Mozilla roots
 //! ```
+//!
+//! Limits and their defaults are documented in [`crate::limits`].
 
 use std::{
     collections::BTreeMap,
@@ -33,11 +41,11 @@ use std::{
 use serde::Deserialize;
 
 use crate::{
-    capabilities::{http::HttpGrant, http_policy},
+    capabilities::{http::HttpGrant, http_policy, tls},
     limits::{Limits, LimitsFile},
 };
 
-fn parse_http(file: HttpFile) -> Result<HttpGrant, String> {
+fn parse_http(file: HttpFile, base: &Path) -> Result<HttpGrant, String> {
     if file.allow.is_empty() {
         return Err(
             "http.allow is empty: list origins such as \"https://api.example.com\", \
@@ -58,9 +66,19 @@ fn parse_http(file: HttpFile) -> Result<HttpGrant, String> {
         Some(kb) => kb.saturating_mul(1024),
         None => DEFAULT_MAX_RESPONSE_BYTES,
     };
+    let max_request_bytes = match file.max_request_kb {
+        Some(0) => return Err("http.max_request_kb must be at least 1".into()),
+        Some(kb) => kb.saturating_mul(1024),
+        None => DEFAULT_MAX_REQUEST_BYTES,
+    };
+    let ca_files: Vec<PathBuf> = file.ca_certs.iter().map(|f| base.join(f)).collect();
+    let tls = tls::client(&ca_files).map_err(|e| format!("http.ca_certs: {e}"))?;
     Ok(HttpGrant {
         allow,
         max_response_bytes,
+        max_request_bytes,
+        tls,
+        ca_files,
     })
 }
 
@@ -98,10 +116,15 @@ struct ManifestFile {
 struct HttpFile {
     allow: Vec<String>,
     max_response_kb: Option<u64>,
+    max_request_kb: Option<u64>,
+    #[serde(default)]
+    ca_certs: Vec<PathBuf>,
 }
 
 /// Response bytes one request may read when the manifest does not say: 1 MiB.
 const DEFAULT_MAX_RESPONSE_BYTES: u64 = 1 << 20;
+/// Request body bytes one request may send when the manifest does not say: 1 MiB.
+const DEFAULT_MAX_REQUEST_BYTES: u64 = 1 << 20;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -286,7 +309,11 @@ fn parse(text: &str, path: &Path, max_memory_bytes: u64) -> Result<Manifest, Str
             .map_err(|e| format!("secrets.{name} cannot be read: {e}"))?;
         secrets.insert(name, source);
     }
-    let http = file.http.map(parse_http).transpose()?.map(Arc::new);
+    let http = file
+        .http
+        .map(|h| parse_http(h, base))
+        .transpose()?
+        .map(Arc::new);
     Ok(Manifest {
         http,
         source: Some(path.to_path_buf()),

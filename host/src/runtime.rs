@@ -22,7 +22,7 @@ use wasmtime::{
 use crate::{
     bindings::{PluginWorld, PluginWorldPre, WitContext},
     capabilities::activity::ActivitySignals,
-    contract::{InvocationContext, PluginInfo},
+    contract::{GuestError, InvocationContext, PluginInfo},
     engine::{EngineSettings, EpochTicker, build_engine},
     failure::InvocationError,
     imports,
@@ -134,6 +134,13 @@ pub struct Runtime {
 
 /// Counts an invocation as active for as long as it lives, however it ends (even when its
 /// future is dropped mid-call).
+/// How the race between a call, its deadline and its cancellation ended.
+enum Ended<R> {
+    Returned(R),
+    Deadline,
+    Interrupted,
+}
+
 struct ActiveGuard(Arc<AtomicUsize>);
 
 impl ActiveGuard {
@@ -378,26 +385,43 @@ impl Runtime {
         // Dropping `run` interrupts the guest: it yields at every epoch tick, so this select
         // regains control within one tick even from a pure CPU loop.
         let returned = tokio::select! {
-            r = run => Some(r),
-            _ = tokio::time::sleep_until(deadline.into()) => {
-                return Err(InvocationError::Deadline { after: start.elapsed() });
-            }
-            _ = async { cancel.cancelled().await; tokio::time::sleep(grace).await } => None,
+            r = run => Ended::Returned(r),
+            _ = tokio::time::sleep_until(deadline.into()) => Ended::Deadline,
+            _ = async { cancel.cancelled().await; tokio::time::sleep(grace).await } => Ended::Interrupted,
         };
         let duration = start.elapsed();
+        // However it ended, the latest checkpoint goes to Temporal for the next attempt.
+        store.data_mut().flush_heartbeat();
         let state = store.data();
         let cancelled = cancel.is_cancelled();
+        let denied = state.denials.take();
         match returned {
-            None => Err(InvocationError::Cancelled {
+            Ended::Deadline => Err(InvocationError::Deadline { after: duration }),
+            Ended::Interrupted => Err(InvocationError::Cancelled {
                 acknowledged_by_plugin: false,
             }),
-            Some(Err(trap)) => Err(outcome::classify_trap(state, trap)),
-            Some(Ok(Err(_))) if cancelled => Err(InvocationError::Cancelled {
+            Ended::Returned(Err(trap)) => match outcome::classify_trap(state, trap) {
+                // A panic after a refused capability is usually an unwrap of that refusal.
+                InvocationError::Trap { message, .. } if !denied.is_empty() => {
+                    Err(InvocationError::CapabilityDenied {
+                        denied,
+                        plugin_error: message,
+                    })
+                }
+                other => Err(other),
+            },
+            Ended::Returned(Ok(Err(_))) if cancelled => Err(InvocationError::Cancelled {
                 acknowledged_by_plugin: true,
             }),
-            Some(Ok(Err(guest))) => Err(InvocationError::Guest(guest.into())),
+            Ended::Returned(Ok(Err(guest))) if !denied.is_empty() => {
+                Err(InvocationError::CapabilityDenied {
+                    denied,
+                    plugin_error: GuestError::from(guest).message,
+                })
+            }
+            Ended::Returned(Ok(Err(guest))) => Err(InvocationError::Guest(guest.into())),
             // Work that finished despite a late cancellation is kept, not thrown away.
-            Some(Ok(Ok(text))) => {
+            Ended::Returned(Ok(Ok(text))) => {
                 let output = outcome::parse_output(&text, limits.max_output_bytes)?;
                 Ok(Invocation {
                     output,

@@ -17,7 +17,11 @@ use wasmtime_wasi_http::WasiHttpCtx;
 
 use crate::{
     capabilities::{
-        activity::ActivitySignals, http::HttpHooks, log::LogBudget, stdio::GuestOutput,
+        activity::{ActivitySignals, HeartbeatThrottle},
+        denials::Denials,
+        http::HttpHooks,
+        log::LogBudget,
+        stdio::GuestOutput,
     },
     limits::Limits,
     manifest::{ARTIFACTS_GUEST_PATH, Access, Manifest, SCRATCH_GUEST_PATH},
@@ -33,7 +37,9 @@ pub struct GuestState {
     pub(crate) limits: Limits,
     pub(crate) manifest: Arc<Manifest>,
     pub(crate) signals: ActivitySignals,
+    pub(crate) heartbeats: HeartbeatThrottle,
     pub(crate) log_budget: Arc<LogBudget>,
+    pub(crate) denials: Denials,
     pub(crate) stderr: GuestOutput,
 }
 
@@ -112,7 +118,7 @@ pub fn new_store(
     spec: SandboxSpec<'_>,
 ) -> Result<Store<GuestState>, SandboxError> {
     let limits = spec.manifest.limits.clone();
-    let log_budget = LogBudget::new(limits.max_log_bytes);
+    let log_budget = LogBudget::new(limits.max_log_bytes, limits.log_lines_per_sec);
     let stdout = GuestOutput::new("stdout", tracing::Level::INFO, log_budget.clone());
     let stderr = GuestOutput::new("stderr", tracing::Level::WARN, log_budget.clone());
 
@@ -145,6 +151,8 @@ pub fn new_store(
             .map_err(|e| SandboxError(format!("granting {}: {e}", dir.display())))?;
     }
 
+    let heartbeats = HeartbeatThrottle::new(limits.heartbeats_per_sec);
+    let denials = Denials::new();
     let state = GuestState {
         wasi: wasi.build(),
         table: ResourceTable::new(),
@@ -152,6 +160,7 @@ pub fn new_store(
         // No [http] grant: every request is refused before any connection is made.
         http_hooks: HttpHooks {
             grant: spec.manifest.http.clone(),
+            denials: denials.clone(),
         },
         limiter: MemoryLimiter {
             limit: usize::try_from(limits.memory_bytes).unwrap_or(usize::MAX),
@@ -161,7 +170,9 @@ pub fn new_store(
         limits,
         manifest: spec.manifest.clone(),
         signals: spec.signals,
+        heartbeats,
         log_budget,
+        denials,
         stderr,
     };
     let mut store = Store::new(engine, state);

@@ -2,7 +2,7 @@
 
 use std::process::Command;
 
-use mlx_e2e::components;
+use mlx_e2e::{PluginsDir, components};
 use serde_json::Value;
 
 fn mlx_worker() -> Command {
@@ -194,4 +194,33 @@ fn inspect_shows_imports_grants_and_why_a_file_is_refused() {
         "{report}"
     );
     assert!(report.contains("verdict:   refused"), "{report}");
+}
+
+#[test]
+fn guest_log_lines_over_the_rate_are_dropped_with_one_warning() {
+    let plugins = PluginsDir::with(&["hostile"]);
+    plugins.write_manifest("hostile", "[limits]\nlog_lines_per_sec = 5\n");
+    let start = std::time::Instant::now();
+    let out = mlx_worker()
+        .env("RUST_LOG", "info")
+        .args(["plugin", "invoke"])
+        .arg(plugins.path().join("hostile.wasm"))
+        .args(["log_flood", r#"{"lines": 200, "line_bytes": 16}"#])
+        .output()
+        .unwrap();
+    let elapsed = start.elapsed().as_secs_f64();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    // 400 lines offered (log import and stdout): a burst of 5, then 5 a second.
+    let written = stderr.matches(&"L".repeat(16)).count();
+    let bound = 5 + (5.0 * elapsed).ceil() as usize;
+    assert!(
+        (1..=bound).contains(&written),
+        "{written} lines written in {elapsed:.2} s"
+    );
+    assert_eq!(
+        stderr.matches("exceeded its log rate").count(),
+        1,
+        "{stderr}"
+    );
 }

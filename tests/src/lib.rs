@@ -231,6 +231,85 @@ impl Drop for TestWorker {
     }
 }
 
+/// The real daemon, `mlx-worker run`, as a child process with an environment of the test's
+/// choosing (what an operator's service manager would give it); killed on drop.
+pub struct WorkerProcess {
+    pub task_queue: String,
+    pub artifacts: tempfile::TempDir,
+    child: Child,
+}
+
+impl WorkerProcess {
+    /// `binary` is the test's `env!("CARGO_BIN_EXE_mlx-worker")`: only the host package's own
+    /// tests know where Cargo put it.
+    pub fn start(
+        binary: &Path,
+        server: &DevServer,
+        plugins: &Path,
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<Self> {
+        let artifacts = tempfile::tempdir()?;
+        let task_queue = format!("tq-{}", free_port());
+        let child = Command::new(binary)
+            .arg("run")
+            .arg("--plugins-dir")
+            .arg(plugins)
+            .arg("--artifacts-dir")
+            .arg(artifacts.path())
+            .args(["--task-queue", &task_queue, "--address", &server.address])
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .spawn()
+            .with_context(|| format!("starting {}", binary.display()))?;
+        Ok(Self {
+            task_queue,
+            artifacts,
+            child,
+        })
+    }
+}
+
+impl Drop for WorkerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// All the text in `events`, with every payload's base64 `data` decoded: what someone reading
+/// the history would see. For checks that something (a secret) is *not* in it.
+pub fn history_text(events: &[Value]) -> String {
+    use base64::Engine;
+    fn walk(value: &Value, out: &mut String) {
+        match value {
+            Value::Object(map) => {
+                for (key, v) in map {
+                    if let (Some(data), true) = (v.as_str(), key == "data") {
+                        let bytes = base64::engine::general_purpose::STANDARD
+                            .decode(data)
+                            .unwrap_or_default();
+                        out.push_str(&String::from_utf8_lossy(&bytes));
+                        out.push('\n');
+                    }
+                    walk(v, out);
+                }
+            }
+            Value::Array(items) => items.iter().for_each(|v| walk(v, out)),
+            Value::String(s) => {
+                out.push_str(s);
+                out.push('\n');
+            }
+            _ => {}
+        }
+    }
+    let mut out = String::new();
+    events.iter().for_each(|e| walk(e, &mut out));
+    out
+}
+
 /// Polls `probe` until it returns `Some`, or fails after `limit`.
 pub async fn eventually<T, F, Fut>(limit: Duration, what: &str, mut probe: F) -> anyhow::Result<T>
 where
@@ -290,12 +369,22 @@ pub async fn run_step(
     id: &str,
     step: Value,
 ) -> anyhow::Result<(Result<Value, String>, Vec<Value>)> {
+    run_step_on(server, &worker.task_queue, id, step).await
+}
+
+/// [`run_step`] for any worker polling `task_queue`, e.g. a [`WorkerProcess`].
+pub async fn run_step_on(
+    server: &DevServer,
+    task_queue: &str,
+    id: &str,
+    step: Value,
+) -> anyhow::Result<(Result<Value, String>, Vec<Value>)> {
     let client = server.client().await?;
     let handle = client
         .start_workflow(
             mlx_worker::temporal::RunPluginWorkflow::run,
             step,
-            WorkflowStartOptions::new(worker.task_queue.clone(), id.to_string()).build(),
+            WorkflowStartOptions::new(task_queue.to_string(), id.to_string()).build(),
         )
         .await?;
     let result = handle

@@ -19,9 +19,11 @@ memory_mb = 64
 timeout_secs = 3
 "#;
 
-/// The HTTP probe may reach one literal loopback origin (nothing listens there) and nothing
-/// else: every request below is refused before a connection is attempted.
-const HTTP_MANIFEST: &str = "[http]\nallow = [\"http://127.0.0.1:9\"]\n";
+/// The HTTP probe may reach one literal loopback origin (nothing listens there), and two
+/// names that the system resolver turns into loopback and the metadata address (numeric forms
+/// inet_aton accepts). Every request below is refused before a connection is attempted.
+const HTTP_MANIFEST: &str =
+    "[http]\nallow = [\"http://127.0.0.1:9\", \"http://2130706433:9\", \"http://2852039166\"]\n";
 
 struct Attack {
     plugin: &'static str,
@@ -59,6 +61,13 @@ fn attacks() -> Vec<Attack> {
             "CapabilityDenied",
         ),
         http("http://10.0.0.1/", json!([]), "CapabilityDenied"),
+        // Allowed names that resolve to loopback and to the metadata service.
+        http("http://2130706433:9/", json!([]), "CapabilityDenied"),
+        http(
+            "http://2852039166/latest/meta-data/",
+            json!([]),
+            "CapabilityDenied",
+        ),
         http(
             "http://127.0.0.1:9/",
             json!([["host", "169.254.169.254"]]),

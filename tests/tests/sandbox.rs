@@ -635,3 +635,35 @@ async fn fuel_limit_without_metering_is_a_load_error_naming_the_key() {
     );
     assert!(err.contains("--fuel-metering"), "{err}");
 }
+
+#[tokio::test]
+async fn heartbeats_over_the_rate_are_held_back_and_the_last_one_is_delivered() {
+    let rt = runtime(None);
+    let plugins = PluginsDir::with(&["hostile"]);
+    plugins.write_manifest("hostile", "[limits]\nheartbeats_per_sec = 2\n");
+    let plugin = load(&rt, &plugins, "hostile").await;
+    let (signals, details) = ActivitySignals::new(CancellationToken::new());
+    let counter = signals.clone();
+    let start = std::time::Instant::now();
+    let out = rt
+        .invoke(
+            &plugin,
+            "heartbeat_spam",
+            &json!({"count": 1000}),
+            &ctx(1, None),
+            signals,
+            None,
+        )
+        .await
+        .unwrap();
+    let elapsed = start.elapsed().as_secs_f64();
+    assert_eq!(out.output["sent"], 1000);
+    // A burst of 2, then 2 a second, then the held-back last one at the end.
+    let bound = 3 + (2.0 * elapsed).ceil() as u64;
+    let forwarded = counter.heartbeats_forwarded();
+    assert!(
+        forwarded <= bound,
+        "{forwarded} of 1000 heartbeats forwarded in {elapsed:.2} s"
+    );
+    assert_eq!(*details.borrow(), Some(json!({"i": 999})));
+}

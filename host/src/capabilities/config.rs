@@ -10,7 +10,9 @@ impl config::Host for GuestState {
 
     fn get_secret(&mut self, name: String) -> wasmtime::Result<Option<String>> {
         let Some(source) = self.manifest.secrets.get(&name) else {
-            tracing::warn!(secret = %name, "plugin asked for a secret its manifest does not grant");
+            self.denials.record(format!(
+                "secret {name:?} is not granted: add it under [secrets] in the plugin's manifest"
+            ));
             return Ok(None);
         };
         match source.read() {

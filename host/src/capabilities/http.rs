@@ -21,7 +21,11 @@ use wasmtime_wasi_http::{
     Error, RequestOptions, WasiBody, WasiHttpCtxView, WasiHttpHooks, WasiHttpView, io::TokioIo,
 };
 
-use super::http_policy::{self, AllowedOrigin, Scheme};
+use super::{
+    denials::Denials,
+    http_policy::{self, AllowedOrigin, Scheme},
+    tls::TlsClient,
+};
 use crate::sandbox::GuestState;
 
 /// What a manifest's `[http]` table grants.
@@ -30,6 +34,12 @@ pub struct HttpGrant {
     pub allow: Vec<AllowedOrigin>,
     /// Response body bytes one request may read.
     pub max_response_bytes: u64,
+    /// Request body bytes one request may send.
+    pub max_request_bytes: u64,
+    /// Who HTTPS trusts: the Mozilla roots plus the manifest's `ca_certs`...
+    pub tls: TlsClient,
+    /// ...read from these files.
+    pub ca_files: Vec<std::path::PathBuf>,
 }
 
 /// Connect timeout when the guest sets none: a plugin waiting on a dead host should fail, not
@@ -42,7 +52,13 @@ type IoFuture = Box<dyn Future<Output = Result<(), Error>> + Send>;
 #[derive(Default)]
 pub struct HttpHooks {
     pub grant: Option<Arc<HttpGrant>>,
+    pub denials: Denials,
 }
+
+/// Largest single write to a request body: with one buffered chunk, what a guest can make the
+/// host hold per request before the connection drains it (wasmtime-wasi-http's default is
+/// 1 MiB).
+const BODY_CHUNK_BYTES: usize = 64 << 10;
 
 impl WasiHttpHooks for HttpHooks {
     fn send_request(
@@ -52,13 +68,19 @@ impl WasiHttpHooks for HttpHooks {
         _fut: IoFuture,
     ) -> Box<dyn Future<Output = Result<(http::Response<WasiBody>, IoFuture), Error>> + Send> {
         let grant = self.grant.clone();
+        let denials = self.denials.clone();
         Box::new(async move {
             let Some(grant) = grant else {
+                denials.record("outbound HTTP: the plugin's manifest has no [http] table".into());
                 return Err(Error::HttpRequestDenied);
             };
-            let response = send(&grant, request, options).await?;
+            let response = send(&grant, &denials, request, options).await?;
             Ok((response, Box::new(async { Ok(()) }) as IoFuture))
         })
+    }
+
+    fn p2_outgoing_body_chunk_size(&mut self) -> usize {
+        BODY_CHUNK_BYTES
     }
 }
 
@@ -71,7 +93,8 @@ impl WasiHttpView for GuestState {
 
 async fn send(
     grant: &HttpGrant,
-    mut request: http::Request<WasiBody>,
+    denials: &Denials,
+    request: http::Request<WasiBody>,
     options: Option<RequestOptions>,
 ) -> Result<http::Response<WasiBody>, Error> {
     let uri = request.uri().clone();
@@ -91,7 +114,7 @@ async fn send(
         Scheme::Https => 443,
     });
     let refuse = |denied: http_policy::Denied| {
-        tracing::warn!(target: "mlx_worker::guest", "outbound HTTP refused: {denied}");
+        denials.record(format!("outbound HTTP: {denied}"));
         Error::HttpRequestDenied
     };
     http_policy::allowed(&grant.allow, scheme, &host, port).map_err(refuse)?;
@@ -115,6 +138,16 @@ async fn send(
         .await
         .map_err(|_| Error::ConnectionTimeout)?
         .map_err(|_| Error::ConnectionRefused)?;
+    // Streamed, never buffered whole: the cap stops a guest from pushing unbounded bytes out.
+    let limit = grant.max_request_bytes;
+    let mut request = request.map(|body| {
+        http_body_util::Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX)).map_err(
+            move |e| match e.downcast::<Error>() {
+                Ok(e) => *e,
+                Err(_) => Error::HttpRequestBodySize(Some(limit)),
+            },
+        )
+    });
     // The connection is already to the right host: the request line carries the path only.
     *request.uri_mut() = http::Uri::builder()
         .path_and_query(uri.path_and_query().map_or("/", |p| p.as_str()))
@@ -124,13 +157,7 @@ async fn send(
     let response = match scheme {
         Scheme::Http => exchange(TokioIo::new(tcp), request).await?,
         Scheme::Https => {
-            let roots = rustls::RootCertStore {
-                roots: webpki_roots::TLS_SERVER_ROOTS.into(),
-            };
-            let config = rustls::ClientConfig::builder()
-                .with_root_certificates(roots)
-                .with_no_client_auth();
-            let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+            let connector = tokio_rustls::TlsConnector::from(grant.tls.0.clone());
             let name = match host.parse::<IpAddr>() {
                 Ok(ip) => rustls::pki_types::ServerName::from(ip),
                 Err(_) => rustls::pki_types::ServerName::try_from(host.clone())
@@ -161,12 +188,10 @@ async fn send(
     }))
 }
 
-async fn exchange<I>(
-    io: I,
-    request: http::Request<WasiBody>,
-) -> Result<http::Response<Incoming>, Error>
+async fn exchange<I, B>(io: I, request: http::Request<B>) -> Result<http::Response<Incoming>, Error>
 where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    B: Body<Data = Bytes, Error = Error> + Send + 'static,
 {
     let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
         .await

@@ -2,29 +2,54 @@
 //! the invocation's span, so they carry workflow id, activity id, attempt, plugin and operation.
 
 use std::sync::{
-    Arc,
+    Arc, Mutex,
     atomic::{AtomicBool, AtomicUsize, Ordering},
 };
+
+use super::rate::RateLimit;
 
 use crate::{
     bindings::{WitLevel, mlx::plugin::log},
     sandbox::GuestState,
 };
 
-/// Log bytes an invocation may still emit. Shared by the log import and guest stdout/stderr:
-/// a guest must not be able to make the worker write (or buffer) without bound.
+/// Log bytes an invocation may still emit, and lines a second. Shared by the log import and
+/// guest stdout/stderr: a guest must not be able to make the worker write (or buffer) without
+/// bound, nor drown its neighbours' lines in the worker's log.
 #[derive(Debug)]
 pub struct LogBudget {
     remaining: AtomicUsize,
     exhausted: AtomicBool,
+    rate: Mutex<RateLimit>,
+    rate_exceeded: AtomicBool,
 }
 
 impl LogBudget {
-    pub fn new(bytes: usize) -> Arc<Self> {
+    pub fn new(bytes: usize, lines_per_sec: u32) -> Arc<Self> {
         Arc::new(Self {
             remaining: AtomicUsize::new(bytes),
             exhausted: AtomicBool::new(false),
+            rate: Mutex::new(RateLimit::per_second(lines_per_sec)),
+            rate_exceeded: AtomicBool::new(false),
         })
+    }
+
+    /// Whether one more line may be written now; false (and one warning per invocation) over
+    /// the rate.
+    pub fn allow_line(&self) -> bool {
+        let allowed = self
+            .rate
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .try_take();
+        if !allowed && !self.rate_exceeded.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                target: "mlx_worker::guest",
+                "plugin exceeded its log rate (limits.log_lines_per_sec); lines over the rate \
+                 are dropped"
+            );
+        }
+        allowed
     }
 
     /// Takes `n` bytes from the budget; false (and one warning) once it is spent.
@@ -78,7 +103,7 @@ impl log::Host for GuestState {
                 .iter()
                 .map(|f| f.key.len() + f.value.len())
                 .sum::<usize>();
-        if !self.log_budget.take(size) {
+        if !self.log_budget.take(size) || !self.log_budget.allow_line() {
             return Ok(());
         }
         let fields = fields

@@ -3,10 +3,13 @@
 
 pub mod activity;
 pub mod config;
+pub mod denials;
 pub mod http;
 pub mod http_policy;
 pub mod log;
+pub mod rate;
 pub mod stdio;
+pub mod tls;
 
 impl crate::bindings::mlx::plugin::types::Host for crate::sandbox::GuestState {}
 

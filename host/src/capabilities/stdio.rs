@@ -94,7 +94,11 @@ impl LineBuffer {
         let text = String::from_utf8_lossy(&self.line);
         let text = text.trim_end_matches('\r');
         let _entered = self.span.enter();
-        emit(self.level, self.name, text, "");
+        // Over the rate the line is not written, but it still counts for the tail that
+        // explains a crash.
+        if self.budget.allow_line() {
+            emit(self.level, self.name, text, "");
+        }
         if self.recent.len() == TAIL_LINES {
             self.recent.pop_front();
         }

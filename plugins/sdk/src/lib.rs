@@ -55,6 +55,8 @@ pub mod config;
 mod context;
 mod error;
 mod guest;
+#[cfg(feature = "http")]
+pub mod http;
 mod info;
 pub mod labels;
 pub mod log;

@@ -1,13 +1,26 @@
 //! Just enough URL parsing for `wasi:http`, which wants scheme, authority and path apart.
 
-#[derive(Debug, PartialEq, Eq)]
+/// An `http://` or `https://` URL split the way `wasi:http` wants it.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Url<'a> {
     pub https: bool,
+    /// `host[:port]`, as written (IPv6 literals keep their brackets).
     pub authority: &'a str,
-    /// Always starts with `/`.
+    /// Always starts with `/`; the fragment is dropped.
     pub path_with_query: String,
 }
 
+impl Url<'_> {
+    /// The URL without its query string, for logs and messages: queries often carry tokens
+    /// (signed URLs, API keys) that must not end up in the worker's logs or workflow history.
+    pub fn without_query(&self) -> String {
+        let scheme = if self.https { "https" } else { "http" };
+        let path = self.path_with_query.split('?').next().unwrap_or("/");
+        format!("{scheme}://{}{path}", self.authority)
+    }
+}
+
+/// Parses `url`. The error says what is wrong with it, for a person.
 pub fn parse(url: &str) -> Result<Url<'_>, String> {
     let (scheme, rest) = url
         .split_once("://")
@@ -64,6 +77,13 @@ mod tests {
         assert_eq!(ok("HTTPS://example.com"), (true, "example.com", "/".into()));
         assert_eq!(ok("http://h?q"), (false, "h", "/?q".into()));
         assert_eq!(ok("http://[::1]:80/"), (false, "[::1]:80", "/".into()));
+    }
+
+    #[test]
+    fn the_query_stays_out_of_the_display_form() {
+        let u = parse("HTTPS://h:8443/a/b.csv?sig=secret#x").unwrap();
+        assert_eq!(u.without_query(), "https://h:8443/a/b.csv");
+        assert_eq!(parse("http://h?k=v").unwrap().without_query(), "http://h/");
     }
 
     #[test]
