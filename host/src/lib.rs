@@ -18,6 +18,7 @@
 
 mod bindings;
 pub mod capabilities;
+pub mod compile_cache;
 pub mod contract;
 pub mod engine;
 pub mod failure;

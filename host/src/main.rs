@@ -53,6 +53,9 @@ struct RunArgs {
     /// Root of per-workflow artifacts directories, mounted at /artifacts in plugins.
     #[arg(long, env = "MLX_ARTIFACTS_DIR", default_value = "artifacts")]
     artifacts_dir: PathBuf,
+    /// Precompiled components, so a restart compiles nothing (must be the worker's own).
+    #[arg(long, env = "MLX_CACHE_DIR", default_value = "cache")]
+    cache_dir: PathBuf,
     /// Temporal frontend `host:port`; default from TEMPORAL_ADDRESS or the temporal.toml profile.
     #[arg(long)]
     address: Option<String>,
@@ -148,6 +151,7 @@ async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         },
         artifacts_dir: Some(absolute(&args.artifacts_dir)?),
         scratch_root: None,
+        cache_dir: Some(absolute(&args.cache_dir)?),
     })
     .map_err(anyhow_from)?;
     let registry = PluginRegistry::load_dir(&runtime, &args.plugins_dir).await?;

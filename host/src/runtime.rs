@@ -5,7 +5,7 @@ use std::{
     path::{Path, PathBuf},
     sync::{
         Arc,
-        atomic::{AtomicUsize, Ordering},
+        atomic::{AtomicU64, AtomicUsize, Ordering},
     },
     time::{Duration, Instant},
 };
@@ -22,6 +22,7 @@ use wasmtime::{
 use crate::{
     bindings::{PluginWorld, PluginWorldPre, WitContext},
     capabilities::activity::ActivitySignals,
+    compile_cache::{self, CompileCache},
     contract::{GuestError, InvocationContext, PluginInfo},
     engine::{EngineSettings, EpochTicker, build_engine},
     failure::InvocationError,
@@ -42,6 +43,15 @@ pub struct RuntimeSettings {
     pub artifacts_dir: Option<PathBuf>,
     /// Where per-invocation scratch directories are made; None: the system temp directory.
     pub scratch_root: Option<PathBuf>,
+    /// Where precompiled components are kept ([`compile_cache`]); None: compile at every load.
+    pub cache_dir: Option<PathBuf>,
+}
+
+/// How components were obtained since the runtime started: a warm restart compiles nothing.
+#[derive(Debug, Default)]
+pub struct CompileStats {
+    pub compiled: AtomicU64,
+    pub cache_hits: AtomicU64,
 }
 
 /// Why a plugin file could not be loaded. Every message names the file.
@@ -128,6 +138,8 @@ pub struct Runtime {
     engine: Engine,
     linker: Linker<GuestState>,
     settings: RuntimeSettings,
+    cache: Option<Arc<CompileCache>>,
+    compile_stats: Arc<CompileStats>,
     active: Arc<AtomicUsize>,
     _ticker: EpochTicker,
 }
@@ -166,10 +178,16 @@ impl Runtime {
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
         PluginWorld::add_to_linker::<GuestState, HasSelf<GuestState>>(&mut linker, |s| s)?;
         let ticker = EpochTicker::start(&engine);
+        let cache = match &settings.cache_dir {
+            Some(dir) => Some(Arc::new(CompileCache::open(dir, &engine)?)),
+            None => None,
+        };
         Ok(Arc::new(Self {
             engine,
             linker,
             settings,
+            cache,
+            compile_stats: Arc::default(),
             active: Arc::new(AtomicUsize::new(0)),
             _ticker: ticker,
         }))
@@ -187,6 +205,10 @@ impl Runtime {
             .then(|| manifest.limits.fuel.unwrap_or(u64::MAX))
     }
 
+    pub fn compile_stats(&self) -> &CompileStats {
+        &self.compile_stats
+    }
+
     /// Guest instances currently alive for invocations (not counting `describe` at load).
     pub fn active_invocations(&self) -> usize {
         self.active.load(Ordering::SeqCst)
@@ -200,16 +222,32 @@ impl Runtime {
                 path: path.to_path_buf(),
                 source,
             })?;
-        let digest = format!("sha256:{:x}", Sha256::digest(&bytes));
+        let hex = format!("{:x}", Sha256::digest(&bytes));
+        let digest = format!("sha256:{hex}");
         let engine = self.engine.clone();
         let compile_err = |message: String| LoadError::Compile {
             path: path.to_path_buf(),
             message,
         };
-        let component = tokio::task::spawn_blocking(move || Component::new(&engine, &bytes))
-            .await
-            .map_err(|e| compile_err(e.to_string()))?
-            .map_err(|e| compile_err(format!("{e:#}")))?;
+        let cache = self.cache.clone();
+        let stats = self.compile_stats.clone();
+        let component = tokio::task::spawn_blocking(move || {
+            if let Some(cache) = &cache
+                && let compile_cache::Lookup::Hit(component) = cache.lookup(&engine, &hex)
+            {
+                stats.cache_hits.fetch_add(1, Ordering::Relaxed);
+                return Ok(component);
+            }
+            let component = Component::new(&engine, &bytes)?;
+            stats.compiled.fetch_add(1, Ordering::Relaxed);
+            if let Some(cache) = &cache {
+                cache.store(&hex, &component);
+            }
+            Ok::<_, wasmtime::Error>(component)
+        })
+        .await
+        .map_err(|e| compile_err(e.to_string()))?
+        .map_err(|e| compile_err(format!("{e:#}")))?;
         Ok((component, digest))
     }
 

@@ -174,6 +174,7 @@ impl TestWorker {
             },
             artifacts_dir: Some(artifacts.path().to_path_buf()),
             scratch_root: None,
+            cache_dir: None,
         })
         .map_err(|e| anyhow::anyhow!("{e:#}"))?;
         let registry = Arc::new(PluginRegistry::load_dir(&runtime, plugins).await?);

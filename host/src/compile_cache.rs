@@ -1,0 +1,161 @@
+//! Precompiled components on disk, so a restart (or a reload of an unchanged file) does not
+//! compile again. Loading native code from disk is `unsafe` in wasmtime: the bytes are trusted
+//! to be what wasmtime itself wrote. So the worker trusts an entry only when
+//!
+//! - the cache directory belongs to the worker's user and nobody else can write to it (checked
+//!   when the cache is opened; the worker creates it `0700`),
+//! - the entry's name carries the SHA-256 of the `.wasm` and a digest of the engine's
+//!   compatibility hash (wasmtime version, compiler settings, target): another engine never
+//!   picks it up,
+//! - a sidecar written *after* the artifact holds the SHA-256 of the artifact, and the bytes
+//!   read now hash to it (a torn write, a truncated file or a flipped bit is caught).
+//!
+//! Anything else is recompiled and overwritten, with one warning; the cache never fails a load.
+
+use std::{
+    hash::{Hash, Hasher},
+    io::Write,
+    os::unix::fs::{MetadataExt, PermissionsExt},
+    path::{Path, PathBuf},
+};
+
+use sha2::{Digest, Sha256};
+use wasmtime::{Engine, component::Component};
+
+#[derive(Debug)]
+pub struct CompileCache {
+    dir: PathBuf,
+    /// Hex digest of the engine's compatibility hash.
+    engine_key: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("compile cache {}: {message}", dir.display())]
+pub struct CacheError {
+    pub dir: PathBuf,
+    pub message: String,
+}
+
+/// What a lookup found.
+pub enum Lookup {
+    Hit(Component),
+    /// Nothing usable; the reason is logged when it is worth an operator's attention.
+    Miss,
+}
+
+impl CompileCache {
+    /// Opens (creating, `0700`) the cache directory and checks that only this user can write
+    /// to it: an entry planted by someone else would run as native code in the worker.
+    pub fn open(dir: &Path, engine: &Engine) -> Result<Self, CacheError> {
+        let fail = |message: String| CacheError {
+            dir: dir.to_path_buf(),
+            message,
+        };
+        std::fs::create_dir_all(dir).map_err(|e| fail(format!("cannot create: {e}")))?;
+        let meta = std::fs::metadata(dir).map_err(|e| fail(e.to_string()))?;
+        // A file created here is owned by the effective uid, and proves the directory writable.
+        let uid = tempfile::tempfile_in(dir)
+            .and_then(|f| f.metadata())
+            .map(|m| m.uid())
+            .map_err(|e| fail(format!("not writable: {e}")))?;
+        if meta.uid() != uid {
+            return Err(fail(format!(
+                "owned by uid {}, not by the worker's uid {uid}; use a directory of the worker's own",
+                meta.uid()
+            )));
+        }
+        if meta.permissions().mode() & 0o022 != 0 {
+            return Err(fail(format!(
+                "is writable by group or others (mode {:o}); run `chmod go-w` on it",
+                meta.permissions().mode() & 0o777
+            )));
+        }
+        let mut hasher = Sha256Hasher(Sha256::new());
+        engine.precompile_compatibility_hash().hash(&mut hasher);
+        let engine_key = format!("{:x}", hasher.0.finalize());
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            engine_key: engine_key[..16].to_string(),
+        })
+    }
+
+    fn entry(&self, wasm_sha256_hex: &str) -> (PathBuf, PathBuf) {
+        let stem = format!("{wasm_sha256_hex}-{}", self.engine_key);
+        (
+            self.dir.join(format!("{stem}.cwasm")),
+            self.dir.join(format!("{stem}.sha256")),
+        )
+    }
+
+    /// The precompiled component for a `.wasm` with this digest, if a trustworthy one exists.
+    pub fn lookup(&self, engine: &Engine, wasm_sha256_hex: &str) -> Lookup {
+        let (artifact, sidecar) = self.entry(wasm_sha256_hex);
+        let Ok(expected) = std::fs::read_to_string(&sidecar) else {
+            return Lookup::Miss;
+        };
+        let bytes = match std::fs::read(&artifact) {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                tracing::warn!(entry = %artifact.display(), "compile cache entry unreadable, recompiling: {e}");
+                return Lookup::Miss;
+            }
+        };
+        if format!("{:x}", Sha256::digest(&bytes)) != expected.trim() {
+            tracing::warn!(entry = %artifact.display(), "compile cache entry does not match its checksum, recompiling");
+            return Lookup::Miss;
+        }
+        // SAFETY: the bytes are exactly what `store` wrote with `Component::serialize` (their
+        // SHA-256 matches the sidecar written after them, in a directory only this user can
+        // write); wasmtime itself rejects artifacts of another version or configuration.
+        match unsafe { Component::deserialize(engine, &bytes) } {
+            Ok(component) => Lookup::Hit(component),
+            Err(e) => {
+                tracing::warn!(entry = %artifact.display(), "compile cache entry rejected by wasmtime, recompiling: {e:#}");
+                Lookup::Miss
+            }
+        }
+    }
+
+    /// Stores a freshly compiled component. Failures are logged, never returned: the cache is
+    /// an optimisation.
+    pub fn store(&self, wasm_sha256_hex: &str, component: &Component) {
+        let (artifact, sidecar) = self.entry(wasm_sha256_hex);
+        let result = component
+            .serialize()
+            .map_err(|e| format!("{e:#}"))
+            .and_then(|bytes| {
+                let digest = format!("{:x}", Sha256::digest(&bytes));
+                // Sidecar last: an entry without one (a crash in between) is a miss.
+                let _ = std::fs::remove_file(&sidecar);
+                write_atomically(&self.dir, &artifact, &bytes)?;
+                write_atomically(&self.dir, &sidecar, digest.as_bytes())
+            });
+        if let Err(e) = result {
+            tracing::warn!(entry = %artifact.display(), "could not store a compile cache entry: {e}");
+        }
+    }
+}
+
+/// Writes to a temporary file in `dir`, syncs it and renames it over `path`.
+fn write_atomically(dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), String> {
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| e.to_string())?;
+    tmp.write_all(bytes).map_err(|e| e.to_string())?;
+    tmp.as_file().sync_all().map_err(|e| e.to_string())?;
+    tmp.persist(path).map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+/// Feeds `Hash` output into SHA-256, for a digest that is stable across processes (std's
+/// `DefaultHasher` promises no such thing).
+struct Sha256Hasher(Sha256);
+
+impl Hasher for Sha256Hasher {
+    fn write(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+
+    fn finish(&self) -> u64 {
+        // Only the full digest is used.
+        0
+    }
+}

@@ -1,0 +1,124 @@
+//! The compile cache: a warm restart compiles nothing; a corrupt, foreign or stale entry is
+//! recompiled and never trusted.
+
+use std::{os::unix::fs::PermissionsExt, path::Path, sync::Arc, sync::atomic::Ordering};
+
+use mlx_e2e::PluginsDir;
+use mlx_worker::{
+    capabilities::activity::ActivitySignals,
+    contract::InvocationContext,
+    engine::EngineSettings,
+    runtime::{Runtime, RuntimeSettings},
+};
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+fn runtime(cache: &Path, fuel_metering: bool) -> Arc<Runtime> {
+    Runtime::new(RuntimeSettings {
+        cache_dir: Some(cache.to_path_buf()),
+        engine: EngineSettings {
+            fuel_metering,
+            ..Default::default()
+        },
+        ..Default::default()
+    })
+    .unwrap()
+}
+
+/// Loads testkit in a fresh runtime, runs one call, and returns (compiled, cache hits).
+async fn load_and_call(plugins: &PluginsDir, cache: &Path, fuel_metering: bool) -> (u64, u64) {
+    let rt = runtime(cache, fuel_metering);
+    let plugin = rt.load(&plugins.path().join("testkit.wasm")).await.unwrap();
+    let (signals, _) = ActivitySignals::new(CancellationToken::new());
+    let ctx = InvocationContext {
+        workflow_id: "cache".into(),
+        activity_id: "1".into(),
+        attempt: 1,
+        last_heartbeat_details: None,
+    };
+    let out = rt
+        .invoke(&plugin, "echo", &json!({"x": 1}), &ctx, signals, None)
+        .await
+        .unwrap();
+    assert_eq!(out.output["input"], json!({"x": 1}));
+    let stats = rt.compile_stats();
+    (
+        stats.compiled.load(Ordering::Relaxed),
+        stats.cache_hits.load(Ordering::Relaxed),
+    )
+}
+
+fn entries(cache: &Path, ext: &str) -> Vec<std::path::PathBuf> {
+    let mut found: Vec<_> = std::fs::read_dir(cache)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == ext))
+        .collect();
+    found.sort();
+    found
+}
+
+#[tokio::test]
+async fn a_warm_restart_compiles_nothing() {
+    let plugins = PluginsDir::with(&["testkit"]);
+    let cache = tempfile::tempdir().unwrap();
+    assert_eq!(load_and_call(&plugins, cache.path(), false).await, (1, 0));
+    assert_eq!(entries(cache.path(), "cwasm").len(), 1);
+    // A new runtime (a restart) finds the artifact it wrote and compiles nothing.
+    assert_eq!(load_and_call(&plugins, cache.path(), false).await, (0, 1));
+    // Another engine configuration has its own entry, never the first one.
+    assert_eq!(load_and_call(&plugins, cache.path(), true).await, (1, 0));
+    assert_eq!(entries(cache.path(), "cwasm").len(), 2);
+}
+
+#[tokio::test]
+async fn a_corrupt_entry_is_recompiled_and_replaced() {
+    let plugins = PluginsDir::with(&["testkit"]);
+    let cache = tempfile::tempdir().unwrap();
+    load_and_call(&plugins, cache.path(), false).await;
+    let artifact = entries(cache.path(), "cwasm").remove(0);
+    let mut bytes = std::fs::read(&artifact).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    std::fs::write(&artifact, &bytes).unwrap();
+    assert_eq!(load_and_call(&plugins, cache.path(), false).await, (1, 0));
+    // The rewritten entry is good again.
+    assert_eq!(load_and_call(&plugins, cache.path(), false).await, (0, 1));
+}
+
+#[tokio::test]
+async fn an_entry_the_worker_did_not_write_is_not_loaded() {
+    let plugins = PluginsDir::with(&["testkit"]);
+    let cache = tempfile::tempdir().unwrap();
+    load_and_call(&plugins, cache.path(), false).await;
+    // Someone replaces artifact and checksum with a matching pair of their own making: here
+    // the artifact of another engine configuration, which wasmtime itself refuses.
+    let fuel_cache = tempfile::tempdir().unwrap();
+    load_and_call(&plugins, fuel_cache.path(), true).await;
+    let ours = entries(cache.path(), "cwasm").remove(0);
+    let theirs = entries(fuel_cache.path(), "cwasm").remove(0);
+    std::fs::copy(&theirs, &ours).unwrap();
+    std::fs::copy(
+        theirs.with_extension("sha256"),
+        ours.with_extension("sha256"),
+    )
+    .unwrap();
+    assert_eq!(load_and_call(&plugins, cache.path(), false).await, (1, 0));
+    // An artifact without its checksum (a crash between the two writes) is not trusted.
+    std::fs::remove_file(ours.with_extension("sha256")).unwrap();
+    assert_eq!(load_and_call(&plugins, cache.path(), false).await, (1, 0));
+}
+
+#[tokio::test]
+async fn a_cache_directory_others_can_write_is_refused() {
+    let cache = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(cache.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let err = Runtime::new(RuntimeSettings {
+        cache_dir: Some(cache.path().to_path_buf()),
+        ..Default::default()
+    })
+    .err()
+    .expect("refused")
+    .to_string();
+    assert!(err.contains("writable by group or others"), "{err}");
+}
