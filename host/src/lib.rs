@@ -28,6 +28,7 @@ pub mod limits;
 pub mod manifest;
 mod outcome;
 pub mod registry;
+pub mod reload;
 pub mod runtime;
 pub mod sandbox;
 pub mod telemetry;

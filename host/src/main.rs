@@ -9,6 +9,7 @@ use mlx_worker::{
     contract::InvocationContext,
     engine::EngineSettings,
     registry::PluginRegistry,
+    reload,
     runtime::{Runtime, RuntimeSettings},
     telemetry::{self, LogFormat},
     temporal::worker::{self, ConnectionSettings, WorkerSettings},
@@ -154,6 +155,8 @@ async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         cache_dir: Some(absolute(&args.cache_dir)?),
     })
     .map_err(anyhow_from)?;
+    // Watching starts first: a file changed while the others load is not missed.
+    let watcher = reload::PluginWatcher::start(&absolute(&args.plugins_dir)?)?;
     let registry = PluginRegistry::load_dir(&runtime, &args.plugins_dir).await?;
     if registry.is_empty() {
         tracing::warn!(dir = %args.plugins_dir.display(), "no plugins found; every request will fail with UnknownPlugin");
@@ -167,14 +170,30 @@ async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         task_queue: args.task_queue,
         max_concurrent_activities: args.max_concurrent_activities,
     };
+    let registry = Arc::new(registry);
+    let shutdown = CancellationToken::new();
+    tokio::spawn({
+        let shutdown = shutdown.clone();
+        async move {
+            shutdown_signal().await;
+            shutdown.cancel();
+        }
+    });
+    let watcher = tokio::spawn(watcher.run(
+        runtime.clone(),
+        registry.clone(),
+        shutdown.clone().cancelled_owned(),
+    ));
     worker::run(
         client,
         &settings,
         runtime,
-        Arc::new(registry),
-        shutdown_signal(),
+        registry,
+        shutdown.clone().cancelled_owned(),
     )
     .await?;
+    shutdown.cancel();
+    watcher.await?;
     Ok(ExitCode::SUCCESS)
 }
 
