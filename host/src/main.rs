@@ -1,18 +1,17 @@
 //! `mlx-worker`: the daemon and the plugin author's tools. Thin: everything lives in the library.
 
-use std::{path::PathBuf, process::ExitCode, sync::Arc};
+use std::{path::PathBuf, process::ExitCode};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use mlx_worker::{
     capabilities::activity::ActivitySignals,
+    config::Settings,
     contract::InvocationContext,
-    engine::EngineSettings,
-    registry::PluginRegistry,
-    reload,
+    daemon::{self, Stopped},
+    run_args::RunArgs,
     runtime::{Runtime, RuntimeSettings},
     telemetry::{self, LogFormat},
-    temporal::worker::{self, ConnectionSettings, WorkerSettings},
 };
 use tokio_util::sync::CancellationToken;
 
@@ -22,14 +21,9 @@ use tokio_util::sync::CancellationToken;
     about = "Temporal worker that runs every activity in a sandboxed WebAssembly component"
 )]
 struct Cli {
-    #[arg(
-        long,
-        value_enum,
-        default_value_t,
-        env = "MLX_LOG_FORMAT",
-        global = true
-    )]
-    log_format: LogFormat,
+    /// Log format [default: human, or telemetry.log_format of the config file].
+    #[arg(long, value_enum, env = "MLX_LOG_FORMAT", global = true)]
+    log_format: Option<LogFormat>,
     #[command(subcommand)]
     command: Command,
 }
@@ -37,38 +31,10 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Connect to Temporal and serve `plugin_activity` with the plugins in a directory.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Plugin author tools that need no Temporal server.
     #[command(subcommand)]
     Plugin(PluginCommand),
-}
-
-#[derive(clap::Args)]
-struct RunArgs {
-    /// Directory of plugin components (`NAME.wasm`, optional `NAME.toml` manifest).
-    #[arg(long, env = "MLX_PLUGINS_DIR")]
-    plugins_dir: PathBuf,
-    /// Task queue to poll.
-    #[arg(long, env = "MLX_TASK_QUEUE", default_value = "mlx-plugins")]
-    task_queue: String,
-    /// Root of per-workflow artifacts directories, mounted at /artifacts in plugins.
-    #[arg(long, env = "MLX_ARTIFACTS_DIR", default_value = "artifacts")]
-    artifacts_dir: PathBuf,
-    /// Precompiled components, so a restart compiles nothing (must be the worker's own).
-    #[arg(long, env = "MLX_CACHE_DIR", default_value = "cache")]
-    cache_dir: PathBuf,
-    /// Temporal frontend `host:port`; default from TEMPORAL_ADDRESS or the temporal.toml profile.
-    #[arg(long)]
-    address: Option<String>,
-    /// Namespace; default from TEMPORAL_NAMESPACE or the profile, else `default`.
-    #[arg(long)]
-    namespace: Option<String>,
-    /// Activities run at once (one sandbox each).
-    #[arg(long, env = "MLX_MAX_CONCURRENT_ACTIVITIES", default_value_t = 16)]
-    max_concurrent_activities: usize,
-    /// Meter guest instructions, so manifests can set limits.fuel (costs some guest speed).
-    #[arg(long, env = "MLX_FUEL_METERING")]
-    fuel_metering: bool,
 }
 
 #[derive(Subcommand)]
@@ -100,7 +66,22 @@ fn main() -> ExitCode {
         unsafe { std::env::set_var("RUST_LIB_BACKTRACE", "0") };
     }
     let cli = Cli::parse();
-    telemetry::init(cli.log_format);
+    // `run` reads its log format with the rest of its configuration.
+    let settings = match &cli.command {
+        Command::Run(args) => match args.settings(cli.log_format) {
+            Ok(settings) => Some(settings),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        _ => None,
+    };
+    telemetry::init(
+        settings
+            .as_ref()
+            .map_or(cli.log_format.unwrap_or_default(), |s| s.log_format),
+    );
     let tokio = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -108,6 +89,13 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let (Command::Run(args), Some(settings)) = (&cli.command, settings) {
+        if args.print_config {
+            print!("{}", settings.to_toml());
+            return ExitCode::SUCCESS;
+        }
+        return tokio.block_on(run(settings));
+    }
     match tokio.block_on(dispatch(cli.command)) {
         Ok(code) => code,
         Err(e) => {
@@ -117,9 +105,31 @@ fn main() -> ExitCode {
     }
 }
 
+/// Exit status: 0 drained cleanly, 3 in-flight activities had to be cancelled at shutdown,
+/// 2 configuration or plugins unusable at start, 1 any other failure.
+async fn run(settings: Settings) -> ExitCode {
+    match daemon::run(settings, shutdown_signal()).await {
+        Ok(Stopped::Drained) => {
+            tracing::info!("stopped; every in-flight activity finished");
+            ExitCode::SUCCESS
+        }
+        Ok(Stopped::CancelledInFlight(n)) => {
+            tracing::warn!(
+                "stopped; {n} in-flight activities were cancelled after the grace period"
+            );
+            ExitCode::from(3)
+        }
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("error: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
 async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     match command {
-        Command::Run(args) => run(args).await,
+        Command::Run(_) => unreachable!("handled in main"),
         Command::Plugin(PluginCommand::Describe { file }) => {
             let runtime = Runtime::new(RuntimeSettings::default()).map_err(anyhow_from)?;
             let plugin = runtime.load(&file).await?;
@@ -139,62 +149,6 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             workflow_id,
         }) => invoke(file, operation, input, artifacts_dir, workflow_id).await,
     }
-}
-
-async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
-    let runtime = Runtime::new(RuntimeSettings {
-        engine: EngineSettings {
-            max_instances: (args.max_concurrent_activities as u32)
-                .saturating_mul(2)
-                .max(8),
-            fuel_metering: args.fuel_metering,
-            ..Default::default()
-        },
-        artifacts_dir: Some(absolute(&args.artifacts_dir)?),
-        scratch_root: None,
-        cache_dir: Some(absolute(&args.cache_dir)?),
-    })
-    .map_err(anyhow_from)?;
-    // Watching starts first: a file changed while the others load is not missed.
-    let watcher = reload::PluginWatcher::start(&absolute(&args.plugins_dir)?)?;
-    let registry = PluginRegistry::load_dir(&runtime, &args.plugins_dir).await?;
-    if registry.is_empty() {
-        tracing::warn!(dir = %args.plugins_dir.display(), "no plugins found; every request will fail with UnknownPlugin");
-    }
-    let client = worker::connect(&ConnectionSettings {
-        address: args.address,
-        namespace: args.namespace,
-    })
-    .await?;
-    let settings = WorkerSettings {
-        task_queue: args.task_queue,
-        max_concurrent_activities: args.max_concurrent_activities,
-    };
-    let registry = Arc::new(registry);
-    let shutdown = CancellationToken::new();
-    tokio::spawn({
-        let shutdown = shutdown.clone();
-        async move {
-            shutdown_signal().await;
-            shutdown.cancel();
-        }
-    });
-    let watcher = tokio::spawn(watcher.run(
-        runtime.clone(),
-        registry.clone(),
-        shutdown.clone().cancelled_owned(),
-    ));
-    worker::run(
-        client,
-        &settings,
-        runtime,
-        registry,
-        shutdown.clone().cancelled_owned(),
-    )
-    .await?;
-    shutdown.cancel();
-    watcher.await?;
-    Ok(ExitCode::SUCCESS)
 }
 
 async fn invoke(

@@ -167,7 +167,17 @@ fn modified_within(path: &Path, window: Duration) -> bool {
 }
 
 async fn apply(runtime: &Runtime, registry: &PluginRegistry, wasm: &Path) {
-    match registry.sync_file(runtime, wasm).await {
+    let change = registry.sync_file(runtime, wasm).await;
+    if let Some(metrics) = runtime.metrics() {
+        metrics.reload(match &change {
+            Change::Added(_) => "added",
+            Change::Replaced { .. } => "replaced",
+            Change::Removed(_) => "removed",
+            Change::Refused(_) => "refused",
+            Change::Unchanged => "unchanged",
+        });
+    }
+    match change {
         Change::Added(plugin) => registry::log_loaded(&plugin, "plugin added"),
         Change::Replaced { old, new } => {
             tracing::info!(

@@ -4,11 +4,13 @@
 use std::{
     path::{Path, PathBuf},
     sync::{
-        Arc,
+        Arc, OnceLock,
         atomic::{AtomicU64, AtomicUsize, Ordering},
     },
     time::{Duration, Instant},
 };
+
+use temporalio_common::telemetry::metrics::CoreMeter;
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -28,6 +30,7 @@ use crate::{
     failure::InvocationError,
     imports,
     manifest::{self, Manifest, ManifestError},
+    metrics::{Outcome, PluginMetrics},
     outcome,
     sandbox::{self, GuestState, SandboxSpec, new_store},
 };
@@ -45,6 +48,8 @@ pub struct RuntimeSettings {
     pub scratch_root: Option<PathBuf>,
     /// Where precompiled components are kept ([`compile_cache`]); None: compile at every load.
     pub cache_dir: Option<PathBuf>,
+    /// Where per-plugin metrics are recorded ([`crate::metrics`]); None: nowhere.
+    pub metrics: Option<Arc<dyn CoreMeter>>,
 }
 
 /// How components were obtained since the runtime started: a warm restart compiles nothing.
@@ -140,6 +145,7 @@ pub struct Runtime {
     settings: RuntimeSettings,
     cache: Option<Arc<CompileCache>>,
     compile_stats: Arc<CompileStats>,
+    metrics: Option<PluginMetrics>,
     active: Arc<AtomicUsize>,
     _ticker: EpochTicker,
 }
@@ -178,6 +184,7 @@ impl Runtime {
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
         PluginWorld::add_to_linker::<GuestState, HasSelf<GuestState>>(&mut linker, |s| s)?;
         let ticker = EpochTicker::start(&engine);
+        let metrics = settings.metrics.clone().map(PluginMetrics::new);
         let cache = match &settings.cache_dir {
             Some(dir) => Some(Arc::new(CompileCache::open(dir, &engine)?)),
             None => None,
@@ -188,6 +195,7 @@ impl Runtime {
             settings,
             cache,
             compile_stats: Arc::default(),
+            metrics,
             active: Arc::new(AtomicUsize::new(0)),
             _ticker: ticker,
         }))
@@ -203,6 +211,10 @@ impl Runtime {
             .engine
             .fuel_metering
             .then(|| manifest.limits.fuel.unwrap_or(u64::MAX))
+    }
+
+    pub fn metrics(&self) -> Option<&PluginMetrics> {
+        self.metrics.as_ref()
     }
 
     pub fn compile_stats(&self) -> &CompileStats {
@@ -357,6 +369,45 @@ impl Runtime {
         signals: ActivitySignals,
         deadline: Option<Instant>,
     ) -> Result<Invocation, InvocationError> {
+        let start = Instant::now();
+        let instantiated = OnceLock::new();
+        let result = self
+            .invoke_inner(
+                plugin,
+                operation,
+                input,
+                ctx,
+                signals,
+                deadline,
+                &instantiated,
+            )
+            .await;
+        if let Some(metrics) = &self.metrics {
+            let failure = result.as_ref().err().map(|e| e.failure().type_name);
+            metrics.invocation(&Outcome {
+                plugin: &plugin.info.name,
+                version: &plugin.info.version,
+                operation,
+                failure_type: failure.as_deref(),
+                duration: start.elapsed(),
+                instantiation: instantiated.get().copied(),
+                peak_memory_bytes: result.as_ref().ok().map(|done| done.peak_memory_bytes),
+            });
+        }
+        result
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn invoke_inner(
+        &self,
+        plugin: &LoadedPlugin,
+        operation: &str,
+        input: &Value,
+        ctx: &InvocationContext,
+        signals: ActivitySignals,
+        deadline: Option<Instant>,
+        instantiated: &OnceLock<Duration>,
+    ) -> Result<Invocation, InvocationError> {
         if plugin.info.operation(operation).is_none() {
             return Err(InvocationError::UnknownOperation {
                 plugin: plugin.info.name.clone(),
@@ -413,7 +464,9 @@ impl Runtime {
         let input_text = input.to_string();
         let wit_ctx = WitContext::from(ctx);
         let run = async {
+            let started = Instant::now();
             let bindings = plugin.pre.instantiate_async(&mut store).await?;
+            let _ = instantiated.set(started.elapsed());
             bindings
                 .mlx_plugin_plugin()
                 .call_invoke(&mut store, operation, &input_text, &wit_ctx)

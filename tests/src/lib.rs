@@ -132,6 +132,7 @@ impl DevServer {
         Ok(worker::connect(&ConnectionSettings {
             address: Some(self.address.clone()),
             namespace: Some("default".into()),
+            ..Default::default()
         })
         .await?)
     }
@@ -175,16 +176,14 @@ impl TestWorker {
             artifacts_dir: Some(artifacts.path().to_path_buf()),
             scratch_root: None,
             cache_dir: None,
+            metrics: None,
         })
         .map_err(|e| anyhow::anyhow!("{e:#}"))?;
         let registry = Arc::new(PluginRegistry::load_dir(&runtime, plugins).await?);
         let task_queue = format!("tq-{}", free_port());
         let client = server.client().await?;
         let (stop, stopped) = oneshot::channel::<()>();
-        let settings = WorkerSettings {
-            task_queue: task_queue.clone(),
-            max_concurrent_activities: 4,
-        };
+        let settings = WorkerSettings::new(task_queue.clone(), 4);
         let rt = runtime.clone();
         // The SDK's worker future is not `Send`: it gets a thread and an executor of its own,
         // as it would in the daemon.

@@ -1,12 +1,15 @@
 //! Connects to Temporal and runs the worker until the shutdown future resolves.
 
-use std::{future::Future, sync::Arc};
+use std::{future::Future, path::PathBuf, sync::Arc, time::Duration};
 
 use temporalio_client::{
-    Client, ClientOptions, Connection, envconfig::LoadClientConfigProfileOptions,
+    Client, ClientOptions, ClientTlsOptions, Connection, TlsOptions,
+    envconfig::LoadClientConfigProfileOptions,
 };
+use temporalio_common::telemetry::{TelemetryOptions, metrics::CoreMeter};
 use temporalio_sdk::{
     Worker, WorkerOptions,
+    runtime::RuntimeOptions,
     runtime::worker_tuner::{FixedSizeSlotSupplier, TunerHolder},
 };
 use url::Url;
@@ -21,6 +24,25 @@ use crate::{registry::PluginRegistry, runtime::Runtime};
 pub struct ConnectionSettings {
     pub address: Option<String>,
     pub namespace: Option<String>,
+    /// Temporal Cloud style API key; implies TLS.
+    pub api_key: Option<String>,
+    /// mTLS client certificate and key (PEM files), both or neither.
+    pub tls_client_cert: Option<PathBuf>,
+    pub tls_client_key: Option<PathBuf>,
+    /// CA that signed the server's certificate, when the system roots do not.
+    pub tls_server_ca: Option<PathBuf>,
+    /// Name to verify the server certificate against, when it differs from the address.
+    pub tls_server_name: Option<String>,
+    /// The temporal.toml profile to start from (default: TEMPORAL_PROFILE or `default`).
+    pub profile: Option<String>,
+}
+
+impl ConnectionSettings {
+    fn wants_tls(&self) -> bool {
+        self.tls_client_cert.is_some()
+            || self.tls_server_ca.is_some()
+            || self.tls_server_name.is_some()
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -28,6 +50,22 @@ pub struct WorkerSettings {
     pub task_queue: String,
     /// Activities run at once; each holds one sandbox. Default 16.
     pub max_concurrent_activities: usize,
+    /// After shutdown starts, how long in-flight activities may keep running (heartbeating)
+    /// before they are cancelled; None: wait for them however long they take.
+    pub graceful_shutdown: Option<Duration>,
+    /// Where the SDK core records its worker metrics (the Prometheus exporter), if anywhere.
+    pub metrics: Option<Arc<dyn CoreMeter>>,
+}
+
+impl WorkerSettings {
+    pub fn new(task_queue: impl Into<String>, max_concurrent_activities: usize) -> Self {
+        Self {
+            task_queue: task_queue.into(),
+            max_concurrent_activities,
+            graceful_shutdown: None,
+            metrics: None,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -43,11 +81,20 @@ pub enum WorkerError {
 
 /// Builds a connected client.
 pub async fn connect(settings: &ConnectionSettings) -> Result<Client, WorkerError> {
+    let profile = LoadClientConfigProfileOptions::builder()
+        .maybe_config_file_profile(settings.profile.clone())
+        .build();
     let (mut conn, mut client_opts) =
-        ClientOptions::load_from_config(LoadClientConfigProfileOptions::default())
-            .map_err(|e| WorkerError::Config(e.to_string()))?;
+        ClientOptions::load_from_config(profile).map_err(|e| WorkerError::Config(e.to_string()))?;
+    if let Some(key) = &settings.api_key {
+        conn.api_key = Some(key.clone());
+    }
+    if settings.wants_tls() {
+        conn.tls_options = Some(tls_options(settings, conn.tls_options.take())?);
+    }
     if let Some(address) = &settings.address {
-        conn.target = parse_address(address)?;
+        let tls = conn.tls_options.is_some() || conn.api_key.is_some();
+        conn.target = parse_address(address, tls)?;
     }
     if let Some(namespace) = &settings.namespace {
         client_opts = ClientOptions::new(namespace.clone()).build();
@@ -65,10 +112,40 @@ pub async fn connect(settings: &ConnectionSettings) -> Result<Client, WorkerErro
     })
 }
 
+/// The profile's TLS settings (if any) with ours on top. Files are read now, so a wrong path
+/// fails at start with its name.
+fn tls_options(
+    settings: &ConnectionSettings,
+    base: Option<TlsOptions>,
+) -> Result<TlsOptions, WorkerError> {
+    let read = |path: &PathBuf| {
+        std::fs::read(path)
+            .map_err(|e| WorkerError::Config(format!("cannot read {}: {e}", path.display())))
+    };
+    let mut tls = base.unwrap_or_else(|| TlsOptions::builder().build());
+    if let Some(ca) = &settings.tls_server_ca {
+        tls.server_root_ca_cert = Some(read(ca)?);
+    }
+    if let Some(name) = &settings.tls_server_name {
+        tls.domain = Some(name.clone());
+    }
+    if let (Some(cert), Some(key)) = (&settings.tls_client_cert, &settings.tls_client_key) {
+        tls.client_tls_options = Some(
+            ClientTlsOptions::builder()
+                .client_cert(read(cert)?)
+                .client_private_key(read(key)?)
+                .build(),
+        );
+    }
+    Ok(tls)
+}
+
 /// Accepts `host:port` like the other SDKs and the CLI do; the Rust client wants a URL.
-fn parse_address(address: &str) -> Result<Url, WorkerError> {
+fn parse_address(address: &str, tls: bool) -> Result<Url, WorkerError> {
     let with_scheme = if address.contains("://") {
         address.to_string()
+    } else if tls {
+        format!("https://{address}")
     } else {
         format!("http://{address}")
     };
@@ -88,7 +165,14 @@ pub async fn run(
     registry: Arc<PluginRegistry>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), WorkerError> {
-    let sdk_runtime = temporalio_sdk::Runtime::from_current_tokio(Default::default())
+    let telemetry = TelemetryOptions::builder()
+        .maybe_metrics(settings.metrics.clone())
+        .build();
+    let runtime_options = RuntimeOptions::builder()
+        .telemetry_options(telemetry)
+        .build()
+        .map_err(WorkerError::Worker)?;
+    let sdk_runtime = temporalio_sdk::Runtime::from_current_tokio(runtime_options)
         .map_err(|e| WorkerError::Worker(e.to_string()))?;
     let slots = settings.max_concurrent_activities.max(1);
     let tuner = TunerHolder::builder()
@@ -99,6 +183,7 @@ pub async fn run(
         .build();
     let options = WorkerOptions::new(settings.task_queue.clone())
         .tuner(tuner)
+        .maybe_graceful_shutdown_period(settings.graceful_shutdown)
         .register_workflow::<MLTrainingWorkflow>()
         .map_err(|e| WorkerError::Worker(e.to_string()))?
         .register_workflow::<RunPluginWorkflow>()
