@@ -4,11 +4,12 @@
 use std::{
     path::Path,
     sync::{Arc, Mutex},
+    time::Duration,
 };
 
 use mlx_e2e::{
-    DevServer, PluginsDir, WorkerProcess, find, history_text, run_step_on, single_failed_attempt,
-    workspace_root,
+    DevServer, PluginsDir, WorkerProcess, activity_heartbeating, events, eventually, find,
+    history_of, history_text, http_get, run_step_on, single_failed_attempt, workspace_root,
 };
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -155,5 +156,232 @@ async fn the_data_source_plugin_reads_its_token_from_the_worker_environment() ->
         );
         assert!(!text.contains(TOKEN), "the token leaked into history");
     }
+    Ok(())
+}
+
+fn mlx_worker() -> std::process::Command {
+    let mut cmd = std::process::Command::new(worker_binary());
+    cmd.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default());
+    cmd
+}
+
+#[test]
+fn configuration_precedence_is_flags_then_environment_then_file_then_defaults() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("worker.toml");
+    std::fs::write(
+        &config,
+        "[worker]\ntask_queue = \"from-file\"\nplugins_dir = \"plugins\"\n\
+         max_concurrent_activities = 3\nshutdown_grace_secs = 7\n\
+         [temporal]\naddress = \"file-host:7233\"\napi_key = \"sekrit\"\n",
+    )
+    .unwrap();
+    let out = mlx_worker()
+        .args(["run", "--print-config", "--config"])
+        .arg(&config)
+        .args(["--task-queue", "from-flag"])
+        .env("MLX_TASK_QUEUE", "from-env")
+        .env("MLX_MAX_CONCURRENT_ACTIVITIES", "5")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed: toml::Table = toml::from_str(&text).unwrap();
+    let worker = &printed["worker"];
+    assert_eq!(worker["task_queue"].as_str(), Some("from-flag"), "{text}");
+    assert_eq!(worker["max_concurrent_activities"].as_integer(), Some(5));
+    assert_eq!(worker["shutdown_grace_secs"].as_integer(), Some(7));
+    // Default, and a path relative to the file.
+    assert_eq!(worker["artifacts_dir"].as_str(), Some("artifacts"));
+    let plugins = dir.path().join("plugins");
+    assert_eq!(worker["plugins_dir"].as_str(), plugins.to_str());
+    assert_eq!(
+        printed["temporal"]["address"].as_str(),
+        Some("file-host:7233")
+    );
+    assert!(!text.contains("sekrit"), "{text}");
+}
+
+#[test]
+fn unknown_configuration_keys_are_refused_with_exit_status_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("worker.toml");
+    std::fs::write(&config, "[worker]\nplugin_dir = \"p\"\n").unwrap();
+    let out = mlx_worker()
+        .args(["run", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("worker.toml") && stderr.contains("plugin_dir"),
+        "{stderr}"
+    );
+}
+
+fn long_step() -> serde_json::Value {
+    json!({
+        "plugin": "testkit", "operation": "wait_for_cancel",
+        "input": {"max_beats": 100000, "interval_ms": 50},
+        "start_to_close_secs": 300, "heartbeat_timeout_secs": 10,
+    })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ready_metrics_and_a_drain_on_sigterm() -> anyhow::Result<()> {
+    let plugins = PluginsDir::with(&["testkit"]);
+    let server = Arc::new(DevServer::start().await?);
+    let health = format!("127.0.0.1:{}", mlx_e2e::free_port());
+    let metrics = format!("127.0.0.1:{}", mlx_e2e::free_port());
+    let mut worker = WorkerProcess::start_with(
+        worker_binary(),
+        &server,
+        plugins.path(),
+        &[],
+        &[
+            "--health-address",
+            &health,
+            "--metrics-address",
+            &metrics,
+            "--shutdown-grace-secs",
+            "2",
+        ],
+    )?;
+    eventually(Duration::from_secs(60), "/readyz says ready", || async {
+        matches!(http_get(&health, "/readyz").await, Ok((200, _))).then_some(())
+    })
+    .await?;
+    assert_eq!(http_get(&health, "/healthz").await?.0, 200);
+
+    let echo = json!({"plugin": "testkit", "operation": "echo", "input": {"n": 1}});
+    let (result, _) = run_step_on(&server, &worker.task_queue, "echo-1", echo).await?;
+    assert_eq!(result.map_err(anyhow::Error::msg)?["input"]["n"], 1);
+    let (status, scraped) = http_get(&metrics, "/metrics").await?;
+    assert_eq!(status, 200);
+    let ok_line = scraped
+        .lines()
+        .find(|l| {
+            l.starts_with("mlx_plugin_invocations_total{")
+                && l.contains("plugin=\"testkit\"")
+                && l.contains("outcome=\"ok\"")
+        })
+        .unwrap_or_else(|| panic!("no invocation counter in:\n{scraped}"));
+    assert!(ok_line.ends_with(" 1"), "{ok_line}");
+    assert!(
+        scraped.contains("mlx_plugin_invocation_latency"),
+        "{scraped}"
+    );
+    assert!(scraped.contains("temporal_"), "SDK core metrics missing");
+
+    // A long activity is running when SIGTERM arrives: polling stops, readiness goes, the
+    // activity gets the 2 s grace period, then it is cancelled and the exit status says so.
+    let long = tokio::spawn({
+        let (server, queue) = (server.clone(), worker.task_queue.clone());
+        async move { run_step_on(&server, &queue, "long-1", long_step()).await }
+    });
+    eventually(
+        Duration::from_secs(60),
+        "the long activity heartbeats",
+        || async {
+            activity_heartbeating(&server, "long-1")
+                .await
+                .ok()
+                .filter(|b| *b)
+        },
+    )
+    .await?;
+    worker.terminate();
+    eventually(
+        Duration::from_secs(10),
+        "/readyz says shutting down",
+        || async {
+            match http_get(&health, "/readyz").await {
+                Ok((503, body)) if body.contains("shutting down") => Some(()),
+                _ => None,
+            }
+        },
+    )
+    .await?;
+    let status = worker.exit_status(Duration::from_secs(60)).await?;
+    assert_eq!(status.code(), Some(3), "{status:?}");
+    long.abort();
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_drain_lets_in_flight_work_finish_and_exits_0() -> anyhow::Result<()> {
+    let plugins = PluginsDir::with(&["testkit"]);
+    let server = Arc::new(DevServer::start().await?);
+    let mut worker = WorkerProcess::start_with(
+        worker_binary(),
+        &server,
+        plugins.path(),
+        &[],
+        &["--shutdown-grace-secs", "60"],
+    )?;
+    // About 2 s of work, heartbeating.
+    let step = json!({
+        "plugin": "testkit", "operation": "wait_for_cancel",
+        "input": {"max_beats": 40, "interval_ms": 50},
+        "start_to_close_secs": 120, "heartbeat_timeout_secs": 10,
+    });
+    // The workflow cannot complete once the only worker stops (it needs a workflow task), so
+    // the activity's own completion is what to look for in its history.
+    tokio::spawn({
+        let (server, queue) = (server.clone(), worker.task_queue.clone());
+        async move { run_step_on(&server, &queue, "short-1", step).await }
+    });
+    eventually(
+        Duration::from_secs(60),
+        "the activity heartbeats",
+        || async {
+            activity_heartbeating(&server, "short-1")
+                .await
+                .ok()
+                .filter(|b| *b)
+        },
+    )
+    .await?;
+    worker.terminate();
+    let status = worker.exit_status(Duration::from_secs(60)).await?;
+    assert_eq!(status.code(), Some(0), "{status:?}");
+    let history = history_of(&server, "short-1").await?;
+    let completed = events(&history, "ActivityTaskCompleted");
+    assert_eq!(completed.len(), 1, "{history:#?}");
+    assert!(
+        history_text(&history).contains("\"beats\":40"),
+        "the activity's result is not in history"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_worker_reconnects_when_the_server_comes_back() -> anyhow::Result<()> {
+    let plugins = PluginsDir::with(&["testkit"]);
+    let state = tempfile::tempdir()?;
+    let db = state.path().join("temporal.db");
+    let port = mlx_e2e::free_port();
+    let server = DevServer::start_on(port, Some(&db)).await?;
+    let mut worker = WorkerProcess::start(worker_binary(), &server, plugins.path(), &[])?;
+    let echo = |n: u32| json!({"plugin": "testkit", "operation": "echo", "input": {"n": n}});
+    let (before, _) = run_step_on(&server, &worker.task_queue, "before", echo(1)).await?;
+    assert_eq!(before.map_err(anyhow::Error::msg)?["input"]["n"], 1);
+
+    drop(server);
+    // Once a server is back at the same address, the same worker process serves again.
+    let server = DevServer::start_on(port, Some(&db)).await?;
+    let (after, _) = tokio::time::timeout(
+        Duration::from_secs(120),
+        run_step_on(&server, &worker.task_queue, "after", echo(2)),
+    )
+    .await??;
+    assert_eq!(after.map_err(anyhow::Error::msg)?["input"]["n"], 2);
+    assert!(worker.is_running(), "the worker exited");
     Ok(())
 }

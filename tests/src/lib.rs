@@ -74,7 +74,7 @@ impl PluginsDir {
     }
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -101,18 +101,28 @@ pub struct DevServer {
 
 impl DevServer {
     pub async fn start() -> anyhow::Result<Self> {
+        Self::start_on(free_port(), None).await
+    }
+
+    /// A server on `port`, keeping its state in `db` if given: stopping it and starting
+    /// another on the same port and file is a server restart, as clients see it.
+    pub async fn start_on(port: u16, db: Option<&Path>) -> anyhow::Result<Self> {
         let cli = temporal_cli();
         if !cli.exists() {
             bail!("{} is missing: run `make tools`", cli.display());
         }
-        let port = free_port();
-        let child = Command::new(&cli)
+        let mut command = Command::new(&cli);
+        command
             .args(["server", "start-dev", "--headless", "--ip", "127.0.0.1"])
             .args(["--port", &port.to_string()])
             .args(["--http-port", &free_port().to_string()])
             .args(["--metrics-port", &free_port().to_string()])
             .args(["--log-level", "error"])
-            .args(["--dynamic-config-value", "activity.enableStandalone=true"])
+            .args(["--dynamic-config-value", "activity.enableStandalone=true"]);
+        if let Some(db) = db {
+            command.arg("--db-filename").arg(db);
+        }
+        let child = command
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .spawn()
@@ -248,6 +258,17 @@ impl WorkerProcess {
         plugins: &Path,
         env: &[(&str, &str)],
     ) -> anyhow::Result<Self> {
+        Self::start_with(binary, server, plugins, env, &[])
+    }
+
+    /// [`WorkerProcess::start`] with extra `run` flags.
+    pub fn start_with(
+        binary: &Path,
+        server: &DevServer,
+        plugins: &Path,
+        env: &[(&str, &str)],
+        args: &[&str],
+    ) -> anyhow::Result<Self> {
         let artifacts = tempfile::tempdir()?;
         let task_queue = format!("tq-{}", free_port());
         let child = Command::new(binary)
@@ -257,6 +278,9 @@ impl WorkerProcess {
             .arg("--artifacts-dir")
             .arg(artifacts.path())
             .args(["--task-queue", &task_queue, "--address", &server.address])
+            .arg("--cache-dir")
+            .arg(artifacts.path().join(".cache"))
+            .args(args)
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("RUST_LOG", "info")
@@ -270,6 +294,70 @@ impl WorkerProcess {
             child,
         })
     }
+}
+
+impl WorkerProcess {
+    /// Sends SIGTERM, as a service manager stopping the worker would.
+    pub fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("running kill");
+        assert!(status.success(), "kill -TERM failed");
+    }
+
+    /// Waits for the process to exit, up to `limit`.
+    pub async fn exit_status(
+        &mut self,
+        limit: Duration,
+    ) -> anyhow::Result<std::process::ExitStatus> {
+        let child = &mut self.child;
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = child.try_wait()? {
+                return Ok(status);
+            }
+            if Instant::now() > deadline {
+                bail!("the worker did not exit within {limit:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// Whether a pending activity of `workflow_id` has heartbeated: its plugin is running.
+pub async fn activity_heartbeating(server: &DevServer, workflow_id: &str) -> anyhow::Result<bool> {
+    let client = server.client().await?;
+    let handle = client.get_workflow_handle::<mlx_worker::temporal::RunPluginWorkflow>(workflow_id);
+    let description = handle
+        .describe(temporalio_client::WorkflowDescribeOptions::default())
+        .await?;
+    Ok(description
+        .raw_description
+        .pending_activities
+        .iter()
+        .any(|a| a.last_heartbeat_time.is_some()))
+}
+
+/// A GET on loopback with a plain HTTP/1.0 request; returns status code and body.
+pub async fn http_get(addr: &str, path: &str) -> std::io::Result<(u16, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await?;
+    stream
+        .write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
+        .await?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await?;
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_string())
+        .unwrap_or_default();
+    Ok((status, body))
 }
 
 impl Drop for WorkerProcess {
@@ -338,6 +426,20 @@ pub async fn history<W: HasWorkflowDefinition>(
         .await?;
     let history: Value = serde_json::from_slice(&bytes)?;
     Ok(history["events"].as_array().cloned().unwrap_or_default())
+}
+
+/// The history of a `RunPluginWorkflow` by id, whether or not it has finished.
+pub async fn history_of(server: &DevServer, workflow_id: &str) -> anyhow::Result<Vec<Value>> {
+    let client = server.client().await?;
+    history(&client.get_workflow_handle::<mlx_worker::temporal::RunPluginWorkflow>(workflow_id))
+        .await
+}
+
+impl WorkerProcess {
+    /// Whether the process is still running (it has not exited, for any reason).
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
 }
 
 /// The attributes of every event of one type, e.g. `"ActivityTaskStarted"`.
