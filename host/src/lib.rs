@@ -22,6 +22,7 @@ pub mod compile_cache;
 pub mod config;
 pub mod contract;
 pub mod daemon;
+pub mod dev;
 pub mod engine;
 pub mod failure;
 pub mod health;

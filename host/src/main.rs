@@ -1,6 +1,9 @@
 //! `mlx-worker`: the daemon and the plugin author's tools. Thin: everything lives in the library.
 
-use std::{path::PathBuf, process::ExitCode};
+use std::{
+    path::{Path, PathBuf},
+    process::ExitCode,
+};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -8,7 +11,9 @@ use mlx_worker::{
     capabilities::activity::ActivitySignals,
     config::Settings,
     contract::InvocationContext,
-    daemon::{self, Stopped},
+    daemon::{self, DaemonError, Stopped},
+    dev::{self, DevArgs},
+    registry::PluginRegistry,
     run_args::RunArgs,
     runtime::{Runtime, RuntimeSettings},
     telemetry::{self, LogFormat},
@@ -32,7 +37,9 @@ struct Cli {
 enum Command {
     /// Connect to Temporal and serve `plugin_activity` with the plugins in a directory.
     Run(Box<RunArgs>),
-    /// Plugin author tools that need no Temporal server.
+    /// A local Temporal dev server and the worker together, for plugin authors.
+    Dev(Box<DevArgs>),
+    /// Plugin tools that need no Temporal server.
     #[command(subcommand)]
     Plugin(PluginCommand),
 }
@@ -54,6 +61,19 @@ enum PluginCommand {
     },
     /// Print a component's self-description as JSON.
     Describe { file: PathBuf },
+    /// List the plugins of a directory as the worker would load them: name, version, digest.
+    List {
+        #[arg(long, env = "MLX_PLUGINS_DIR")]
+        plugins_dir: PathBuf,
+        /// One JSON object per line instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check that components load (compile, link, manifest, describe); exit 2 if any does not.
+    Validate {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
     /// Report a component's description, imports and exports, and what its manifest grants.
     Inspect { file: PathBuf },
 }
@@ -108,7 +128,11 @@ fn main() -> ExitCode {
 /// Exit status: 0 drained cleanly, 3 in-flight activities had to be cancelled at shutdown,
 /// 2 configuration or plugins unusable at start, 1 any other failure.
 async fn run(settings: Settings) -> ExitCode {
-    match daemon::run(settings, shutdown_signal()).await {
+    exit_code(daemon::run(settings, shutdown_signal()).await)
+}
+
+fn exit_code(stopped: Result<Stopped, DaemonError>) -> ExitCode {
+    match stopped {
         Ok(Stopped::Drained) => {
             tracing::info!("stopped; every in-flight activity finished");
             ExitCode::SUCCESS
@@ -130,6 +154,11 @@ async fn run(settings: Settings) -> ExitCode {
 async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Run(_) => unreachable!("handled in main"),
+        Command::Dev(args) => Ok(exit_code(dev::run(*args, shutdown_signal()).await)),
+        Command::Plugin(PluginCommand::List { plugins_dir, json }) => {
+            list(&plugins_dir, json).await
+        }
+        Command::Plugin(PluginCommand::Validate { files }) => validate(&files).await,
         Command::Plugin(PluginCommand::Describe { file }) => {
             let runtime = Runtime::new(RuntimeSettings::default()).map_err(anyhow_from)?;
             let plugin = runtime.load(&file).await?;
@@ -149,6 +178,77 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             workflow_id,
         }) => invoke(file, operation, input, artifacts_dir, workflow_id).await,
     }
+}
+
+async fn list(dir: &Path, json: bool) -> anyhow::Result<ExitCode> {
+    let runtime = Runtime::new(RuntimeSettings::default()).map_err(anyhow_from)?;
+    let mut refused = 0;
+    for file in PluginRegistry::component_files(dir)? {
+        let row = match runtime.load(&file).await {
+            Ok(p) => serde_json::json!({
+                "name": p.info.name, "version": p.info.version, "digest": p.digest,
+                "file": file.display().to_string(), "operations": p.info.operation_names(),
+            }),
+            Err(e) => {
+                refused += 1;
+                serde_json::json!({"file": file.display().to_string(), "refused": e.to_string()})
+            }
+        };
+        if json {
+            println!("{row}");
+        } else if let Some(reason) = row["refused"].as_str() {
+            println!(
+                "REFUSED  {}: {reason}",
+                row["file"].as_str().unwrap_or_default()
+            );
+        } else {
+            println!(
+                "{:<16} {:<10} {}  {}  [{}]",
+                row["name"].as_str().unwrap_or_default(),
+                row["version"].as_str().unwrap_or_default(),
+                row["digest"].as_str().unwrap_or_default(),
+                row["file"].as_str().unwrap_or_default(),
+                row["operations"]
+                    .as_array()
+                    .map(|ops| ops
+                        .iter()
+                        .filter_map(|o| o.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "))
+                    .unwrap_or_default()
+            );
+        }
+    }
+    Ok(if refused == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    })
+}
+
+async fn validate(files: &[PathBuf]) -> anyhow::Result<ExitCode> {
+    let runtime = Runtime::new(RuntimeSettings::default()).map_err(anyhow_from)?;
+    let mut failed = 0;
+    for file in files {
+        match runtime.load(file).await {
+            Ok(p) => println!(
+                "ok       {}: {} {} {}",
+                file.display(),
+                p.info.name,
+                p.info.version,
+                p.digest
+            ),
+            Err(e) => {
+                failed += 1;
+                println!("REFUSED  {e}");
+            }
+        }
+    }
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    })
 }
 
 async fn invoke(

@@ -224,3 +224,48 @@ fn guest_log_lines_over_the_rate_are_dropped_with_one_warning() {
         "{stderr}"
     );
 }
+
+#[test]
+fn list_and_validate_show_what_loads_and_refuse_the_rest() {
+    let plugins = PluginsDir::with(&["testkit", "csv"]);
+    std::fs::write(plugins.path().join("broken.wasm"), b"\0asm not really").unwrap();
+    let out = mlx_worker()
+        .args(["plugin", "list", "--json", "--plugins-dir"])
+        .arg(plugins.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "a refused file makes list fail");
+    let rows: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    let testkit = rows.iter().find(|r| r["name"] == "testkit").unwrap();
+    let bytes = std::fs::read(plugins.path().join("testkit.wasm")).unwrap();
+    use sha2::Digest;
+    let digest = format!("sha256:{:x}", sha2::Sha256::digest(&bytes));
+    assert_eq!(testkit["digest"], digest);
+    assert_eq!(testkit["version"], "0.1.0");
+    let broken = rows.iter().find(|r| r["refused"].is_string()).unwrap();
+    assert!(broken["file"].as_str().unwrap().ends_with("broken.wasm"));
+
+    let ok = mlx_worker()
+        .args(["plugin", "validate"])
+        .arg(plugins.path().join("testkit.wasm"))
+        .output()
+        .unwrap();
+    assert!(ok.status.success());
+    assert!(String::from_utf8_lossy(&ok.stdout).contains(&digest));
+    let refused = mlx_worker()
+        .args(["plugin", "validate"])
+        .arg(plugins.path().join("csv.wasm"))
+        .arg(plugins.path().join("broken.wasm"))
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(2));
+    let text = String::from_utf8_lossy(&refused.stdout);
+    assert!(
+        text.contains("ok ") && text.contains("REFUSED") && text.contains("broken.wasm"),
+        "{text}"
+    );
+}

@@ -385,3 +385,53 @@ async fn the_worker_reconnects_when_the_server_comes_back() -> anyhow::Result<()
     assert!(worker.is_running(), "the worker exited");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dev_starts_a_server_and_the_worker_and_stops_both() -> anyhow::Result<()> {
+    let plugins = PluginsDir::with(&["testkit"]);
+    let artifacts = tempfile::tempdir()?;
+    let port = mlx_e2e::free_port();
+    let mut dev = std::process::Command::new(worker_binary())
+        .args(["dev", "--plugins-dir"])
+        .arg(plugins.path())
+        .arg("--temporal-cli")
+        .arg(mlx_e2e::temporal_cli())
+        .args(["--port", &port.to_string()])
+        .args(["--ui-port", &mlx_e2e::free_port().to_string()])
+        .args(["--task-queue", "dev-q"])
+        .arg("--artifacts-dir")
+        .arg(artifacts.path())
+        .current_dir(artifacts.path())
+        .spawn()?;
+    let server = DevServer::external(&format!("127.0.0.1:{port}"));
+    eventually(Duration::from_secs(60), "the dev server accepts clients", || async {
+        server.client().await.ok()
+    })
+    .await?;
+    let echo = json!({"plugin": "testkit", "operation": "echo", "input": {"dev": true}});
+    let (result, _) = tokio::time::timeout(
+        Duration::from_secs(120),
+        run_step_on(&server, "dev-q", "dev-1", echo),
+    )
+    .await??;
+    assert_eq!(result.map_err(anyhow::Error::msg)?["input"]["dev"], true);
+
+    std::process::Command::new("kill")
+        .args(["-TERM", &dev.id().to_string()])
+        .status()?;
+    let status = tokio::task::spawn_blocking(move || dev.wait()).await??;
+    assert_eq!(status.code(), Some(0));
+    // Its server went with it.
+    eventually(
+        Duration::from_secs(30),
+        "the dev server's port is closed",
+        || async {
+            tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_err()
+                .then_some(())
+        },
+    )
+    .await?;
+    Ok(())
+}

@@ -96,7 +96,8 @@ pub fn python() -> PathBuf {
 /// A Temporal dev server of our own (in memory, headless), killed on drop.
 pub struct DevServer {
     pub address: String,
-    child: Child,
+    /// None: a server this harness did not start (see [`DevServer::external`]).
+    child: Option<Child>,
 }
 
 impl DevServer {
@@ -129,13 +130,21 @@ impl DevServer {
             .with_context(|| format!("starting {}", cli.display()))?;
         let server = Self {
             address: format!("127.0.0.1:{port}"),
-            child,
+            child: Some(child),
         };
         eventually(Duration::from_secs(60), "dev server healthy", || async {
             server.client().await.ok()
         })
         .await?;
         Ok(server)
+    }
+
+    /// A server someone else runs (e.g. `mlx-worker dev`), reached at `address`.
+    pub fn external(address: &str) -> Self {
+        Self {
+            address: address.to_string(),
+            child: None,
+        }
     }
 
     pub async fn client(&self) -> anyhow::Result<Client> {
@@ -159,8 +168,10 @@ impl DevServer {
 
 impl Drop for DevServer {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 
