@@ -29,6 +29,7 @@
 //! log_format = "json"                 # or "human"
 //! metrics_address = "127.0.0.1:9464"  # Prometheus /metrics; off when unset
 //! health_address = "127.0.0.1:9465"   # /healthz and /readyz; off when unset
+//! otlp_endpoint = "http://127.0.0.1:4318"  # OTLP/HTTP traces; off when unset
 //! ```
 
 use std::{
@@ -84,6 +85,7 @@ pub struct TelemetryConfig {
     pub log_format: Option<LogFormat>,
     pub metrics_address: Option<SocketAddr>,
     pub health_address: Option<SocketAddr>,
+    pub otlp_endpoint: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -167,6 +169,10 @@ impl ConfigFile {
                     .telemetry
                     .health_address
                     .or(self.telemetry.health_address),
+                otlp_endpoint: over
+                    .telemetry
+                    .otlp_endpoint
+                    .or(self.telemetry.otlp_endpoint),
             },
         }
     }
@@ -207,6 +213,7 @@ impl ConfigFile {
             log_format: self.telemetry.log_format.unwrap_or_default(),
             metrics_address: self.telemetry.metrics_address,
             health_address: self.telemetry.health_address,
+            otlp_endpoint: self.telemetry.otlp_endpoint,
         })
     }
 }
@@ -235,6 +242,8 @@ pub struct Settings {
     pub metrics_address: Option<SocketAddr>,
     /// Default off.
     pub health_address: Option<SocketAddr>,
+    /// OTLP/HTTP collector base URL, e.g. `http://127.0.0.1:4318`; default off.
+    pub otlp_endpoint: Option<String>,
 }
 
 impl Settings {
@@ -259,6 +268,7 @@ impl Settings {
                 log_format: Some(self.log_format),
                 metrics_address: self.metrics_address,
                 health_address: self.health_address,
+                otlp_endpoint: self.otlp_endpoint.clone(),
             },
         };
         toml::to_string(&file).unwrap_or_else(|e| format!("# cannot render: {e}\n"))

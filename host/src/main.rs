@@ -97,11 +97,6 @@ fn main() -> ExitCode {
         },
         _ => None,
     };
-    telemetry::init(
-        settings
-            .as_ref()
-            .map_or(cli.log_format.unwrap_or_default(), |s| s.log_format),
-    );
     let tokio = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -109,12 +104,32 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // The trace exporter runs on the runtime.
+    let traces = {
+        let _runtime = tokio.enter();
+        let format = settings
+            .as_ref()
+            .map_or(cli.log_format.unwrap_or_default(), |s| s.log_format);
+        let otlp = settings.as_ref().and_then(|s| s.otlp_endpoint.as_deref());
+        match telemetry::init(format, otlp) {
+            Ok(traces) => traces,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    };
     if let (Command::Run(args), Some(settings)) = (&cli.command, settings) {
         if args.print_config {
             print!("{}", settings.to_toml());
             return ExitCode::SUCCESS;
         }
-        return tokio.block_on(run(settings));
+        let code = tokio.block_on(run(settings));
+        // Buffered spans go out before the process does.
+        if let Some(traces) = traces {
+            traces.shutdown();
+        }
+        return code;
     }
     match tokio.block_on(dispatch(cli.command)) {
         Ok(code) => code,

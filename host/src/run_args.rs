@@ -46,6 +46,9 @@ pub struct RunArgs {
     /// Health endpoint address (/healthz, /readyz), e.g. 127.0.0.1:9465 [default: off].
     #[arg(long, env = "MLX_HEALTH_ADDRESS")]
     pub health_address: Option<SocketAddr>,
+    /// OTLP/HTTP collector for traces, e.g. http://127.0.0.1:4318 [default: off].
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
     /// Temporal frontend `host:port` [default: from temporal.toml, else localhost:7233].
     #[arg(long, env = "TEMPORAL_ADDRESS")]
     pub address: Option<String>,
@@ -103,6 +106,7 @@ impl RunArgs {
                 log_format,
                 metrics_address: self.metrics_address,
                 health_address: self.health_address,
+                otlp_endpoint: self.otlp_endpoint.clone(),
             },
         };
         file.overridden_by(over).resolve()

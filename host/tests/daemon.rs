@@ -404,9 +404,11 @@ async fn dev_starts_a_server_and_the_worker_and_stops_both() -> anyhow::Result<(
         .current_dir(artifacts.path())
         .spawn()?;
     let server = DevServer::external(&format!("127.0.0.1:{port}"));
-    eventually(Duration::from_secs(60), "the dev server accepts clients", || async {
-        server.client().await.ok()
-    })
+    eventually(
+        Duration::from_secs(60),
+        "the dev server accepts clients",
+        || async { server.client().await.ok() },
+    )
     .await?;
     let echo = json!({"plugin": "testkit", "operation": "echo", "input": {"dev": true}});
     let (result, _) = tokio::time::timeout(
@@ -433,5 +435,122 @@ async fn dev_starts_a_server_and_the_worker_and_stops_both() -> anyhow::Result<(
         },
     )
     .await?;
+    Ok(())
+}
+
+/// A stand-in OpenTelemetry collector: accepts OTLP/HTTP posts and keeps their bodies.
+async fn otlp_collector() -> (u16, Arc<Mutex<Vec<String>>>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let bodies = Arc::new(Mutex::new(Vec::new()));
+    let kept = bodies.clone();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let kept = kept.clone();
+            tokio::spawn(async move {
+                let mut data = Vec::new();
+                let mut buf = [0u8; 8192];
+                loop {
+                    let text = String::from_utf8_lossy(&data).to_string();
+                    if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                        let length = head
+                            .lines()
+                            .find_map(|l| {
+                                let (k, v) = l.split_once(':')?;
+                                k.eq_ignore_ascii_case("content-length")
+                                    .then(|| v.trim().parse::<usize>().ok())?
+                            })
+                            .unwrap_or(0);
+                        if body.len() >= length {
+                            kept.lock().unwrap().push(body.to_string());
+                            let _ = socket
+                                .write_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}")
+                                .await;
+                            data.clear();
+                            continue;
+                        }
+                    }
+                    match socket.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => data.extend_from_slice(&buf[..n]),
+                    }
+                }
+            });
+        }
+    });
+    (port, bodies)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn each_invocation_is_a_span_exported_over_otlp() -> anyhow::Result<()> {
+    let (port, bodies) = otlp_collector().await;
+    let plugins = PluginsDir::with(&["testkit"]);
+    let server = DevServer::start().await?;
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let mut worker = WorkerProcess::start_with(
+        worker_binary(),
+        &server,
+        plugins.path(),
+        &[],
+        &["--otlp-endpoint", &endpoint],
+    )?;
+    let echo = json!({"plugin": "testkit", "operation": "echo", "input": {}});
+    let (ok, _) = run_step_on(&server, &worker.task_queue, "traced-ok", echo).await?;
+    ok.map_err(anyhow::Error::msg)?;
+    let panic = json!({"plugin": "testkit", "operation": "panic", "input": {"message": "x"}});
+    let (failed, _) = run_step_on(&server, &worker.task_queue, "traced-panic", panic).await?;
+    assert!(failed.is_err());
+    // Stopping flushes what the batch exporter still holds.
+    worker.terminate();
+    assert_eq!(
+        worker.exit_status(Duration::from_secs(60)).await?.code(),
+        Some(0)
+    );
+
+    let exported = bodies.lock().unwrap().join("\n");
+    let spans: Vec<serde_json::Value> = bodies
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|b| serde_json::from_str::<serde_json::Value>(b).ok())
+        .flat_map(|doc| {
+            doc["resourceSpans"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .flat_map(|rs| rs["scopeSpans"].as_array().cloned().unwrap_or_default())
+                .flat_map(|ss| ss["spans"].as_array().cloned().unwrap_or_default())
+                .collect::<Vec<_>>()
+        })
+        .filter(|span| span["name"] == "invocation")
+        .collect();
+    let attr = |span: &serde_json::Value, key: &str| -> Option<String> {
+        span["attributes"].as_array()?.iter().find_map(|a| {
+            (a["key"] == key).then(|| {
+                let v = &a["value"];
+                v["stringValue"]
+                    .as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| v.to_string())
+            })
+        })
+    };
+    let by_workflow = |id: &str| {
+        spans
+            .iter()
+            .find(|s| attr(s, "workflow_id").as_deref() == Some(id))
+            .unwrap_or_else(|| panic!("no span for {id} in {exported}"))
+    };
+    let ok_span = by_workflow("traced-ok");
+    assert_eq!(attr(ok_span, "plugin").as_deref(), Some("testkit"));
+    assert_eq!(attr(ok_span, "operation").as_deref(), Some("echo"));
+    assert_eq!(attr(ok_span, "outcome").as_deref(), Some("ok"));
+    assert!(attr(ok_span, "digest").is_some_and(|d| d.starts_with("sha256:")));
+    let failed_span = by_workflow("traced-panic");
+    assert_eq!(attr(failed_span, "outcome").as_deref(), Some("failed"));
+    assert_eq!(
+        attr(failed_span, "failure_type").as_deref(),
+        Some("PluginTrapped")
+    );
     Ok(())
 }

@@ -187,7 +187,7 @@ pub struct TestWorker {
 impl TestWorker {
     pub async fn start(server: &DevServer, plugins: &Path) -> anyhow::Result<Self> {
         // Worker and plugin logs go to stderr: `cargo test -- --nocapture` shows them.
-        mlx_worker::telemetry::init(mlx_worker::telemetry::LogFormat::Human);
+        let _ = mlx_worker::telemetry::init(mlx_worker::telemetry::LogFormat::Human, None);
         let artifacts = tempfile::tempdir()?;
         let runtime = Runtime::new(RuntimeSettings {
             engine: EngineSettings {

@@ -57,7 +57,7 @@ struct Watched {
 
 async fn watched(dir: &Path) -> Watched {
     // `cargo test -- --nocapture` shows what the watcher did.
-    mlx_worker::telemetry::init(mlx_worker::telemetry::LogFormat::Human);
+    let _ = mlx_worker::telemetry::init(mlx_worker::telemetry::LogFormat::Human, None);
     let runtime = Runtime::new(RuntimeSettings::default()).unwrap();
     let watcher = reload::PluginWatcher::start(dir).unwrap();
     let registry = Arc::new(PluginRegistry::load_dir(&runtime, dir).await.unwrap());

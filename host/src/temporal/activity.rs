@@ -74,6 +74,8 @@ impl PluginActivities {
             attempt = invocation.attempt,
             version = tracing::field::Empty,
             digest = tracing::field::Empty,
+            outcome = tracing::field::Empty,
+            failure_type = tracing::field::Empty,
         );
         async move {
             let Some(plugin) = self.registry.get(&request.plugin) else {
@@ -113,6 +115,12 @@ impl PluginActivities {
             if last.is_some() && last != recorded {
                 record(&ctx, &last).await;
             }
+            match &result {
+                Ok(_) => span.record("outcome", "ok"),
+                Err(err) => span
+                    .record("outcome", "failed")
+                    .record("failure_type", err.failure().type_name.as_str()),
+            };
             match result {
                 Ok(done) => {
                     tracing::info!(
