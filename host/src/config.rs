@@ -312,6 +312,14 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_example_configuration_is_valid() {
+        let file = parse(include_str!("../../deploy/worker.toml")).unwrap();
+        let settings = file.resolve().unwrap();
+        assert_eq!(settings.log_format, LogFormat::Json);
+        assert!(settings.health_address.is_some());
+    }
+
+    #[test]
     fn half_an_mtls_pair_is_an_error() {
         let file =
             parse("[worker]\nplugins_dir = \"/p\"\n[temporal]\ntls_client_cert = \"c.pem\"\n")

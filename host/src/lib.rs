@@ -7,14 +7,20 @@
 //! - [`engine`]: the wasmtime engine (pooling allocator, epoch interruption) and its ticker.
 //! - [`manifest`] and [`limits`]: what an operator grants each plugin, deny-by-default.
 //! - [`sandbox`]: one fresh store per invocation with its WASI context and limiter.
-//! - [`capabilities`]: host interfaces offered to guests (log, activity, stdio).
+//! - [`capabilities`]: host interfaces offered to guests (log, activity, config, stdio, HTTP),
+//!   with their budgets, rate limits and the record of refusals.
 //! - [`imports`]: load-time policy over what a component imports.
 //! - [`runtime`]: load (compile, link, describe) and invoke (race deadline and cancellation);
-//!   `outcome` turns what a call returned or trapped with into a result.
-//! - [`registry`]: plugins by described name; [`inspect`]: the operator's report on a file.
+//!   `outcome` turns what a call returned or trapped with into a result; [`compile_cache`]
+//!   keeps compiled components across restarts.
+//! - [`registry`]: plugins by described name; [`reload`] keeps it in line with the plugins
+//!   directory; [`inspect`]: the operator's report on a file.
 //! - [`failure`]: every way an invocation fails, classified for Temporal.
 //! - [`temporal`]: the `plugin_activity` activity, the workflows, and the worker loop.
-//! - [`telemetry`]: logging setup.
+//! - [`config`] and [`run_args`]: the daemon's configuration (file, environment, flags);
+//!   [`daemon`]: the long-running worker (health, metrics, drain); [`dev`]: dev server + worker.
+//! - [`telemetry`]: logging and trace export; [`metrics`]: per-plugin metrics; [`health`]:
+//!   liveness and readiness endpoints.
 
 mod bindings;
 pub mod capabilities;
