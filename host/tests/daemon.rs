@@ -279,6 +279,28 @@ async fn ready_metrics_and_a_drain_on_sigterm() -> anyhow::Result<()> {
     );
     assert!(scraped.contains("temporal_"), "SDK core metrics missing");
 
+    // A corrupt file dropped in is refused, counted, and the good plugin keeps serving.
+    std::fs::write(plugins.path().join("broken.wasm"), b"\0asm broken")?;
+    eventually(
+        Duration::from_secs(30),
+        "the refusal is counted",
+        || async {
+            let (_, scraped) = http_get(&metrics, "/metrics").await.ok()?;
+            scraped
+                .lines()
+                .any(|l| {
+                    l.starts_with("mlx_plugin_reloads_total{")
+                        && l.contains("result=\"refused\"")
+                        && l.ends_with(" 1")
+                })
+                .then_some(())
+        },
+    )
+    .await?;
+    let again = json!({"plugin": "testkit", "operation": "echo", "input": {"n": 2}});
+    let (result, _) = run_step_on(&server, &worker.task_queue, "echo-2", again).await?;
+    assert_eq!(result.map_err(anyhow::Error::msg)?["input"]["n"], 2);
+
     // A long activity is running when SIGTERM arrives: polling stops, readiness goes, the
     // activity gets the 2 s grace period, then it is cancelled and the exit status says so.
     let long = tokio::spawn({
@@ -551,6 +573,46 @@ async fn each_invocation_is_a_span_exported_over_otlp() -> anyhow::Result<()> {
     assert_eq!(
         attr(failed_span, "failure_type").as_deref(),
         Some("PluginTrapped")
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_connection_can_come_from_a_temporal_toml_profile() -> anyhow::Result<()> {
+    let plugins = PluginsDir::with(&["testkit"]);
+    let server = DevServer::start().await?;
+    let dir = tempfile::tempdir()?;
+    let profile = dir.path().join("temporal.toml");
+    std::fs::write(
+        &profile,
+        format!(
+            "[profile.staging]\naddress = \"{}\"\nnamespace = \"default\"\n",
+            server.address
+        ),
+    )?;
+    // No --address: the address comes from the profile the official SDKs read.
+    let mut child = mlx_worker()
+        .args(["run", "--plugins-dir"])
+        .arg(plugins.path())
+        .args(["--task-queue", "profile-q", "--profile", "staging"])
+        .arg("--cache-dir")
+        .arg(dir.path().join("cache"))
+        .arg("--artifacts-dir")
+        .arg(dir.path().join("artifacts"))
+        .env("TEMPORAL_CONFIG_FILE", &profile)
+        .spawn()?;
+    let echo = json!({"plugin": "testkit", "operation": "echo", "input": {"via": "profile"}});
+    let outcome = tokio::time::timeout(
+        Duration::from_secs(120),
+        run_step_on(&server, "profile-q", "profile-1", echo),
+    )
+    .await;
+    let _ = child.kill();
+    let _ = child.wait();
+    let (result, _) = outcome??;
+    assert_eq!(
+        result.map_err(anyhow::Error::msg)?["input"]["via"],
+        "profile"
     );
     Ok(())
 }
