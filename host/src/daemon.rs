@@ -124,7 +124,7 @@ pub async fn run(
     }
     health.plugins_loaded.store(true, Ordering::SeqCst);
 
-    let Some(client) = connect_until(&connection(&settings), &stop).await? else {
+    let Some(client) = connect_until(&settings.temporal, &stop).await? else {
         return Ok(Stopped::Drained);
     };
     health.connected.store(true, Ordering::SeqCst);
@@ -176,20 +176,6 @@ pub async fn run(
         0 => Stopped::Drained,
         n => Stopped::CancelledInFlight(n),
     })
-}
-
-fn connection(settings: &Settings) -> ConnectionSettings {
-    let t = &settings.temporal;
-    ConnectionSettings {
-        address: t.address.clone(),
-        namespace: t.namespace.clone(),
-        api_key: t.api_key.clone(),
-        tls_client_cert: t.tls_client_cert.clone(),
-        tls_client_key: t.tls_client_key.clone(),
-        tls_server_ca: t.tls_server_ca.clone(),
-        tls_server_name: t.tls_server_name.clone(),
-        profile: t.profile.clone(),
-    }
 }
 
 /// Connects, retrying with backoff while the server is unreachable (a worker started before

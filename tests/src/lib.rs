@@ -409,6 +409,29 @@ pub fn history_text(events: &[Value]) -> String {
     out
 }
 
+/// One invocation as a first attempt of activity 1 of `workflow_id`, with signals nobody
+/// cancels: the common case of the sandbox-level tests.
+pub async fn invoke_once(
+    runtime: &Runtime,
+    plugin: &mlx_worker::runtime::LoadedPlugin,
+    operation: &str,
+    input: &Value,
+    workflow_id: &str,
+) -> Result<mlx_worker::runtime::Invocation, mlx_worker::failure::InvocationError> {
+    let (signals, _) = mlx_worker::capabilities::activity::ActivitySignals::new(
+        tokio_util::sync::CancellationToken::new(),
+    );
+    let ctx = mlx_worker::contract::InvocationContext {
+        workflow_id: workflow_id.into(),
+        activity_id: "1".into(),
+        attempt: 1,
+        last_heartbeat_details: None,
+    };
+    runtime
+        .invoke(plugin, operation, input, &ctx, signals, None)
+        .await
+}
+
 /// Polls `probe` until it returns `Some`, or fails after `limit`.
 pub async fn eventually<T, F, Fut>(limit: Duration, what: &str, mut probe: F) -> anyhow::Result<T>
 where

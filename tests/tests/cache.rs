@@ -3,15 +3,12 @@
 
 use std::{os::unix::fs::PermissionsExt, path::Path, sync::Arc, sync::atomic::Ordering};
 
-use mlx_e2e::PluginsDir;
+use mlx_e2e::{PluginsDir, invoke_once};
 use mlx_worker::{
-    capabilities::activity::ActivitySignals,
-    contract::InvocationContext,
     engine::EngineSettings,
     runtime::{Runtime, RuntimeSettings},
 };
 use serde_json::json;
-use tokio_util::sync::CancellationToken;
 
 fn runtime(cache: &Path, fuel_metering: bool) -> Arc<Runtime> {
     Runtime::new(RuntimeSettings {
@@ -29,15 +26,7 @@ fn runtime(cache: &Path, fuel_metering: bool) -> Arc<Runtime> {
 async fn load_and_call(plugins: &PluginsDir, cache: &Path, fuel_metering: bool) -> (u64, u64) {
     let rt = runtime(cache, fuel_metering);
     let plugin = rt.load(&plugins.path().join("testkit.wasm")).await.unwrap();
-    let (signals, _) = ActivitySignals::new(CancellationToken::new());
-    let ctx = InvocationContext {
-        workflow_id: "cache".into(),
-        activity_id: "1".into(),
-        attempt: 1,
-        last_heartbeat_details: None,
-    };
-    let out = rt
-        .invoke(&plugin, "echo", &json!({"x": 1}), &ctx, signals, None)
+    let out = invoke_once(&rt, &plugin, "echo", &json!({"x": 1}), "cache")
         .await
         .unwrap();
     assert_eq!(out.output["input"], json!({"x": 1}));

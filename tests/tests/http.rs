@@ -9,16 +9,13 @@ use std::{
     time::Duration,
 };
 
-use mlx_e2e::PluginsDir;
+use mlx_e2e::{PluginsDir, invoke_once};
 use mlx_worker::{
-    capabilities::activity::ActivitySignals,
-    contract::InvocationContext,
     failure::InvocationError,
     runtime::{LoadedPlugin, Runtime, RuntimeSettings},
 };
 use serde_json::{Value, json};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio_util::sync::CancellationToken;
 
 /// A loopback HTTP server answering every request with `body`; counts connections.
 async fn server(body: Vec<u8>) -> (u16, Arc<AtomicUsize>) {
@@ -135,14 +132,7 @@ async fn probe(manifest: &str) -> (Arc<Runtime>, LoadedPlugin, PluginsDir) {
 }
 
 async fn get(rt: &Runtime, plugin: &LoadedPlugin, input: Value) -> Result<Value, InvocationError> {
-    let (signals, _) = ActivitySignals::new(CancellationToken::new());
-    let ctx = InvocationContext {
-        workflow_id: "http".into(),
-        activity_id: "1".into(),
-        attempt: 1,
-        last_heartbeat_details: None,
-    };
-    rt.invoke(plugin, "get", &input, &ctx, signals, None)
+    invoke_once(rt, plugin, "get", &input, "http")
         .await
         .map(|done| done.output)
 }

@@ -7,7 +7,7 @@ use std::{
     time::Duration,
 };
 
-use mlx_e2e::{PluginsDir, components, eventually};
+use mlx_e2e::{PluginsDir, components, eventually, invoke_once};
 use mlx_worker::{
     capabilities::activity::ActivitySignals,
     contract::InvocationContext,
@@ -85,15 +85,7 @@ async fn digest_becomes(registry: &PluginRegistry, name: &str, digest: Option<&s
 
 async fn call(w: &Watched, plugin: &str, operation: &str, input: Value) -> Value {
     let plugin = w.registry.get(plugin).expect("registered");
-    let (signals, _) = ActivitySignals::new(CancellationToken::new());
-    let ctx = InvocationContext {
-        workflow_id: "reload".into(),
-        activity_id: "1".into(),
-        attempt: 1,
-        last_heartbeat_details: None,
-    };
-    w.runtime
-        .invoke(&plugin, operation, &input, &ctx, signals, None)
+    invoke_once(&w.runtime, &plugin, operation, &input, "reload")
         .await
         .unwrap()
         .output

@@ -17,32 +17,15 @@ use url::Url;
 use super::{MLTrainingWorkflow, PluginActivities, RunPluginWorkflow};
 use crate::{registry::PluginRegistry, runtime::Runtime};
 
-/// Where and how to connect. Unset fields follow Temporal's own conventions: the
-/// `TEMPORAL_ADDRESS`, `TEMPORAL_NAMESPACE`, `TEMPORAL_API_KEY`, `TEMPORAL_TLS*` variables and
-/// the `temporal.toml` profile file the official SDKs read; default `localhost:7233`, `default`.
-#[derive(Debug, Clone, Default)]
-pub struct ConnectionSettings {
-    pub address: Option<String>,
-    pub namespace: Option<String>,
-    /// Temporal Cloud style API key; implies TLS.
-    pub api_key: Option<String>,
-    /// mTLS client certificate and key (PEM files), both or neither.
-    pub tls_client_cert: Option<PathBuf>,
-    pub tls_client_key: Option<PathBuf>,
-    /// CA that signed the server's certificate, when the system roots do not.
-    pub tls_server_ca: Option<PathBuf>,
-    /// Name to verify the server certificate against, when it differs from the address.
-    pub tls_server_name: Option<String>,
-    /// The temporal.toml profile to start from (default: TEMPORAL_PROFILE or `default`).
-    pub profile: Option<String>,
-}
+/// Where and how to connect: the `[temporal]` table of the configuration. Unset fields follow
+/// Temporal's own conventions: the `temporal.toml` profile the official SDKs read (with the
+/// `TEMPORAL_*` variables it honours); default `localhost:7233`, `default`.
+pub use crate::config::TemporalConfig as ConnectionSettings;
 
-impl ConnectionSettings {
-    fn wants_tls(&self) -> bool {
-        self.tls_client_cert.is_some()
-            || self.tls_server_ca.is_some()
-            || self.tls_server_name.is_some()
-    }
+fn wants_tls(settings: &ConnectionSettings) -> bool {
+    settings.tls_client_cert.is_some()
+        || settings.tls_server_ca.is_some()
+        || settings.tls_server_name.is_some()
 }
 
 #[derive(Debug, Clone)]
@@ -89,7 +72,7 @@ pub async fn connect(settings: &ConnectionSettings) -> Result<Client, WorkerErro
     if let Some(key) = &settings.api_key {
         conn.api_key = Some(key.clone());
     }
-    if settings.wants_tls() {
+    if wants_tls(settings) {
         conn.tls_options = Some(tls_options(settings, conn.tls_options.take())?);
     }
     if let Some(address) = &settings.address {
