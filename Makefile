@@ -16,7 +16,7 @@ WORKER := $(ROOT)/target/debug/mlx-worker
 
 export MLX_TEMPORAL_CLI := $(TEMPORAL)
 
-.PHONY: help tools wasm-target protoc plugins build run stop test lint fmt clean baseline
+.PHONY: help tools wasm-target protoc plugins build run stop test bench lint fmt clean baseline
 
 help:
 	@echo "make run    build everything, start Temporal + worker, run the demo ML pipeline"
@@ -61,7 +61,13 @@ stop:
 
 test: tools plugins lint
 	cd plugins && cargo test --target x86_64-unknown-linux-gnu
+	# Benchmarks are not run here, only built, so they cannot rot.
+	cargo build --workspace --benches
 	cargo test --workspace -- --test-threads 2
+
+# Micro benchmarks of the sandbox (criterion, optimised build); see BENCHMARKS.md.
+bench: tools plugins
+	cargo bench -p mlx-worker --bench sandbox
 
 lint:
 	cargo fmt --all -- --check

@@ -29,6 +29,10 @@ pub struct EngineSettings {
     /// Off by default: metering costs every guest some speed, and deadlines already bound
     /// wall time.
     pub fuel_metering: bool,
+    /// Pooling allocator (default): instance slots are reserved once and reused, which makes
+    /// a fresh instance per invocation cheap. Off: allocate on demand (kept for the
+    /// benchmarks that compare the two).
+    pub pooling: bool,
 }
 
 impl Default for EngineSettings {
@@ -38,6 +42,7 @@ impl Default for EngineSettings {
             max_memory_bytes: 4 << 30,
             max_instances: 64,
             fuel_metering: false,
+            pooling: true,
         }
     }
 }
@@ -61,8 +66,13 @@ pub fn build_engine(settings: &EngineSettings) -> wasmtime::Result<Engine> {
         .max_tables_per_component(8);
 
     let mut config = Config::new();
+    let strategy = if settings.pooling {
+        InstanceAllocationStrategy::Pooling(pool)
+    } else {
+        InstanceAllocationStrategy::OnDemand
+    };
     config
-        .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
+        .allocation_strategy(strategy)
         .epoch_interruption(true)
         .consume_fuel(settings.fuel_metering)
         // Deep recursion in a guest ends as a stack-overflow trap, never as a host crash.

@@ -358,6 +358,28 @@ impl Runtime {
         }
     }
 
+    /// A fresh store and instance of `plugin`, dropped without a call: what each invocation
+    /// pays before the plugin runs. Measured by the benchmarks, not used by the worker.
+    #[doc(hidden)]
+    pub async fn instantiate_only(&self, plugin: &LoadedPlugin) -> Result<(), InvocationError> {
+        let (signals, _) = ActivitySignals::new(CancellationToken::new());
+        let spec = SandboxSpec {
+            manifest: &plugin.manifest,
+            artifacts_dir: None,
+            scratch_dir: None,
+            fuel: self.fuel_for(&plugin.manifest),
+            signals,
+        };
+        let mut store =
+            new_store(&self.engine, spec).map_err(|e| InvocationError::Sandbox(e.to_string()))?;
+        plugin
+            .pre
+            .instantiate_async(&mut store)
+            .await
+            .map(drop)
+            .map_err(|e| InvocationError::Sandbox(format!("{e:#}")))
+    }
+
     /// Runs one operation in a fresh instance. `deadline` is the activity's own deadline;
     /// the plugin's timeout limit may make it earlier, never later.
     pub async fn invoke(
