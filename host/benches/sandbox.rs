@@ -14,7 +14,15 @@ use mlx_worker::{
 };
 use serde_json::json;
 
-fn setup(pooling: bool) -> (tokio::runtime::Runtime, Arc<Runtime>, LoadedPlugin, PluginsDir) {
+/// An executor, a runtime and testkit loaded in it (the directory must outlive the runtime).
+type Setup = (
+    tokio::runtime::Runtime,
+    Arc<Runtime>,
+    LoadedPlugin,
+    PluginsDir,
+);
+
+fn setup(pooling: bool) -> Setup {
     let tokio = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
