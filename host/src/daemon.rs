@@ -16,7 +16,8 @@ use std::{
 };
 
 use temporalio_common::telemetry::{
-    PrometheusExporterOptions, metrics::CoreMeter, start_prometheus_metric_exporter,
+    HistogramBucketOverrides, PrometheusExporterOptions, metrics::CoreMeter,
+    start_prometheus_metric_exporter,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -89,10 +90,19 @@ pub async fn run(
     let metrics = match settings.metrics_address {
         None => None,
         Some(addr) => {
+            // Byte sizes need byte buckets; the default ones suit durations in seconds.
+            let mut buckets = HistogramBucketOverrides::default();
+            buckets.overrides.insert(
+                "mlx_plugin_peak_memory_bytes".into(),
+                (0..7)
+                    .map(|i| f64::from(1u32 << 20) * 4f64.powi(i))
+                    .collect(),
+            );
             let options = PrometheusExporterOptions::builder()
                 .socket_addr(addr)
                 .counters_total_suffix(true)
                 .use_seconds_for_durations(true)
+                .histogram_bucket_overrides(buckets)
                 .build();
             let started = start_prometheus_metric_exporter(options)
                 .map_err(|e| DaemonError::Setup(format!("metrics endpoint on {addr}: {e:#}")))?;
@@ -115,7 +125,13 @@ pub async fn run(
         metrics: metrics.clone(),
     })
     .map_err(|e| DaemonError::Setup(format!("{e:#}")))?;
-    let plugins_dir = absolute(&settings.plugins_dir)?;
+    // Not created: a mistyped path must fail loudly, not serve an empty directory.
+    let plugins_dir = settings.plugins_dir.canonicalize().map_err(|e| {
+        DaemonError::Setup(format!(
+            "plugins directory {}: {e}; create it or fix worker.plugins_dir / --plugins-dir",
+            settings.plugins_dir.display()
+        ))
+    })?;
     // Watching starts first: a file changed while the others load is not missed.
     let watcher = PluginWatcher::start(&plugins_dir)?;
     let registry = Arc::new(PluginRegistry::load_dir(&runtime, &plugins_dir).await?);

@@ -51,6 +51,8 @@ pub async fn serve(
     let server = async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else {
+                // Out of file descriptors, say: back off instead of spinning.
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
                 continue;
             };
             let health = health.clone();

@@ -616,3 +616,27 @@ async fn the_connection_can_come_from_a_temporal_toml_profile() -> anyhow::Resul
     );
     Ok(())
 }
+
+#[test]
+fn a_missing_plugins_directory_is_refused_with_exit_status_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = mlx_worker()
+        .args(["run", "--plugins-dir"])
+        .arg(dir.path().join("plugnis"))
+        .arg("--cache-dir")
+        .arg(dir.path().join("cache"))
+        .arg("--artifacts-dir")
+        .arg(dir.path().join("artifacts"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("plugnis") && stderr.contains("--plugins-dir"),
+        "{stderr}"
+    );
+    assert!(
+        !dir.path().join("plugnis").exists(),
+        "the mistyped directory was created"
+    );
+}
