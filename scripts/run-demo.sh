@@ -55,7 +55,7 @@ done
 
 echo "starting the worker (logs in .run/worker.log)"
 TEMPORAL_ADDRESS=$ADDRESS "$WORKER" run --plugins-dir "$PLUGINS_DIR" --task-queue "$QUEUE" \
-  --artifacts-dir "$RUN/artifacts" >"$RUN/worker.log" 2>&1 &
+  --artifacts-dir "$RUN/artifacts" --cache-dir "$RUN/cache" >"$RUN/worker.log" 2>&1 &
 echo $! >"$RUN/worker.pid"
 for i in $(seq 300); do
   grep -q "worker polling" "$RUN/worker.log" && break
