@@ -10,7 +10,8 @@
 //! - [`capabilities`]: host interfaces offered to guests (log, activity, config, stdio, HTTP),
 //!   with their budgets, rate limits and the record of refusals.
 //! - [`imports`]: load-time policy over what a component imports.
-//! - [`runtime`]: load (compile, link, describe) and invoke (race deadline and cancellation);
+//! - [`runtime`]: invoke (race deadline and cancellation); `loader`: load (compile, link,
+//!   describe);
 //!   `outcome` turns what a call returned or trapped with into a result; [`compile_cache`]
 //!   keeps compiled components across restarts.
 //! - [`registry`]: plugins by described name; [`reload`] keeps it in line with the plugins
@@ -35,6 +36,7 @@ pub mod health;
 pub mod imports;
 pub mod inspect;
 pub mod limits;
+mod loader;
 pub mod manifest;
 pub mod metrics;
 mod outcome;
