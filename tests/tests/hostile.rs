@@ -88,13 +88,20 @@ fn attacks() -> Vec<Attack> {
             json!({}),
             "PluginMemoryLimitExceeded",
         ),
+        // Counts far beyond what any machine gets through before the 3 s deadline: the host
+        // calls are cheap once rate-limited, so a smaller flood could finish and "succeed".
         host(
             "hostile",
             "heartbeat_spam",
-            json!({}),
+            json!({"count": 10_000_000_000u64}),
             "PluginDeadlineExceeded",
         ),
-        host("hostile", "log_flood", json!({}), "PluginDeadlineExceeded"),
+        host(
+            "hostile",
+            "log_flood",
+            json!({"lines": 10_000_000_000u64, "line_bytes": 1000}),
+            "PluginDeadlineExceeded",
+        ),
         host(
             "hostile",
             "huge_output",
