@@ -305,9 +305,12 @@ impl WorkerProcess {
             child,
         })
     }
-}
 
-impl WorkerProcess {
+    /// Whether the process is still running (it has not exited, for any reason).
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
     /// Sends SIGTERM, as a service manager stopping the worker would.
     pub fn terminate(&self) {
         let status = Command::new("kill")
@@ -467,13 +470,6 @@ pub async fn history_of(server: &DevServer, workflow_id: &str) -> anyhow::Result
     let client = server.client().await?;
     history(&client.get_workflow_handle::<mlx_worker::temporal::RunPluginWorkflow>(workflow_id))
         .await
-}
-
-impl WorkerProcess {
-    /// Whether the process is still running (it has not exited, for any reason).
-    pub fn is_running(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
-    }
 }
 
 /// The attributes of every event of one type, e.g. `"ActivityTaskStarted"`.
