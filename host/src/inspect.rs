@@ -73,10 +73,16 @@ pub async fn inspect(runtime: &Runtime, path: &Path) -> Result<String, crate::ru
             }
             let _ = writeln!(
                 out,
-                "  always      {} (workflow artifacts, read-write), {} (scratch, removed after each call)",
+                "  always      {} (workflow artifacts, read-write)",
                 manifest::ARTIFACTS_GUEST_PATH,
-                manifest::SCRATCH_GUEST_PATH
             );
+            if m.scratch {
+                let _ = writeln!(
+                    out,
+                    "  scratch     {} (empty, read-write, removed after each call)",
+                    manifest::SCRATCH_GUEST_PATH
+                );
+            }
             let keys =
                 |it: Vec<&String>| it.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", ");
             if let Some(http) = &m.http {

@@ -1,9 +1,12 @@
 //! Per-plugin manifest: `NAME.toml` next to `NAME.wasm` grants capabilities and sets limits.
 //!
 //! Deny by default: a plugin without a manifest gets no directories (besides the per-workflow
-//! artifacts directory and the per-invocation scratch directory every plugin has), no environment, no network and default [`Limits`].
+//! artifacts directory every plugin has), no scratch directory, no environment, no network
+//! and default [`Limits`].
 //!
 //! ```toml
+//! scratch = true          # an empty read-write /scratch per invocation, removed afterwards
+//!
 //! [[filesystem]]
 //! host = "../data"        # relative to this manifest's directory
 //! guest = "/data"
@@ -98,6 +101,10 @@ pub enum Access {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ManifestFile {
+    /// Off by default: making and removing a directory is most of the cost of a small
+    /// invocation, so only plugins that ask for one pay for it.
+    #[serde(default)]
+    scratch: bool,
     #[serde(default)]
     filesystem: Vec<DirGrantFile>,
     #[serde(default)]
@@ -197,6 +204,8 @@ pub struct Manifest {
     /// Where it came from, if the plugin has one.
     pub source: Option<PathBuf>,
     pub dirs: Vec<DirGrant>,
+    /// A fresh, empty `/scratch` for each invocation (`scratch = true`).
+    pub scratch: bool,
     pub limits: Limits,
     /// Environment variables the plugin sees.
     pub env: BTreeMap<String, String>,
@@ -258,7 +267,8 @@ fn parse(text: &str, path: &Path, max_memory_bytes: u64) -> Result<Manifest, Str
         if grant.guest == ARTIFACTS_GUEST_PATH || grant.guest == SCRATCH_GUEST_PATH {
             return Err(format!(
                 "{key}.guest = {:?} is reserved: every plugin gets {ARTIFACTS_GUEST_PATH} \
-                 (the workflow's artifacts) and {SCRATCH_GUEST_PATH} (its own scratch space)",
+                 (the workflow's artifacts), and {SCRATCH_GUEST_PATH} is its own scratch \
+                 space (`scratch = true`)",
                 grant.guest
             ));
         }
@@ -318,6 +328,7 @@ fn parse(text: &str, path: &Path, max_memory_bytes: u64) -> Result<Manifest, Str
         http,
         source: Some(path.to_path_buf()),
         dirs,
+        scratch: file.scratch,
         limits,
         env: file.env,
         config: file.config,
@@ -348,6 +359,18 @@ mod tests {
             m.dirs[0].host,
             dir.path().join("data").canonicalize().unwrap()
         );
+    }
+
+    #[test]
+    fn scratch_is_off_unless_asked_for() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(!parse_in(dir.path(), "").unwrap().scratch);
+        assert!(
+            !load_for(&dir.path().join("none.wasm"), 4 << 30)
+                .unwrap()
+                .scratch
+        );
+        assert!(parse_in(dir.path(), "scratch = true\n").unwrap().scratch);
     }
 
     #[test]

@@ -146,6 +146,14 @@ impl Runtime {
         &self.engine
     }
 
+    fn scratch_dir(&self) -> Result<tempfile::TempDir, InvocationError> {
+        let root = self.settings.scratch_root.clone();
+        tempfile::Builder::new()
+            .prefix("mlx-scratch-")
+            .tempdir_in(root.unwrap_or_else(std::env::temp_dir))
+            .map_err(|e| InvocationError::Sandbox(format!("creating a scratch directory: {e}")))
+    }
+
     /// A fresh store and instance of `plugin`, dropped without a call: what each invocation
     /// pays before the plugin runs. Measured by the benchmarks, not used by the worker.
     #[doc(hidden)]
@@ -252,19 +260,14 @@ impl Runtime {
             },
         };
         // Removed when this function returns, however the invocation ended.
-        let scratch = tempfile::Builder::new()
-            .prefix("mlx-scratch-")
-            .tempdir_in(
-                self.settings
-                    .scratch_root
-                    .clone()
-                    .unwrap_or_else(std::env::temp_dir),
-            )
-            .map_err(|e| InvocationError::Sandbox(format!("creating a scratch directory: {e}")))?;
+        let scratch = match plugin.manifest.scratch {
+            true => Some(self.scratch_dir()?),
+            false => None,
+        };
         let spec = SandboxSpec {
             manifest: &plugin.manifest,
             artifacts_dir: artifacts.as_deref(),
-            scratch_dir: Some(scratch.path()),
+            scratch_dir: scratch.as_ref().map(|dir| dir.path()),
             fuel: self.fuel_for(&plugin.manifest),
             signals,
         };

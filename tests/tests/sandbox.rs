@@ -486,7 +486,7 @@ async fn a_plugin_without_manifest_gets_no_environment() {
 }
 
 #[tokio::test]
-async fn scratch_is_fresh_for_each_invocation_and_removed_after() {
+async fn scratch_only_when_granted_fresh_for_each_invocation_and_removed_after() {
     let scratch_root = tempfile::tempdir().unwrap();
     let rt = Runtime::new(RuntimeSettings {
         scratch_root: Some(scratch_root.path().to_path_buf()),
@@ -494,6 +494,16 @@ async fn scratch_is_fresh_for_each_invocation_and_removed_after() {
     })
     .unwrap();
     let plugins = PluginsDir::with(&["testkit"]);
+    // Not granted (the default): no /scratch, and nothing made on the host.
+    let testkit = load(&rt, &plugins, "testkit").await;
+    let err = invoke(&rt, &testkit, "scratch", json!({}))
+        .await
+        .unwrap_err();
+    assert_eq!(err.failure().type_name, "ScratchUnavailable", "{err}");
+    let made: Vec<_> = std::fs::read_dir(scratch_root.path()).unwrap().collect();
+    assert!(made.is_empty(), "scratch made without a grant: {made:?}");
+
+    plugins.write_manifest("testkit", "scratch = true\n");
     let testkit = load(&rt, &plugins, "testkit").await;
     for _ in 0..2 {
         let out = invoke(&rt, &testkit, "scratch", json!({})).await.unwrap();
