@@ -65,9 +65,16 @@ test: tools plugins lint
 	cargo build --workspace --benches
 	cargo test --workspace -- --test-threads 2
 
-# Micro benchmarks of the sandbox (criterion, optimised build); see BENCHMARKS.md.
+# Micro benchmarks of the sandbox (criterion), then the end-to-end comparison against native
+# Rust and Python workers (needs the release worker); optimised builds; see BENCHMARKS.md.
 bench: tools plugins
 	cargo bench -p mlx-worker --bench sandbox
+	cargo build --release -p mlx-worker
+	cargo bench -p mlx-e2e --bench e2e
+	# The trainer as Wasm vs native (the bench builds its native example itself), then
+	# startup with 20 plugins and RSS per in-flight invocation (release worker).
+	cargo bench -p mlx-e2e --bench compute
+	cargo bench -p mlx-e2e --bench startup
 
 lint:
 	cargo fmt --all -- --check

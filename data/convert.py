@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Rebuild data/breast_cancer.csv and data/iris.csv from a scikit-learn wheel.
+"""Rebuild data/breast_cancer.csv, data/iris.csv and data/digits.csv from a scikit-learn wheel.
 
 Usage: python3 data/convert.py /path/to/scikit_learn-*.whl [output_dir]
 
@@ -11,9 +11,14 @@ number of rows, the number of features, then the class names in label order. The
 feature names live in sklearn/datasets/_base.py; they are listed here and checked
 against that file so a renamed column fails loudly instead of silently drifting.
 Numeric fields are copied as text, byte for byte, so nothing is re-rounded.
+
+digits.csv.gz is different: gzipped, no count line, the class is the digit itself (0-9,
+which load_digits uses as its target names) and the 64 pixel columns are named
+pixel_<row>_<col> by a format string in _base.py rather than listed.
 """
 
 import csv
+import gzip
 import io
 import os
 import sys
@@ -34,6 +39,9 @@ IRIS_FEATURES = [
     "petal length (cm)",
     "petal width (cm)",
 ]
+
+DIGITS_FEATURES = [f"pixel_{row}_{col}" for row in range(8) for col in range(8)]
+DIGITS_ROWS = 1797
 
 DATASETS = [
     ("breast_cancer.csv", BREAST_CANCER_FEATURES),
@@ -56,6 +64,22 @@ def convert(wheel: zipfile.ZipFile, name: str, features: list[str]) -> list[list
     return out
 
 
+def convert_digits(wheel: zipfile.ZipFile) -> list[list[str]]:
+    text = gzip.decompress(wheel.read("sklearn/datasets/data/digits.csv.gz")).decode("utf-8")
+    rows = list(csv.reader(io.StringIO(text)))
+    assert len(rows) == DIGITS_ROWS, f"digits: {len(rows)} rows, expected {DIGITS_ROWS}"
+    for row in rows:
+        assert len(row) == len(DIGITS_FEATURES) + 1, f"digits: ragged row {row}"
+        assert row[-1] in "0123456789" and len(row[-1]) == 1, f"digits: class {row[-1]!r}"
+    return [DIGITS_FEATURES + ["target"]] + rows
+
+
+def write(path: str, rows: list[list[str]]) -> None:
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        csv.writer(f, lineterminator="\n").writerows(rows)
+    print(f"wrote {path}: {len(rows) - 1} rows, {len(rows[0]) - 1} features")
+
+
 def main() -> None:
     if len(sys.argv) not in (2, 3):
         sys.exit(__doc__)
@@ -65,11 +89,9 @@ def main() -> None:
         for name, features in DATASETS:
             for feature in features:
                 assert f'"{feature}"' in base, f"feature name {feature!r} not in sklearn's _base.py"
-            rows = convert(wheel, name, features)
-            path = os.path.join(out_dir, name)
-            with open(path, "w", newline="", encoding="utf-8") as f:
-                csv.writer(f, lineterminator="\n").writerows(rows)
-            print(f"wrote {path}: {len(rows) - 1} rows, {len(features)} features")
+            write(os.path.join(out_dir, name), convert(wheel, name, features))
+        assert '"pixel_{}_{}".format(row_idx, col_idx)' in base, "digits feature names changed"
+        write(os.path.join(out_dir, "digits.csv"), convert_digits(wheel))
 
 
 if __name__ == "__main__":

@@ -214,6 +214,7 @@ impl ConfigFile {
             metrics_address: self.telemetry.metrics_address,
             health_address: self.telemetry.health_address,
             otlp_endpoint: self.telemetry.otlp_endpoint,
+            native_echo: false,
         })
     }
 }
@@ -244,6 +245,8 @@ pub struct Settings {
     pub health_address: Option<SocketAddr>,
     /// OTLP/HTTP collector base URL, e.g. `http://127.0.0.1:4318`; default off.
     pub otlp_endpoint: Option<String>,
+    /// Benchmarks only (`run --native-echo`): a native echo activity instead of the plugins.
+    pub native_echo: bool,
 }
 
 impl Settings {

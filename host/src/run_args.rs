@@ -73,6 +73,10 @@ pub struct RunArgs {
     /// temporal.toml profile to start from.
     #[arg(long, env = "TEMPORAL_PROFILE")]
     pub profile: Option<String>,
+    /// For the end-to-end benchmark only: serve `plugin_activity` with a native Rust copy of
+    /// the testkit plugin's `echo` instead of the plugins, to measure what the sandbox costs.
+    #[arg(long, env = "MLX_NATIVE_ECHO")]
+    pub native_echo: bool,
 }
 
 impl RunArgs {
@@ -109,6 +113,9 @@ impl RunArgs {
                 otlp_endpoint: self.otlp_endpoint.clone(),
             },
         };
-        file.overridden_by(over).resolve()
+        // Not a file key: a benchmark switch has no place in an operator's configuration.
+        let mut settings = file.overridden_by(over).resolve()?;
+        settings.native_echo = self.native_echo;
+        Ok(settings)
     }
 }

@@ -640,3 +640,27 @@ fn a_missing_plugins_directory_is_refused_with_exit_status_2() {
         "the mistyped directory was created"
     );
 }
+
+/// The end-to-end benchmark's native mode: `plugin_activity` answers as the testkit `echo`
+/// does, with no plugin at all (an empty directory would otherwise fail it UnknownPlugin).
+#[tokio::test(flavor = "multi_thread")]
+async fn native_echo_answers_like_the_testkit_echo_without_plugins() -> anyhow::Result<()> {
+    let server = DevServer::start().await?;
+    let empty = PluginsDir::with(&[]);
+    let worker = WorkerProcess::start(
+        worker_binary(),
+        &server,
+        empty.path(),
+        &[("MLX_NATIVE_ECHO", "true")],
+    )?;
+    let step = json!({"plugin": "testkit", "operation": "echo", "input": {"n": 1}});
+    let (result, _) = run_step_on(&server, &worker.task_queue, "native", step).await?;
+    assert_eq!(
+        result.map_err(anyhow::Error::msg)?,
+        json!({
+            "input": {"n": 1}, "workflow_id": "native", "activity_id": "1", "attempt": 1,
+            "last_heartbeat_details": null,
+        })
+    );
+    Ok(())
+}

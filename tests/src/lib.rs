@@ -26,6 +26,8 @@ use temporalio_client::{
 use temporalio_common::HasWorkflowDefinition;
 use tokio::sync::oneshot;
 
+pub mod proc_stats;
+
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
@@ -280,8 +282,34 @@ impl WorkerProcess {
         env: &[(&str, &str)],
         args: &[&str],
     ) -> anyhow::Result<Self> {
+        Self::spawn(binary, server, plugins, None, env, args)
+    }
+
+    /// [`WorkerProcess::start_with`] with its compile cache in `cache_dir` rather than a fresh
+    /// one: a second start on the same directory is a warm start.
+    pub fn start_with_cache(
+        binary: &Path,
+        server: &DevServer,
+        plugins: &Path,
+        cache_dir: &Path,
+        env: &[(&str, &str)],
+        args: &[&str],
+    ) -> anyhow::Result<Self> {
+        Self::spawn(binary, server, plugins, Some(cache_dir), env, args)
+    }
+
+    fn spawn(
+        binary: &Path,
+        server: &DevServer,
+        plugins: &Path,
+        cache_dir: Option<&Path>,
+        env: &[(&str, &str)],
+        args: &[&str],
+    ) -> anyhow::Result<Self> {
         let artifacts = tempfile::tempdir()?;
         let task_queue = format!("tq-{}", free_port());
+        let cache_dir =
+            cache_dir.map_or_else(|| artifacts.path().join(".cache"), Path::to_path_buf);
         let child = Command::new(binary)
             .arg("run")
             .arg("--plugins-dir")
@@ -290,7 +318,7 @@ impl WorkerProcess {
             .arg(artifacts.path())
             .args(["--task-queue", &task_queue, "--address", &server.address])
             .arg("--cache-dir")
-            .arg(artifacts.path().join(".cache"))
+            .arg(cache_dir)
             .args(args)
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
@@ -304,6 +332,11 @@ impl WorkerProcess {
             artifacts,
             child,
         })
+    }
+
+    /// The worker's process id, for reading what it uses from the OS ([`proc_stats`]).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Whether the process is still running (it has not exited, for any reason).

@@ -141,6 +141,31 @@ async fn retryable_guest_error_is_retried_and_gets_last_heartbeat() -> anyhow::R
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_step_runs_on_the_task_queue_it_names() -> anyhow::Result<()> {
+    let server = DevServer::start().await?;
+    // The workflow's own worker has no plugins: only the other pool can run the step.
+    let empty = PluginsDir::with(&[]);
+    let home = TestWorker::start(&server, empty.path()).await?;
+    let plugins = testkit();
+    let pool = TestWorker::start(&server, plugins.path()).await?;
+    let step = json!({
+        "plugin": "testkit", "operation": "echo", "input": {"routed": true},
+        "task_queue": pool.task_queue,
+    });
+    let (result, events_) = run_step(&server, &home, "routed", step).await?;
+    let output = result.map_err(anyhow::Error::msg)?;
+    assert_eq!(output["input"]["routed"], true, "{output:#}");
+    let scheduled = events(&events_, "ActivityTaskScheduled");
+    assert_eq!(
+        scheduled[0]["task_queue"]["name"],
+        json!(pool.task_queue),
+        "{scheduled:#?}"
+    );
+    home.stop().await?;
+    pool.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn never_returning_plugin_is_interrupted_at_start_to_close() -> anyhow::Result<()> {
     let server = DevServer::start().await?;
     let plugins = testkit();

@@ -207,7 +207,7 @@ fn instant_from_system_time(at: SystemTime) -> Instant {
     }
 }
 
-fn to_activity_error(err: &InvocationError) -> ActivityError {
+pub(super) fn to_activity_error(err: &InvocationError) -> ActivityError {
     if let InvocationError::Cancelled {
         acknowledged_by_plugin,
     } = err

@@ -2,6 +2,7 @@
 //! worker loop. Nothing else in the crate knows about Temporal.
 
 pub mod activity;
+pub mod native_echo;
 pub mod payload;
 pub mod worker;
 pub mod workflows;

@@ -14,7 +14,9 @@ use temporalio_sdk::{
 };
 use url::Url;
 
-use super::{MLTrainingWorkflow, PluginActivities, RunPluginWorkflow};
+use super::{
+    MLTrainingWorkflow, PluginActivities, RunPluginWorkflow, native_echo::NativeEchoActivity,
+};
 use crate::{registry::PluginRegistry, runtime::Runtime};
 
 /// Where and how to connect: the `[temporal]` table of the configuration. Unset fields follow
@@ -38,6 +40,8 @@ pub struct WorkerSettings {
     pub graceful_shutdown: Option<Duration>,
     /// Where the SDK core records its worker metrics (the Prometheus exporter), if anywhere.
     pub metrics: Option<Arc<dyn CoreMeter>>,
+    /// Benchmarks only: serve `plugin_activity` with [`NativeEchoActivity`] instead of plugins.
+    pub native_echo: bool,
 }
 
 impl WorkerSettings {
@@ -47,6 +51,7 @@ impl WorkerSettings {
             max_concurrent_activities,
             graceful_shutdown: None,
             metrics: None,
+            native_echo: false,
         }
     }
 }
@@ -170,9 +175,16 @@ pub async fn run(
         .register_workflow::<MLTrainingWorkflow>()
         .map_err(|e| WorkerError::Worker(e.to_string()))?
         .register_workflow::<RunPluginWorkflow>()
-        .map_err(|e| WorkerError::Worker(e.to_string()))?
-        .register_activities(PluginActivities::new(runtime, registry))
-        .build();
+        .map_err(|e| WorkerError::Worker(e.to_string()))?;
+    let options = if settings.native_echo {
+        tracing::warn!(
+            "--native-echo: plugin_activity is the benchmark's native echo, not plugins"
+        );
+        options.register_activities(NativeEchoActivity)
+    } else {
+        options.register_activities(PluginActivities::new(runtime, registry))
+    }
+    .build();
     let mut worker = Worker::new(&sdk_runtime, client, options)
         .map_err(|e| WorkerError::Worker(e.to_string()))?;
     let stop = worker.shutdown_handle();

@@ -155,6 +155,9 @@ struct StepInput {
     max_attempts: u32,
     #[serde(default = "default_initial_interval")]
     initial_interval_ms: u64,
+    /// Task queue of the worker pool that runs the activity (e.g. one with a GPU, or a
+    /// native worker in the benchmarks); default: this workflow's own queue.
+    task_queue: Option<String>,
 }
 
 fn default_start_to_close() -> u64 {
@@ -167,7 +170,7 @@ fn default_initial_interval() -> u64 {
     1000
 }
 
-const STEP_SHAPE: &str = r#"{"plugin": "...", "operation": "...", "input": {...}, "start_to_close_secs": 300, "heartbeat_timeout_secs": null, "max_attempts": 1}"#;
+const STEP_SHAPE: &str = r#"{"plugin": "...", "operation": "...", "input": {...}, "start_to_close_secs": 300, "heartbeat_timeout_secs": null, "max_attempts": 1, "task_queue": null}"#;
 
 /// Runs one plugin operation as its own workflow: the quickest way to run a step from the
 /// `temporal` CLI, with the timeouts and retries given in the input.
@@ -189,6 +192,7 @@ impl RunPluginWorkflow {
             step.start_to_close_secs,
         ))
         .maybe_heartbeat_timeout(step.heartbeat_timeout_secs.map(Duration::from_secs))
+        .maybe_task_queue(step.task_queue)
         // Wait for the plugin to acknowledge, so history records how it ended.
         .cancellation_type(ActivityCancellationType::WaitCancellationCompleted)
         .retry_policy(
