@@ -4,8 +4,8 @@
 
 use std::{
     sync::{
-        Arc,
-        atomic::{AtomicBool, Ordering},
+        Arc, Condvar, Mutex,
+        atomic::{AtomicBool, AtomicU64, Ordering},
     },
     thread::JoinHandle,
     time::Duration,
@@ -94,41 +94,145 @@ pub fn build_engine(settings: &EngineSettings) -> wasmtime::Result<Engine> {
     Engine::new(&config)
 }
 
-/// Increments the engine's epoch every [`EPOCH_TICK`] until dropped.
+/// Increments the engine's epoch every [`EPOCH_TICK`] while any guest may be running, until
+/// dropped. With no guest running it sleeps on a condition variable instead: a hundred wakeups
+/// a second cost an idle worker more CPU than its Temporal polling (BENCHMARKS.md).
 pub struct EpochTicker {
-    stop: Arc<AtomicBool>,
+    shared: Arc<TickerShared>,
     thread: Option<JoinHandle<()>>,
+}
+
+#[derive(Default)]
+struct TickerShared {
+    /// Guards alive ([`EpochTicker::running`]).
+    running: Mutex<usize>,
+    wake: Condvar,
+    stop: AtomicBool,
+    /// Observable state, for tests: epochs ticked and whether the thread is waiting.
+    ticks: AtomicU64,
+    waiting: AtomicBool,
+}
+
+/// Keeps the ticker ticking while alive: hold one for as long as a store may run guest code.
+pub struct Ticking(Arc<TickerShared>);
+
+impl Drop for Ticking {
+    fn drop(&mut self) {
+        *lock(&self.0.running) -= 1;
+    }
+}
+
+/// The counter stays meaningful even if a holder panicked while holding the lock.
+fn lock(m: &Mutex<usize>) -> std::sync::MutexGuard<'_, usize> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl EpochTicker {
     pub fn start(engine: &Engine) -> Self {
-        let stop = Arc::new(AtomicBool::new(false));
+        let shared = Arc::new(TickerShared::default());
         let engine = engine.weak();
-        let flag = stop.clone();
+        let state = shared.clone();
         let thread = std::thread::Builder::new()
             .name("wasm-epoch".into())
             .spawn(move || {
-                while !flag.load(Ordering::Relaxed) {
+                loop {
+                    let mut running = lock(&state.running);
+                    while *running == 0 && !state.stop.load(Ordering::Relaxed) {
+                        state.waiting.store(true, Ordering::Relaxed);
+                        running = state
+                            .wake
+                            .wait(running)
+                            .unwrap_or_else(|poisoned| poisoned.into_inner());
+                    }
+                    state.waiting.store(false, Ordering::Relaxed);
+                    drop(running);
+                    if state.stop.load(Ordering::Relaxed) {
+                        break;
+                    }
                     std::thread::sleep(EPOCH_TICK);
                     match engine.upgrade() {
                         Some(engine) => engine.increment_epoch(),
                         None => break,
                     }
+                    state.ticks.fetch_add(1, Ordering::Relaxed);
                 }
             })
             .expect("spawning the epoch thread");
         Self {
-            stop,
+            shared,
             thread: Some(thread),
         }
+    }
+
+    /// Epochs ticked since start.
+    pub fn ticks(&self) -> u64 {
+        self.shared.ticks.load(Ordering::Relaxed)
+    }
+
+    /// Whether the thread is waiting for a guest to run (not ticking).
+    pub fn is_waiting(&self) -> bool {
+        self.shared.waiting.load(Ordering::Relaxed)
+    }
+
+    /// Ticks until the returned guard (and every other) is dropped.
+    pub fn running(&self) -> Ticking {
+        let mut running = lock(&self.shared.running);
+        *running += 1;
+        if *running == 1 {
+            self.shared.wake.notify_one();
+        }
+        Ticking(self.shared.clone())
     }
 }
 
 impl Drop for EpochTicker {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
+        self.shared.stop.store(true, Ordering::Relaxed);
+        // Under the lock, so the thread cannot miss the wakeup between its check and its wait.
+        drop(lock(&self.shared.running));
+        self.shared.wake.notify_one();
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    fn until(what: &str, mut condition: impl FnMut() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !condition() {
+            assert!(Instant::now() < deadline, "timed out waiting until {what}");
+            std::thread::yield_now();
+        }
+    }
+
+    #[test]
+    fn ticks_only_while_a_guest_may_run() {
+        let engine = build_engine(&EngineSettings {
+            pooling: false,
+            ..Default::default()
+        })
+        .unwrap();
+        let ticker = EpochTicker::start(&engine);
+        until("the idle ticker waits", || ticker.is_waiting());
+        assert_eq!(ticker.ticks(), 0, "no guest ever ran");
+
+        let first = ticker.running();
+        let second = ticker.running();
+        until("it ticks", || ticker.ticks() >= 2);
+        drop(first);
+        let before = ticker.ticks();
+        until("it keeps ticking for the other guest", || {
+            ticker.ticks() > before
+        });
+        drop(second);
+        until("it waits again", || ticker.is_waiting());
+        let idle = ticker.ticks();
+        let _again = ticker.running();
+        until("it wakes for the next guest", || ticker.ticks() > idle);
     }
 }

@@ -226,6 +226,7 @@ impl Runtime {
             fuel: self.fuel_for(manifest),
             signals,
         };
+        let _ticking = self.ticker.running();
         let mut store = new_store(&self.engine, spec).map_err(|e| e.to_string())?;
         let call = async {
             let bindings = pre.instantiate_async(&mut store).await?;

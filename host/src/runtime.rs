@@ -63,7 +63,7 @@ pub struct Runtime {
     pub(crate) compile_stats: Arc<CompileStats>,
     metrics: Option<PluginMetrics>,
     active: Arc<AtomicUsize>,
-    _ticker: EpochTicker,
+    pub(crate) ticker: EpochTicker,
 }
 
 /// Counts an invocation as active for as long as it lives, however it ends (even when its
@@ -113,7 +113,7 @@ impl Runtime {
             compile_stats: Arc::default(),
             metrics,
             active: Arc::new(AtomicUsize::new(0)),
-            _ticker: ticker,
+            ticker,
         }))
     }
 
@@ -166,6 +166,7 @@ impl Runtime {
             fuel: self.fuel_for(&plugin.manifest),
             signals,
         };
+        let _ticking = self.ticker.running();
         let mut store =
             new_store(&self.engine, spec).map_err(|e| InvocationError::Sandbox(e.to_string()))?;
         plugin
@@ -271,6 +272,8 @@ impl Runtime {
             fuel: self.fuel_for(&plugin.manifest),
             signals,
         };
+        // Declared before the store, so it is dropped after it: ticks while the guest may run.
+        let _ticking = self.ticker.running();
         let mut store =
             new_store(&self.engine, spec).map_err(|e| InvocationError::Sandbox(e.to_string()))?;
 
