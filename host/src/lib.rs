@@ -20,6 +20,7 @@
 //! - [`temporal`]: the `plugin_activity` activity, the workflows, and the worker loop.
 //! - [`config`] and [`run_args`]: the daemon's configuration (file, environment, flags);
 //!   [`daemon`]: the long-running worker (health, metrics, drain); [`dev`]: dev server + worker.
+//! - [`pipeline`]: pipelines as data (spec, validation, conditions and references).
 //! - [`telemetry`]: logging and trace export; [`metrics`]: per-plugin metrics; [`health`]:
 //!   liveness and readiness endpoints.
 
@@ -40,6 +41,7 @@ mod loader;
 pub mod manifest;
 pub mod metrics;
 mod outcome;
+pub mod pipeline;
 pub mod registry;
 pub mod reload;
 pub mod run_args;

@@ -1,0 +1,8 @@
+//! Pipelines as data (issue 6): a spec of params and steps, each a plugin operation or an
+//! approval gate, validated whole before anything runs. `expr` is the condition and reference
+//! language the spec uses.
+
+pub mod expr;
+pub mod spec;
+
+pub use spec::{OnFailure, PipelineSpec, RetrySpec, SpecError, StepKind, StepSpec, TimeoutSpec};
