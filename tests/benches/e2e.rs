@@ -197,20 +197,19 @@ async fn main() -> anyhow::Result<()> {
         Mode::new("python", &python_queue, python.pid()),
     ];
 
+    // Every run goes through the driver's workflows to one measured worker's queue.
+    let run = |queue: String, ids: Vec<String>| {
+        let (client, driver_queue) = (&client, &driver.task_queue);
+        async move { run_workflows(client, driver_queue, &queue, ids, concurrency).await }
+    };
+
     // Untimed: connections, the plugin's first instantiation, Python's imports settle first.
     for mode in &modes {
         eprintln!("warm-up: {warmup} {} activities", mode.name);
         let ids = (0..warmup)
             .map(|i| format!("warm-{}-{i}", mode.name))
             .collect();
-        run_workflows(
-            &client,
-            &driver.task_queue,
-            &mode.task_queue,
-            ids,
-            concurrency,
-        )
-        .await?;
+        run(mode.task_queue.clone(), ids).await?;
     }
 
     // What each worker burns doing nothing but polling. Waiting is the measurement here.
@@ -239,14 +238,7 @@ async fn main() -> anyhow::Result<()> {
             mode.ids.extend(ids.iter().cloned());
             let cpu_before = cpu_seconds(mode.pid)?;
             let started = Instant::now();
-            run_workflows(
-                &client,
-                &driver.task_queue,
-                &mode.task_queue,
-                ids,
-                concurrency,
-            )
-            .await?;
+            run(mode.task_queue.clone(), ids).await?;
             mode.wall += started.elapsed();
             mode.cpu_secs += cpu_seconds(mode.pid)? - cpu_before;
         }
