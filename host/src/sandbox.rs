@@ -2,10 +2,9 @@
 //! Nothing survives an invocation: isolation between activities is the point.
 //!
 //! WASI is deny-by-default, and each choice is made here: no environment variables (but those
-//! the manifest lists), no
-//! arguments, no stdin, no sockets or name lookup, no directories except those the manifest
-//! grants, the workflow's artifacts directory and (when the manifest asks) the invocation's
-//! scratch directory.
+//! the manifest lists), no arguments, no stdin, no sockets or name lookup, no directories
+//! except those the manifest grants, the workflow's artifacts directory and (when the manifest
+//! asks) the invocation's scratch directory.
 
 use std::{path::Path, sync::Arc};
 
