@@ -24,7 +24,7 @@ use crate::{
     imports,
     manifest::{self, Manifest, ManifestError},
     runtime::Runtime,
-    sandbox::{GuestState, SandboxSpec, new_store},
+    sandbox::GuestState,
 };
 
 /// How long `describe` may take at load.
@@ -219,15 +219,9 @@ impl Runtime {
         manifest: &Arc<Manifest>,
     ) -> Result<PluginInfo, String> {
         let (signals, _) = ActivitySignals::new(CancellationToken::new());
-        let spec = SandboxSpec {
-            manifest,
-            artifacts_dir: None,
-            scratch_dir: None,
-            fuel: self.fuel_for(manifest),
-            signals,
-        };
-        let _ticking = self.ticker.running();
-        let mut store = new_store(&self.engine, spec).map_err(|e| e.to_string())?;
+        let mut store = self
+            .new_sandbox(manifest, None, None, signals)
+            .map_err(|e| e.to_string())?;
         let call = async {
             let bindings = pre.instantiate_async(&mut store).await?;
             bindings.mlx_plugin_plugin().call_describe(&mut store).await

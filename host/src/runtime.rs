@@ -2,7 +2,7 @@
 //! each invocation in a fresh sandbox raced against its deadline and cancellation.
 
 use std::{
-    path::PathBuf,
+    path::{Path, PathBuf},
     sync::{
         Arc, OnceLock,
         atomic::{AtomicUsize, Ordering},
@@ -15,7 +15,7 @@ use temporalio_common::telemetry::metrics::CoreMeter;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 use wasmtime::{
-    Engine,
+    Engine, Store,
     component::{HasSelf, Linker},
 };
 
@@ -30,7 +30,7 @@ use crate::{
     manifest::Manifest,
     metrics::{Outcome, PluginMetrics},
     outcome,
-    sandbox::{self, GuestState, SandboxSpec, new_store},
+    sandbox::{self, GuestState, SandboxError, SandboxSpec, new_store},
 };
 
 #[derive(Debug, Clone, Default)]
@@ -63,7 +63,7 @@ pub struct Runtime {
     pub(crate) compile_stats: Arc<CompileStats>,
     metrics: Option<PluginMetrics>,
     active: Arc<AtomicUsize>,
-    pub(crate) ticker: EpochTicker,
+    ticker: EpochTicker,
 }
 
 /// Counts an invocation as active for as long as it lives, however it ends (even when its
@@ -121,12 +121,31 @@ impl Runtime {
         &self.settings
     }
 
-    /// The fuel a store starts with: the plugin's limit, or unlimited, when metering is on.
-    pub(crate) fn fuel_for(&self, manifest: &Manifest) -> Option<u64> {
-        self.settings
+    /// A fresh store for a plugin with `manifest`: its fuel (the plugin's limit, or unlimited,
+    /// when metering is on), and the epoch ticking for as long as the store lives.
+    pub(crate) fn new_sandbox(
+        &self,
+        manifest: &Arc<Manifest>,
+        artifacts_dir: Option<&Path>,
+        scratch_dir: Option<&Path>,
+        signals: ActivitySignals,
+    ) -> Result<Store<GuestState>, SandboxError> {
+        let fuel = self
+            .settings
             .engine
             .fuel_metering
-            .then(|| manifest.limits.fuel.unwrap_or(u64::MAX))
+            .then(|| manifest.limits.fuel.unwrap_or(u64::MAX));
+        new_store(
+            &self.engine,
+            SandboxSpec {
+                manifest,
+                artifacts_dir,
+                scratch_dir,
+                fuel,
+                signals,
+                ticking: Some(self.ticker.running()),
+            },
+        )
     }
 
     pub fn metrics(&self) -> Option<&PluginMetrics> {
@@ -159,16 +178,9 @@ impl Runtime {
     #[doc(hidden)]
     pub async fn instantiate_only(&self, plugin: &LoadedPlugin) -> Result<(), InvocationError> {
         let (signals, _) = ActivitySignals::new(CancellationToken::new());
-        let spec = SandboxSpec {
-            manifest: &plugin.manifest,
-            artifacts_dir: None,
-            scratch_dir: None,
-            fuel: self.fuel_for(&plugin.manifest),
-            signals,
-        };
-        let _ticking = self.ticker.running();
-        let mut store =
-            new_store(&self.engine, spec).map_err(|e| InvocationError::Sandbox(e.to_string()))?;
+        let mut store = self
+            .new_sandbox(&plugin.manifest, None, None, signals)
+            .map_err(|e| InvocationError::Sandbox(e.to_string()))?;
         plugin
             .pre
             .instantiate_async(&mut store)
@@ -265,17 +277,14 @@ impl Runtime {
             true => Some(self.scratch_dir()?),
             false => None,
         };
-        let spec = SandboxSpec {
-            manifest: &plugin.manifest,
-            artifacts_dir: artifacts.as_deref(),
-            scratch_dir: scratch.as_ref().map(|dir| dir.path()),
-            fuel: self.fuel_for(&plugin.manifest),
-            signals,
-        };
-        // Declared before the store, so it is dropped after it: ticks while the guest may run.
-        let _ticking = self.ticker.running();
-        let mut store =
-            new_store(&self.engine, spec).map_err(|e| InvocationError::Sandbox(e.to_string()))?;
+        let mut store = self
+            .new_sandbox(
+                &plugin.manifest,
+                artifacts.as_deref(),
+                scratch.as_ref().map(|dir| dir.path()),
+                signals,
+            )
+            .map_err(|e| InvocationError::Sandbox(e.to_string()))?;
 
         let input_text = input.to_string();
         let wit_ctx = WitContext::from(ctx);

@@ -23,6 +23,7 @@ use crate::{
         log::LogBudget,
         stdio::GuestOutput,
     },
+    engine::Ticking,
     limits::Limits,
     manifest::{ARTIFACTS_GUEST_PATH, Access, Manifest, SCRATCH_GUEST_PATH},
 };
@@ -41,6 +42,7 @@ pub struct GuestState {
     pub(crate) log_budget: Arc<LogBudget>,
     pub(crate) denials: Denials,
     pub(crate) stderr: GuestOutput,
+    _ticking: Option<Ticking>,
 }
 
 impl GuestState {
@@ -106,6 +108,9 @@ pub struct SandboxSpec<'a> {
     /// Fuel to start with, when the engine meters fuel (it must then be set).
     pub fuel: Option<u64>,
     pub signals: ActivitySignals,
+    /// Keeps the epoch ticking for as long as the store lives, so a running guest can be
+    /// interrupted; None only where nothing needs interrupting.
+    pub ticking: Option<Ticking>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -174,6 +179,7 @@ pub fn new_store(
         log_budget,
         denials,
         stderr,
+        _ticking: spec.ticking,
     };
     let mut store = Store::new(engine, state);
     store.limiter(|s| &mut s.limiter);

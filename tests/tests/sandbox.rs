@@ -582,6 +582,7 @@ async fn table_growth_bomb_is_contained() {
             scratch_dir: None,
             fuel: None,
             signals,
+            ticking: None,
         },
     )
     .unwrap();
