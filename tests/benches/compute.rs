@@ -11,7 +11,7 @@
 use std::{path::Path, process::Command, time::Instant};
 
 use anyhow::{Context, bail, ensure};
-use mlx_e2e::{PluginsDir, invoke_once, workspace_root};
+use mlx_e2e::{PluginsDir, bench::write_report, invoke_once, workspace_root};
 use mlx_worker::runtime::{Runtime, RuntimeSettings};
 use serde_json::{Value, json};
 
@@ -166,9 +166,6 @@ async fn main() -> anyhow::Result<()> {
         wasm_out["metrics"]["log_loss"],
         native_out["metrics"]["log_loss"],
     );
-    print!("{report}");
-    let dir = workspace_root().join("target/bench-report");
-    std::fs::create_dir_all(&dir)?;
-    std::fs::write(dir.join("compute.md"), report)?;
+    write_report("compute", &report)?;
     Ok(())
 }

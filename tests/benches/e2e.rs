@@ -18,7 +18,6 @@
 
 use std::{
     io::{BufRead, BufReader},
-    path::PathBuf,
     process::{Child, Command, Stdio},
     sync::mpsc,
     time::{Duration, Instant},
@@ -27,6 +26,7 @@ use std::{
 use anyhow::{Context, bail};
 use mlx_e2e::{
     DevServer, PluginsDir, WorkerProcess,
+    bench::{release_worker, write_report},
     proc_stats::{clock_ticks, command_name, cpu_seconds, status_bytes},
     python, workspace_root,
 };
@@ -50,20 +50,6 @@ fn knob(name: &str, default: usize) -> anyhow::Result<usize> {
             .with_context(|| format!("{name}={v:?} is not a count")),
         Err(_) => Ok(default),
     }
-}
-
-/// The optimised worker: debug-build figures would measure the compiler's settings.
-fn worker_binary() -> anyhow::Result<PathBuf> {
-    let path = std::env::var_os("MLX_WORKER_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("target/release/mlx-worker"));
-    if !path.exists() {
-        bail!(
-            "{} is missing: run `cargo build --release -p mlx-worker` or set MLX_WORKER_BIN",
-            path.display()
-        );
-    }
-    Ok(path)
 }
 
 /// The Python SDK worker as a child process, killed on drop.
@@ -146,7 +132,7 @@ async fn main() -> anyhow::Result<()> {
     let concurrency = knob("MLX_BENCH_CONCURRENCY", 8)?.max(1);
     let warmup = knob("MLX_BENCH_WARMUP", 20)?;
     let idle_secs = knob("MLX_BENCH_IDLE_SECS", 5)?;
-    let binary = worker_binary()?;
+    let binary = release_worker()?;
 
     let server = DevServer::start().await?;
     let client = server.client().await?;
@@ -272,14 +258,7 @@ async fn main() -> anyhow::Result<()> {
         clock_ticks: clock_ticks()?,
     };
     let markdown = report::markdown(&setup, &figures);
-    print!("{markdown}");
-    let dir = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("target"))
-        .join("bench-report");
-    std::fs::create_dir_all(&dir)?;
-    std::fs::write(dir.join("e2e.md"), markdown)?;
-    eprintln!("written to {}", dir.join("e2e.md").display());
+    write_report("e2e", &markdown)?;
     // Every process stops as its guard drops: workers first, then the server they poll.
     Ok(())
 }

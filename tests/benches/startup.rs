@@ -13,15 +13,17 @@
 //! Markdown goes to stdout and `target/bench-report/startup.md`.
 
 use std::{
-    path::{Path, PathBuf},
+    path::Path,
     process::Command,
     time::{Duration, Instant},
 };
 
 use anyhow::{Context, bail, ensure};
 use mlx_e2e::{
-    DevServer, PluginsDir, WorkerProcess, activity_heartbeating, components, eventually, free_port,
-    http_get, proc_stats::status_bytes, workspace_root,
+    DevServer, PluginsDir, WorkerProcess, activity_heartbeating,
+    bench::{release_worker, write_report},
+    components, eventually, free_port, http_get,
+    proc_stats::status_bytes,
 };
 use mlx_worker::temporal::RunPluginWorkflow;
 use serde_json::{Value, json};
@@ -35,19 +37,6 @@ const POLL: Duration = Duration::from_millis(2);
 const HTTP_GRANT: &str = "[http]\nallow = [\"http://127.0.0.1:9\"]\n";
 /// Warnings only: the report, not a log line per invocation, should reach the terminal.
 const QUIET: [(&str, &str); 1] = [("RUST_LOG", "warn")];
-
-/// The optimised worker: a debug build's startup would measure the compiler's settings.
-fn worker_binary() -> anyhow::Result<PathBuf> {
-    let path = std::env::var_os("MLX_WORKER_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("target/release/mlx-worker"));
-    ensure!(
-        path.exists(),
-        "{} is missing: run `cargo build --release -p mlx-worker` or set MLX_WORKER_BIN",
-        path.display()
-    );
-    Ok(path)
-}
 
 /// An operator's directory of 20 plugins: the six real ones, and 14 copies of trainer,
 /// testkit and hostile whose name is rewritten in the bytes to another of the same length
@@ -330,16 +319,13 @@ async fn memory(binary: &Path, server: &DevServer) -> anyhow::Result<String> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let binary = worker_binary()?;
+    let binary = release_worker()?;
     let server = DevServer::start().await?;
     let report = format!(
         "# Startup and memory\n\n{}{}",
         startup(&binary, &server).await.context("startup")?,
         memory(&binary, &server).await.context("memory")?,
     );
-    print!("{report}");
-    let dir = workspace_root().join("target/bench-report");
-    std::fs::create_dir_all(&dir)?;
-    std::fs::write(dir.join("startup.md"), report)?;
+    write_report("startup", &report)?;
     Ok(())
 }

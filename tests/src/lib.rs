@@ -26,6 +26,7 @@ use temporalio_client::{
 use temporalio_common::HasWorkflowDefinition;
 use tokio::sync::oneshot;
 
+pub mod bench;
 pub mod proc_stats;
 
 pub fn workspace_root() -> PathBuf {
