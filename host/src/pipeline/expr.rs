@@ -45,6 +45,22 @@ impl Path {
         }
     }
 
+    /// The value `path` leads to in `scope`; `null` where it leads nowhere.
+    pub fn lookup(&self, scope: &dyn Scope) -> Value {
+        let mut value = scope.root(&self.root).unwrap_or(Value::Null);
+        for key in &self.keys {
+            value = match value {
+                Value::Object(mut map) => map.remove(key).unwrap_or(Value::Null),
+                Value::Array(mut items) => match key.parse::<usize>() {
+                    Ok(i) if i < items.len() => items.swap_remove(i),
+                    _ => Value::Null,
+                },
+                _ => Value::Null,
+            };
+        }
+        value
+    }
+
     fn parse(text: &str) -> Result<Self, String> {
         let parts: Vec<&str> = text.split('.').collect();
         let bad = |why: &str| Err(format!("`{text}`: {why}"));
@@ -85,23 +101,6 @@ impl fmt::Display for Path {
 pub trait Scope {
     /// The value at the root of `path` (a param, a step's output or status), if known.
     fn root(&self, root: &Root) -> Option<Value>;
-}
-
-impl Path {
-    pub fn lookup(&self, scope: &dyn Scope) -> Value {
-        let mut value = scope.root(&self.root).unwrap_or(Value::Null);
-        for key in &self.keys {
-            value = match value {
-                Value::Object(mut map) => map.remove(key).unwrap_or(Value::Null),
-                Value::Array(mut items) => match key.parse::<usize>() {
-                    Ok(i) if i < items.len() => items.swap_remove(i),
-                    _ => Value::Null,
-                },
-                _ => Value::Null,
-            };
-        }
-        value
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
