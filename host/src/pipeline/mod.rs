@@ -4,5 +4,9 @@
 
 pub mod expr;
 pub mod spec;
+pub mod state;
 
 pub use spec::{OnFailure, PipelineSpec, RetrySpec, SpecError, StepKind, StepSpec, TimeoutSpec};
+pub use state::{
+    Decision, ParamChange, PipelineState, PipelineStatus, StartStep, StepResult, StepState, StepStatus,
+};

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::expr::{Expr, Path, Root, template};
 
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct PipelineSpec {
     pub name: String,
