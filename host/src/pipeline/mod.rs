@@ -8,5 +8,6 @@ pub mod state;
 
 pub use spec::{OnFailure, PipelineSpec, RetrySpec, SpecError, StepKind, StepSpec, TimeoutSpec};
 pub use state::{
-    Decision, ParamChange, PipelineState, PipelineStatus, StartStep, StepResult, StepState, StepStatus,
+    Decision, ParamChange, PipelineState, PipelineStatus, StartStep, StepResult, StepState,
+    StepStatus,
 };

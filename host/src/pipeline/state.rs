@@ -431,10 +431,8 @@ impl PipelineState {
         };
         self.finish(&decision.step, result, now_ms);
         if approved {
-            self.steps
-                .get_mut(&decision.step)
-                .expect("checked")
-                .note = Some(format!("approved by {who}{comment}"));
+            self.steps.get_mut(&decision.step).expect("checked").note =
+                Some(format!("approved by {who}{comment}"));
         }
     }
 

@@ -118,7 +118,11 @@ fn a_condition_that_is_not_boolean_fails_the_step_instead_of_skipping() {
     assert!(s.advance(2).is_empty());
     assert_eq!(status(&s, "b"), StepStatus::Failed);
     assert!(s.is_done());
-    assert!(s.failure().unwrap().contains("cannot order"), "{:?}", s.failure());
+    assert!(
+        s.failure().unwrap().contains("cannot order"),
+        "{:?}",
+        s.failure()
+    );
 }
 
 #[test]
@@ -155,7 +159,11 @@ fn continue_goes_on_and_compensation_runs_before_the_pipeline_fails() {
     s.advance(2);
     s.finish("b", failed("flaky"), 3);
     s.finish("c", ok(json!({})), 4);
-    assert_eq!(ids(&s.advance(5)), ["d"], "continue: d runs, its when sees the failure");
+    assert_eq!(
+        ids(&s.advance(5)),
+        ["d"],
+        "continue: d runs, its when sees the failure"
+    );
     assert!(s.failure().is_none());
     s.finish("d", failed("broke"), 6);
     let undo = s.advance(7);
@@ -239,7 +247,11 @@ fn params_change_only_before_their_readers_start_and_keep_their_type() {
     assert!(err.contains("is a number"), "{err}");
     s.check_param(&change("n", json!(5))).unwrap();
     assert_eq!(s.set_param(change("n", json!(5))), json!(2));
-    assert_eq!(s.advance(0)[0].input, json!({"n": 5}), "the new value is used");
+    assert_eq!(
+        s.advance(0)[0].input,
+        json!({"n": 5}),
+        "the new value is used"
+    );
     let err = s.check_param(&change("n", json!(6))).unwrap_err();
     assert!(err.contains("already started: a"), "{err}");
 }
@@ -265,7 +277,11 @@ fn cancelling_a_step_counts_as_its_failure_and_cancelling_the_run_ends_approvals
     assert!(s.failure().is_none(), "b continues on failure");
     s.finish("c", ok(json!({})), 4);
     assert!(s.advance(5).is_empty());
-    assert_eq!(status(&s, "d"), StepStatus::Skipped, "a dependency was cancelled");
+    assert_eq!(
+        status(&s, "d"),
+        StepStatus::Skipped,
+        "a dependency was cancelled"
+    );
 
     let mut s = state(json!({"name": "x", "steps": [{"id": "ok", "type": "approval"}]}));
     s.advance(0);

@@ -133,6 +133,7 @@ impl PluginActivities {
                         &plugin.info.name,
                         &plugin.info.version,
                         &plugin.digest,
+                        invocation.attempt,
                     ))
                 }
                 Err(err) => {

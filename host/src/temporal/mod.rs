@@ -4,10 +4,12 @@
 pub mod activity;
 pub mod native_echo;
 pub mod payload;
+pub mod pipeline;
 pub mod worker;
 pub mod workflows;
 
 pub use activity::PluginActivities;
+pub use pipeline::PipelineWorkflow;
 pub use workflows::{MLTrainingWorkflow, RunPluginWorkflow};
 
 /// The activity type name every caller uses, in any SDK or from the CLI.

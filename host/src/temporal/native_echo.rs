@@ -47,6 +47,7 @@ impl NativeEchoActivity {
             "native-echo",
             env!("CARGO_PKG_VERSION"),
             "native",
+            info.attempt,
         ))
     }
 }

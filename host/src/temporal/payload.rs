@@ -69,9 +69,20 @@ pub fn decode_heartbeat_details(payloads: &[Payload]) -> Option<Value> {
     }
 }
 
-/// The activity result: the plugin's JSON output, with which plugin bytes produced it in the
-/// payload metadata (visible in workflow history, invisible to callers decoding the JSON).
-pub fn result_payload(output: &Value, plugin: &str, version: &str, digest: &str) -> RawValue {
+/// Payload metadata key of the attempt that produced a result: Temporal tells a workflow
+/// nothing about attempts of a successful activity, and the pipeline status reports them.
+pub const ATTEMPT_KEY: &str = "mlx-attempt";
+
+/// The activity result: the plugin's JSON output, with which plugin bytes (and which attempt)
+/// produced it in the payload metadata (visible in workflow history, invisible to callers
+/// decoding the JSON).
+pub fn result_payload(
+    output: &Value,
+    plugin: &str,
+    version: &str,
+    digest: &str,
+    attempt: u32,
+) -> RawValue {
     let mut payload = Payload {
         data: output.to_string().into_bytes(),
         ..Default::default()
@@ -84,7 +95,30 @@ pub fn result_payload(output: &Value, plugin: &str, version: &str, digest: &str)
     payload
         .metadata
         .insert("mlx-plugin-digest".into(), digest.as_bytes().to_vec());
+    payload
+        .metadata
+        .insert(ATTEMPT_KEY.into(), attempt.to_string().into_bytes());
     RawValue::new(vec![payload])
+}
+
+/// A result as a workflow reads it: the JSON, and the attempt if the worker recorded it.
+pub fn decode_result(raw: &RawValue) -> Result<(Value, Option<u32>), String> {
+    let [payload] = raw.payloads.as_slice() else {
+        return Err(format!(
+            "{} result payloads, expected 1",
+            raw.payloads.len()
+        ));
+    };
+    let value = match payload.metadata.get(ENCODING).map(Vec::as_slice) {
+        Some(NULL) => Value::Null,
+        _ => serde_json::from_slice(&payload.data)
+            .map_err(|e| format!("the result is not JSON: {e}"))?,
+    };
+    let attempt = payload
+        .metadata
+        .get(ATTEMPT_KEY)
+        .and_then(|a| std::str::from_utf8(a).ok()?.parse().ok());
+    Ok((value, attempt))
 }
 
 #[cfg(test)]
@@ -133,6 +167,18 @@ mod tests {
         }]);
         let err = decode_request(&raw).unwrap_err();
         assert!(err.to_string().contains("json/plain"), "{err}");
+    }
+
+    #[test]
+    fn results_carry_their_attempt_beside_the_json() {
+        let raw = result_payload(&serde_json::json!({"ok": 1}), "p", "1.0", "sha", 3);
+        assert_eq!(
+            decode_result(&raw).unwrap(),
+            (serde_json::json!({"ok": 1}), Some(3))
+        );
+        // From another worker that records no attempt.
+        let raw = RawValue::new(vec![json_payload("[1]")]);
+        assert_eq!(decode_result(&raw).unwrap(), (serde_json::json!([1]), None));
     }
 
     #[test]

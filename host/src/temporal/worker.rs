@@ -15,7 +15,8 @@ use temporalio_sdk::{
 use url::Url;
 
 use super::{
-    MLTrainingWorkflow, PluginActivities, RunPluginWorkflow, native_echo::NativeEchoActivity,
+    MLTrainingWorkflow, PipelineWorkflow, PluginActivities, RunPluginWorkflow,
+    native_echo::NativeEchoActivity,
 };
 use crate::{registry::PluginRegistry, runtime::Runtime};
 
@@ -175,6 +176,8 @@ pub async fn run(
         .register_workflow::<MLTrainingWorkflow>()
         .map_err(|e| WorkerError::Worker(e.to_string()))?
         .register_workflow::<RunPluginWorkflow>()
+        .map_err(|e| WorkerError::Worker(e.to_string()))?
+        .register_workflow::<PipelineWorkflow>()
         .map_err(|e| WorkerError::Worker(e.to_string()))?;
     let options = if settings.native_echo {
         tracing::warn!(

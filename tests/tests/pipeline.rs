@@ -1,0 +1,611 @@
+//! `PipelineWorkflow` on real parts: a private dev server, the worker in process, the testkit
+//! component. Ordering, parallelism, retries and failures are asserted on workflow history;
+//! human steering through the real signal/update/query round trips. Every history is replayed
+//! against the current workflow code at the end of its test (determinism), and with
+//! `MLX_RECORD_HISTORIES=1` saved under `tests/histories/` for the replay test.
+
+use std::time::Duration;
+
+use mlx_e2e::{DevServer, PluginsDir, TestWorker, events, eventually, find, workspace_root};
+use mlx_worker::pipeline::{Decision, ParamChange, PipelineStatus, StepStatus};
+use mlx_worker::temporal::PipelineWorkflow;
+use serde_json::{Value, json};
+use temporalio_client::{
+    Client, WorkflowExecuteUpdateOptions, WorkflowFetchHistoryOptions, WorkflowGetResultOptions,
+    WorkflowHandle, WorkflowQueryOptions, WorkflowSignalOptions, WorkflowStartOptions,
+};
+use temporalio_sdk::workflow_replayer::{WorkflowReplayer, WorkflowReplayerOptions};
+
+type Pipeline = WorkflowHandle<Client, PipelineWorkflow>;
+
+async fn setup() -> anyhow::Result<(DevServer, TestWorker, Client, PluginsDir)> {
+    let server = DevServer::start().await?;
+    let plugins = PluginsDir::with(&["testkit"]);
+    let worker = TestWorker::start(&server, plugins.path()).await?;
+    let client = server.client().await?;
+    Ok((server, worker, client, plugins))
+}
+
+async fn start(
+    client: &Client,
+    worker: &TestWorker,
+    id: &str,
+    spec: Value,
+) -> anyhow::Result<Pipeline> {
+    client
+        .start_workflow(
+            PipelineWorkflow::run,
+            spec,
+            WorkflowStartOptions::new(worker.task_queue.clone(), id.to_string()).build(),
+        )
+        .await?;
+    Ok(client.get_workflow_handle::<PipelineWorkflow>(id))
+}
+
+async fn status(handle: &Pipeline) -> anyhow::Result<PipelineStatus> {
+    Ok(handle
+        .query(
+            PipelineWorkflow::status,
+            (),
+            WorkflowQueryOptions::default(),
+        )
+        .await?)
+}
+
+fn step<'a>(status: &'a PipelineStatus, id: &str) -> &'a mlx_worker::pipeline::StepState {
+    status
+        .steps
+        .iter()
+        .find(|s| s.id == id)
+        .unwrap_or_else(|| panic!("no step {id} in {status:#?}"))
+}
+
+async fn wait_for_step(handle: &Pipeline, id: &str, want: StepStatus) -> anyhow::Result<()> {
+    eventually(
+        Duration::from_secs(60),
+        &format!("step {id} {want:?}"),
+        || async {
+            let status = status(handle).await.ok()?;
+            (step(&status, id).status == want).then_some(())
+        },
+    )
+    .await
+}
+
+/// `(activity id, event type)` of every activity event, in history order.
+fn activity_timeline(events_: &[Value]) -> Vec<(String, String)> {
+    let mut scheduled = std::collections::BTreeMap::new();
+    let mut timeline = Vec::new();
+    for event in events_ {
+        let attributes = &event["attributes"];
+        if let Some(a) = attributes.get("ActivityTaskScheduledEventAttributes") {
+            let activity = a["activity_id"].as_str().unwrap_or_default().to_string();
+            scheduled.insert(event["event_id"].as_i64(), activity.clone());
+            timeline.push((activity, "scheduled".to_string()));
+        }
+        for (key, kind) in [
+            ("ActivityTaskCompletedEventAttributes", "completed"),
+            ("ActivityTaskFailedEventAttributes", "failed"),
+            ("ActivityTaskCanceledEventAttributes", "cancelled"),
+        ] {
+            if let Some(a) = attributes.get(key) {
+                let of = scheduled[&a["scheduled_event_id"].as_i64()].clone();
+                timeline.push((of, kind.to_string()));
+            }
+        }
+    }
+    timeline
+}
+
+fn position(timeline: &[(String, String)], id: &str, kind: &str) -> usize {
+    timeline
+        .iter()
+        .position(|(a, k)| a == id && k == kind)
+        .unwrap_or_else(|| panic!("no {kind} of {id} in {timeline:?}"))
+}
+
+async fn history_json(handle: &Pipeline) -> anyhow::Result<Vec<u8>> {
+    Ok(handle
+        .fetch_history(WorkflowFetchHistoryOptions::default())
+        .to_json()
+        .await?)
+}
+
+fn history_events(json: &[u8]) -> Vec<Value> {
+    let history: Value = serde_json::from_slice(json).expect("history JSON");
+    history["events"].as_array().cloned().unwrap_or_default()
+}
+
+/// Replays a finished history against this build's workflow code (and records it when asked).
+async fn replay(name: &str, json: &[u8]) -> anyhow::Result<()> {
+    if std::env::var_os("MLX_RECORD_HISTORIES").is_some() {
+        let dir = workspace_root().join("tests/histories");
+        std::fs::create_dir_all(&dir)?;
+        std::fs::write(dir.join(format!("{name}.json")), json)?;
+    }
+    let replayer = WorkflowReplayer::new(
+        WorkflowReplayerOptions::new()
+            .register_workflow::<PipelineWorkflow>()?
+            .build(),
+    )?;
+    replayer
+        .replay_workflow(temporalio_client::WorkflowHistory::from_json(json)?)
+        .await
+        .map_err(|e| anyhow::anyhow!("replaying {name}: {e:?}"))
+}
+
+fn echo(id: &str, deps: &[&str], input: Value) -> Value {
+    json!({"id": id, "plugin": "testkit", "operation": "echo", "depends_on": deps, "input": input})
+}
+
+/// Busy for about a second, heartbeating: long enough to see two steps overlap.
+fn slow(id: &str, deps: &[&str]) -> Value {
+    json!({"id": id, "plugin": "testkit", "operation": "wait_for_cancel",
+           "depends_on": deps, "input": {"max_beats": 10, "interval_ms": 100},
+           "timeouts": {"start_to_close_secs": 60, "heartbeat_secs": 10}})
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn steps_run_in_dependency_order_in_parallel_and_conditions_skip() -> anyhow::Result<()> {
+    let (_server, worker, client, _plugins) = setup().await?;
+    let spec = json!({
+        "name": "diamond",
+        "params": {"n": 3, "limit": 10},
+        "steps": [
+            echo("a", &[], json!({"n": "${params.n}"})),
+            slow("b", &["a"]),
+            slow("c", &["a"]),
+            echo("d", &["b", "c"], json!({"from_a": "${steps.a.output.input.n}",
+                                          "beats": "${steps.b.output.beats}"})),
+            {"id": "big", "plugin": "testkit", "operation": "echo", "depends_on": ["a"],
+             "when": "steps.a.output.input.n > params.limit"},
+            echo("after_big", &["big"], json!({}))
+        ]
+    });
+    let handle = start(&client, &worker, "pipeline-diamond", spec).await?;
+    let result = handle
+        .get_result(WorkflowGetResultOptions::default())
+        .await?;
+
+    let steps = &result["steps"];
+    assert_eq!(
+        steps["d"]["output"]["input"],
+        json!({"from_a": 3, "beats": 10})
+    );
+    assert_eq!(steps["big"]["status"], "skipped", "{result:#}");
+    assert_eq!(steps["after_big"]["status"], "skipped", "{result:#}");
+
+    let json = history_json(&handle).await?;
+    let timeline = activity_timeline(&history_events(&json));
+    let at = |id, kind| position(&timeline, id, kind);
+    assert!(at("a", "completed") < at("b", "scheduled"), "{timeline:?}");
+    // b and c overlap: both are scheduled before either completes.
+    for later in ["b", "c"] {
+        for first in ["b", "c"] {
+            assert!(
+                at(later, "scheduled") < at(first, "completed"),
+                "{timeline:?}"
+            );
+        }
+    }
+    assert!(at("b", "completed") < at("d", "scheduled"), "{timeline:?}");
+    assert!(at("c", "completed") < at("d", "scheduled"), "{timeline:?}");
+    assert!(!timeline.iter().any(|(id, _)| id == "big"), "{timeline:?}");
+
+    let status = status(&handle).await?;
+    assert_eq!(status.state, "succeeded");
+    let d = step(&status, "d");
+    assert_eq!(d.attempt, Some(1));
+    assert!(d.started_at_ms.unwrap() <= d.ended_at_ms.unwrap());
+    assert_eq!(d.output_ref.as_deref(), Some("step_output:d"));
+    let output = handle
+        .query(
+            PipelineWorkflow::step_output,
+            "b".to_string(),
+            WorkflowQueryOptions::default(),
+        )
+        .await?;
+    assert_eq!(output, json!({"beats": 10}));
+    assert!(
+        step(&status, "big")
+            .note
+            .as_ref()
+            .unwrap()
+            .contains("is false")
+    );
+
+    replay("diamond", &json).await?;
+    worker.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn retries_back_off_and_failures_continue_or_compensate() -> anyhow::Result<()> {
+    let (_server, worker, client, _plugins) = setup().await?;
+    // Fails twice, then succeeds: attempts 1 s and 2 s apart.
+    let retry = json!({
+        "name": "retry",
+        "steps": [{"id": "flaky", "plugin": "testkit", "operation": "checkpoint",
+                   "input": {"steps": 1, "fail_attempts": 2},
+                   "retry": {"initial_interval_secs": 1, "backoff_coefficient": 2,
+                             "max_attempts": 5}}]
+    });
+    let fail = |id: &str, on_failure: Value| {
+        json!({"id": id, "plugin": "testkit", "operation": "fail",
+               "input": {"kind": "permanent", "type_name": "Broken", "message": "it broke"},
+               "on_failure": on_failure})
+    };
+    let continuing = json!({
+        "name": "continue",
+        "steps": [
+            fail("optional", json!("continue")),
+            echo("plain", &["optional"], json!({})),
+            {"id": "report", "plugin": "testkit", "operation": "echo",
+             "depends_on": ["optional"], "when": "steps.optional.status == 'failed'",
+             "input": {"saw": "${steps.optional.status}"}}
+        ]
+    });
+    let compensating = json!({
+        "name": "compensate",
+        "steps": [
+            echo("made", &[], json!({"path": "/artifacts/half-done"})),
+            fail("publish", json!({"compensate": "undo"})),
+            echo("never", &["publish"], json!({}))
+        ],
+        "compensations": [echo("undo", &[], json!({"remove": "${steps.made.output.input.path}"}))]
+    });
+    let retry = start(&client, &worker, "pipeline-retry", retry).await?;
+    let continuing = start(&client, &worker, "pipeline-continue", continuing).await?;
+    let compensating = start(&client, &worker, "pipeline-compensate", compensating).await?;
+
+    let result = retry
+        .get_result(WorkflowGetResultOptions::default())
+        .await?;
+    assert_eq!(result["steps"]["flaky"]["output"]["attempt"], 3);
+    let json = history_json(&retry).await?;
+    let events_ = history_events(&json);
+    let scheduled = events(&events_, "ActivityTaskScheduled");
+    assert_eq!(
+        scheduled.len(),
+        1,
+        "server-side retries: one scheduled event"
+    );
+    let policy = &scheduled[0]["retry_policy"];
+    assert_eq!(policy["backoffCoefficient"], 2.0, "{policy:#}");
+    assert_eq!(policy["initialInterval"], "1.000000000s", "{policy:#}");
+    let started = events(&events_, "ActivityTaskStarted");
+    assert_eq!(started[0]["attempt"], 3, "{started:#?}");
+    let last_failure = find(&started[0]["last_failure"], "message").unwrap();
+    assert!(last_failure.as_str().unwrap().contains("attempt 2 fails"));
+    // The backoff shows in event times: 1 s + 2 s between scheduling and the third start.
+    let time = |kind: &str| -> f64 {
+        let event = events_
+            .iter()
+            .find(|e| e["attributes"].get(kind).is_some())
+            .unwrap();
+        chrono_seconds(event["event_time"].as_str().unwrap())
+    };
+    let waited =
+        time("ActivityTaskStartedEventAttributes") - time("ActivityTaskScheduledEventAttributes");
+    assert!(
+        waited >= 3.0,
+        "retries 1 s then 2 s apart, waited {waited} s"
+    );
+    let flaky = status(&retry).await?;
+    assert_eq!(step(&flaky, "flaky").attempt, Some(3));
+    replay("retry", &json).await?;
+
+    let result = continuing
+        .get_result(WorkflowGetResultOptions::default())
+        .await?;
+    assert_eq!(result["steps"]["optional"]["status"], "failed");
+    assert!(
+        result["steps"]["optional"]["note"]
+            .as_str()
+            .unwrap()
+            .contains("Broken: it broke"),
+        "{result:#}"
+    );
+    assert_eq!(result["steps"]["plain"]["status"], "skipped");
+    assert_eq!(
+        result["steps"]["report"]["output"]["input"]["saw"],
+        "failed"
+    );
+    replay("continue", &history_json(&continuing).await?).await?;
+
+    let err = compensating
+        .get_result(WorkflowGetResultOptions::default())
+        .await
+        .expect_err("the pipeline fails after compensating");
+    let text = format!("{err:?}");
+    assert!(text.contains("step `publish` failed"), "{text}");
+    let status = status(&compensating).await?;
+    assert_eq!(status.state, "failed");
+    assert_eq!(step(&status, "undo").status, StepStatus::Succeeded);
+    assert_eq!(step(&status, "never").status, StepStatus::Pending);
+    let undo = compensating
+        .query(
+            PipelineWorkflow::step_output,
+            "undo".to_string(),
+            WorkflowQueryOptions::default(),
+        )
+        .await?;
+    assert_eq!(undo["input"]["remove"], "/artifacts/half-done");
+    // Failed once, non-retryably: a failed pipeline is not retried as a whole.
+    let json = history_json(&compensating).await?;
+    let events_ = history_events(&json);
+    let failed = events(&events_, "WorkflowExecutionFailed");
+    assert_eq!(failed.len(), 1);
+    assert_eq!(
+        find(&failed[0]["failure"], "nonRetryable"),
+        Some(&json!(true))
+    );
+    replay("compensate", &json).await?;
+    worker.stop().await
+}
+
+/// RFC 3339 UTC timestamp (as history JSON has them) to seconds, fraction kept.
+fn chrono_seconds(text: &str) -> f64 {
+    // 2026-11-26T16:07:24.123456789Z: only differences matter, so time of day is enough
+    // (the tests run for minutes, and never across midnight UTC in one retry).
+    let time = text.split('T').nth(1).unwrap().trim_end_matches('Z');
+    let mut parts = time.split(':');
+    let h: f64 = parts.next().unwrap().parse().unwrap();
+    let m: f64 = parts.next().unwrap().parse().unwrap();
+    let s: f64 = parts.next().unwrap().parse().unwrap();
+    h * 3600.0 + m * 60.0 + s
+}
+
+fn decision(step: &str) -> Decision {
+    Decision {
+        step: step.into(),
+        by: Some("ana".into()),
+        comment: Some("checked the metrics".into()),
+    }
+}
+
+async fn update_error<T: std::fmt::Debug>(
+    result: Result<T, temporalio_client::errors::WorkflowUpdateError>,
+) -> String {
+    format!("{:?}", result.expect_err("the update is refused"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_person_pauses_resumes_approves_rejects_cancels_and_changes_params() -> anyhow::Result<()>
+{
+    let (_server, worker, client, _plugins) = setup().await?;
+    let spec = json!({
+        "name": "gated",
+        "params": {"threshold": 0.9, "label": "v1"},
+        "steps": [
+            echo("train", &[], json!({"accuracy": 0.95})),
+            {"id": "approve", "type": "approval", "depends_on": ["train"],
+             "when": "steps.train.output.input.accuracy >= params.threshold"},
+            echo("register", &["approve"], json!({"label": "${params.label}"}))
+        ]
+    });
+    let gated = start(&client, &worker, "pipeline-gated", spec.clone()).await?;
+    wait_for_step(&gated, "approve", StepStatus::WaitingApproval).await?;
+    let updates = WorkflowExecuteUpdateOptions::default;
+
+    // Refused: unknown param, wrong type, a param already read; and approving a wrong step.
+    let change = |name: &str, value: Value| ParamChange {
+        name: name.into(),
+        value,
+    };
+    let err = update_error(
+        gated
+            .execute_update(
+                PipelineWorkflow::set_param,
+                change("nope", json!(1)),
+                updates(),
+            )
+            .await,
+    )
+    .await;
+    assert!(err.contains("no param `nope`"), "{err}");
+    let err = update_error(
+        gated
+            .execute_update(
+                PipelineWorkflow::set_param,
+                change("label", json!(2)),
+                updates(),
+            )
+            .await,
+    )
+    .await;
+    assert!(err.contains("is a string"), "{err}");
+    let err = update_error(
+        gated
+            .execute_update(
+                PipelineWorkflow::set_param,
+                change("threshold", json!(0.5)),
+                updates(),
+            )
+            .await,
+    )
+    .await;
+    assert!(err.contains("already started: approve"), "{err}");
+    let err = update_error(
+        gated
+            .execute_update(PipelineWorkflow::approve, decision("register"), updates())
+            .await,
+    )
+    .await;
+    assert!(err.contains("not waiting for approval"), "{err}");
+
+    // Accepted: a param no started step read; then approve.
+    let old = gated
+        .execute_update(
+            PipelineWorkflow::set_param,
+            change("label", json!("v2")),
+            updates(),
+        )
+        .await?;
+    assert_eq!(old, json!("v1"));
+    let after = gated
+        .execute_update(PipelineWorkflow::approve, decision("approve"), updates())
+        .await?;
+    assert_eq!(after, "succeeded");
+    let result = gated
+        .get_result(WorkflowGetResultOptions::default())
+        .await?;
+    assert_eq!(
+        result["steps"]["register"]["output"]["input"]["label"],
+        "v2"
+    );
+    assert_eq!(result["steps"]["approve"]["output"]["by"], "ana");
+    replay("approved", &history_json(&gated).await?).await?;
+
+    // Rejection fails the approval step, and with it the pipeline.
+    let rejected = start(&client, &worker, "pipeline-rejected", spec).await?;
+    wait_for_step(&rejected, "approve", StepStatus::WaitingApproval).await?;
+    rejected
+        .execute_update(PipelineWorkflow::reject, decision("approve"), updates())
+        .await?;
+    let err = rejected
+        .get_result(WorkflowGetResultOptions::default())
+        .await
+        .expect_err("rejected");
+    assert!(
+        format!("{err:?}").contains("rejected by ana: checked the metrics"),
+        "{err:?}"
+    );
+    assert_eq!(
+        step(&status(&rejected).await?, "register").status,
+        StepStatus::Pending
+    );
+    replay("rejected", &history_json(&rejected).await?).await?;
+
+    // Pause: the running step finishes, the next does not start until resume.
+    let paused = start(
+        &client,
+        &worker,
+        "pipeline-paused",
+        json!({"name": "paused", "steps": [slow("first", &[]), echo("second", &["first"], json!({}))]}),
+    )
+    .await?;
+    wait_for_step(&paused, "first", StepStatus::Running).await?;
+    paused
+        .signal(
+            PipelineWorkflow::pause,
+            (),
+            WorkflowSignalOptions::default(),
+        )
+        .await?;
+    wait_for_step(&paused, "first", StepStatus::Succeeded).await?;
+    let held = status(&paused).await?;
+    assert_eq!(held.state, "paused");
+    assert_eq!(step(&held, "second").status, StepStatus::Pending);
+    paused
+        .signal(
+            PipelineWorkflow::resume,
+            (),
+            WorkflowSignalOptions::default(),
+        )
+        .await?;
+    let result = paused
+        .get_result(WorkflowGetResultOptions::default())
+        .await?;
+    assert_eq!(result["steps"]["second"]["status"], "succeeded");
+    let json = history_json(&paused).await?;
+    let events_ = history_events(&json);
+    let signalled = events(&events_, "WorkflowExecutionSignaled");
+    assert_eq!(signalled.len(), 2);
+    replay("paused", &json).await?;
+
+    // Cancel one running step: its plugin stops, on_failure = continue lets the rest run.
+    let mut long = slow("long", &[]);
+    long["input"] = json!({"max_beats": 100000, "interval_ms": 50});
+    long["on_failure"] = json!("continue");
+    let cancelled = start(
+        &client,
+        &worker,
+        "pipeline-cancel-step",
+        json!({"name": "cancel", "steps": [long, echo("next", &["long"], json!({}))]}),
+    )
+    .await?;
+    let err = update_error(
+        cancelled
+            .execute_update(PipelineWorkflow::cancel_step, decision("next"), updates())
+            .await,
+    )
+    .await;
+    assert!(err.contains("only a running or waiting step"), "{err}");
+    wait_for_step(&cancelled, "long", StepStatus::Running).await?;
+    cancelled
+        .execute_update(PipelineWorkflow::cancel_step, decision("long"), updates())
+        .await?;
+    let result = cancelled
+        .get_result(WorkflowGetResultOptions::default())
+        .await?;
+    assert_eq!(result["steps"]["long"]["status"], "cancelled", "{result:#}");
+    assert_eq!(result["steps"]["next"]["status"], "skipped", "{result:#}");
+    let json = history_json(&cancelled).await?;
+    assert_eq!(
+        events(&history_events(&json), "ActivityTaskCanceled").len(),
+        1
+    );
+    replay("cancel-step", &json).await?;
+    worker.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_temporal_cli_starts_a_pipeline_with_json_and_bad_specs_fail_once() -> anyhow::Result<()>
+{
+    let (server, worker, client, _plugins) = setup().await?;
+    let spec = json!({
+        "name": "from-cli",
+        "params": {"who": "cli"},
+        "steps": [echo("hello", &[], json!({"greet": "hello ${params.who}"}))]
+    });
+    let out = server.cli(&[
+        "workflow",
+        "execute",
+        "--type",
+        "PipelineWorkflow",
+        "--task-queue",
+        &worker.task_queue,
+        "--workflow-id",
+        "pipeline-cli",
+        "--input",
+        &spec.to_string(),
+        "--output",
+        "json",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("hello cli"), "{stdout}");
+
+    let mut bad = spec.clone();
+    bad["steps"][0]["depends_on"] = json!(["missing"]);
+    bad["steps"][0]["retry"] = json!({"backoff_coefficient": 0.5});
+    let handle = start(&client, &worker, "pipeline-bad", bad).await?;
+    let err = format!(
+        "{:?}",
+        handle
+            .get_result(WorkflowGetResultOptions::default())
+            .await
+            .expect_err("invalid")
+    );
+    assert!(
+        err.contains("step `hello`, depends_on[0]: unknown step `missing`"),
+        "{err}"
+    );
+    assert!(
+        err.contains("step `hello`, retry.backoff_coefficient: must be at least 1"),
+        "{err}"
+    );
+    let events_ = history_events(&history_json(&handle).await?);
+    assert!(events(&events_, "ActivityTaskScheduled").is_empty());
+    assert_eq!(events(&events_, "WorkflowTaskCompleted").len(), 1);
+    let failed = events(&events_, "WorkflowExecutionFailed");
+    assert_eq!(
+        find(&failed[0]["failure"], "type"),
+        Some(&json!("InvalidPipeline"))
+    );
+    worker.stop().await
+}
