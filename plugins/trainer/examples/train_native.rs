@@ -19,10 +19,16 @@ use serde_json::json;
 
 #[path = "../src/data.rs"]
 mod data;
+#[path = "../src/files.rs"]
+mod files;
 #[path = "../src/metrics.rs"]
 mod metrics;
 #[path = "../src/model.rs"]
 mod model;
+// Reading models is for the other operations; training only writes them.
+#[allow(dead_code)]
+#[path = "../src/model_file.rs"]
+mod model_file;
 #[path = "../src/train.rs"]
 mod train;
 

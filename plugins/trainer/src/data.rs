@@ -1,10 +1,12 @@
 //! Loading a numeric CSV artifact (as written by the csv plugin) into memory.
 
 use std::fs::File;
-use std::io::{self, BufReader, Read};
+use std::io::{BufReader, Read};
 
 use mlx_plugin_sdk::PluginError;
 use serde_json::json;
+
+use crate::files;
 
 /// A dataset with numeric features and string class labels.
 #[derive(Debug)]
@@ -19,18 +21,46 @@ pub struct Dataset {
 
 /// Opens and reads `path`; a missing file is `InvalidInput` `ArtifactNotFound`.
 pub fn load(path: &str, target: &str) -> Result<Dataset, PluginError> {
-    let file = File::open(path).map_err(|e| match e.kind() {
-        io::ErrorKind::NotFound | io::ErrorKind::PermissionDenied => PluginError::invalid_input(
-            "ArtifactNotFound",
-            format!(
-                "cannot open {path}: {e}. Pass the paths the csv plugin returned; they must be \
-                 inside a directory granted to the trainer (usually /artifacts)"
-            ),
+    let file = File::open(path).map_err(|e| {
+        files::read_error(
+            path,
+            e,
+            "Pass the paths the csv plugin returned; they must be inside a directory granted to \
+             the trainer (usually /artifacts)",
         )
-        .with_details(json!({"path": path})),
-        _ => PluginError::retryable("ArtifactReadFailed", format!("cannot open {path}: {e}")),
     })?;
     read(BufReader::new(file), path, target)
+}
+
+impl Dataset {
+    /// Each label's position in `classes`. A label outside `classes` is an error rather than
+    /// a guess: its row can be neither predicted right nor counted in the confusion matrix.
+    pub fn class_indices(&self, classes: &[String], path: &str) -> Result<Vec<usize>, PluginError> {
+        let mut unknown: Vec<&str> = Vec::new();
+        let indices = self
+            .labels
+            .iter()
+            .map(|l| {
+                classes.iter().position(|c| c == l).unwrap_or_else(|| {
+                    unknown.push(l);
+                    0
+                })
+            })
+            .collect();
+        if unknown.is_empty() {
+            return Ok(indices);
+        }
+        unknown.sort_unstable();
+        unknown.dedup();
+        Err(PluginError::invalid_input(
+            "UnknownClass",
+            format!(
+                "{path} has labels the model does not know: {unknown:?}; its classes are \
+                 {classes:?}"
+            ),
+        )
+        .with_details(json!({"path": path, "unknown": unknown, "classes": classes})))
+    }
 }
 
 fn csv_error(path: &str, e: csv::Error) -> PluginError {

@@ -1,17 +1,23 @@
 //! `trainer` plugin: trains a softmax logistic regression on the csv plugin's train/test
 //! artifacts, checkpointing through heartbeats so a retried attempt resumes where the last
-//! one stopped, and writes the model with its test metrics as JSON.
+//! one stopped, and writes the model with its test metrics as JSON; evaluates a saved model
+//! on other data and registers it in a versioned directory.
 
 mod data;
+mod describe;
+mod evaluate;
+mod files;
 mod metrics;
 mod model;
+mod model_file;
+mod register;
 mod train;
 
 #[cfg(test)]
 mod pipeline_tests;
 
-use mlx_plugin_sdk::{Context, Operation, Plugin, PluginError, PluginInfo, parse_input};
-use serde_json::{Value, json};
+use mlx_plugin_sdk::{Context, Plugin, PluginError, PluginInfo, parse_input};
+use serde_json::Value;
 
 pub struct Trainer;
 
@@ -20,93 +26,72 @@ impl Plugin for Trainer {
         PluginInfo {
             name: "trainer".into(),
             version: env!("CARGO_PKG_VERSION").into(),
-            description: "Trains and evaluates classification models on CSV artifacts.".into(),
-            operations: vec![Operation::new(
-                "train_model",
-                "Multinomial logistic regression by full-batch gradient descent on standardized \
-                 features (fitted on train only) with L2 regularization. Heartbeats a checkpoint \
-                 {epoch, loss, weights, bias} every checkpoint_every epochs and resumes from the \
-                 previous attempt's checkpoint. Evaluates on test and writes model.json. \
-                 Errors: InvalidInput InvalidParameter, ArtifactNotFound, ColumnNotFound, \
-                 HeaderMismatch, NonNumericValue, MalformedCsv, NoFeatures, NoRows, \
-                 TooFewClasses, TrainingDiverged, OutputNotWritable; Retryable \
-                 ArtifactReadFailed, ArtifactWriteFailed, Cancelled.",
-                input_schema(),
-                output_schema(),
-            )],
+            description: "Trains, evaluates and registers classification models on CSV \
+                          artifacts."
+                .into(),
+            operations: describe::operations(),
         }
     }
 
     fn invoke(operation: &str, input: Value, ctx: &Context) -> Result<Value, PluginError> {
         match operation {
             "train_model" => train::train(parse_input(input)?, ctx),
+            "evaluate_model" => evaluate::evaluate_model(parse_input(input)?),
+            "register_model" => register::register_model(parse_input(input)?),
             other => Err(PluginError::unknown_operation(other)),
         }
     }
 }
 
-fn input_schema() -> Value {
-    json!({
-        "type": "object",
-        "properties": {
-            "train": {"type": "string", "description": "Path of train.csv (csv plugin output)."},
-            "test": {"type": "string", "description": "Path of test.csv, same columns."},
-            "target": {"type": "string", "description": "Class column; all others are \
-                       numeric features."},
-            "epochs": {"type": "integer", "minimum": 1, "maximum": train::MAX_EPOCHS,
-                       "default": 300},
-            "learning_rate": {"type": "number", "exclusiveMinimum": 0, "default": 0.1},
-            "l2": {"type": "number", "minimum": 0, "default": 0.0001},
-            "output_dir": {"type": "string", "default": "/artifacts/model"},
-            "checkpoint_every": {"type": "integer", "minimum": 1, "default": 1,
-                                 "description": "Epochs between checkpoint heartbeats."},
-        },
-        "required": ["train", "test", "target"],
-        "additionalProperties": false,
-    })
-}
-
-fn output_schema() -> Value {
-    let number = json!({"type": "number"});
-    json!({
-        "type": "object",
-        "properties": {
-            "model": {
-                "type": "object",
-                "properties": {"path": {"type": "string"}, "bytes": {"type": "integer"}},
-                "required": ["path", "bytes"],
-            },
-            "metrics": {
-                "type": "object",
-                "properties": {
-                    "accuracy": number, "precision_macro": number, "recall_macro": number,
-                    "f1_macro": number, "log_loss": number, "train_accuracy": number,
-                    "train_log_loss": number,
-                    "classes": {"type": "array", "items": {"type": "string"}},
-                    "confusion_matrix": {
-                        "description": "confusion_matrix[true][predicted], in classes order.",
-                        "type": "array",
-                        "items": {"type": "array", "items": {"type": "integer"}},
-                    },
-                    "per_class": {"type": "array", "items": {
-                        "type": "object",
-                        "properties": {"class": {"type": "string"}, "precision": number,
-                                       "recall": number, "f1": number,
-                                       "support": {"type": "integer"}},
-                    }},
-                },
-                "required": ["accuracy", "precision_macro", "recall_macro", "f1_macro",
-                             "log_loss", "confusion_matrix", "train_accuracy"],
-            },
-            "epochs_run": {"type": "integer", "minimum": 0,
-                           "description": "Epochs trained by this attempt."},
-            "resumed_from_epoch": {"type": ["integer", "null"]},
-            "train_rows": {"type": "integer", "minimum": 1},
-            "test_rows": {"type": "integer", "minimum": 1},
-        },
-        "required": ["model", "metrics", "epochs_run", "resumed_from_epoch", "train_rows",
-                     "test_rows"],
-    })
-}
-
 mlx_plugin_sdk::export_plugin!(Trainer);
+
+#[cfg(test)]
+mod tests {
+    use mlx_plugin_sdk::Context;
+    use serde_json::json;
+
+    use super::*;
+    use crate::pipeline_tests::{extract, workdir};
+
+    /// Every key `schema` requires is in `value`, one level into object properties.
+    fn assert_required(schema: &Value, value: &Value, what: &str) {
+        for key in schema["required"].as_array().into_iter().flatten() {
+            let key = key.as_str().unwrap();
+            assert!(value.get(key).is_some(), "{what}: no {key:?} in {value}");
+            if schema["properties"][key]["type"] == "object" && value[key].is_object() {
+                assert_required(&schema["properties"][key], &value[key], what);
+            }
+        }
+    }
+
+    #[test]
+    fn operations_are_dispatched_and_return_what_they_declare() {
+        let info = Trainer::info();
+        let names: Vec<&str> = info.operations.iter().map(|o| o.name.as_str()).collect();
+        // train_model first: `mlx-worker plugin describe` tests read operations[0].
+        assert_eq!(names, ["train_model", "evaluate_model", "register_model"]);
+
+        let dir = workdir("dispatch");
+        extract("iris.csv", &dir);
+        let ctx = Context::detached(1, None);
+        let path = |p: &str| dir.join(p).display().to_string();
+        let inputs = [
+            json!({"train": path("train.csv"), "test": path("test.csv"), "target": "target",
+                   "epochs": 20, "output_dir": path("model")}),
+            json!({"model": path("model/model.json"), "data": path("test.csv")}),
+            json!({"model": path("model/model.json"), "name": "iris",
+                   "registry_dir": path("registry")}),
+        ];
+        for (op, input) in info.operations.iter().zip(inputs) {
+            let out = Trainer::invoke(&op.name, input, &ctx).unwrap();
+            assert_required(&op.output_schema, &out, &op.name);
+            let schema = &op.input_schema;
+            for key in schema["required"].as_array().unwrap() {
+                assert!(schema["properties"][key.as_str().unwrap()].is_object());
+            }
+        }
+        let err = Trainer::invoke("evaluate_model", json!({"model": "m"}), &ctx).unwrap_err();
+        assert_eq!(err.type_name, "InvalidInput", "data is required");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}

@@ -3,6 +3,7 @@
 //! probabilities to [1e-15, 1].
 
 use serde::Serialize;
+use serde_json::{Value, json};
 
 use crate::model::PROB_FLOOR;
 
@@ -84,6 +85,18 @@ pub fn evaluate(probs: &[Vec<f64>], y: &[usize], classes: &[String]) -> Evaluati
         log_loss: log_loss / n.max(1) as f64,
         confusion_matrix: confusion,
         per_class,
+    }
+}
+
+impl Evaluation {
+    /// The metrics object both `train_model` (for its test split) and `evaluate_model` report,
+    /// so the two can be compared key by key.
+    pub fn report(&self, classes: &[String]) -> Value {
+        let mut report = serde_json::to_value(self).unwrap_or(Value::Null);
+        if let Value::Object(m) = &mut report {
+            m.insert("classes".into(), json!(classes));
+        }
+        report
     }
 }
 

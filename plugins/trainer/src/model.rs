@@ -5,8 +5,10 @@
 //! (l2 / 2)·‖W‖² (the bias is not regularized). With two classes this is ordinary logistic
 //! regression, over-parameterized by one redundant row that the L2 term keeps bounded.
 
+use serde::{Deserialize, Serialize};
+
 /// Per-feature standardization fitted on the training split only, so no test statistics leak.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Standardizer {
     pub mean: Vec<f64>,
     pub std: Vec<f64>,
@@ -80,6 +82,11 @@ impl Softmax {
         let exps: Vec<f64> = logits.iter().map(|z| (z - max).exp()).collect();
         let total: f64 = exps.iter().sum();
         exps.into_iter().map(|e| e / total).collect()
+    }
+
+    /// Class probabilities for every (standardized) example.
+    pub fn predict(&self, x: &[Vec<f64>]) -> Vec<Vec<f64>> {
+        x.iter().map(|row| self.probabilities(row)).collect()
     }
 
     /// Mean cross-entropy of the true classes `y` (no regularization term).

@@ -18,7 +18,7 @@ mod split;
 mod table;
 
 /// Splits `data/<name>` as `extract_data` does (seed 42, 20% test, stratified) into `dir`.
-fn extract(name: &str, dir: &Path) {
+pub fn extract(name: &str, dir: &Path) {
     let source = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../data")
         .join(name);
@@ -39,11 +39,11 @@ fn extract(name: &str, dir: &Path) {
     }
 }
 
-fn workdir(name: &str) -> PathBuf {
+pub fn workdir(name: &str) -> PathBuf {
     std::env::temp_dir().join(format!("mlx-trainer-{name}-{}", std::process::id()))
 }
 
-fn input(dir: &Path, extra: Value) -> TrainInput {
+pub fn input(dir: &Path, extra: Value) -> TrainInput {
     let mut v = json!({
         "train": dir.join("train.csv"), "test": dir.join("test.csv"), "target": "target",
         "output_dir": dir.join("model"),

@@ -1,7 +1,6 @@
 //! The `train_model` operation: load the split, train with checkpoints, evaluate, save.
 
 use std::fs;
-use std::io::ErrorKind;
 use std::path::Path;
 
 use mlx_plugin_sdk::{Context, PluginError, log};
@@ -10,9 +9,11 @@ use serde_json::{Value, json};
 
 use mlx_plugin_sdk::labels::sorted_labels;
 
-use crate::data::{self, Dataset};
+use crate::data;
+use crate::files;
 use crate::metrics::{argmax, evaluate};
 use crate::model::{Softmax, Standardizer};
+use crate::model_file::{FORMAT, FORMAT_VERSION, ModelFile};
 
 pub const MAX_EPOCHS: u32 = 100_000;
 
@@ -85,14 +86,6 @@ fn validate(input: &TrainInput) -> Result<(), PluginError> {
     Ok(())
 }
 
-fn class_indices(data: &Dataset, classes: &[String]) -> Vec<usize> {
-    // Every label is in `classes`, which was built from these very labels.
-    data.labels
-        .iter()
-        .map(|l| classes.iter().position(|c| c == l).unwrap_or(0))
-        .collect()
-}
-
 /// A checkpoint from a previous attempt, if its shapes fit this model.
 fn resume_point(ctx: &Context, classes: usize, features: usize) -> Option<Checkpoint> {
     let cp: Checkpoint = ctx.last_heartbeat()?;
@@ -135,10 +128,8 @@ pub fn train(input: TrainInput, ctx: &Context) -> Result<Value, PluginError> {
             format!("need at least 2 classes, found {classes:?}"),
         ));
     }
-    let (y_train, y_test) = (
-        class_indices(&train, &classes),
-        class_indices(&test, &classes),
-    );
+    let y_train = train.class_indices(&classes, &input.train)?;
+    let y_test = test.class_indices(&classes, &input.test)?;
     let scaler = Standardizer::fit(&train.x);
     let (x_train, x_test) = (scaler.transform(&train.x), scaler.transform(&test.x));
 
@@ -192,17 +183,15 @@ pub fn train(input: TrainInput, ctx: &Context) -> Result<Value, PluginError> {
         }
     }
 
-    let predict = |x: &[Vec<f64>]| x.iter().map(|r| model.probabilities(r)).collect::<Vec<_>>();
-    let evaluation = evaluate(&predict(&x_test), &y_test, &classes);
-    let train_probs = predict(&x_train);
+    let evaluation = evaluate(&model.predict(&x_test), &y_test, &classes);
+    let train_probs = model.predict(&x_train);
     let train_correct = train_probs
         .iter()
         .zip(&y_train)
         .filter(|(p, y)| argmax(p) == **y)
         .count();
-    let mut metrics = serde_json::to_value(&evaluation).unwrap_or(Value::Null);
+    let mut metrics = evaluation.report(&classes);
     if let Value::Object(m) = &mut metrics {
-        m.insert("classes".into(), json!(classes));
         m.insert(
             "train_accuracy".into(),
             json!(train_correct as f64 / y_train.len() as f64),
@@ -213,22 +202,22 @@ pub fn train(input: TrainInput, ctx: &Context) -> Result<Value, PluginError> {
         );
     }
 
-    let document = json!({
-        "format": "mlx-softmax-regression",
-        "format_version": 1,
-        "target": input.target,
-        "features": train.features,
-        "classes": classes,
-        "standardization": {"mean": scaler.mean, "std": scaler.std},
-        "weights": model.weights,
-        "bias": model.bias,
-        "hyperparameters": {
+    let document = ModelFile {
+        format: FORMAT.into(),
+        format_version: FORMAT_VERSION,
+        target: Some(input.target.clone()),
+        features: train.features,
+        classes,
+        standardization: scaler,
+        weights: model.weights,
+        bias: model.bias,
+        hyperparameters: json!({
             "epochs": input.epochs, "learning_rate": input.learning_rate,
             "l2": input.l2, "checkpoint_every": input.checkpoint_every,
-        },
-        "training": {"resumed_from_epoch": resumed_from, "epochs_run": epochs_run},
-        "metrics": metrics,
-    });
+        }),
+        training: json!({"resumed_from_epoch": resumed_from, "epochs_run": epochs_run}),
+        metrics: metrics.clone(),
+    };
     let (path, bytes) = write_model(&input.output_dir, &document)?;
     log::info(
         "model trained",
@@ -244,25 +233,10 @@ pub fn train(input: TrainInput, ctx: &Context) -> Result<Value, PluginError> {
     }))
 }
 
-fn write_model(output_dir: &str, document: &Value) -> Result<(String, usize), PluginError> {
+fn write_model(output_dir: &str, document: &ModelFile) -> Result<(String, usize), PluginError> {
     let path = Path::new(output_dir).join("model.json");
-    // Outside the granted directories (or in a read-only one) every attempt fails alike, so
-    // only other I/O errors are worth a retry.
-    let failed = |e: std::io::Error| {
-        let message = format!(
-            "writing {}: {e}. output_dir must be inside a directory granted read-write \
-             (usually /artifacts)",
-            path.display()
-        );
-        match e.kind() {
-            ErrorKind::NotFound | ErrorKind::PermissionDenied | ErrorKind::ReadOnlyFilesystem => {
-                PluginError::invalid_input("OutputNotWritable", message)
-            }
-            _ => PluginError::retryable("ArtifactWriteFailed", message),
-        }
-    };
-    let text = serde_json::to_vec_pretty(document).unwrap_or_default();
-    fs::create_dir_all(output_dir).map_err(failed)?;
-    fs::write(&path, &text).map_err(failed)?;
+    let text = document.to_bytes();
+    fs::create_dir_all(output_dir).map_err(|e| files::write_error(&path, e))?;
+    fs::write(&path, &text).map_err(|e| files::write_error(&path, e))?;
     Ok((path.display().to_string(), text.len()))
 }
