@@ -11,8 +11,9 @@ use mlx_worker::pipeline::{Decision, ParamChange, PipelineStatus, StepStatus};
 use mlx_worker::temporal::PipelineWorkflow;
 use serde_json::{Value, json};
 use temporalio_client::{
-    Client, WorkflowExecuteUpdateOptions, WorkflowFetchHistoryOptions, WorkflowGetResultOptions,
-    WorkflowHandle, WorkflowQueryOptions, WorkflowSignalOptions, WorkflowStartOptions,
+    Client, WorkflowCancelOptions, WorkflowExecuteUpdateOptions, WorkflowFetchHistoryOptions,
+    WorkflowGetResultOptions, WorkflowHandle, WorkflowQueryOptions, WorkflowSignalOptions,
+    WorkflowStartOptions,
 };
 use temporalio_sdk::workflow_replayer::{WorkflowReplayer, WorkflowReplayerOptions};
 
@@ -546,6 +547,37 @@ async fn a_person_pauses_resumes_approves_rejects_cancels_and_changes_params() -
         1
     );
     replay("cancel-step", &json).await?;
+
+    // Cancelling the whole pipeline stops its running step and ends its waiting approval.
+    let mut running = slow("running", &[]);
+    running["input"] = json!({"max_beats": 100000, "interval_ms": 50});
+    let whole = start(
+        &client,
+        &worker,
+        "pipeline-cancelled",
+        json!({"name": "whole", "steps": [running, {"id": "gate", "type": "approval"}]}),
+    )
+    .await?;
+    wait_for_step(&whole, "running", StepStatus::Running).await?;
+    wait_for_step(&whole, "gate", StepStatus::WaitingApproval).await?;
+    whole.cancel(WorkflowCancelOptions::default()).await?;
+    let err = whole
+        .get_result(WorkflowGetResultOptions::default())
+        .await
+        .expect_err("cancelled");
+    assert!(
+        format!("{err:?}").to_lowercase().contains("cancel"),
+        "{err:?}"
+    );
+    let json = history_json(&whole).await?;
+    let events_ = history_events(&json);
+    assert_eq!(events(&events_, "ActivityTaskCanceled").len(), 1);
+    assert_eq!(events(&events_, "WorkflowExecutionCanceled").len(), 1);
+    let end = status(&whole).await?;
+    assert_eq!(end.state, "cancelled");
+    assert_eq!(step(&end, "gate").status, StepStatus::Cancelled);
+    assert_eq!(step(&end, "running").status, StepStatus::Cancelled);
+    replay("cancelled", &json).await?;
     worker.stop().await
 }
 

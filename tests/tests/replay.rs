@@ -35,8 +35,8 @@ fn replayer() -> anyhow::Result<WorkflowReplayer> {
 async fn recorded_pipeline_histories_replay() -> anyhow::Result<()> {
     let files = histories();
     // Every scenario of pipeline.rs: ordering, retry, continue, compensation, approval,
-    // rejection, pause and cancel-step.
-    assert!(files.len() >= 8, "recorded histories: {files:?}");
+    // rejection, pause, cancel-step and cancelling the whole pipeline.
+    assert!(files.len() >= 9, "recorded histories: {files:?}");
     let replayer = replayer()?;
     for file in files {
         let history = WorkflowHistory::from_json(&std::fs::read(&file)?)?;
