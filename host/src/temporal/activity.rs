@@ -16,8 +16,11 @@ use tracing::Instrument;
 
 use super::payload::{decode_heartbeat_details, decode_request, result_payload};
 use crate::{
-    capabilities::activity::ActivitySignals, contract::InvocationContext, failure::InvocationError,
-    registry::PluginRegistry, runtime::Runtime,
+    capabilities::activity::ActivitySignals,
+    contract::InvocationContext,
+    failure::{Failure, InvocationError},
+    registry::PluginRegistry,
+    runtime::Runtime,
 };
 
 /// Shortest interval between heartbeats the host sends on a plugin's behalf.
@@ -115,14 +118,9 @@ impl PluginActivities {
             if last.is_some() && last != recorded {
                 record(&ctx, &last).await;
             }
-            match &result {
-                Ok(_) => span.record("outcome", "ok"),
-                Err(err) => span
-                    .record("outcome", "failed")
-                    .record("failure_type", err.failure().type_name.as_str()),
-            };
             match result {
                 Ok(done) => {
+                    span.record("outcome", "ok");
                     tracing::info!(
                         duration_ms = done.duration.as_millis() as u64,
                         peak_memory_bytes = done.peak_memory_bytes,
@@ -138,12 +136,14 @@ impl PluginActivities {
                 }
                 Err(err) => {
                     let failure = err.failure();
+                    span.record("outcome", "failed")
+                        .record("failure_type", failure.type_name.as_str());
                     tracing::warn!(
                         failure = %failure.type_name,
                         retryable = failure.retryable,
                         "invocation failed: {err}"
                     );
-                    Err(to_activity_error(&err))
+                    Err(activity_error(&err, failure))
                 }
             }
         }
@@ -209,6 +209,11 @@ fn instant_from_system_time(at: SystemTime) -> Instant {
 }
 
 pub(super) fn to_activity_error(err: &InvocationError) -> ActivityError {
+    activity_error(err, err.failure())
+}
+
+/// `failure` is `err.failure()`, passed in where the caller already has it.
+fn activity_error(err: &InvocationError, failure: Failure) -> ActivityError {
     if let InvocationError::Cancelled {
         acknowledged_by_plugin,
     } = err
@@ -217,7 +222,6 @@ pub(super) fn to_activity_error(err: &InvocationError) -> ActivityError {
             "acknowledged_by_plugin": acknowledged_by_plugin,
         }));
     }
-    let failure = err.failure();
     let builder = ApplicationFailure::builder(failure.message)
         .type_name(failure.type_name)
         .non_retryable(!failure.retryable);
