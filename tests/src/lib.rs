@@ -75,6 +75,19 @@ impl PluginsDir {
     pub fn write_manifest(&self, name: &str, toml: &str) {
         std::fs::write(self.dir.path().join(format!("{name}.toml")), toml).unwrap();
     }
+
+    /// Grants plugin `name` the bundled datasets (`data/`) read-only at `/data`, as the csv
+    /// plugin's shipped manifest does.
+    pub fn grant_data(&self, name: &str) {
+        let data = workspace_root().join("data");
+        self.write_manifest(
+            name,
+            &format!(
+                "[[filesystem]]\nhost = {:?}\nguest = \"/data\"\naccess = \"read-only\"\n",
+                data.display().to_string()
+            ),
+        );
+    }
 }
 
 pub fn free_port() -> u16 {

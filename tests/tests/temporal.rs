@@ -19,14 +19,7 @@ fn testkit() -> PluginsDir {
 async fn training_workflow_runs_end_to_end() -> anyhow::Result<()> {
     let server = DevServer::start().await?;
     let plugins = PluginsDir::with(&["csv", "trainer"]);
-    let data = workspace_root().join("data");
-    plugins.write_manifest(
-        "csv",
-        &format!(
-            "[[filesystem]]\nhost = {:?}\nguest = \"/data\"\naccess = \"read-only\"\n",
-            data.display().to_string()
-        ),
-    );
+    plugins.grant_data("csv");
     let worker = TestWorker::start(&server, plugins.path()).await?;
     let client = server.client().await?;
     let input: Value = serde_json::from_str(&std::fs::read_to_string(
