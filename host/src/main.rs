@@ -9,6 +9,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use mlx_worker::{
     capabilities::activity::ActivitySignals,
+    cli::{self, CliError, pipeline::PipelineArgs, schedule::ScheduleArgs},
     config::Settings,
     contract::InvocationContext,
     daemon::{self, DaemonError, Stopped},
@@ -42,6 +43,10 @@ enum Command {
     /// Plugin tools that need no Temporal server.
     #[command(subcommand)]
     Plugin(PluginCommand),
+    /// Start, follow and steer pipeline runs (PipelineWorkflow) from spec files.
+    Pipeline(Box<PipelineArgs>),
+    /// Temporal Schedules that start pipeline runs.
+    Schedule(Box<ScheduleArgs>),
 }
 
 #[derive(Subcommand)]
@@ -166,10 +171,21 @@ fn exit_code(stopped: Result<Stopped, DaemonError>) -> ExitCode {
     }
 }
 
+/// 0 or what the command chose (e.g. a followed run's outcome); 2 a request that repeating
+/// will not fix (invalid spec, refused update); 1 anything else.
+fn cli_exit(result: Result<ExitCode, CliError>) -> ExitCode {
+    result.unwrap_or_else(|e| {
+        eprintln!("error: {e}");
+        ExitCode::from(e.exit_code())
+    })
+}
+
 async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Run(_) => unreachable!("handled in main"),
         Command::Dev(args) => Ok(exit_code(dev::run(*args, shutdown_signal()).await)),
+        Command::Pipeline(args) => Ok(cli_exit(cli::pipeline::run(*args).await)),
+        Command::Schedule(args) => Ok(cli_exit(cli::schedule::run(*args).await)),
         Command::Plugin(PluginCommand::List { plugins_dir, json }) => {
             list(&plugins_dir, json).await
         }

@@ -540,6 +540,10 @@ async fn a_person_pauses_resumes_approves_rejects_cancels_and_changes_params() -
         .get_result(WorkflowGetResultOptions::default())
         .await?;
     assert_eq!(result["steps"]["long"]["status"], "cancelled", "{result:#}");
+    assert_eq!(
+        result["steps"]["long"]["note"], "cancelled by ana: checked the metrics",
+        "the person's reason is kept"
+    );
     assert_eq!(result["steps"]["next"]["status"], "skipped", "{result:#}");
     let json = history_json(&cancelled).await?;
     assert_eq!(
@@ -577,6 +581,10 @@ async fn a_person_pauses_resumes_approves_rejects_cancels_and_changes_params() -
     assert_eq!(end.state, "cancelled");
     assert_eq!(step(&end, "gate").status, StepStatus::Cancelled);
     assert_eq!(step(&end, "running").status, StepStatus::Cancelled);
+    assert_eq!(
+        step(&end, "running").note.as_deref(),
+        Some("the pipeline was cancelled")
+    );
     replay("cancelled", &json).await?;
     worker.stop().await
 }
@@ -639,5 +647,74 @@ async fn the_temporal_cli_starts_a_pipeline_with_json_and_bad_specs_fail_once() 
         find(&failed[0]["failure"], "type"),
         Some(&json!("InvalidPipeline"))
     );
+    worker.stop().await
+}
+
+/// The example in the repo (pipelines/training.yaml) on the real csv and trainer plugins and
+/// the bundled breast-cancer data: the model is registered only when it is good enough and a
+/// person approved it.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_example_training_pipeline_registers_only_good_approved_models() -> anyhow::Result<()> {
+    let server = DevServer::start().await?;
+    let plugins = PluginsDir::with(&["csv", "trainer"]);
+    plugins.grant_data("csv");
+    let worker = TestWorker::start(&server, plugins.path()).await?;
+    let client = server.client().await?;
+    let spec = mlx_worker::pipeline::load::load(&workspace_root().join("pipelines/training.yaml"))?;
+    let with_threshold = |min: f64| {
+        let mut spec = spec.clone();
+        spec.params.insert("min_accuracy".into(), json!(min));
+        serde_json::to_value(spec).unwrap()
+    };
+
+    let good = start(&client, &worker, "training-good", with_threshold(0.9)).await?;
+    let picky = start(&client, &worker, "training-picky", with_threshold(0.999)).await?;
+    wait_for_step(&good, "approve", StepStatus::WaitingApproval).await?;
+    good.execute_update(
+        PipelineWorkflow::approve,
+        decision("approve"),
+        WorkflowExecuteUpdateOptions::default(),
+    )
+    .await?;
+    let result = good.get_result(WorkflowGetResultOptions::default()).await?;
+    let steps = &result["steps"];
+    let accuracy = steps["evaluate"]["output"]["metrics"]["accuracy"]
+        .as_f64()
+        .unwrap();
+    assert!(accuracy >= 0.9, "{result:#}");
+    assert_eq!(
+        steps["evaluate"]["output"]["metrics"]["accuracy"],
+        steps["train"]["output"]["metrics"]["accuracy"],
+        "evaluating on the test split reproduces training's own test metrics"
+    );
+    let entry = &steps["register"]["output"]["entry"];
+    assert_eq!(entry["name"], "breast-cancer");
+    assert_eq!(entry["version"], 1);
+    assert_eq!(entry["note"], "approved by ana");
+    assert_eq!(entry["metrics"]["accuracy"], accuracy);
+    // The registered model is a real file in this run's artifacts, byte for byte the trained one.
+    let on_host = |guest: &Value| {
+        worker
+            .artifacts
+            .path()
+            .join("training-good")
+            .join(guest.as_str().unwrap().trim_start_matches("/artifacts/"))
+    };
+    let registered = std::fs::read(on_host(&steps["register"]["output"]["model_path"]))?;
+    let trained = std::fs::read(on_host(&steps["train"]["output"]["model"]["path"]))?;
+    assert_eq!(registered, trained);
+
+    let result = picky
+        .get_result(WorkflowGetResultOptions::default())
+        .await?;
+    assert_eq!(
+        result["steps"]["approve"]["status"], "skipped",
+        "{result:#}"
+    );
+    assert_eq!(
+        result["steps"]["register"]["status"], "skipped",
+        "{result:#}"
+    );
+    assert_eq!(result["steps"]["evaluate"]["status"], "succeeded");
     worker.stop().await
 }

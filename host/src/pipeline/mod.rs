@@ -1,8 +1,9 @@
 //! Pipelines as data (issue 6): a spec of params and steps, each a plugin operation or an
 //! approval gate, validated whole before anything runs. `expr` is the condition and reference
-//! language the spec uses.
+//! language the spec uses; `load` reads spec files (YAML, TOML, JSON).
 
 pub mod expr;
+pub mod load;
 pub mod spec;
 pub mod state;
 

@@ -108,12 +108,15 @@ impl PipelineWorkflow {
         // woken by anything else, and combinators like FuturesUnordered wake themselves.
         let mut running: Vec<LocalBoxFuture<'static, (String, StepResult)>> = Vec::new();
         let mut tokens: BTreeMap<String, WorkflowCancellationToken> = BTreeMap::new();
+        // Why a person cancelled a step: the activity's cancellation does not carry it back.
+        let mut reasons: BTreeMap<String, String> = BTreeMap::new();
         let mut cancelling = false;
         loop {
             let now = now_ms(ctx);
             for request in ctx.state_mut(|s| std::mem::take(&mut s.cancel_requests)) {
                 if let Some(token) = tokens.get(&request.step) {
-                    token.cancel_with_reason(request.reason);
+                    token.cancel_with_reason(request.reason.clone());
+                    reasons.insert(request.step, request.reason);
                 }
             }
             for start in ctx.state_mut(|s| s.pipeline_mut().advance(now)) {
@@ -158,9 +161,18 @@ impl PipelineWorkflow {
             };
             let now = now_ms(ctx);
             match event {
-                Event::Finished(((id, result), index)) => {
+                Event::Finished(((id, mut result), index)) => {
                     drop(running.remove(index));
                     tokens.remove(&id);
+                    if let StepResult::Cancelled { reason } = &mut result {
+                        *reason = reasons.remove(&id).unwrap_or_else(|| {
+                            if cancelling {
+                                "the pipeline was cancelled".into()
+                            } else {
+                                std::mem::take(reason)
+                            }
+                        });
+                    }
                     ctx.state_mut(|s| s.pipeline_mut().finish(&id, result, now));
                 }
                 Event::Changed => {}
@@ -387,8 +399,8 @@ fn run_step(
 }
 
 fn step_error(err: ActivityExecutionError, max_attempts: u32) -> StepResult {
-    if let Some(cancelled) = err.as_cancelled() {
-        let reason = cancelled.to_string();
+    if err.as_cancelled().is_some() {
+        let reason = "the activity was cancelled".to_string();
         return StepResult::Cancelled { reason };
     }
     let attempt = match &err {

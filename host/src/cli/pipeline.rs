@@ -1,0 +1,320 @@
+//! `mlx-worker pipeline ...`: start a run from a spec file (and follow it), look at a run, and
+//! steer it through the workflow's signals (pause, resume), updates (approve, reject,
+//! cancel-step, set-param: the workflow's validator answers at once) and queries.
+
+use std::process::ExitCode;
+
+use serde_json::Value;
+use temporalio_client::{
+    NamespacedClient, WorkflowExecuteUpdateOptions, WorkflowExecutionInfo, WorkflowQueryOptions,
+    WorkflowSignalOptions, WorkflowStartOptions,
+    errors::{WorkflowInteractionError, WorkflowStartError, WorkflowUpdateError},
+};
+
+use super::{
+    CliError, ConnectArgs,
+    follow::follow,
+    format::now_ms,
+    spec_args::SpecArgs,
+    view::{Pipeline, look, status_table},
+};
+use crate::{
+    pipeline::{Decision, ParamChange, load::parse_value},
+    temporal::PipelineWorkflow,
+};
+
+#[derive(Debug, clap::Args)]
+pub struct PipelineArgs {
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+    #[command(subcommand)]
+    pub command: PipelineCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum PipelineCommand {
+    /// Start a run of a spec file (checked first: exit 2 and nothing started if it is invalid);
+    /// prints its workflow id and run id.
+    Run(RunArgs),
+    /// Each step's status, attempt, start, duration and note, and the run's state.
+    Status {
+        /// Workflow id of the run.
+        id: String,
+        /// The `status` query's JSON, with running steps' attempts filled in.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Hold the run: running steps finish, no new step starts until `resume`.
+    Pause {
+        /// Workflow id of the run.
+        id: String,
+    },
+    /// Let a paused run go on.
+    Resume {
+        /// Workflow id of the run.
+        id: String,
+    },
+    /// Approve a step waiting for approval.
+    Approve(DecisionArgs),
+    /// Reject a step waiting for approval: it fails and its on_failure applies.
+    Reject(DecisionArgs),
+    /// Cancel a running step (its plugin is told to stop) or one waiting for approval.
+    CancelStep(DecisionArgs),
+    /// Change a param that no started step has read; prints the old value.
+    SetParam {
+        /// Workflow id of the run.
+        id: String,
+        /// A param the spec declares.
+        name: String,
+        /// JSON if it parses as JSON, otherwise the text itself.
+        value: String,
+    },
+    /// Print a step's output (JSON).
+    Output {
+        /// Workflow id of the run.
+        id: String,
+        /// Step id.
+        step: String,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub spec: SpecArgs,
+    /// Workflow id [default: <spec name>-<UTC time>-<random>].
+    #[arg(long)]
+    pub id: Option<String>,
+    /// Task queue the workers poll.
+    #[arg(long, env = "MLX_TASK_QUEUE", default_value = "mlx-plugins")]
+    pub task_queue: String,
+    /// Follow the run until it ends: exit status 0 succeeded, 1 failed, 130 cancelled.
+    #[arg(long)]
+    pub wait: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DecisionArgs {
+    /// Workflow id of the run.
+    pub id: String,
+    /// Step id.
+    pub step: String,
+    /// Why, recorded with the decision.
+    #[arg(long)]
+    pub comment: Option<String>,
+    /// Who decides, as the run records it.
+    #[arg(long, env = "USER")]
+    pub by: Option<String>,
+}
+
+pub async fn run(args: PipelineArgs) -> Result<ExitCode, CliError> {
+    let connect = &args.connect;
+    let handle = |id: &str, client: &temporalio_client::Client| {
+        client.get_workflow_handle::<PipelineWorkflow>(id.to_string())
+    };
+    match args.command {
+        PipelineCommand::Run(run) => start(connect, run).await,
+        PipelineCommand::Status { id, json } => {
+            let client = connect.client().await?;
+            status(&handle(&id, &client), json).await
+        }
+        PipelineCommand::Pause { id } => signal(connect, &id, true).await,
+        PipelineCommand::Resume { id } => signal(connect, &id, false).await,
+        PipelineCommand::Approve(d) => decide(connect, d, Decide::Approve).await,
+        PipelineCommand::Reject(d) => decide(connect, d, Decide::Reject).await,
+        PipelineCommand::CancelStep(d) => decide(connect, d, Decide::Cancel).await,
+        PipelineCommand::SetParam { id, name, value } => {
+            let client = connect.client().await?;
+            let change = ParamChange {
+                name: name.clone(),
+                value: parse_value(&value),
+            };
+            let new = change.value.clone();
+            let old = handle(&id, &client)
+                .execute_update(
+                    PipelineWorkflow::set_param,
+                    change,
+                    WorkflowExecuteUpdateOptions::default(),
+                )
+                .await
+                .map_err(|e| update_error(&id, "set-param", e))?;
+            println!("param `{name}`: {old} -> {new}");
+            Ok(ExitCode::SUCCESS)
+        }
+        PipelineCommand::Output { id, step } => {
+            let client = connect.client().await?;
+            let output = handle(&id, &client)
+                .query(
+                    PipelineWorkflow::step_output,
+                    step.clone(),
+                    WorkflowQueryOptions::default(),
+                )
+                .await
+                .map_err(|e| CliError::query(format!("output of `{step}` in `{id}`"), e))?;
+            println!("{}", pretty(&output));
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+async fn signal(connect: &ConnectArgs, id: &str, pause: bool) -> Result<ExitCode, CliError> {
+    let client = connect.client().await?;
+    let handle = client.get_workflow_handle::<PipelineWorkflow>(id.to_string());
+    let options = WorkflowSignalOptions::default();
+    let (what, sent) = if pause {
+        let sent = handle.signal(PipelineWorkflow::pause, (), options).await;
+        ("pause", sent)
+    } else {
+        let sent = handle.signal(PipelineWorkflow::resume, (), options).await;
+        ("resume", sent)
+    };
+    sent.map_err(|e| match e {
+        // Also a run that has already closed: the server's message says which.
+        WorkflowInteractionError::NotFound(status) => {
+            CliError::temporal(format!("{what} `{id}`"), status.message())
+        }
+        other => CliError::temporal(format!("{what} `{id}`"), other),
+    })?;
+    println!("{what} sent to `{id}`");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn start(connect: &ConnectArgs, args: RunArgs) -> Result<ExitCode, CliError> {
+    // Checked before connecting: a bad spec is exit 2 whether or not a server is up.
+    let spec = args.spec.load().await?;
+    let id = args.id.unwrap_or_else(|| default_id(&spec.name));
+    let input = serde_json::to_value(&spec)
+        .map_err(|e| CliError::Local(format!("encoding the spec: {e}")))?;
+    let client = connect.client().await?;
+    let handle = client
+        .start_workflow(
+            PipelineWorkflow::run,
+            input,
+            WorkflowStartOptions::new(args.task_queue, id.clone()).build(),
+        )
+        .await
+        .map_err(|e| match e {
+            WorkflowStartError::AlreadyStarted { .. } => {
+                CliError::Usage(format!("a run with workflow id `{id}` is already running"))
+            }
+            other => CliError::temporal(format!("starting `{id}`"), other),
+        })?;
+    let run_id = handle.run_id().unwrap_or_default().to_string();
+    println!("workflow id: {id}");
+    println!("run id:      {run_id}");
+    if !args.wait {
+        println!("follow it:   mlx-worker pipeline status {id}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    // This run, not whichever run of the id is latest when we look.
+    let this_run = WorkflowExecutionInfo::builder()
+        .namespace(client.namespace())
+        .workflow_id(id)
+        .run_id(run_id)
+        .build();
+    follow(&Pipeline::new(client, this_run)).await
+}
+
+/// `<name>-<UTC time>-<6 hex>`: sorts by start time, readable, and two starts in one second
+/// do not collide.
+fn default_id(name: &str) -> String {
+    let time = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
+    let random = uuid::Uuid::new_v4().simple().to_string();
+    format!("{name}-{time}-{}", &random[..6])
+}
+
+async fn status(handle: &Pipeline, json: bool) -> Result<ExitCode, CliError> {
+    let id = &handle.info().workflow_id;
+    let snapshot = look(handle).await?;
+    let status = snapshot.status?;
+    if json {
+        println!(
+            "{}",
+            pretty(&serde_json::to_value(&status).unwrap_or_default())
+        );
+    } else {
+        println!("workflow {id} (run {})", snapshot.run_id);
+        print!("{}", status_table(&status, now_ms()));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Clone, Copy)]
+enum Decide {
+    Approve,
+    Reject,
+    Cancel,
+}
+
+async fn decide(
+    connect: &ConnectArgs,
+    args: DecisionArgs,
+    what: Decide,
+) -> Result<ExitCode, CliError> {
+    let client = connect.client().await?;
+    let handle = client.get_workflow_handle::<PipelineWorkflow>(args.id.clone());
+    let decision = Decision {
+        step: args.step.clone(),
+        by: args.by,
+        comment: args.comment,
+    };
+    let options = WorkflowExecuteUpdateOptions::default;
+    let (name, result) = match what {
+        Decide::Approve => (
+            "approve",
+            handle
+                .execute_update(PipelineWorkflow::approve, decision, options())
+                .await,
+        ),
+        Decide::Reject => (
+            "reject",
+            handle
+                .execute_update(PipelineWorkflow::reject, decision, options())
+                .await,
+        ),
+        Decide::Cancel => (
+            "cancel-step",
+            handle
+                .execute_update(PipelineWorkflow::cancel_step, decision, options())
+                .await,
+        ),
+    };
+    let now = result.map_err(|e| update_error(&args.id, name, e))?;
+    println!("step `{}`: {now}", args.step);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A validator's refusal is the workflow's answer to a wrong request (exit 2, its reason
+/// printed); anything else is a failure to ask.
+fn update_error(id: &str, what: &str, e: WorkflowUpdateError) -> CliError {
+    match e {
+        WorkflowUpdateError::Failed(failure) => CliError::Refused {
+            workflow: id.to_string(),
+            what: what.to_string(),
+            reason: failure.message.clone(),
+        },
+        // Also a run that has already closed: the server's message says which.
+        WorkflowUpdateError::NotFound(status) => {
+            CliError::temporal(format!("{what} on `{id}`"), status.message())
+        }
+        other => CliError::temporal(format!("{what} on `{id}`"), other),
+    }
+}
+
+fn pretty(value: &Value) -> String {
+    serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_ids_start_with_the_pipeline_name_and_differ() {
+        let a = default_id("train");
+        let b = default_id("train");
+        assert!(a.starts_with("train-20"), "{a}");
+        assert_eq!(a.len(), "train-20261126T160724Z-3f2a9c".len(), "{a}");
+        assert_ne!(a, b);
+    }
+}

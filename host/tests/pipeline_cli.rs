@@ -1,0 +1,745 @@
+//! `mlx-worker pipeline ...` and `mlx-worker schedule ...` as an operator types them: the real
+//! binary as a child process (stdout a pipe, so progress comes as plain lines), against a
+//! private dev server and an in-process worker serving the testkit component. Conditions are
+//! polled with a deadline; every child is killed if its test fails first.
+
+use std::{
+    path::Path,
+    process::Stdio,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use mlx_e2e::{DevServer, PluginsDir, TestWorker, eventually};
+use mlx_worker::temporal::PipelineWorkflow;
+use serde_json::Value;
+use temporalio_client::{
+    Client, RpcOptions, WorkflowDescribeOptions, WorkflowExecutionStatus,
+    errors::WorkflowInteractionError,
+};
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+/// Longest a single command may take (a `--wait` follows a whole run).
+const COMMAND_LIMIT: Duration = Duration::from_secs(120);
+
+/// The binary under test; only the host package's own tests know where Cargo put it, which is
+/// why this file lives here rather than with the other end-to-end tests.
+fn binary() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_mlx-worker"))
+}
+
+struct Out {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl std::fmt::Debug for Out {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "exit {}\n--- stdout\n{}--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+/// `mlx-worker ARGS` against `server`, as an operator's shell would run it (no inherited
+/// Temporal or MLX settings), with stdout a pipe.
+fn command(server: &DevServer, args: &[&str]) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(binary());
+    cmd.args(args)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("RUST_LOG", "warn")
+        .env("TEMPORAL_ADDRESS", &server.address)
+        .env("USER", "ana")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    cmd
+}
+
+async fn finish(child: tokio::process::Child) -> Out {
+    let output = tokio::time::timeout(COMMAND_LIMIT, child.wait_with_output())
+        .await
+        .expect("the command finished in time")
+        .expect("waiting for the command");
+    Out {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+async fn cli(server: &DevServer, args: &[&str]) -> Out {
+    finish(command(server, args).spawn().expect("starting mlx-worker")).await
+}
+
+/// A `pipeline run --wait` in the background, its stdout read line by line as it comes, so a
+/// test can act once the follower has shown something.
+struct Follower {
+    child: tokio::process::Child,
+    lines: Arc<Mutex<Vec<String>>>,
+    reader: tokio::task::JoinHandle<()>,
+}
+
+impl Follower {
+    fn start(mut cmd: tokio::process::Command) -> anyhow::Result<Self> {
+        let mut child = cmd.spawn()?;
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let sink = lines.clone();
+        let reader = tokio::spawn(async move {
+            let mut stdout = BufReader::new(stdout).lines();
+            while let Ok(Some(line)) = stdout.next_line().await {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        Ok(Self {
+            child,
+            lines,
+            reader,
+        })
+    }
+
+    /// Until a progress line (without its clock) is `line`.
+    async fn shows(&self, line: &str) -> anyhow::Result<()> {
+        eventually(Duration::from_secs(60), line, || async {
+            let text = self.lines.lock().unwrap().join("\n");
+            progress_lines(&text).contains(&line).then_some(())
+        })
+        .await
+    }
+
+    async fn finish(self) -> Out {
+        let mut out = finish(self.child).await;
+        self.reader.await.expect("the reader ends with stdout");
+        out.stdout = self.lines.lock().unwrap().join("\n") + "\n";
+        out
+    }
+}
+
+/// A spec file in `dir`.
+fn write(dir: &Path, name: &str, text: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+async fn setup() -> anyhow::Result<(DevServer, TestWorker, PluginsDir, tempfile::TempDir)> {
+    let server = DevServer::start().await?;
+    let plugins = PluginsDir::with(&["testkit"]);
+    let worker = TestWorker::start(&server, plugins.path()).await?;
+    Ok((server, worker, plugins, tempfile::tempdir()?))
+}
+
+/// The lines of a plain progress report, without their `HH:MM:SS ` clock.
+fn progress_lines(stdout: &str) -> Vec<&str> {
+    stdout
+        .lines()
+        .filter_map(|line| {
+            let (clock, rest) = line.split_once(' ')?;
+            let is_clock = clock.len() == 8 && clock.chars().filter(|c| *c == ':').count() == 2;
+            is_clock.then_some(rest)
+        })
+        .collect()
+}
+
+fn workflow_id(stdout: &str) -> String {
+    stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("workflow id: "))
+        .unwrap_or_else(|| panic!("no workflow id in {stdout}"))
+        .trim()
+        .to_string()
+}
+
+const YAML: &str = r#"
+name: greet
+params:
+  greeting: hello
+  n: 1
+steps:
+  - id: first
+    plugin: testkit
+    operation: echo
+    input: {say: "${params.greeting}", n: "${params.n}"}
+  - id: flaky
+    plugin: testkit
+    operation: checkpoint
+    depends_on: [first]
+    input: {steps: 1, fail_attempts: 1}
+    retry: {initial_interval_secs: 1, max_attempts: 3}
+  - id: last
+    plugin: testkit
+    operation: echo
+    depends_on: [flaky]
+    input: {from: "${steps.first.output.input.say}"}
+  - id: big
+    plugin: testkit
+    operation: echo
+    depends_on: [first]
+    when: params.n > 5
+"#;
+
+const TOML: &str = r#"
+name = "toml-greet"
+
+[params]
+who = "toml"
+
+[[steps]]
+id = "hello"
+plugin = "testkit"
+operation = "echo"
+input = { greet = "hello ${params.who}" }
+"#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn runs_from_yaml_and_toml_are_followed_to_the_end_in_plain_lines() -> anyhow::Result<()> {
+    let (server, worker, _plugins, dir) = setup().await?;
+    let tq = worker.task_queue.as_str();
+    let yaml = write(dir.path(), "greet.yaml", YAML);
+    let out = cli(
+        &server,
+        &[
+            "pipeline",
+            "run",
+            &yaml,
+            "--task-queue",
+            tq,
+            "--param",
+            "greeting=hi",
+            "--param",
+            "n=2",
+            "--wait",
+        ],
+    )
+    .await;
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        !out.stdout.contains('\x1b'),
+        "no escape codes in a pipe: {out:?}"
+    );
+    let lines = progress_lines(&out.stdout);
+    for expected in [
+        "pipeline `greet` running",
+        "first succeeded (attempt 1)",
+        // Failed once on purpose: the second attempt is the one that succeeded.
+        "flaky succeeded (attempt 2)",
+        "last succeeded (attempt 1)",
+        "big skipped: `params.n > 5` is false",
+        "pipeline `greet` succeeded",
+    ] {
+        assert!(lines.contains(&expected), "missing {expected:?}: {out:?}");
+    }
+    let position = |line: &str| lines.iter().position(|l| *l == line).unwrap();
+    assert!(position("first succeeded (attempt 1)") < position("last succeeded (attempt 1)"));
+    // One line per change: nothing repeats.
+    let mut unique = lines.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), lines.len(), "{out:?}");
+    assert!(out.stdout.contains("pipeline succeeded"), "{out:?}");
+
+    // The overrides reached the run.
+    let id = workflow_id(&out.stdout);
+    let first = cli(&server, &["pipeline", "output", &id, "first"]).await;
+    assert_eq!(first.code, 0, "{first:?}");
+    let first: Value = serde_json::from_str(&first.stdout)?;
+    assert_eq!(first["input"], serde_json::json!({"say": "hi", "n": 2}));
+    let status = cli(&server, &["pipeline", "status", &id, "--json"]).await;
+    let status: Value = serde_json::from_str(&status.stdout)?;
+    assert_eq!(status["state"], "succeeded");
+    assert_eq!(status["params"]["greeting"], "hi");
+    assert_eq!(status["steps"][1]["id"], "flaky");
+    assert_eq!(status["steps"][1]["attempt"], 2);
+
+    let toml = write(dir.path(), "greet.toml", TOML);
+    let out = cli(
+        &server,
+        &[
+            "pipeline",
+            "run",
+            &toml,
+            "--task-queue",
+            tq,
+            "--id",
+            "from-toml",
+            "--wait",
+        ],
+    )
+    .await;
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        progress_lines(&out.stdout).contains(&"hello succeeded (attempt 1)"),
+        "{out:?}"
+    );
+    let hello = cli(&server, &["pipeline", "output", "from-toml", "hello"]).await;
+    assert!(hello.stdout.contains("hello toml"), "{hello:?}");
+    worker.stop().await
+}
+
+async fn not_started(client: &Client, id: &str) -> bool {
+    matches!(
+        client
+            .get_workflow_handle::<PipelineWorkflow>(id)
+            .describe(WorkflowDescribeOptions::default())
+            .await,
+        Err(WorkflowInteractionError::NotFound(_))
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bad_spec_exits_2_naming_step_and_field_and_starts_nothing() -> anyhow::Result<()> {
+    let (server, worker, plugins, dir) = setup().await?;
+    let client = server.client().await?;
+    let tq = worker.task_queue.as_str();
+    let bad = YAML
+        .replace(
+            "depends_on: [first]\n    input: {steps",
+            "depends_on: [frist]\n    input: {steps",
+        )
+        .replace(
+            "max_attempts: 3}",
+            "max_attempts: 3, backoff_coefficient: 0.5}",
+        )
+        .replace("operation: checkpoint", "operation: checkpont");
+    let file = write(dir.path(), "bad.yaml", &bad);
+    let out = cli(
+        &server,
+        &[
+            "pipeline",
+            "run",
+            &file,
+            "--task-queue",
+            tq,
+            "--id",
+            "bad-run",
+            "--wait",
+        ],
+    )
+    .await;
+    assert_eq!(out.code, 2, "{out:?}");
+    for expected in [
+        "nothing was started",
+        "step `flaky`, depends_on[0]: unknown step `frist`",
+        "step `flaky`, retry.backoff_coefficient: must be at least 1",
+    ] {
+        assert!(
+            out.stderr.contains(expected),
+            "missing {expected:?}: {out:?}"
+        );
+    }
+    // With the plugins directory, operation names are checked too.
+    let plugins_dir = plugins.path().display().to_string();
+    let out = cli(
+        &server,
+        &[
+            "pipeline",
+            "run",
+            &file,
+            "--id",
+            "bad-run",
+            "--plugins-dir",
+            &plugins_dir,
+        ],
+    )
+    .await;
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(
+        out.stderr
+            .contains("step `flaky`, operation: `testkit` has no operation `checkpont`"),
+        "{out:?}"
+    );
+    assert!(not_started(&client, "bad-run").await);
+
+    // Unknown keys (with file, line and column) and unknown params are refused as well.
+    let toml = write(dir.path(), "bad.toml", &TOML.replace("input =", "inputs ="));
+    let out = cli(&server, &["pipeline", "run", &toml, "--id", "bad-toml"]).await;
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(
+        out.stderr.contains("bad.toml: unknown field `inputs`"),
+        "{out:?}"
+    );
+    assert!(out.stderr.contains("at line 11, column 1"), "{out:?}");
+    let good = write(dir.path(), "good.yaml", YAML);
+    let out = cli(&server, &["pipeline", "run", &good, "--param", "greting=x"]).await;
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(
+        out.stderr
+            .contains("--param greting: no such param (params: greeting, n)"),
+        "{out:?}"
+    );
+    assert!(not_started(&client, "bad-toml").await);
+    worker.stop().await
+}
+
+const GATED: &str = r#"
+name: gated
+params:
+  threshold: 0.9
+  label: v1
+steps:
+  - id: train
+    plugin: testkit
+    operation: echo
+    input: {accuracy: 0.95}
+  - id: approve
+    type: approval
+    depends_on: [train]
+    when: steps.train.output.input.accuracy >= params.threshold
+  - id: register
+    plugin: testkit
+    operation: echo
+    depends_on: [approve]
+    input: {label: "${params.label}"}
+"#;
+
+/// Polls `status --json` until `step` is waiting for approval.
+async fn wait_for_approval(server: &DevServer, id: &str, step: &str) -> anyhow::Result<Value> {
+    eventually(
+        Duration::from_secs(60),
+        "step waiting for approval",
+        || async {
+            let out = cli(server, &["pipeline", "status", id, "--json"]).await;
+            let status: Value = serde_json::from_str(&out.stdout).ok()?;
+            let waiting = status["steps"]
+                .as_array()?
+                .iter()
+                .any(|s| s["id"] == step && s["status"] == "waiting_approval");
+            waiting.then_some(status)
+        },
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_person_approves_rejects_and_changes_params_from_the_cli() -> anyhow::Result<()> {
+    let (server, worker, _plugins, dir) = setup().await?;
+    let tq = worker.task_queue.as_str();
+    let file = write(dir.path(), "gated.yaml", GATED);
+
+    // Followed while a person approves from another shell.
+    let approved = Follower::start(command(
+        &server,
+        &[
+            "pipeline",
+            "run",
+            &file,
+            "--task-queue",
+            tq,
+            "--id",
+            "gated-yes",
+            "--wait",
+        ],
+    ))?;
+    approved.shows("approve waiting_approval").await?;
+    let status = wait_for_approval(&server, "gated-yes", "approve").await?;
+    assert_eq!(status["state"], "running");
+    assert_eq!(status["steps"][0]["attempt"], 1);
+
+    // Refused: a param a started step read, a wrong type, a step not waiting.
+    let out = cli(
+        &server,
+        &["pipeline", "set-param", "gated-yes", "threshold", "0.5"],
+    )
+    .await;
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(
+        out.stderr.contains(
+            "refused set-param: param `threshold` is read by steps that already started: approve"
+        ),
+        "{out:?}"
+    );
+    let out = cli(
+        &server,
+        &["pipeline", "set-param", "gated-yes", "label", "3"],
+    )
+    .await;
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.contains("param `label` is a string"), "{out:?}");
+    let out = cli(&server, &["pipeline", "approve", "gated-yes", "register"]).await;
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.contains("not waiting for approval"), "{out:?}");
+
+    // Accepted: a param no started step read, then the approval.
+    let out = cli(
+        &server,
+        &["pipeline", "set-param", "gated-yes", "label", "v2"],
+    )
+    .await;
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stdout.contains(r#"param `label`: "v1" -> "v2""#),
+        "{out:?}"
+    );
+    let out = cli(
+        &server,
+        &[
+            "pipeline",
+            "approve",
+            "gated-yes",
+            "approve",
+            "--comment",
+            "metrics checked",
+        ],
+    )
+    .await;
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("step `approve`: succeeded"), "{out:?}");
+    let followed = approved.finish().await;
+    assert_eq!(followed.code, 0, "{followed:?}");
+    let lines = progress_lines(&followed.stdout);
+    assert!(
+        lines.contains(&"approve succeeded: approved by ana: metrics checked"),
+        "{followed:?}"
+    );
+    let register = cli(&server, &["pipeline", "output", "gated-yes", "register"]).await;
+    assert!(register.stdout.contains(r#""label": "v2""#), "{register:?}");
+    let table = cli(&server, &["pipeline", "status", "gated-yes"]).await;
+    assert!(
+        table.stdout.contains("pipeline `gated`: succeeded"),
+        "{table:?}"
+    );
+    assert!(
+        table.stdout.contains("approved by ana: metrics checked"),
+        "{table:?}"
+    );
+
+    // Rejected: the approval step fails, and with it the followed run (exit 1).
+    let rejected = Follower::start(command(
+        &server,
+        &[
+            "pipeline",
+            "run",
+            &file,
+            "--task-queue",
+            tq,
+            "--id",
+            "gated-no",
+            "--wait",
+        ],
+    ))?;
+    rejected.shows("approve waiting_approval").await?;
+    let out = cli(
+        &server,
+        &[
+            "pipeline",
+            "reject",
+            "gated-no",
+            "approve",
+            "--by",
+            "bo",
+            "--comment",
+            "too low",
+        ],
+    )
+    .await;
+    assert_eq!(out.code, 0, "{out:?}");
+    let followed = rejected.finish().await;
+    assert_eq!(followed.code, 1, "{followed:?}");
+    assert!(
+        followed
+            .stdout
+            .contains("pipeline failed: step `approve` failed: rejected by bo: too low"),
+        "{followed:?}"
+    );
+    worker.stop().await
+}
+
+/// Fails once, then waits a minute before its second attempt: a window in which the step is
+/// running on attempt 2 as far as the server knows, and the workflow does not.
+const RETRYING: &str = r#"{
+  "name": "retrying",
+  "steps": [
+    {"id": "flaky", "plugin": "testkit", "operation": "checkpoint",
+     "input": {"steps": 1, "fail_attempts": 1},
+     "retry": {"initial_interval_secs": 60, "max_attempts": 2}},
+    {"id": "after", "plugin": "testkit", "operation": "echo", "depends_on": ["flaky"]}
+  ]
+}"#;
+
+async fn status_json(server: &DevServer, id: &str) -> Option<Value> {
+    let out = cli(server, &["pipeline", "status", id, "--json"]).await;
+    serde_json::from_str(&out.stdout).ok()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn status_shows_a_retry_and_a_run_is_paused_resumed_and_a_step_cancelled()
+-> anyhow::Result<()> {
+    let (server, worker, _plugins, dir) = setup().await?;
+    let file = write(dir.path(), "retrying.json", RETRYING);
+    let out = cli(
+        &server,
+        &[
+            "pipeline",
+            "run",
+            &file,
+            "--task-queue",
+            &worker.task_queue,
+            "--id",
+            "retrying",
+        ],
+    )
+    .await;
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("run id:      "), "{out:?}");
+
+    // The attempt and the last failure come from the server's pending activity.
+    let flaky = eventually(Duration::from_secs(60), "flaky on attempt 2", || async {
+        let status = status_json(&server, "retrying").await?;
+        let flaky = status["steps"][0].clone();
+        (flaky["attempt"] == 2).then_some(flaky)
+    })
+    .await?;
+    assert_eq!(flaky["status"], "running");
+    let note = flaky["note"].as_str().unwrap_or_default();
+    assert!(note.starts_with("retry at "), "{flaky:#}");
+    assert!(note.contains("last failure: attempt 1 fails"), "{flaky:#}");
+    let table = cli(&server, &["pipeline", "status", "retrying"]).await;
+    let row = table
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("flaky "))
+        .unwrap_or_else(|| panic!("{table:?}"));
+    assert!(
+        row.contains(" running ") && row.contains(" 2 "),
+        "{table:?}"
+    );
+    assert!(row.contains("retry at"), "{table:?}");
+
+    for (command, state) in [("pause", "paused"), ("resume", "running")] {
+        let out = cli(&server, &["pipeline", command, "retrying"]).await;
+        assert_eq!(out.code, 0, "{out:?}");
+        eventually(Duration::from_secs(30), state, || async {
+            let status = status_json(&server, "retrying").await?;
+            (status["state"] == state).then_some(())
+        })
+        .await?;
+    }
+
+    let out = cli(
+        &server,
+        &[
+            "pipeline",
+            "cancel-step",
+            "retrying",
+            "flaky",
+            "--comment",
+            "no time",
+        ],
+    )
+    .await;
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("step `flaky`: cancelling"), "{out:?}");
+    let status = eventually(Duration::from_secs(60), "the run failed", || async {
+        let status = status_json(&server, "retrying").await?;
+        (status["state"] == "failed").then_some(status)
+    })
+    .await?;
+    assert_eq!(status["steps"][0]["status"], "cancelled", "{status:#}");
+    assert_eq!(status["steps"][1]["status"], "pending", "{status:#}");
+    let out = cli(&server, &["pipeline", "cancel-step", "retrying", "flaky"]).await;
+    assert_eq!(out.code, 1, "a closed run takes no updates: {out:?}");
+    worker.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_schedule_starts_pipeline_runs_until_it_is_deleted() -> anyhow::Result<()> {
+    let (server, worker, _plugins, dir) = setup().await?;
+    let client = server.client().await?;
+    let toml = write(dir.path(), "greet.toml", TOML);
+    let out = cli(
+        &server,
+        &[
+            "schedule",
+            "create",
+            "every-2s",
+            &toml,
+            "--every",
+            "2s",
+            "--task-queue",
+            &worker.task_queue,
+            "--param",
+            "who=schedule",
+        ],
+    )
+    .await;
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stdout
+            .contains("created schedule `every-2s`: every 2s; starts pipeline `toml-greet`"),
+        "{out:?}"
+    );
+
+    // The server fires it: a run it started completes, with the overridden param.
+    let schedule = client.get_schedule_handle("every-2s");
+    let run = eventually(
+        Duration::from_secs(60),
+        "a scheduled run completed",
+        || async {
+            let description = schedule.describe(RpcOptions::default()).await.ok()?;
+            for action in description.recent_actions() {
+                let handle =
+                    client.get_workflow_handle::<PipelineWorkflow>(action.workflow_id.clone());
+                let described = handle
+                    .describe(WorkflowDescribeOptions::default())
+                    .await
+                    .ok()?;
+                if described.status() == WorkflowExecutionStatus::Completed {
+                    return Some(action.workflow_id);
+                }
+            }
+            None
+        },
+    )
+    .await?;
+    assert!(run.starts_with("every-2s-"), "{run}");
+    let output = cli(&server, &["pipeline", "output", &run, "hello"]).await;
+    assert!(output.stdout.contains("hello schedule"), "{output:?}");
+
+    // `list` reads visibility, which lags a moment behind.
+    eventually(Duration::from_secs(30), "the schedule listed", || async {
+        let out = cli(&server, &["schedule", "list"]).await;
+        let line = out.stdout.lines().find(|l| l.starts_with("every-2s "))?;
+        (line.contains("every 2s") && line.ends_with("no")).then_some(())
+    })
+    .await?;
+    let out = cli(&server, &["schedule", "describe", "every-2s"]).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    for expected in [
+        "times:     every 2s",
+        "PipelineWorkflow `toml-greet`",
+        "params:    who=\"schedule\"",
+        "next runs: ",
+    ] {
+        assert!(
+            out.stdout.contains(expected),
+            "missing {expected:?}: {out:?}"
+        );
+    }
+    let run_line = out
+        .stdout
+        .lines()
+        .find(|l| l.contains(&run))
+        .unwrap_or_else(|| panic!("{run} not among recent runs: {out:?}"));
+    assert!(run_line.ends_with("completed"), "{out:?}");
+
+    let out = cli(&server, &["schedule", "delete", "every-2s"]).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    let out = cli(&server, &["schedule", "describe", "every-2s"]).await;
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stderr.contains("schedule `every-2s` not found"),
+        "{out:?}"
+    );
+    eventually(Duration::from_secs(30), "the schedule unlisted", || async {
+        let out = cli(&server, &["schedule", "list"]).await;
+        (!out.stdout.contains("every-2s")).then_some(())
+    })
+    .await?;
+    worker.stop().await
+}
