@@ -2,7 +2,7 @@
 //! steer it through the workflow's signals (pause, resume), updates (approve, reject,
 //! cancel-step, set-param: the workflow's validator answers at once) and queries.
 
-use std::process::ExitCode;
+use std::{io::Write, process::ExitCode};
 
 use serde_json::Value;
 use temporalio_client::{
@@ -36,6 +36,9 @@ pub enum PipelineCommand {
     /// Start a run of a spec file (checked first: exit 2 and nothing started if it is invalid);
     /// prints its workflow id and run id.
     Run(RunArgs),
+    /// Check a spec file without a server (exit 2 listing every problem) and print the JSON
+    /// `PipelineWorkflow` takes, e.g. for `temporal workflow start --input`.
+    Check(SpecArgs),
     /// Each step's status, attempt, start, duration and note, and the run's state.
     Status {
         /// Workflow id of the run.
@@ -114,6 +117,14 @@ pub async fn run(args: PipelineArgs) -> Result<ExitCode, CliError> {
     };
     match args.command {
         PipelineCommand::Run(run) => start(connect, run).await,
+        PipelineCommand::Check(spec) => {
+            let spec = spec.load().await?;
+            let json = serde_json::to_string(&spec)
+                .map_err(|e| CliError::Local(format!("cannot print the spec: {e}")))?;
+            // Piped into `head` or a closed pipe: not an error worth a panic.
+            let _ = writeln!(std::io::stdout(), "{json}");
+            Ok(ExitCode::SUCCESS)
+        }
         PipelineCommand::Status { id, json } => {
             let client = connect.client().await?;
             status(&handle(&id, &client), json).await

@@ -10,7 +10,7 @@ use std::{
 
 use serde_json::Value;
 
-use super::PipelineSpec;
+use super::{PipelineSpec, state::json_type};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
@@ -31,6 +31,18 @@ pub enum LoadError {
     },
     #[error("--param {name}: no such param (params: {})", declared.join(", "))]
     UnknownParam { name: String, declared: Vec<String> },
+    /// As with a change while running: a typo (`0.9x`) must not turn a number into text that
+    /// a condition then cannot compare.
+    #[error(
+        "--param {name}: the spec declares a {declared}; {given} is a {given_type}{}",
+        if *declared == "string" { " (to pass text that reads as JSON, quote it: '\"2\"')" } else { "" }
+    )]
+    ParamType {
+        name: String,
+        declared: &'static str,
+        given: String,
+        given_type: &'static str,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -151,6 +163,14 @@ pub fn parse_value(text: &str) -> Value {
 pub fn apply_params(spec: &mut PipelineSpec, overrides: &[ParamOverride]) -> Result<(), LoadError> {
     for o in overrides {
         match spec.params.get_mut(&o.name) {
+            Some(slot) if !slot.is_null() && json_type(slot) != json_type(&o.value) => {
+                return Err(LoadError::ParamType {
+                    name: o.name.clone(),
+                    declared: json_type(slot),
+                    given: o.value.to_string(),
+                    given_type: json_type(&o.value),
+                });
+            }
             Some(slot) => *slot = o.value.clone(),
             None => {
                 return Err(LoadError::UnknownParam {
@@ -372,5 +392,13 @@ operation = "extract_data"
             err,
             "--param treshold: no such param (params: label, strict, threshold)"
         );
+        let err = apply_params(&mut spec, &["threshold=0.9x".parse().unwrap()])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("--param threshold: the spec declares a number; \"0.9x\" is a string"),
+            "{err}"
+        );
+        assert_eq!(spec.params["threshold"], json!(0.5), "left as it was");
     }
 }

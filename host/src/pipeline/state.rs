@@ -559,7 +559,8 @@ fn reads_param(step: &StepSpec, name: &str) -> bool {
     in_when || in_input
 }
 
-fn json_type(value: &Value) -> &'static str {
+/// A JSON value's type name, for messages and the rule that a param keeps its type.
+pub fn json_type(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "boolean",
