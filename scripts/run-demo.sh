@@ -83,4 +83,43 @@ PY
 echo
 echo "artifacts:   $RUN/artifacts/$WORKFLOW_ID/"
 echo "Temporal Web UI: http://127.0.0.1:$UI_PORT/namespaces/default/workflows/$WORKFLOW_ID"
+
+# The same work as a pipeline spec (pipelines/training.yaml): extract, train, evaluate, then an
+# approval gate before the model is registered. The demo plays the person who approves.
+PIPELINE_ID="training-demo-$(date +%Y%m%d-%H%M%S)"
+export TEMPORAL_ADDRESS=$ADDRESS MLX_TASK_QUEUE=$QUEUE
+echo
+echo "running the pipeline pipelines/training.yaml as $PIPELINE_ID"
+"$WORKER" pipeline run "$ROOT/pipelines/training.yaml" --plugins-dir "$PLUGINS_DIR" \
+  --id "$PIPELINE_ID" --wait >"$RUN/pipeline.log" 2>&1 &
+FOLLOWER=$!
+state=""
+for i in $(seq 600); do
+  state=$("$WORKER" pipeline status "$PIPELINE_ID" --json 2>/dev/null | python3 -c '
+import json, sys
+s = json.load(sys.stdin)
+gate = next(st for st in s["steps"] if st["id"] == "approve")
+print("waiting" if gate["status"] == "waiting_approval" else s["state"])' 2>/dev/null || true)
+  [[ $state == waiting || $state == succeeded || $state == failed ]] && break
+  kill -0 $FOLLOWER 2>/dev/null || break
+  sleep 0.2
+done
+if [[ $state == waiting ]]; then
+  echo "the approval step is waiting; approving it as a person would:"
+  echo "  mlx-worker pipeline approve $PIPELINE_ID approve --comment 'make run demo'"
+  "$WORKER" pipeline approve "$PIPELINE_ID" approve --by demo --comment "make run demo"
+fi
+status=0
+wait $FOLLOWER || status=$?
+cat "$RUN/pipeline.log"
+"$WORKER" pipeline status "$PIPELINE_ID"
+[[ $status == 0 ]] || { echo "the pipeline did not succeed (exit $status)"; exit 1; }
+"$WORKER" pipeline output "$PIPELINE_ID" register | python3 -c '
+import json, sys
+r = json.load(sys.stdin)
+e = r["entry"]
+print("registered %s v%s (accuracy %.4f, sha256 %s...) at %s" % (
+    e["name"], e["version"], e["metrics"]["accuracy"], e["sha256"][:12], r["model_path"]))'
+echo "registry:    $RUN/artifacts/$PIPELINE_ID/registry/"
+echo "Temporal Web UI: http://127.0.0.1:$UI_PORT/namespaces/default/workflows/$PIPELINE_ID"
 echo "The dev server and worker keep running; stop them with: make stop"

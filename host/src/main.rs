@@ -91,6 +91,14 @@ fn main() -> ExitCode {
         unsafe { std::env::set_var("RUST_LIB_BACKTRACE", "0") };
     }
     let cli = Cli::parse();
+    // The client commands print what the person asked for; the plugin loading that
+    // `--plugins-dir` does would otherwise log a line per plugin into it.
+    if matches!(cli.command, Command::Pipeline(_) | Command::Schedule(_))
+        && std::env::var_os("RUST_LOG").is_none()
+    {
+        // SAFETY: single-threaded here; no other thread reads the environment yet.
+        unsafe { std::env::set_var("RUST_LOG", "warn") };
+    }
     // `run` reads its log format with the rest of its configuration.
     let settings = match &cli.command {
         Command::Run(args) => match args.settings(cli.log_format) {

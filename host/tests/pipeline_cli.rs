@@ -237,6 +237,11 @@ async fn runs_from_yaml_and_toml_are_followed_to_the_end_in_plain_lines() -> any
     }
     let position = |line: &str| lines.iter().position(|l| *l == line).unwrap();
     assert!(position("first succeeded (attempt 1)") < position("last succeeded (attempt 1)"));
+    assert_eq!(
+        lines.last(),
+        Some(&"pipeline `greet` succeeded"),
+        "the end follows the steps: {out:?}"
+    );
     // One line per change: nothing repeats.
     let mut unique = lines.clone();
     unique.sort();

@@ -85,12 +85,13 @@ impl Plain {
     pub fn changes(&mut self, status: &PipelineStatus, now_ms: u64) -> Vec<String> {
         let at = clock(now_ms);
         let mut lines = Vec::new();
-        if self.state.as_deref() != Some(status.state.as_str()) {
-            lines.push(format!(
-                "{at} pipeline `{}` {}",
-                status.pipeline, status.state
-            ));
-            self.state = Some(status.state.clone());
+        let state = (self.state.as_deref() != Some(status.state.as_str()))
+            .then(|| format!("{at} pipeline `{}` {}", status.pipeline, status.state));
+        // The run's start heads its steps; its end (or pause) follows the steps that led to it.
+        let first = self.state.is_none();
+        self.state = Some(status.state.clone());
+        if first {
+            lines.extend(state.clone());
         }
         for step in &status.steps {
             // A first attempt becoming known is no news; a retry is.
@@ -104,6 +105,9 @@ impl Plain {
                     tail(step)
                 ));
             }
+        }
+        if !first {
+            lines.extend(state);
         }
         lines
     }
@@ -270,9 +274,9 @@ mod tests {
         assert_eq!(
             strip_clock(plain.changes(&done, now_ms())),
             [
-                "pipeline `demo` succeeded",
                 "a succeeded (attempt 2)",
-                "b skipped: `a` is false"
+                "b skipped: `a` is false",
+                "pipeline `demo` succeeded"
             ]
         );
     }
