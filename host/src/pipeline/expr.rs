@@ -125,8 +125,20 @@ pub enum Expr {
 
 impl Expr {
     pub fn parse(text: &str) -> Result<Self, String> {
+        // Parsing, evaluating and dropping recurse: bounds keep a hostile or generated
+        // condition from overflowing the stack of the worker that runs the workflow.
+        if text.len() > MAX_EXPR_BYTES {
+            return Err(format!(
+                "the expression is {} bytes; at most {MAX_EXPR_BYTES}",
+                text.len()
+            ));
+        }
         let tokens = tokenize(text)?;
-        let mut parser = Parser { tokens, at: 0 };
+        let mut parser = Parser {
+            tokens,
+            at: 0,
+            depth: 0,
+        };
         let expr = parser.or()?;
         match parser.tokens.get(parser.at) {
             None => Ok(expr),
@@ -263,9 +275,15 @@ fn tokenize(text: &str) -> Result<Vec<Token>, String> {
     Ok(tokens)
 }
 
+/// Longest condition accepted; real ones are a line.
+const MAX_EXPR_BYTES: usize = 2048;
+/// Deepest nesting of parentheses and `!` accepted.
+const MAX_DEPTH: usize = 32;
+
 struct Parser {
     tokens: Vec<Token>,
     at: usize,
+    depth: usize,
 }
 
 impl Parser {
@@ -291,9 +309,23 @@ impl Parser {
         Ok(left)
     }
 
+    /// Counts one level of nesting for the duration of `parse`.
+    fn nested(
+        &mut self,
+        parse: impl FnOnce(&mut Self) -> Result<Expr, String>,
+    ) -> Result<Expr, String> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(format!("nested more than {MAX_DEPTH} deep"));
+        }
+        let parsed = parse(self);
+        self.depth -= 1;
+        parsed
+    }
+
     fn not(&mut self) -> Result<Expr, String> {
         if self.eat("!") {
-            return Ok(Expr::Not(Box::new(self.not()?)));
+            return self.nested(|p| Ok(Expr::Not(Box::new(p.not()?))));
         }
         let left = self.operand()?;
         let ops = [
@@ -318,13 +350,13 @@ impl Parser {
         match token {
             Some(Token::Value(v)) => Ok(Expr::Literal(v)),
             Some(Token::Path(p)) => Ok(Expr::Path(p)),
-            Some(Token::Op("(")) => {
-                let inner = self.or()?;
-                if !self.eat(")") {
+            Some(Token::Op("(")) => self.nested(|p| {
+                let inner = p.or()?;
+                if !p.eat(")") {
                     return Err("missing `)`".into());
                 }
                 Ok(inner)
-            }
+            }),
             Some(other) => Err(format!("expected a value or a path, found {other}")),
             None => Err("the expression ends too early".into()),
         }
@@ -496,6 +528,29 @@ mod tests {
         ] {
             assert!(Expr::parse(bad).is_err(), "{bad:?} parsed");
         }
+    }
+
+    #[test]
+    fn hostile_sizes_are_refused_not_a_stack_overflow() {
+        let deep = format!("{}true{}", "(".repeat(1000), ")".repeat(1000));
+        assert!(
+            Expr::parse(&deep)
+                .unwrap_err()
+                .contains("nested more than 32")
+        );
+        let nots = format!("{}true", "!".repeat(1000));
+        assert!(
+            Expr::parse(&nots)
+                .unwrap_err()
+                .contains("nested more than 32")
+        );
+        let long = vec!["true"; 1000].join(" || ");
+        assert!(Expr::parse(&long).unwrap_err().contains("at most 2048"));
+        let fine = format!("{}true{}", "(".repeat(32), ")".repeat(32));
+        assert_eq!(
+            Expr::parse(&fine).unwrap(),
+            Expr::Literal(Value::Bool(true))
+        );
     }
 
     #[test]

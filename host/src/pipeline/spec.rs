@@ -128,6 +128,9 @@ impl std::fmt::Display for SpecError {
     }
 }
 
+/// Most steps (compensations included) one pipeline may have.
+pub const MAX_STEPS: usize = 500;
+
 /// What the worker knows about a plugin, when it can tell (its registry): operation names.
 pub type PluginLookup<'a> = &'a dyn Fn(&str) -> Option<Vec<String>>;
 
@@ -135,6 +138,16 @@ impl PipelineSpec {
     /// Every problem at once, so one edit fixes them all. `plugins` checks plugin and
     /// operation names where the caller has a registry.
     pub fn validate(&self, plugins: Option<PluginLookup<'_>>) -> Result<(), Vec<SpecError>> {
+        let count = self.steps.len() + self.compensations.len();
+        if count > MAX_STEPS {
+            // The checks below walk the graph recursively, inside the worker running the
+            // workflow: a generated giant spec must be refused, not overflow its stack.
+            return Err(vec![SpecError {
+                step: None,
+                field: "steps".into(),
+                message: format!("{count} steps and compensations; at most {MAX_STEPS}"),
+            }]);
+        }
         let mut errors = Vec::new();
         let mut err = |step: Option<&str>, field: String, message: String| {
             errors.push(SpecError {
@@ -503,6 +516,22 @@ mod tests {
             errors,
             ["step `train`, plugin: no plugin `trainer` on this worker"]
         );
+    }
+
+    #[test]
+    fn a_giant_chain_is_refused_before_any_graph_walk() {
+        let steps: Vec<Value> = (0..=MAX_STEPS)
+            .map(|i| {
+                json!({"id": format!("s{i}"), "plugin": "p", "operation": "o",
+                       "depends_on": if i == 0 { json!([]) } else { json!([format!("s{}", i - 1)]) }})
+            })
+            .collect();
+        let errors = messages(
+            spec(json!({"name": "big", "steps": steps}))
+                .validate(None)
+                .unwrap_err(),
+        );
+        assert_eq!(errors, ["steps: 501 steps and compensations; at most 500"]);
     }
 
     #[test]
