@@ -646,6 +646,11 @@ async fn status_shows_a_retry_and_a_run_is_paused_resumed_and_a_step_cancelled()
     })
     .await?;
     assert_eq!(status["steps"][0]["status"], "cancelled", "{status:#}");
+    let note = status["steps"][0]["note"].as_str().unwrap_or_default();
+    assert!(
+        note.starts_with("cancelled by ") && note.ends_with(": no time"),
+        "{status:#}"
+    );
     assert_eq!(status["steps"][1]["status"], "pending", "{status:#}");
     let out = cli(&server, &["pipeline", "cancel-step", "retrying", "flaky"]).await;
     assert_eq!(out.code, 1, "a closed run takes no updates: {out:?}");
