@@ -73,7 +73,8 @@ pub struct StepState {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PipelineStatus {
     pub pipeline: String,
-    /// running, paused, succeeded, failed, cancelled.
+    /// running, paused, failing (a step failed; running ones finish first), succeeded,
+    /// failed, cancelled.
     pub state: String,
     pub params: BTreeMap<String, Value>,
     pub failure: Option<String>,
@@ -382,6 +383,9 @@ impl PipelineState {
             } else {
                 "succeeded"
             }
+        } else if self.failure.is_some() {
+            // Steps already running finish (and compensations run) before it fails.
+            "failing"
         } else if self.paused {
             "paused"
         } else {

@@ -133,6 +133,7 @@ fn failure_stops_new_steps_but_lets_running_ones_finish() {
     assert_eq!(ids(&s.advance(2)), ["b", "c"]);
     s.finish("b", failed("boom"), 3);
     assert!(!s.is_done(), "c is still running");
+    assert_eq!(s.status().state, "failing");
     assert!(s.advance(4).is_empty());
     s.finish("c", ok(json!({})), 5);
     assert!(s.advance(6).is_empty(), "d never starts");
