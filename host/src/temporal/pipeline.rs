@@ -128,37 +128,7 @@ impl PipelineWorkflow {
             if running.is_empty() && ctx.state(|s| s.pipeline().is_done()) {
                 break;
             }
-            let seen = ctx.state(|s| s.changes);
-            let event = {
-                let finished = async {
-                    if running.is_empty() {
-                        std::future::pending().await
-                    } else {
-                        let (done, index, _) = select_all(running.iter_mut()).await;
-                        (done, index)
-                    }
-                };
-                let cancelled = async {
-                    if cancelling {
-                        std::future::pending().await
-                    } else {
-                        ctx.cancelled().await
-                    }
-                };
-                // Waiting must not end with the workflow's cancellation, which is its own
-                // branch: a wait that inherited it would resolve on every pass.
-                let mut changed = ctx.wait_condition_with_options(
-                    move |s: &Self| s.changes != seen,
-                    temporalio_sdk::WaitConditionOptions::builder()
-                        .cancellation_token(WorkflowCancellationToken::new())
-                        .build(),
-                );
-                select! {
-                    done = finished.fuse() => Event::Finished(done),
-                    _ = changed => Event::Changed,
-                    _ = cancelled.fuse() => Event::Cancelled,
-                }
-            };
+            let event = next_event(ctx, &mut running, cancelling).await;
             let now = now_ms(ctx);
             match event {
                 Event::Finished(((id, mut result), index)) => {
@@ -333,6 +303,44 @@ impl PipelineWorkflow {
         run.step(&decision.step)
             .map(|s| s.status.as_str().to_string())
             .unwrap_or_default()
+    }
+}
+
+/// Waits for a step to finish, a signal or update to change the state, or the workflow's
+/// cancellation (once). Branches are polled in this order, so replay sees the same choice.
+async fn next_event(
+    ctx: &WorkflowContext<PipelineWorkflow>,
+    running: &mut [LocalBoxFuture<'static, (String, StepResult)>],
+    cancelling: bool,
+) -> Event {
+    let seen = ctx.state(|s| s.changes);
+    let finished = async {
+        if running.is_empty() {
+            std::future::pending().await
+        } else {
+            let (done, index, _) = select_all(running.iter_mut()).await;
+            (done, index)
+        }
+    };
+    let cancelled = async {
+        if cancelling {
+            std::future::pending().await
+        } else {
+            ctx.cancelled().await
+        }
+    };
+    // Waiting must not end with the workflow's cancellation, which is its own branch: a wait
+    // that inherited it would resolve on every pass.
+    let mut changed = ctx.wait_condition_with_options(
+        move |s: &PipelineWorkflow| s.changes != seen,
+        temporalio_sdk::WaitConditionOptions::builder()
+            .cancellation_token(WorkflowCancellationToken::new())
+            .build(),
+    );
+    select! {
+        done = finished.fuse() => Event::Finished(done),
+        _ = changed => Event::Changed,
+        _ = cancelled.fuse() => Event::Cancelled,
     }
 }
 
