@@ -20,7 +20,8 @@
 //! - [`temporal`]: the `plugin_activity` activity, the workflows, and the worker loop.
 //! - [`config`] and [`run_args`]: the daemon's configuration (file, environment, flags);
 //!   [`daemon`]: the long-running worker (health, metrics, drain); [`dev`]: dev server + worker.
-//! - [`pipeline`]: pipelines as data (spec, validation, conditions and references, files);
+//! - [`pipeline`]: pipelines as data (spec, validation, conditions and references, files, the
+//!   run's state machine);
 //!   [`cli`]: the `pipeline` and `schedule` commands that start, watch and steer runs.
 //! - [`telemetry`]: logging and trace export; [`metrics`]: per-plugin metrics; [`health`]:
 //!   liveness and readiness endpoints.

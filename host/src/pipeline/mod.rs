@@ -1,6 +1,7 @@
 //! Pipelines as data (issue 6): a spec of params and steps, each a plugin operation or an
 //! approval gate, validated whole before anything runs. `expr` is the condition and reference
-//! language the spec uses; `load` reads spec files (YAML, TOML, JSON).
+//! language the spec uses; `load` reads spec files (YAML, TOML, JSON); `state` is a run as a
+//! pure state machine, which `temporal::pipeline` drives.
 
 pub mod expr;
 pub mod load;
