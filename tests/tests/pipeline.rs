@@ -248,11 +248,12 @@ async fn retries_back_off_and_failures_continue_or_compensate() -> anyhow::Resul
     let compensating = json!({
         "name": "compensate",
         "steps": [
-            echo("made", &[], json!({"path": "/artifacts/half-done"})),
+            // Still running when `publish` fails: the compensation waits for it.
+            slow("made", &[]),
             fail("publish", json!({"compensate": "undo"})),
             echo("never", &["publish"], json!({}))
         ],
-        "compensations": [echo("undo", &[], json!({"remove": "${steps.made.output.input.path}"}))]
+        "compensations": [echo("undo", &[], json!({"after_beats": "${steps.made.output.beats}"}))]
     });
     let retry = start(&client, &worker, "pipeline-retry", retry).await?;
     let continuing = start(&client, &worker, "pipeline-continue", continuing).await?;
@@ -330,9 +331,22 @@ async fn retries_back_off_and_failures_continue_or_compensate() -> anyhow::Resul
             WorkflowQueryOptions::default(),
         )
         .await?;
-    assert_eq!(undo["input"]["remove"], "/artifacts/half-done");
-    // Failed once, non-retryably: a failed pipeline is not retried as a whole.
+    assert_eq!(
+        undo["input"]["after_beats"], 10,
+        "undo saw made's final output"
+    );
     let json = history_json(&compensating).await?;
+    let timeline = activity_timeline(&history_events(&json));
+    let at = |id, kind| position(&timeline, id, kind);
+    assert!(
+        at("publish", "failed") < at("made", "completed"),
+        "{timeline:?}"
+    );
+    assert!(
+        at("made", "completed") < at("undo", "scheduled"),
+        "{timeline:?}"
+    );
+    // Failed once, non-retryably: a failed pipeline is not retried as a whole.
     let events_ = history_events(&json);
     let failed = events(&events_, "WorkflowExecutionFailed");
     assert_eq!(failed.len(), 1);

@@ -35,8 +35,9 @@ fn replayer() -> anyhow::Result<WorkflowReplayer> {
 async fn recorded_pipeline_histories_replay() -> anyhow::Result<()> {
     let files = histories();
     // Every scenario of pipeline.rs: ordering, retry, continue, compensation, approval,
-    // rejection, pause, cancel-step and cancelling the whole pipeline.
-    assert!(files.len() >= 9, "recorded histories: {files:?}");
+    // a compensation waiting for a running step, rejection, pause, cancel-step and cancelling
+    // the whole pipeline.
+    assert!(files.len() >= 10, "recorded histories: {files:?}");
     let replayer = replayer()?;
     for file in files {
         let history = WorkflowHistory::from_json(&std::fs::read(&file)?)?;

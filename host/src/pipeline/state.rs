@@ -172,8 +172,22 @@ impl PipelineState {
         if self.paused || self.cancelled {
             return starts;
         }
-        for id in std::mem::take(&mut self.compensate) {
-            self.start(&id, now_ms, &mut starts);
+        if let Some(why) = self.failure.clone() {
+            // Nobody need decide on a step of a run that is failing anyway.
+            for id in self.waiting_approval() {
+                let step = self.steps.get_mut(&id).expect("known step");
+                step.status = StepStatus::Cancelled;
+                step.ended_at_ms = Some(now_ms);
+                step.note = Some(format!("not decided: {why}"));
+            }
+        }
+        // Compensations wait until nothing else runs, so they see every step's final output
+        // (a step running beside the one that failed may be what they undo).
+        let busy = self.steps.values().any(|s| s.status == StepStatus::Running);
+        if !busy {
+            for id in std::mem::take(&mut self.compensate) {
+                self.start(&id, now_ms, &mut starts);
+            }
         }
         loop {
             let mut changed = false;

@@ -291,3 +291,42 @@ fn cancelling_a_step_counts_as_its_failure_and_cancelling_the_run_ends_approvals
     assert_eq!(status(&s, "ok"), StepStatus::Cancelled);
     assert_eq!(s.status().state, "cancelled");
 }
+
+#[test]
+fn compensation_waits_for_running_steps_and_a_failing_run_ends_its_approvals() {
+    let v = json!({
+        "name": "parallel",
+        "steps": [
+            {"id": "made", "plugin": "p", "operation": "op"},
+            {"id": "publish", "plugin": "p", "operation": "op",
+             "on_failure": {"compensate": "undo"}},
+            {"id": "gate", "type": "approval"}
+        ],
+        "compensations": [
+            {"id": "undo", "plugin": "p", "operation": "op",
+             "input": {"remove": "${steps.made.output.path}"}}
+        ]
+    });
+    let mut s = state(v);
+    assert_eq!(ids(&s.advance(0)), ["made", "publish"]);
+    assert_eq!(status(&s, "gate"), StepStatus::WaitingApproval);
+    s.finish("publish", failed("broke"), 1);
+    assert!(s.advance(2).is_empty(), "made is still running");
+    assert_eq!(status(&s, "gate"), StepStatus::Cancelled);
+    assert!(
+        s.step("gate")
+            .unwrap()
+            .note
+            .as_ref()
+            .unwrap()
+            .starts_with("not decided: step `publish` failed")
+    );
+    assert!(!s.is_done());
+    s.finish("made", ok(json!({"path": "/artifacts/x"})), 3);
+    let undo = s.advance(4);
+    assert_eq!(ids(&undo), ["undo"]);
+    assert_eq!(undo[0].input, json!({"remove": "/artifacts/x"}));
+    s.finish("undo", ok(json!({})), 5);
+    assert!(s.is_done());
+    assert_eq!(s.status().state, "failed");
+}
