@@ -139,10 +139,13 @@ fn echo(id: &str, deps: &[&str], input: Value) -> Value {
     json!({"id": id, "plugin": "testkit", "operation": "echo", "depends_on": deps, "input": input})
 }
 
-/// Busy for about a second, heartbeating: long enough to see two steps overlap.
+/// Busy for about three seconds, heartbeating: long enough to see two steps overlap, or to act
+/// while it runs, even on a loaded machine.
+const BEATS: u64 = 30;
+
 fn slow(id: &str, deps: &[&str]) -> Value {
     json!({"id": id, "plugin": "testkit", "operation": "wait_for_cancel",
-           "depends_on": deps, "input": {"max_beats": 10, "interval_ms": 100},
+           "depends_on": deps, "input": {"max_beats": BEATS, "interval_ms": 100},
            "timeouts": {"start_to_close_secs": 60, "heartbeat_secs": 10}})
 }
 
@@ -171,7 +174,7 @@ async fn steps_run_in_dependency_order_in_parallel_and_conditions_skip() -> anyh
     let steps = &result["steps"];
     assert_eq!(
         steps["d"]["output"]["input"],
-        json!({"from_a": 3, "beats": 10})
+        json!({"from_a": 3, "beats": BEATS})
     );
     assert_eq!(steps["big"]["status"], "skipped", "{result:#}");
     assert_eq!(steps["after_big"]["status"], "skipped", "{result:#}");
@@ -206,7 +209,7 @@ async fn steps_run_in_dependency_order_in_parallel_and_conditions_skip() -> anyh
             WorkflowQueryOptions::default(),
         )
         .await?;
-    assert_eq!(output, json!({"beats": 10}));
+    assert_eq!(output, json!({"beats": BEATS}));
     assert!(
         step(&status, "big")
             .note
@@ -332,7 +335,7 @@ async fn retries_back_off_and_failures_continue_or_compensate() -> anyhow::Resul
         )
         .await?;
     assert_eq!(
-        undo["input"]["after_beats"], 10,
+        undo["input"]["after_beats"], BEATS,
         "undo saw made's final output"
     );
     let json = history_json(&compensating).await?;
