@@ -69,7 +69,7 @@ test: tools plugins lint
 # Micro benchmarks of the sandbox (criterion), then the end-to-end comparison against native
 # Rust and Python workers (needs the release worker); optimised builds; see BENCHMARKS.md.
 bench: tools plugins
-	cargo bench -p mlx-worker --bench sandbox
+	cargo bench -p mlx-e2e --bench sandbox
 	cargo build --release -p mlx-worker
 	cargo bench -p mlx-e2e --bench e2e
 	# The trainer as Wasm vs native (the bench builds its native example itself), then

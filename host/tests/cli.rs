@@ -122,7 +122,7 @@ fn secrets_never_reach_the_worker_log() {
     )
     .unwrap();
     let out = mlx_worker()
-        .env("RUST_LOG", "mlx_worker=trace")
+        .env("RUST_LOG", "mlx_worker=trace,mlx_runtime=trace")
         .args(["plugin", "invoke"])
         .arg(dir.path().join("testkit.wasm"))
         .args(["grants", r#"{"secrets": ["api_token"]}"#])

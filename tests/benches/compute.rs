@@ -12,7 +12,7 @@ use std::{path::Path, process::Command, time::Instant};
 
 use anyhow::{Context, bail, ensure};
 use mlx_e2e::{PluginsDir, bench::write_report, invoke_once, workspace_root};
-use mlx_worker::runtime::{Runtime, RuntimeSettings};
+use mlx_runtime::{HostSettings, PluginHost};
 use serde_json::{Value, json};
 
 const RUNS: usize = 5;
@@ -83,7 +83,7 @@ async fn main() -> anyhow::Result<()> {
         &format!("[[filesystem]]\nhost = {data:?}\nguest = \"/data\"\n"),
     );
     let artifacts = tempfile::tempdir()?;
-    let runtime = Runtime::new(RuntimeSettings {
+    let runtime = PluginHost::new(HostSettings {
         artifacts_dir: Some(artifacts.path().to_path_buf()),
         ..Default::default()
     })?;

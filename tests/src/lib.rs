@@ -12,12 +12,10 @@ use std::{
 };
 
 use anyhow::{Context, bail};
-use mlx_worker::{
-    engine::EngineSettings,
-    registry::PluginRegistry,
-    runtime::{Runtime, RuntimeSettings},
-    temporal::worker::{self, ConnectionSettings, WorkerSettings},
+use mlx_runtime::{
+    HostSettings, PluginHost, engine::EngineSettings, plugin::registry::PluginRegistry,
 };
+use mlx_worker::temporal::worker::{self, ConnectionSettings, WorkerSettings};
 use serde_json::Value;
 use temporalio_client::{
     Client, WorkflowFetchHistoryOptions, WorkflowGetResultOptions, WorkflowHandle,
@@ -195,7 +193,7 @@ impl Drop for DevServer {
 pub struct TestWorker {
     pub task_queue: String,
     pub artifacts: tempfile::TempDir,
-    pub runtime: Arc<Runtime>,
+    pub runtime: Arc<PluginHost>,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<anyhow::Result<()>>>,
 }
@@ -203,9 +201,12 @@ pub struct TestWorker {
 impl TestWorker {
     pub async fn start(server: &DevServer, plugins: &Path) -> anyhow::Result<Self> {
         // Worker and plugin logs go to stderr: `cargo test -- --nocapture` shows them.
-        let _ = mlx_worker::telemetry::init(mlx_worker::telemetry::LogFormat::Human, None);
+        let _ = mlx_worker::daemon::telemetry::init(
+            mlx_worker::daemon::telemetry::LogFormat::Human,
+            None,
+        );
         let artifacts = tempfile::tempdir()?;
-        let runtime = Runtime::new(RuntimeSettings {
+        let runtime = PluginHost::new(HostSettings {
             engine: EngineSettings {
                 max_instances: 16,
                 ..Default::default()
@@ -213,7 +214,7 @@ impl TestWorker {
             artifacts_dir: Some(artifacts.path().to_path_buf()),
             scratch_root: None,
             cache_dir: None,
-            metrics: None,
+            observer: None,
         })
         .map_err(|e| anyhow::anyhow!("{e:#}"))?;
         let registry = Arc::new(PluginRegistry::load_dir(&runtime, plugins).await?);
@@ -462,16 +463,16 @@ pub fn history_text(events: &[Value]) -> String {
 /// One invocation as a first attempt of activity 1 of `workflow_id`, with signals nobody
 /// cancels: the common case of the sandbox-level tests.
 pub async fn invoke_once(
-    runtime: &Runtime,
-    plugin: &mlx_worker::runtime::LoadedPlugin,
+    runtime: &PluginHost,
+    plugin: &mlx_runtime::plugin::LoadedPlugin,
     operation: &str,
     input: &Value,
     workflow_id: &str,
-) -> Result<mlx_worker::runtime::Invocation, mlx_worker::failure::InvocationError> {
-    let (signals, _) = mlx_worker::capabilities::activity::ActivitySignals::new(
+) -> Result<mlx_runtime::Invocation, mlx_runtime::failure::InvocationError> {
+    let (signals, _) = mlx_runtime::sandbox::capabilities::activity::ActivitySignals::new(
         tokio_util::sync::CancellationToken::new(),
     );
-    let ctx = mlx_worker::contract::InvocationContext {
+    let ctx = mlx_runtime::contract::InvocationContext {
         workflow_id: workflow_id.into(),
         activity_id: "1".into(),
         attempt: 1,

@@ -4,14 +4,11 @@
 use std::{os::unix::fs::PermissionsExt, path::Path, sync::Arc, sync::atomic::Ordering};
 
 use mlx_e2e::{PluginsDir, invoke_once};
-use mlx_worker::{
-    engine::EngineSettings,
-    runtime::{Runtime, RuntimeSettings},
-};
+use mlx_runtime::{HostSettings, PluginHost, engine::EngineSettings};
 use serde_json::json;
 
-fn runtime(cache: &Path, fuel_metering: bool) -> Arc<Runtime> {
-    Runtime::new(RuntimeSettings {
+fn runtime(cache: &Path, fuel_metering: bool) -> Arc<PluginHost> {
+    PluginHost::new(HostSettings {
         cache_dir: Some(cache.to_path_buf()),
         engine: EngineSettings {
             fuel_metering,
@@ -102,7 +99,7 @@ async fn an_entry_the_worker_did_not_write_is_not_loaded() {
 async fn a_cache_directory_others_can_write_is_refused() {
     let cache = tempfile::tempdir().unwrap();
     std::fs::set_permissions(cache.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
-    let err = Runtime::new(RuntimeSettings {
+    let err = PluginHost::new(HostSettings {
         cache_dir: Some(cache.path().to_path_buf()),
         ..Default::default()
     })

@@ -10,10 +10,7 @@ use std::{
 };
 
 use mlx_e2e::{PluginsDir, invoke_once};
-use mlx_worker::{
-    failure::InvocationError,
-    runtime::{LoadedPlugin, Runtime, RuntimeSettings},
-};
+use mlx_runtime::{HostSettings, PluginHost, failure::InvocationError, plugin::LoadedPlugin};
 use serde_json::{Value, json};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
@@ -120,8 +117,8 @@ async fn sink_server() -> (u16, Arc<AtomicUsize>, Arc<AtomicUsize>) {
     (port, received, ended)
 }
 
-async fn probe(manifest: &str) -> (Arc<Runtime>, LoadedPlugin, PluginsDir) {
-    let rt = Runtime::new(RuntimeSettings::default()).unwrap();
+async fn probe(manifest: &str) -> (Arc<PluginHost>, LoadedPlugin, PluginsDir) {
+    let rt = PluginHost::new(HostSettings::default()).unwrap();
     let plugins = PluginsDir::with(&["http_probe"]);
     plugins.write_manifest("http_probe", manifest);
     let plugin = rt
@@ -131,7 +128,11 @@ async fn probe(manifest: &str) -> (Arc<Runtime>, LoadedPlugin, PluginsDir) {
     (rt, plugin, plugins)
 }
 
-async fn get(rt: &Runtime, plugin: &LoadedPlugin, input: Value) -> Result<Value, InvocationError> {
+async fn get(
+    rt: &PluginHost,
+    plugin: &LoadedPlugin,
+    input: Value,
+) -> Result<Value, InvocationError> {
     invoke_once(rt, plugin, "get", &input, "http")
         .await
         .map(|done| done.output)
@@ -240,7 +241,7 @@ async fn response_bodies_are_capped() {
 
 #[tokio::test]
 async fn without_an_http_grant_the_component_is_refused_at_load() {
-    let rt = Runtime::new(RuntimeSettings::default()).unwrap();
+    let rt = PluginHost::new(HostSettings::default()).unwrap();
     let plugins = PluginsDir::with(&["http_probe"]);
     let err = rt
         .load(&plugins.path().join("http_probe.wasm"))
@@ -282,7 +283,7 @@ async fn https_works_with_a_ca_the_manifest_adds_and_only_with_it() {
     let url = format!("https://127.0.0.1:{port}/data");
     let allow = format!("[http]\nallow = [\"https://127.0.0.1:{port}\"]\n");
 
-    let rt = Runtime::new(RuntimeSettings::default()).unwrap();
+    let rt = PluginHost::new(HostSettings::default()).unwrap();
     let dir = PluginsDir::with(&["http_probe"]);
     // Relative to the manifest's directory.
     std::fs::write(dir.path().join("internal-ca.pem"), &ca_pem).unwrap();

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use mlx_e2e::{DevServer, PluginsDir, TestWorker, events, eventually, find, workspace_root};
-use mlx_worker::pipeline::{Decision, ParamChange, PipelineStatus, StepStatus};
+use mlx_pipeline::{Decision, ParamChange, PipelineStatus, RunState, StepStatus};
 use mlx_worker::temporal::PipelineWorkflow;
 use serde_json::{Value, json};
 use temporalio_client::{
@@ -53,7 +53,7 @@ async fn status(handle: &Pipeline) -> anyhow::Result<PipelineStatus> {
         .await?)
 }
 
-fn step<'a>(status: &'a PipelineStatus, id: &str) -> &'a mlx_worker::pipeline::StepState {
+fn step<'a>(status: &'a PipelineStatus, id: &str) -> &'a mlx_pipeline::StepState {
     status
         .steps
         .iter()
@@ -197,7 +197,7 @@ async fn steps_run_in_dependency_order_in_parallel_and_conditions_skip() -> anyh
     assert!(!timeline.iter().any(|(id, _)| id == "big"), "{timeline:?}");
 
     let status = status(&handle).await?;
-    assert_eq!(status.state, "succeeded");
+    assert_eq!(status.state, RunState::Succeeded);
     let d = step(&status, "d");
     assert_eq!(d.attempt, Some(1));
     assert!(d.started_at_ms.unwrap() <= d.ended_at_ms.unwrap());
@@ -324,7 +324,7 @@ async fn retries_back_off_and_failures_continue_or_compensate() -> anyhow::Resul
     let text = format!("{err:?}");
     assert!(text.contains("step `publish` failed"), "{text}");
     let status = status(&compensating).await?;
-    assert_eq!(status.state, "failed");
+    assert_eq!(status.state, RunState::Failed);
     assert_eq!(step(&status, "undo").status, StepStatus::Succeeded);
     assert_eq!(step(&status, "never").status, StepStatus::Pending);
     let undo = compensating
@@ -512,7 +512,7 @@ async fn a_person_pauses_resumes_approves_rejects_cancels_and_changes_params() -
         .await?;
     wait_for_step(&paused, "first", StepStatus::Succeeded).await?;
     let held = status(&paused).await?;
-    assert_eq!(held.state, "paused");
+    assert_eq!(held.state, RunState::Paused);
     assert_eq!(step(&held, "second").status, StepStatus::Pending);
     paused
         .signal(
@@ -595,7 +595,7 @@ async fn a_person_pauses_resumes_approves_rejects_cancels_and_changes_params() -
     assert_eq!(events(&events_, "ActivityTaskCanceled").len(), 1);
     assert_eq!(events(&events_, "WorkflowExecutionCanceled").len(), 1);
     let end = status(&whole).await?;
-    assert_eq!(end.state, "cancelled");
+    assert_eq!(end.state, RunState::Cancelled);
     assert_eq!(step(&end, "gate").status, StepStatus::Cancelled);
     assert_eq!(step(&end, "running").status, StepStatus::Cancelled);
     assert_eq!(
@@ -677,7 +677,7 @@ async fn the_example_training_pipeline_registers_only_good_approved_models() -> 
     plugins.grant_data("csv");
     let worker = TestWorker::start(&server, plugins.path()).await?;
     let client = server.client().await?;
-    let spec = mlx_worker::pipeline::load::load(&workspace_root().join("pipelines/training.yaml"))?;
+    let spec = mlx_pipeline::load::load(&workspace_root().join("pipelines/training.yaml"))?;
     let with_threshold = |min: f64| {
         let mut spec = spec.clone();
         spec.params.insert("min_accuracy".into(), json!(min));

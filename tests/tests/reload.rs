@@ -8,13 +8,12 @@ use std::{
 };
 
 use mlx_e2e::{PluginsDir, components, eventually, invoke_once};
-use mlx_worker::{
-    capabilities::activity::ActivitySignals,
+use mlx_runtime::{
+    HostSettings, PluginHost,
     contract::InvocationContext,
     failure::InvocationError,
-    registry::PluginRegistry,
-    reload,
-    runtime::{Runtime, RuntimeSettings},
+    plugin::{registry::PluginRegistry, reload},
+    sandbox::capabilities::activity::ActivitySignals,
 };
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
@@ -49,7 +48,7 @@ fn drop_in(dir: &Path, file: &str, bytes: &[u8]) {
 }
 
 struct Watched {
-    runtime: Arc<Runtime>,
+    runtime: Arc<PluginHost>,
     registry: Arc<PluginRegistry>,
     stop: CancellationToken,
     task: tokio::task::JoinHandle<()>,
@@ -57,8 +56,9 @@ struct Watched {
 
 async fn watched(dir: &Path) -> Watched {
     // `cargo test -- --nocapture` shows what the watcher did.
-    let _ = mlx_worker::telemetry::init(mlx_worker::telemetry::LogFormat::Human, None);
-    let runtime = Runtime::new(RuntimeSettings::default()).unwrap();
+    let _ =
+        mlx_worker::daemon::telemetry::init(mlx_worker::daemon::telemetry::LogFormat::Human, None);
+    let runtime = PluginHost::new(HostSettings::default()).unwrap();
     let watcher = reload::PluginWatcher::start(dir).unwrap();
     let registry = Arc::new(PluginRegistry::load_dir(&runtime, dir).await.unwrap());
     let stop = CancellationToken::new();

@@ -4,18 +4,18 @@
 use std::{path::Path, sync::Arc, time::Duration};
 
 use mlx_e2e::{PluginsDir, components};
-use mlx_worker::{
-    capabilities::activity::ActivitySignals,
+use mlx_runtime::{
+    HostSettings, PluginHost,
     contract::InvocationContext,
     failure::InvocationError,
-    registry::PluginRegistry,
-    runtime::{LoadError, LoadedPlugin, Runtime, RuntimeSettings},
+    plugin::{LoadError, LoadedPlugin, registry::PluginRegistry},
+    sandbox::capabilities::activity::ActivitySignals,
 };
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-fn runtime(artifacts: Option<&Path>) -> Arc<Runtime> {
-    Runtime::new(RuntimeSettings {
+fn runtime(artifacts: Option<&Path>) -> Arc<PluginHost> {
+    PluginHost::new(HostSettings {
         artifacts_dir: artifacts.map(Path::to_path_buf),
         ..Default::default()
     })
@@ -31,7 +31,7 @@ fn ctx(attempt: u32, last: Option<Value>) -> InvocationContext {
     }
 }
 
-async fn load(runtime: &Runtime, plugins: &PluginsDir, name: &str) -> LoadedPlugin {
+async fn load(runtime: &PluginHost, plugins: &PluginsDir, name: &str) -> LoadedPlugin {
     runtime
         .load(&plugins.path().join(format!("{name}.wasm")))
         .await
@@ -39,7 +39,7 @@ async fn load(runtime: &Runtime, plugins: &PluginsDir, name: &str) -> LoadedPlug
 }
 
 async fn invoke(
-    runtime: &Runtime,
+    runtime: &PluginHost,
     plugin: &LoadedPlugin,
     operation: &str,
     input: Value,
@@ -488,7 +488,7 @@ async fn a_plugin_without_manifest_gets_no_environment() {
 #[tokio::test]
 async fn scratch_only_when_granted_fresh_for_each_invocation_and_removed_after() {
     let scratch_root = tempfile::tempdir().unwrap();
-    let rt = Runtime::new(RuntimeSettings {
+    let rt = PluginHost::new(HostSettings {
         scratch_root: Some(scratch_root.path().to_path_buf()),
         ..Default::default()
     })
@@ -573,10 +573,10 @@ async fn table_growth_bomb_is_contained() {
     .unwrap();
     // In a real sandbox store: the same limiter and pool every invocation gets.
     let (signals, _) = ActivitySignals::new(CancellationToken::new());
-    let manifest = Arc::new(mlx_worker::manifest::Manifest::default());
-    let mut store = mlx_worker::sandbox::new_store(
+    let manifest = Arc::new(mlx_runtime::plugin::manifest::Manifest::default());
+    let mut store = mlx_runtime::sandbox::new_store(
         rt.engine(),
-        mlx_worker::sandbox::SandboxSpec {
+        mlx_runtime::sandbox::SandboxSpec {
             manifest: &manifest,
             artifacts_dir: None,
             scratch_dir: None,
@@ -606,8 +606,8 @@ async fn table_growth_bomb_is_contained() {
 
 #[tokio::test]
 async fn fuel_limit_stops_a_spinning_guest_deterministically() {
-    let rt = Runtime::new(RuntimeSettings {
-        engine: mlx_worker::engine::EngineSettings {
+    let rt = PluginHost::new(HostSettings {
+        engine: mlx_runtime::engine::EngineSettings {
             fuel_metering: true,
             ..Default::default()
         },

@@ -12,6 +12,7 @@
 mod follow;
 mod format;
 pub mod pipeline;
+pub mod plugin;
 mod progress;
 pub mod schedule;
 mod schedule_spec;
@@ -22,9 +23,10 @@ use std::path::PathBuf;
 
 use temporalio_client::{Client, errors::WorkflowQueryError, tonic::Code};
 
+use mlx_pipeline::{SpecError, load::SpecFileError};
+
 use crate::{
     config::TemporalConfig,
-    pipeline::{SpecError, load::LoadError},
     temporal::worker::{self, WorkerError},
 };
 
@@ -64,7 +66,7 @@ impl ConnectArgs {
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
     #[error(transparent)]
-    Load(#[from] LoadError),
+    Load(#[from] SpecFileError),
     #[error(
         "{} is not a valid pipeline; nothing was started:\n{}",
         file.display(),
@@ -75,7 +77,7 @@ pub enum CliError {
         errors: Vec<SpecError>,
     },
     #[error("plugins directory: {0}")]
-    Plugins(#[from] crate::runtime::LoadError),
+    Plugins(#[from] mlx_runtime::plugin::LoadError),
     #[error("{0}")]
     Usage(String),
     #[error("workflow `{workflow}` refused {what}: {reason}")]

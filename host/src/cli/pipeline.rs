@@ -18,10 +18,9 @@ use super::{
     spec_args::SpecArgs,
     view::{Pipeline, look, status_table},
 };
-use crate::{
-    pipeline::{Decision, ParamChange, load::parse_value},
-    temporal::PipelineWorkflow,
-};
+use mlx_pipeline::{Decision, ParamChange, load::parse_value};
+
+use crate::temporal::PipelineWorkflow;
 
 #[derive(Debug, clap::Args)]
 pub struct PipelineArgs {

@@ -10,7 +10,7 @@ use super::{
     format::{clock, now_ms},
     view::step_elapsed,
 };
-use crate::pipeline::{PipelineStatus, StepState, StepStatus};
+use mlx_pipeline::{PipelineStatus, RunState, StepState, StepStatus};
 
 pub enum Progress {
     Live(Live),
@@ -77,7 +77,7 @@ fn tail(step: &StepState) -> String {
 pub struct Plain {
     /// Whether a look that got no status was reported already.
     told: bool,
-    state: Option<String>,
+    state: Option<RunState>,
     steps: BTreeMap<String, (StepStatus, Option<u32>)>,
 }
 
@@ -85,11 +85,11 @@ impl Plain {
     pub fn changes(&mut self, status: &PipelineStatus, now_ms: u64) -> Vec<String> {
         let at = clock(now_ms);
         let mut lines = Vec::new();
-        let state = (self.state.as_deref() != Some(status.state.as_str()))
+        let state = (self.state != Some(status.state))
             .then(|| format!("{at} pipeline `{}` {}", status.pipeline, status.state));
         // The run's start heads its steps; its end (or pause) follows the steps that led to it.
         let first = self.state.is_none();
-        self.state = Some(status.state.clone());
+        self.state = Some(status.state);
         if first {
             lines.extend(state.clone());
         }
@@ -213,10 +213,10 @@ fn style(status: StepStatus) -> ProgressStyle {
 mod tests {
     use super::*;
 
-    fn status(state: &str, steps: &[(&str, StepStatus, Option<u32>)]) -> PipelineStatus {
+    fn status(state: RunState, steps: &[(&str, StepStatus, Option<u32>)]) -> PipelineStatus {
         PipelineStatus {
             pipeline: "demo".into(),
-            state: state.into(),
+            state,
             params: Default::default(),
             failure: None,
             steps: steps
@@ -247,7 +247,10 @@ mod tests {
     fn plain_lines_come_once_per_status_or_attempt_change() {
         use StepStatus::*;
         let mut plain = Plain::default();
-        let first = status("running", &[("a", Running, None), ("b", Pending, None)]);
+        let first = status(
+            RunState::Running,
+            &[("a", Running, None), ("b", Pending, None)],
+        );
         assert_eq!(
             strip_clock(plain.changes(&first, now_ms())),
             ["pipeline `demo` running", "a running", "b pending"]
@@ -256,18 +259,24 @@ mod tests {
             plain.changes(&first, now_ms()).is_empty(),
             "nothing changed"
         );
-        let known = status("running", &[("a", Running, Some(1)), ("b", Pending, None)]);
+        let known = status(
+            RunState::Running,
+            &[("a", Running, Some(1)), ("b", Pending, None)],
+        );
         assert!(
             plain.changes(&known, now_ms()).is_empty(),
             "a first attempt is no news"
         );
-        let retry = status("running", &[("a", Running, Some(2)), ("b", Pending, None)]);
+        let retry = status(
+            RunState::Running,
+            &[("a", Running, Some(2)), ("b", Pending, None)],
+        );
         assert_eq!(
             strip_clock(plain.changes(&retry, now_ms())),
             ["a running (attempt 2)"]
         );
         let mut done = status(
-            "succeeded",
+            RunState::Succeeded,
             &[("a", Succeeded, Some(2)), ("b", Skipped, None)],
         );
         done.steps[1].note = Some("`a` is false".into());

@@ -4,14 +4,11 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::{
-    pipeline::{
-        PipelineSpec,
-        load::{self, ParamOverride},
-    },
-    registry::PluginRegistry,
-    runtime::{Runtime, RuntimeSettings},
+use mlx_pipeline::{
+    PipelineSpec,
+    load::{self, ParamOverride},
 };
+use mlx_runtime::{HostSettings, PluginHost, plugin::registry::PluginRegistry};
 
 use super::CliError;
 
@@ -54,7 +51,7 @@ impl SpecArgs {
 async fn plugin_operations(
     dir: &Path,
 ) -> Result<std::collections::BTreeMap<String, Vec<String>>, CliError> {
-    let runtime = Runtime::new(RuntimeSettings::default())
+    let runtime = PluginHost::new(HostSettings::default())
         .map_err(|e| CliError::Local(format!("cannot start the plugin runtime: {e:#}")))?;
     let registry = PluginRegistry::load_dir(&runtime, dir).await?;
     Ok(registry

@@ -18,10 +18,9 @@ use super::{
     CliError,
     format::{clock, elapsed, millis, table},
 };
-use crate::{
-    pipeline::{PipelineStatus, StepState, StepStatus},
-    temporal::PipelineWorkflow,
-};
+use mlx_pipeline::{PipelineStatus, StepState, StepStatus};
+
+use crate::temporal::PipelineWorkflow;
 
 pub type Pipeline = WorkflowHandle<Client, PipelineWorkflow>;
 
@@ -217,7 +216,7 @@ mod tests {
         done.ended_at_ms = Some(2_500);
         PipelineStatus {
             pipeline: "demo".into(),
-            state: "running".into(),
+            state: mlx_pipeline::RunState::Running,
             params: [("label".to_string(), json!("v1"))].into(),
             failure: None,
             steps: vec![

@@ -15,24 +15,24 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::payload::{decode_heartbeat_details, decode_request, result_payload};
-use crate::{
-    capabilities::activity::ActivitySignals,
+use mlx_runtime::{
+    PluginHost,
     contract::InvocationContext,
     failure::{Failure, InvocationError},
-    registry::PluginRegistry,
-    runtime::Runtime,
+    plugin::registry::PluginRegistry,
+    sandbox::capabilities::activity::ActivitySignals,
 };
 
 /// Shortest interval between heartbeats the host sends on a plugin's behalf.
 const MIN_AUTO_HEARTBEAT: Duration = Duration::from_millis(200);
 
 pub struct PluginActivities {
-    runtime: Arc<Runtime>,
+    runtime: Arc<PluginHost>,
     registry: Arc<PluginRegistry>,
 }
 
 impl PluginActivities {
-    pub fn new(runtime: Arc<Runtime>, registry: Arc<PluginRegistry>) -> Self {
+    pub fn new(runtime: Arc<PluginHost>, registry: Arc<PluginRegistry>) -> Self {
         Self { runtime, registry }
     }
 }

@@ -12,7 +12,7 @@ use super::{
     activity::to_activity_error,
     payload::{decode_heartbeat_details, decode_request, result_payload},
 };
-use crate::failure::InvocationError;
+use mlx_runtime::failure::InvocationError;
 
 pub struct NativeEchoActivity;
 

@@ -4,7 +4,7 @@
 use serde_json::Value;
 use temporalio_common::{data_converters::RawValue, protos::temporal::api::common::v1::Payload};
 
-use crate::{contract::PluginRequest, failure::InvocationError};
+use mlx_runtime::{contract::PluginRequest, failure::InvocationError};
 
 const ENCODING: &str = "encoding";
 const JSON: &[u8] = b"json/plain";

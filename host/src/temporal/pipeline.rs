@@ -28,11 +28,11 @@ use temporalio_sdk::{
 };
 
 use super::payload::decode_result;
-use crate::contract::PluginRequest;
-use crate::pipeline::{
+use mlx_pipeline::{
     Decision, ParamChange, PipelineSpec, PipelineState, PipelineStatus, StartStep, StepResult,
     StepSpec,
 };
+use mlx_runtime::contract::PluginRequest;
 
 /// `plugin_activity` seen from a pipeline: the raw result, whose metadata says which attempt
 /// produced it.

@@ -18,7 +18,7 @@ use super::{
     MLTrainingWorkflow, PipelineWorkflow, PluginActivities, RunPluginWorkflow,
     native_echo::NativeEchoActivity,
 };
-use crate::{registry::PluginRegistry, runtime::Runtime};
+use mlx_runtime::{PluginHost, plugin::registry::PluginRegistry};
 
 /// Where and how to connect: the `[temporal]` table of the configuration. Unset fields follow
 /// Temporal's own conventions: the `temporal.toml` profile the official SDKs read (with the
@@ -150,7 +150,7 @@ fn parse_address(address: &str, tls: bool) -> Result<Url, WorkerError> {
 pub async fn run(
     client: Client,
     settings: &WorkerSettings,
-    runtime: Arc<Runtime>,
+    runtime: Arc<PluginHost>,
     registry: Arc<PluginRegistry>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), WorkerError> {

@@ -14,7 +14,7 @@ use temporalio_sdk::{
     WorkflowTermination, activities::ActivityError,
 };
 
-use crate::contract::PluginRequest;
+use mlx_runtime::contract::PluginRequest;
 
 /// The activity as workflows see it; the worker registers the implementation under the same
 /// name ([`super::PluginActivities`]).

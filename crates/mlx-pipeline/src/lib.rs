@@ -1,0 +1,15 @@
+//! Pipelines as data: a spec of params and steps, each a plugin operation or an
+//! approval gate, validated whole before anything runs. `expr` is the condition and reference
+//! language the spec uses; `load` reads spec files (YAML, TOML, JSON); `state` is a run as a
+//! pure state machine, which the worker's `PipelineWorkflow` drives.
+
+pub mod expr;
+pub mod load;
+pub mod spec;
+pub mod state;
+
+pub use spec::{OnFailure, PipelineSpec, RetrySpec, SpecError, StepKind, StepSpec, TimeoutSpec};
+pub use state::{
+    Decision, ParamChange, PipelineState, PipelineStatus, RunState, StartStep, StepResult,
+    StepState, StepStatus,
+};

@@ -1,0 +1,335 @@
+//! [`PluginHost`]: one engine and linker for every plugin (loading is in
+//! [`crate::plugin::loader`]), and each invocation in a fresh sandbox raced against its
+//! deadline and cancellation.
+
+use std::{
+    path::{Path, PathBuf},
+    sync::{
+        Arc, OnceLock,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+use wasmtime::Engine;
+
+use crate::{
+    bindings::WitContext,
+    contract::{GuestError, InvocationContext},
+    engine::{EngineSettings, build_engine},
+    failure::InvocationError,
+    observer::{Observer, Outcome},
+    outcome,
+    plugin::{
+        compile_cache::CompileCache,
+        loader::{CompileStats, LoadError, LoadedPlugin, Loader},
+    },
+    sandbox::{self, Sandboxes, capabilities::activity::ActivitySignals},
+};
+
+#[derive(Clone, Default)]
+pub struct HostSettings {
+    pub engine: EngineSettings,
+    /// Host directory holding one artifacts directory per workflow, mounted at `/artifacts`.
+    /// None: plugins get no artifacts directory.
+    pub artifacts_dir: Option<PathBuf>,
+    /// Where per-invocation scratch directories are made; None: the system temp directory.
+    pub scratch_root: Option<PathBuf>,
+    /// Where precompiled components are kept ([`crate::plugin::compile_cache`]); None: compile
+    /// at every load.
+    pub cache_dir: Option<PathBuf>,
+    /// Told of every invocation and reload (the worker records metrics); None: nobody.
+    pub observer: Option<Arc<dyn Observer>>,
+}
+
+impl std::fmt::Debug for HostSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HostSettings")
+            .field("engine", &self.engine)
+            .field("artifacts_dir", &self.artifacts_dir)
+            .field("scratch_root", &self.scratch_root)
+            .field("cache_dir", &self.cache_dir)
+            .field("observer", &self.observer.is_some())
+            .finish()
+    }
+}
+
+/// What a successful invocation produced.
+#[derive(Debug)]
+pub struct Invocation {
+    pub output: Value,
+    pub duration: Duration,
+    pub peak_memory_bytes: usize,
+}
+
+/// Loads plugins and runs their invocations, each in a fresh sandbox.
+pub struct PluginHost {
+    settings: HostSettings,
+    sandboxes: Arc<Sandboxes>,
+    loader: Loader,
+    active: Arc<AtomicUsize>,
+}
+
+/// How the race between a call, its deadline and its cancellation ended.
+enum Ended<R> {
+    Returned(R),
+    Deadline,
+    Interrupted,
+}
+
+/// Counts an invocation as active for as long as it lives, however it ends (even when its
+/// future is dropped mid-call).
+struct ActiveGuard(Arc<AtomicUsize>);
+
+impl ActiveGuard {
+    fn new(counter: &Arc<AtomicUsize>) -> Self {
+        counter.fetch_add(1, Ordering::SeqCst);
+        Self(counter.clone())
+    }
+}
+
+impl Drop for ActiveGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl PluginHost {
+    pub fn new(settings: HostSettings) -> wasmtime::Result<Arc<Self>> {
+        let engine = build_engine(&settings.engine)?;
+        let sandboxes = Arc::new(Sandboxes::new(&engine, settings.engine.fuel_metering));
+        let cache = match &settings.cache_dir {
+            Some(dir) => Some(Arc::new(CompileCache::open(dir, &engine)?)),
+            None => None,
+        };
+        let loader = Loader::new(sandboxes.clone(), cache, settings.engine.max_memory_bytes)?;
+        Ok(Arc::new(Self {
+            settings,
+            sandboxes,
+            loader,
+            active: Arc::new(AtomicUsize::new(0)),
+        }))
+    }
+
+    pub fn settings(&self) -> &HostSettings {
+        &self.settings
+    }
+
+    /// Compiles, links (a missing import fails here, not at 3 a.m.), reads the manifest and
+    /// calls `describe`.
+    pub async fn load(&self, path: &Path) -> Result<LoadedPlugin, LoadError> {
+        self.loader.load(path).await
+    }
+
+    /// Reads and compiles a component file; returns it with its digest.
+    pub async fn compile(
+        &self,
+        path: &Path,
+    ) -> Result<(wasmtime::component::Component, String), LoadError> {
+        self.loader.compile(path).await
+    }
+
+    pub fn observer(&self) -> Option<&Arc<dyn Observer>> {
+        self.settings.observer.as_ref()
+    }
+
+    pub fn compile_stats(&self) -> &CompileStats {
+        self.loader.stats()
+    }
+
+    /// Guest instances currently alive for invocations (not counting `describe` at load).
+    pub fn active_invocations(&self) -> usize {
+        self.active.load(Ordering::SeqCst)
+    }
+
+    pub fn engine(&self) -> &Engine {
+        self.sandboxes.engine()
+    }
+
+    fn scratch_dir(&self) -> Result<tempfile::TempDir, InvocationError> {
+        let root = self.settings.scratch_root.clone();
+        tempfile::Builder::new()
+            .prefix("mlx-scratch-")
+            .tempdir_in(root.unwrap_or_else(std::env::temp_dir))
+            .map_err(|e| InvocationError::Sandbox(format!("creating a scratch directory: {e}")))
+    }
+
+    /// A fresh store and instance of `plugin`, dropped without a call: what each invocation
+    /// pays before the plugin runs. Measured by the benchmarks, not used by the worker.
+    #[doc(hidden)]
+    pub async fn instantiate_only(&self, plugin: &LoadedPlugin) -> Result<(), InvocationError> {
+        let (signals, _) = ActivitySignals::new(CancellationToken::new());
+        let mut store = self
+            .sandboxes
+            .store(&plugin.manifest, None, None, signals)
+            .map_err(|e| InvocationError::Sandbox(e.to_string()))?;
+        plugin
+            .pre
+            .instantiate_async(&mut store)
+            .await
+            .map(drop)
+            .map_err(|e| InvocationError::Sandbox(format!("{e:#}")))
+    }
+
+    /// Runs one operation in a fresh instance. `deadline` is the activity's own deadline;
+    /// the plugin's timeout limit may make it earlier, never later.
+    pub async fn invoke(
+        &self,
+        plugin: &LoadedPlugin,
+        operation: &str,
+        input: &Value,
+        ctx: &InvocationContext,
+        signals: ActivitySignals,
+        deadline: Option<Instant>,
+    ) -> Result<Invocation, InvocationError> {
+        let start = Instant::now();
+        let instantiated = OnceLock::new();
+        let result = self
+            .invoke_inner(
+                plugin,
+                operation,
+                input,
+                ctx,
+                signals,
+                deadline,
+                &instantiated,
+            )
+            .await;
+        if let Some(observer) = &self.settings.observer {
+            let failure = result.as_ref().err().map(|e| e.failure().type_name);
+            observer.invocation(&Outcome {
+                plugin: &plugin.info.name,
+                version: &plugin.info.version,
+                operation,
+                failure_type: failure.as_deref(),
+                duration: start.elapsed(),
+                instantiation: instantiated.get().copied(),
+                peak_memory_bytes: result.as_ref().ok().map(|done| done.peak_memory_bytes),
+            });
+        }
+        result
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn invoke_inner(
+        &self,
+        plugin: &LoadedPlugin,
+        operation: &str,
+        input: &Value,
+        ctx: &InvocationContext,
+        signals: ActivitySignals,
+        deadline: Option<Instant>,
+        instantiated: &OnceLock<Duration>,
+    ) -> Result<Invocation, InvocationError> {
+        if plugin.info.operation(operation).is_none() {
+            return Err(InvocationError::UnknownOperation {
+                plugin: plugin.info.name.clone(),
+                operation: operation.to_string(),
+                available: plugin.info.operation_names().join(", "),
+            });
+        }
+        let _active = ActiveGuard::new(&self.active);
+        let limits = &plugin.manifest.limits;
+        let start = Instant::now();
+        let deadline = deadline.map_or(start + limits.timeout, |d| d.min(start + limits.timeout));
+        let artifacts = self
+            .settings
+            .artifacts_dir
+            .as_ref()
+            .map(|dir| dir.join(sandbox::workflow_dir_name(&ctx.workflow_id)));
+        // Wait for a slot of this plugin, but never past the deadline nor after cancellation.
+        let cancel = signals.cancel_token().clone();
+        let _slot = match &plugin.slots {
+            None => None,
+            Some(slots) => tokio::select! {
+                permit = tokio::time::timeout_at(deadline.into(), slots.clone().acquire_owned()) => {
+                    match permit {
+                        Ok(Ok(permit)) => Some(permit),
+                        Ok(Err(_)) => return Err(InvocationError::Sandbox("plugin unloaded".into())),
+                        Err(_) => return Err(InvocationError::Deadline { after: start.elapsed() }),
+                    }
+                }
+                _ = cancel.cancelled() => {
+                    return Err(InvocationError::Cancelled { acknowledged_by_plugin: false });
+                }
+            },
+        };
+        // Removed when this function returns, however the invocation ended.
+        let scratch = match plugin.manifest.scratch {
+            true => Some(self.scratch_dir()?),
+            false => None,
+        };
+        let mut store = self
+            .sandboxes
+            .store(
+                &plugin.manifest,
+                artifacts.as_deref(),
+                scratch.as_ref().map(|dir| dir.path()),
+                signals,
+            )
+            .map_err(|e| InvocationError::Sandbox(e.to_string()))?;
+
+        let input_text = input.to_string();
+        let wit_ctx = WitContext::from(ctx);
+        let run = async {
+            let started = Instant::now();
+            let bindings = plugin.pre.instantiate_async(&mut store).await?;
+            let _ = instantiated.set(started.elapsed());
+            bindings
+                .mlx_plugin_plugin()
+                .call_invoke(&mut store, operation, &input_text, &wit_ctx)
+                .await
+        };
+        let grace = limits.cancel_grace;
+        // Dropping `run` interrupts the guest: it yields at every epoch tick, so this select
+        // regains control within one tick even from a pure CPU loop.
+        let returned = tokio::select! {
+            r = run => Ended::Returned(r),
+            _ = tokio::time::sleep_until(deadline.into()) => Ended::Deadline,
+            _ = async { cancel.cancelled().await; tokio::time::sleep(grace).await } => Ended::Interrupted,
+        };
+        let duration = start.elapsed();
+        // However it ended, the latest checkpoint goes to Temporal for the next attempt.
+        store.data_mut().flush_heartbeat();
+        let state = store.data();
+        let cancelled = cancel.is_cancelled();
+        let denied = state.denials.take();
+        match returned {
+            Ended::Deadline => Err(InvocationError::Deadline { after: duration }),
+            Ended::Interrupted => Err(InvocationError::Cancelled {
+                acknowledged_by_plugin: false,
+            }),
+            Ended::Returned(Err(trap)) => match outcome::classify_trap(state, trap) {
+                // A panic after a refused capability is usually an unwrap of that refusal.
+                InvocationError::Trap { message, .. } if !denied.is_empty() => {
+                    Err(InvocationError::CapabilityDenied {
+                        denied,
+                        plugin_error: message,
+                    })
+                }
+                other => Err(other),
+            },
+            Ended::Returned(Ok(Err(_))) if cancelled => Err(InvocationError::Cancelled {
+                acknowledged_by_plugin: true,
+            }),
+            Ended::Returned(Ok(Err(guest))) if !denied.is_empty() => {
+                Err(InvocationError::CapabilityDenied {
+                    denied,
+                    plugin_error: GuestError::from(guest).message,
+                })
+            }
+            Ended::Returned(Ok(Err(guest))) => Err(InvocationError::Guest(guest.into())),
+            // Work that finished despite a late cancellation is kept, not thrown away.
+            Ended::Returned(Ok(Ok(text))) => {
+                let output = outcome::parse_output(&text, limits.max_output_bytes)?;
+                Ok(Invocation {
+                    output,
+                    duration,
+                    peak_memory_bytes: state.limiter.peak,
+                })
+            }
+        }
+    }
+}

@@ -1,0 +1,115 @@
+//! How a finished call becomes an outcome: the output checked against its limit, or a trap
+//! (wasmtime error) classified into an [`InvocationError`] using what the store observed.
+
+use serde_json::Value;
+use wasmtime::{Trap, WasmBacktrace};
+
+use crate::{
+    failure::InvocationError,
+    sandbox::{GuestState, capabilities::ContractViolation},
+};
+
+pub(crate) fn parse_output(text: &str, limit: usize) -> Result<Value, InvocationError> {
+    if text.len() > limit {
+        return Err(InvocationError::OutputTooLarge {
+            size: text.len(),
+            limit,
+        });
+    }
+    serde_json::from_str(text)
+        .map_err(|e| InvocationError::InvalidOutput(format!("output is not JSON: {e}")))
+}
+
+pub(crate) fn classify_trap(state: &GuestState, err: wasmtime::Error) -> InvocationError {
+    if state.limiter.hit {
+        return InvocationError::MemoryLimit {
+            limit_mb: state.limits.memory_bytes >> 20,
+        };
+    }
+    if let Some(violation) = err.downcast_ref::<ContractViolation>() {
+        return InvocationError::ContractViolation(violation.to_string());
+    }
+    // `exit` ends the component without a result: whatever its status, the contract (return
+    // output or an error) was broken, and it would break again on retry.
+    if let Some(exit) = err.downcast_ref::<wasmtime_wasi::I32Exit>() {
+        return InvocationError::ContractViolation(format!(
+            "plugin called exit (status {}) instead of returning from invoke",
+            exit.0
+        ));
+    }
+    let backtrace = err.downcast_ref::<WasmBacktrace>().map(|bt| bt.to_string());
+    let trap = err.downcast_ref::<Trap>();
+    match trap {
+        Some(Trap::StackOverflow) => return InvocationError::StackOverflow { backtrace },
+        Some(Trap::OutOfFuel) => {
+            return InvocationError::FuelExhausted {
+                fuel: state.limits.fuel.unwrap_or(u64::MAX),
+            };
+        }
+        _ => {}
+    }
+    let stderr_tail = state.stderr.tail();
+    let message = match (panic_message(&stderr_tail), trap) {
+        (Some(panic), _) => format!("plugin panicked: {panic}"),
+        (None, Some(trap)) => format!("plugin trapped: {trap}"),
+        (None, None) => format!("plugin trapped: {err:#}"),
+    };
+    InvocationError::Trap {
+        message,
+        backtrace,
+        stderr_tail,
+    }
+}
+
+/// Rust guests print `thread '..' panicked at FILE:LINE:COL:` then the message to stderr
+/// before aborting; the failure should say what the panic said.
+fn panic_message(stderr_tail: &[String]) -> Option<String> {
+    let at = stderr_tail
+        .iter()
+        .rposition(|l| l.contains("panicked at"))?;
+    let location = stderr_tail[at]
+        .split("panicked at")
+        .nth(1)?
+        .trim()
+        .trim_end_matches(':');
+    let message: Vec<&str> = stderr_tail[at + 1..]
+        .iter()
+        .map(String::as_str)
+        .take_while(|l| !l.starts_with("note:"))
+        .collect();
+    Some(format!("{} (at {location})", message.join(" ")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn panic_message_is_taken_from_stderr() {
+        let tail = [
+            String::new(),
+            "thread '<unnamed>' (1) panicked at src/ops.rs:7:5:".to_string(),
+            "boom".to_string(),
+            "note: run with `RUST_BACKTRACE=1` environment variable to display a backtrace"
+                .to_string(),
+        ];
+        assert_eq!(
+            panic_message(&tail).as_deref(),
+            Some("boom (at src/ops.rs:7:5)")
+        );
+        assert_eq!(panic_message(&["plain line".to_string()]), None);
+    }
+
+    #[test]
+    fn oversized_output_is_refused_before_parsing() {
+        let err = parse_output("\"0123456789\"", 4).unwrap_err();
+        assert!(matches!(
+            err,
+            InvocationError::OutputTooLarge { size: 12, limit: 4 }
+        ));
+        assert!(matches!(
+            parse_output("{", 100),
+            Err(InvocationError::InvalidOutput(_))
+        ));
+    }
+}

@@ -1,0 +1,264 @@
+//! Loading a plugin: read, compile (or take from the compile cache), check imports against
+//! the manifest, link, pre-instantiate and call `describe`, so that every problem with a file
+//! shows at load, naming the file, and never at 3 a.m. in the middle of a workflow.
+
+use std::{
+    path::{Path, PathBuf},
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use sha2::{Digest, Sha256};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use wasmtime::component::Component;
+
+use wasmtime::component::Linker;
+
+use crate::{
+    bindings::PluginWorldPre,
+    contract::PluginInfo,
+    plugin::{
+        compile_cache::{self, CompileCache},
+        imports,
+        manifest::{self, Manifest, ManifestError},
+    },
+    sandbox::{GuestState, Sandboxes, capabilities::activity::ActivitySignals},
+};
+
+/// How long `describe` may take at load.
+const DESCRIBE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How components were obtained since the runtime started: a warm restart compiles nothing.
+#[derive(Debug, Default)]
+pub struct CompileStats {
+    pub compiled: AtomicU64,
+    pub cache_hits: AtomicU64,
+}
+
+/// Why a plugin file could not be loaded. Every message names the file.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LoadError {
+    #[error("{}: cannot read: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: not a loadable WebAssembly component (build plugins for wasm32-wasip2): {message}", path.display())]
+    Compile { path: PathBuf, message: String },
+    #[error(
+        "{}: imports something this worker does not provide ({message}); the worker offers \
+         mlx:plugin/log, mlx:plugin/activity, mlx:plugin/config (@0.1.0) and WASI 0.2", path.display()
+    )]
+    Link { path: PathBuf, message: String },
+    #[error(
+        "{}: does not export the plugin interface ({message}); build it against the world \
+         mlx:plugin/plugin-world in wit/ (the guest SDK's export_plugin! does this)", path.display()
+    )]
+    MissingExport { path: PathBuf, message: String },
+    #[error("{}: imports {import}, which is refused: {reason}", path.display())]
+    RefusedImport {
+        path: PathBuf,
+        import: String,
+        reason: String,
+    },
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+    #[error("{}: describe() failed: {message}", path.display())]
+    Describe { path: PathBuf, message: String },
+    #[error("{}: invalid self-description: {message}", path.display())]
+    InvalidDescription { path: PathBuf, message: String },
+    #[error(
+        "two plugin files describe themselves as {name:?}: {} and {}; remove or rename one",
+        first.display(), second.display()
+    )]
+    DuplicateName {
+        name: String,
+        first: PathBuf,
+        second: PathBuf,
+    },
+    #[error("plugins directory {}: {source}", path.display())]
+    Directory {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// A compiled, linked and described plugin, ready to instantiate.
+pub struct LoadedPlugin {
+    pub info: PluginInfo,
+    pub path: PathBuf,
+    /// `sha256:<hex>` of the component bytes: which bytes ran.
+    pub digest: String,
+    pub manifest: Arc<Manifest>,
+    pub(crate) pre: PluginWorldPre<GuestState>,
+    /// Per-plugin concurrency (`limits.max_concurrent`), if limited.
+    pub(crate) slots: Option<Arc<Semaphore>>,
+}
+
+impl std::fmt::Debug for LoadedPlugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadedPlugin")
+            .field("name", &self.info.name)
+            .field("version", &self.info.version)
+            .field("path", &self.path)
+            .field("digest", &self.digest)
+            .finish()
+    }
+}
+
+/// Compiles, checks, links and describes plugin files; owned by [`crate::PluginHost`].
+pub struct Loader {
+    sandboxes: Arc<Sandboxes>,
+    linker: Linker<GuestState>,
+    cache: Option<Arc<CompileCache>>,
+    stats: Arc<CompileStats>,
+    /// The engine's memory ceiling: a manifest may only ask for less.
+    max_memory_bytes: u64,
+}
+
+impl Loader {
+    pub fn new(
+        sandboxes: Arc<Sandboxes>,
+        cache: Option<Arc<CompileCache>>,
+        max_memory_bytes: u64,
+    ) -> wasmtime::Result<Self> {
+        Ok(Self {
+            linker: sandboxes.linker()?,
+            sandboxes,
+            cache,
+            stats: Arc::default(),
+            max_memory_bytes,
+        })
+    }
+
+    pub fn stats(&self) -> &CompileStats {
+        &self.stats
+    }
+
+    /// Reads and compiles a component file; returns it with its digest.
+    pub async fn compile(&self, path: &Path) -> Result<(Component, String), LoadError> {
+        let bytes = tokio::fs::read(path)
+            .await
+            .map_err(|source| LoadError::Read {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        let hex = format!("{:x}", Sha256::digest(&bytes));
+        let digest = format!("sha256:{hex}");
+        let engine = self.sandboxes.engine().clone();
+        let compile_err = |message: String| LoadError::Compile {
+            path: path.to_path_buf(),
+            message,
+        };
+        let cache = self.cache.clone();
+        let stats = self.stats.clone();
+        let component = tokio::task::spawn_blocking(move || {
+            if let Some(cache) = &cache
+                && let compile_cache::Lookup::Hit(component) = cache.lookup(&engine, &hex)
+            {
+                stats.cache_hits.fetch_add(1, Ordering::Relaxed);
+                return Ok(component);
+            }
+            let component = Component::new(&engine, &bytes)?;
+            stats.compiled.fetch_add(1, Ordering::Relaxed);
+            if let Some(cache) = &cache {
+                cache.store(&hex, &component);
+            }
+            Ok::<_, wasmtime::Error>(component)
+        })
+        .await
+        .map_err(|e| compile_err(e.to_string()))?
+        .map_err(|e| compile_err(format!("{e:#}")))?;
+        Ok((component, digest))
+    }
+
+    /// Compiles, links (a missing import fails here, not at 3 a.m.), reads the manifest and
+    /// calls `describe`.
+    pub async fn load(&self, path: &Path) -> Result<LoadedPlugin, LoadError> {
+        let path = path.to_path_buf();
+        let (component, digest) = self.compile(&path).await?;
+        // Refused capabilities first: their message says why and what to use instead, which
+        // the linker's "not found" would not.
+        let manifest = Arc::new(manifest::load_for(&path, self.max_memory_bytes)?);
+        if let Some(bad) =
+            imports::review(self.sandboxes.engine(), &component, manifest.http.is_some())
+                .into_iter()
+                .find(|i| i.refused.is_some())
+        {
+            return Err(LoadError::RefusedImport {
+                path,
+                import: bad.name,
+                reason: bad.refused.unwrap_or_default(),
+            });
+        }
+        let instance_pre =
+            self.linker
+                .instantiate_pre(&component)
+                .map_err(|e| LoadError::Link {
+                    path: path.clone(),
+                    message: format!("{e:#}"),
+                })?;
+        let pre = PluginWorldPre::new(instance_pre).map_err(|e| LoadError::MissingExport {
+            path: path.clone(),
+            message: format!("{e:#}"),
+        })?;
+        if manifest.limits.fuel.is_some() && !self.sandboxes.fuel_metering() {
+            return Err(LoadError::Manifest(ManifestError {
+                path: manifest::manifest_path_for(&path),
+                message: "limits.fuel needs fuel metering, which this worker has off: start it \
+                          with --fuel-metering or remove the key"
+                    .into(),
+            }));
+        }
+        let info = self
+            .describe(&pre, &manifest)
+            .await
+            .map_err(|message| LoadError::Describe {
+                path: path.clone(),
+                message,
+            })?;
+        info.validate()
+            .map_err(|message| LoadError::InvalidDescription {
+                path: path.clone(),
+                message,
+            })?;
+        let slots = manifest
+            .limits
+            .max_concurrent
+            .map(|n| Arc::new(Semaphore::new(n)));
+        Ok(LoadedPlugin {
+            info,
+            path,
+            digest,
+            manifest,
+            pre,
+            slots,
+        })
+    }
+
+    async fn describe(
+        &self,
+        pre: &PluginWorldPre<GuestState>,
+        manifest: &Arc<Manifest>,
+    ) -> Result<PluginInfo, String> {
+        let (signals, _) = ActivitySignals::new(CancellationToken::new());
+        let mut store = self
+            .sandboxes
+            .store(manifest, None, None, signals)
+            .map_err(|e| e.to_string())?;
+        let call = async {
+            let bindings = pre.instantiate_async(&mut store).await?;
+            bindings.mlx_plugin_plugin().call_describe(&mut store).await
+        };
+        match tokio::time::timeout(DESCRIBE_TIMEOUT, call).await {
+            Ok(Ok(info)) => Ok(info.into()),
+            Ok(Err(e)) => Err(format!("{e:#}")),
+            Err(_) => Err(format!("did not return within {DESCRIBE_TIMEOUT:?}")),
+        }
+    }
+}

@@ -1,0 +1,15 @@
+//! A plugin before it runs: what its manifest grants ([`manifest`], [`limits`]), whether its
+//! imports are acceptable ([`imports`]), compiling it once ([`compile_cache`]) and loading it
+//! ([`loader`]); then the [`registry`] of loaded plugins by name, kept in line with the plugins
+//! directory by [`reload`], and the operator's report on a file ([`inspect`]).
+
+pub mod compile_cache;
+pub mod imports;
+pub mod inspect;
+pub mod limits;
+pub mod loader;
+pub mod manifest;
+pub mod registry;
+pub mod reload;
+
+pub use loader::{CompileStats, LoadError, LoadedPlugin};

@@ -1,0 +1,291 @@
+//! One sandbox = one fresh [`Store`] with its own WASI context, memory limiter and signals.
+//! Nothing survives an invocation: isolation between activities is the point.
+//!
+//! WASI is deny-by-default, and each choice is made here: no environment variables (but those
+//! the manifest lists), no arguments, no stdin, no sockets or name lookup, no directories
+//! except those the manifest grants, the workflow's artifacts directory and (when the manifest
+//! asks) the invocation's scratch directory.
+
+use std::{path::Path, sync::Arc};
+
+use sha2::{Digest, Sha256};
+
+use wasmtime::{
+    ResourceLimiter, Store,
+    component::{Linker, ResourceTable},
+};
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+use wasmtime_wasi_http::WasiHttpCtx;
+
+use crate::{
+    engine::{EpochTicker, Ticking},
+    plugin::{
+        limits::Limits,
+        manifest::{ARTIFACTS_GUEST_PATH, Access, Manifest, SCRATCH_GUEST_PATH},
+    },
+};
+use capabilities::{
+    activity::{ActivitySignals, HeartbeatThrottle},
+    denials::Denials,
+    http::HttpHooks,
+    log::LogBudget,
+    stdio::GuestOutput,
+};
+
+pub mod capabilities;
+
+/// Per-store state: everything a guest can reach goes through here.
+pub struct GuestState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    http_ctx: WasiHttpCtx,
+    http_hooks: HttpHooks,
+    pub(crate) limiter: MemoryLimiter,
+    pub(crate) limits: Limits,
+    pub(crate) manifest: Arc<Manifest>,
+    pub(crate) signals: ActivitySignals,
+    pub(crate) heartbeats: HeartbeatThrottle,
+    pub(crate) log_budget: Arc<LogBudget>,
+    pub(crate) denials: Denials,
+    pub(crate) stderr: GuestOutput,
+    _ticking: Option<Ticking>,
+}
+
+impl GuestState {
+    /// The pieces `wasi:http` borrows at once (see [`crate::sandbox::capabilities::http`]).
+    pub(crate) fn http_parts(&mut self) -> (&mut WasiHttpCtx, &mut ResourceTable, &mut HttpHooks) {
+        (&mut self.http_ctx, &mut self.table, &mut self.http_hooks)
+    }
+}
+
+impl WasiView for GuestState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// Refuses memory growth beyond the plugin's limit and remembers that it did, so the failure
+/// is reported as a memory limit rather than as whatever the guest did next (usually abort).
+#[derive(Debug)]
+pub struct MemoryLimiter {
+    limit: usize,
+    pub(crate) hit: bool,
+    pub(crate) peak: usize,
+}
+
+/// Table growth is bounded too: a table-growth bomb must not exhaust host memory.
+const MAX_TABLE_ELEMENTS: usize = 1 << 20;
+
+impl ResourceLimiter for MemoryLimiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.limit {
+            self.hit = true;
+            return Ok(false);
+        }
+        self.peak = self.peak.max(desired);
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= MAX_TABLE_ELEMENTS)
+    }
+}
+
+/// What one sandbox is made of.
+pub struct SandboxSpec<'a> {
+    pub manifest: &'a Arc<Manifest>,
+    /// Host directory behind `/artifacts`, if any.
+    pub artifacts_dir: Option<&'a Path>,
+    /// Host directory behind `/scratch`, if any; the caller owns (and removes) it.
+    pub scratch_dir: Option<&'a Path>,
+    /// Fuel to start with, when the engine meters fuel (it must then be set).
+    pub fuel: Option<u64>,
+    pub signals: ActivitySignals,
+    /// Keeps the epoch ticking for as long as the store lives, so a running guest can be
+    /// interrupted; None only where nothing needs interrupting.
+    pub ticking: Option<Ticking>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot prepare the sandbox: {0}")]
+pub struct SandboxError(String);
+
+/// Makes the stores: one engine, its epoch ticker, and whether fuel is metered.
+pub struct Sandboxes {
+    engine: wasmtime::Engine,
+    ticker: EpochTicker,
+    fuel_metering: bool,
+}
+
+impl Sandboxes {
+    pub fn new(engine: &wasmtime::Engine, fuel_metering: bool) -> Self {
+        Self {
+            engine: engine.clone(),
+            ticker: EpochTicker::start(engine),
+            fuel_metering,
+        }
+    }
+
+    /// The linker every plugin is linked with: WASI and each capability
+    /// ([`capabilities::add_to_linker`]).
+    pub fn linker(&self) -> wasmtime::Result<Linker<GuestState>> {
+        let mut linker = Linker::new(&self.engine);
+        capabilities::add_to_linker(&mut linker)?;
+        Ok(linker)
+    }
+
+    pub fn engine(&self) -> &wasmtime::Engine {
+        &self.engine
+    }
+
+    pub fn fuel_metering(&self) -> bool {
+        self.fuel_metering
+    }
+
+    /// A fresh store for a plugin with `manifest`: its fuel (the plugin's limit, or unlimited,
+    /// when metering is on), and the epoch ticking for as long as the store lives.
+    pub fn store(
+        &self,
+        manifest: &Arc<Manifest>,
+        artifacts_dir: Option<&Path>,
+        scratch_dir: Option<&Path>,
+        signals: ActivitySignals,
+    ) -> Result<Store<GuestState>, SandboxError> {
+        let fuel = self
+            .fuel_metering
+            .then(|| manifest.limits.fuel.unwrap_or(u64::MAX));
+        new_store(
+            &self.engine,
+            SandboxSpec {
+                manifest,
+                artifacts_dir,
+                scratch_dir,
+                fuel,
+                signals,
+                ticking: Some(self.ticker.running()),
+            },
+        )
+    }
+}
+
+/// Builds a fresh store for one instance.
+pub fn new_store(
+    engine: &wasmtime::Engine,
+    spec: SandboxSpec<'_>,
+) -> Result<Store<GuestState>, SandboxError> {
+    let limits = spec.manifest.limits.clone();
+    let log_budget = LogBudget::new(limits.max_log_bytes, limits.log_lines_per_sec);
+    let stdout = GuestOutput::new("stdout", tracing::Level::INFO, log_budget.clone());
+    let stderr = GuestOutput::new("stderr", tracing::Level::WARN, log_budget.clone());
+
+    let mut wasi = WasiCtxBuilder::new();
+    wasi.stdout(stdout)
+        .stderr(stderr.clone())
+        .allow_tcp(false)
+        .allow_udp(false)
+        .allow_ip_name_lookup(false);
+    for (key, value) in &spec.manifest.env {
+        wasi.env(key, value);
+    }
+    for grant in &spec.manifest.dirs {
+        let perms = match grant.access {
+            Access::ReadOnly => FsPerms::ReadOnly,
+            Access::ReadWrite => FsPerms::ReadWrite,
+        };
+        wasi.preopened_dir(&grant.host, &grant.guest, perms)
+            .map_err(|e| SandboxError(format!("granting {}: {e}", grant.host.display())))?;
+    }
+    if let Some(dir) = spec.artifacts_dir {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| SandboxError(format!("creating {}: {e}", dir.display())))?;
+        wasi.preopened_dir(dir, ARTIFACTS_GUEST_PATH, FsPerms::ReadWrite)
+            .map_err(|e| SandboxError(format!("granting {}: {e}", dir.display())))?;
+    }
+
+    if let Some(dir) = spec.scratch_dir {
+        wasi.preopened_dir(dir, SCRATCH_GUEST_PATH, FsPerms::ReadWrite)
+            .map_err(|e| SandboxError(format!("granting {}: {e}", dir.display())))?;
+    }
+
+    let heartbeats = HeartbeatThrottle::new(limits.heartbeats_per_sec);
+    let denials = Denials::new();
+    let state = GuestState {
+        wasi: wasi.build(),
+        table: ResourceTable::new(),
+        http_ctx: WasiHttpCtx::new(),
+        // No [http] grant: every request is refused before any connection is made.
+        http_hooks: HttpHooks {
+            grant: spec.manifest.http.clone(),
+            denials: denials.clone(),
+        },
+        limiter: MemoryLimiter {
+            limit: usize::try_from(limits.memory_bytes).unwrap_or(usize::MAX),
+            hit: false,
+            peak: 0,
+        },
+        limits,
+        manifest: spec.manifest.clone(),
+        signals: spec.signals,
+        heartbeats,
+        log_budget,
+        denials,
+        stderr,
+        _ticking: spec.ticking,
+    };
+    let mut store = Store::new(engine, state);
+    store.limiter(|s| &mut s.limiter);
+    // Yield to the executor at every epoch tick, so the call future can be raced against
+    // deadlines and cancellation and dropped (which interrupts the guest).
+    store.epoch_deadline_async_yield_and_update(1);
+    if let Some(fuel) = spec.fuel {
+        store
+            .set_fuel(fuel)
+            .map_err(|e| SandboxError(format!("setting fuel: {e}")))?;
+    }
+    Ok(store)
+}
+
+/// Directory name for a workflow's artifacts: the id itself when it is a safe file name,
+/// otherwise a digest, so no workflow id can escape the artifacts root.
+pub fn workflow_dir_name(workflow_id: &str) -> String {
+    let safe = !workflow_id.is_empty()
+        && workflow_id.len() <= 128
+        && !workflow_id.starts_with('.')
+        && workflow_id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if safe {
+        workflow_id.to_string()
+    } else {
+        let hex = format!("{:x}", Sha256::digest(workflow_id.as_bytes()));
+        format!("wf-{}", &hex[..32])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn workflow_ids_cannot_escape_the_artifacts_root() {
+        assert_eq!(workflow_dir_name("train-42"), "train-42");
+        for hostile in ["..", "../etc", "a/b", "", ".hidden", "x\0y"] {
+            let name = workflow_dir_name(hostile);
+            assert!(name.starts_with("wf-"), "{hostile:?} -> {name}");
+        }
+    }
+}

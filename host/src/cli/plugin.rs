@@ -1,0 +1,217 @@
+//! `mlx-worker plugin ...`: the plugin author's and operator's tools. None needs a Temporal
+//! server: each loads components with a local [`PluginHost`] as the worker would.
+
+use std::{
+    path::{Path, PathBuf},
+    process::ExitCode,
+};
+
+use anyhow::Context;
+use clap::Subcommand;
+use mlx_runtime::{
+    HostSettings, PluginHost, contract::InvocationContext, plugin::registry::PluginRegistry,
+    sandbox::capabilities::activity::ActivitySignals,
+};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Subcommand)]
+pub enum PluginCommand {
+    /// Run one operation of a component locally, printing its JSON output.
+    Invoke {
+        file: PathBuf,
+        operation: String,
+        /// Input JSON text.
+        input: String,
+        /// Root of artifacts directories (this invocation uses ROOT/local).
+        #[arg(long, default_value = "artifacts")]
+        artifacts_dir: PathBuf,
+        /// Workflow id to present to the plugin (also the artifacts subdirectory).
+        #[arg(long, default_value = "local")]
+        workflow_id: String,
+    },
+    /// Print a component's self-description as JSON.
+    Describe { file: PathBuf },
+    /// List the plugins of a directory as the worker would load them: name, version, digest.
+    List {
+        #[arg(long, env = "MLX_PLUGINS_DIR")]
+        plugins_dir: PathBuf,
+        /// One JSON object per line instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check that components load (compile, link, manifest, describe); exit 2 if any does not.
+    Validate {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Report a component's description, imports and exports, and what its manifest grants.
+    Inspect { file: PathBuf },
+}
+
+/// Runs one plugin command; the exit status says whether what it checked was acceptable.
+pub async fn run(command: PluginCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        PluginCommand::List { plugins_dir, json } => list(&plugins_dir, json).await,
+        PluginCommand::Validate { files } => validate(&files).await,
+        PluginCommand::Describe { file } => {
+            let host = PluginHost::new(HostSettings::default()).map_err(anyhow_from)?;
+            let plugin = host.load(&file).await?;
+            println!("{}", serde_json::to_string_pretty(&plugin.info)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        PluginCommand::Inspect { file } => {
+            let host = PluginHost::new(HostSettings::default()).map_err(anyhow_from)?;
+            print!(
+                "{}",
+                mlx_runtime::plugin::inspect::inspect(&host, &file).await?
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        PluginCommand::Invoke {
+            file,
+            operation,
+            input,
+            artifacts_dir,
+            workflow_id,
+        } => invoke(file, operation, input, artifacts_dir, workflow_id).await,
+    }
+}
+
+async fn list(dir: &Path, json: bool) -> anyhow::Result<ExitCode> {
+    let runtime = PluginHost::new(HostSettings::default()).map_err(anyhow_from)?;
+    let mut refused = 0;
+    for file in PluginRegistry::component_files(dir)? {
+        let row = match runtime.load(&file).await {
+            Ok(p) => serde_json::json!({
+                "name": p.info.name, "version": p.info.version, "digest": p.digest,
+                "file": file.display().to_string(), "operations": p.info.operation_names(),
+            }),
+            Err(e) => {
+                refused += 1;
+                serde_json::json!({"file": file.display().to_string(), "refused": e.to_string()})
+            }
+        };
+        if json {
+            println!("{row}");
+        } else if let Some(reason) = row["refused"].as_str() {
+            println!(
+                "REFUSED  {}: {reason}",
+                row["file"].as_str().unwrap_or_default()
+            );
+        } else {
+            println!(
+                "{:<16} {:<10} {}  {}  [{}]",
+                row["name"].as_str().unwrap_or_default(),
+                row["version"].as_str().unwrap_or_default(),
+                row["digest"].as_str().unwrap_or_default(),
+                row["file"].as_str().unwrap_or_default(),
+                row["operations"]
+                    .as_array()
+                    .map(|ops| ops
+                        .iter()
+                        .filter_map(|o| o.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "))
+                    .unwrap_or_default()
+            );
+        }
+    }
+    Ok(if refused == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    })
+}
+
+async fn validate(files: &[PathBuf]) -> anyhow::Result<ExitCode> {
+    let runtime = PluginHost::new(HostSettings::default()).map_err(anyhow_from)?;
+    let mut failed = 0;
+    for file in files {
+        match runtime.load(file).await {
+            Ok(p) => println!(
+                "ok       {}: {} {} {}",
+                file.display(),
+                p.info.name,
+                p.info.version,
+                p.digest
+            ),
+            Err(e) => {
+                failed += 1;
+                println!("REFUSED  {e}");
+            }
+        }
+    }
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    })
+}
+
+async fn invoke(
+    file: PathBuf,
+    operation: String,
+    input: String,
+    artifacts_dir: PathBuf,
+    workflow_id: String,
+) -> anyhow::Result<ExitCode> {
+    let input: serde_json::Value =
+        serde_json::from_str(&input).context("INPUT must be JSON text")?;
+    let runtime = PluginHost::new(HostSettings {
+        artifacts_dir: Some(absolute(&artifacts_dir)?),
+        ..Default::default()
+    })
+    .map_err(anyhow_from)?;
+    let plugin = runtime.load(&file).await?;
+    let cancel = CancellationToken::new();
+    let (signals, mut heartbeats) = ActivitySignals::new(cancel.clone());
+    tokio::spawn(async move {
+        while heartbeats.changed().await.is_ok() {
+            if let Some(details) = heartbeats.borrow_and_update().clone() {
+                eprintln!("heartbeat: {details}");
+            }
+        }
+    });
+    let on_ctrl_c = cancel.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("cancelling (the plugin sees is-cancelled = true)");
+            on_ctrl_c.cancel();
+        }
+    });
+    let ctx = InvocationContext {
+        workflow_id,
+        activity_id: "1".into(),
+        attempt: 1,
+        last_heartbeat_details: None,
+    };
+    match runtime
+        .invoke(&plugin, &operation, &input, &ctx, signals, None)
+        .await
+    {
+        Ok(done) => {
+            println!("{}", serde_json::to_string_pretty(&done.output)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(err) => {
+            let f = err.failure();
+            let report = serde_json::json!({
+                "type": f.type_name,
+                "retryable": f.retryable,
+                "message": f.message,
+                "details": f.details,
+            });
+            eprintln!("{}", serde_json::to_string_pretty(&report)?);
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+fn absolute(path: &std::path::Path) -> anyhow::Result<PathBuf> {
+    std::fs::create_dir_all(path).with_context(|| format!("creating {}", path.display()))?;
+    Ok(path.canonicalize()?)
+}
+
+fn anyhow_from(e: wasmtime::Error) -> anyhow::Error {
+    anyhow::anyhow!("{e:#}")
+}

@@ -1,0 +1,239 @@
+//! The long-running worker, as `mlx-worker run` starts it: health endpoint, metrics, compile
+//! cache, plugins (watched for changes), a connection to Temporal (retried until it succeeds),
+//! and the poll loop, until `shutdown` resolves. Then it drains: polling stops, in-flight
+//! activities keep running (and heartbeating) for the grace period, and whatever still runs
+//! after it is cancelled.
+//!
+//! systemd gets `READY=1` once the worker polls and `STOPPING=1` when it drains (a no-op when
+//! not started by systemd).
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use temporalio_common::telemetry::{
+    HistogramBucketOverrides, PrometheusExporterOptions, metrics::CoreMeter,
+    start_prometheus_metric_exporter,
+};
+use tokio_util::sync::CancellationToken;
+
+use mlx_runtime::{
+    HostSettings, PluginHost,
+    engine::EngineSettings,
+    plugin::{
+        LoadError,
+        registry::PluginRegistry,
+        reload::{PluginWatcher, WatchError},
+    },
+};
+
+use crate::{
+    config::Settings,
+    temporal::worker::{self, ConnectionSettings, WorkerError, WorkerSettings},
+};
+use health::Health;
+use metrics::PluginMetrics;
+use mlx_runtime::observer::Observer;
+
+pub mod dev;
+pub mod health;
+pub mod metrics;
+pub mod telemetry;
+
+/// How the daemon ended without an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stopped {
+    /// Shutdown was requested and every in-flight activity finished within the grace period.
+    Drained,
+    /// Shutdown was requested and this many activities were still running at the end of the
+    /// grace period, so they were cancelled (Temporal retries them elsewhere).
+    CancelledInFlight(usize),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("{0}")]
+    Setup(String),
+    #[error(transparent)]
+    Plugins(#[from] LoadError),
+    #[error(transparent)]
+    Watch(#[from] WatchError),
+    #[error(transparent)]
+    Worker(#[from] WorkerError),
+}
+
+impl DaemonError {
+    /// 2: fix the configuration or the plugins and start again; 1: anything else.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            DaemonError::Setup(_) | DaemonError::Plugins(_) | DaemonError::Watch(_) => 2,
+            DaemonError::Worker(WorkerError::Config(_)) => 2,
+            DaemonError::Worker(_) => 1,
+        }
+    }
+}
+
+/// Longest wait between connection attempts at start.
+const MAX_CONNECT_BACKOFF: Duration = Duration::from_secs(30);
+
+pub async fn run(
+    settings: Settings,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<Stopped, DaemonError> {
+    let stop = CancellationToken::new();
+    tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            shutdown.await;
+            stop.cancel();
+        }
+    });
+    let health = Arc::new(Health::default());
+    if let Some(addr) = settings.health_address {
+        let (bound, server) = health::serve(addr, health.clone())
+            .await
+            .map_err(|e| DaemonError::Setup(format!("health endpoint on {addr}: {e}")))?;
+        tracing::info!(address = %bound, "health endpoint: /healthz, /readyz");
+        tokio::spawn(server);
+    }
+    let metrics = match settings.metrics_address {
+        None => None,
+        Some(addr) => {
+            // Byte sizes need byte buckets; the default ones suit durations in seconds.
+            let mut buckets = HistogramBucketOverrides::default();
+            buckets.overrides.insert(
+                "mlx_plugin_peak_memory_bytes".into(),
+                (0..7)
+                    .map(|i| f64::from(1u32 << 20) * 4f64.powi(i))
+                    .collect(),
+            );
+            let options = PrometheusExporterOptions::builder()
+                .socket_addr(addr)
+                .counters_total_suffix(true)
+                .use_seconds_for_durations(true)
+                .histogram_bucket_overrides(buckets)
+                .build();
+            let started = start_prometheus_metric_exporter(options)
+                .map_err(|e| DaemonError::Setup(format!("metrics endpoint on {addr}: {e:#}")))?;
+            tracing::info!(address = %started.bound_addr, "Prometheus metrics: /metrics");
+            Some(started.meter as Arc<dyn CoreMeter>)
+        }
+    };
+
+    let runtime = PluginHost::new(HostSettings {
+        engine: EngineSettings {
+            max_instances: (settings.max_concurrent_activities as u32)
+                .saturating_mul(2)
+                .max(8),
+            fuel_metering: settings.fuel_metering,
+            ..Default::default()
+        },
+        artifacts_dir: Some(absolute(&settings.artifacts_dir)?),
+        scratch_root: None,
+        cache_dir: Some(absolute(&settings.cache_dir)?),
+        observer: metrics
+            .clone()
+            .map(|meter| Arc::new(PluginMetrics::new(meter)) as Arc<dyn Observer>),
+    })
+    .map_err(|e| DaemonError::Setup(format!("{e:#}")))?;
+    // Not created: a mistyped path must fail loudly, not serve an empty directory.
+    let plugins_dir = settings.plugins_dir.canonicalize().map_err(|e| {
+        DaemonError::Setup(format!(
+            "plugins directory {}: {e}; create it or fix worker.plugins_dir / --plugins-dir",
+            settings.plugins_dir.display()
+        ))
+    })?;
+    // Watching starts first: a file changed while the others load is not missed.
+    let watcher = PluginWatcher::start(&plugins_dir)?;
+    let registry = Arc::new(PluginRegistry::load_dir(&runtime, &plugins_dir).await?);
+    if registry.is_empty() {
+        tracing::warn!(dir = %plugins_dir.display(), "no plugins yet; requests fail with UnknownPlugin until some are added");
+    }
+    health.plugins_loaded.store(true, Ordering::SeqCst);
+
+    let Some(client) = connect_until(&settings.temporal, &stop).await? else {
+        return Ok(Stopped::Drained);
+    };
+    health.connected.store(true, Ordering::SeqCst);
+    tokio::spawn(watcher.run(
+        runtime.clone(),
+        registry.clone(),
+        stop.clone().cancelled_owned(),
+    ));
+
+    let grace = settings.shutdown_grace;
+    let cancelled = Arc::new(AtomicUsize::new(0));
+    let drain = {
+        let (stop, health, runtime, cancelled) = (
+            stop.clone(),
+            health.clone(),
+            runtime.clone(),
+            cancelled.clone(),
+        );
+        async move {
+            stop.cancelled().await;
+            health.draining.store(true, Ordering::SeqCst);
+            let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
+            let in_flight = runtime.active_invocations();
+            tracing::info!(
+                in_flight,
+                grace_secs = grace.as_secs(),
+                "shutting down: polling stops, in-flight activities get the grace period"
+            );
+            // What is still running when the grace period ends is what the SDK cancels.
+            tokio::spawn(async move {
+                tokio::time::sleep(grace).await;
+                let left = runtime.active_invocations();
+                if left > 0 {
+                    tracing::warn!(left, "grace period over; cancelling in-flight activities");
+                }
+                cancelled.store(left, Ordering::SeqCst);
+            });
+        }
+    };
+    let mut worker_settings = WorkerSettings::new(
+        settings.task_queue.clone(),
+        settings.max_concurrent_activities,
+    );
+    worker_settings.graceful_shutdown = Some(grace);
+    worker_settings.metrics = metrics;
+    worker_settings.native_echo = settings.native_echo;
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
+    worker::run(client, &worker_settings, runtime, registry, drain).await?;
+    Ok(match cancelled.load(Ordering::SeqCst) {
+        0 => Stopped::Drained,
+        n => Stopped::CancelledInFlight(n),
+    })
+}
+
+/// Connects, retrying with backoff while the server is unreachable (a worker started before
+/// its server, e.g. at boot, waits for it). Configuration errors are not retried. None: shut
+/// down before a connection was made.
+async fn connect_until(
+    settings: &ConnectionSettings,
+    stop: &CancellationToken,
+) -> Result<Option<temporalio_client::Client>, DaemonError> {
+    let mut backoff = Duration::from_secs(1);
+    loop {
+        match worker::connect(settings).await {
+            Ok(client) => return Ok(Some(client)),
+            Err(e @ WorkerError::Config(_)) => return Err(e.into()),
+            Err(e) => tracing::warn!("{e}; retrying in {backoff:?}"),
+        }
+        tokio::select! {
+            () = stop.cancelled() => return Ok(None),
+            () = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(MAX_CONNECT_BACKOFF);
+    }
+}
+
+fn absolute(path: &std::path::Path) -> Result<std::path::PathBuf, DaemonError> {
+    std::fs::create_dir_all(path)
+        .and_then(|()| path.canonicalize())
+        .map_err(|e| DaemonError::Setup(format!("{}: {e}", path.display())))
+}
