@@ -292,7 +292,7 @@ impl PluginHost {
         };
         let duration = start.elapsed();
         // However it ended, the latest checkpoint goes to Temporal for the next attempt.
-        store.data_mut().flush_heartbeat();
+        store.data_mut().activity.flush_heartbeat();
         let state = store.data();
         let cancelled = cancel.is_cancelled();
         let denied = state.denials.take();
@@ -327,7 +327,7 @@ impl PluginHost {
                 Ok(Invocation {
                     output,
                     duration,
-                    peak_memory_bytes: state.limiter.peak,
+                    peak_memory_bytes: state.memory.peak,
                 })
             }
         }

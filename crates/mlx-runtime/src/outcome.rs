@@ -21,9 +21,9 @@ pub(crate) fn parse_output(text: &str, limit: usize) -> Result<Value, Invocation
 }
 
 pub(crate) fn classify_trap(state: &GuestState, err: wasmtime::Error) -> InvocationError {
-    if state.limiter.hit {
+    if state.memory.hit {
         return InvocationError::MemoryLimit {
-            limit_mb: state.limits.memory_bytes >> 20,
+            limit_mb: state.manifest.limits.memory_bytes >> 20,
         };
     }
     if let Some(violation) = err.downcast_ref::<ContractViolation>() {
@@ -43,12 +43,12 @@ pub(crate) fn classify_trap(state: &GuestState, err: wasmtime::Error) -> Invocat
         Some(Trap::StackOverflow) => return InvocationError::StackOverflow { backtrace },
         Some(Trap::OutOfFuel) => {
             return InvocationError::FuelExhausted {
-                fuel: state.limits.fuel.unwrap_or(u64::MAX),
+                fuel: state.manifest.limits.fuel.unwrap_or(u64::MAX),
             };
         }
         _ => {}
     }
-    let stderr_tail = state.stderr.tail();
+    let stderr_tail = state.log.stderr().tail();
     let message = match (panic_message(&stderr_tail), trap) {
         (Some(panic), _) => format!("plugin panicked: {panic}"),
         (None, Some(trap)) => format!("plugin trapped: {trap}"),

@@ -4,34 +4,7 @@
 
 use wasmtime::{Engine, component::Component};
 
-/// How the worker treats one family of imports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Rule {
-    /// Always offered (possibly empty: e.g. filesystem preopens exist only when granted).
-    Offered,
-    /// Never offered, with the reason and what to use instead.
-    Refused(&'static str),
-    /// Offered only to a plugin whose manifest has an `[http]` grant.
-    NeedsHttpGrant,
-}
-
-/// Import name prefixes and their rule; the first match wins.
-const RULES: &[(&str, Rule)] = &[
-    ("mlx:plugin/", Rule::Offered),
-    ("wasi:io/", Rule::Offered),
-    ("wasi:cli/", Rule::Offered),
-    ("wasi:clocks/", Rule::Offered),
-    ("wasi:random/", Rule::Offered),
-    ("wasi:filesystem/", Rule::Offered),
-    (
-        "wasi:sockets/",
-        Rule::Refused(
-            "raw network sockets are not grantable to plugins; read data from granted \
-             directories (manifest [[filesystem]])",
-        ),
-    ),
-    ("wasi:http/", Rule::NeedsHttpGrant),
-];
+use crate::sandbox::capabilities::{OFFERS, Policy};
 
 /// One import of a component, as `inspect` shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,28 +14,32 @@ pub struct ImportReport {
     pub refused: Option<String>,
 }
 
-/// Every import of `component` with the worker's verdict.
-pub fn review(engine: &Engine, component: &Component, http_granted: bool) -> Vec<ImportReport> {
+/// Every import of `component` with the worker's verdict; `granted` says whether the
+/// plugin's manifest has a given section (e.g. `http`).
+pub fn review(
+    engine: &Engine,
+    component: &Component,
+    granted: &dyn Fn(&str) -> bool,
+) -> Vec<ImportReport> {
     component
         .component_type()
         .imports(engine)
         .map(|(name, _)| ImportReport {
             name: name.to_string(),
-            refused: verdict(name, http_granted),
+            refused: verdict(name, granted),
         })
         .collect()
 }
 
-fn verdict(name: &str, http_granted: bool) -> Option<String> {
-    match RULES.iter().find(|(prefix, _)| name.starts_with(prefix)) {
-        Some((_, Rule::Offered)) => None,
-        Some((_, Rule::NeedsHttpGrant)) if http_granted => None,
-        Some((_, Rule::NeedsHttpGrant)) => Some(
-            "outbound HTTP is not granted: add [http] allow = [\"https://host[:port]\"] to the \
-             plugin's manifest"
-                .to_string(),
-        ),
-        Some((_, Rule::Refused(why))) => Some((*why).to_string()),
+/// None: offered; Some(reason): refused. `granted` says whether the manifest has a section.
+fn verdict(name: &str, granted: &dyn Fn(&str) -> bool) -> Option<String> {
+    match OFFERS.iter().find(|offer| name.starts_with(offer.prefix)) {
+        Some(offer) => match offer.policy {
+            Policy::Always => None,
+            Policy::Grant { section, .. } if granted(section) => None,
+            Policy::Grant { how, .. } => Some(how.to_string()),
+            Policy::Refused(why) => Some(why.to_string()),
+        },
         None => Some("not an interface this worker provides".to_string()),
     }
 }
@@ -80,6 +57,14 @@ pub fn exports(engine: &Engine, component: &Component) -> Vec<String> {
 mod tests {
     use super::*;
 
+    fn none(_: &str) -> bool {
+        false
+    }
+
+    fn all(_: &str) -> bool {
+        true
+    }
+
     #[test]
     fn contract_and_basic_wasi_are_offered() {
         for name in [
@@ -87,24 +72,24 @@ mod tests {
             "wasi:filesystem/preopens@0.2.6",
             "wasi:cli/environment@0.2.0",
         ] {
-            assert_eq!(verdict(name, false), None, "{name}");
+            assert_eq!(verdict(name, &none), None, "{name}");
         }
     }
 
     #[test]
     fn sockets_http_and_unknown_imports_are_refused_with_a_reason() {
         assert!(
-            verdict("wasi:sockets/tcp@0.2.6", true)
+            verdict("wasi:sockets/tcp@0.2.6", &all)
                 .unwrap()
                 .contains("filesystem")
         );
-        assert!(verdict("acme:vault/open@1.0.0", true).is_some());
+        assert!(verdict("acme:vault/open@1.0.0", &all).is_some());
     }
 
     #[test]
     fn http_needs_a_grant_and_the_refusal_names_the_manifest_key() {
-        let refusal = verdict("wasi:http/outgoing-handler@0.2.6", false).unwrap();
+        let refusal = verdict("wasi:http/outgoing-handler@0.2.6", &none).unwrap();
         assert!(refusal.contains("[http] allow"), "{refusal}");
-        assert_eq!(verdict("wasi:http/outgoing-handler@0.2.6", true), None);
+        assert_eq!(verdict("wasi:http/outgoing-handler@0.2.6", &all), None);
     }
 }

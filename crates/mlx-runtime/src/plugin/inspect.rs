@@ -34,9 +34,9 @@ pub async fn inspect(runtime: &PluginHost, path: &Path) -> Result<String, LoadEr
     }
 
     let _ = writeln!(out, "world:");
-    let http_granted = manifest::load_for(path, runtime.settings().engine.max_memory_bytes)
-        .is_ok_and(|m| m.http.is_some());
-    for import in imports::review(runtime.engine(), &component, http_granted) {
+    let manifest = manifest::load_for(path, runtime.settings().engine.max_memory_bytes).ok();
+    let granted = |section: &str| manifest.as_ref().is_some_and(|m| m.grants(section));
+    for import in imports::review(runtime.engine(), &component, &granted) {
         match import.refused {
             None => {
                 let _ = writeln!(out, "  import  {}", import.name);
@@ -108,8 +108,13 @@ pub async fn inspect(runtime: &PluginHost, path: &Path) -> Result<String, LoadEr
                 );
             }
             let _ = writeln!(out, "  env         [{}]", keys(m.env.keys().collect()));
-            let _ = writeln!(out, "  config      [{}]", keys(m.config.keys().collect()));
+            let _ = writeln!(
+                out,
+                "  config      [{}]",
+                keys(m.config.values.keys().collect())
+            );
             let secrets: Vec<String> = m
+                .config
                 .secrets
                 .iter()
                 .map(|(name, source)| format!("{name} ({source:?})"))

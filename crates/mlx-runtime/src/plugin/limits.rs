@@ -1,10 +1,13 @@
-//! Per-invocation resource limits. Every default is set here, deny-by-default in spirit: a
-//! plugin gets modest resources unless its manifest asks for more, and never more than the
-//! engine-wide ceiling.
+//! Per-invocation resource limits: the manifest's `[limits]` table. Limits of the invocation
+//! as a whole have their defaults here; a capability's own limits (log, heartbeats) have
+//! theirs in its module. Deny-by-default in spirit: a plugin gets modest resources unless its
+//! manifest asks for more, and never more than the engine-wide ceiling.
 
 use std::time::Duration;
 
 use serde::Deserialize;
+
+use crate::sandbox::capabilities::{activity::HeartbeatLimits, log::LogLimits};
 
 /// Limits applied to one invocation of a plugin.
 #[derive(Debug, Clone, PartialEq)]
@@ -18,18 +21,10 @@ pub struct Limits {
     /// Largest output JSON the host accepts. Default 1 MiB: results travel in Temporal history,
     /// which is no place for data (write artifacts, return references).
     pub max_output_bytes: usize,
-    /// Largest heartbeat details. Default 256 KiB (a model checkpoint of a small model).
-    pub max_heartbeat_bytes: usize,
-    /// Heartbeats a second that reach Temporal; faster ones are checked but only the latest is
-    /// kept, and it is delivered later (at the latest when the invocation ends). Default 10:
-    /// Temporal throttles heartbeats itself, so more only costs the worker.
-    pub heartbeats_per_sec: u32,
-    /// Bytes of log lines and stdout/stderr a single invocation may emit before the host drops
-    /// the rest (with one warning). Default 4 MiB.
-    pub max_log_bytes: usize,
-    /// Log lines (log calls and stdout/stderr lines) a second; lines beyond it are dropped
-    /// (with one warning). Default 1000, in bursts of up to 1000.
-    pub log_lines_per_sec: u32,
+    /// Heartbeat size and rate ([`HeartbeatLimits`]).
+    pub heartbeat: HeartbeatLimits,
+    /// Log bytes and lines, stdout/stderr included ([`LogLimits`]).
+    pub log: LogLimits,
     /// How long a plugin may keep running after cancellation was requested before the host
     /// interrupts it. Default 5 s.
     pub cancel_grace: Duration,
@@ -47,10 +42,8 @@ impl Default for Limits {
             memory_bytes: 512 << 20,
             timeout: Duration::from_secs(2 * 60 * 60),
             max_output_bytes: 1 << 20,
-            max_heartbeat_bytes: 256 << 10,
-            heartbeats_per_sec: 10,
-            max_log_bytes: 4 << 20,
-            log_lines_per_sec: 1000,
+            heartbeat: HeartbeatLimits::default(),
+            log: LogLimits::default(),
             cancel_grace: Duration::from_secs(5),
             max_concurrent: None,
             fuel: None,
@@ -104,18 +97,9 @@ impl LimitsFile {
             }
             limits.max_output_bytes = (kb as usize) << 10;
         }
-        if let Some(kb) = self.max_heartbeat_kb {
-            limits.max_heartbeat_bytes = kib_in("limits.max_heartbeat_kb", kb, 16 << 10)?;
-        }
-        if let Some(kb) = self.max_log_kb {
-            limits.max_log_bytes = kib_in("limits.max_log_kb", kb, 1 << 20)?;
-        }
-        if let Some(n) = self.heartbeats_per_sec {
-            limits.heartbeats_per_sec = rate_in("limits.heartbeats_per_sec", n, 1000)?;
-        }
-        if let Some(n) = self.log_lines_per_sec {
-            limits.log_lines_per_sec = rate_in("limits.log_lines_per_sec", n, 100_000)?;
-        }
+        limits.heartbeat =
+            HeartbeatLimits::resolve(self.max_heartbeat_kb, self.heartbeats_per_sec)?;
+        limits.log = LogLimits::resolve(self.max_log_kb, self.log_lines_per_sec)?;
         if let Some(secs) = self.cancel_grace_secs {
             limits.cancel_grace = Duration::from_secs(secs);
         }
@@ -133,22 +117,6 @@ impl LimitsFile {
         }
         Ok(limits)
     }
-}
-
-/// A KiB count in `1..=max_kb`, as bytes. The ceilings keep one plugin's budget from
-/// becoming the worker's memory problem.
-fn kib_in(key: &str, kb: u64, max_kb: u64) -> Result<usize, String> {
-    if kb == 0 || kb > max_kb {
-        return Err(format!("{key} = {kb} is out of range: use 1..={max_kb}"));
-    }
-    Ok((kb as usize) << 10)
-}
-
-fn rate_in(key: &str, n: u32, max: u32) -> Result<u32, String> {
-    if n == 0 || n > max {
-        return Err(format!("{key} = {n} is out of range: use 1..={max}"));
-    }
-    Ok(n)
 }
 
 #[cfg(test)]
@@ -181,10 +149,10 @@ mod tests {
             ..Default::default()
         };
         let limits = file.resolve(4 << 30).unwrap();
-        assert_eq!(limits.max_log_bytes, 16 << 10);
-        assert_eq!(limits.log_lines_per_sec, 5);
-        assert_eq!(limits.max_heartbeat_bytes, 1 << 10);
-        assert_eq!(limits.heartbeats_per_sec, 2);
+        assert_eq!(limits.log.max_bytes, 16 << 10);
+        assert_eq!(limits.log.lines_per_sec, 5);
+        assert_eq!(limits.heartbeat.max_bytes, 1 << 10);
+        assert_eq!(limits.heartbeat.per_sec, 2);
         let zero = LimitsFile {
             heartbeats_per_sec: Some(0),
             ..Default::default()

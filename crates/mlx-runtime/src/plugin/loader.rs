@@ -51,8 +51,8 @@ pub enum LoadError {
     #[error("{}: not a loadable WebAssembly component (build plugins for wasm32-wasip2): {message}", path.display())]
     Compile { path: PathBuf, message: String },
     #[error(
-        "{}: imports something this worker does not provide ({message}); the worker offers \
-         mlx:plugin/log, mlx:plugin/activity, mlx:plugin/config (@0.1.0) and WASI 0.2", path.display()
+        "{}: imports something this worker does not provide ({message}); the worker offers {}",
+        path.display(), crate::sandbox::capabilities::offered()
     )]
     Link { path: PathBuf, message: String },
     #[error(
@@ -186,7 +186,7 @@ impl Loader {
         // the linker's "not found" would not.
         let manifest = Arc::new(manifest::load_for(&path, self.max_memory_bytes)?);
         if let Some(bad) =
-            imports::review(self.sandboxes.engine(), &component, manifest.http.is_some())
+            imports::review(self.sandboxes.engine(), &component, &|s| manifest.grants(s))
                 .into_iter()
                 .find(|i| i.refused.is_some())
         {

@@ -45,45 +45,11 @@ use serde::Deserialize;
 
 use crate::{
     plugin::limits::{Limits, LimitsFile},
-    sandbox::capabilities::{http::HttpGrant, http_policy, tls},
+    sandbox::capabilities::{
+        config::{ConfigGrant, SecretFile},
+        http::{HttpGrant, HttpSection},
+    },
 };
-
-fn parse_http(file: HttpFile, base: &Path) -> Result<HttpGrant, String> {
-    if file.allow.is_empty() {
-        return Err(
-            "http.allow is empty: list origins such as \"https://api.example.com\", \
-                    or remove [http]"
-                .into(),
-        );
-    }
-    let allow = file
-        .allow
-        .iter()
-        .enumerate()
-        .map(|(i, entry)| {
-            http_policy::parse_origin(entry).map_err(|e| format!("http.allow[{i}]: {e}"))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let max_response_bytes = match file.max_response_kb {
-        Some(0) => return Err("http.max_response_kb must be at least 1".into()),
-        Some(kb) => kb.saturating_mul(1024),
-        None => DEFAULT_MAX_RESPONSE_BYTES,
-    };
-    let max_request_bytes = match file.max_request_kb {
-        Some(0) => return Err("http.max_request_kb must be at least 1".into()),
-        Some(kb) => kb.saturating_mul(1024),
-        None => DEFAULT_MAX_REQUEST_BYTES,
-    };
-    let ca_files: Vec<PathBuf> = file.ca_certs.iter().map(|f| base.join(f)).collect();
-    let tls = tls::client(&ca_files).map_err(|e| format!("http.ca_certs: {e}"))?;
-    Ok(HttpGrant {
-        allow,
-        max_response_bytes,
-        max_request_bytes,
-        tls,
-        ca_files,
-    })
-}
 
 /// Guest path where every plugin finds its workflow's artifacts directory.
 pub const ARTIFACTS_GUEST_PATH: &str = "/artifacts";
@@ -115,69 +81,7 @@ struct ManifestFile {
     config: BTreeMap<String, String>,
     #[serde(default)]
     secrets: BTreeMap<String, SecretFile>,
-    http: Option<HttpFile>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct HttpFile {
-    allow: Vec<String>,
-    max_response_kb: Option<u64>,
-    max_request_kb: Option<u64>,
-    #[serde(default)]
-    ca_certs: Vec<PathBuf>,
-}
-
-/// Response bytes one request may read when the manifest does not say: 1 MiB.
-const DEFAULT_MAX_RESPONSE_BYTES: u64 = 1 << 20;
-/// Request body bytes one request may send when the manifest does not say: 1 MiB.
-const DEFAULT_MAX_REQUEST_BYTES: u64 = 1 << 20;
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SecretFile {
-    env: Option<String>,
-    file: Option<PathBuf>,
-}
-
-/// Where a granted secret is read from. The value itself is read at each call, never stored
-/// in the manifest, so rotation needs no reload.
-#[derive(Clone, PartialEq)]
-pub enum SecretSource {
-    Env(String),
-    File(PathBuf),
-}
-
-impl std::fmt::Debug for SecretSource {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Env(var) => write!(f, "env:{var}"),
-            Self::File(path) => write!(f, "file:{}", path.display()),
-        }
-    }
-}
-
-/// Largest secret the host reads: a secret is a token or a password, not a data file.
-const MAX_SECRET_BYTES: u64 = 64 << 10;
-
-impl SecretSource {
-    /// Reads the secret now. Errors say where it was looked for, never what it is.
-    pub fn read(&self) -> Result<String, String> {
-        match self {
-            Self::Env(var) => std::env::var(var)
-                .map_err(|_| format!("environment variable {var} is not set in the worker")),
-            Self::File(path) => {
-                let meta =
-                    std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
-                if meta.len() > MAX_SECRET_BYTES {
-                    return Err(format!("{} is larger than 64 KiB", path.display()));
-                }
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| format!("{}: {e}", path.display()))?;
-                Ok(text.trim_end_matches(['\n', '\r']).to_string())
-            }
-        }
-    }
+    http: Option<HttpSection>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -209,12 +113,21 @@ pub struct Manifest {
     pub limits: Limits,
     /// Environment variables the plugin sees.
     pub env: BTreeMap<String, String>,
-    /// `[config]` values.
-    pub config: BTreeMap<String, String>,
-    /// Granted secrets by name.
-    pub secrets: BTreeMap<String, SecretSource>,
+    /// `[config]` values and granted `[secrets]`.
+    pub config: Arc<ConfigGrant>,
     /// Outbound HTTP, if granted (`wasi:http` imports are refused without it).
     pub http: Option<Arc<HttpGrant>>,
+}
+
+impl Manifest {
+    /// Whether the manifest has the section that grants a capability
+    /// ([`crate::sandbox::capabilities::Policy::Grant`]).
+    pub fn grants(&self, section: &str) -> bool {
+        match section {
+            crate::sandbox::capabilities::http::SECTION => self.http.is_some(),
+            _ => false,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -301,29 +214,8 @@ fn parse(text: &str, path: &Path, max_memory_bytes: u64) -> Result<Manifest, Str
             ));
         }
     }
-    let mut secrets = BTreeMap::new();
-    for (name, secret) in file.secrets {
-        let source = match (secret.env, secret.file) {
-            (Some(var), None) => SecretSource::Env(var),
-            (None, Some(file)) => SecretSource::File(base.join(file)),
-            _ => {
-                return Err(format!(
-                    "secrets.{name} must name exactly one source: {{ env = \"VAR\" }} or \
-                     {{ file = \"PATH\" }}"
-                ));
-            }
-        };
-        // Fail at load, not at 3 a.m.: a granted secret must be readable now.
-        source
-            .read()
-            .map_err(|e| format!("secrets.{name} cannot be read: {e}"))?;
-        secrets.insert(name, source);
-    }
-    let http = file
-        .http
-        .map(|h| parse_http(h, base))
-        .transpose()?
-        .map(Arc::new);
+    let config = Arc::new(ConfigGrant::parse(file.config, file.secrets, base)?);
+    let http = file.http.map(|h| h.grant(base)).transpose()?.map(Arc::new);
     Ok(Manifest {
         http,
         source: Some(path.to_path_buf()),
@@ -331,8 +223,7 @@ fn parse(text: &str, path: &Path, max_memory_bytes: u64) -> Result<Manifest, Str
         scratch: file.scratch,
         limits,
         env: file.env,
-        config: file.config,
-        secrets,
+        config,
     })
 }
 
@@ -396,7 +287,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("token"), "s3cr3t\n").unwrap();
         let m = parse_in(dir.path(), "[secrets]\ntoken = { file = \"token\" }\n").unwrap();
-        assert_eq!(m.secrets["token"].read().unwrap(), "s3cr3t");
+        assert_eq!(m.config.secrets["token"].read().unwrap(), "s3cr3t");
         assert!(!format!("{m:?}").contains("s3cr3t"));
 
         let err = parse_in(

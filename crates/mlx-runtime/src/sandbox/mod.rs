@@ -15,48 +15,36 @@ use wasmtime::{
     component::{Linker, ResourceTable},
 };
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
-
-use wasmtime_wasi_http::WasiHttpCtx;
+use wasmtime_wasi_http::{WasiHttpCtxView, WasiHttpView};
 
 use crate::{
     engine::{EpochTicker, Ticking},
-    plugin::{
-        limits::Limits,
-        manifest::{ARTIFACTS_GUEST_PATH, Access, Manifest, SCRATCH_GUEST_PATH},
-    },
+    plugin::manifest::{ARTIFACTS_GUEST_PATH, Access, Manifest, SCRATCH_GUEST_PATH},
 };
 use capabilities::{
-    activity::{ActivitySignals, HeartbeatThrottle},
+    activity::{ActivitySignals, ActivityState, ActivityView},
+    config::{ConfigState, ConfigView},
     denials::Denials,
-    http::HttpHooks,
-    log::LogBudget,
-    stdio::GuestOutput,
+    http::HttpState,
+    log::{LogState, LogView},
 };
 
 pub mod capabilities;
 
-/// Per-store state: everything a guest can reach goes through here.
+/// Per-store state: everything a guest can reach goes through here, one field per capability.
 pub struct GuestState {
     wasi: WasiCtx,
     table: ResourceTable,
-    http_ctx: WasiHttpCtx,
-    http_hooks: HttpHooks,
-    pub(crate) limiter: MemoryLimiter,
-    pub(crate) limits: Limits,
-    pub(crate) manifest: Arc<Manifest>,
-    pub(crate) signals: ActivitySignals,
-    pub(crate) heartbeats: HeartbeatThrottle,
-    pub(crate) log_budget: Arc<LogBudget>,
+    pub(crate) memory: MemoryLimiter,
+    pub(crate) log: LogState,
+    pub(crate) activity: ActivityState,
+    config: ConfigState,
+    http: HttpState,
+    /// What the capabilities refused during this invocation.
     pub(crate) denials: Denials,
-    pub(crate) stderr: GuestOutput,
+    /// Memory limit and fuel, for reporting which limit a trap hit.
+    pub(crate) manifest: Arc<Manifest>,
     _ticking: Option<Ticking>,
-}
-
-impl GuestState {
-    /// The pieces `wasi:http` borrows at once (see [`crate::sandbox::capabilities::http`]).
-    pub(crate) fn http_parts(&mut self) -> (&mut WasiHttpCtx, &mut ResourceTable, &mut HttpHooks) {
-        (&mut self.http_ctx, &mut self.table, &mut self.http_hooks)
-    }
 }
 
 impl WasiView for GuestState {
@@ -65,6 +53,34 @@ impl WasiView for GuestState {
             ctx: &mut self.wasi,
             table: &mut self.table,
         }
+    }
+}
+
+impl WasiHttpView for GuestState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http.ctx,
+            table: &mut self.table,
+            hooks: &mut self.http.hooks,
+        }
+    }
+}
+
+impl LogView for GuestState {
+    fn log(&mut self) -> &mut LogState {
+        &mut self.log
+    }
+}
+
+impl ActivityView for GuestState {
+    fn activity(&mut self) -> &mut ActivityState {
+        &mut self.activity
+    }
+}
+
+impl ConfigView for GuestState {
+    fn config(&mut self) -> &mut ConfigState {
+        &mut self.config
     }
 }
 
@@ -187,14 +203,12 @@ pub fn new_store(
     engine: &wasmtime::Engine,
     spec: SandboxSpec<'_>,
 ) -> Result<Store<GuestState>, SandboxError> {
-    let limits = spec.manifest.limits.clone();
-    let log_budget = LogBudget::new(limits.max_log_bytes, limits.log_lines_per_sec);
-    let stdout = GuestOutput::new("stdout", tracing::Level::INFO, log_budget.clone());
-    let stderr = GuestOutput::new("stderr", tracing::Level::WARN, log_budget.clone());
+    let limits = &spec.manifest.limits;
+    let log = LogState::new(&limits.log);
 
     let mut wasi = WasiCtxBuilder::new();
-    wasi.stdout(stdout)
-        .stderr(stderr.clone())
+    wasi.stdout(log.stdout())
+        .stderr(log.stderr().clone())
         .allow_tcp(false)
         .allow_udp(false)
         .allow_ip_name_lookup(false);
@@ -215,39 +229,30 @@ pub fn new_store(
         wasi.preopened_dir(dir, ARTIFACTS_GUEST_PATH, FsPerms::ReadWrite)
             .map_err(|e| SandboxError(format!("granting {}: {e}", dir.display())))?;
     }
-
     if let Some(dir) = spec.scratch_dir {
         wasi.preopened_dir(dir, SCRATCH_GUEST_PATH, FsPerms::ReadWrite)
             .map_err(|e| SandboxError(format!("granting {}: {e}", dir.display())))?;
     }
 
-    let heartbeats = HeartbeatThrottle::new(limits.heartbeats_per_sec);
     let denials = Denials::new();
     let state = GuestState {
         wasi: wasi.build(),
         table: ResourceTable::new(),
-        http_ctx: WasiHttpCtx::new(),
-        // No [http] grant: every request is refused before any connection is made.
-        http_hooks: HttpHooks {
-            grant: spec.manifest.http.clone(),
-            denials: denials.clone(),
-        },
-        limiter: MemoryLimiter {
+        memory: MemoryLimiter {
             limit: usize::try_from(limits.memory_bytes).unwrap_or(usize::MAX),
             hit: false,
             peak: 0,
         },
-        limits,
-        manifest: spec.manifest.clone(),
-        signals: spec.signals,
-        heartbeats,
-        log_budget,
+        log,
+        activity: ActivityState::new(spec.signals, &limits.heartbeat),
+        config: ConfigState::new(spec.manifest.config.clone(), denials.clone()),
+        http: HttpState::new(spec.manifest.http.clone(), denials.clone()),
         denials,
-        stderr,
+        manifest: spec.manifest.clone(),
         _ticking: spec.ticking,
     };
     let mut store = Store::new(engine, state);
-    store.limiter(|s| &mut s.limiter);
+    store.limiter(|s| &mut s.memory);
     // Yield to the executor at every epoch tick, so the call future can be raced against
     // deadlines and cancellation and dropped (which interrupts the guest).
     store.epoch_deadline_async_yield_and_update(1);

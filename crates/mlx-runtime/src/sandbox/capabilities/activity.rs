@@ -11,8 +11,51 @@ use serde_json::Value;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use super::{ContractViolation, rate::RateLimit};
-use crate::{bindings::mlx::plugin::activity, sandbox::GuestState};
+use wasmtime::component::{HasSelf, Linker};
+
+use super::{ContractViolation, Offer, Policy, rate::RateLimit};
+use crate::bindings::mlx::plugin::activity;
+
+pub const OFFER: Offer = Offer {
+    prefix: "mlx:plugin/activity",
+    policy: Policy::Always,
+};
+
+/// The `[limits]` keys of this capability, resolved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeartbeatLimits {
+    /// Largest heartbeat details. `limits.max_heartbeat_kb`, default 256 KiB (a model
+    /// checkpoint of a small model), at most 16 MiB.
+    pub max_bytes: usize,
+    /// Heartbeats a second that reach Temporal; faster ones are checked but only the latest is
+    /// kept, and it is delivered later (at the latest when the invocation ends).
+    /// `limits.heartbeats_per_sec`, default 10 (Temporal throttles heartbeats itself, so more
+    /// only costs the worker), at most 1000.
+    pub per_sec: u32,
+}
+
+impl Default for HeartbeatLimits {
+    fn default() -> Self {
+        Self {
+            max_bytes: 256 << 10,
+            per_sec: 10,
+        }
+    }
+}
+
+impl HeartbeatLimits {
+    /// The manifest's values over the defaults, each checked against its ceiling.
+    pub fn resolve(max_heartbeat_kb: Option<u64>, per_sec: Option<u32>) -> Result<Self, String> {
+        let mut limits = Self::default();
+        if let Some(kb) = max_heartbeat_kb {
+            limits.max_bytes = super::kib_in("limits.max_heartbeat_kb", kb, 16 << 10)?;
+        }
+        if let Some(n) = per_sec {
+            limits.per_sec = super::rate_in("limits.heartbeats_per_sec", n, 1000)?;
+        }
+        Ok(limits)
+    }
+}
 
 /// The sandbox's end of the activity it runs as.
 #[derive(Debug, Clone)]
@@ -57,13 +100,13 @@ impl ActivitySignals {
 /// latest waits for the next heartbeat within the rate, or for the end of the invocation, so
 /// a plugin that heartbeats in a tight loop costs Temporal nothing and loses no checkpoint.
 #[derive(Debug)]
-pub struct HeartbeatThrottle {
+struct HeartbeatThrottle {
     rate: RateLimit,
     pending: Option<Value>,
 }
 
 impl HeartbeatThrottle {
-    pub fn new(per_sec: u32) -> Self {
+    fn new(per_sec: u32) -> Self {
         Self {
             rate: RateLimit::per_second(per_sec),
             pending: None,
@@ -71,18 +114,42 @@ impl HeartbeatThrottle {
     }
 }
 
-impl GuestState {
+/// The activity capability's part of a store.
+pub struct ActivityState {
+    signals: ActivitySignals,
+    heartbeats: HeartbeatThrottle,
+    max_bytes: usize,
+}
+
+impl ActivityState {
+    pub fn new(signals: ActivitySignals, limits: &HeartbeatLimits) -> Self {
+        Self {
+            signals,
+            heartbeats: HeartbeatThrottle::new(limits.per_sec),
+            max_bytes: limits.max_bytes,
+        }
+    }
+
     /// Forwards a heartbeat held back by the rate limit; called when the invocation ends.
-    pub(crate) fn flush_heartbeat(&mut self) {
+    pub fn flush_heartbeat(&mut self) {
         if let Some(details) = self.heartbeats.pending.take() {
             self.signals.record(details);
         }
     }
 }
 
-impl activity::Host for GuestState {
+/// How a store exposes its [`ActivityState`].
+pub trait ActivityView: Send {
+    fn activity(&mut self) -> &mut ActivityState;
+}
+
+pub fn add_to_linker<T: ActivityView + 'static>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+    activity::add_to_linker::<T, HasSelf<ActivityState>>(linker, T::activity)
+}
+
+impl activity::Host for ActivityState {
     fn heartbeat(&mut self, details: String) -> wasmtime::Result<bool> {
-        let limit = self.limits.max_heartbeat_bytes;
+        let limit = self.max_bytes;
         if details.len() > limit {
             return Err(wasmtime::Error::new(ContractViolation::HeartbeatTooLarge {
                 size: details.len(),

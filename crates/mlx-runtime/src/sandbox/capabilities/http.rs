@@ -18,15 +18,87 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use tokio::net::TcpStream;
 use wasmtime_wasi_http::{
-    Error, RequestOptions, WasiBody, WasiHttpCtxView, WasiHttpHooks, WasiHttpView, io::TokioIo,
+    Error, RequestOptions, WasiBody, WasiHttpCtx, WasiHttpHooks, WasiHttpView, io::TokioIo,
 };
 
+use serde::Deserialize;
+use wasmtime::component::Linker;
+
 use super::{
+    Offer, Policy,
     denials::Denials,
     http_policy::{self, AllowedOrigin, Scheme},
-    tls::TlsClient,
+    tls::{self, TlsClient},
 };
-use crate::sandbox::GuestState;
+
+/// The manifest section that grants this capability.
+pub const SECTION: &str = "http";
+
+pub const OFFER: Offer = Offer {
+    prefix: "wasi:http/",
+    policy: Policy::Grant {
+        section: SECTION,
+        how: "outbound HTTP is not granted: add [http] allow = [\"https://host[:port]\"] to \
+              the plugin's manifest",
+    },
+};
+
+/// The manifest's `[http]` table, as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSection {
+    allow: Vec<String>,
+    max_response_kb: Option<u64>,
+    max_request_kb: Option<u64>,
+    #[serde(default)]
+    ca_certs: Vec<std::path::PathBuf>,
+}
+
+/// Response bytes one request may read when the manifest does not say: 1 MiB.
+const DEFAULT_MAX_RESPONSE_BYTES: u64 = 1 << 20;
+/// Request body bytes one request may send when the manifest does not say: 1 MiB.
+const DEFAULT_MAX_REQUEST_BYTES: u64 = 1 << 20;
+
+impl HttpSection {
+    /// Checks the table; CA files are relative to `base` (the manifest's directory).
+    pub fn grant(self, base: &std::path::Path) -> Result<HttpGrant, String> {
+        if self.allow.is_empty() {
+            return Err(
+                "http.allow is empty: list origins such as \"https://api.example.com\", \
+                 or remove [http]"
+                    .into(),
+            );
+        }
+        let allow = self
+            .allow
+            .iter()
+            .enumerate()
+            .map(|(i, entry)| {
+                http_policy::parse_origin(entry).map_err(|e| format!("http.allow[{i}]: {e}"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let max_response_bytes = match self.max_response_kb {
+            Some(0) => return Err("http.max_response_kb must be at least 1".into()),
+            Some(kb) => kb.saturating_mul(1024),
+            None => DEFAULT_MAX_RESPONSE_BYTES,
+        };
+        let max_request_bytes = match self.max_request_kb {
+            Some(0) => return Err("http.max_request_kb must be at least 1".into()),
+            Some(kb) => kb.saturating_mul(1024),
+            None => DEFAULT_MAX_REQUEST_BYTES,
+        };
+        let ca_files: Vec<std::path::PathBuf> =
+            self.ca_certs.iter().map(|f| base.join(f)).collect();
+        let tls = tls::client(&ca_files).map_err(|e| format!("http.ca_certs: {e}"))?;
+        Ok(HttpGrant {
+            allow,
+            max_response_bytes,
+            max_request_bytes,
+            tls,
+            ca_files,
+        })
+    }
+}
 
 /// What a manifest's `[http]` table grants.
 #[derive(Debug, Clone, PartialEq)]
@@ -51,8 +123,29 @@ type IoFuture = Box<dyn Future<Output = Result<(), Error>> + Send>;
 /// The per-store hooks; `None` grant: every request is denied.
 #[derive(Default)]
 pub struct HttpHooks {
-    pub grant: Option<Arc<HttpGrant>>,
-    pub denials: Denials,
+    grant: Option<Arc<HttpGrant>>,
+    denials: Denials,
+}
+
+/// The HTTP capability's part of a store. `wasi:http` also needs the store's resource table,
+/// so the store's [`WasiHttpView`] lends both.
+pub struct HttpState {
+    pub ctx: WasiHttpCtx,
+    pub hooks: HttpHooks,
+}
+
+impl HttpState {
+    /// No grant: every request is refused before any connection is made.
+    pub fn new(grant: Option<Arc<HttpGrant>>, denials: Denials) -> Self {
+        Self {
+            ctx: WasiHttpCtx::new(),
+            hooks: HttpHooks { grant, denials },
+        }
+    }
+}
+
+pub fn add_to_linker<T: WasiHttpView + 'static>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(linker)
 }
 
 /// Largest single write to a request body: with one buffered chunk, what a guest can make the
@@ -81,13 +174,6 @@ impl WasiHttpHooks for HttpHooks {
 
     fn p2_outgoing_body_chunk_size(&mut self) -> usize {
         BODY_CHUNK_BYTES
-    }
-}
-
-impl WasiHttpView for GuestState {
-    fn http(&mut self) -> WasiHttpCtxView<'_> {
-        let (ctx, table, hooks) = self.http_parts();
-        WasiHttpCtxView { ctx, table, hooks }
     }
 }
 

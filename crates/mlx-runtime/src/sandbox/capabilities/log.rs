@@ -6,12 +6,87 @@ use std::sync::{
     atomic::{AtomicBool, AtomicUsize, Ordering},
 };
 
-use super::rate::RateLimit;
+use wasmtime::component::{HasSelf, Linker};
 
-use crate::{
-    bindings::{WitLevel, mlx::plugin::log},
-    sandbox::GuestState,
+use super::{Offer, Policy, rate::RateLimit, stdio::GuestOutput};
+use crate::bindings::{WitLevel, mlx::plugin::log};
+
+pub const OFFER: Offer = Offer {
+    prefix: "mlx:plugin/log",
+    policy: Policy::Always,
 };
+
+/// The `[limits]` keys of this capability, resolved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogLimits {
+    /// Bytes of log lines and stdout/stderr a single invocation may emit before the host drops
+    /// the rest (with one warning). `limits.max_log_kb`, default 4 MiB, at most 1 GiB.
+    pub max_bytes: usize,
+    /// Log lines (log calls and stdout/stderr lines) a second; lines beyond it are dropped
+    /// (with one warning). `limits.log_lines_per_sec`, default 1000 in bursts of up to 1000,
+    /// at most 100,000.
+    pub lines_per_sec: u32,
+}
+
+impl Default for LogLimits {
+    fn default() -> Self {
+        Self {
+            max_bytes: 4 << 20,
+            lines_per_sec: 1000,
+        }
+    }
+}
+
+impl LogLimits {
+    /// The manifest's values over the defaults, each checked against its ceiling.
+    pub fn resolve(max_log_kb: Option<u64>, lines_per_sec: Option<u32>) -> Result<Self, String> {
+        let mut limits = Self::default();
+        if let Some(kb) = max_log_kb {
+            limits.max_bytes = super::kib_in("limits.max_log_kb", kb, 1 << 20)?;
+        }
+        if let Some(n) = lines_per_sec {
+            limits.lines_per_sec = super::rate_in("limits.log_lines_per_sec", n, 100_000)?;
+        }
+        Ok(limits)
+    }
+}
+
+/// The log capability's part of a store: the invocation's budget, shared with the guest's
+/// stdout and stderr, which are also log lines.
+pub struct LogState {
+    budget: Arc<LogBudget>,
+    stdout: GuestOutput,
+    stderr: GuestOutput,
+}
+
+impl LogState {
+    pub fn new(limits: &LogLimits) -> Self {
+        let budget = LogBudget::new(limits.max_bytes, limits.lines_per_sec);
+        Self {
+            stdout: GuestOutput::new("stdout", tracing::Level::INFO, budget.clone()),
+            stderr: GuestOutput::new("stderr", tracing::Level::WARN, budget.clone()),
+            budget,
+        }
+    }
+
+    pub fn stdout(&self) -> GuestOutput {
+        self.stdout.clone()
+    }
+
+    /// The guest's stderr; its tail explains a crash.
+    pub fn stderr(&self) -> &GuestOutput {
+        &self.stderr
+    }
+}
+
+/// How a store exposes its [`LogState`].
+pub trait LogView: Send {
+    fn log(&mut self) -> &mut LogState;
+}
+
+pub fn add_to_linker<T: LogView + 'static>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+    log::add_to_linker::<T, HasSelf<LogState>>(linker, T::log)
+}
 
 /// Log bytes an invocation may still emit, and lines a second. Shared by the log import and
 /// guest stdout/stderr: a guest must not be able to make the worker write (or buffer) without
@@ -91,7 +166,7 @@ pub fn emit(level: tracing::Level, stream: &str, message: &str, fields: &str) {
     }
 }
 
-impl log::Host for GuestState {
+impl log::Host for LogState {
     fn log(
         &mut self,
         level: WitLevel,
@@ -103,7 +178,7 @@ impl log::Host for GuestState {
                 .iter()
                 .map(|f| f.key.len() + f.value.len())
                 .sum::<usize>();
-        if !self.log_budget.take(size) || !self.log_budget.allow_line() {
+        if !self.budget.take(size) || !self.budget.allow_line() {
             return Ok(());
         }
         let fields = fields

@@ -1,5 +1,12 @@
-//! Host capabilities offered to guests, one module each. Each implements the generated WIT
-//! host trait for [`crate::sandbox::GuestState`] by delegating to its own small state type.
+//! Host capabilities offered to guests, one module each. A module owns everything about its
+//! capability: its state (one field of the store), its WIT host trait implemented on that
+//! state (wasmtime's `HasData` view pattern, as wasmtime-wasi does), its manifest section,
+//! its limits and budget, its linker line, and its entry in [`OFFERS`].
+//!
+//! [`OFFERS`] is the one list of what the worker offers: the import policy
+//! ([`crate::plugin::imports`]), load errors and `inspect` all read it. Adding a capability
+//! takes its WIT, one module here, one field (and view impl) in `GuestState`, one line in
+//! [`add_to_linker`] and one entry in [`OFFERS`].
 
 pub mod activity;
 pub mod config;
@@ -10,22 +17,112 @@ pub mod log;
 pub mod rate;
 pub mod stdio;
 pub mod tls;
+pub mod wasi;
 
-use wasmtime::component::{HasSelf, Linker};
+use wasmtime::component::{HasData, Linker};
+use wasmtime_wasi::WasiView;
+use wasmtime_wasi_http::WasiHttpView;
 
-use crate::{bindings::PluginWorld, sandbox::GuestState};
+/// One family of imports (by name prefix) and how the worker treats it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Offer {
+    pub prefix: &'static str,
+    pub policy: Policy,
+}
 
-impl crate::bindings::mlx::plugin::types::Host for crate::sandbox::GuestState {}
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Policy {
+    /// Linked for every plugin (possibly empty: filesystem preopens exist only when granted).
+    Always,
+    /// Linked for a plugin whose manifest has this section; `how` says how to grant it.
+    Grant {
+        section: &'static str,
+        how: &'static str,
+    },
+    /// Never offered: why, and what to use instead.
+    Refused(&'static str),
+}
 
-/// Links WASI and every capability the worker offers. Each is linked for every plugin; the
-/// import policy ([`crate::plugin::imports`]) and each capability's grant decide what a
-/// plugin may use.
-pub fn add_to_linker(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
-    wasmtime_wasi::p2::add_to_linker_async(linker)?;
-    // Only a manifest [http] grant lets a component import it or a request leave the host.
-    wasmtime_wasi_http::p2::add_only_http_to_linker_async(linker)?;
-    PluginWorld::add_to_linker::<GuestState, HasSelf<GuestState>>(linker, |s| s)?;
+/// Everything the worker offers or refuses, by import name prefix; the first match wins.
+pub const OFFERS: &[Offer] = &[
+    log::OFFER,
+    activity::OFFER,
+    config::OFFER,
+    // Types shared by the interfaces above and the plugin's export; no functions.
+    Offer {
+        prefix: "mlx:plugin/types",
+        policy: Policy::Always,
+    },
+    wasi::IO,
+    wasi::CLI,
+    wasi::CLOCKS,
+    wasi::RANDOM,
+    wasi::FILESYSTEM,
+    wasi::SOCKETS,
+    http::OFFER,
+];
+
+/// The offered families, for an error that must say what the worker provides.
+pub fn offered() -> String {
+    OFFERS
+        .iter()
+        .filter_map(|offer| match offer.policy {
+            Policy::Always => Some(offer.prefix.trim_end_matches('/').to_string()),
+            Policy::Grant { section, .. } => Some(format!(
+                "{} (with a [{section}] grant)",
+                offer.prefix.trim_end_matches('/')
+            )),
+            Policy::Refused(_) => None,
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Links WASI and every capability. Each is linked for every plugin; the import policy and
+/// each capability's grant decide what a plugin may actually use.
+pub fn add_to_linker<T>(linker: &mut Linker<T>) -> wasmtime::Result<()>
+where
+    T: WasiView
+        + WasiHttpView
+        + log::LogView
+        + activity::ActivityView
+        + config::ConfigView
+        + 'static,
+{
+    wasi::add_to_linker(linker)?;
+    http::add_to_linker(linker)?;
+    log::add_to_linker(linker)?;
+    activity::add_to_linker(linker)?;
+    config::add_to_linker(linker)?;
+    crate::bindings::mlx::plugin::types::add_to_linker::<T, TypesOnly>(linker, |_| TypesOnly)?;
     Ok(())
+}
+
+/// `mlx:plugin/types` has no functions, but a component imports it (the plugin export uses
+/// its types), so it is linked, with no state behind it.
+struct TypesOnly;
+
+impl HasData for TypesOnly {
+    type Data<'a> = TypesOnly;
+}
+
+impl crate::bindings::mlx::plugin::types::Host for TypesOnly {}
+
+/// A KiB count in `1..=max_kb`, as bytes. The ceilings keep one plugin's budget from
+/// becoming the worker's memory problem.
+fn kib_in(key: &str, kb: u64, max_kb: u64) -> Result<usize, String> {
+    if kb == 0 || kb > max_kb {
+        return Err(format!("{key} = {kb} is out of range: use 1..={max_kb}"));
+    }
+    Ok((kb as usize) << 10)
+}
+
+/// A rate in `1..=max`.
+fn rate_in(key: &str, n: u32, max: u32) -> Result<u32, String> {
+    if n == 0 || n > max {
+        return Err(format!("{key} = {n} is out of range: use 1..={max}"));
+    }
+    Ok(n)
 }
 
 /// Ways a guest can break the contract that make the host stop it. Raised as traps, classified

@@ -1,0 +1,42 @@
+//! WASI 0.2 as wasmtime-wasi implements it, deny-by-default: which families a plugin may
+//! import. The context itself (environment, preopened directories, stdout/stderr) is built per
+//! invocation by the sandbox from the manifest.
+
+use wasmtime::component::Linker;
+use wasmtime_wasi::WasiView;
+
+use super::{Offer, Policy};
+
+pub const IO: Offer = Offer {
+    prefix: "wasi:io/",
+    policy: Policy::Always,
+};
+pub const CLI: Offer = Offer {
+    prefix: "wasi:cli/",
+    policy: Policy::Always,
+};
+pub const CLOCKS: Offer = Offer {
+    prefix: "wasi:clocks/",
+    policy: Policy::Always,
+};
+pub const RANDOM: Offer = Offer {
+    prefix: "wasi:random/",
+    policy: Policy::Always,
+};
+/// Offered to all; only the directories the manifest grants (plus `/artifacts`, and
+/// `/scratch` when asked for) exist.
+pub const FILESYSTEM: Offer = Offer {
+    prefix: "wasi:filesystem/",
+    policy: Policy::Always,
+};
+pub const SOCKETS: Offer = Offer {
+    prefix: "wasi:sockets/",
+    policy: Policy::Refused(
+        "raw network sockets are not grantable to plugins; read data from granted \
+         directories (manifest [[filesystem]])",
+    ),
+};
+
+pub fn add_to_linker<T: WasiView + 'static>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+    wasmtime_wasi::p2::add_to_linker_async(linker)
+}
