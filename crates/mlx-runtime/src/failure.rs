@@ -1,6 +1,6 @@
 //! Every way an invocation can end badly, and how each maps to a Temporal failure: a stable
 //! type name (retry policies and people match on it) and whether retrying can help.
-//! README's failure table is this file in prose; keep them together.
+//! docs/failures.md is this file in prose; a test checks that they agree.
 
 use std::time::Duration;
 
@@ -68,6 +68,99 @@ pub enum InvocationError {
     Sandbox(String),
 }
 
+/// The failure types the host itself classifies; a plugin's own errors carry the type name
+/// the plugin chose instead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum FailureType {
+    InvalidRequest,
+    UnknownPlugin,
+    UnknownOperation,
+    CapabilityDenied,
+    PluginMemoryLimitExceeded,
+    PluginDeadlineExceeded,
+    PluginFuelExhausted,
+    PluginStackOverflow,
+    PluginTrapped,
+    PluginContractViolation,
+    PluginInvalidOutput,
+    PluginOutputTooLarge,
+    Cancelled,
+    SandboxUnavailable,
+}
+
+impl FailureType {
+    pub const ALL: &[FailureType] = &[
+        Self::InvalidRequest,
+        Self::UnknownPlugin,
+        Self::UnknownOperation,
+        Self::CapabilityDenied,
+        Self::PluginMemoryLimitExceeded,
+        Self::PluginDeadlineExceeded,
+        Self::PluginFuelExhausted,
+        Self::PluginStackOverflow,
+        Self::PluginTrapped,
+        Self::PluginContractViolation,
+        Self::PluginInvalidOutput,
+        Self::PluginOutputTooLarge,
+        Self::Cancelled,
+        Self::SandboxUnavailable,
+    ];
+
+    /// The Temporal application failure type: stable, retry policies match on it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::InvalidRequest => "InvalidRequest",
+            Self::UnknownPlugin => "UnknownPlugin",
+            Self::UnknownOperation => "UnknownOperation",
+            Self::CapabilityDenied => "CapabilityDenied",
+            Self::PluginMemoryLimitExceeded => "PluginMemoryLimitExceeded",
+            Self::PluginDeadlineExceeded => "PluginDeadlineExceeded",
+            Self::PluginFuelExhausted => "PluginFuelExhausted",
+            Self::PluginStackOverflow => "PluginStackOverflow",
+            Self::PluginTrapped => "PluginTrapped",
+            Self::PluginContractViolation => "PluginContractViolation",
+            Self::PluginInvalidOutput => "PluginInvalidOutput",
+            Self::PluginOutputTooLarge => "PluginOutputTooLarge",
+            Self::Cancelled => "Cancelled",
+            Self::SandboxUnavailable => "SandboxUnavailable",
+        }
+    }
+
+    /// Whether a retry can help; the reasons are in docs/failures.md.
+    pub fn retryable(self) -> bool {
+        match self {
+            // Usually load or a slow dependency; the retry policy bounds it.
+            Self::PluginDeadlineExceeded => true,
+            // A panic may come from a transient condition the plugin did not handle; the
+            // retry policy bounds the cost, and a fixed plugin dropped in can succeed on retry.
+            Self::PluginTrapped => true,
+            // The worker is short of capacity, not the request at fault.
+            Self::SandboxUnavailable => true,
+            // Malformed or unknown requests never succeed; an ungranted capability needs an
+            // operator; memory, fuel and stack limits are hit again by the same input; output
+            // and contract violations are plugin bugs; a cancellation is final.
+            Self::InvalidRequest
+            | Self::UnknownPlugin
+            | Self::UnknownOperation
+            | Self::CapabilityDenied
+            | Self::PluginMemoryLimitExceeded
+            | Self::PluginFuelExhausted
+            | Self::PluginStackOverflow
+            | Self::PluginContractViolation
+            | Self::PluginInvalidOutput
+            | Self::PluginOutputTooLarge
+            | Self::Cancelled => false,
+        }
+    }
+}
+
+impl std::fmt::Display for FailureType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// A classified failure, independent of the Temporal SDK's types.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Failure {
@@ -78,64 +171,59 @@ pub struct Failure {
 }
 
 impl InvocationError {
-    /// Stable failure type name and retryability; see README "Failure types".
+    /// The host's classification; None for an error the plugin returned (its own type).
+    pub fn failure_type(&self) -> Option<FailureType> {
+        use FailureType as T;
+        use InvocationError as E;
+        Some(match self {
+            E::InvalidRequest(_) => T::InvalidRequest,
+            E::UnknownPlugin { .. } => T::UnknownPlugin,
+            E::UnknownOperation { .. } => T::UnknownOperation,
+            E::Guest(_) => return None,
+            E::CapabilityDenied { .. } => T::CapabilityDenied,
+            E::MemoryLimit { .. } => T::PluginMemoryLimitExceeded,
+            E::Deadline { .. } => T::PluginDeadlineExceeded,
+            E::FuelExhausted { .. } => T::PluginFuelExhausted,
+            E::StackOverflow { .. } => T::PluginStackOverflow,
+            E::Trap { .. } => T::PluginTrapped,
+            E::ContractViolation(_) => T::PluginContractViolation,
+            E::InvalidOutput(_) => T::PluginInvalidOutput,
+            E::OutputTooLarge { .. } => T::PluginOutputTooLarge,
+            E::Cancelled { .. } => T::Cancelled,
+            E::Sandbox(_) => T::SandboxUnavailable,
+        })
+    }
+
+    /// Stable failure type name, retryability and details; see docs/failures.md.
     pub fn failure(&self) -> Failure {
         use InvocationError as E;
-        let (type_name, retryable, details): (&str, bool, Option<Value>) = match self {
-            E::InvalidRequest(_) => ("InvalidRequest", false, None),
-            E::UnknownPlugin { .. } => ("UnknownPlugin", false, None),
-            E::UnknownOperation { .. } => ("UnknownOperation", false, None),
+        let details = match self {
             E::Guest(err) => {
-                let details = json!({ "kind": err.kind, "details": err.details });
-                let retryable = err.kind == GuestErrorKind::Retryable;
                 return Failure {
                     type_name: err.type_name.clone(),
-                    retryable,
+                    retryable: err.kind == GuestErrorKind::Retryable,
                     message: err.message.clone(),
-                    details: Some(details),
+                    details: Some(json!({ "kind": err.kind, "details": err.details })),
                 };
             }
-            // Only an operator changing the manifest helps; that is not what a retry waits for.
             E::CapabilityDenied {
                 denied,
                 plugin_error,
-            } => (
-                "CapabilityDenied",
-                false,
-                Some(json!({ "denied": denied, "plugin_error": plugin_error })),
-            ),
-            // Same input, same limit, same result: retrying only burns the budget.
-            E::MemoryLimit { .. } => ("PluginMemoryLimitExceeded", false, None),
-            // Usually load or a slow dependency; the retry policy bounds it.
-            E::Deadline { .. } => ("PluginDeadlineExceeded", true, None),
-            // Fuel counts instructions: the same input exhausts it again.
-            E::FuelExhausted { .. } => ("PluginFuelExhausted", false, None),
-            E::StackOverflow { backtrace } => (
-                "PluginStackOverflow",
-                false,
-                Some(json!({ "backtrace": backtrace })),
-            ),
-            // A panic may come from a transient condition the plugin did not handle; the retry
-            // policy bounds the cost, and a fixed plugin dropped in can succeed on retry.
+            } => Some(json!({ "denied": denied, "plugin_error": plugin_error })),
+            E::StackOverflow { backtrace } => Some(json!({ "backtrace": backtrace })),
             E::Trap {
                 backtrace,
                 stderr_tail,
                 ..
-            } => (
-                "PluginTrapped",
-                true,
-                Some(json!({ "backtrace": backtrace, "stderr_tail": stderr_tail })),
-            ),
-            E::ContractViolation(_) => ("PluginContractViolation", false, None),
-            E::InvalidOutput(_) => ("PluginInvalidOutput", false, None),
-            E::OutputTooLarge { .. } => ("PluginOutputTooLarge", false, None),
-            E::Cancelled { .. } => ("Cancelled", false, None),
-            // The worker is short of capacity, not the request at fault.
-            E::Sandbox(_) => ("SandboxUnavailable", true, None),
+            } => Some(json!({ "backtrace": backtrace, "stderr_tail": stderr_tail })),
+            _ => None,
         };
+        let kind = self
+            .failure_type()
+            .expect("only guest errors are unclassified, and they returned above");
         Failure {
-            type_name: type_name.to_string(),
-            retryable,
+            type_name: kind.name().to_string(),
+            retryable: kind.retryable(),
             message: self.to_string(),
             details,
         }
@@ -170,6 +258,32 @@ mod tests {
             },
         ] {
             assert!(!err.failure().retryable, "{err}");
+        }
+    }
+
+    /// docs/failures.md is what operators read; it must name every type the host
+    /// classifies, with the same retryability.
+    #[test]
+    fn the_failure_table_in_the_docs_matches_the_code() {
+        let doc = include_str!("../../../docs/failures.md");
+        let rows: std::collections::BTreeMap<&str, &str> = doc
+            .lines()
+            .filter_map(|line| {
+                let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+                let name = cells.get(1)?.strip_prefix('`')?.strip_suffix('`')?;
+                Some((name, *cells.get(3)?))
+            })
+            .collect();
+        for kind in FailureType::ALL {
+            let retryable = rows
+                .get(kind.name())
+                .unwrap_or_else(|| panic!("docs/failures.md has no row for `{kind}`"));
+            let expected = if kind.retryable() { "yes" } else { "no" };
+            assert_eq!(*retryable, expected, "retryable column of `{kind}`");
+        }
+        let known: Vec<&str> = FailureType::ALL.iter().map(|k| k.name()).collect();
+        for name in rows.keys() {
+            assert!(known.contains(name), "docs/failures.md lists `{name}`, which the code does not have");
         }
     }
 }

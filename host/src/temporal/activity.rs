@@ -41,7 +41,7 @@ impl PluginActivities {
 impl PluginActivities {
     /// Takes the raw payload so that a malformed request fails non-retryably with a message
     /// that says what to send, instead of the SDK's retryable decoding error.
-    #[activity(name = "plugin_activity")]
+    #[activity(definition = super::plugin_activity::PluginActivity)]
     pub async fn plugin_activity(
         self: Arc<Self>,
         ctx: ActivityContext,

@@ -8,9 +8,28 @@ pub mod pipeline;
 pub mod worker;
 pub mod workflows;
 
+use temporalio_common::data_converters::RawValue;
+use temporalio_macros::activity_definitions;
+use temporalio_sdk::activities::ActivityError;
+
 pub use activity::PluginActivities;
 pub use pipeline::PipelineWorkflow;
 pub use workflows::{MLTrainingWorkflow, RunPluginWorkflow};
 
 /// The activity type name every caller uses, in any SDK or from the CLI.
 pub const ACTIVITY_NAME: &str = "plugin_activity";
+
+/// The one definition of `plugin_activity`: what the workflows call and what the worker's
+/// implementations ([`PluginActivities`], and the benchmark's native echo) must match. Both
+/// ways it is one JSON payload, taken raw: the request is decoded by hand so a malformed one
+/// fails non-retryably ([`payload::decode_request`]), and the result's metadata carries the
+/// plugin digest and attempt ([`payload::result_payload`]).
+pub struct PluginActivity;
+
+#[activity_definitions]
+impl PluginActivity {
+    #[activity(name = ACTIVITY_NAME)]
+    pub fn plugin_activity(_request: RawValue) -> Result<RawValue, ActivityError> {
+        unimplemented!()
+    }
+}

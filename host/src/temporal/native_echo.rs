@@ -19,7 +19,7 @@ pub struct NativeEchoActivity;
 #[activities]
 impl NativeEchoActivity {
     /// Decodes the request as the plugin path does, so both pay for the same parsing.
-    #[activity(name = "plugin_activity")]
+    #[activity(definition = super::plugin_activity::PluginActivity)]
     pub async fn plugin_activity(
         self: std::sync::Arc<Self>,
         ctx: ActivityContext,

@@ -45,6 +45,16 @@ pub fn decode_request(raw: &RawValue) -> Result<PluginRequest, InvocationError> 
     Ok(request)
 }
 
+/// A request as workflows send it: one JSON payload, as any SDK's default converter makes it.
+pub fn request_payload(request: &PluginRequest) -> RawValue {
+    let mut payload = Payload {
+        data: serde_json::to_vec(request).expect("a request is plain JSON"),
+        ..Default::default()
+    };
+    payload.metadata.insert(ENCODING.into(), JSON.to_vec());
+    RawValue::new(vec![payload])
+}
+
 /// Decodes the previous attempt's heartbeat details. Details that are not JSON (recorded by
 /// some other worker) are ignored rather than failing the attempt.
 pub fn decode_heartbeat_details(payloads: &[Payload]) -> Option<Value> {

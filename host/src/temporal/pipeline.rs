@@ -17,34 +17,23 @@ use futures::{
 use serde_json::Value;
 use temporalio_common::{
     RetryPolicy,
-    data_converters::RawValue,
     error::{ActivityExecutionError, ApplicationFailure, IncomingError, RetryState},
 };
-use temporalio_macros::{activity_definitions, workflow, workflow_methods};
+use temporalio_macros::{workflow, workflow_methods};
 use temporalio_sdk::{
     ActivityCancellationType, ActivityOptions, SyncWorkflowContext, WorkflowCancellationToken,
-    WorkflowContext, WorkflowContextView, WorkflowResult, WorkflowTermination,
-    activities::ActivityError, workflows::select,
+    WorkflowContext, WorkflowContextView, WorkflowResult, WorkflowTermination, workflows::select,
 };
 
-use super::payload::decode_result;
+use super::{
+    PluginActivity,
+    payload::{decode_result, request_payload},
+};
 use mlx_pipeline::{
     Decision, ParamChange, PipelineSpec, PipelineState, PipelineStatus, StartStep, StepResult,
     StepSpec,
 };
 use mlx_runtime::contract::PluginRequest;
-
-/// `plugin_activity` seen from a pipeline: the raw result, whose metadata says which attempt
-/// produced it.
-pub struct PipelineActivity;
-
-#[activity_definitions]
-impl PipelineActivity {
-    #[activity(name = "plugin_activity")]
-    pub fn plugin_activity(_request: PluginRequest) -> Result<RawValue, ActivityError> {
-        unimplemented!()
-    }
-}
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 type Handler = Result<(), BoxError>;
@@ -391,7 +380,11 @@ fn run_step(
     };
     let ctx = ctx.clone();
     Box::pin(async move {
-        let activity = ctx.execute_activity(PipelineActivity::plugin_activity, request, options);
+        let activity = ctx.execute_activity(
+            PluginActivity::plugin_activity,
+            request_payload(&request),
+            options,
+        );
         let result = match activity.await {
             Ok(raw) => match decode_result(&raw) {
                 Ok((output, attempt)) => StepResult::Succeeded { output, attempt },

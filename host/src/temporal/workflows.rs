@@ -6,26 +6,33 @@ use std::time::Duration;
 
 use serde::{Deserialize, de::DeserializeOwned};
 use serde_json::{Value, json};
+use temporalio_common::data_converters::RawValue;
 use temporalio_common::error::ActivityExecutionError;
 use temporalio_common::{RetryPolicy, error::ApplicationFailure};
-use temporalio_macros::{activity_definitions, workflow, workflow_methods};
+use temporalio_macros::{workflow, workflow_methods};
 use temporalio_sdk::{
-    ActivityCancellationType, ActivityOptions, WorkflowContext, WorkflowResult,
-    WorkflowTermination, activities::ActivityError,
+    ActivityCancellationType, ActivityOptions, WorkflowContext, WorkflowResult, WorkflowTermination,
 };
 
 use mlx_runtime::contract::PluginRequest;
 
-/// The activity as workflows see it; the worker registers the implementation under the same
-/// name ([`super::PluginActivities`]).
-pub struct PluginActivity;
+use super::{
+    PluginActivity,
+    payload::{decode_result, request_payload},
+};
 
-#[activity_definitions]
-impl PluginActivity {
-    #[activity(name = "plugin_activity")]
-    pub fn plugin_activity(_request: PluginRequest) -> Result<Value, ActivityError> {
-        unimplemented!()
-    }
+/// The JSON a `plugin_activity` returned.
+fn result_json(raw: RawValue) -> WorkflowResult<Value> {
+    decode_result(&raw)
+        .map(|(output, _attempt)| output)
+        .map_err(|e| {
+            WorkflowTermination::failed_application(
+                ApplicationFailure::builder(format!("plugin_activity result: {e}"))
+                    .type_name("InvalidActivityResult".to_string())
+                    .non_retryable(true)
+                    .build(),
+            )
+        })
 }
 
 fn invalid_input(message: String) -> WorkflowTermination {
@@ -87,17 +94,18 @@ impl MLTrainingWorkflow {
         let extract = ctx
             .execute_activity(
                 PluginActivity::plugin_activity,
-                PluginRequest {
+                request_payload(&PluginRequest {
                     plugin: input.source_plugin,
                     operation: "extract_data".into(),
                     input: input.extract,
-                },
+                }),
                 ActivityOptions::with_start_to_close_timeout(Duration::from_secs(2 * 60 * 60))
                     .heartbeat_timeout(Duration::from_secs(60))
                     .build(),
             )
             .await
-            .map_err(activity_failed)?;
+            .map_err(activity_failed)
+            .and_then(result_json)?;
 
         let mut train = input.train;
         for (key, value) in [
@@ -110,11 +118,11 @@ impl MLTrainingWorkflow {
         let trained = ctx
             .execute_activity(
                 PluginActivity::plugin_activity,
-                PluginRequest {
+                request_payload(&PluginRequest {
                     plugin: input.trainer_plugin,
                     operation: "train_model".into(),
                     input: Value::Object(train),
-                },
+                }),
                 ActivityOptions::with_start_to_close_timeout(Duration::from_secs(2 * 60 * 60))
                     .heartbeat_timeout(Duration::from_secs(60))
                     .retry_policy(
@@ -128,7 +136,8 @@ impl MLTrainingWorkflow {
                     .build(),
             )
             .await
-            .map_err(activity_failed)?;
+            .map_err(activity_failed)
+            .and_then(result_json)?;
 
         Ok(json!({
             "model": trained["model"],
@@ -205,14 +214,15 @@ impl RunPluginWorkflow {
         .build();
         ctx.execute_activity(
             PluginActivity::plugin_activity,
-            PluginRequest {
+            request_payload(&PluginRequest {
                 plugin: step.plugin,
                 operation: step.operation,
                 input: step.input,
-            },
+            }),
             options,
         )
         .await
         .map_err(activity_failed)
+        .and_then(result_json)
     }
 }
