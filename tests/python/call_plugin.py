@@ -6,6 +6,7 @@ workflow once and prints the activity's result as JSON on stdout. A failure prin
 `FAILED <type> <non_retryable>` and exits 1.
 """
 import asyncio
+import os
 import json
 import sys
 import uuid
@@ -57,4 +58,9 @@ async def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(asyncio.run(main()))
+    code = asyncio.run(main())
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # The SDK's native threads can abort the interpreter while it finalizes ("Fatal Python
+    # error: PyGILState_Release"), turning a finished run into a crash; skip finalization.
+    os._exit(code)
