@@ -91,6 +91,7 @@ pub struct InvocationContext {
 /// The three kinds of error a plugin may return, as the WIT `plugin-error` variant defines them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum GuestErrorKind {
     InvalidInput,
     Retryable,

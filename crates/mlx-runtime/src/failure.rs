@@ -283,7 +283,10 @@ mod tests {
         }
         let known: Vec<&str> = FailureType::ALL.iter().map(|k| k.name()).collect();
         for name in rows.keys() {
-            assert!(known.contains(name), "docs/failures.md lists `{name}`, which the code does not have");
+            assert!(
+                known.contains(name),
+                "docs/failures.md lists `{name}`, which the code does not have"
+            );
         }
     }
 }

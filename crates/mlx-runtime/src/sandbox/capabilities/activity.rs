@@ -13,13 +13,10 @@ use tokio_util::sync::CancellationToken;
 
 use wasmtime::component::{HasSelf, Linker};
 
-use super::{ContractViolation, Offer, Policy, rate::RateLimit};
+use super::{ContractViolation, Offer, rate::RateLimit};
 use crate::bindings::mlx::plugin::activity;
 
-pub const OFFER: Offer = Offer {
-    prefix: "mlx:plugin/activity",
-    policy: Policy::Always,
-};
+pub const OFFER: Offer = Offer::always("mlx:plugin/activity");
 
 /// The `[limits]` keys of this capability, resolved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -10,13 +10,10 @@ use std::{
 use serde::Deserialize;
 use wasmtime::component::{HasSelf, Linker};
 
-use super::{Offer, Policy, denials::Denials};
+use super::{Offer, denials::Denials};
 use crate::bindings::mlx::plugin::config;
 
-pub const OFFER: Offer = Offer {
-    prefix: "mlx:plugin/config",
-    policy: Policy::Always,
-};
+pub const OFFER: Offer = Offer::always("mlx:plugin/config");
 
 /// One entry of the manifest's `[secrets]` table: `{ env = "VAR" }` or `{ file = "PATH" }`.
 #[derive(Debug, Deserialize)]

@@ -8,13 +8,10 @@ use std::sync::{
 
 use wasmtime::component::{HasSelf, Linker};
 
-use super::{Offer, Policy, rate::RateLimit, stdio::GuestOutput};
+use super::{Offer, rate::RateLimit, stdio::GuestOutput};
 use crate::bindings::{WitLevel, mlx::plugin::log};
 
-pub const OFFER: Offer = Offer {
-    prefix: "mlx:plugin/log",
-    policy: Policy::Always,
-};
+pub const OFFER: Offer = Offer::always("mlx:plugin/log");
 
 /// The `[limits]` keys of this capability, resolved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -30,6 +30,16 @@ pub struct Offer {
     pub policy: Policy,
 }
 
+impl Offer {
+    /// Linked for every plugin.
+    pub const fn always(prefix: &'static str) -> Self {
+        Self {
+            prefix,
+            policy: Policy::Always,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Policy {
     /// Linked for every plugin (possibly empty: filesystem preopens exist only when granted).
@@ -49,10 +59,7 @@ pub const OFFERS: &[Offer] = &[
     activity::OFFER,
     config::OFFER,
     // Types shared by the interfaces above and the plugin's export; no functions.
-    Offer {
-        prefix: "mlx:plugin/types",
-        policy: Policy::Always,
-    },
+    Offer::always("mlx:plugin/types"),
     wasi::IO,
     wasi::CLI,
     wasi::CLOCKS,

@@ -7,28 +7,13 @@ use wasmtime_wasi::WasiView;
 
 use super::{Offer, Policy};
 
-pub const IO: Offer = Offer {
-    prefix: "wasi:io/",
-    policy: Policy::Always,
-};
-pub const CLI: Offer = Offer {
-    prefix: "wasi:cli/",
-    policy: Policy::Always,
-};
-pub const CLOCKS: Offer = Offer {
-    prefix: "wasi:clocks/",
-    policy: Policy::Always,
-};
-pub const RANDOM: Offer = Offer {
-    prefix: "wasi:random/",
-    policy: Policy::Always,
-};
+pub const IO: Offer = Offer::always("wasi:io/");
+pub const CLI: Offer = Offer::always("wasi:cli/");
+pub const CLOCKS: Offer = Offer::always("wasi:clocks/");
+pub const RANDOM: Offer = Offer::always("wasi:random/");
 /// Offered to all; only the directories the manifest grants (plus `/artifacts`, and
 /// `/scratch` when asked for) exist.
-pub const FILESYSTEM: Offer = Offer {
-    prefix: "wasi:filesystem/",
-    policy: Policy::Always,
-};
+pub const FILESYSTEM: Offer = Offer::always("wasi:filesystem/");
 pub const SOCKETS: Offer = Offer {
     prefix: "wasi:sockets/",
     policy: Policy::Refused(
