@@ -16,7 +16,7 @@ WORKER := $(ROOT)/target/debug/mlx-worker
 
 export MLX_TEMPORAL_CLI := $(TEMPORAL)
 
-.PHONY: help tools wasm-target protoc plugins build run stop test bench lint fmt clean baseline
+.PHONY: help tools wasm-target protoc plugins build run stop test bench lint layers fmt clean baseline
 
 help:
 	@echo "make run    build everything, start Temporal + worker, run the demo ML pipeline"
@@ -62,8 +62,9 @@ stop:
 
 test: tools plugins lint
 	cd plugins && cargo test --target x86_64-unknown-linux-gnu
-	# Benchmarks are not run here, only built, so they cannot rot.
-	cargo build --workspace --benches
+	# Benchmarks are not run here, only built, so they cannot rot. The worker binary is built
+	# here too: the end-to-end tests run it as a child process (they would build it themselves).
+	cargo build --workspace --bins --benches
 	cargo test --workspace -- --test-threads 2
 
 # Micro benchmarks of the sandbox (criterion), then the end-to-end comparison against native
@@ -77,7 +78,15 @@ bench: tools plugins
 	cargo bench -p mlx-e2e --bench compute
 	cargo bench -p mlx-e2e --bench startup
 
-lint:
+# The crates enforce the layers (ARCHITECTURE.md): pipeline logic without wasmtime or
+# Temporal, the runtime without Temporal.
+layers:
+	@! cargo tree -p mlx-pipeline -e normal --prefix none | grep -iE '^(wasmtime|temporalio)' \
+	  || { echo "mlx-pipeline must not depend on wasmtime or Temporal"; exit 1; }
+	@! cargo tree -p mlx-runtime -e normal --prefix none | grep -iE '^temporalio' \
+	  || { echo "mlx-runtime must not depend on Temporal"; exit 1; }
+
+lint: layers
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	cd plugins && cargo fmt --all -- --check && cargo clippy --release -- -D warnings
