@@ -57,16 +57,18 @@ fn main() -> ExitCode {
         // SAFETY: single-threaded here; no other thread reads the environment yet.
         unsafe { std::env::set_var("RUST_LOG", "warn") };
     }
-    // `run` reads its log format with the rest of its configuration.
+    // `run` and `dev` read their log format with the rest of their configuration.
     let settings = match &cli.command {
-        Command::Run(args) => match args.settings(cli.log_format) {
-            Ok(settings) => Some(settings),
-            Err(e) => {
-                eprintln!("error: {e}");
-                return ExitCode::from(2);
-            }
-        },
+        Command::Run(args) => Some(args.settings(cli.log_format)),
+        Command::Dev(args) => Some(args.settings(cli.log_format)),
         _ => None,
+    };
+    let settings = match settings.transpose() {
+        Ok(settings) => settings,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
     };
     let tokio = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
@@ -90,25 +92,33 @@ fn main() -> ExitCode {
             }
         }
     };
-    if let (Command::Run(args), Some(settings)) = (&cli.command, settings) {
-        if args.print_config {
-            print!("{}", settings.to_toml());
-            return ExitCode::SUCCESS;
+    let code = match (cli.command, settings) {
+        (Command::Run(args), Some(settings)) => {
+            if args.print_config {
+                print!("{}", settings.to_toml());
+                return ExitCode::SUCCESS;
+            }
+            tokio.block_on(run(settings))
         }
-        let code = tokio.block_on(run(settings));
-        // Buffered spans go out before the process does.
-        if let Some(traces) = traces {
-            traces.shutdown();
+        (Command::Dev(args), Some(settings)) => {
+            let stopped = tokio.block_on(dev::run(*args, settings, shutdown_signal()));
+            exit_code(stopped)
         }
-        return code;
+        (command, _) => {
+            return match tokio.block_on(dispatch(command)) {
+                Ok(code) => code,
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+    };
+    // Buffered spans go out before the process does.
+    if let Some(traces) = traces {
+        traces.shutdown();
     }
-    match tokio.block_on(dispatch(cli.command)) {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    code
 }
 
 /// Exit status: 0 drained cleanly, 3 in-flight activities had to be cancelled at shutdown,
@@ -148,8 +158,7 @@ fn cli_exit(result: Result<ExitCode, CliError>) -> ExitCode {
 
 async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     match command {
-        Command::Run(_) => unreachable!("handled in main"),
-        Command::Dev(args) => Ok(exit_code(dev::run(*args, shutdown_signal()).await)),
+        Command::Run(_) | Command::Dev(_) => unreachable!("handled in main"),
         Command::Pipeline(args) => Ok(cli_exit(cli::pipeline::run(*args).await)),
         Command::Schedule(args) => Ok(cli_exit(cli::schedule::run(*args).await)),
         Command::Plugin(command) => cli::plugin::run(command).await,
@@ -173,4 +182,44 @@ async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn pipeline_takes_the_mtls_flags_like_run() {
+        let cli = Cli::try_parse_from([
+            "mlx-worker",
+            "pipeline",
+            "status",
+            "X",
+            "--tls-client-cert",
+            "a",
+            "--tls-client-key",
+            "b",
+        ])
+        .unwrap();
+        let Command::Pipeline(args) = cli.command else {
+            panic!("not the pipeline command");
+        };
+        assert_eq!(
+            args.connect.0.tls_client_cert.as_deref(),
+            Some(Path::new("a"))
+        );
+        assert_eq!(
+            args.connect.0.tls_client_key.as_deref(),
+            Some(Path::new("b"))
+        );
+    }
 }

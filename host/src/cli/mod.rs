@@ -21,49 +21,65 @@ mod view;
 
 use std::path::PathBuf;
 
+use clap::Args;
 use temporalio_client::{Client, errors::WorkflowQueryError, tonic::Code};
 
 use mlx_pipeline::{SpecError, load::SpecFileError};
 
 use crate::{
-    config::TemporalConfig,
+    config::{ConfigError, TemporalConfig},
     temporal::worker::{self, WorkerError},
 };
 
-/// Where the server is; the same flags and variables as `run` (and the official SDKs).
-#[derive(Debug, Clone, clap::Args)]
-#[command(next_help_heading = "Connection")]
-pub struct ConnectArgs {
-    /// Temporal frontend `host:port` [default: from temporal.toml, else localhost:7233].
-    #[arg(long, env = "TEMPORAL_ADDRESS", global = true)]
-    pub address: Option<String>,
-    /// Namespace [default: from temporal.toml, else `default`].
-    #[arg(long, env = "TEMPORAL_NAMESPACE", global = true)]
-    pub namespace: Option<String>,
-    /// API key (Temporal Cloud); implies TLS. Prefer the environment variable to the flag.
-    #[arg(long, env = "TEMPORAL_API_KEY", hide_env_values = true, global = true)]
-    pub api_key: Option<String>,
-    /// temporal.toml profile to start from.
-    #[arg(long, env = "TEMPORAL_PROFILE", global = true)]
-    pub profile: Option<String>,
-}
+/// Where the server is: the `[temporal]` keys of `run`, the same flags and variables (TLS
+/// included), declared once in [`TemporalConfig`]. Global, so they may also follow the
+/// subcommand: `pipeline status ID --address host:7233`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ConnectArgs(pub TemporalConfig);
 
 impl ConnectArgs {
     pub async fn client(&self) -> Result<Client, CliError> {
-        Ok(worker::connect(&TemporalConfig {
-            address: self.address.clone(),
-            namespace: self.namespace.clone(),
-            api_key: self.api_key.clone(),
-            profile: self.profile.clone(),
-            ..Default::default()
-        })
-        .await?)
+        self.0.check()?;
+        Ok(worker::connect(&self.0).await?)
     }
+}
+
+// By hand rather than derived only because `#[command(flatten)]` cannot make the flattened
+// arguments global; everything else is `TemporalConfig`'s.
+impl clap::FromArgMatches for ConnectArgs {
+    fn from_arg_matches(matches: &clap::ArgMatches) -> Result<Self, clap::Error> {
+        TemporalConfig::from_arg_matches(matches).map(Self)
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &clap::ArgMatches) -> Result<(), clap::Error> {
+        self.0.update_from_arg_matches(matches)
+    }
+}
+
+impl clap::Args for ConnectArgs {
+    fn augment_args(command: clap::Command) -> clap::Command {
+        global(TemporalConfig::augment_args(command))
+    }
+
+    fn augment_args_for_update(command: clap::Command) -> clap::Command {
+        global(TemporalConfig::augment_args_for_update(command))
+    }
+}
+
+/// Makes `TemporalConfig`'s arguments of `command` global, leaving its others alone.
+fn global(command: clap::Command) -> clap::Command {
+    let own = TemporalConfig::augment_args(clap::Command::new("connect"));
+    own.get_arguments().fold(command, |command, arg| {
+        command.mut_arg(arg.get_id(), |arg| {
+            arg.global(true).help_heading("Connection")
+        })
+    })
 }
 
 /// Why a command did not do what it was asked. Exit status 2: the request itself is wrong
 /// (spec, arguments, a refused update) and repeating it will not help; 1: anything else.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum CliError {
     #[error(transparent)]
     Load(#[from] SpecFileError),
@@ -88,6 +104,8 @@ pub enum CliError {
     },
     #[error(transparent)]
     Connect(#[from] WorkerError),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
     #[error("{0} not found")]
     NotFound(String),
     #[error("{what}: {message}")]
@@ -104,6 +122,7 @@ impl CliError {
             | CliError::Plugins(_)
             | CliError::Usage(_)
             | CliError::Refused { .. }
+            | CliError::Config(_)
             | CliError::Connect(WorkerError::Config(_)) => 2,
             _ => 1,
         }
@@ -126,5 +145,84 @@ impl CliError {
             what: what.into(),
             message: e.to_string(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use clap::{CommandFactory, Parser, Subcommand};
+
+    use super::{pipeline::PipelineArgs, schedule::ScheduleArgs, *};
+
+    /// The client commands as `mlx-worker` mounts them.
+    #[derive(Parser)]
+    struct Cli {
+        #[command(subcommand)]
+        command: Client,
+    }
+
+    #[derive(Subcommand)]
+    enum Client {
+        Pipeline(PipelineArgs),
+        Schedule(ScheduleArgs),
+    }
+
+    fn connect(args: &[&str]) -> TemporalConfig {
+        let command_line = std::iter::once("mlx-worker").chain(args.iter().copied());
+        match Cli::try_parse_from(command_line).unwrap().command {
+            Client::Pipeline(p) => p.connect.0,
+            Client::Schedule(s) => s.connect.0,
+        }
+    }
+
+    #[test]
+    fn client_commands_take_the_tls_flags_after_the_subcommand() {
+        let connect = connect(&[
+            "pipeline",
+            "status",
+            "X",
+            "--tls-client-cert",
+            "a",
+            "--tls-client-key",
+            "b",
+        ]);
+        assert_eq!(connect.tls_client_cert.as_deref(), Some(Path::new("a")));
+        assert_eq!(connect.tls_client_key.as_deref(), Some(Path::new("b")));
+        connect.check().unwrap();
+    }
+
+    #[test]
+    fn client_connection_flags_go_before_or_after_the_subcommand() {
+        let connect = connect(&[
+            "schedule",
+            "--tls-server-ca",
+            "ca.pem",
+            "list",
+            "--address",
+            "temporal.example:7233",
+            "--tls-server-name",
+            "temporal.example",
+        ]);
+        assert_eq!(connect.address.as_deref(), Some("temporal.example:7233"));
+        assert_eq!(connect.tls_server_ca.as_deref(), Some(Path::new("ca.pem")));
+        assert_eq!(connect.tls_server_name.as_deref(), Some("temporal.example"));
+    }
+
+    #[tokio::test]
+    async fn a_client_with_half_an_mtls_pair_fails_before_connecting() {
+        let connect = ConnectArgs(TemporalConfig {
+            tls_client_cert: Some("a".into()),
+            ..Default::default()
+        });
+        let err = connect.client().await.unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        assert!(err.to_string().contains("--tls-client-key"), "{err}");
+    }
+
+    #[test]
+    fn the_client_command_lines_are_well_formed() {
+        Cli::command().debug_assert();
     }
 }

@@ -20,7 +20,7 @@ use super::{
 };
 use mlx_pipeline::{Decision, ParamChange, load::parse_value};
 
-use crate::temporal::PipelineWorkflow;
+use crate::{config::DEFAULT_TASK_QUEUE, temporal::PipelineWorkflow};
 
 #[derive(Debug, clap::Args)]
 pub struct PipelineArgs {
@@ -88,7 +88,7 @@ pub struct RunArgs {
     #[arg(long)]
     pub id: Option<String>,
     /// Task queue the workers poll.
-    #[arg(long, env = "MLX_TASK_QUEUE", default_value = "mlx-plugins")]
+    #[arg(long, env = "MLX_TASK_QUEUE", default_value = DEFAULT_TASK_QUEUE)]
     pub task_queue: String,
     /// Follow the run until it ends: exit status 0 succeeded, 1 failed, 130 cancelled.
     #[arg(long)]

@@ -25,7 +25,7 @@ use super::{
     schedule_spec::summarize,
     spec_args::SpecArgs,
 };
-use crate::temporal::PipelineWorkflow;
+use crate::{config::DEFAULT_TASK_QUEUE, temporal::PipelineWorkflow};
 
 /// The workflow type a pipeline schedule starts; `list` shows only these.
 const WORKFLOW_TYPE: &str = "PipelineWorkflow";
@@ -60,7 +60,7 @@ pub struct CreateArgs {
     #[command(flatten)]
     pub when: When,
     /// Task queue the workers poll.
-    #[arg(long, env = "MLX_TASK_QUEUE", default_value = "mlx-plugins")]
+    #[arg(long, env = "MLX_TASK_QUEUE", default_value = DEFAULT_TASK_QUEUE)]
     pub task_queue: String,
     /// Create it paused (`temporal schedule toggle` unpauses it).
     #[arg(long)]

@@ -10,17 +10,23 @@ use std::{
 };
 
 use crate::{
-    config::{ConfigFile, Settings, TelemetryConfig, TemporalConfig, WorkerConfig},
-    daemon::{self, DaemonError, Stopped},
-    temporal::worker::{self, ConnectionSettings},
+    config::{
+        ConfigError, ConfigFile, Layer, Settings, TelemetryConfig, TemporalConfig, WorkerConfig,
+    },
+    daemon::{self, DaemonError, Stopped, telemetry::LogFormat},
+    temporal::worker,
 };
 
+/// The dev server's own flags, then the `[worker]` and `[telemetry]` keys of `run`. Not the
+/// `[temporal]` ones: the worker connects to the server this command starts, and a
+/// `TEMPORAL_ADDRESS` left in the shell for a real cluster must not send plugins under
+/// development there.
 #[derive(Debug, Clone, clap::Args)]
+#[command(mut_arg("shutdown_grace_secs", |arg| arg.help(
+    "Seconds in-flight activities may run after Ctrl-C before they are cancelled [default: 5]"
+)))]
 pub struct DevArgs {
-    /// Directory of plugin components, watched for changes.
-    #[arg(long, env = "MLX_PLUGINS_DIR")]
-    pub plugins_dir: PathBuf,
-    /// The Temporal CLI [default: `temporal` on PATH].
+    /// The Temporal CLI: a path, or a name looked up on PATH.
     #[arg(long, env = "MLX_TEMPORAL_CLI", default_value = "temporal")]
     pub temporal_cli: PathBuf,
     /// Frontend (gRPC) port of the dev server.
@@ -32,12 +38,39 @@ pub struct DevArgs {
     /// Keep the server's state in this SQLite file across restarts [default: in memory].
     #[arg(long)]
     pub db_filename: Option<PathBuf>,
-    /// Task queue the worker polls.
-    #[arg(long, default_value = "mlx-plugins")]
-    pub task_queue: String,
-    /// Artifacts root [default: artifacts].
-    #[arg(long, default_value = "artifacts")]
-    pub artifacts_dir: PathBuf,
+    #[command(flatten)]
+    pub worker: WorkerConfig,
+    #[command(flatten)]
+    pub telemetry: TelemetryConfig,
+}
+
+impl DevArgs {
+    /// The worker's settings: these flags over the dev layer over the defaults. Known before
+    /// the server starts, so a mistake does not leave one starting for nothing.
+    pub fn settings(&self, log_format: Option<LogFormat>) -> Result<Settings, ConfigError> {
+        let dev = ConfigFile {
+            temporal: TemporalConfig {
+                address: Some(format!("127.0.0.1:{}", self.port)),
+                namespace: Some("default".into()),
+                ..Default::default()
+            },
+            worker: WorkerConfig {
+                // An author stopping `dev` wants it gone, not a production drain.
+                shutdown_grace_secs: Some(5),
+                ..Default::default()
+            },
+            telemetry: TelemetryConfig::default(),
+        };
+        let flags = ConfigFile {
+            temporal: TemporalConfig::default(),
+            worker: self.worker.clone(),
+            telemetry: TelemetryConfig {
+                log_format,
+                ..self.telemetry.clone()
+            },
+        };
+        dev.overridden_by(flags).resolve()
+    }
 }
 
 /// Kills the dev server however `run` ends.
@@ -50,8 +83,10 @@ impl Drop for ServerProcess {
     }
 }
 
+/// Starts the dev server, then the worker with `settings` (from [`DevArgs::settings`]).
 pub async fn run(
     args: DevArgs,
+    settings: Settings,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<Stopped, DaemonError> {
     let mut command = Command::new(&args.temporal_cli);
@@ -82,44 +117,24 @@ pub async fn run(
                 ))
             })?,
     );
-    let address = format!("127.0.0.1:{}", args.port);
-    wait_for_server(&address).await?;
+    wait_for_server(&settings.temporal).await?;
     tracing::info!(
-        "Temporal dev server at {address}; Web UI http://127.0.0.1:{}; task queue {}",
+        "Temporal dev server at {}; Web UI http://127.0.0.1:{}; task queue {}",
+        settings.temporal.address.as_deref().unwrap_or_default(),
         args.ui_port,
-        args.task_queue
+        settings.task_queue
     );
-    let settings: Settings = ConfigFile {
-        temporal: TemporalConfig {
-            address: Some(address),
-            namespace: Some("default".into()),
-            ..Default::default()
-        },
-        worker: WorkerConfig {
-            task_queue: Some(args.task_queue),
-            plugins_dir: Some(args.plugins_dir),
-            artifacts_dir: Some(args.artifacts_dir),
-            shutdown_grace_secs: Some(5),
-            ..Default::default()
-        },
-        telemetry: TelemetryConfig::default(),
-    }
-    .resolve()
-    .map_err(|e| DaemonError::Setup(e.to_string()))?;
     let stopped = daemon::run(settings, shutdown).await;
     drop(server);
     stopped
 }
 
 /// The dev server takes a few seconds to accept connections.
-async fn wait_for_server(address: &str) -> Result<(), DaemonError> {
-    let settings = ConnectionSettings {
-        address: Some(address.to_string()),
-        ..Default::default()
-    };
+async fn wait_for_server(settings: &TemporalConfig) -> Result<(), DaemonError> {
+    let address = settings.address.as_deref().unwrap_or_default();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
-        if worker::connect(&settings).await.is_ok() {
+        if worker::connect(settings).await.is_ok() {
             return Ok(());
         }
         if tokio::time::Instant::now() > deadline {
@@ -128,5 +143,34 @@ async fn wait_for_server(address: &str) -> Result<(), DaemonError> {
             )));
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Dev {
+        #[command(flatten)]
+        args: DevArgs,
+    }
+
+    #[test]
+    fn dev_takes_the_worker_keys_and_connects_to_its_own_server() {
+        let dev = Dev::try_parse_from([
+            "dev",
+            "--plugins-dir=/p",
+            "--port=7555",
+            "--max-concurrent-activities=2",
+        ])
+        .unwrap();
+        let settings = dev.args.settings(None).unwrap();
+        assert_eq!(settings.temporal.address.as_deref(), Some("127.0.0.1:7555"));
+        assert_eq!(settings.max_concurrent_activities, 2);
+        assert_eq!(settings.shutdown_grace, Duration::from_secs(5));
+        assert_eq!(settings.task_queue, crate::config::DEFAULT_TASK_QUEUE);
     }
 }
