@@ -142,3 +142,36 @@ pub enum ContractViolation {
     #[error("heartbeat details are not valid JSON: {0}")]
     HeartbeatNotJson(String),
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_offer_list_names_what_is_offered_and_how_to_get_what_needs_a_grant() {
+        let offered = offered();
+        for family in ["mlx:plugin/log", "mlx:plugin/config", "wasi:filesystem"] {
+            assert!(offered.contains(family), "{offered}");
+        }
+        assert!(
+            offered.contains("wasi:http (with a [http] grant)"),
+            "{offered}"
+        );
+        assert!(!offered.contains("sockets"), "{offered}");
+    }
+
+    #[test]
+    fn no_offer_hides_another() {
+        // The first match wins, so a prefix of another offer would shadow it.
+        for (i, a) in OFFERS.iter().enumerate() {
+            for b in &OFFERS[i + 1..] {
+                assert!(
+                    !b.prefix.starts_with(a.prefix) && !a.prefix.starts_with(b.prefix),
+                    "{} and {} overlap",
+                    a.prefix,
+                    b.prefix
+                );
+            }
+        }
+    }
+}
