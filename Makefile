@@ -63,8 +63,9 @@ stop:
 test: tools plugins lint
 	cd plugins && cargo test --target x86_64-unknown-linux-gnu
 	# Benchmarks are not run here, only built, so they cannot rot. The worker binary is built
-	# here too: the end-to-end tests run it as a child process (they would build it themselves).
-	cargo build --workspace --bins --benches
+	# here too, with the tests' features: the end-to-end tests run it as a child process and
+	# find it fresh (mlx_e2e::worker_binary would build it otherwise).
+	cargo build --workspace --bins --tests --benches
 	cargo test --workspace -- --test-threads 2
 
 # Micro benchmarks of the sandbox (criterion), then the end-to-end comparison against native

@@ -1,5 +1,9 @@
-//! Test harness: builds the guest components, starts a private Temporal dev server on a free
-//! port and an in-process worker, and stops everything it started when dropped.
+//! Test harness: builds the guest components and the worker binary, starts one Temporal dev
+//! server per test process ([`shared_server`]; a private one, [`DevServer::start`], only for
+//! tests that stop or restart it) and in-process workers on task queues of their own, and
+//! stops everything it started: on drop, and (servers, worker processes) when the test process
+//! exits, however it exits. In-process plugin hosts share one compile cache per process
+//! ([`host_settings`]), so a component is compiled once per run, not once per test.
 //! No sleeps as synchronisation: conditions are polled with a deadline ([`eventually`]).
 
 use std::{
@@ -7,7 +11,7 @@ use std::{
     net::TcpListener,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
-    sync::{Arc, OnceLock},
+    sync::{Arc, Mutex, OnceLock, mpsc},
     time::{Duration, Instant},
 };
 
@@ -34,6 +38,12 @@ pub fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
+/// A name no other test (in this process or another on the same server) uses: for task queues,
+/// workflow and schedule ids on the shared server.
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
+}
+
 /// Builds the guest components once per test process and returns their directory.
 pub fn components() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
@@ -47,6 +57,130 @@ pub fn components() -> &'static Path {
         assert!(status.success(), "building the guest components failed");
         plugins.join("target/wasm32-wasip2/release")
     })
+}
+
+/// The `mlx-worker` binary of this build (same target directory and profile as the running
+/// test), built once per test process: the worker is not a binary target of this package, so
+/// Cargo does not build it for these tests by itself. Built with the workspace's bins and
+/// tests, so its dependencies get the features `cargo test --workspace` gave them (a
+/// `-p mlx-worker` build resolves them without the workspace's dev-dependencies and compiles
+/// another variant of the worker): after `cargo test --workspace` or `make test`, everything
+/// is fresh.
+pub fn worker_binary() -> &'static Path {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY.get_or_init(|| {
+        // The test runs as <target>/<profile>/deps/<test>-<hash> (an example as
+        // <target>/<profile>/examples/<name>).
+        let exe = std::env::current_exe().expect("the test binary's path");
+        let profile_dir = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("the test binary lives in <target>/<profile>/<kind>/");
+        let target_dir = profile_dir.parent().expect("<target>/<profile>");
+        let mut command = Command::new(env!("CARGO"));
+        command
+            .args(["build", "--quiet", "--workspace", "--bins", "--tests"])
+            .env("CARGO_TARGET_DIR", target_dir)
+            .current_dir(workspace_root());
+        match profile_dir.file_name().and_then(|n| n.to_str()) {
+            Some("debug") => {}
+            Some("release") => {
+                command.arg("--release");
+            }
+            Some(profile) => {
+                command.args(["--profile", profile]);
+            }
+            None => panic!("no profile directory in {}", exe.display()),
+        }
+        let status = command.status().expect("running cargo for mlx-worker");
+        assert!(status.success(), "building mlx-worker failed");
+        profile_dir.join("mlx-worker")
+    })
+}
+
+/// The compile cache of every in-process plugin host and worker process of this test
+/// process (a fresh directory, removed at exit): testkit is compiled once per run.
+pub fn compile_cache() -> &'static Path {
+    static CACHE: OnceLock<tempfile::TempDir> = OnceLock::new();
+    extern "C" fn remove_cache() {
+        if let Some(dir) = CACHE.get() {
+            let _ = std::fs::remove_dir_all(dir.path());
+        }
+    }
+    CACHE
+        .get_or_init(|| {
+            let dir = tempfile::Builder::new()
+                .prefix("mlx-e2e-cache-")
+                .tempdir()
+                .expect("creating the compile cache directory");
+            // Statics are never dropped: remove it when the process exits normally (the test
+            // harness ends with `exit`, which runs `atexit` handlers).
+            // SAFETY: registers a plain `extern "C"` function with no preconditions.
+            unsafe { libc::atexit(remove_cache) };
+            dir
+        })
+        .path()
+}
+
+/// Settings for an in-process [`PluginHost`] in a test: the defaults, with the process-wide
+/// [`compile_cache`]. Tests of the cache itself set their own `cache_dir`.
+pub fn host_settings() -> HostSettings {
+    HostSettings {
+        cache_dir: Some(compile_cache().to_path_buf()),
+        ..Default::default()
+    }
+}
+
+/// Spawns `command` so that it cannot outlive the test process: it gets `signal` when the
+/// process exits, however that happens (a failed test, a killed `cargo test`). Linux delivers
+/// the parent-death signal when the spawning *thread* ends, so every such child is spawned
+/// by one thread that lives as long as the process.
+pub fn spawn_tied(mut command: Command, signal: libc::c_int) -> std::io::Result<Child> {
+    type Request = (Command, mpsc::Sender<std::io::Result<Child>>);
+    static SPAWNER: OnceLock<Mutex<mpsc::Sender<Request>>> = OnceLock::new();
+    use std::os::unix::process::CommandExt;
+    let parent = std::process::id();
+    // SAFETY: only async-signal-safe calls (prctl, getppid, _exit) between fork and exec.
+    unsafe {
+        command.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, signal as libc::c_ulong, 0, 0, 0) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The test process died before the signal was armed.
+            if libc::getppid() as u32 != parent {
+                libc::_exit(1);
+            }
+            Ok(())
+        });
+    }
+    let spawner = SPAWNER.get_or_init(|| {
+        let (requests, incoming) = mpsc::channel::<Request>();
+        std::thread::Builder::new()
+            .name("child-spawner".into())
+            .spawn(move || {
+                for (mut command, reply) in incoming {
+                    let _ = reply.send(command.spawn());
+                }
+            })
+            .expect("starting the child spawner thread");
+        Mutex::new(requests)
+    });
+    let (reply, child) = mpsc::channel();
+    spawner
+        .lock()
+        .unwrap()
+        .send((command, reply))
+        .expect("the child spawner thread is running");
+    child.recv().expect("the child spawner thread answers")
+}
+
+/// The dev server every test of this process shares, started by the first test that asks.
+/// Tests keep out of each other's way with task queues and ids of their own ([`unique`]).
+/// The server is not tied to any test's runtime (each test has its own); make a
+/// [`DevServer::client`] per test. It is killed when the test process exits.
+pub async fn shared_server() -> anyhow::Result<&'static DevServer> {
+    static SERVER: tokio::sync::OnceCell<DevServer> = tokio::sync::OnceCell::const_new();
+    SERVER.get_or_try_init(DevServer::start).await
 }
 
 /// A plugins directory holding copies of the named components (and manifests written by the
@@ -107,7 +241,8 @@ pub fn python() -> PathBuf {
     temporal_cli().with_file_name("python")
 }
 
-/// A Temporal dev server of our own (in memory, headless), killed on drop.
+/// A Temporal dev server of our own (in memory, headless), killed on drop and when the test
+/// process exits. Most tests use the [`shared_server`] instead.
 pub struct DevServer {
     pub address: String,
     /// None: a server this harness did not start (see [`DevServer::external`]).
@@ -115,6 +250,7 @@ pub struct DevServer {
 }
 
 impl DevServer {
+    /// A private server: only for a test that stops or restarts it.
     pub async fn start() -> anyhow::Result<Self> {
         Self::start_on(free_port(), None).await
     }
@@ -137,10 +273,8 @@ impl DevServer {
         if let Some(db) = db {
             command.arg("--db-filename").arg(db);
         }
-        let child = command
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .spawn()
+        command.stdin(Stdio::null()).stdout(Stdio::null());
+        let child = spawn_tied(command, libc::SIGKILL)
             .with_context(|| format!("starting {}", cli.display()))?;
         let server = Self {
             address: format!("127.0.0.1:{port}"),
@@ -212,13 +346,11 @@ impl TestWorker {
                 ..Default::default()
             },
             artifacts_dir: Some(artifacts.path().to_path_buf()),
-            scratch_root: None,
-            cache_dir: None,
-            observer: None,
+            ..host_settings()
         })
         .map_err(|e| anyhow::anyhow!("{e:#}"))?;
         let registry = Arc::new(PluginRegistry::load_dir(&runtime, plugins).await?);
-        let task_queue = format!("tq-{}", free_port());
+        let task_queue = unique("tq");
         let client = server.client().await?;
         let (stop, stopped) = oneshot::channel::<()>();
         let settings = WorkerSettings::new(task_queue.clone(), 4);
@@ -278,8 +410,8 @@ pub struct WorkerProcess {
 }
 
 impl WorkerProcess {
-    /// `binary` is the test's `env!("CARGO_BIN_EXE_mlx-worker")`: only the host package's own
-    /// tests know where Cargo put it.
+    /// `binary` is [`worker_binary`] in tests (a benchmark passes the release build). Its
+    /// compile cache is the process-wide [`compile_cache`].
     pub fn start(
         binary: &Path,
         server: &DevServer,
@@ -300,8 +432,8 @@ impl WorkerProcess {
         Self::spawn(binary, server, plugins, None, env, args)
     }
 
-    /// [`WorkerProcess::start_with`] with its compile cache in `cache_dir` rather than a fresh
-    /// one: a second start on the same directory is a warm start.
+    /// [`WorkerProcess::start_with`] with its compile cache in `cache_dir` rather than the
+    /// process-wide one: a second start on the same directory is a warm start.
     pub fn start_with_cache(
         binary: &Path,
         server: &DevServer,
@@ -322,10 +454,10 @@ impl WorkerProcess {
         args: &[&str],
     ) -> anyhow::Result<Self> {
         let artifacts = tempfile::tempdir()?;
-        let task_queue = format!("tq-{}", free_port());
-        let cache_dir =
-            cache_dir.map_or_else(|| artifacts.path().join(".cache"), Path::to_path_buf);
-        let child = Command::new(binary)
+        let task_queue = unique("tq");
+        let cache_dir: &Path = cache_dir.unwrap_or_else(|| compile_cache());
+        let mut command = Command::new(binary);
+        command
             .arg("run")
             .arg("--plugins-dir")
             .arg(plugins)
@@ -339,8 +471,8 @@ impl WorkerProcess {
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("RUST_LOG", "info")
             .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .spawn()
+            .stdin(Stdio::null());
+        let child = spawn_tied(command, libc::SIGKILL)
             .with_context(|| format!("starting {}", binary.display()))?;
         Ok(Self {
             task_queue,
@@ -385,6 +517,17 @@ impl WorkerProcess {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
+}
+
+/// Releases a testkit `wait_for_file` step of workflow `workflow_id` waiting for
+/// `/artifacts/<name>`: creates that file, holding `content`, in the workflow's directory under
+/// the worker's artifacts root `artifacts`. Renamed into place, so it is never read half-written.
+pub fn release(artifacts: &Path, workflow_id: &str, name: &str, content: &str) {
+    let dir = artifacts.join(mlx_runtime::sandbox::workflow_dir_name(workflow_id));
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
+    let tmp = dir.join(format!(".{name}.tmp"));
+    std::fs::write(&tmp, content).unwrap_or_else(|e| panic!("writing {}: {e}", tmp.display()));
+    std::fs::rename(&tmp, dir.join(name)).unwrap_or_else(|e| panic!("releasing {name}: {e}"));
 }
 
 /// Whether a pending activity of `workflow_id` has heartbeated: its plugin is running.

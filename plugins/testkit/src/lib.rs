@@ -30,6 +30,7 @@ impl Plugin for Testkit {
             "echo" => Ok(ops::echo(input, ctx)),
             "spin" => ops::spin(),
             "wait_for_cancel" => ops::wait_for_cancel(parse_input(input)?, ctx),
+            "wait_for_file" => ops::wait_for_file(parse_input(input)?, ctx),
             "checkpoint" => ops::checkpoint(parse_input(input)?, ctx),
             "fail" => Err(ops::fail(parse_input(input)?)),
             "panic" => ops::panic(parse_input(input)?),

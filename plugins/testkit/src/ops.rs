@@ -1,5 +1,5 @@
 use std::hint::black_box;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use mlx_plugin_sdk::{Context, ErrorKind, PluginError, log};
 use serde::{Deserialize, Serialize};
@@ -63,6 +63,64 @@ pub fn wait_for_cancel(input: WaitForCancel, ctx: &Context) -> Result<Value, Plu
         std::thread::sleep(Duration::from_millis(input.interval_ms));
     }
     Ok(json!({ "beats": beats }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WaitForFile {
+    path: String,
+    #[serde(default = "default_wait_timeout_ms")]
+    timeout_ms: u64,
+    #[serde(default = "default_interval_ms")]
+    interval_ms: u64,
+}
+
+fn default_wait_timeout_ms() -> u64 {
+    300_000
+}
+
+/// Heartbeats until the file at `path` exists (then returns its text), cancellation is
+/// requested, or `timeout_ms` passes: a step that runs exactly until the test releases it by
+/// creating the file (under `/artifacts`, the workflow's artifacts directory on the host).
+pub fn wait_for_file(input: WaitForFile, ctx: &Context) -> Result<Value, PluginError> {
+    let start = Instant::now();
+    let timeout = Duration::from_millis(input.timeout_ms);
+    let mut beats: u64 = 0;
+    loop {
+        match std::fs::read_to_string(&input.path) {
+            Ok(content) => {
+                return Ok(json!({ "path": input.path, "content": content, "beats": beats }));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(PluginError::permanent(
+                    "FileUnreadable",
+                    format!("{}: {e}", input.path),
+                ));
+            }
+        }
+        if start.elapsed() >= timeout {
+            return Err(PluginError::permanent(
+                "WaitTimedOut",
+                format!(
+                    "{} did not appear within {} ms",
+                    input.path, input.timeout_ms
+                ),
+            )
+            .with_details(json!({ "beats": beats })));
+        }
+        beats += 1;
+        if ctx.heartbeat(&json!({ "waiting_for": input.path, "beats": beats }))
+            || ctx.is_cancelled()
+        {
+            return Err(PluginError::cancelled(format!(
+                "cancelled waiting for {} after {beats} heartbeats",
+                input.path
+            ))
+            .with_details(json!({ "beats": beats })));
+        }
+        std::thread::sleep(Duration::from_millis(input.interval_ms));
+    }
 }
 
 #[derive(Deserialize)]
@@ -253,6 +311,72 @@ mod tests {
             (ErrorKind::Retryable, "Cancelled")
         );
         assert_eq!(err.details, Some(json!({"beats": 3})));
+    }
+
+    /// A file of this test's own in the system temp directory (removed on drop).
+    struct TempFile(std::path::PathBuf);
+
+    impl TempFile {
+        fn new(name: &str) -> Self {
+            let path = std::env::temp_dir().join(format!(
+                "testkit-{name}-{}-{:?}",
+                std::process::id(),
+                std::thread::current().id()
+            ));
+            let _ = std::fs::remove_file(&path);
+            Self(path)
+        }
+
+        fn input(&self, timeout_ms: u64) -> WaitForFile {
+            WaitForFile {
+                path: self.0.display().to_string(),
+                timeout_ms,
+                interval_ms: 0,
+            }
+        }
+    }
+
+    impl Drop for TempFile {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+
+    #[test]
+    fn wait_for_file_returns_the_file_once_it_exists() {
+        let file = TempFile::new("present");
+        std::fs::write(&file.0, "released").unwrap();
+        let ctx = Context::detached(1, None);
+        let out = wait_for_file(file.input(60_000), &ctx).unwrap();
+        assert_eq!(out["content"], "released");
+        assert_eq!(out["path"], file.0.display().to_string());
+        assert_eq!(out["beats"], 0);
+        assert!(ctx.recorded_heartbeats().is_empty());
+    }
+
+    #[test]
+    fn wait_for_file_heartbeats_until_cancelled() {
+        let file = TempFile::new("missing");
+        let ctx = Context::detached(1, None).cancel_after(3);
+        let err = wait_for_file(file.input(600_000), &ctx).unwrap_err();
+        assert_eq!(
+            (err.kind, err.type_name.as_str()),
+            (ErrorKind::Retryable, "Cancelled")
+        );
+        assert_eq!(err.details, Some(json!({"beats": 3})));
+        let beats = ctx.recorded_heartbeats();
+        assert_eq!(beats.len(), 3);
+        assert_eq!(beats[2]["waiting_for"], file.0.display().to_string());
+    }
+
+    #[test]
+    fn wait_for_file_gives_up_after_its_timeout() {
+        let file = TempFile::new("never");
+        let err = wait_for_file(file.input(0), &Context::detached(1, None)).unwrap_err();
+        assert_eq!(
+            (err.kind, err.type_name.as_str()),
+            (ErrorKind::Permanent, "WaitTimedOut")
+        );
     }
 
     #[test]

@@ -59,6 +59,32 @@ pub fn operations() -> Vec<Operation> {
             ),
         ),
         Operation::new(
+            "wait_for_file",
+            format!(
+                "Heartbeats {{\"waiting_for\": path, \"beats\": n}} every interval_ms until the \
+                 file at `path` exists (e.g. under /artifacts, created by the test from the \
+                 host), then returns its text; fails with Permanent `WaitTimedOut` after \
+                 timeout_ms. {}",
+                cancelled_note()
+            ),
+            object(
+                json!({
+                    "path": {"type": "string"},
+                    "timeout_ms": {"type": "integer", "minimum": 0, "default": 300000},
+                    "interval_ms": {"type": "integer", "minimum": 0, "default": 50},
+                }),
+                &["path"],
+            ),
+            object(
+                json!({
+                    "path": {"type": "string"},
+                    "content": {"type": "string", "description": "The file's text."},
+                    "beats": {"type": "integer", "minimum": 0},
+                }),
+                &["path", "content", "beats"],
+            ),
+        ),
+        Operation::new(
             "checkpoint",
             format!(
                 "Heartbeats {{\"step\": i}} for each step after the previous attempt's last \

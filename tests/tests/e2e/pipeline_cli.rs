@@ -1,6 +1,6 @@
 //! `mlx-worker pipeline ...` and `mlx-worker schedule ...` as an operator types them: the real
-//! binary as a child process (stdout a pipe, so progress comes as plain lines), against a
-//! private dev server and an in-process worker serving the testkit component. Conditions are
+//! binary as a child process (stdout a pipe, so progress comes as plain lines), against the
+//! shared dev server and an in-process worker serving the testkit component. Conditions are
 //! polled with a deadline; every child is killed if its test fails first.
 
 use std::{
@@ -10,7 +10,7 @@ use std::{
     time::Duration,
 };
 
-use mlx_e2e::{DevServer, PluginsDir, TestWorker, eventually};
+use mlx_e2e::{DevServer, PluginsDir, TestWorker, eventually, shared_server, unique};
 use mlx_worker::temporal::PipelineWorkflow;
 use serde_json::Value;
 use temporalio_client::{
@@ -21,12 +21,6 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 
 /// Longest a single command may take (a `--wait` follows a whole run).
 const COMMAND_LIMIT: Duration = Duration::from_secs(120);
-
-/// The binary under test; only the host package's own tests know where Cargo put it, which is
-/// why this file lives here rather than with the other end-to-end tests.
-fn binary() -> &'static Path {
-    Path::new(env!("CARGO_BIN_EXE_mlx-worker"))
-}
 
 struct Out {
     code: i32,
@@ -47,7 +41,7 @@ impl std::fmt::Debug for Out {
 /// `mlx-worker ARGS` against `server`, as an operator's shell would run it (no inherited
 /// Temporal or MLX settings), with stdout a pipe.
 fn command(server: &DevServer, args: &[&str]) -> tokio::process::Command {
-    let mut cmd = tokio::process::Command::new(binary());
+    let mut cmd = tokio::process::Command::new(mlx_e2e::worker_binary());
     cmd.args(args)
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
@@ -128,10 +122,15 @@ fn write(dir: &Path, name: &str, text: &str) -> String {
     path.display().to_string()
 }
 
-async fn setup() -> anyhow::Result<(DevServer, TestWorker, PluginsDir, tempfile::TempDir)> {
-    let server = DevServer::start().await?;
+async fn setup() -> anyhow::Result<(
+    &'static DevServer,
+    TestWorker,
+    PluginsDir,
+    tempfile::TempDir,
+)> {
+    let server = shared_server().await?;
     let plugins = PluginsDir::with(&["testkit"]);
-    let worker = TestWorker::start(&server, plugins.path()).await?;
+    let worker = TestWorker::start(server, plugins.path()).await?;
     Ok((server, worker, plugins, tempfile::tempdir()?))
 }
 
@@ -197,19 +196,17 @@ operation = "echo"
 input = { greet = "hello ${params.who}" }
 "#;
 
-#[tokio::test(flavor = "multi_thread")]
-async fn runs_from_yaml_and_toml_are_followed_to_the_end_in_plain_lines() -> anyhow::Result<()> {
-    let (server, worker, _plugins, dir) = setup().await?;
-    let tq = worker.task_queue.as_str();
-    let yaml = write(dir.path(), "greet.yaml", YAML);
-    let out = cli(
-        &server,
+/// `pipeline run FILE --wait` on the YAML example with `--param` overrides.
+async fn run_yaml(server: &DevServer, worker: &TestWorker, dir: &Path) -> Out {
+    let yaml = write(dir, "greet.yaml", YAML);
+    cli(
+        server,
         &[
             "pipeline",
             "run",
             &yaml,
             "--task-queue",
-            tq,
+            &worker.task_queue,
             "--param",
             "greeting=hi",
             "--param",
@@ -217,7 +214,13 @@ async fn runs_from_yaml_and_toml_are_followed_to_the_end_in_plain_lines() -> any
             "--wait",
         ],
     )
-    .await;
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_yaml_run_is_followed_to_the_end_in_plain_lines() -> anyhow::Result<()> {
+    let (server, worker, _plugins, dir) = setup().await?;
+    let out = run_yaml(server, &worker, dir.path()).await;
     assert_eq!(out.code, 0, "{out:?}");
     assert!(
         !out.stdout.contains('\x1b'),
@@ -243,36 +246,48 @@ async fn runs_from_yaml_and_toml_are_followed_to_the_end_in_plain_lines() -> any
         "the end follows the steps: {out:?}"
     );
     // One line per change: nothing repeats.
-    let mut unique = lines.clone();
-    unique.sort();
-    unique.dedup();
-    assert_eq!(unique.len(), lines.len(), "{out:?}");
+    let mut unique_lines = lines.clone();
+    unique_lines.sort();
+    unique_lines.dedup();
+    assert_eq!(unique_lines.len(), lines.len(), "{out:?}");
     assert!(out.stdout.contains("pipeline succeeded"), "{out:?}");
+    worker.stop().await
+}
 
-    // The overrides reached the run.
+#[tokio::test(flavor = "multi_thread")]
+async fn param_overrides_reach_the_run_and_show_in_output_and_status() -> anyhow::Result<()> {
+    let (server, worker, _plugins, dir) = setup().await?;
+    let out = run_yaml(server, &worker, dir.path()).await;
+    assert_eq!(out.code, 0, "{out:?}");
     let id = workflow_id(&out.stdout);
-    let first = cli(&server, &["pipeline", "output", &id, "first"]).await;
+    let first = cli(server, &["pipeline", "output", &id, "first"]).await;
     assert_eq!(first.code, 0, "{first:?}");
     let first: Value = serde_json::from_str(&first.stdout)?;
     assert_eq!(first["input"], serde_json::json!({"say": "hi", "n": 2}));
-    let status = cli(&server, &["pipeline", "status", &id, "--json"]).await;
+    let status = cli(server, &["pipeline", "status", &id, "--json"]).await;
     let status: Value = serde_json::from_str(&status.stdout)?;
     assert_eq!(status["state"], "succeeded");
     assert_eq!(status["params"]["greeting"], "hi");
     assert_eq!(status["steps"][1]["id"], "flaky");
     assert_eq!(status["steps"][1]["attempt"], 2);
+    worker.stop().await
+}
 
+#[tokio::test(flavor = "multi_thread")]
+async fn a_toml_run_with_its_own_id_is_followed_and_its_output_read() -> anyhow::Result<()> {
+    let (server, worker, _plugins, dir) = setup().await?;
     let toml = write(dir.path(), "greet.toml", TOML);
+    let id = unique("from-toml");
     let out = cli(
-        &server,
+        server,
         &[
             "pipeline",
             "run",
             &toml,
             "--task-queue",
-            tq,
+            &worker.task_queue,
             "--id",
-            "from-toml",
+            &id,
             "--wait",
         ],
     )
@@ -282,7 +297,7 @@ async fn runs_from_yaml_and_toml_are_followed_to_the_end_in_plain_lines() -> any
         progress_lines(&out.stdout).contains(&"hello succeeded (attempt 1)"),
         "{out:?}"
     );
-    let hello = cli(&server, &["pipeline", "output", "from-toml", "hello"]).await;
+    let hello = cli(server, &["pipeline", "output", &id, "hello"]).await;
     assert!(hello.stdout.contains("hello toml"), "{hello:?}");
     worker.stop().await
 }
@@ -297,32 +312,35 @@ async fn not_started(client: &Client, id: &str) -> bool {
     )
 }
 
+/// YAML with an unknown dependency, a bad backoff and a misspelt operation.
+fn bad_yaml() -> String {
+    YAML.replace(
+        "depends_on: [first]\n    input: {steps",
+        "depends_on: [frist]\n    input: {steps",
+    )
+    .replace(
+        "max_attempts: 3}",
+        "max_attempts: 3, backoff_coefficient: 0.5}",
+    )
+    .replace("operation: checkpoint", "operation: checkpont")
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_bad_spec_exits_2_naming_step_and_field_and_starts_nothing() -> anyhow::Result<()> {
-    let (server, worker, plugins, dir) = setup().await?;
+    let (server, worker, _plugins, dir) = setup().await?;
     let client = server.client().await?;
-    let tq = worker.task_queue.as_str();
-    let bad = YAML
-        .replace(
-            "depends_on: [first]\n    input: {steps",
-            "depends_on: [frist]\n    input: {steps",
-        )
-        .replace(
-            "max_attempts: 3}",
-            "max_attempts: 3, backoff_coefficient: 0.5}",
-        )
-        .replace("operation: checkpoint", "operation: checkpont");
-    let file = write(dir.path(), "bad.yaml", &bad);
+    let file = write(dir.path(), "bad.yaml", &bad_yaml());
+    let id = unique("bad-run");
     let out = cli(
-        &server,
+        server,
         &[
             "pipeline",
             "run",
             &file,
             "--task-queue",
-            tq,
+            &worker.task_queue,
             "--id",
-            "bad-run",
+            &id,
             "--wait",
         ],
     )
@@ -338,16 +356,25 @@ async fn a_bad_spec_exits_2_naming_step_and_field_and_starts_nothing() -> anyhow
             "missing {expected:?}: {out:?}"
         );
     }
-    // With the plugins directory, operation names are checked too.
+    assert!(not_started(&client, &id).await);
+    worker.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_the_plugins_directory_operation_names_are_checked_too() -> anyhow::Result<()> {
+    let (server, worker, plugins, dir) = setup().await?;
+    let client = server.client().await?;
+    let file = write(dir.path(), "bad.yaml", &bad_yaml());
+    let id = unique("bad-run");
     let plugins_dir = plugins.path().display().to_string();
     let out = cli(
-        &server,
+        server,
         &[
             "pipeline",
             "run",
             &file,
             "--id",
-            "bad-run",
+            &id,
             "--plugins-dir",
             &plugins_dir,
         ],
@@ -359,26 +386,54 @@ async fn a_bad_spec_exits_2_naming_step_and_field_and_starts_nothing() -> anyhow
             .contains("step `flaky`, operation: `testkit` has no operation `checkpont`"),
         "{out:?}"
     );
-    assert!(not_started(&client, "bad-run").await);
+    assert!(not_started(&client, &id).await);
+    worker.stop().await
+}
 
-    // Unknown keys (with file, line and column) and unknown params are refused as well.
+/// Unknown keys are refused with file, line and column.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unknown_key_exits_2_with_file_line_and_column() -> anyhow::Result<()> {
+    let (server, worker, _plugins, dir) = setup().await?;
+    let client = server.client().await?;
     let toml = write(dir.path(), "bad.toml", &TOML.replace("input =", "inputs ="));
-    let out = cli(&server, &["pipeline", "run", &toml, "--id", "bad-toml"]).await;
+    let id = unique("bad-toml");
+    let out = cli(server, &["pipeline", "run", &toml, "--id", &id]).await;
     assert_eq!(out.code, 2, "{out:?}");
     assert!(
         out.stderr.contains("bad.toml: unknown field `inputs`"),
         "{out:?}"
     );
     assert!(out.stderr.contains("at line 11, column 1"), "{out:?}");
+    assert!(not_started(&client, &id).await);
+    worker.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unknown_param_exits_2_listing_the_params() -> anyhow::Result<()> {
+    let (server, worker, _plugins, dir) = setup().await?;
+    let client = server.client().await?;
     let good = write(dir.path(), "good.yaml", YAML);
-    let out = cli(&server, &["pipeline", "run", &good, "--param", "greting=x"]).await;
+    let id = unique("bad-param");
+    let out = cli(
+        server,
+        &[
+            "pipeline",
+            "run",
+            &good,
+            "--id",
+            &id,
+            "--param",
+            "greting=x",
+        ],
+    )
+    .await;
     assert_eq!(out.code, 2, "{out:?}");
     assert!(
         out.stderr
             .contains("--param greting: no such param (params: greeting, n)"),
         "{out:?}"
     );
-    assert!(not_started(&client, "bad-toml").await);
+    assert!(not_started(&client, &id).await);
     worker.stop().await
 }
 
@@ -421,37 +476,42 @@ async fn wait_for_approval(server: &DevServer, id: &str, step: &str) -> anyhow::
     .await
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_person_approves_rejects_and_changes_params_from_the_cli() -> anyhow::Result<()> {
-    let (server, worker, _plugins, dir) = setup().await?;
-    let tq = worker.task_queue.as_str();
-    let file = write(dir.path(), "gated.yaml", GATED);
-
-    // Followed while a person approves from another shell.
-    let approved = Follower::start(command(
-        &server,
+/// A gated run followed with `--wait`, once it shows its approval step waiting.
+async fn follow_gated(
+    server: &DevServer,
+    worker: &TestWorker,
+    dir: &Path,
+    id: &str,
+) -> anyhow::Result<Follower> {
+    let file = write(dir, "gated.yaml", GATED);
+    let follower = Follower::start(command(
+        server,
         &[
             "pipeline",
             "run",
             &file,
             "--task-queue",
-            tq,
+            &worker.task_queue,
             "--id",
-            "gated-yes",
+            id,
             "--wait",
         ],
     ))?;
-    approved.shows("approve waiting_approval").await?;
-    let status = wait_for_approval(&server, "gated-yes", "approve").await?;
+    follower.shows("approve waiting_approval").await?;
+    Ok(follower)
+}
+
+/// Refused: a param a started step read, a wrong type, a step not waiting.
+#[tokio::test(flavor = "multi_thread")]
+async fn steering_that_does_not_apply_is_refused_with_exit_status_2() -> anyhow::Result<()> {
+    let (server, worker, _plugins, dir) = setup().await?;
+    let id = unique("gated-refused");
+    let _followed = follow_gated(server, &worker, dir.path(), &id).await?;
+    let status = wait_for_approval(server, &id, "approve").await?;
     assert_eq!(status["state"], "running");
     assert_eq!(status["steps"][0]["attempt"], 1);
 
-    // Refused: a param a started step read, a wrong type, a step not waiting.
-    let out = cli(
-        &server,
-        &["pipeline", "set-param", "gated-yes", "threshold", "0.5"],
-    )
-    .await;
+    let out = cli(server, &["pipeline", "set-param", &id, "threshold", "0.5"]).await;
     assert_eq!(out.code, 2, "{out:?}");
     assert!(
         out.stderr.contains(
@@ -459,34 +519,35 @@ async fn a_person_approves_rejects_and_changes_params_from_the_cli() -> anyhow::
         ),
         "{out:?}"
     );
-    let out = cli(
-        &server,
-        &["pipeline", "set-param", "gated-yes", "label", "3"],
-    )
-    .await;
+    let out = cli(server, &["pipeline", "set-param", &id, "label", "3"]).await;
     assert_eq!(out.code, 2, "{out:?}");
     assert!(out.stderr.contains("param `label` is a string"), "{out:?}");
-    let out = cli(&server, &["pipeline", "approve", "gated-yes", "register"]).await;
+    let out = cli(server, &["pipeline", "approve", &id, "register"]).await;
     assert_eq!(out.code, 2, "{out:?}");
     assert!(out.stderr.contains("not waiting for approval"), "{out:?}");
+    worker.stop().await
+}
 
-    // Accepted: a param no started step read, then the approval.
-    let out = cli(
-        &server,
-        &["pipeline", "set-param", "gated-yes", "label", "v2"],
-    )
-    .await;
+/// Followed while a person changes a param no started step read and approves from another
+/// shell.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_person_changes_a_param_and_approves_from_the_cli() -> anyhow::Result<()> {
+    let (server, worker, _plugins, dir) = setup().await?;
+    let id = unique("gated-yes");
+    let approved = follow_gated(server, &worker, dir.path(), &id).await?;
+    wait_for_approval(server, &id, "approve").await?;
+    let out = cli(server, &["pipeline", "set-param", &id, "label", "v2"]).await;
     assert_eq!(out.code, 0, "{out:?}");
     assert!(
         out.stdout.contains(r#"param `label`: "v1" -> "v2""#),
         "{out:?}"
     );
     let out = cli(
-        &server,
+        server,
         &[
             "pipeline",
             "approve",
-            "gated-yes",
+            &id,
             "approve",
             "--comment",
             "metrics checked",
@@ -502,9 +563,9 @@ async fn a_person_approves_rejects_and_changes_params_from_the_cli() -> anyhow::
         lines.contains(&"approve succeeded: approved by ana: metrics checked"),
         "{followed:?}"
     );
-    let register = cli(&server, &["pipeline", "output", "gated-yes", "register"]).await;
+    let register = cli(server, &["pipeline", "output", &id, "register"]).await;
     assert!(register.stdout.contains(r#""label": "v2""#), "{register:?}");
-    let table = cli(&server, &["pipeline", "status", "gated-yes"]).await;
+    let table = cli(server, &["pipeline", "status", &id]).await;
     assert!(
         table.stdout.contains("pipeline `gated`: succeeded"),
         "{table:?}"
@@ -513,28 +574,21 @@ async fn a_person_approves_rejects_and_changes_params_from_the_cli() -> anyhow::
         table.stdout.contains("approved by ana: metrics checked"),
         "{table:?}"
     );
+    worker.stop().await
+}
 
-    // Rejected: the approval step fails, and with it the followed run (exit 1).
-    let rejected = Follower::start(command(
-        &server,
-        &[
-            "pipeline",
-            "run",
-            &file,
-            "--task-queue",
-            tq,
-            "--id",
-            "gated-no",
-            "--wait",
-        ],
-    ))?;
-    rejected.shows("approve waiting_approval").await?;
+/// Rejected: the approval step fails, and with it the followed run (exit 1).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rejection_from_the_cli_fails_the_followed_run() -> anyhow::Result<()> {
+    let (server, worker, _plugins, dir) = setup().await?;
+    let id = unique("gated-no");
+    let rejected = follow_gated(server, &worker, dir.path(), &id).await?;
     let out = cli(
-        &server,
+        server,
         &[
             "pipeline",
             "reject",
-            "gated-no",
+            &id,
             "approve",
             "--by",
             "bo",
@@ -572,13 +626,17 @@ async fn status_json(server: &DevServer, id: &str) -> Option<Value> {
     serde_json::from_str(&out.stdout).ok()
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn status_shows_a_retry_and_a_run_is_paused_resumed_and_a_step_cancelled()
--> anyhow::Result<()> {
-    let (server, worker, _plugins, dir) = setup().await?;
-    let file = write(dir.path(), "retrying.json", RETRYING);
+/// Starts RETRYING (without waiting) and returns its id once `flaky` is on attempt 2 (in its
+/// retry backoff), with that step's status.
+async fn retrying(
+    server: &DevServer,
+    worker: &TestWorker,
+    dir: &Path,
+) -> anyhow::Result<(String, Value)> {
+    let file = write(dir, "retrying.json", RETRYING);
+    let id = unique("retrying");
     let out = cli(
-        &server,
+        server,
         &[
             "pipeline",
             "run",
@@ -586,25 +644,31 @@ async fn status_shows_a_retry_and_a_run_is_paused_resumed_and_a_step_cancelled()
             "--task-queue",
             &worker.task_queue,
             "--id",
-            "retrying",
+            &id,
         ],
     )
     .await;
     assert_eq!(out.code, 0, "{out:?}");
     assert!(out.stdout.contains("run id:      "), "{out:?}");
-
-    // The attempt and the last failure come from the server's pending activity.
     let flaky = eventually(Duration::from_secs(60), "flaky on attempt 2", || async {
-        let status = status_json(&server, "retrying").await?;
+        let status = status_json(server, &id).await?;
         let flaky = status["steps"][0].clone();
         (flaky["attempt"] == 2).then_some(flaky)
     })
     .await?;
+    Ok((id, flaky))
+}
+
+/// The attempt and the last failure come from the server's pending activity.
+#[tokio::test(flavor = "multi_thread")]
+async fn status_shows_a_step_waiting_to_retry_with_its_last_failure() -> anyhow::Result<()> {
+    let (server, worker, _plugins, dir) = setup().await?;
+    let (id, flaky) = retrying(server, &worker, dir.path()).await?;
     assert_eq!(flaky["status"], "running");
     let note = flaky["note"].as_str().unwrap_or_default();
     assert!(note.starts_with("retry at "), "{flaky:#}");
     assert!(note.contains("last failure: attempt 1 fails"), "{flaky:#}");
-    let table = cli(&server, &["pipeline", "status", "retrying"]).await;
+    let table = cli(server, &["pipeline", "status", &id]).await;
     let row = table
         .stdout
         .lines()
@@ -615,23 +679,35 @@ async fn status_shows_a_retry_and_a_run_is_paused_resumed_and_a_step_cancelled()
         "{table:?}"
     );
     assert!(row.contains("retry at"), "{table:?}");
+    worker.stop().await
+}
 
+#[tokio::test(flavor = "multi_thread")]
+async fn a_run_is_paused_and_resumed_from_the_cli() -> anyhow::Result<()> {
+    let (server, worker, _plugins, dir) = setup().await?;
+    let (id, _) = retrying(server, &worker, dir.path()).await?;
     for (command, state) in [("pause", "paused"), ("resume", "running")] {
-        let out = cli(&server, &["pipeline", command, "retrying"]).await;
+        let out = cli(server, &["pipeline", command, &id]).await;
         assert_eq!(out.code, 0, "{out:?}");
         eventually(Duration::from_secs(30), state, || async {
-            let status = status_json(&server, "retrying").await?;
+            let status = status_json(server, &id).await?;
             (status["state"] == state).then_some(())
         })
         .await?;
     }
+    worker.stop().await
+}
 
+#[tokio::test(flavor = "multi_thread")]
+async fn a_step_waiting_to_retry_is_cancelled_from_the_cli() -> anyhow::Result<()> {
+    let (server, worker, _plugins, dir) = setup().await?;
+    let (id, _) = retrying(server, &worker, dir.path()).await?;
     let out = cli(
-        &server,
+        server,
         &[
             "pipeline",
             "cancel-step",
-            "retrying",
+            &id,
             "flaky",
             "--comment",
             "no time",
@@ -641,7 +717,7 @@ async fn status_shows_a_retry_and_a_run_is_paused_resumed_and_a_step_cancelled()
     assert_eq!(out.code, 0, "{out:?}");
     assert!(out.stdout.contains("step `flaky`: cancelling"), "{out:?}");
     let status = eventually(Duration::from_secs(60), "the run failed", || async {
-        let status = status_json(&server, "retrying").await?;
+        let status = status_json(server, &id).await?;
         (status["state"] == "failed").then_some(status)
     })
     .await?;
@@ -652,7 +728,7 @@ async fn status_shows_a_retry_and_a_run_is_paused_resumed_and_a_step_cancelled()
         "{status:#}"
     );
     assert_eq!(status["steps"][1]["status"], "pending", "{status:#}");
-    let out = cli(&server, &["pipeline", "cancel-step", "retrying", "flaky"]).await;
+    let out = cli(server, &["pipeline", "cancel-step", &id, "flaky"]).await;
     assert_eq!(out.code, 1, "a closed run takes no updates: {out:?}");
     worker.stop().await
 }
@@ -662,12 +738,13 @@ async fn a_schedule_starts_pipeline_runs_until_it_is_deleted() -> anyhow::Result
     let (server, worker, _plugins, dir) = setup().await?;
     let client = server.client().await?;
     let toml = write(dir.path(), "greet.toml", TOML);
+    let name = unique("every-2s");
     let out = cli(
-        &server,
+        server,
         &[
             "schedule",
             "create",
-            "every-2s",
+            &name,
             &toml,
             "--every",
             "2s",
@@ -680,13 +757,14 @@ async fn a_schedule_starts_pipeline_runs_until_it_is_deleted() -> anyhow::Result
     .await;
     assert_eq!(out.code, 0, "{out:?}");
     assert!(
-        out.stdout
-            .contains("created schedule `every-2s`: every 2s; starts pipeline `toml-greet`"),
+        out.stdout.contains(&format!(
+            "created schedule `{name}`: every 2s; starts pipeline `toml-greet`"
+        )),
         "{out:?}"
     );
 
     // The server fires it: a run it started completes, with the overridden param.
-    let schedule = client.get_schedule_handle("every-2s");
+    let schedule = client.get_schedule_handle(name.clone());
     let run = eventually(
         Duration::from_secs(60),
         "a scheduled run completed",
@@ -707,18 +785,19 @@ async fn a_schedule_starts_pipeline_runs_until_it_is_deleted() -> anyhow::Result
         },
     )
     .await?;
-    assert!(run.starts_with("every-2s-"), "{run}");
-    let output = cli(&server, &["pipeline", "output", &run, "hello"]).await;
+    assert!(run.starts_with(&format!("{name}-")), "{run}");
+    let output = cli(server, &["pipeline", "output", &run, "hello"]).await;
     assert!(output.stdout.contains("hello schedule"), "{output:?}");
 
     // `list` reads visibility, which lags a moment behind.
+    let listed = format!("{name} ");
     eventually(Duration::from_secs(30), "the schedule listed", || async {
-        let out = cli(&server, &["schedule", "list"]).await;
-        let line = out.stdout.lines().find(|l| l.starts_with("every-2s "))?;
+        let out = cli(server, &["schedule", "list"]).await;
+        let line = out.stdout.lines().find(|l| l.starts_with(&listed))?;
         (line.contains("every 2s") && line.ends_with("no")).then_some(())
     })
     .await?;
-    let out = cli(&server, &["schedule", "describe", "every-2s"]).await;
+    let out = cli(server, &["schedule", "describe", &name]).await;
     assert_eq!(out.code, 0, "{out:?}");
     for expected in [
         "times:     every 2s",
@@ -738,17 +817,17 @@ async fn a_schedule_starts_pipeline_runs_until_it_is_deleted() -> anyhow::Result
         .unwrap_or_else(|| panic!("{run} not among recent runs: {out:?}"));
     assert!(run_line.ends_with("completed"), "{out:?}");
 
-    let out = cli(&server, &["schedule", "delete", "every-2s"]).await;
+    let out = cli(server, &["schedule", "delete", &name]).await;
     assert_eq!(out.code, 0, "{out:?}");
-    let out = cli(&server, &["schedule", "describe", "every-2s"]).await;
+    let out = cli(server, &["schedule", "describe", &name]).await;
     assert_eq!(out.code, 1, "{out:?}");
     assert!(
-        out.stderr.contains("schedule `every-2s` not found"),
+        out.stderr.contains(&format!("schedule `{name}` not found")),
         "{out:?}"
     );
     eventually(Duration::from_secs(30), "the schedule unlisted", || async {
-        let out = cli(&server, &["schedule", "list"]).await;
-        (!out.stdout.contains("every-2s")).then_some(())
+        let out = cli(server, &["schedule", "list"]).await;
+        (!out.stdout.contains(&name)).then_some(())
     })
     .await?;
     worker.stop().await

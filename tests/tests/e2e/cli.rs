@@ -2,11 +2,11 @@
 
 use std::process::Command;
 
-use mlx_e2e::{PluginsDir, components};
+use mlx_e2e::{PluginsDir, components, worker_binary};
 use serde_json::Value;
 
 fn mlx_worker() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mlx-worker"));
+    let mut cmd = Command::new(worker_binary());
     cmd.env("RUST_LOG", "warn");
     cmd
 }
@@ -150,8 +150,7 @@ fn secrets_never_reach_the_worker_log() {
 }
 
 #[test]
-fn inspect_shows_imports_grants_and_why_a_file_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
+fn inspect_shows_imports_exports_and_grants() {
     let ok = mlx_worker()
         .args(["plugin", "inspect"])
         .arg(components().join("testkit.wasm"))
@@ -172,7 +171,11 @@ fn inspect_shows_imports_grants_and_why_a_file_is_refused() {
     ] {
         assert!(report.contains(expected), "{expected:?} missing:\n{report}");
     }
+}
 
+#[test]
+fn inspect_says_why_a_file_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
     let netty = dir.path().join("netty.wasm");
     let component = wat::parse_str(
         r#"(component (import "wasi:sockets/tcp@0.2.6" (instance (export "connect" (func)))))"#,
@@ -225,10 +228,22 @@ fn guest_log_lines_over_the_rate_are_dropped_with_one_warning() {
     );
 }
 
-#[test]
-fn list_and_validate_show_what_loads_and_refuse_the_rest() {
+/// testkit and csv, and a file that is no component.
+fn with_a_broken_file() -> PluginsDir {
     let plugins = PluginsDir::with(&["testkit", "csv"]);
     std::fs::write(plugins.path().join("broken.wasm"), b"\0asm not really").unwrap();
+    plugins
+}
+
+fn testkit_digest(plugins: &PluginsDir) -> String {
+    use sha2::Digest;
+    let bytes = std::fs::read(plugins.path().join("testkit.wasm")).unwrap();
+    format!("sha256:{:x}", sha2::Sha256::digest(&bytes))
+}
+
+#[test]
+fn list_shows_what_loads_and_fails_on_a_refused_file() {
+    let plugins = with_a_broken_file();
     let out = mlx_worker()
         .args(["plugin", "list", "--json", "--plugins-dir"])
         .arg(plugins.path())
@@ -241,14 +256,16 @@ fn list_and_validate_show_what_loads_and_refuse_the_rest() {
         .collect();
     assert_eq!(rows.len(), 3, "{rows:?}");
     let testkit = rows.iter().find(|r| r["name"] == "testkit").unwrap();
-    let bytes = std::fs::read(plugins.path().join("testkit.wasm")).unwrap();
-    use sha2::Digest;
-    let digest = format!("sha256:{:x}", sha2::Sha256::digest(&bytes));
-    assert_eq!(testkit["digest"], digest);
+    assert_eq!(testkit["digest"], testkit_digest(&plugins));
     assert_eq!(testkit["version"], "0.1.0");
     let broken = rows.iter().find(|r| r["refused"].is_string()).unwrap();
     assert!(broken["file"].as_str().unwrap().ends_with("broken.wasm"));
+}
 
+#[test]
+fn validate_prints_the_digest_of_a_good_file_and_refuses_a_broken_one() {
+    let plugins = with_a_broken_file();
+    let digest = testkit_digest(&plugins);
     let ok = mlx_worker()
         .args(["plugin", "validate"])
         .arg(plugins.path().join("testkit.wasm"))

@@ -1,5 +1,6 @@
 //! The daemon itself, `mlx-worker run`, as an operator runs it: a child process with its own
-//! environment, against a real Temporal dev server.
+//! environment, against a real Temporal dev server (the shared one, except where the test
+//! restarts the server).
 
 use std::{
     path::Path,
@@ -9,7 +10,8 @@ use std::{
 
 use mlx_e2e::{
     DevServer, PluginsDir, WorkerProcess, activity_heartbeating, events, eventually, find,
-    history_of, history_text, http_get, run_step_on, single_failed_attempt, workspace_root,
+    history_of, history_text, http_get, run_step_on, shared_server, single_failed_attempt, unique,
+    workspace_root,
 };
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -17,7 +19,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 const TOKEN: &str = "tok-8f3a61c2e9d4";
 
 fn worker_binary() -> &'static Path {
-    Path::new(env!("CARGO_BIN_EXE_mlx-worker"))
+    mlx_e2e::worker_binary()
 }
 
 /// A loopback data server: the file to anyone presenting `Bearer TOKEN`, 401 to the rest.
@@ -79,11 +81,9 @@ fn download(port: u16, secret: &str) -> serde_json::Value {
     })
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn the_data_source_plugin_reads_its_token_from_the_worker_environment() -> anyhow::Result<()>
-{
-    let csv = std::fs::read(workspace_root().join("data/breast_cancer.csv"))?;
-    let (port, seen) = data_server(csv.clone()).await;
+/// The fetch plugin allowed to reach the data server on `port`, granted the secret
+/// `data_token` from the worker's environment variable `MLX_SECRET_DATA_TOKEN`.
+fn fetch_plugin(port: u16) -> PluginsDir {
     let plugins = PluginsDir::with(&["fetch"]);
     plugins.write_manifest(
         "fetch",
@@ -92,18 +92,38 @@ async fn the_data_source_plugin_reads_its_token_from_the_worker_environment() ->
              [secrets]\ndata_token = {{ env = \"MLX_SECRET_DATA_TOKEN\" }}\n"
         ),
     );
-    let server = DevServer::start().await?;
+    plugins
+}
+
+/// The token never appears in Temporal's history (payloads decoded: the request is there).
+fn assert_no_token_in(events: &[serde_json::Value]) {
+    let text = history_text(events);
+    assert!(
+        text.contains("raw/breast_cancer.csv"),
+        "payloads not decoded"
+    );
+    assert!(!text.contains(TOKEN), "the token leaked into history");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_data_source_plugin_reads_its_token_from_the_worker_environment() -> anyhow::Result<()>
+{
+    let csv = std::fs::read(workspace_root().join("data/breast_cancer.csv"))?;
+    let (port, seen) = data_server(csv.clone()).await;
+    let plugins = fetch_plugin(port);
+    let server = shared_server().await?;
     let worker = WorkerProcess::start(
         worker_binary(),
-        &server,
+        server,
         plugins.path(),
         &[("MLX_SECRET_DATA_TOKEN", TOKEN)],
     )?;
 
+    let id = unique("fetch-granted");
     let (result, events) = run_step_on(
-        &server,
+        server,
         &worker.task_queue,
-        "fetch-granted",
+        &id,
         download(port, "data_token"),
     )
     .await?;
@@ -115,47 +135,52 @@ async fn the_data_source_plugin_reads_its_token_from_the_worker_environment() ->
         worker
             .artifacts
             .path()
-            .join("fetch-granted/raw/breast_cancer.csv"),
+            .join(&id)
+            .join("raw/breast_cancer.csv"),
     )?;
     assert!(on_disk == csv, "the artifact differs from the served file");
     assert_eq!(
         seen.lock().unwrap().as_slice(),
         &[Some(format!("Bearer {TOKEN}"))]
     );
+    assert_no_token_in(&events);
+    Ok(())
+}
 
-    // A secret the manifest does not grant: the host refuses it, says which key grants it,
-    // and no request leaves the worker.
-    let (result, events_denied) = run_step_on(
-        &server,
+/// A secret the manifest does not grant: the host refuses it, says which key grants it, and no
+/// request leaves the worker.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_ungranted_secret_is_refused_before_any_request_is_made() -> anyhow::Result<()> {
+    let (port, seen) = data_server(b"never served".to_vec()).await;
+    let plugins = fetch_plugin(port);
+    let server = shared_server().await?;
+    let worker = WorkerProcess::start(
+        worker_binary(),
+        server,
+        plugins.path(),
+        &[("MLX_SECRET_DATA_TOKEN", TOKEN)],
+    )?;
+    let (result, events) = run_step_on(
+        server,
         &worker.task_queue,
-        "fetch-ungranted",
+        &unique("fetch-ungranted"),
         download(port, "other"),
     )
     .await?;
     assert!(result.is_err());
-    let failure = single_failed_attempt(&events_denied);
+    let failure = single_failed_attempt(&events);
     assert_eq!(find(&failure, "type"), Some(&json!("CapabilityDenied")));
     assert_eq!(find(&failure, "nonRetryable"), Some(&json!(true)));
-    let text = history_text(&events_denied);
+    let text = history_text(&events);
     assert!(
         text.contains("secret \"other\" is not granted") && text.contains("[secrets]"),
         "{text}"
     );
-    assert_eq!(
-        seen.lock().unwrap().len(),
-        1,
+    assert!(
+        seen.lock().unwrap().is_empty(),
         "an ungranted call reached the server"
     );
-
-    // The token never appears in Temporal's history (payloads decoded: the request is there).
-    for events in [&events, &events_denied] {
-        let text = history_text(events);
-        assert!(
-            text.contains("raw/breast_cancer.csv"),
-            "payloads not decoded"
-        );
-        assert!(!text.contains(TOKEN), "the token leaked into history");
-    }
+    assert_no_token_in(&events);
     Ok(())
 }
 
@@ -233,36 +258,48 @@ fn long_step() -> serde_json::Value {
     })
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn ready_metrics_and_a_drain_on_sigterm() -> anyhow::Result<()> {
+/// A worker process serving testkit, with health and metrics endpoints on free ports.
+struct Observed {
+    worker: WorkerProcess,
+    plugins: PluginsDir,
+    health: String,
+    metrics: String,
+}
+
+async fn observed(server: &DevServer, extra: &[&str]) -> anyhow::Result<Observed> {
     let plugins = PluginsDir::with(&["testkit"]);
-    let server = Arc::new(DevServer::start().await?);
     let health = format!("127.0.0.1:{}", mlx_e2e::free_port());
     let metrics = format!("127.0.0.1:{}", mlx_e2e::free_port());
-    let mut worker = WorkerProcess::start_with(
-        worker_binary(),
-        &server,
-        plugins.path(),
-        &[],
-        &[
-            "--health-address",
-            &health,
-            "--metrics-address",
-            &metrics,
-            "--shutdown-grace-secs",
-            "2",
-        ],
-    )?;
+    let mut args = vec!["--health-address", &health, "--metrics-address", &metrics];
+    args.extend_from_slice(extra);
+    let worker = WorkerProcess::start_with(worker_binary(), server, plugins.path(), &[], &args)?;
     eventually(Duration::from_secs(60), "/readyz says ready", || async {
         matches!(http_get(&health, "/readyz").await, Ok((200, _))).then_some(())
     })
     .await?;
-    assert_eq!(http_get(&health, "/healthz").await?.0, 200);
+    Ok(Observed {
+        worker,
+        plugins,
+        health,
+        metrics,
+    })
+}
 
-    let echo = json!({"plugin": "testkit", "operation": "echo", "input": {"n": 1}});
-    let (result, _) = run_step_on(&server, &worker.task_queue, "echo-1", echo).await?;
-    assert_eq!(result.map_err(anyhow::Error::msg)?["input"]["n"], 1);
-    let (status, scraped) = http_get(&metrics, "/metrics").await?;
+async fn echo_on(server: &DevServer, worker: &WorkerProcess, n: u32) -> anyhow::Result<()> {
+    let echo = json!({"plugin": "testkit", "operation": "echo", "input": {"n": n}});
+    let (result, _) = run_step_on(server, &worker.task_queue, &unique("echo"), echo).await?;
+    assert_eq!(result.map_err(anyhow::Error::msg)?["input"]["n"], n);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ready_and_metrics_count_invocations() -> anyhow::Result<()> {
+    let server = shared_server().await?;
+    let o = observed(server, &[]).await?;
+    assert_eq!(http_get(&o.health, "/healthz").await?.0, 200);
+
+    echo_on(server, &o.worker, 1).await?;
+    let (status, scraped) = http_get(&o.metrics, "/metrics").await?;
     assert_eq!(status, 200);
     let ok_line = scraped
         .lines()
@@ -278,14 +315,20 @@ async fn ready_metrics_and_a_drain_on_sigterm() -> anyhow::Result<()> {
         "{scraped}"
     );
     assert!(scraped.contains("temporal_"), "SDK core metrics missing");
+    Ok(())
+}
 
-    // A corrupt file dropped in is refused, counted, and the good plugin keeps serving.
-    std::fs::write(plugins.path().join("broken.wasm"), b"\0asm broken")?;
+/// A corrupt file dropped in is refused, counted, and the good plugin keeps serving.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_corrupt_file_dropped_in_is_counted_and_the_good_plugin_serves() -> anyhow::Result<()> {
+    let server = shared_server().await?;
+    let o = observed(server, &[]).await?;
+    std::fs::write(o.plugins.path().join("broken.wasm"), b"\0asm broken")?;
     eventually(
         Duration::from_secs(30),
         "the refusal is counted",
         || async {
-            let (_, scraped) = http_get(&metrics, "/metrics").await.ok()?;
+            let (_, scraped) = http_get(&o.metrics, "/metrics").await.ok()?;
             scraped
                 .lines()
                 .any(|l| {
@@ -297,87 +340,91 @@ async fn ready_metrics_and_a_drain_on_sigterm() -> anyhow::Result<()> {
         },
     )
     .await?;
-    let again = json!({"plugin": "testkit", "operation": "echo", "input": {"n": 2}});
-    let (result, _) = run_step_on(&server, &worker.task_queue, "echo-2", again).await?;
-    assert_eq!(result.map_err(anyhow::Error::msg)?["input"]["n"], 2);
+    echo_on(server, &o.worker, 2).await
+}
 
-    // A long activity is running when SIGTERM arrives: polling stops, readiness goes, the
-    // activity gets the 2 s grace period, then it is cancelled and the exit status says so.
+/// A long activity is running when SIGTERM arrives: polling stops, readiness goes, the activity
+/// gets the 2 s grace period, then it is cancelled and the exit status says so.
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_drains_and_cancels_what_outlasts_the_grace_period() -> anyhow::Result<()> {
+    let server = shared_server().await?;
+    let mut o = observed(server, &["--shutdown-grace-secs", "2"]).await?;
+    let id = unique("long");
     let long = tokio::spawn({
-        let (server, queue) = (server.clone(), worker.task_queue.clone());
-        async move { run_step_on(&server, &queue, "long-1", long_step()).await }
+        let (queue, id) = (o.worker.task_queue.clone(), id.clone());
+        async move { run_step_on(server, &queue, &id, long_step()).await }
     });
     eventually(
         Duration::from_secs(60),
         "the long activity heartbeats",
-        || async {
-            activity_heartbeating(&server, "long-1")
-                .await
-                .ok()
-                .filter(|b| *b)
-        },
+        || async { activity_heartbeating(server, &id).await.ok().filter(|b| *b) },
     )
     .await?;
-    worker.terminate();
+    o.worker.terminate();
     eventually(
         Duration::from_secs(10),
         "/readyz says shutting down",
         || async {
-            match http_get(&health, "/readyz").await {
+            match http_get(&o.health, "/readyz").await {
                 Ok((503, body)) if body.contains("shutting down") => Some(()),
                 _ => None,
             }
         },
     )
     .await?;
-    let status = worker.exit_status(Duration::from_secs(60)).await?;
+    let status = o.worker.exit_status(Duration::from_secs(60)).await?;
     assert_eq!(status.code(), Some(3), "{status:?}");
     long.abort();
     Ok(())
 }
 
+/// The step runs until the test creates its release file, so SIGTERM surely finds it running.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_drain_lets_in_flight_work_finish_and_exits_0() -> anyhow::Result<()> {
-    let plugins = PluginsDir::with(&["testkit"]);
-    let server = Arc::new(DevServer::start().await?);
-    let mut worker = WorkerProcess::start_with(
-        worker_binary(),
-        &server,
-        plugins.path(),
-        &[],
-        &["--shutdown-grace-secs", "60"],
-    )?;
-    // About 2 s of work, heartbeating.
+    let server = shared_server().await?;
+    let mut o = observed(server, &["--shutdown-grace-secs", "120"]).await?;
     let step = json!({
-        "plugin": "testkit", "operation": "wait_for_cancel",
-        "input": {"max_beats": 40, "interval_ms": 50},
-        "start_to_close_secs": 120, "heartbeat_timeout_secs": 10,
+        "plugin": "testkit", "operation": "wait_for_file",
+        "input": {"path": "/artifacts/release"},
+        "start_to_close_secs": 300, "heartbeat_timeout_secs": 10,
     });
+    let id = unique("short");
     // The workflow cannot complete once the only worker stops (it needs a workflow task), so
     // the activity's own completion is what to look for in its history.
     tokio::spawn({
-        let (server, queue) = (server.clone(), worker.task_queue.clone());
-        async move { run_step_on(&server, &queue, "short-1", step).await }
+        let (queue, id) = (o.worker.task_queue.clone(), id.clone());
+        async move { run_step_on(server, &queue, &id, step).await }
     });
     eventually(
         Duration::from_secs(60),
         "the activity heartbeats",
+        || async { activity_heartbeating(server, &id).await.ok().filter(|b| *b) },
+    )
+    .await?;
+    o.worker.terminate();
+    eventually(
+        Duration::from_secs(30),
+        "/readyz says shutting down",
         || async {
-            activity_heartbeating(&server, "short-1")
-                .await
-                .ok()
-                .filter(|b| *b)
+            match http_get(&o.health, "/readyz").await {
+                Ok((503, body)) if body.contains("shutting down") => Some(()),
+                _ => None,
+            }
         },
     )
     .await?;
-    worker.terminate();
-    let status = worker.exit_status(Duration::from_secs(60)).await?;
+    assert!(
+        o.worker.is_running(),
+        "the worker exited before its work ended"
+    );
+    mlx_e2e::release(o.worker.artifacts.path(), &id, "release", "drained");
+    let status = o.worker.exit_status(Duration::from_secs(60)).await?;
     assert_eq!(status.code(), Some(0), "{status:?}");
-    let history = history_of(&server, "short-1").await?;
+    let history = history_of(server, &id).await?;
     let completed = events(&history, "ActivityTaskCompleted");
     assert_eq!(completed.len(), 1, "{history:#?}");
     assert!(
-        history_text(&history).contains("\"beats\":40"),
+        history_text(&history).contains("\"content\":\"drained\""),
         "the activity's result is not in history"
     );
     Ok(())
@@ -392,7 +439,7 @@ async fn the_worker_reconnects_when_the_server_comes_back() -> anyhow::Result<()
     let server = DevServer::start_on(port, Some(&db)).await?;
     let mut worker = WorkerProcess::start(worker_binary(), &server, plugins.path(), &[])?;
     let echo = |n: u32| json!({"plugin": "testkit", "operation": "echo", "input": {"n": n}});
-    let (before, _) = run_step_on(&server, &worker.task_queue, "before", echo(1)).await?;
+    let (before, _) = run_step_on(&server, &worker.task_queue, &unique("before"), echo(1)).await?;
     assert_eq!(before.map_err(anyhow::Error::msg)?["input"]["n"], 1);
 
     drop(server);
@@ -400,7 +447,7 @@ async fn the_worker_reconnects_when_the_server_comes_back() -> anyhow::Result<()
     let server = DevServer::start_on(port, Some(&db)).await?;
     let (after, _) = tokio::time::timeout(
         Duration::from_secs(120),
-        run_step_on(&server, &worker.task_queue, "after", echo(2)),
+        run_step_on(&server, &worker.task_queue, &unique("after"), echo(2)),
     )
     .await??;
     assert_eq!(after.map_err(anyhow::Error::msg)?["input"]["n"], 2);
@@ -413,18 +460,21 @@ async fn dev_starts_a_server_and_the_worker_and_stops_both() -> anyhow::Result<(
     let plugins = PluginsDir::with(&["testkit"]);
     let artifacts = tempfile::tempdir()?;
     let port = mlx_e2e::free_port();
-    let mut dev = std::process::Command::new(worker_binary())
+    let queue = unique("dev-q");
+    let mut command = std::process::Command::new(worker_binary());
+    command
         .args(["dev", "--plugins-dir"])
         .arg(plugins.path())
         .arg("--temporal-cli")
         .arg(mlx_e2e::temporal_cli())
         .args(["--port", &port.to_string()])
         .args(["--ui-port", &mlx_e2e::free_port().to_string()])
-        .args(["--task-queue", "dev-q"])
+        .args(["--task-queue", &queue])
         .arg("--artifacts-dir")
         .arg(artifacts.path())
-        .current_dir(artifacts.path())
-        .spawn()?;
+        .current_dir(artifacts.path());
+    // SIGTERM if the test process dies first: `dev` then stops its own server too.
+    let mut dev = mlx_e2e::spawn_tied(command, libc::SIGTERM)?;
     let server = DevServer::external(&format!("127.0.0.1:{port}"));
     eventually(
         Duration::from_secs(60),
@@ -435,7 +485,7 @@ async fn dev_starts_a_server_and_the_worker_and_stops_both() -> anyhow::Result<(
     let echo = json!({"plugin": "testkit", "operation": "echo", "input": {"dev": true}});
     let (result, _) = tokio::time::timeout(
         Duration::from_secs(120),
-        run_step_on(&server, "dev-q", "dev-1", echo),
+        run_step_on(&server, &queue, &unique("dev"), echo),
     )
     .await??;
     assert_eq!(result.map_err(anyhow::Error::msg)?["input"]["dev"], true);
@@ -507,20 +557,21 @@ async fn otlp_collector() -> (u16, Arc<Mutex<Vec<String>>>) {
 async fn each_invocation_is_a_span_exported_over_otlp() -> anyhow::Result<()> {
     let (port, bodies) = otlp_collector().await;
     let plugins = PluginsDir::with(&["testkit"]);
-    let server = DevServer::start().await?;
+    let server = shared_server().await?;
     let endpoint = format!("http://127.0.0.1:{port}");
     let mut worker = WorkerProcess::start_with(
         worker_binary(),
-        &server,
+        server,
         plugins.path(),
         &[],
         &["--otlp-endpoint", &endpoint],
     )?;
     let echo = json!({"plugin": "testkit", "operation": "echo", "input": {}});
-    let (ok, _) = run_step_on(&server, &worker.task_queue, "traced-ok", echo).await?;
+    let (ok_id, panic_id) = (unique("traced-ok"), unique("traced-panic"));
+    let (ok, _) = run_step_on(server, &worker.task_queue, &ok_id, echo).await?;
     ok.map_err(anyhow::Error::msg)?;
     let panic = json!({"plugin": "testkit", "operation": "panic", "input": {"message": "x"}});
-    let (failed, _) = run_step_on(&server, &worker.task_queue, "traced-panic", panic).await?;
+    let (failed, _) = run_step_on(server, &worker.task_queue, &panic_id, panic).await?;
     assert!(failed.is_err());
     // Stopping flushes what the batch exporter still holds.
     worker.terminate();
@@ -563,12 +614,12 @@ async fn each_invocation_is_a_span_exported_over_otlp() -> anyhow::Result<()> {
             .find(|s| attr(s, "workflow_id").as_deref() == Some(id))
             .unwrap_or_else(|| panic!("no span for {id} in {exported}"))
     };
-    let ok_span = by_workflow("traced-ok");
+    let ok_span = by_workflow(&ok_id);
     assert_eq!(attr(ok_span, "plugin").as_deref(), Some("testkit"));
     assert_eq!(attr(ok_span, "operation").as_deref(), Some("echo"));
     assert_eq!(attr(ok_span, "outcome").as_deref(), Some("ok"));
     assert!(attr(ok_span, "digest").is_some_and(|d| d.starts_with("sha256:")));
-    let failed_span = by_workflow("traced-panic");
+    let failed_span = by_workflow(&panic_id);
     assert_eq!(attr(failed_span, "outcome").as_deref(), Some("failed"));
     assert_eq!(
         attr(failed_span, "failure_type").as_deref(),
@@ -580,9 +631,10 @@ async fn each_invocation_is_a_span_exported_over_otlp() -> anyhow::Result<()> {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_connection_can_come_from_a_temporal_toml_profile() -> anyhow::Result<()> {
     let plugins = PluginsDir::with(&["testkit"]);
-    let server = DevServer::start().await?;
+    let server = shared_server().await?;
     let dir = tempfile::tempdir()?;
     let profile = dir.path().join("temporal.toml");
+    let queue = unique("profile-q");
     std::fs::write(
         &profile,
         format!(
@@ -591,20 +643,21 @@ async fn the_connection_can_come_from_a_temporal_toml_profile() -> anyhow::Resul
         ),
     )?;
     // No --address: the address comes from the profile the official SDKs read.
-    let mut child = mlx_worker()
+    let mut command = mlx_worker();
+    command
         .args(["run", "--plugins-dir"])
         .arg(plugins.path())
-        .args(["--task-queue", "profile-q", "--profile", "staging"])
+        .args(["--task-queue", &queue, "--profile", "staging"])
         .arg("--cache-dir")
-        .arg(dir.path().join("cache"))
+        .arg(mlx_e2e::compile_cache())
         .arg("--artifacts-dir")
         .arg(dir.path().join("artifacts"))
-        .env("TEMPORAL_CONFIG_FILE", &profile)
-        .spawn()?;
+        .env("TEMPORAL_CONFIG_FILE", &profile);
+    let mut child = mlx_e2e::spawn_tied(command, libc::SIGKILL)?;
     let echo = json!({"plugin": "testkit", "operation": "echo", "input": {"via": "profile"}});
     let outcome = tokio::time::timeout(
         Duration::from_secs(120),
-        run_step_on(&server, "profile-q", "profile-1", echo),
+        run_step_on(server, &queue, &unique("profile"), echo),
     )
     .await;
     let _ = child.kill();
@@ -645,20 +698,21 @@ fn a_missing_plugins_directory_is_refused_with_exit_status_2() {
 /// does, with no plugin at all (an empty directory would otherwise fail it UnknownPlugin).
 #[tokio::test(flavor = "multi_thread")]
 async fn native_echo_answers_like_the_testkit_echo_without_plugins() -> anyhow::Result<()> {
-    let server = DevServer::start().await?;
+    let server = shared_server().await?;
     let empty = PluginsDir::with(&[]);
     let worker = WorkerProcess::start(
         worker_binary(),
-        &server,
+        server,
         empty.path(),
         &[("MLX_NATIVE_ECHO", "true")],
     )?;
     let step = json!({"plugin": "testkit", "operation": "echo", "input": {"n": 1}});
-    let (result, _) = run_step_on(&server, &worker.task_queue, "native", step).await?;
+    let id = unique("native");
+    let (result, _) = run_step_on(server, &worker.task_queue, &id, step).await?;
     assert_eq!(
         result.map_err(anyhow::Error::msg)?,
         json!({
-            "input": {"n": 1}, "workflow_id": "native", "activity_id": "1", "attempt": 1,
+            "input": {"n": 1}, "workflow_id": id, "activity_id": "1", "attempt": 1,
             "last_heartbeat_details": null,
         })
     );

@@ -10,7 +10,7 @@ use std::{
 };
 
 use mlx_e2e::{PluginsDir, invoke_once};
-use mlx_runtime::{HostSettings, PluginHost, failure::InvocationError, plugin::LoadedPlugin};
+use mlx_runtime::{PluginHost, failure::InvocationError, plugin::LoadedPlugin};
 use serde_json::{Value, json};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
@@ -118,7 +118,7 @@ async fn sink_server() -> (u16, Arc<AtomicUsize>, Arc<AtomicUsize>) {
 }
 
 async fn probe(manifest: &str) -> (Arc<PluginHost>, LoadedPlugin, PluginsDir) {
-    let rt = PluginHost::new(HostSettings::default()).unwrap();
+    let rt = PluginHost::new(mlx_e2e::host_settings()).unwrap();
     let plugins = PluginsDir::with(&["http_probe"]);
     plugins.write_manifest("http_probe", manifest);
     let plugin = rt
@@ -241,7 +241,7 @@ async fn response_bodies_are_capped() {
 
 #[tokio::test]
 async fn without_an_http_grant_the_component_is_refused_at_load() {
-    let rt = PluginHost::new(HostSettings::default()).unwrap();
+    let rt = PluginHost::new(mlx_e2e::host_settings()).unwrap();
     let plugins = PluginsDir::with(&["http_probe"]);
     let err = rt
         .load(&plugins.path().join("http_probe.wasm"))
@@ -283,7 +283,7 @@ async fn https_works_with_a_ca_the_manifest_adds_and_only_with_it() {
     let url = format!("https://127.0.0.1:{port}/data");
     let allow = format!("[http]\nallow = [\"https://127.0.0.1:{port}\"]\n");
 
-    let rt = PluginHost::new(HostSettings::default()).unwrap();
+    let rt = PluginHost::new(mlx_e2e::host_settings()).unwrap();
     let dir = PluginsDir::with(&["http_probe"]);
     // Relative to the manifest's directory.
     std::fs::write(dir.path().join("internal-ca.pem"), &ca_pem).unwrap();

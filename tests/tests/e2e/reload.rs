@@ -9,7 +9,7 @@ use std::{
 
 use mlx_e2e::{PluginsDir, components, eventually, invoke_once};
 use mlx_runtime::{
-    HostSettings, PluginHost,
+    PluginHost,
     contract::InvocationContext,
     failure::InvocationError,
     plugin::{registry::PluginRegistry, reload},
@@ -58,7 +58,7 @@ async fn watched(dir: &Path) -> Watched {
     // `cargo test -- --nocapture` shows what the watcher did.
     let _ =
         mlx_worker::daemon::telemetry::init(mlx_worker::daemon::telemetry::LogFormat::Human, None);
-    let runtime = PluginHost::new(HostSettings::default()).unwrap();
+    let runtime = PluginHost::new(mlx_e2e::host_settings()).unwrap();
     let watcher = reload::PluginWatcher::start(dir).unwrap();
     let registry = Arc::new(PluginRegistry::load_dir(&runtime, dir).await.unwrap());
     let stop = CancellationToken::new();
@@ -91,20 +91,32 @@ async fn call(w: &Watched, plugin: &str, operation: &str, input: Value) -> Value
         .output
 }
 
+impl Watched {
+    async fn stop(self) {
+        self.stop.cancel();
+        self.task.await.unwrap();
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
-async fn drop_in_replace_in_flight_and_remove() {
+async fn a_plugin_dropped_in_is_registered() {
+    let plugins = PluginsDir::with(&["testkit"]);
+    let dir: PathBuf = plugins.path().to_path_buf();
+    let w = watched(&dir).await;
+    let csv = std::fs::read(components().join("csv.wasm")).unwrap();
+    drop_in(&dir, "csv.wasm", &csv);
+    digest_becomes(&w.registry, "csv", Some(&digest_of(&csv))).await;
+    w.stop().await;
+}
+
+/// Replace while a call is in flight: it keeps running on v1 (until told to stop, so the test
+/// does not depend on how long the reload takes), new calls get v2.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_replaced_plugin_serves_new_calls_while_the_call_in_flight_keeps_its_version() {
     let plugins = PluginsDir::with(&["testkit"]);
     let dir: PathBuf = plugins.path().to_path_buf();
     let w = watched(&dir).await;
     let v1 = w.registry.get("testkit").unwrap();
-
-    // Drop-in.
-    let csv = std::fs::read(components().join("csv.wasm")).unwrap();
-    drop_in(&dir, "csv.wasm", &csv);
-    digest_becomes(&w.registry, "csv", Some(&digest_of(&csv))).await;
-
-    // Replace while a call is in flight: it keeps running on v1 (until told to stop, so the
-    // test does not depend on how long the reload takes), new calls get v2.
     let stop_long_call = CancellationToken::new();
     let in_flight = {
         let runtime = w.runtime.clone();
@@ -150,24 +162,28 @@ async fn drop_in_replace_in_flight_and_remove() {
         v1.digest,
         digest_of(&std::fs::read(components().join("testkit.wasm")).unwrap())
     );
-
-    // Remove.
-    std::fs::remove_file(dir.join("csv.wasm")).unwrap();
-    digest_becomes(&w.registry, "csv", None).await;
-    assert_eq!(w.registry.names(), ["testkit"]);
-
-    w.stop.cancel();
-    w.task.await.unwrap();
+    w.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn corrupt_and_half_copied_files_are_refused_and_the_good_version_serves() {
+async fn a_removed_plugin_is_unregistered() {
+    let plugins = PluginsDir::with(&["testkit", "csv"]);
+    let dir: PathBuf = plugins.path().to_path_buf();
+    let w = watched(&dir).await;
+    assert!(w.registry.get("csv").is_some());
+    std::fs::remove_file(dir.join("csv.wasm")).unwrap();
+    digest_becomes(&w.registry, "csv", None).await;
+    assert_eq!(w.registry.names(), ["testkit"]);
+    w.stop().await;
+}
+
+/// A corrupt replacement: refused, counted, the loaded version keeps serving.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_corrupt_replacement_is_refused_and_the_good_version_serves() {
     let plugins = PluginsDir::with(&["testkit"]);
     let dir: PathBuf = plugins.path().to_path_buf();
     let w = watched(&dir).await;
     let good = w.registry.get("testkit").unwrap().digest.clone();
-
-    // A corrupt replacement: refused, counted, the loaded version keeps serving.
     std::fs::write(dir.join("testkit.wasm"), b"\0asm garbage").unwrap();
     eventually(WAIT, "the corrupt file is refused", || async {
         (w.registry.refused_count() == 1).then_some(())
@@ -176,21 +192,26 @@ async fn corrupt_and_half_copied_files_are_refused_and_the_good_version_serves()
     .unwrap();
     assert_eq!(w.registry.get("testkit").unwrap().digest, good);
     assert_eq!(call(&w, "testkit", "echo", json!(2)).await["input"], 2);
+    w.stop().await;
+}
 
-    // A copy that stops half-way is never registered; once complete, it is.
+/// A copy that stops half-way is never registered; once complete, it is.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_half_copied_file_is_refused_until_complete() {
+    let plugins = PluginsDir::with(&["testkit"]);
+    let dir: PathBuf = plugins.path().to_path_buf();
+    let w = watched(&dir).await;
     let csv = std::fs::read(components().join("csv.wasm")).unwrap();
     std::fs::write(dir.join("csv.wasm"), &csv[..csv.len() / 2]).unwrap();
     eventually(WAIT, "the partial copy is refused", || async {
-        (w.registry.refused_count() == 2).then_some(())
+        (w.registry.refused_count() == 1).then_some(())
     })
     .await
     .unwrap();
     assert!(w.registry.get("csv").is_none());
     std::fs::write(dir.join("csv.wasm"), &csv).unwrap();
     digest_becomes(&w.registry, "csv", Some(&digest_of(&csv))).await;
-
-    w.stop.cancel();
-    w.task.await.unwrap();
+    w.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -214,7 +235,5 @@ async fn a_manifest_change_reloads_the_grants() {
         call(&w, "testkit", "grants", grants).await["config"]["region"],
         "eu-west-1"
     );
-
-    w.stop.cancel();
-    w.task.await.unwrap();
+    w.stop().await;
 }

@@ -3,7 +3,7 @@
 
 use std::{path::Path, sync::Arc, time::Duration};
 
-use mlx_e2e::{PluginsDir, components};
+use mlx_e2e::{PluginsDir, components, host_settings};
 use mlx_runtime::{
     HostSettings, PluginHost,
     contract::InvocationContext,
@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 fn runtime(artifacts: Option<&Path>) -> Arc<PluginHost> {
     PluginHost::new(HostSettings {
         artifacts_dir: artifacts.map(Path::to_path_buf),
-        ..Default::default()
+        ..host_settings()
     })
     .unwrap()
 }
@@ -198,22 +198,31 @@ async fn log_and_stdio_lines_do_not_disturb_the_output() {
     assert_eq!(out["lines"], 3);
 }
 
+fn extract_input() -> Value {
+    json!({"source": "/data/breast_cancer.csv", "target": "target", "seed": 7})
+}
+
+/// No manifest: no /data.
 #[tokio::test]
-async fn data_plugin_reads_only_what_it_is_granted() {
+async fn a_data_plugin_without_a_grant_sees_no_data() {
     let artifacts = tempfile::tempdir().unwrap();
     let rt = runtime(Some(artifacts.path()));
     let plugins = PluginsDir::with(&["csv"]);
-    let input = json!({"source": "/data/breast_cancer.csv", "target": "target", "seed": 7});
-
-    // No manifest: no /data.
     let csv = load(&rt, &plugins, "csv").await;
-    let err = invoke(&rt, &csv, "extract_data", input.clone())
+    let err = invoke(&rt, &csv, "extract_data", extract_input())
         .await
         .unwrap_err();
     assert_eq!(err.failure().type_name, "SourceNotFound", "{err}");
     assert!(!err.failure().retryable);
+}
 
-    // Granted read-only: the split lands in this workflow's artifacts directory.
+/// Granted read-only: the split lands in this workflow's artifacts directory.
+#[tokio::test]
+async fn a_data_plugin_reads_its_grant_and_writes_to_the_workflows_artifacts() {
+    let artifacts = tempfile::tempdir().unwrap();
+    let rt = runtime(Some(artifacts.path()));
+    let plugins = PluginsDir::with(&["csv"]);
+    let input = extract_input();
     let data = mlx_e2e::workspace_root().join("data");
     plugins.write_manifest(
         "csv",
@@ -307,40 +316,64 @@ async fn a_core_module_is_refused_with_a_hint() {
     assert!(err.to_string().contains("wasm32-wasip2"), "{err}");
 }
 
-#[tokio::test]
-async fn contract_breaches_are_contained_and_classified() {
+/// Runs a testkit operation that breaks the contract and checks its failure: `failure_type`,
+/// not retryable, and a message with `hint`.
+async fn breach(operation: &str, input: Value, failure_type: &str, hint: &str) {
     let rt = runtime(None);
     let plugins = PluginsDir::with(&["testkit"]);
     let testkit = load(&rt, &plugins, "testkit").await;
-    let cases = [
-        (
-            "raw_heartbeat",
-            json!({"text": "{not json"}),
-            "PluginContractViolation",
-            "not valid JSON",
-        ),
-        (
-            "raw_heartbeat",
-            json!({"kb": 300}),
-            "PluginContractViolation",
-            "exceed",
-        ),
-        (
-            "big_output",
-            json!({"kb": 2048}),
-            "PluginOutputTooLarge",
-            "artifacts",
-        ),
-        ("recurse", json!({}), "PluginStackOverflow", "stack"),
-    ];
-    for (op, input, failure_type, hint) in cases {
-        let err = invoke(&rt, &testkit, op, input).await.unwrap_err();
-        let f = err.failure();
-        assert_eq!(f.type_name, failure_type, "{op}: {err}");
-        assert!(!f.retryable, "{op}");
-        assert!(f.message.contains(hint), "{op}: {}", f.message);
-    }
-    // A well-formed heartbeat through the same import is fine.
+    let err = invoke(&rt, &testkit, operation, input).await.unwrap_err();
+    let f = err.failure();
+    assert_eq!(f.type_name, failure_type, "{err}");
+    assert!(!f.retryable);
+    assert!(f.message.contains(hint), "{}", f.message);
+    assert_eq!(rt.active_invocations(), 0);
+}
+
+#[tokio::test]
+async fn a_heartbeat_that_is_not_json_is_a_contract_violation() {
+    breach(
+        "raw_heartbeat",
+        json!({"text": "{not json"}),
+        "PluginContractViolation",
+        "not valid JSON",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn an_oversized_heartbeat_is_a_contract_violation() {
+    breach(
+        "raw_heartbeat",
+        json!({"kb": 300}),
+        "PluginContractViolation",
+        "exceed",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn an_oversized_output_is_refused_pointing_to_artifacts() {
+    breach(
+        "big_output",
+        json!({"kb": 2048}),
+        "PluginOutputTooLarge",
+        "artifacts",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn unbounded_recursion_is_a_stack_overflow() {
+    breach("recurse", json!({}), "PluginStackOverflow", "stack").await;
+}
+
+/// A well-formed heartbeat through the same import as the breaches is fine.
+#[tokio::test]
+async fn a_well_formed_raw_heartbeat_is_accepted() {
+    let rt = runtime(None);
+    let plugins = PluginsDir::with(&["testkit"]);
+    let testkit = load(&rt, &plugins, "testkit").await;
     let ok = invoke(
         &rt,
         &testkit,
@@ -485,16 +518,20 @@ async fn a_plugin_without_manifest_gets_no_environment() {
     assert_eq!(out["secrets"]["x"], Value::Null);
 }
 
-#[tokio::test]
-async fn scratch_only_when_granted_fresh_for_each_invocation_and_removed_after() {
-    let scratch_root = tempfile::tempdir().unwrap();
-    let rt = PluginHost::new(HostSettings {
-        scratch_root: Some(scratch_root.path().to_path_buf()),
-        ..Default::default()
+fn with_scratch_root(root: &Path) -> Arc<PluginHost> {
+    PluginHost::new(HostSettings {
+        scratch_root: Some(root.to_path_buf()),
+        ..host_settings()
     })
-    .unwrap();
+    .unwrap()
+}
+
+/// Not granted (the default): no /scratch, and nothing made on the host.
+#[tokio::test]
+async fn no_scratch_without_a_grant() {
+    let scratch_root = tempfile::tempdir().unwrap();
+    let rt = with_scratch_root(scratch_root.path());
     let plugins = PluginsDir::with(&["testkit"]);
-    // Not granted (the default): no /scratch, and nothing made on the host.
     let testkit = load(&rt, &plugins, "testkit").await;
     let err = invoke(&rt, &testkit, "scratch", json!({}))
         .await
@@ -502,7 +539,13 @@ async fn scratch_only_when_granted_fresh_for_each_invocation_and_removed_after()
     assert_eq!(err.failure().type_name, "ScratchUnavailable", "{err}");
     let made: Vec<_> = std::fs::read_dir(scratch_root.path()).unwrap().collect();
     assert!(made.is_empty(), "scratch made without a grant: {made:?}");
+}
 
+#[tokio::test]
+async fn granted_scratch_is_fresh_for_each_invocation_and_removed_after() {
+    let scratch_root = tempfile::tempdir().unwrap();
+    let rt = with_scratch_root(scratch_root.path());
+    let plugins = PluginsDir::with(&["testkit"]);
     plugins.write_manifest("testkit", "scratch = true\n");
     let testkit = load(&rt, &plugins, "testkit").await;
     for _ in 0..2 {
@@ -611,7 +654,7 @@ async fn fuel_limit_stops_a_spinning_guest_deterministically() {
             fuel_metering: true,
             ..Default::default()
         },
-        ..Default::default()
+        ..host_settings()
     })
     .unwrap();
     let plugins = PluginsDir::with(&["testkit"]);

@@ -1,11 +1,11 @@
-//! End to end on real parts: a private Temporal dev server, the worker in process, and the
+//! End to end on real parts: the shared Temporal dev server, the worker in process, and the
 //! real guest components. Failures are asserted on workflow history, as an operator sees them.
 
 use std::time::Duration;
 
 use mlx_e2e::{
-    DevServer, PluginsDir, TestWorker, events, eventually, find, history, run_step,
-    single_failed_attempt, workspace_root,
+    DevServer, PluginsDir, TestWorker, events, eventually, find, history, run_step, shared_server,
+    single_failed_attempt, unique, workspace_root,
 };
 use mlx_worker::temporal::{MLTrainingWorkflow, RunPluginWorkflow};
 use serde_json::{Value, json};
@@ -15,13 +15,22 @@ fn testkit() -> PluginsDir {
     PluginsDir::with(&["testkit"])
 }
 
+/// The shared server and a worker serving testkit.
+async fn testkit_worker() -> anyhow::Result<(&'static DevServer, TestWorker, PluginsDir)> {
+    let server = shared_server().await?;
+    let plugins = testkit();
+    let worker = TestWorker::start(server, plugins.path()).await?;
+    Ok((server, worker, plugins))
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn training_workflow_runs_end_to_end() -> anyhow::Result<()> {
-    let server = DevServer::start().await?;
+    let server = shared_server().await?;
     let plugins = PluginsDir::with(&["csv", "trainer"]);
     plugins.grant_data("csv");
-    let worker = TestWorker::start(&server, plugins.path()).await?;
+    let worker = TestWorker::start(server, plugins.path()).await?;
     let client = server.client().await?;
+    let id = unique("train-e2e");
     let input: Value = serde_json::from_str(&std::fs::read_to_string(
         workspace_root().join("scripts/demo-input.json"),
     )?)?;
@@ -29,7 +38,7 @@ async fn training_workflow_runs_end_to_end() -> anyhow::Result<()> {
         .start_workflow(
             MLTrainingWorkflow::run,
             input,
-            WorkflowStartOptions::new(worker.task_queue.clone(), "train-e2e".to_string()).build(),
+            WorkflowStartOptions::new(worker.task_queue.clone(), id.clone()).build(),
         )
         .await?;
     let result = handle
@@ -49,7 +58,7 @@ async fn training_workflow_runs_end_to_end() -> anyhow::Result<()> {
     let on_host = worker
         .artifacts
         .path()
-        .join("train-e2e")
+        .join(&id)
         .join(model_ref.trim_start_matches("/artifacts/"));
     let model: Value = serde_json::from_slice(&std::fs::read(&on_host)?)?;
     assert!(model["weights"].is_array(), "model file has weights");
@@ -65,68 +74,76 @@ async fn training_workflow_runs_end_to_end() -> anyhow::Result<()> {
     worker.stop().await
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn bad_requests_fail_once_and_non_retryable() -> anyhow::Result<()> {
-    let server = DevServer::start().await?;
-    let plugins = testkit();
-    let worker = TestWorker::start(&server, plugins.path()).await?;
-    let cases = [
-        (
-            "unknown-plugin",
-            json!({"plugin": "nope", "operation": "echo"}),
-            "UnknownPlugin",
-            "testkit",
-        ),
-        (
-            "unknown-op",
-            json!({"plugin": "testkit", "operation": "nope"}),
-            "UnknownOperation",
-            "echo",
-        ),
-        (
-            "invalid-input",
-            json!({"plugin": "testkit", "operation": "fail", "input": {"kind": "invalid_input", "type_name": "BadThing", "message": "fix the thing"}}),
-            "BadThing",
-            "fix the thing",
-        ),
-    ];
-    for (id, mut step, failure_type, hint) in cases {
-        // Retries allowed: only non-retryability can keep this to one attempt.
-        step["max_attempts"] = json!(5);
-        step["initial_interval_ms"] = json!(100);
-        let (result, events_) = run_step(&server, &worker, id, step).await?;
-        assert!(result.is_err(), "{id} should fail");
-        let failure = single_failed_attempt(&events_);
-        assert_eq!(
-            find(&failure, "type"),
-            Some(&json!(failure_type)),
-            "{id}: {failure:#}"
-        );
-        assert_eq!(
-            find(&failure, "nonRetryable"),
-            Some(&json!(true)),
-            "{id}: {failure:#}"
-        );
-        let message = failure["message"].as_str().unwrap_or_default();
-        assert!(
-            message.contains(hint),
-            "{id}: message {message:?} should mention {hint:?}"
-        );
-    }
+/// Runs `step` (retries allowed: only non-retryability can keep it to one attempt) and checks
+/// it failed once, non-retryably, with `failure_type` and a message mentioning `hint`.
+async fn fails_once_and_non_retryable(
+    mut step: Value,
+    failure_type: &str,
+    hint: &str,
+) -> anyhow::Result<()> {
+    let (server, worker, _plugins) = testkit_worker().await?;
+    step["max_attempts"] = json!(5);
+    step["initial_interval_ms"] = json!(100);
+    let (result, events_) = run_step(server, &worker, &unique("bad-request"), step).await?;
+    assert!(result.is_err(), "{failure_type}: should fail");
+    let failure = single_failed_attempt(&events_);
+    assert_eq!(
+        find(&failure, "type"),
+        Some(&json!(failure_type)),
+        "{failure:#}"
+    );
+    assert_eq!(
+        find(&failure, "nonRetryable"),
+        Some(&json!(true)),
+        "{failure:#}"
+    );
+    let message = failure["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains(hint),
+        "message {message:?} should mention {hint:?}"
+    );
     worker.stop().await
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn an_unknown_plugin_fails_once_naming_the_loaded_ones() -> anyhow::Result<()> {
+    fails_once_and_non_retryable(
+        json!({"plugin": "nope", "operation": "echo"}),
+        "UnknownPlugin",
+        "testkit",
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unknown_operation_fails_once_naming_the_real_ones() -> anyhow::Result<()> {
+    fails_once_and_non_retryable(
+        json!({"plugin": "testkit", "operation": "nope"}),
+        "UnknownOperation",
+        "echo",
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn invalid_input_fails_once_with_the_plugins_type_and_message() -> anyhow::Result<()> {
+    fails_once_and_non_retryable(
+        json!({"plugin": "testkit", "operation": "fail", "input": {"kind": "invalid_input", "type_name": "BadThing", "message": "fix the thing"}}),
+        "BadThing",
+        "fix the thing",
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn retryable_guest_error_is_retried_and_gets_last_heartbeat() -> anyhow::Result<()> {
-    let server = DevServer::start().await?;
-    let plugins = testkit();
-    let worker = TestWorker::start(&server, plugins.path()).await?;
+    let (server, worker, _plugins) = testkit_worker().await?;
     let step = json!({
         "plugin": "testkit", "operation": "checkpoint",
         "input": {"steps": 3, "fail_attempts": 1},
         "max_attempts": 3, "initial_interval_ms": 100, "heartbeat_timeout_secs": 10,
     });
-    let (result, _) = run_step(&server, &worker, "checkpoint", step).await?;
+    let (result, _) = run_step(server, &worker, &unique("checkpoint"), step).await?;
     let output = result.map_err(anyhow::Error::msg)?;
     assert_eq!(output["attempt"], 2, "{output:#}");
     assert_eq!(output["resumed_from"], json!({"step": 3}), "{output:#}");
@@ -135,17 +152,17 @@ async fn retryable_guest_error_is_retried_and_gets_last_heartbeat() -> anyhow::R
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_step_runs_on_the_task_queue_it_names() -> anyhow::Result<()> {
-    let server = DevServer::start().await?;
+    let server = shared_server().await?;
     // The workflow's own worker has no plugins: only the other pool can run the step.
     let empty = PluginsDir::with(&[]);
-    let home = TestWorker::start(&server, empty.path()).await?;
+    let home = TestWorker::start(server, empty.path()).await?;
     let plugins = testkit();
-    let pool = TestWorker::start(&server, plugins.path()).await?;
+    let pool = TestWorker::start(server, plugins.path()).await?;
     let step = json!({
         "plugin": "testkit", "operation": "echo", "input": {"routed": true},
         "task_queue": pool.task_queue,
     });
-    let (result, events_) = run_step(&server, &home, "routed", step).await?;
+    let (result, events_) = run_step(server, &home, &unique("routed"), step).await?;
     let output = result.map_err(anyhow::Error::msg)?;
     assert_eq!(output["input"]["routed"], true, "{output:#}");
     let scheduled = events(&events_, "ActivityTaskScheduled");
@@ -160,11 +177,9 @@ async fn a_step_runs_on_the_task_queue_it_names() -> anyhow::Result<()> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn never_returning_plugin_is_interrupted_at_start_to_close() -> anyhow::Result<()> {
-    let server = DevServer::start().await?;
-    let plugins = testkit();
-    let worker = TestWorker::start(&server, plugins.path()).await?;
+    let (server, worker, _plugins) = testkit_worker().await?;
     let step = json!({"plugin": "testkit", "operation": "spin", "start_to_close_secs": 3});
-    let (result, events_) = run_step(&server, &worker, "spin", step).await?;
+    let (result, events_) = run_step(server, &worker, &unique("spin"), step).await?;
     assert!(result.is_err());
     let ended = events(&events_, "ActivityTaskTimedOut").len()
         + events(&events_, "ActivityTaskFailed").len();
@@ -178,9 +193,9 @@ async fn never_returning_plugin_is_interrupted_at_start_to_close() -> anyhow::Re
     .await?;
     // And the worker still serves.
     let (echo, _) = run_step(
-        &server,
+        server,
         &worker,
-        "after-spin",
+        &unique("after-spin"),
         json!({"plugin": "testkit", "operation": "echo", "input": {"ok": true}}),
     )
     .await?;
@@ -228,57 +243,57 @@ fn decode_payload(payload: &Value) -> Value {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn heartbeating_plugin_sees_cancellation() -> anyhow::Result<()> {
-    let server = DevServer::start().await?;
-    let plugins = testkit();
-    let worker = TestWorker::start(&server, plugins.path()).await?;
+    let (server, worker, _plugins) = testkit_worker().await?;
     let step = json!({
         "plugin": "testkit", "operation": "wait_for_cancel",
         "start_to_close_secs": 120, "heartbeat_timeout_secs": 2,
     });
-    let details = decode_payload(&cancel_running(&server, &worker, "hb-cancel", step).await?);
+    let details =
+        decode_payload(&cancel_running(server, &worker, &unique("hb-cancel"), step).await?);
     assert_eq!(details["acknowledged_by_plugin"], true, "{details}");
     worker.stop().await
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn cpu_bound_plugin_that_never_heartbeats_is_still_cancelled() -> anyhow::Result<()> {
-    let server = DevServer::start().await?;
-    let plugins = testkit();
-    let worker = TestWorker::start(&server, plugins.path()).await?;
+    let (server, worker, _plugins) = testkit_worker().await?;
     let step = json!({
         "plugin": "testkit", "operation": "spin",
         "start_to_close_secs": 120, "heartbeat_timeout_secs": 2,
     });
-    let details = decode_payload(&cancel_running(&server, &worker, "spin-cancel", step).await?);
+    let details =
+        decode_payload(&cancel_running(server, &worker, &unique("spin-cancel"), step).await?);
     assert_eq!(details["acknowledged_by_plugin"], false, "{details}");
     assert_eq!(worker.runtime.active_invocations(), 0);
     worker.stop().await
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn temporal_cli_calls_plugin_activity_with_plain_json() -> anyhow::Result<()> {
-    let server = DevServer::start().await?;
-    let plugins = testkit();
-    let worker = TestWorker::start(&server, plugins.path()).await?;
-    let request = r#"{"plugin": "testkit", "operation": "echo", "input": {"from": "cli"}}"#;
-
-    // The activity on its own, as a standalone activity: no workflow code of ours involved.
-    let out = server.cli(&[
+/// `temporal activity execute` of `plugin_activity` on the worker's queue with `input`.
+fn execute_activity(server: &DevServer, worker: &TestWorker, input: &str) -> std::process::Output {
+    server.cli(&[
         "activity",
         "execute",
         "--type",
         "plugin_activity",
         "--activity-id",
-        "cli-echo",
+        &unique("cli"),
         "--task-queue",
         &worker.task_queue,
         "--start-to-close-timeout",
         "30s",
         "--input",
-        request,
+        input,
         "-o",
         "json",
-    ]);
+    ])
+}
+
+/// The activity on its own, as a standalone activity: no workflow code of ours involved.
+#[tokio::test(flavor = "multi_thread")]
+async fn temporal_cli_calls_plugin_activity_with_plain_json() -> anyhow::Result<()> {
+    let (server, worker, _plugins) = testkit_worker().await?;
+    let request = r#"{"plugin": "testkit", "operation": "echo", "input": {"from": "cli"}}"#;
+    let out = execute_activity(server, &worker, request);
     assert!(
         out.status.success(),
         "{}",
@@ -289,24 +304,14 @@ async fn temporal_cli_calls_plugin_activity_with_plain_json() -> anyhow::Result<
         printed.contains("\"from\"") && printed.contains("cli"),
         "{printed}"
     );
+    worker.stop().await
+}
 
-    // A malformed request from the same caller fails, saying what to send.
-    let out = server.cli(&[
-        "activity",
-        "execute",
-        "--type",
-        "plugin_activity",
-        "--activity-id",
-        "cli-bad",
-        "--task-queue",
-        &worker.task_queue,
-        "--start-to-close-timeout",
-        "30s",
-        "--input",
-        r#"{"plugin": "testkit"}"#,
-        "-o",
-        "json",
-    ]);
+/// A malformed request from the same caller fails, saying what to send.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_malformed_cli_request_fails_saying_what_to_send() -> anyhow::Result<()> {
+    let (server, worker, _plugins) = testkit_worker().await?;
+    let out = execute_activity(server, &worker, r#"{"plugin": "testkit"}"#);
     assert!(!out.status.success());
     let text = format!(
         "{}{}",
@@ -314,8 +319,13 @@ async fn temporal_cli_calls_plugin_activity_with_plain_json() -> anyhow::Result<
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(text.contains("send one JSON object"), "{text}");
+    worker.stop().await
+}
 
-    // And through a workflow started from the CLI with JSON input.
+/// Through a workflow started from the CLI with JSON input.
+#[tokio::test(flavor = "multi_thread")]
+async fn temporal_cli_runs_a_plugin_workflow_with_plain_json() -> anyhow::Result<()> {
+    let (server, worker, _plugins) = testkit_worker().await?;
     let step = r#"{"plugin": "testkit", "operation": "echo", "input": {"from": "cli-workflow"}}"#;
     let out = server.cli(&[
         "workflow",
@@ -323,7 +333,7 @@ async fn temporal_cli_calls_plugin_activity_with_plain_json() -> anyhow::Result<
         "--type",
         "RunPluginWorkflow",
         "--workflow-id",
-        "cli-wf",
+        &unique("cli-wf"),
         "--task-queue",
         &worker.task_queue,
         "--input",
@@ -340,29 +350,37 @@ async fn temporal_cli_calls_plugin_activity_with_plain_json() -> anyhow::Result<
     worker.stop().await
 }
 
+/// `tests/python/call_plugin.py` (a Python SDK workflow and worker) calling `plugin_activity`
+/// on the worker's queue with `request`.
+async fn python_call(
+    server: &DevServer,
+    worker: &TestWorker,
+    request: Value,
+) -> anyhow::Result<std::process::Output> {
+    let (python, script, address, queue) = (
+        mlx_e2e::python(),
+        workspace_root().join("tests/python/call_plugin.py"),
+        server.address.clone(),
+        worker.task_queue.clone(),
+    );
+    Ok(tokio::task::spawn_blocking(move || {
+        std::process::Command::new(python)
+            .arg(script)
+            .args([address, queue, request.to_string()])
+            .output()
+    })
+    .await??)
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_python_workflow_calls_plugin_activity() -> anyhow::Result<()> {
-    let server = DevServer::start().await?;
-    let plugins = testkit();
-    let worker = TestWorker::start(&server, plugins.path()).await?;
-    let script = workspace_root().join("tests/python/call_plugin.py");
-    let call = |request: Value| {
-        let (python, script, address, queue) = (
-            mlx_e2e::python(),
-            script.clone(),
-            server.address.clone(),
-            worker.task_queue.clone(),
-        );
-        tokio::task::spawn_blocking(move || {
-            std::process::Command::new(python)
-                .arg(script)
-                .args([address, queue, request.to_string()])
-                .output()
-        })
-    };
-
-    let out = call(json!({"plugin": "testkit", "operation": "echo", "input": {"from": "python"}}))
-        .await??;
+    let (server, worker, _plugins) = testkit_worker().await?;
+    let out = python_call(
+        server,
+        &worker,
+        json!({"plugin": "testkit", "operation": "echo", "input": {"from": "python"}}),
+    )
+    .await?;
     assert!(
         out.status.success(),
         "{}",
@@ -370,13 +388,25 @@ async fn a_python_workflow_calls_plugin_activity() -> anyhow::Result<()> {
     );
     let result: Value = serde_json::from_slice(&out.stdout)?;
     assert_eq!(result["input"]["from"], "python");
+    worker.stop().await
+}
 
-    // Its retry policy allows 3 attempts; a non-retryable failure stops at one, and Python
-    // sees our failure type.
-    let out = call(json!({"plugin": "nope", "operation": "echo"})).await??;
+/// Its retry policy allows 3 attempts; a non-retryable failure stops at one, and Python sees
+/// our failure type.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_python_workflow_sees_our_failure_type_and_does_not_retry() -> anyhow::Result<()> {
+    let (server, worker, _plugins) = testkit_worker().await?;
+    let out = python_call(
+        server,
+        &worker,
+        json!({"plugin": "nope", "operation": "echo"}),
+    )
+    .await?;
     assert_eq!(
         String::from_utf8_lossy(&out.stdout).trim(),
-        "FAILED UnknownPlugin True"
+        "FAILED UnknownPlugin True",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
     worker.stop().await
 }

@@ -1,12 +1,16 @@
-//! `PipelineWorkflow` on real parts: a private dev server, the worker in process, the testkit
+//! `PipelineWorkflow` on real parts: the shared dev server, the worker in process, the testkit
 //! component. Ordering, parallelism, retries and failures are asserted on workflow history;
-//! human steering through the real signal/update/query round trips. Every history is replayed
-//! against the current workflow code at the end of its test (determinism), and with
-//! `MLX_RECORD_HISTORIES=1` saved under `tests/histories/` for the replay test.
+//! human steering through the real signal/update/query round trips. Steps that must be running
+//! while the test acts are testkit `wait_for_file` steps ([`held`]): they run until the test
+//! releases them, however slow the machine. Every history is replayed against the current
+//! workflow code at the end of its test (determinism), and with `MLX_RECORD_HISTORIES=1` saved
+//! under `tests/histories/` for the replay test.
 
 use std::time::Duration;
 
-use mlx_e2e::{DevServer, PluginsDir, TestWorker, events, eventually, find, workspace_root};
+use mlx_e2e::{
+    PluginsDir, TestWorker, events, eventually, find, shared_server, unique, workspace_root,
+};
 use mlx_pipeline::{Decision, ParamChange, PipelineStatus, RunState, StepStatus};
 use mlx_worker::temporal::PipelineWorkflow;
 use serde_json::{Value, json};
@@ -19,12 +23,12 @@ use temporalio_sdk::workflow_replayer::{WorkflowReplayer, WorkflowReplayerOption
 
 type Pipeline = WorkflowHandle<Client, PipelineWorkflow>;
 
-async fn setup() -> anyhow::Result<(DevServer, TestWorker, Client, PluginsDir)> {
-    let server = DevServer::start().await?;
+async fn setup() -> anyhow::Result<(TestWorker, Client, PluginsDir)> {
+    let server = shared_server().await?;
     let plugins = PluginsDir::with(&["testkit"]);
-    let worker = TestWorker::start(&server, plugins.path()).await?;
+    let worker = TestWorker::start(server, plugins.path()).await?;
     let client = server.client().await?;
-    Ok((server, worker, client, plugins))
+    Ok((worker, client, plugins))
 }
 
 async fn start(
@@ -139,34 +143,48 @@ fn echo(id: &str, deps: &[&str], input: Value) -> Value {
     json!({"id": id, "plugin": "testkit", "operation": "echo", "depends_on": deps, "input": input})
 }
 
-/// Busy for about three seconds, heartbeating: long enough to see two steps overlap, or to act
-/// while it runs, even on a loaded machine.
-const BEATS: u64 = 30;
+/// Runs, heartbeating, until the test [`release`]s it, then returns what the test wrote as
+/// `content`: a step that is surely running while the test acts, on any machine.
+fn held(id: &str, deps: &[&str]) -> Value {
+    json!({"id": id, "plugin": "testkit", "operation": "wait_for_file",
+           "depends_on": deps, "input": {"path": format!("/artifacts/release-{id}")},
+           "timeouts": {"start_to_close_secs": 300, "heartbeat_secs": 10}})
+}
 
-fn slow(id: &str, deps: &[&str]) -> Value {
-    json!({"id": id, "plugin": "testkit", "operation": "wait_for_cancel",
-           "depends_on": deps, "input": {"max_beats": BEATS, "interval_ms": 100},
-           "timeouts": {"start_to_close_secs": 60, "heartbeat_secs": 10}})
+/// Ends the [`held`] step `step` of pipeline `workflow`: it returns `content`.
+fn release(worker: &TestWorker, workflow: &str, step: &str, content: &str) {
+    mlx_e2e::release(
+        worker.artifacts.path(),
+        workflow,
+        &format!("release-{step}"),
+        content,
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn steps_run_in_dependency_order_in_parallel_and_conditions_skip() -> anyhow::Result<()> {
-    let (_server, worker, client, _plugins) = setup().await?;
+    let (worker, client, _plugins) = setup().await?;
     let spec = json!({
         "name": "diamond",
         "params": {"n": 3, "limit": 10},
         "steps": [
             echo("a", &[], json!({"n": "${params.n}"})),
-            slow("b", &["a"]),
-            slow("c", &["a"]),
+            held("b", &["a"]),
+            held("c", &["a"]),
             echo("d", &["b", "c"], json!({"from_a": "${steps.a.output.input.n}",
-                                          "beats": "${steps.b.output.beats}"})),
+                                          "from_b": "${steps.b.output.content}"})),
             {"id": "big", "plugin": "testkit", "operation": "echo", "depends_on": ["a"],
              "when": "steps.a.output.input.n > params.limit"},
             echo("after_big", &["big"], json!({}))
         ]
     });
-    let handle = start(&client, &worker, "pipeline-diamond", spec).await?;
+    let id = unique("pipeline-diamond");
+    let handle = start(&client, &worker, &id, spec).await?;
+    // b and c overlap: both run before either is released.
+    wait_for_step(&handle, "b", StepStatus::Running).await?;
+    wait_for_step(&handle, "c", StepStatus::Running).await?;
+    release(&worker, &id, "b", "b done");
+    release(&worker, &id, "c", "c done");
     let result = handle
         .get_result(WorkflowGetResultOptions::default())
         .await?;
@@ -174,7 +192,7 @@ async fn steps_run_in_dependency_order_in_parallel_and_conditions_skip() -> anyh
     let steps = &result["steps"];
     assert_eq!(
         steps["d"]["output"]["input"],
-        json!({"from_a": 3, "beats": BEATS})
+        json!({"from_a": 3, "from_b": "b done"})
     );
     assert_eq!(steps["big"]["status"], "skipped", "{result:#}");
     assert_eq!(steps["after_big"]["status"], "skipped", "{result:#}");
@@ -209,7 +227,8 @@ async fn steps_run_in_dependency_order_in_parallel_and_conditions_skip() -> anyh
             WorkflowQueryOptions::default(),
         )
         .await?;
-    assert_eq!(output, json!({"beats": BEATS}));
+    assert_eq!(output["content"], "b done", "{output:#}");
+    assert_eq!(output["path"], "/artifacts/release-b", "{output:#}");
     assert!(
         step(&status, "big")
             .note
@@ -222,46 +241,18 @@ async fn steps_run_in_dependency_order_in_parallel_and_conditions_skip() -> anyh
     worker.stop().await
 }
 
+/// Fails twice, then succeeds: attempts 1 s and 2 s apart, retried by the server.
 #[tokio::test(flavor = "multi_thread")]
-async fn retries_back_off_and_failures_continue_or_compensate() -> anyhow::Result<()> {
-    let (_server, worker, client, _plugins) = setup().await?;
-    // Fails twice, then succeeds: attempts 1 s and 2 s apart.
-    let retry = json!({
+async fn a_failing_step_is_retried_with_backoff() -> anyhow::Result<()> {
+    let (worker, client, _plugins) = setup().await?;
+    let spec = json!({
         "name": "retry",
         "steps": [{"id": "flaky", "plugin": "testkit", "operation": "checkpoint",
                    "input": {"steps": 1, "fail_attempts": 2},
                    "retry": {"initial_interval_secs": 1, "backoff_coefficient": 2,
                              "max_attempts": 5}}]
     });
-    let fail = |id: &str, on_failure: Value| {
-        json!({"id": id, "plugin": "testkit", "operation": "fail",
-               "input": {"kind": "permanent", "type_name": "Broken", "message": "it broke"},
-               "on_failure": on_failure})
-    };
-    let continuing = json!({
-        "name": "continue",
-        "steps": [
-            fail("optional", json!("continue")),
-            echo("plain", &["optional"], json!({})),
-            {"id": "report", "plugin": "testkit", "operation": "echo",
-             "depends_on": ["optional"], "when": "steps.optional.status == 'failed'",
-             "input": {"saw": "${steps.optional.status}"}}
-        ]
-    });
-    let compensating = json!({
-        "name": "compensate",
-        "steps": [
-            // Still running when `publish` fails: the compensation waits for it.
-            slow("made", &[]),
-            fail("publish", json!({"compensate": "undo"})),
-            echo("never", &["publish"], json!({}))
-        ],
-        "compensations": [echo("undo", &[], json!({"after_beats": "${steps.made.output.beats}"}))]
-    });
-    let retry = start(&client, &worker, "pipeline-retry", retry).await?;
-    let continuing = start(&client, &worker, "pipeline-continue", continuing).await?;
-    let compensating = start(&client, &worker, "pipeline-compensate", compensating).await?;
-
+    let retry = start(&client, &worker, &unique("pipeline-retry"), spec).await?;
     let result = retry
         .get_result(WorkflowGetResultOptions::default())
         .await?;
@@ -298,7 +289,30 @@ async fn retries_back_off_and_failures_continue_or_compensate() -> anyhow::Resul
     let flaky = status(&retry).await?;
     assert_eq!(step(&flaky, "flaky").attempt, Some(3));
     replay("retry", &json).await?;
+    worker.stop().await
+}
 
+/// A failing step that permanently fails with `message` and `on_failure`.
+fn fail(id: &str, on_failure: Value) -> Value {
+    json!({"id": id, "plugin": "testkit", "operation": "fail",
+           "input": {"kind": "permanent", "type_name": "Broken", "message": "it broke"},
+           "on_failure": on_failure})
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failure_marked_continue_lets_the_run_go_on() -> anyhow::Result<()> {
+    let (worker, client, _plugins) = setup().await?;
+    let spec = json!({
+        "name": "continue",
+        "steps": [
+            fail("optional", json!("continue")),
+            echo("plain", &["optional"], json!({})),
+            {"id": "report", "plugin": "testkit", "operation": "echo",
+             "depends_on": ["optional"], "when": "steps.optional.status == 'failed'",
+             "input": {"saw": "${steps.optional.status}"}}
+        ]
+    });
+    let continuing = start(&client, &worker, &unique("pipeline-continue"), spec).await?;
     let result = continuing
         .get_result(WorkflowGetResultOptions::default())
         .await?;
@@ -316,6 +330,31 @@ async fn retries_back_off_and_failures_continue_or_compensate() -> anyhow::Resul
         "failed"
     );
     replay("continue", &history_json(&continuing).await?).await?;
+    worker.stop().await
+}
+
+/// `made` is still running when `publish` fails (the test holds it until then): the
+/// compensation waits for it, and sees its final output.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failure_compensates_after_the_running_steps_finish() -> anyhow::Result<()> {
+    let (worker, client, _plugins) = setup().await?;
+    let spec = json!({
+        "name": "compensate",
+        "steps": [
+            held("made", &[]),
+            fail("publish", json!({"compensate": "undo"})),
+            echo("never", &["publish"], json!({}))
+        ],
+        "compensations": [echo("undo", &[], json!({"after": "${steps.made.output.content}"}))]
+    });
+    let id = unique("pipeline-compensate");
+    let compensating = start(&client, &worker, &id, spec).await?;
+    wait_for_step(&compensating, "publish", StepStatus::Failed).await?;
+    let failing = status(&compensating).await?;
+    assert_eq!(failing.state, RunState::Failing);
+    assert_eq!(step(&failing, "made").status, StepStatus::Running);
+    assert_eq!(step(&failing, "undo").status, StepStatus::Pending);
+    release(&worker, &id, "made", "made's final output");
 
     let err = compensating
         .get_result(WorkflowGetResultOptions::default())
@@ -335,7 +374,7 @@ async fn retries_back_off_and_failures_continue_or_compensate() -> anyhow::Resul
         )
         .await?;
     assert_eq!(
-        undo["input"]["after_beats"], BEATS,
+        undo["input"]["after"], "made's final output",
         "undo saw made's final output"
     );
     let json = history_json(&compensating).await?;
@@ -387,11 +426,10 @@ async fn update_error<T: std::fmt::Debug>(
     format!("{:?}", result.expect_err("the update is refused"))
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_person_pauses_resumes_approves_rejects_cancels_and_changes_params() -> anyhow::Result<()>
-{
-    let (_server, worker, client, _plugins) = setup().await?;
-    let spec = json!({
+/// Trains (an echo), then waits for a person's approval when the accuracy clears the
+/// threshold, then registers with the label param.
+fn gated() -> Value {
+    json!({
         "name": "gated",
         "params": {"threshold": 0.9, "label": "v1"},
         "steps": [
@@ -400,48 +438,31 @@ async fn a_person_pauses_resumes_approves_rejects_cancels_and_changes_params() -
              "when": "steps.train.output.input.accuracy >= params.threshold"},
             echo("register", &["approve"], json!({"label": "${params.label}"}))
         ]
-    });
-    let gated = start(&client, &worker, "pipeline-gated", spec.clone()).await?;
-    wait_for_step(&gated, "approve", StepStatus::WaitingApproval).await?;
-    let updates = WorkflowExecuteUpdateOptions::default;
+    })
+}
 
-    // Refused: unknown param, wrong type, a param already read; and approving a wrong step.
-    let change = |name: &str, value: Value| ParamChange {
+fn change(name: &str, value: Value) -> ParamChange {
+    ParamChange {
         name: name.into(),
         value,
+    }
+}
+
+/// Refused: unknown param, wrong type, a param already read; and approving a wrong step.
+#[tokio::test(flavor = "multi_thread")]
+async fn updates_that_do_not_apply_are_refused() -> anyhow::Result<()> {
+    let (worker, client, _plugins) = setup().await?;
+    let gated = start(&client, &worker, &unique("pipeline-refused"), gated()).await?;
+    wait_for_step(&gated, "approve", StepStatus::WaitingApproval).await?;
+    let updates = WorkflowExecuteUpdateOptions::default;
+    let set = |name: &str, value: Value| {
+        gated.execute_update(PipelineWorkflow::set_param, change(name, value), updates())
     };
-    let err = update_error(
-        gated
-            .execute_update(
-                PipelineWorkflow::set_param,
-                change("nope", json!(1)),
-                updates(),
-            )
-            .await,
-    )
-    .await;
+    let err = update_error(set("nope", json!(1)).await).await;
     assert!(err.contains("no param `nope`"), "{err}");
-    let err = update_error(
-        gated
-            .execute_update(
-                PipelineWorkflow::set_param,
-                change("label", json!(2)),
-                updates(),
-            )
-            .await,
-    )
-    .await;
+    let err = update_error(set("label", json!(2)).await).await;
     assert!(err.contains("is a string"), "{err}");
-    let err = update_error(
-        gated
-            .execute_update(
-                PipelineWorkflow::set_param,
-                change("threshold", json!(0.5)),
-                updates(),
-            )
-            .await,
-    )
-    .await;
+    let err = update_error(set("threshold", json!(0.5)).await).await;
     assert!(err.contains("already started: approve"), "{err}");
     let err = update_error(
         gated
@@ -450,8 +471,20 @@ async fn a_person_pauses_resumes_approves_rejects_cancels_and_changes_params() -
     )
     .await;
     assert!(err.contains("not waiting for approval"), "{err}");
+    // Still waiting, with the params as they were.
+    let status = status(&gated).await?;
+    assert_eq!(step(&status, "approve").status, StepStatus::WaitingApproval);
+    assert_eq!(status.params["label"], "v1");
+    worker.stop().await
+}
 
-    // Accepted: a param no started step read; then approve.
+/// Accepted: a param no started step read; then the approval, and the run completes with it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_person_changes_a_param_and_approves() -> anyhow::Result<()> {
+    let (worker, client, _plugins) = setup().await?;
+    let gated = start(&client, &worker, &unique("pipeline-gated"), gated()).await?;
+    wait_for_step(&gated, "approve", StepStatus::WaitingApproval).await?;
+    let updates = WorkflowExecuteUpdateOptions::default;
     let old = gated
         .execute_update(
             PipelineWorkflow::set_param,
@@ -473,12 +506,21 @@ async fn a_person_pauses_resumes_approves_rejects_cancels_and_changes_params() -
     );
     assert_eq!(result["steps"]["approve"]["output"]["by"], "ana");
     replay("approved", &history_json(&gated).await?).await?;
+    worker.stop().await
+}
 
-    // Rejection fails the approval step, and with it the pipeline.
-    let rejected = start(&client, &worker, "pipeline-rejected", spec).await?;
+/// Rejection fails the approval step, and with it the pipeline.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rejection_fails_the_pipeline() -> anyhow::Result<()> {
+    let (worker, client, _plugins) = setup().await?;
+    let rejected = start(&client, &worker, &unique("pipeline-rejected"), gated()).await?;
     wait_for_step(&rejected, "approve", StepStatus::WaitingApproval).await?;
     rejected
-        .execute_update(PipelineWorkflow::reject, decision("approve"), updates())
+        .execute_update(
+            PipelineWorkflow::reject,
+            decision("approve"),
+            WorkflowExecuteUpdateOptions::default(),
+        )
         .await?;
     let err = rejected
         .get_result(WorkflowGetResultOptions::default())
@@ -493,13 +535,20 @@ async fn a_person_pauses_resumes_approves_rejects_cancels_and_changes_params() -
         StepStatus::Pending
     );
     replay("rejected", &history_json(&rejected).await?).await?;
+    worker.stop().await
+}
 
-    // Pause: the running step finishes, the next does not start until resume.
+/// Pause: the running step finishes, the next does not start until resume.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_paused_run_finishes_its_running_step_and_starts_no_other_until_resumed()
+-> anyhow::Result<()> {
+    let (worker, client, _plugins) = setup().await?;
+    let id = unique("pipeline-paused");
     let paused = start(
         &client,
         &worker,
-        "pipeline-paused",
-        json!({"name": "paused", "steps": [slow("first", &[]), echo("second", &["first"], json!({}))]}),
+        &id,
+        json!({"name": "paused", "steps": [held("first", &[]), echo("second", &["first"], json!({}))]}),
     )
     .await?;
     wait_for_step(&paused, "first", StepStatus::Running).await?;
@@ -510,6 +559,11 @@ async fn a_person_pauses_resumes_approves_rejects_cancels_and_changes_params() -
             WorkflowSignalOptions::default(),
         )
         .await?;
+    eventually(Duration::from_secs(60), "the run paused", || async {
+        (status(&paused).await.ok()?.state == RunState::Paused).then_some(())
+    })
+    .await?;
+    release(&worker, &id, "first", "first done");
     wait_for_step(&paused, "first", StepStatus::Succeeded).await?;
     let held = status(&paused).await?;
     assert_eq!(held.state, RunState::Paused);
@@ -530,18 +584,24 @@ async fn a_person_pauses_resumes_approves_rejects_cancels_and_changes_params() -
     let signalled = events(&events_, "WorkflowExecutionSignaled");
     assert_eq!(signalled.len(), 2);
     replay("paused", &json).await?;
+    worker.stop().await
+}
 
-    // Cancel one running step: its plugin stops, on_failure = continue lets the rest run.
-    let mut long = slow("long", &[]);
-    long["input"] = json!({"max_beats": 100000, "interval_ms": 50});
+/// Cancel one running step: its plugin stops, on_failure = continue lets the rest run.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_person_cancels_one_running_step() -> anyhow::Result<()> {
+    let (worker, client, _plugins) = setup().await?;
+    // Never released: only the cancellation ends it.
+    let mut long = held("long", &[]);
     long["on_failure"] = json!("continue");
     let cancelled = start(
         &client,
         &worker,
-        "pipeline-cancel-step",
+        &unique("pipeline-cancel-step"),
         json!({"name": "cancel", "steps": [long, echo("next", &["long"], json!({}))]}),
     )
     .await?;
+    let updates = WorkflowExecuteUpdateOptions::default;
     let err = update_error(
         cancelled
             .execute_update(PipelineWorkflow::cancel_step, decision("next"), updates())
@@ -568,15 +628,20 @@ async fn a_person_pauses_resumes_approves_rejects_cancels_and_changes_params() -
         1
     );
     replay("cancel-step", &json).await?;
+    worker.stop().await
+}
 
-    // Cancelling the whole pipeline stops its running step and ends its waiting approval.
-    let mut running = slow("running", &[]);
-    running["input"] = json!({"max_beats": 100000, "interval_ms": 50});
+/// Cancelling the whole pipeline stops its running step and ends its waiting approval.
+#[tokio::test(flavor = "multi_thread")]
+async fn cancelling_the_pipeline_stops_its_running_step_and_waiting_approval() -> anyhow::Result<()>
+{
+    let (worker, client, _plugins) = setup().await?;
+    // Never released: only the cancellation ends it.
     let whole = start(
         &client,
         &worker,
-        "pipeline-cancelled",
-        json!({"name": "whole", "steps": [running, {"id": "gate", "type": "approval"}]}),
+        &unique("pipeline-cancelled"),
+        json!({"name": "whole", "steps": [held("running", &[]), {"id": "gate", "type": "approval"}]}),
     )
     .await?;
     wait_for_step(&whole, "running", StepStatus::Running).await?;
@@ -607,9 +672,9 @@ async fn a_person_pauses_resumes_approves_rejects_cancels_and_changes_params() -
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn the_temporal_cli_starts_a_pipeline_with_json_and_bad_specs_fail_once() -> anyhow::Result<()>
-{
-    let (server, worker, client, _plugins) = setup().await?;
+async fn the_temporal_cli_starts_a_pipeline_with_json() -> anyhow::Result<()> {
+    let (worker, _client, _plugins) = setup().await?;
+    let server = shared_server().await?;
     let spec = json!({
         "name": "from-cli",
         "params": {"who": "cli"},
@@ -623,7 +688,7 @@ async fn the_temporal_cli_starts_a_pipeline_with_json_and_bad_specs_fail_once() 
         "--task-queue",
         &worker.task_queue,
         "--workflow-id",
-        "pipeline-cli",
+        &unique("pipeline-cli"),
         "--input",
         &spec.to_string(),
         "--output",
@@ -636,11 +701,21 @@ async fn the_temporal_cli_starts_a_pipeline_with_json_and_bad_specs_fail_once() 
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(stdout.contains("hello cli"), "{stdout}");
+    worker.stop().await
+}
 
-    let mut bad = spec.clone();
+/// An invalid spec fails the run in its first workflow task, once, naming every problem, and
+/// schedules nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bad_spec_fails_once_naming_every_problem() -> anyhow::Result<()> {
+    let (worker, client, _plugins) = setup().await?;
+    let mut bad = json!({
+        "name": "bad",
+        "steps": [echo("hello", &[], json!({}))]
+    });
     bad["steps"][0]["depends_on"] = json!(["missing"]);
     bad["steps"][0]["retry"] = json!({"backoff_coefficient": 0.5});
-    let handle = start(&client, &worker, "pipeline-bad", bad).await?;
+    let handle = start(&client, &worker, &unique("pipeline-bad"), bad).await?;
     let err = format!(
         "{:?}",
         handle
@@ -667,25 +742,31 @@ async fn the_temporal_cli_starts_a_pipeline_with_json_and_bad_specs_fail_once() 
     worker.stop().await
 }
 
-/// The example in the repo (pipelines/training.yaml) on the real csv and trainer plugins and
-/// the bundled breast-cancer data: the model is registered only when it is good enough and a
-/// person approved it.
-#[tokio::test(flavor = "multi_thread")]
-async fn the_example_training_pipeline_registers_only_good_approved_models() -> anyhow::Result<()> {
-    let server = DevServer::start().await?;
+/// A worker serving the real csv and trainer plugins, csv granted the bundled data.
+async fn training_worker() -> anyhow::Result<(TestWorker, Client, PluginsDir)> {
+    let server = shared_server().await?;
     let plugins = PluginsDir::with(&["csv", "trainer"]);
     plugins.grant_data("csv");
-    let worker = TestWorker::start(&server, plugins.path()).await?;
+    let worker = TestWorker::start(server, plugins.path()).await?;
     let client = server.client().await?;
-    let spec = mlx_pipeline::load::load(&workspace_root().join("pipelines/training.yaml"))?;
-    let with_threshold = |min: f64| {
-        let mut spec = spec.clone();
-        spec.params.insert("min_accuracy".into(), json!(min));
-        serde_json::to_value(spec).unwrap()
-    };
+    Ok((worker, client, plugins))
+}
 
-    let good = start(&client, &worker, "training-good", with_threshold(0.9)).await?;
-    let picky = start(&client, &worker, "training-picky", with_threshold(0.999)).await?;
+/// The example in the repo (pipelines/training.yaml) with `min_accuracy` set.
+fn training(min_accuracy: f64) -> anyhow::Result<Value> {
+    let mut spec = mlx_pipeline::load::load(&workspace_root().join("pipelines/training.yaml"))?;
+    spec.params
+        .insert("min_accuracy".into(), json!(min_accuracy));
+    Ok(serde_json::to_value(spec)?)
+}
+
+/// The example in the repo (pipelines/training.yaml) on the real csv and trainer plugins and
+/// the bundled breast-cancer data: a good enough model is registered once a person approved it.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_example_training_pipeline_registers_a_good_approved_model() -> anyhow::Result<()> {
+    let (worker, client, _plugins) = training_worker().await?;
+    let id = unique("training-good");
+    let good = start(&client, &worker, &id, training(0.9)?).await?;
     wait_for_step(&good, "approve", StepStatus::WaitingApproval).await?;
     good.execute_update(
         PipelineWorkflow::approve,
@@ -714,13 +795,27 @@ async fn the_example_training_pipeline_registers_only_good_approved_models() -> 
         worker
             .artifacts
             .path()
-            .join("training-good")
+            .join(&id)
             .join(guest.as_str().unwrap().trim_start_matches("/artifacts/"))
     };
     let registered = std::fs::read(on_host(&steps["register"]["output"]["model_path"]))?;
     let trained = std::fs::read(on_host(&steps["train"]["output"]["model"]["path"]))?;
     assert_eq!(registered, trained);
+    worker.stop().await
+}
 
+/// A model below the bar is neither put to a person nor registered.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_example_training_pipeline_skips_approval_and_registry_for_a_weak_model()
+-> anyhow::Result<()> {
+    let (worker, client, _plugins) = training_worker().await?;
+    let picky = start(
+        &client,
+        &worker,
+        &unique("training-picky"),
+        training(0.999)?,
+    )
+    .await?;
     let result = picky
         .get_result(WorkflowGetResultOptions::default())
         .await?;

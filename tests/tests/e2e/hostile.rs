@@ -1,0 +1,168 @@
+//! The hostile-plugin suite: each attack (one test each) runs as a real activity next to a
+//! healthy one. For each, the attack fails with its documented failure type, the worker stays
+//! up, and the healthy activity running at the same time completes within its own deadline.
+
+use mlx_e2e::{
+    PluginsDir, TestWorker, find, run_step, shared_server, single_failed_attempt, unique,
+    workspace_root,
+};
+use serde_json::{Value, json};
+
+/// Host limits for the hostile plugin, small so that bombs and loops end quickly.
+const HOSTILE_MANIFEST: &str = r#"
+[[filesystem]]
+host = "data"
+guest = "/data"
+access = "read-only"
+
+[limits]
+memory_mb = 64
+timeout_secs = 3
+"#;
+
+/// The HTTP probe may reach one literal loopback origin (nothing listens there), and two
+/// names that the system resolver turns into loopback and the metadata address (numeric forms
+/// inet_aton accepts). Every request below is refused before a connection is attempted.
+const HTTP_MANIFEST: &str =
+    "[http]\nallow = [\"http://127.0.0.1:9\", \"http://2130706433:9\", \"http://2852039166\"]\n";
+
+struct Attack {
+    plugin: &'static str,
+    operation: &'static str,
+    input: Value,
+    failure_type: &'static str,
+}
+
+/// Runs `attack` and a healthy neighbour at the same time on one worker serving the hostile,
+/// testkit and http_probe components, each with its test manifest.
+async fn contained(attack: Attack) -> anyhow::Result<()> {
+    let plugins = PluginsDir::with(&["hostile", "testkit", "http_probe"]);
+    // The hostile plugin's data: a copy of a real file to attack, and a symlink that points
+    // out of the grant.
+    let data = plugins.path().join("data");
+    std::fs::create_dir(&data)?;
+    let victim = data.join("victim.csv");
+    std::fs::copy(workspace_root().join("data/iris.csv"), &victim)?;
+    let victim_len = std::fs::metadata(&victim)?.len();
+    std::os::unix::fs::symlink("/etc", data.join("escape"))?;
+    plugins.write_manifest("hostile", HOSTILE_MANIFEST);
+    plugins.write_manifest("testkit", "[limits]\ntimeout_secs = 3\n");
+    plugins.write_manifest("http_probe", HTTP_MANIFEST);
+
+    let server = shared_server().await?;
+    let worker = TestWorker::start(server, plugins.path()).await?;
+    let step = json!({
+        "plugin": attack.plugin, "operation": attack.operation, "input": attack.input,
+        "start_to_close_secs": 30,
+    });
+    // ~1 s of real work with heartbeats, due well within its 20 s deadline.
+    let healthy = json!({
+        "plugin": "testkit", "operation": "wait_for_cancel",
+        "input": {"max_beats": 10, "interval_ms": 100},
+        "start_to_close_secs": 20, "heartbeat_timeout_secs": 5,
+    });
+    let attack_id = unique(&format!("attack-{}", attack.operation));
+    let healthy_id = unique("healthy");
+    let (attacked, healthy) = tokio::join!(
+        run_step(server, &worker, &attack_id, step),
+        run_step(server, &worker, &healthy_id, healthy),
+    );
+    let (result, events_) = attacked?;
+    assert!(result.is_err(), "the attack succeeded: {result:?}");
+    let failure = single_failed_attempt(&events_);
+    assert_eq!(
+        find(&failure, "type"),
+        Some(&json!(attack.failure_type)),
+        "{failure:#}"
+    );
+    let (healthy, _) = healthy?;
+    let healthy = healthy.map_err(|e| anyhow::anyhow!("the neighbour failed: {e}"))?;
+    assert_eq!(healthy["beats"], 10);
+    assert_eq!(
+        std::fs::metadata(&victim)?.len(),
+        victim_len,
+        "read-only file was changed"
+    );
+    assert_eq!(
+        worker.runtime.active_invocations(),
+        0,
+        "no instance outlived its activity"
+    );
+    worker.stop().await
+}
+
+/// One test per attack: `name: plugin operation input => failure type;`.
+macro_rules! attacks {
+    ($($(#[doc = $doc:literal])* $name:ident: $plugin:literal $operation:literal $input:expr
+       => $failure:literal;)*) => {
+        $(
+            $(#[doc = $doc])*
+            #[tokio::test(flavor = "multi_thread")]
+            async fn $name() -> anyhow::Result<()> {
+                contained(Attack {
+                    plugin: $plugin,
+                    operation: $operation,
+                    input: $input,
+                    failure_type: $failure,
+                })
+                .await
+            }
+        )*
+    };
+}
+
+/// An HTTP GET of `url` with `headers` by the probe.
+fn get(url: &str, headers: Value) -> Value {
+    json!({"url": url, "headers": headers})
+}
+
+attacks! {
+    // Outbound HTTP: the probe may reach only http://127.0.0.1:9 (see HTTP_MANIFEST).
+    /// Another port of the allowed host.
+    http_to_another_port: "http-probe" "get" get("http://127.0.0.1:8/", json!([]))
+        => "CapabilityDenied";
+    /// A name for loopback that is not the literal grant.
+    http_to_localhost: "http-probe" "get" get("http://localhost:9/", json!([]))
+        => "CapabilityDenied";
+    http_to_the_metadata_service: "http-probe" "get"
+        get("http://169.254.169.254/latest/meta-data/", json!([])) => "CapabilityDenied";
+    http_to_a_private_range: "http-probe" "get" get("http://10.0.0.1/", json!([]))
+        => "CapabilityDenied";
+    /// An allowed name that resolves to loopback.
+    http_to_an_allowed_name_resolving_to_loopback: "http-probe" "get"
+        get("http://2130706433:9/", json!([])) => "CapabilityDenied";
+    /// An allowed name that resolves to the metadata service.
+    http_to_an_allowed_name_resolving_to_the_metadata_service: "http-probe" "get"
+        get("http://2852039166/latest/meta-data/", json!([])) => "CapabilityDenied";
+    http_with_a_forged_host_header: "http-probe" "get"
+        get("http://127.0.0.1:9/", json!([["host", "169.254.169.254"]])) => "HeaderRefused";
+    dotdot_escape: "hostile" "dotdot_escape" json!({}) => "CapabilityDenied";
+    absolute_escape: "hostile" "absolute_escape" json!({}) => "CapabilityDenied";
+    symlink_escape: "hostile" "symlink_escape" json!({"dir": "/data", "link": "escape"})
+        => "CapabilityDenied";
+    create_symlink_escape: "hostile" "create_symlink_escape" json!({"dir": "/artifacts"})
+        => "CapabilityDenied";
+    trailing_slash_escape: "hostile" "trailing_slash_escape" json!({}) => "CapabilityDenied";
+    hardlink_escape: "hostile" "hardlink_escape" json!({}) => "CapabilityDenied";
+    truncate_readonly: "hostile" "truncate_readonly" json!({"path": "/data/victim.csv"})
+        => "CapabilityDenied";
+    write_readonly: "hostile" "write_readonly" json!({}) => "CapabilityDenied";
+    read_env: "hostile" "read_env" json!({}) => "CapabilityDenied";
+    memory_bomb: "hostile" "memory_bomb" json!({}) => "PluginMemoryLimitExceeded";
+    // Counts far beyond what any machine gets through before the 3 s deadline: the host
+    // calls are cheap once rate-limited, so a smaller flood could finish and "succeed".
+    heartbeat_spam: "hostile" "heartbeat_spam" json!({"count": 10_000_000_000u64})
+        => "PluginDeadlineExceeded";
+    log_flood: "hostile" "log_flood" json!({"lines": 10_000_000_000u64, "line_bytes": 1000})
+        => "PluginDeadlineExceeded";
+    huge_output: "hostile" "huge_output" json!({"mb": 4}) => "PluginOutputTooLarge";
+    abort: "hostile" "abort" json!({}) => "PluginTrapped";
+    exit: "hostile" "exit" json!({"code": 0}) => "PluginContractViolation";
+    busy_with_host_calls: "hostile" "busy_with_host_calls" json!({})
+        => "PluginDeadlineExceeded";
+    spin: "testkit" "spin" json!({}) => "PluginDeadlineExceeded";
+    recurse: "testkit" "recurse" json!({}) => "PluginStackOverflow";
+    panic: "testkit" "panic" json!({"message": "hostile"}) => "PluginTrapped";
+    non_json_heartbeat: "testkit" "raw_heartbeat" json!({"text": "not json"})
+        => "PluginContractViolation";
+}

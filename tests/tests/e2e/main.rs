@@ -1,0 +1,29 @@
+//! Every end-to-end test in one binary: linked once (wasmtime, Cranelift, the Temporal SDK), one
+//! Temporal dev server per run shared by all tests (`mlx_e2e::shared_server`; each test on task
+//! queues and workflow ids of its own), and one compile cache per run, so each component is
+//! compiled once. Tests that stop or restart a server start a private one.
+//!
+//! One module per area; run one with e.g. `cargo test -p mlx-e2e --test e2e pipeline::`.
+
+/// The compile cache: warm restarts, corrupt, foreign and stale entries.
+mod cache;
+/// `mlx-worker plugin ...`: the plugin author's inner loop, no server.
+mod cli;
+/// The daemon (`mlx-worker run` and `dev`) as a child process against a real server.
+mod daemon;
+/// Hostile plugins as real activities next to a healthy neighbour.
+mod hostile;
+/// Outbound HTTP through `wasi:http` against loopback servers.
+mod http;
+/// `PipelineWorkflow` on a real server: ordering, retries, failures, human steering.
+mod pipeline;
+/// `mlx-worker pipeline ...` and `schedule ...` as an operator types them.
+mod pipeline_cli;
+/// Hot reload of plugin files and manifests.
+mod reload;
+/// Recorded pipeline histories replay against the current workflow code.
+mod replay;
+/// The sandbox without Temporal: every way an invocation ends, classified.
+mod sandbox;
+/// `RunPluginWorkflow` and `plugin_activity` end to end, from Rust, the CLI and Python.
+mod temporal;
