@@ -1,4 +1,4 @@
-//! Compute (issue 5, item 3): the trainer's `train_model` on the digits dataset as the Wasm
+//! Compute: the trainer's `train_model` on the digits dataset as the Wasm
 //! component in the worker's runtime vs a native build of the same source
 //! (`plugins/trainer/examples/train_native.rs`), on the same split and parameters.
 //!

@@ -1,4 +1,4 @@
-//! End-to-end benchmark (issue 5, item 2): the testkit plugin's trivial `echo`, run three ways
+//! End-to-end benchmark: the testkit plugin's trivial `echo`, run three ways
 //! against one real Temporal dev server in one run:
 //! (a) `wasm`: a plugin through `plugin_activity`, a fresh sandbox per activity;
 //! (b) `native`: a native Rust activity in the same worker binary (`run --native-echo`);

@@ -1,4 +1,4 @@
-//! The price of a fresh sandbox per invocation (issue 5, micro benchmarks):
+//! The price of a fresh sandbox per invocation:
 //! instantiate only vs instantiate + call + drop, pooling vs on-demand allocation, one vs
 //! several concurrent invocations, and input/output sizes from 1 KiB to 1 MiB.
 //!

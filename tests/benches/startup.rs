@@ -1,4 +1,4 @@
-//! Startup and memory (issue 5, item 4), on the release worker (`mlx-worker run` as a child
+//! Startup and memory, on the release worker (`mlx-worker run` as a child
 //! process, MLX_WORKER_BIN overrides target/release/mlx-worker) against a real dev server:
 //!
 //! - time from spawn to `/readyz` answering 200 with 20 plugins, with an empty compile cache

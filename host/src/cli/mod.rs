@@ -1,4 +1,4 @@
-//! The operator's client commands against a Temporal server (issue 6): `pipeline` starts,
+//! The operator's client commands against a Temporal server: `pipeline` starts,
 //! watches and steers `PipelineWorkflow` runs; `schedule` manages Temporal Schedules that start
 //! them. The worker's own code is not involved: these are clients, like the `temporal` CLI.
 //!

@@ -55,6 +55,7 @@ pub enum Stopped {
 }
 
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum DaemonError {
     #[error("{0}")]
     Setup(String),
