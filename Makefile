@@ -72,7 +72,7 @@ test: tools plugins lint
 # Rust and Python workers (needs the release worker); optimised builds; see BENCHMARKS.md.
 bench: tools plugins
 	cargo bench -p mlx-e2e --bench sandbox
-	cargo build --release -p mlx-worker
+	cargo build --release -p mlx-worker --features native-echo
 	cargo bench -p mlx-e2e --bench e2e
 	# The trainer as Wasm vs native (the bench builds its native example itself), then
 	# startup with 20 plugins and RSS per in-flight invocation (release worker).
@@ -90,6 +90,8 @@ layers:
 lint: layers
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
+	# The shipped worker, without the benchmark-only features the end-to-end crate turns on.
+	cargo clippy -p mlx-worker --all-targets -- -D warnings
 	cd plugins && cargo fmt --all -- --check && cargo clippy --release -- -D warnings
 
 fmt:

@@ -15,7 +15,8 @@ pub fn release_worker() -> anyhow::Result<PathBuf> {
         .unwrap_or_else(|| workspace_root().join("target/release/mlx-worker"));
     ensure!(
         path.exists(),
-        "{} is missing: run `cargo build --release -p mlx-worker` or set MLX_WORKER_BIN",
+        "{} is missing: run `cargo build --release -p mlx-worker --features native-echo` or set \
+         MLX_WORKER_BIN",
         path.display()
     );
     Ok(path)

@@ -21,6 +21,8 @@ pub struct RunArgs {
     pub keys: ConfigFile,
     /// For the end-to-end benchmark only: serve `plugin_activity` with a native Rust copy of
     /// the testkit plugin's `echo` instead of the plugins, to measure what the sandbox costs.
+    /// Built only with the `native-echo` cargo feature.
+    #[cfg(feature = "native-echo")]
     #[arg(long, env = "MLX_NATIVE_ECHO", help_heading = "Benchmarks")]
     pub native_echo: bool,
 }
@@ -35,8 +37,12 @@ impl RunArgs {
         };
         let mut flags = self.keys.clone();
         flags.telemetry.log_format = log_format;
-        let mut settings = file.overridden_by(flags).resolve()?;
-        settings.native_echo = self.native_echo;
+        let settings = file.overridden_by(flags).resolve()?;
+        #[cfg(feature = "native-echo")]
+        let settings = Settings {
+            native_echo: self.native_echo,
+            ..settings
+        };
         Ok(settings)
     }
 }

@@ -202,7 +202,10 @@ pub async fn run(
     );
     worker_settings.graceful_shutdown = Some(grace);
     worker_settings.metrics = metrics;
-    worker_settings.native_echo = settings.native_echo;
+    #[cfg(feature = "native-echo")]
+    {
+        worker_settings.native_echo = settings.native_echo;
+    }
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
     worker::run(client, &worker_settings, runtime, registry, drain).await?;
     Ok(match cancelled.load(Ordering::SeqCst) {

@@ -14,10 +14,7 @@ use temporalio_sdk::{
 };
 use url::Url;
 
-use super::{
-    MLTrainingWorkflow, PipelineWorkflow, PluginActivities, RunPluginWorkflow,
-    native_echo::NativeEchoActivity,
-};
+use super::{MLTrainingWorkflow, PipelineWorkflow, PluginActivities, RunPluginWorkflow};
 use mlx_runtime::{PluginHost, plugin::registry::PluginRegistry};
 
 /// Where and how to connect: the `[temporal]` table of the configuration. Unset fields follow
@@ -41,7 +38,8 @@ pub struct WorkerSettings {
     pub graceful_shutdown: Option<Duration>,
     /// Where the SDK core records its worker metrics (the Prometheus exporter), if anywhere.
     pub metrics: Option<Arc<dyn CoreMeter>>,
-    /// Benchmarks only: serve `plugin_activity` with [`NativeEchoActivity`] instead of plugins.
+    /// Benchmarks only: serve `plugin_activity` with the native echo instead of plugins.
+    #[cfg(feature = "native-echo")]
     pub native_echo: bool,
 }
 
@@ -52,6 +50,7 @@ impl WorkerSettings {
             max_concurrent_activities,
             graceful_shutdown: None,
             metrics: None,
+            #[cfg(feature = "native-echo")]
             native_echo: false,
         }
     }
@@ -179,15 +178,18 @@ pub async fn run(
         .map_err(|e| WorkerError::Worker(e.to_string()))?
         .register_workflow::<PipelineWorkflow>()
         .map_err(|e| WorkerError::Worker(e.to_string()))?;
+    #[cfg(feature = "native-echo")]
     let options = if settings.native_echo {
         tracing::warn!(
             "--native-echo: plugin_activity is the benchmark's native echo, not plugins"
         );
-        options.register_activities(NativeEchoActivity)
+        options.register_activities(super::native_echo::NativeEchoActivity)
     } else {
         options.register_activities(PluginActivities::new(runtime, registry))
-    }
-    .build();
+    };
+    #[cfg(not(feature = "native-echo"))]
+    let options = options.register_activities(PluginActivities::new(runtime, registry));
+    let options = options.build();
     let mut worker = Worker::new(&sdk_runtime, client, options)
         .map_err(|e| WorkerError::Worker(e.to_string()))?;
     let stop = worker.shutdown_handle();
