@@ -26,10 +26,13 @@ pub enum SpecFileError {
     #[error("{}: {message}", path.display())]
     Parse {
         path: PathBuf,
-        /// The parser's message; it says where too, when it knows.
+        /// The parser's message, rendered on one line; it says where too, when it knows.
         message: String,
         line: Option<u64>,
         column: Option<u64>,
+        /// The parser's own error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
     #[error("--param {name}: no such param (params: {})", declared.join(", "))]
     UnknownParam { name: String, declared: Vec<String> },
@@ -80,12 +83,16 @@ pub fn load(path: &Path) -> Result<PipelineSpec, SpecFileError> {
 
 /// Parses spec text; `path` only names it in errors.
 pub fn parse(text: &str, format: Format, path: &Path) -> Result<PipelineSpec, SpecFileError> {
-    let fail = |message: String, at: Option<(u64, u64)>| SpecFileError::Parse {
-        path: path.to_path_buf(),
-        message,
-        line: at.map(|a| a.0),
-        column: at.map(|a| a.1),
-    };
+    let fail =
+        |message: String,
+         at: Option<(u64, u64)>,
+         source: Box<dyn std::error::Error + Send + Sync>| SpecFileError::Parse {
+            path: path.to_path_buf(),
+            message,
+            line: at.map(|a| a.0),
+            column: at.map(|a| a.1),
+            source,
+        };
     match format {
         Format::Yaml => {
             // Strict booleans: `no`, `on` or `y` in a param or an input stay strings, as they
@@ -97,7 +104,7 @@ pub fn parse(text: &str, format: Format, path: &Path) -> Result<PipelineSpec, Sp
                     snippets: serde_saphyr::SnippetMode::Off,
                 };
                 let at = e.location().map(|l| (l.line(), l.column()));
-                fail(e.render_with_options(plain), at)
+                fail(e.render_with_options(plain), at, e.into())
             })
         }
         Format::Toml => toml::from_str(text).map_err(|e| {
@@ -108,11 +115,11 @@ pub fn parse(text: &str, format: Format, path: &Path) -> Result<PipelineSpec, Sp
                 }
                 None => e.message().trim_end().to_string(),
             };
-            fail(message, at)
+            fail(message, at, e.into())
         }),
         Format::Json => serde_json::from_str(text).map_err(|e| {
             let at = (e.line() > 0).then(|| (e.line() as u64, e.column() as u64));
-            fail(e.to_string(), at)
+            fail(e.to_string(), at, e.into())
         }),
     }
 }
@@ -405,5 +412,16 @@ operation = "extract_data"
             "{err}"
         );
         assert_eq!(spec.params["threshold"], json!(0.5), "left as it was");
+    }
+
+    #[test]
+    fn a_parse_error_keeps_the_parsers_error_as_its_source() {
+        let err = parse("{\"name\": ", Format::Json, Path::new("p.json")).unwrap_err();
+        let source = std::error::Error::source(&err).expect("a source");
+        assert!(
+            source.downcast_ref::<serde_json::Error>().is_some(),
+            "{source:?}"
+        );
+        assert!(err.to_string().starts_with("p.json: "), "{err}");
     }
 }

@@ -13,6 +13,29 @@ use std::{
 
 use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
+/// Any error a public boundary keeps as its cause.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// A wasmtime error as a [`std::error::Error`], so that typed errors can keep it as their
+/// source: wasmtime's own error type does not implement the trait. Displays the whole chain
+/// (`{:#}`): the message is often all that reaches an operator.
+#[derive(Debug)]
+pub struct EngineError(pub wasmtime::Error);
+
+impl std::fmt::Display for EngineError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:#}", self.0)
+    }
+}
+
+impl std::error::Error for EngineError {}
+
+impl From<wasmtime::Error> for EngineError {
+    fn from(e: wasmtime::Error) -> Self {
+        Self(e)
+    }
+}
+
 /// How often running guests yield. 10 ms keeps interruption prompt while costing the guest
 /// almost nothing (an epoch check is a load and a compare).
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);

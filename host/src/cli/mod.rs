@@ -25,6 +25,7 @@ use clap::Args;
 use temporalio_client::{Client, errors::WorkflowQueryError, tonic::Code};
 
 use mlx_pipeline::{SpecError, load::SpecFileError};
+use mlx_runtime::engine::BoxError;
 
 use crate::{
     config::{ConfigError, TemporalConfig},
@@ -108,8 +109,12 @@ pub enum CliError {
     Config(#[from] ConfigError),
     #[error("{0} not found")]
     NotFound(String),
-    #[error("{what}: {message}")]
-    Temporal { what: String, message: String },
+    #[error("{what}: {source}")]
+    Temporal {
+        what: String,
+        #[source]
+        source: BoxError,
+    },
     #[error("{0}")]
     Local(String),
 }
@@ -123,7 +128,7 @@ impl CliError {
             | CliError::Usage(_)
             | CliError::Refused { .. }
             | CliError::Config(_)
-            | CliError::Connect(WorkerError::Config(_)) => 2,
+            | CliError::Connect(WorkerError::Config { .. }) => 2,
             _ => 1,
         }
     }
@@ -140,10 +145,10 @@ impl CliError {
     }
 
     /// A failed call to the server, saying what was being done.
-    pub(crate) fn temporal(what: impl Into<String>, e: impl std::fmt::Display) -> Self {
+    pub(crate) fn temporal(what: impl Into<String>, e: impl Into<BoxError>) -> Self {
         CliError::Temporal {
             what: what.into(),
-            message: e.to_string(),
+            source: e.into(),
         }
     }
 }

@@ -209,10 +209,25 @@ layered! {
     }
 }
 
+/// Why a configuration file could not be used.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FileError {
+    #[error("cannot read: {0}")]
+    Read(#[source] std::io::Error),
+    #[error("{0}")]
+    Parse(#[source] toml::de::Error),
+}
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ConfigError {
-    #[error("config file {}: {message}", path.display())]
-    File { path: PathBuf, message: String },
+    #[error("config file {}: {source}", path.display())]
+    File {
+        path: PathBuf,
+        #[source]
+        source: FileError,
+    },
     #[error("configuration: {0}")]
     Invalid(String),
 }
@@ -234,12 +249,12 @@ impl TemporalConfig {
 
 impl ConfigFile {
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let fail = |message: String| ConfigError::File {
+        let fail = |source: FileError| ConfigError::File {
             path: path.to_path_buf(),
-            message,
+            source,
         };
-        let text = std::fs::read_to_string(path).map_err(|e| fail(format!("cannot read: {e}")))?;
-        let mut file: Self = toml::from_str(&text).map_err(|e| fail(e.to_string()))?;
+        let text = std::fs::read_to_string(path).map_err(|e| fail(FileError::Read(e)))?;
+        let mut file: Self = toml::from_str(&text).map_err(|e| fail(FileError::Parse(e)))?;
         // An operator reading the file expects its paths to be relative to it, not to wherever
         // the service manager started the worker.
         file.relative_to(path.parent().unwrap_or(Path::new(".")));

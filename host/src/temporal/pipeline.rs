@@ -33,9 +33,8 @@ use mlx_pipeline::{
     Decision, ParamChange, PipelineSpec, PipelineState, PipelineStatus, StartStep, StepResult,
     StepSpec,
 };
-use mlx_runtime::contract::PluginRequest;
+use mlx_runtime::{contract::PluginRequest, engine::BoxError};
 
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
 type Handler = Result<(), BoxError>;
 
 /// A cancel-step request waiting for the run loop, which owns the activities.

@@ -15,7 +15,7 @@ use temporalio_sdk::{
 use url::Url;
 
 use super::{MLTrainingWorkflow, PipelineWorkflow, PluginActivities, RunPluginWorkflow};
-use mlx_runtime::{PluginHost, plugin::registry::PluginRegistry};
+use mlx_runtime::{PluginHost, engine::BoxError, plugin::registry::PluginRegistry};
 
 /// Where and how to connect: the `[temporal]` table of the configuration. Unset fields follow
 /// Temporal's own conventions: the `temporal.toml` profile the official SDKs read (with the
@@ -59,12 +59,42 @@ impl WorkerSettings {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum WorkerError {
-    #[error("temporal connection settings: {0}")]
-    Config(String),
-    #[error("cannot connect to Temporal at {address}: {message}")]
-    Connect { address: String, message: String },
-    #[error("temporal worker: {0}")]
-    Worker(String),
+    #[error("temporal connection settings: {what}: {source}")]
+    Config {
+        what: String,
+        #[source]
+        source: BoxError,
+    },
+    #[error("cannot connect to Temporal at {address}: {source}")]
+    Connect {
+        address: String,
+        #[source]
+        source: BoxError,
+    },
+    /// The SDK refused to build or run the worker; `what` says which step.
+    #[error("temporal worker: {what}: {source}")]
+    Worker {
+        what: &'static str,
+        #[source]
+        source: BoxError,
+    },
+}
+
+impl WorkerError {
+    fn config(what: impl Into<String>, source: impl Into<BoxError>) -> Self {
+        WorkerError::Config {
+            what: what.into(),
+            source: source.into(),
+        }
+    }
+
+    /// For `map_err`: the SDK step that failed.
+    fn worker<E: Into<BoxError>>(what: &'static str) -> impl FnOnce(E) -> Self {
+        move |e| WorkerError::Worker {
+            what,
+            source: e.into(),
+        }
+    }
 }
 
 /// Builds a connected client.
@@ -72,8 +102,9 @@ pub async fn connect(settings: &ConnectionSettings) -> Result<Client, WorkerErro
     let profile = LoadClientConfigProfileOptions::builder()
         .maybe_config_file_profile(settings.profile.clone())
         .build();
-    let (mut conn, mut client_opts) =
-        ClientOptions::load_from_config(profile).map_err(|e| WorkerError::Config(e.to_string()))?;
+    let (mut conn, mut client_opts) = ClientOptions::load_from_config(profile)
+        // The SDK's error holds a non-Send cause, so only its message can travel.
+        .map_err(|e| WorkerError::config("the temporal.toml profile", e.to_string()))?;
     if let Some(key) = &settings.api_key {
         conn.api_key = Some(key.clone());
     }
@@ -92,11 +123,11 @@ pub async fn connect(settings: &ConnectionSettings) -> Result<Client, WorkerErro
         .await
         .map_err(|e| WorkerError::Connect {
             address: address.clone(),
-            message: e.to_string(),
+            source: e.into(),
         })?;
     Client::new(connection, client_opts).map_err(|e| WorkerError::Connect {
         address,
-        message: e.to_string(),
+        source: e.into(),
     })
 }
 
@@ -108,7 +139,7 @@ fn tls_options(
 ) -> Result<TlsOptions, WorkerError> {
     let read = |path: &PathBuf| {
         std::fs::read(path)
-            .map_err(|e| WorkerError::Config(format!("cannot read {}: {e}", path.display())))
+            .map_err(|e| WorkerError::config(format!("cannot read {}", path.display()), e))
     };
     let mut tls = base.unwrap_or_else(|| TlsOptions::builder().build());
     if let Some(ca) = &settings.tls_server_ca {
@@ -138,9 +169,7 @@ fn parse_address(address: &str, tls: bool) -> Result<Url, WorkerError> {
         format!("http://{address}")
     };
     Url::parse(&with_scheme).map_err(|e| {
-        WorkerError::Config(format!(
-            "address {address:?} is not host:port or a URL: {e}"
-        ))
+        WorkerError::config(format!("address {address:?} is not host:port or a URL"), e)
     })
 }
 
@@ -159,9 +188,9 @@ pub async fn run(
     let runtime_options = RuntimeOptions::builder()
         .telemetry_options(telemetry)
         .build()
-        .map_err(WorkerError::Worker)?;
+        .map_err(WorkerError::worker("runtime options"))?;
     let sdk_runtime = temporalio_sdk::Runtime::from_current_tokio(runtime_options)
-        .map_err(|e| WorkerError::Worker(e.to_string()))?;
+        .map_err(WorkerError::worker("the SDK runtime"))?;
     let slots = settings.max_concurrent_activities.max(1);
     let tuner = TunerHolder::builder()
         .workflow_task_slot_supplier(FixedSizeSlotSupplier::new(100))
@@ -173,11 +202,11 @@ pub async fn run(
         .tuner(tuner)
         .maybe_graceful_shutdown_period(settings.graceful_shutdown)
         .register_workflow::<MLTrainingWorkflow>()
-        .map_err(|e| WorkerError::Worker(e.to_string()))?
+        .map_err(WorkerError::worker("registering a workflow"))?
         .register_workflow::<RunPluginWorkflow>()
-        .map_err(|e| WorkerError::Worker(e.to_string()))?
+        .map_err(WorkerError::worker("registering a workflow"))?
         .register_workflow::<PipelineWorkflow>()
-        .map_err(|e| WorkerError::Worker(e.to_string()))?;
+        .map_err(WorkerError::worker("registering a workflow"))?;
     #[cfg(feature = "native-echo")]
     let options = if settings.native_echo {
         tracing::warn!(
@@ -191,17 +220,17 @@ pub async fn run(
     let options = options.register_activities(PluginActivities::new(runtime, registry));
     let options = options.build();
     let mut worker = Worker::new(&sdk_runtime, client, options)
-        .map_err(|e| WorkerError::Worker(e.to_string()))?;
+        .map_err(WorkerError::worker("creating the worker"))?;
     let stop = worker.shutdown_handle();
     tracing::info!(task_queue = %settings.task_queue, "worker polling");
     let run = worker.run();
     tokio::pin!(run);
     tokio::select! {
-        r = &mut run => return r.map_err(|e| WorkerError::Worker(e.to_string())),
+        r = &mut run => return r.map_err(WorkerError::worker("running")),
         () = shutdown => {
             tracing::info!("shutdown requested; finishing in-flight tasks");
             stop();
         }
     }
-    run.await.map_err(|e| WorkerError::Worker(e.to_string()))
+    run.await.map_err(WorkerError::worker("running"))
 }

@@ -29,11 +29,20 @@ pub struct CompileCache {
     engine_key: String,
 }
 
+/// Why the cache directory cannot be used: an I/O failure, or a directory someone else
+/// could plant native code in.
 #[derive(Debug, thiserror::Error)]
-#[error("compile cache {}: {message}", dir.display())]
-pub struct CacheError {
-    pub dir: PathBuf,
-    pub message: String,
+#[non_exhaustive]
+pub enum CacheError {
+    #[error("compile cache {}: {doing}: {source}", dir.display())]
+    Io {
+        dir: PathBuf,
+        doing: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("compile cache {}: {problem}", dir.display())]
+    Unsafe { dir: PathBuf, problem: String },
 }
 
 /// What a lookup found.
@@ -47,17 +56,24 @@ impl CompileCache {
     /// Opens (creating, `0700`) the cache directory and checks that only this user can write
     /// to it: an entry planted by someone else would run as native code in the worker.
     pub fn open(dir: &Path, engine: &Engine) -> Result<Self, CacheError> {
-        let fail = |message: String| CacheError {
-            dir: dir.to_path_buf(),
-            message,
+        let io = |doing: &'static str| {
+            move |source| CacheError::Io {
+                dir: dir.to_path_buf(),
+                doing,
+                source,
+            }
         };
-        std::fs::create_dir_all(dir).map_err(|e| fail(format!("cannot create: {e}")))?;
-        let meta = std::fs::metadata(dir).map_err(|e| fail(e.to_string()))?;
+        let fail = |problem: String| CacheError::Unsafe {
+            dir: dir.to_path_buf(),
+            problem,
+        };
+        std::fs::create_dir_all(dir).map_err(io("cannot create"))?;
+        let meta = std::fs::metadata(dir).map_err(io("cannot read its metadata"))?;
         // A file created here is owned by the effective uid, and proves the directory writable.
         let uid = tempfile::tempfile_in(dir)
             .and_then(|f| f.metadata())
             .map(|m| m.uid())
-            .map_err(|e| fail(format!("not writable: {e}")))?;
+            .map_err(io("not writable"))?;
         if meta.uid() != uid {
             return Err(fail(format!(
                 "owned by uid {}, not by the worker's uid {uid}; use a directory of the worker's own",

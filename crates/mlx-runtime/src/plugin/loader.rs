@@ -21,6 +21,7 @@ use wasmtime::component::Linker;
 use crate::{
     bindings::PluginWorldPre,
     contract::PluginInfo,
+    engine::{BoxError, EngineError},
     plugin::{
         compile_cache::{self, CompileCache},
         imports,
@@ -48,18 +49,18 @@ pub enum LoadError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{}: not a loadable WebAssembly component (build plugins for wasm32-wasip2): {message}", path.display())]
-    Compile { path: PathBuf, message: String },
+    #[error("{}: not a loadable WebAssembly component (build plugins for wasm32-wasip2): {source}", path.display())]
+    Compile { path: PathBuf, source: BoxError },
     #[error(
-        "{}: imports something this worker does not provide ({message}); the worker offers {}",
+        "{}: imports something this worker does not provide ({source}); the worker offers {}",
         path.display(), crate::sandbox::capabilities::offered()
     )]
-    Link { path: PathBuf, message: String },
+    Link { path: PathBuf, source: EngineError },
     #[error(
-        "{}: does not export the plugin interface ({message}); build it against the world \
+        "{}: does not export the plugin interface ({source}); build it against the world \
          mlx:plugin/plugin-world in wit/ (the guest SDK's export_plugin! does this)", path.display()
     )]
-    MissingExport { path: PathBuf, message: String },
+    MissingExport { path: PathBuf, source: EngineError },
     #[error("{}: imports {import}, which is refused: {reason}", path.display())]
     RefusedImport {
         path: PathBuf,
@@ -151,9 +152,9 @@ impl Loader {
         let hex = format!("{:x}", Sha256::digest(&bytes));
         let digest = format!("sha256:{hex}");
         let engine = self.sandboxes.engine().clone();
-        let compile_err = |message: String| LoadError::Compile {
+        let compile_err = |source: BoxError| LoadError::Compile {
             path: path.to_path_buf(),
-            message,
+            source,
         };
         let cache = self.cache.clone();
         let stats = self.stats.clone();
@@ -172,8 +173,8 @@ impl Loader {
             Ok::<_, wasmtime::Error>(component)
         })
         .await
-        .map_err(|e| compile_err(e.to_string()))?
-        .map_err(|e| compile_err(format!("{e:#}")))?;
+        .map_err(|e| compile_err(e.into()))?
+        .map_err(|e| compile_err(EngineError(e).into()))?;
         Ok((component, digest))
     }
 
@@ -201,11 +202,11 @@ impl Loader {
                 .instantiate_pre(&component)
                 .map_err(|e| LoadError::Link {
                     path: path.clone(),
-                    message: format!("{e:#}"),
+                    source: EngineError(e),
                 })?;
         let pre = PluginWorldPre::new(instance_pre).map_err(|e| LoadError::MissingExport {
             path: path.clone(),
-            message: format!("{e:#}"),
+            source: EngineError(e),
         })?;
         if manifest.limits.fuel.is_some() && !self.sandboxes.fuel_metering() {
             return Err(LoadError::Manifest(ManifestError {

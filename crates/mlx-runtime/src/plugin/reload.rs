@@ -33,10 +33,11 @@ use crate::{
 pub const QUIET: Duration = Duration::from_millis(500);
 
 #[derive(Debug, thiserror::Error)]
-#[error("cannot watch plugins directory {}: {message}", dir.display())]
+#[error("cannot watch plugins directory {}: {source}", dir.display())]
 pub struct WatchError {
     pub dir: PathBuf,
-    pub message: String,
+    #[source]
+    pub source: notify::Error,
 }
 
 /// A watch on the plugins directory. Created before the initial load, so no change made
@@ -49,9 +50,9 @@ pub struct PluginWatcher {
 
 impl PluginWatcher {
     pub fn start(dir: &Path) -> Result<Self, WatchError> {
-        let fail = |e: notify::Error| WatchError {
+        let fail = |source: notify::Error| WatchError {
             dir: dir.to_path_buf(),
-            message: e.to_string(),
+            source,
         };
         let (tx, rx) = mpsc::unbounded_channel::<PathBuf>();
         let mut watcher =
