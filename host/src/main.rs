@@ -186,8 +186,6 @@ async fn shutdown_signal() {
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
-
     use clap::CommandFactory;
 
     use super::*;
@@ -195,31 +193,5 @@ mod tests {
     #[test]
     fn the_command_line_is_well_formed() {
         Cli::command().debug_assert();
-    }
-
-    #[test]
-    fn pipeline_takes_the_mtls_flags_like_run() {
-        let cli = Cli::try_parse_from([
-            "mlx-worker",
-            "pipeline",
-            "status",
-            "X",
-            "--tls-client-cert",
-            "a",
-            "--tls-client-key",
-            "b",
-        ])
-        .unwrap();
-        let Command::Pipeline(args) = cli.command else {
-            panic!("not the pipeline command");
-        };
-        assert_eq!(
-            args.connect.0.tls_client_cert.as_deref(),
-            Some(Path::new("a"))
-        );
-        assert_eq!(
-            args.connect.0.tls_client_key.as_deref(),
-            Some(Path::new("b"))
-        );
     }
 }

@@ -1,6 +1,6 @@
 //! The plugin author's inner loop: `mlx-worker plugin invoke|describe` with no Temporal server.
 
-use std::process::Command;
+use std::process::{Command, Output};
 
 use mlx_e2e::{PluginsDir, components, worker_binary};
 use serde_json::Value;
@@ -9,6 +9,23 @@ fn mlx_worker() -> Command {
     let mut cmd = Command::new(worker_binary());
     cmd.env("RUST_LOG", "warn");
     cmd
+}
+
+trait Succeeds {
+    /// Runs the command to completion, failing the test (with its stderr) unless it exits 0.
+    fn succeeds(&mut self) -> Output;
+}
+
+impl Succeeds for Command {
+    fn succeeds(&mut self) -> Output {
+        let out = self.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
 }
 
 #[test]
@@ -20,13 +37,7 @@ fn invoke_runs_one_operation_and_prints_json() {
         .args(["checkpoint", r#"{"steps": 2, "fail_attempts": 0}"#])
         .arg("--artifacts-dir")
         .arg(artifacts.path())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .succeeds();
     let output: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(output["completed_steps"], 2);
     // Heartbeats are shown to the author as they happen.
@@ -59,13 +70,7 @@ fn describe_prints_operations_with_schemas() {
     let out = mlx_worker()
         .args(["plugin", "describe"])
         .arg(components().join("trainer.wasm"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .succeeds();
     let info: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(info["name"], "trainer");
     let op = &info["operations"][0];
@@ -84,9 +89,7 @@ fn guest_stdout_stderr_and_logs_go_to_the_worker_log_not_its_stdout() {
         .args(["log", r#"{"lines": 2}"#])
         .arg("--artifacts-dir")
         .arg(artifacts.path())
-        .output()
-        .unwrap();
-    assert!(out.status.success());
+        .succeeds();
     // stdout holds exactly the output JSON.
     let output: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(output["lines"], 2);
@@ -128,13 +131,7 @@ fn secrets_never_reach_the_worker_log() {
         .args(["grants", r#"{"secrets": ["api_token"]}"#])
         .arg("--artifacts-dir")
         .arg(dir.path().join("artifacts"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .succeeds();
     // The (test-only) plugin returns it, so it did arrive ...
     assert!(String::from_utf8_lossy(&out.stdout).contains("tok-9f8e7d"));
     // ... but even trace-level worker logs only name it.
@@ -154,13 +151,7 @@ fn inspect_shows_imports_exports_and_grants() {
     let ok = mlx_worker()
         .args(["plugin", "inspect"])
         .arg(components().join("testkit.wasm"))
-        .output()
-        .unwrap();
-    assert!(
-        ok.status.success(),
-        "{}",
-        String::from_utf8_lossy(&ok.stderr)
-    );
+        .succeeds();
     let report = String::from_utf8_lossy(&ok.stdout);
     for expected in [
         "plugin:    testkit 0.1.0",
@@ -269,9 +260,7 @@ fn validate_prints_the_digest_of_a_good_file_and_refuses_a_broken_one() {
     let ok = mlx_worker()
         .args(["plugin", "validate"])
         .arg(plugins.path().join("testkit.wasm"))
-        .output()
-        .unwrap();
-    assert!(ok.status.success());
+        .succeeds();
     assert!(String::from_utf8_lossy(&ok.stdout).contains(&digest));
     let refused = mlx_worker()
         .args(["plugin", "validate"])

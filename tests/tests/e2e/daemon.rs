@@ -266,6 +266,25 @@ struct Observed {
     metrics: String,
 }
 
+impl Observed {
+    /// SIGTERM, then `/readyz` turns 503 with the reason: load balancers stop sending work
+    /// while in-flight activities drain.
+    async fn terminate_and_see_not_ready(&mut self) -> anyhow::Result<()> {
+        self.worker.terminate();
+        eventually(
+            Duration::from_secs(60),
+            "/readyz says shutting down",
+            || async {
+                match http_get(&self.health, "/readyz").await {
+                    Ok((503, body)) if body.contains("shutting down") => Some(()),
+                    _ => None,
+                }
+            },
+        )
+        .await
+    }
+}
+
 async fn observed(server: &DevServer, extra: &[&str]) -> anyhow::Result<Observed> {
     let plugins = PluginsDir::with(&["testkit"]);
     let health = format!("127.0.0.1:{}", mlx_e2e::free_port());
@@ -360,18 +379,7 @@ async fn sigterm_drains_and_cancels_what_outlasts_the_grace_period() -> anyhow::
         || async { activity_heartbeating(server, &id).await.ok().filter(|b| *b) },
     )
     .await?;
-    o.worker.terminate();
-    eventually(
-        Duration::from_secs(10),
-        "/readyz says shutting down",
-        || async {
-            match http_get(&o.health, "/readyz").await {
-                Ok((503, body)) if body.contains("shutting down") => Some(()),
-                _ => None,
-            }
-        },
-    )
-    .await?;
+    o.terminate_and_see_not_ready().await?;
     let status = o.worker.exit_status(Duration::from_secs(60)).await?;
     assert_eq!(status.code(), Some(3), "{status:?}");
     long.abort();
@@ -401,18 +409,7 @@ async fn a_drain_lets_in_flight_work_finish_and_exits_0() -> anyhow::Result<()> 
         || async { activity_heartbeating(server, &id).await.ok().filter(|b| *b) },
     )
     .await?;
-    o.worker.terminate();
-    eventually(
-        Duration::from_secs(30),
-        "/readyz says shutting down",
-        || async {
-            match http_get(&o.health, "/readyz").await {
-                Ok((503, body)) if body.contains("shutting down") => Some(()),
-                _ => None,
-            }
-        },
-    )
-    .await?;
+    o.terminate_and_see_not_ready().await?;
     assert!(
         o.worker.is_running(),
         "the worker exited before its work ended"
