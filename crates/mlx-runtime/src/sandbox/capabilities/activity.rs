@@ -40,17 +40,20 @@ impl Default for HeartbeatLimits {
     }
 }
 
+const KEYS: super::BudgetKeys = super::BudgetKeys {
+    kib: "limits.max_heartbeat_kb",
+    max_kib: 16 << 10,
+    rate: "limits.heartbeats_per_sec",
+    max_rate: 1000,
+};
+
 impl HeartbeatLimits {
     /// The manifest's values over the defaults, each checked against its ceiling.
     pub fn resolve(max_heartbeat_kb: Option<u64>, per_sec: Option<u32>) -> Result<Self, String> {
-        let mut limits = Self::default();
-        if let Some(kb) = max_heartbeat_kb {
-            limits.max_bytes = super::kib_in("limits.max_heartbeat_kb", kb, 16 << 10)?;
-        }
-        if let Some(n) = per_sec {
-            limits.per_sec = super::rate_in("limits.heartbeats_per_sec", n, 1000)?;
-        }
-        Ok(limits)
+        let d = Self::default();
+        let (max_bytes, per_sec) =
+            KEYS.resolve((d.max_bytes, d.per_sec), max_heartbeat_kb, per_sec)?;
+        Ok(Self { max_bytes, per_sec })
     }
 }
 

@@ -34,17 +34,23 @@ impl Default for LogLimits {
     }
 }
 
+const KEYS: super::BudgetKeys = super::BudgetKeys {
+    kib: "limits.max_log_kb",
+    max_kib: 1 << 20,
+    rate: "limits.log_lines_per_sec",
+    max_rate: 100_000,
+};
+
 impl LogLimits {
     /// The manifest's values over the defaults, each checked against its ceiling.
     pub fn resolve(max_log_kb: Option<u64>, lines_per_sec: Option<u32>) -> Result<Self, String> {
-        let mut limits = Self::default();
-        if let Some(kb) = max_log_kb {
-            limits.max_bytes = super::kib_in("limits.max_log_kb", kb, 1 << 20)?;
-        }
-        if let Some(n) = lines_per_sec {
-            limits.lines_per_sec = super::rate_in("limits.log_lines_per_sec", n, 100_000)?;
-        }
-        Ok(limits)
+        let d = Self::default();
+        let (max_bytes, lines_per_sec) =
+            KEYS.resolve((d.max_bytes, d.lines_per_sec), max_log_kb, lines_per_sec)?;
+        Ok(Self {
+            max_bytes,
+            lines_per_sec,
+        })
     }
 }
 

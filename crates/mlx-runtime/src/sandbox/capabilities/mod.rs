@@ -115,6 +115,32 @@ impl HasData for TypesOnly {
 
 impl crate::bindings::mlx::plugin::types::Host for TypesOnly {}
 
+/// The `[limits]` keys of a stream budget (log lines, heartbeats): a size in KiB and a rate,
+/// each with its ceiling.
+struct BudgetKeys {
+    kib: &'static str,
+    max_kib: u64,
+    rate: &'static str,
+    max_rate: u32,
+}
+
+impl BudgetKeys {
+    /// The manifest's values over `defaults` (bytes, rate), each checked against its ceiling.
+    fn resolve(
+        &self,
+        defaults: (usize, u32),
+        kb: Option<u64>,
+        rate: Option<u32>,
+    ) -> Result<(usize, u32), String> {
+        let bytes = kb.map(|kb| kib_in(self.kib, kb, self.max_kib));
+        let rate = rate.map(|n| rate_in(self.rate, n, self.max_rate));
+        Ok((
+            bytes.transpose()?.unwrap_or(defaults.0),
+            rate.transpose()?.unwrap_or(defaults.1),
+        ))
+    }
+}
+
 /// A KiB count in `1..=max_kb`, as bytes. The ceilings keep one plugin's budget from
 /// becoming the worker's memory problem.
 fn kib_in(key: &str, kb: u64, max_kb: u64) -> Result<usize, String> {
@@ -146,6 +172,40 @@ pub enum ContractViolation {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stream_budgets_take_the_manifest_over_the_defaults_within_their_ceilings() {
+        use super::{activity::HeartbeatLimits, log::LogLimits};
+        let log = LogLimits::resolve(Some(8), None).unwrap();
+        assert_eq!(log.max_bytes, 8 << 10);
+        assert_eq!(log.lines_per_sec, LogLimits::default().lines_per_sec);
+        let beat = HeartbeatLimits::resolve(None, Some(3)).unwrap();
+        assert_eq!((beat.max_bytes, beat.per_sec), (256 << 10, 3));
+        for (err, key) in [
+            (
+                LogLimits::resolve(Some(0), None).map(|_| ()),
+                "limits.max_log_kb = 0",
+            ),
+            (
+                LogLimits::resolve(None, Some(100_001)).map(|_| ()),
+                "limits.log_lines_per_sec = 100001",
+            ),
+            (
+                HeartbeatLimits::resolve(Some(16_385), None).map(|_| ()),
+                "limits.max_heartbeat_kb = 16385",
+            ),
+            (
+                HeartbeatLimits::resolve(None, Some(0)).map(|_| ()),
+                "limits.heartbeats_per_sec = 0",
+            ),
+        ] {
+            let err = err.unwrap_err();
+            assert!(
+                err.starts_with(key) && err.contains("out of range"),
+                "{err}"
+            );
+        }
+    }
 
     #[test]
     fn the_offer_list_names_what_is_offered_and_how_to_get_what_needs_a_grant() {
