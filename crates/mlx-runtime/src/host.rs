@@ -26,7 +26,7 @@ use crate::{
         compile_cache::CompileCache,
         loader::{CompileStats, LoadError, LoadedPlugin, Loader},
     },
-    sandbox::{self, Sandboxes, capabilities::activity::ActivitySignals},
+    sandbox::{self, Sandboxes, capabilities::activity::ActivitySignals, scratch::ScratchDir},
 };
 
 #[derive(Clone, Default)]
@@ -148,11 +148,9 @@ impl PluginHost {
         self.sandboxes.engine()
     }
 
-    fn scratch_dir(&self) -> Result<tempfile::TempDir, InvocationError> {
+    fn scratch_dir(&self) -> Result<ScratchDir, InvocationError> {
         let root = self.settings.scratch_root.clone();
-        tempfile::Builder::new()
-            .prefix("mlx-scratch-")
-            .tempdir_in(root.unwrap_or_else(std::env::temp_dir))
+        ScratchDir::create(&root.unwrap_or_else(std::env::temp_dir))
             .map_err(|e| InvocationError::Sandbox(format!("creating a scratch directory: {e}")))
     }
 
@@ -256,7 +254,8 @@ impl PluginHost {
                 }
             },
         };
-        // Removed when this function returns, however the invocation ended.
+        // Removed (in the background) when this function returns, however the invocation
+        // ended; declared before the store, so the guest's descriptors are closed by then.
         let scratch = match plugin.manifest.scratch {
             true => Some(self.scratch_dir()?),
             false => None,

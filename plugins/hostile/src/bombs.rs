@@ -1,7 +1,7 @@
 //! Resource exhaustion and abrupt endings: none of these returns a normal result unless the
 //! host lets a flood through, which is what its tests check.
 
-use std::hint::black_box;
+use std::{fs::File, hint::black_box};
 
 use mlx_plugin_sdk::{Context, PluginError, log};
 use serde::Deserialize;
@@ -138,4 +138,85 @@ pub fn busy_with_host_calls(ctx: &Context) -> ! {
     loop {
         black_box(ctx.is_cancelled());
     }
+}
+
+#[derive(Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DeepTree {
+    dir: String,
+    depth: u64,
+}
+
+impl Default for DeepTree {
+    fn default() -> Self {
+        Self {
+            dir: "/scratch".into(),
+            depth: 16_000,
+        }
+    }
+}
+
+/// Nests `depth` directories named `d` under the preopened `dir`, one level at a time through
+/// descriptors (paths would hit PATH_MAX long before), holding one descriptor at a time. The
+/// tree is left for the host to remove.
+pub fn deep_tree(input: DeepTree) -> Result<Value, PluginError> {
+    use wasi::filesystem::{
+        preopens,
+        types::{DescriptorFlags, OpenFlags, PathFlags},
+    };
+    let fail = |level: u64, e: wasi::filesystem::types::ErrorCode| {
+        PluginError::permanent("TreeFailed", format!("at depth {level}: {e:?}"))
+    };
+    let mut dir = preopens::get_directories()
+        .into_iter()
+        .find_map(|(dir, path)| (path == input.dir).then_some(dir))
+        .ok_or_else(|| {
+            PluginError::invalid_input("NotGranted", format!("{} is not preopened", input.dir))
+        })?;
+    for level in 0..input.depth {
+        dir.create_directory_at("d").map_err(|e| fail(level, e))?;
+        dir = dir
+            .open_at(
+                PathFlags::empty(),
+                "d",
+                OpenFlags::DIRECTORY,
+                DescriptorFlags::READ,
+            )
+            .map_err(|e| fail(level, e))?;
+    }
+    Ok(json!({ "depth": input.depth }))
+}
+
+#[derive(Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OpenFiles {
+    path: String,
+    count: u64,
+}
+
+impl Default for OpenFiles {
+    fn default() -> Self {
+        Self {
+            path: "/data/victim.csv".into(),
+            count: 20_000,
+        }
+    }
+}
+
+/// Opens `path` `count` times and keeps every handle: each is a host file descriptor unless
+/// the host caps them.
+pub fn open_files(input: OpenFiles) -> Result<Value, PluginError> {
+    let mut kept = Vec::new();
+    for i in 0..input.count {
+        match File::open(&input.path) {
+            Ok(file) => kept.push(file),
+            Err(e) => {
+                return Err(PluginError::permanent(
+                    "OpenFailed",
+                    format!("open number {i} of {}: {e}", input.path),
+                ));
+            }
+        }
+    }
+    Ok(json!({ "opened": kept.len() }))
 }

@@ -42,6 +42,8 @@ impl Plugin for Hostile {
             "heartbeat_spam" => Ok(bombs::heartbeat_spam(parse_input(input)?, ctx)),
             "log_flood" => Ok(bombs::log_flood(parse_input(input)?)),
             "huge_output" => bombs::huge_output(parse_input(input)?),
+            "deep_tree" => bombs::deep_tree(parse_input(input)?),
+            "open_files" => bombs::open_files(parse_input(input)?),
             "abort" => {
                 let bombs::NoInput {} = parse_input(input)?;
                 bombs::abort()

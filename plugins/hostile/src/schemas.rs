@@ -162,6 +162,32 @@ pub fn operations() -> Vec<Operation> {
             json!({"type": "string"}),
         ),
         Operation::new(
+            "deep_tree",
+            "Nests `depth` directories under the preopened `dir` (default /scratch) through \
+             descriptors, one held at a time, and leaves the tree for the host to remove.",
+            object(
+                json!({"dir": string("/scratch"), "depth": integer(16_000)}),
+                &[],
+            ),
+            object(
+                json!({"depth": {"type": "integer", "minimum": 0}}),
+                &["depth"],
+            ),
+        ),
+        Operation::new(
+            "open_files",
+            "Opens `path` `count` times, keeping every handle open; fails with Permanent \
+             `OpenFailed` when an open is refused.",
+            object(
+                json!({"path": string("/data/victim.csv"), "count": integer(20_000)}),
+                &[],
+            ),
+            object(
+                json!({"opened": {"type": "integer", "minimum": 0}}),
+                &["opened"],
+            ),
+        ),
+        Operation::new(
             "abort",
             "Calls std::process::abort (the instance traps).",
             no_input(),

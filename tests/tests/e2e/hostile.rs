@@ -2,9 +2,11 @@
 //! healthy one. For each, the attack fails with its documented failure type, the worker stays
 //! up, and the healthy activity running at the same time completes within its own deadline.
 
+use std::time::{Duration, Instant};
+
 use mlx_e2e::{
-    PluginsDir, TestWorker, find, run_step, shared_server, single_failed_attempt, unique,
-    workspace_root,
+    PluginsDir, TestWorker, WorkerProcess, eventually, find, run_step, run_step_on, shared_server,
+    single_failed_attempt, unique, worker_binary, workspace_root,
 };
 use serde_json::{Value, json};
 
@@ -165,4 +167,86 @@ attacks! {
     panic: "testkit" "panic" json!({"message": "hostile"}) => "PluginTrapped";
     non_json_heartbeat: "testkit" "raw_heartbeat" json!({"text": "not json"})
         => "PluginContractViolation";
+}
+
+/// A plugin nests directories in its `/scratch` far deeper than a recursive removal can go on
+/// a worker thread's stack. The real worker (a process, so a crash is seen as one) removes the
+/// tree after the call without crashing, and serves the next invocation.
+#[tokio::test(flavor = "multi_thread")]
+async fn deep_scratch_tree_is_removed_and_the_worker_survives() -> anyhow::Result<()> {
+    let plugins = PluginsDir::with(&["hostile", "testkit"]);
+    plugins.write_manifest("hostile", "scratch = true\n[limits]\ntimeout_secs = 120\n");
+    // Scratch directories are made in the worker's temporary directory. Whatever is left in it
+    // is removed without recursion: a leftover deep tree would overflow this test's stack.
+    struct RemovedFlat(tempfile::TempDir);
+    impl Drop for RemovedFlat {
+        fn drop(&mut self) {
+            let _ = mlx_runtime::sandbox::scratch::remove_tree(self.0.path());
+        }
+    }
+    let guard = RemovedFlat(tempfile::tempdir()?);
+    let tmp = guard.0.path();
+    let server = shared_server().await?;
+    let tmp_env = tmp.to_str().expect("a UTF-8 temporary path");
+    let mut worker = WorkerProcess::start(
+        worker_binary(),
+        server,
+        plugins.path(),
+        &[("TMPDIR", tmp_env)],
+    )?;
+    let scratch_dirs = || -> Vec<String> {
+        std::fs::read_dir(tmp)
+            .map(|entries| {
+                entries
+                    .filter_map(Result::ok)
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|name| name.starts_with("mlx-scratch-"))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+
+    let step = json!({
+        "plugin": "hostile", "operation": "deep_tree", "input": {"depth": 16_000},
+        "start_to_close_secs": 180,
+    });
+    let task_queue = worker.task_queue.clone();
+    let id = unique("deep-tree");
+    let run = run_step_on(server, &task_queue, &id, step);
+    tokio::pin!(run);
+    // A worker that dies would leave the activity to time out: watch the process meanwhile.
+    let deadline = Instant::now() + Duration::from_secs(240);
+    let (result, _) = loop {
+        tokio::select! {
+            done = &mut run => break done?,
+            _ = tokio::time::sleep(Duration::from_millis(200)) => {
+                if !worker.is_running() {
+                    let status = worker.exit_status(Duration::from_secs(5)).await?;
+                    anyhow::bail!("the worker died during the deep tree's invocation: {status}");
+                }
+                anyhow::ensure!(Instant::now() < deadline, "the deep tree step never ended");
+            }
+        }
+    };
+    assert_eq!(result.map_err(anyhow::Error::msg)?["depth"], 16_000);
+
+    eventually(
+        Duration::from_secs(120),
+        "the scratch directory removed",
+        || {
+            let left = scratch_dirs();
+            async move { left.is_empty().then_some(()) }
+        },
+    )
+    .await?;
+    assert!(worker.is_running(), "the worker exited after the removal");
+    let healthy = json!({
+        "plugin": "testkit", "operation": "wait_for_cancel",
+        "input": {"max_beats": 2, "interval_ms": 10},
+        "start_to_close_secs": 60,
+    });
+    let (healthy, _) = run_step_on(server, &task_queue, &unique("after"), healthy).await?;
+    assert_eq!(healthy.map_err(anyhow::Error::msg)?["beats"], 2);
+    assert!(worker.is_running(), "the worker exited");
+    Ok(())
 }

@@ -30,6 +30,7 @@ use capabilities::{
 };
 
 pub mod capabilities;
+pub mod scratch;
 
 /// Per-store state: everything a guest can reach goes through here, one field per capability.
 pub struct GuestState {
