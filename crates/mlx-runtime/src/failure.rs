@@ -35,6 +35,10 @@ pub enum InvocationError {
         "plugin exceeded its memory limit of {limit_mb} MiB (raise limits.memory_mb in its manifest if this input is expected)"
     )]
     MemoryLimit { limit_mb: u64 },
+    #[error(
+        "plugin tried to hold more than {limit} open files (raise limits.max_open_files in its manifest if this input needs more)"
+    )]
+    TooManyOpenFiles { limit: usize },
     #[error("plugin was still running at its deadline ({after:?} after start) and was interrupted")]
     Deadline { after: Duration },
     #[error(
@@ -78,6 +82,7 @@ pub enum FailureType {
     UnknownOperation,
     CapabilityDenied,
     PluginMemoryLimitExceeded,
+    PluginTooManyOpenFiles,
     PluginDeadlineExceeded,
     PluginFuelExhausted,
     PluginStackOverflow,
@@ -96,6 +101,7 @@ impl FailureType {
         Self::UnknownOperation,
         Self::CapabilityDenied,
         Self::PluginMemoryLimitExceeded,
+        Self::PluginTooManyOpenFiles,
         Self::PluginDeadlineExceeded,
         Self::PluginFuelExhausted,
         Self::PluginStackOverflow,
@@ -115,6 +121,7 @@ impl FailureType {
             Self::UnknownOperation => "UnknownOperation",
             Self::CapabilityDenied => "CapabilityDenied",
             Self::PluginMemoryLimitExceeded => "PluginMemoryLimitExceeded",
+            Self::PluginTooManyOpenFiles => "PluginTooManyOpenFiles",
             Self::PluginDeadlineExceeded => "PluginDeadlineExceeded",
             Self::PluginFuelExhausted => "PluginFuelExhausted",
             Self::PluginStackOverflow => "PluginStackOverflow",
@@ -138,13 +145,15 @@ impl FailureType {
             // The worker is short of capacity, not the request at fault.
             Self::SandboxUnavailable => true,
             // Malformed or unknown requests never succeed; an ungranted capability needs an
-            // operator; memory, fuel and stack limits are hit again by the same input; output
+            // operator; memory, open-file, fuel and stack limits are hit again by the same
+            // input; output
             // and contract violations are plugin bugs; a cancellation is final.
             Self::InvalidRequest
             | Self::UnknownPlugin
             | Self::UnknownOperation
             | Self::CapabilityDenied
             | Self::PluginMemoryLimitExceeded
+            | Self::PluginTooManyOpenFiles
             | Self::PluginFuelExhausted
             | Self::PluginStackOverflow
             | Self::PluginContractViolation
@@ -182,6 +191,7 @@ impl InvocationError {
             E::Guest(_) => return None,
             E::CapabilityDenied { .. } => T::CapabilityDenied,
             E::MemoryLimit { .. } => T::PluginMemoryLimitExceeded,
+            E::TooManyOpenFiles { .. } => T::PluginTooManyOpenFiles,
             E::Deadline { .. } => T::PluginDeadlineExceeded,
             E::FuelExhausted { .. } => T::PluginFuelExhausted,
             E::StackOverflow { .. } => T::PluginStackOverflow,

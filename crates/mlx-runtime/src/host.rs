@@ -12,6 +12,7 @@ use std::{
 };
 
 use serde_json::Value;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use wasmtime::Engine;
 
@@ -70,6 +71,46 @@ pub struct PluginHost {
     sandboxes: Arc<Sandboxes>,
     loader: Loader,
     active: Arc<AtomicUsize>,
+    /// Host file descriptors the invocations may hold between them ([`descriptor_budget`]).
+    descriptors: Arc<Semaphore>,
+    descriptor_budget: usize,
+}
+
+/// Descriptors kept out of the invocations' budget for the worker itself (Temporal
+/// connections, plugin loading, the compile cache, logs): at least this many, or a quarter of
+/// the limit.
+const DESCRIPTOR_RESERVE: u64 = 256;
+
+/// The share of the process's descriptor limit `limit` that invocations may hold between them.
+/// Each invocation takes its whole cap (`limits.max_open_files` and its preopened
+/// directories) before its store is made, so the reserve is never spent by guests and a
+/// neighbour can always open its grants.
+fn descriptor_budget(limit: u64) -> usize {
+    let reserve = DESCRIPTOR_RESERVE.max(limit / 4);
+    usize::try_from(limit.saturating_sub(reserve)).unwrap_or(usize::MAX)
+}
+
+/// Raises this process's soft descriptor limit to its hard limit (the soft one is often 1024
+/// while the hard one is far higher) and returns the soft limit then in force.
+fn raise_descriptor_limit() -> u64 {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    let raise = match (limit.current, limit.maximum) {
+        (Some(current), Some(maximum)) => current < maximum,
+        (Some(_), None) => true,
+        (None, _) => false,
+    };
+    if raise {
+        let raised = rustix::process::Rlimit {
+            current: limit.maximum,
+            maximum: limit.maximum,
+        };
+        if let Err(error) = setrlimit(Resource::Nofile, raised) {
+            tracing::warn!(%error, "could not raise the file descriptor limit");
+        }
+    }
+    // None is unlimited; the kernel caps descriptors per process at 2^20 by default anyway.
+    getrlimit(Resource::Nofile).current.unwrap_or(1 << 20)
 }
 
 /// How the race between a call, its deadline and its cancellation ended.
@@ -105,11 +146,23 @@ impl PluginHost {
             None => None,
         };
         let loader = Loader::new(sandboxes.clone(), cache, settings.engine.max_memory_bytes)?;
+        let limit = raise_descriptor_limit();
+        let descriptor_budget = descriptor_budget(limit);
+        tracing::info!(
+            limit,
+            budget = descriptor_budget,
+            "file descriptors: invocations may hold the budget between them, each its \
+             limits.max_open_files and its directories; the rest is the worker's reserve"
+        );
         Ok(Arc::new(Self {
             settings,
             sandboxes,
             loader,
             active: Arc::new(AtomicUsize::new(0)),
+            descriptors: Arc::new(Semaphore::new(
+                descriptor_budget.min(Semaphore::MAX_PERMITS),
+            )),
+            descriptor_budget,
         }))
     }
 
@@ -254,6 +307,35 @@ impl PluginHost {
                 }
             },
         };
+        // The descriptors it may hold, reserved before any is opened: waits (within the deadline)
+        // while other invocations hold the budget.
+        let charge = limits.max_open_files + plugin.manifest.dirs.len() + 2;
+        let Ok(permits) = u32::try_from(charge) else {
+            return Err(InvocationError::Sandbox(
+                "descriptor charge overflow".into(),
+            ));
+        };
+        if charge > self.descriptor_budget {
+            return Err(InvocationError::Sandbox(format!(
+                "the plugin may hold {charge} file descriptors (limits.max_open_files and its \
+                 directories), more than this worker's budget of {}; lower \
+                 limits.max_open_files or raise the worker's RLIMIT_NOFILE",
+                self.descriptor_budget
+            )));
+        }
+        let _descriptors = tokio::select! {
+            permit = tokio::time::timeout_at(
+                deadline.into(),
+                self.descriptors.clone().acquire_many_owned(permits),
+            ) => match permit {
+                Ok(Ok(permit)) => permit,
+                Ok(Err(_)) => return Err(InvocationError::Sandbox("worker shutting down".into())),
+                Err(_) => return Err(InvocationError::Deadline { after: start.elapsed() }),
+            },
+            _ = cancel.cancelled() => {
+                return Err(InvocationError::Cancelled { acknowledged_by_plugin: false });
+            }
+        };
         // Removed (in the background) when this function returns, however the invocation
         // ended; declared before the store, so the guest's descriptors are closed by then.
         let scratch = match plugin.manifest.scratch {
@@ -330,5 +412,17 @@ impl PluginHost {
                 })
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_descriptor_budget_leaves_the_worker_a_reserve() {
+        assert_eq!(descriptor_budget(20_000), 15_000);
+        assert_eq!(descriptor_budget(1024), 768);
+        assert_eq!(descriptor_budget(100), 0);
     }
 }

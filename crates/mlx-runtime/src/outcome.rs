@@ -26,6 +26,11 @@ pub(crate) fn classify_trap(state: &GuestState, err: wasmtime::Error) -> Invocat
             limit_mb: state.manifest.limits.memory_bytes >> 20,
         };
     }
+    if state.open_files.hit {
+        return InvocationError::TooManyOpenFiles {
+            limit: state.open_files.limit(),
+        };
+    }
     if let Some(violation) = err.downcast_ref::<ContractViolation>() {
         return InvocationError::ContractViolation(violation.to_string());
     }

@@ -158,6 +158,9 @@ attacks! {
     log_flood: "hostile" "log_flood" json!({"lines": 10_000_000_000u64, "line_bytes": 1000})
         => "PluginDeadlineExceeded";
     huge_output: "hostile" "huge_output" json!({"mb": 4}) => "PluginOutputTooLarge";
+    /// Far more files than the default `limits.max_open_files`, and as many as the worker's
+    /// own descriptor limit on many machines.
+    open_files: "hostile" "open_files" json!({"count": 20_000}) => "PluginTooManyOpenFiles";
     abort: "hostile" "abort" json!({}) => "PluginTrapped";
     exit: "hostile" "exit" json!({"code": 0}) => "PluginContractViolation";
     busy_with_host_calls: "hostile" "busy_with_host_calls" json!({})

@@ -7,7 +7,11 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::sandbox::capabilities::{activity::HeartbeatLimits, log::LogLimits};
+use crate::sandbox::capabilities::{
+    activity::HeartbeatLimits,
+    log::LogLimits,
+    open_files::{DEFAULT_MAX_OPEN_FILES, MAX_OPEN_FILES_CEILING},
+};
 
 /// Limits applied to one invocation of a plugin.
 #[derive(Debug, Clone, PartialEq)]
@@ -34,6 +38,9 @@ pub struct Limits {
     /// Instructions (fuel units) one invocation may execute; needs the worker's fuel metering.
     /// Default: no fuel limit.
     pub fuel: Option<u64>,
+    /// Files and directories one invocation may hold open at once (each is a host file
+    /// descriptor). Default 256, at most 4096 ([`crate::sandbox::capabilities::open_files`]).
+    pub max_open_files: usize,
 }
 
 impl Default for Limits {
@@ -47,6 +54,7 @@ impl Default for Limits {
             cancel_grace: Duration::from_secs(5),
             max_concurrent: None,
             fuel: None,
+            max_open_files: DEFAULT_MAX_OPEN_FILES,
         }
     }
 }
@@ -65,6 +73,7 @@ pub struct LimitsFile {
     pub cancel_grace_secs: Option<u64>,
     pub max_concurrent: Option<usize>,
     pub fuel: Option<u64>,
+    pub max_open_files: Option<usize>,
 }
 
 impl LimitsFile {
@@ -115,6 +124,14 @@ impl LimitsFile {
             }
             limits.fuel = Some(fuel);
         }
+        if let Some(n) = self.max_open_files {
+            if n == 0 || n > MAX_OPEN_FILES_CEILING {
+                return Err(format!(
+                    "limits.max_open_files = {n} is out of range: use 1..={MAX_OPEN_FILES_CEILING}"
+                ));
+            }
+            limits.max_open_files = n;
+        }
         Ok(limits)
     }
 }
@@ -164,6 +181,26 @@ mod tests {
             ..Default::default()
         };
         assert!(huge.resolve(4 << 30).is_err());
+    }
+
+    #[test]
+    fn max_open_files_is_bounded() {
+        let with = |n| LimitsFile {
+            max_open_files: Some(n),
+            ..Default::default()
+        };
+        assert_eq!(with(1000).resolve(4 << 30).unwrap().max_open_files, 1000);
+        for refused in [0, MAX_OPEN_FILES_CEILING + 1] {
+            let err = with(refused).resolve(4 << 30).unwrap_err();
+            assert!(
+                err.contains(&format!(
+                    "limits.max_open_files = {refused} is out of range: use 1..=4096"
+                )),
+                "{err}"
+            );
+        }
+        let manifest: LimitsFile = toml::from_str("max_open_files = 64").unwrap();
+        assert_eq!(manifest.max_open_files, Some(64));
     }
 
     #[test]

@@ -14,7 +14,9 @@ use wasmtime::{
     ResourceLimiter, Store,
     component::{Linker, ResourceTable},
 };
-use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi::{
+    FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView, filesystem::WasiFilesystemCtxView,
+};
 use wasmtime_wasi_http::{WasiHttpCtxView, WasiHttpView};
 
 use crate::{
@@ -27,6 +29,7 @@ use capabilities::{
     denials::Denials,
     http::HttpState,
     log::{LogState, LogView},
+    open_files::{OpenFiles, OpenFilesCtxView, OpenFilesView},
 };
 
 pub mod capabilities;
@@ -37,6 +40,7 @@ pub struct GuestState {
     wasi: WasiCtx,
     table: ResourceTable,
     pub(crate) memory: MemoryLimiter,
+    pub(crate) open_files: OpenFiles,
     pub(crate) log: LogState,
     pub(crate) activity: ActivityState,
     config: ConfigState,
@@ -63,6 +67,18 @@ impl WasiHttpView for GuestState {
             ctx: &mut self.http.ctx,
             table: &mut self.table,
             hooks: &mut self.http.hooks,
+        }
+    }
+}
+
+impl OpenFilesView for GuestState {
+    fn open_files(&mut self) -> OpenFilesCtxView<'_> {
+        OpenFilesCtxView {
+            fs: WasiFilesystemCtxView {
+                ctx: self.wasi.filesystem(),
+                table: &mut self.table,
+            },
+            files: &mut self.open_files,
         }
     }
 }
@@ -244,6 +260,7 @@ pub fn new_store(
             hit: false,
             peak: 0,
         },
+        open_files: OpenFiles::new(limits.max_open_files),
         log,
         activity: ActivityState::new(spec.signals, &limits.heartbeat),
         config: ConfigState::new(spec.manifest.config.clone(), denials.clone()),

@@ -14,6 +14,7 @@ pub mod denials;
 pub mod http;
 pub mod http_policy;
 pub mod log;
+pub mod open_files;
 pub mod rate;
 pub mod stdio;
 pub mod tls;
@@ -94,9 +95,11 @@ where
         + log::LogView
         + activity::ActivityView
         + config::ConfigView
+        + open_files::OpenFilesView
         + 'static,
 {
     wasi::add_to_linker(linker)?;
+    open_files::add_to_linker(linker)?;
     http::add_to_linker(linker)?;
     log::add_to_linker(linker)?;
     activity::add_to_linker(linker)?;
