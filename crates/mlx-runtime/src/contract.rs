@@ -3,6 +3,36 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+/// Bounds on a self-description. It is logged at load, shown by `plugin describe`, and its
+/// names appear in failures that travel through Temporal: a plugin listing 200,000 operations
+/// must be refused at load, not discovered as an oversized failure later.
+pub mod bounds {
+    /// Operations one plugin may declare.
+    pub const OPERATIONS: usize = 256;
+    /// Bytes of an operation name (and of the version).
+    pub const NAME: usize = 64;
+    /// Bytes of a description (the plugin's, or an operation's).
+    pub const DESCRIPTION: usize = 4 << 10;
+    /// Bytes of one JSON Schema.
+    pub const SCHEMA: usize = 64 << 10;
+    /// Names shown in a listing (e.g. in an unknown-operation failure); the rest are counted.
+    pub const LISTED: usize = 20;
+}
+
+/// `names` joined for a message, at most [`bounds::LISTED`] of them and a count of the rest.
+pub fn listing<S: AsRef<str>>(names: &[S]) -> String {
+    let mut shown = names
+        .iter()
+        .take(bounds::LISTED)
+        .map(AsRef::as_ref)
+        .collect::<Vec<_>>()
+        .join(", ");
+    if names.len() > bounds::LISTED {
+        shown.push_str(&format!(", … and {} more", names.len() - bounds::LISTED));
+    }
+    shown
+}
+
 /// What a plugin says about itself (`describe`), validated at load.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct PluginInfo {
@@ -37,25 +67,65 @@ impl PluginInfo {
                 info.name
             ));
         }
-        if info.version.trim().is_empty() {
-            return Err("version is empty".into());
+        if info.version.trim().is_empty() || info.version.len() > bounds::NAME {
+            return Err(format!("version must be 1-{} bytes", bounds::NAME));
+        }
+        let too_long = |what: &str, len: usize, max: usize| {
+            (len > max).then(|| format!("{what} is {len} bytes; at most {max} are allowed"))
+        };
+        if let Some(e) = too_long(
+            "the description",
+            info.description.len(),
+            bounds::DESCRIPTION,
+        ) {
+            return Err(e);
         }
         if info.operations.is_empty() {
             return Err("declares no operations".into());
         }
+        if info.operations.len() > bounds::OPERATIONS {
+            return Err(format!(
+                "declares {} operations; at most {} are allowed (split it into several plugins)",
+                info.operations.len(),
+                bounds::OPERATIONS
+            ));
+        }
         let mut seen = std::collections::HashSet::new();
         for op in &info.operations {
-            if op.name.is_empty() || !seen.insert(op.name.as_str()) {
-                return Err(format!("operation name {:?} is empty or repeated", op.name));
+            let name = &op.name;
+            if name.is_empty()
+                || name.len() > bounds::NAME
+                || name.chars().any(|c| c.is_control() || c.is_whitespace())
+            {
+                return Err(format!(
+                    "operation name {:?} must be 1-{} bytes with no spaces or control characters",
+                    one_line_prefix(name),
+                    bounds::NAME
+                ));
+            }
+            if !seen.insert(name.as_str()) {
+                return Err(format!("operation name {name:?} is repeated"));
+            }
+            let description =
+                too_long("its description", op.description.len(), bounds::DESCRIPTION);
+            if let Some(e) = description {
+                return Err(format!("operation {name:?}: {e}"));
             }
             for (which, schema) in [("input", &op.input_schema), ("output", &op.output_schema)] {
-                serde_json::from_str::<Value>(schema).map_err(|e| {
-                    format!("operation {:?}: {which} schema is not JSON: {e}", op.name)
-                })?;
+                if let Some(e) = too_long("the schema", schema.len(), bounds::SCHEMA) {
+                    return Err(format!("operation {name:?}: {which} schema: {e}"));
+                }
+                serde_json::from_str::<Value>(schema)
+                    .map_err(|e| format!("operation {name:?}: {which} schema is not JSON: {e}"))?;
             }
         }
         Ok(())
     }
+}
+
+/// The start of a refused name, so that the refusal itself stays short.
+fn one_line_prefix(name: &str) -> String {
+    name.chars().take(bounds::NAME).collect()
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -105,4 +175,74 @@ pub struct GuestError {
     pub type_name: String,
     pub message: String,
     pub details: Option<Value>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(operations: usize) -> PluginInfo {
+        PluginInfo {
+            name: "p".into(),
+            version: "1".into(),
+            description: String::new(),
+            operations: (0..operations)
+                .map(|i| OperationInfo {
+                    name: format!("op{i}"),
+                    description: String::new(),
+                    input_schema: "{}".into(),
+                    output_schema: "{}".into(),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_self_description_is_bounded_at_load() {
+        assert_eq!(info(bounds::OPERATIONS).validate(), Ok(()));
+        let err = info(200_000).validate().unwrap_err();
+        assert!(
+            err.contains("declares 200000 operations; at most 256"),
+            "{err}"
+        );
+
+        let mut long = info(1);
+        long.operations[0].name = "x".repeat(100_000);
+        let err = long.validate().unwrap_err();
+        assert!(
+            err.len() < 300,
+            "the refusal itself is bounded: {}",
+            err.len()
+        );
+
+        let mut schema = info(1);
+        schema.operations[0].input_schema = format!("\"{}\"", "s".repeat(bounds::SCHEMA));
+        let err = schema.validate().unwrap_err();
+        assert!(
+            err.contains("input schema") && err.contains("at most 65536"),
+            "{err}"
+        );
+
+        let mut described = info(1);
+        described.operations[0].description = "d".repeat(bounds::DESCRIPTION + 1);
+        assert!(
+            described
+                .validate()
+                .unwrap_err()
+                .contains("its description")
+        );
+
+        let mut spaced = info(1);
+        spaced.operations[0].name = "a\nb".into();
+        assert!(spaced.validate().is_err());
+    }
+
+    #[test]
+    fn a_listing_shows_a_bounded_number_of_names() {
+        assert_eq!(listing(&["a", "b"]), "a, b");
+        let names: Vec<String> = (0..1000).map(|i| format!("op{i}")).collect();
+        let shown = listing(&names);
+        assert!(shown.ends_with(", … and 980 more"), "{shown}");
+        assert_eq!(shown.matches(", ").count(), bounds::LISTED);
+    }
 }

@@ -278,7 +278,7 @@ impl PluginHost {
             return Err(InvocationError::UnknownOperation {
                 plugin: plugin.info.name.clone(),
                 operation: operation.to_string(),
-                available: plugin.info.operation_names().join(", "),
+                available: crate::contract::listing(&plugin.info.operation_names()),
             });
         }
         let _active = ActiveGuard::new(&self.active);

@@ -84,7 +84,7 @@ impl PluginActivities {
             let Some(plugin) = self.registry.get(&request.plugin) else {
                 let err = InvocationError::UnknownPlugin {
                     name: request.plugin.clone(),
-                    available: self.registry.names().join(", "),
+                    available: mlx_runtime::contract::listing(&self.registry.names()),
                 };
                 tracing::warn!(failure = "UnknownPlugin", "{err}");
                 return Err(to_activity_error(&err));

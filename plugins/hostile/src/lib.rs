@@ -23,7 +23,10 @@ impl Plugin for Hostile {
             description: "Test-only attacks on the sandbox: each operation tries one escape or \
                           exhaustion and reports what got through."
                 .into(),
-            operations: schemas::operations(),
+            operations: schemas::operations()
+                .into_iter()
+                .chain(schemas::decoys())
+                .collect(),
         }
     }
 

@@ -53,6 +53,25 @@ fn attack(name: &str, attempts: &str, properties: Value) -> Operation {
     )
 }
 
+/// `HOSTILE_DECOY_OPERATIONS` (from the manifest's `[env]`) more operations in the
+/// self-description: an oversized `describe()` the host must refuse at load.
+pub fn decoys() -> Vec<Operation> {
+    let count = std::env::var("HOSTILE_DECOY_OPERATIONS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    (0..count)
+        .map(|i| {
+            Operation::new(
+                format!("decoy_{i}"),
+                "Does nothing; there to make the list long.",
+                object(json!({}), &[]),
+                object(json!({}), &[]),
+            )
+        })
+        .collect()
+}
+
 pub fn operations() -> Vec<Operation> {
     vec![
         attack(

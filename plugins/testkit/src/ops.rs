@@ -261,6 +261,19 @@ pub fn alloc(input: Alloc) -> Result<Value, PluginError> {
 pub struct Log {
     #[serde(default = "default_lines")]
     lines: u32,
+    /// The message of each line, for tests of what the host does with guest text.
+    #[serde(default = "default_message")]
+    message: String,
+    /// Fields with empty keys and values added to each line: each must still cost budget.
+    #[serde(default)]
+    empty_fields: u32,
+    /// Written to stdout as is, in place of the usual stdout line.
+    #[serde(default)]
+    stdout: Option<String>,
+}
+
+fn default_message() -> String {
+    "testkit log line".into()
 }
 
 fn default_lines() -> u32 {
@@ -268,10 +281,17 @@ fn default_lines() -> u32 {
 }
 
 pub fn log(input: Log) -> Value {
+    let empty: &dyn std::fmt::Display = &"";
     for line in 1..=input.lines {
-        log::info("testkit log line", &[("line", &line), ("of", &input.lines)]);
+        let mut fields: Vec<(&str, &dyn std::fmt::Display)> =
+            vec![("line", &line), ("of", &input.lines)];
+        fields.extend((0..input.empty_fields).map(|_| ("", empty)));
+        log::info(&input.message, &fields);
     }
-    println!("testkit: stdout line");
+    match &input.stdout {
+        Some(text) => print!("{text}"),
+        None => println!("testkit: stdout line"),
+    }
     eprintln!("testkit: stderr line");
     json!({ "lines": input.lines })
 }

@@ -145,10 +145,16 @@ pub fn operations() -> Vec<Operation> {
         ),
         Operation::new(
             "log",
-            "Emits `lines` log lines through the log import, plus one line on stdout and one \
-             on stderr.",
+            "Emits `lines` log lines (`message`, plus `empty_fields` fields with empty keys and \
+             values) through the log import, then `stdout` (default: one line) on stdout and one \
+             line on stderr.",
             object(
-                json!({"lines": {"type": "integer", "minimum": 0, "default": 1}}),
+                json!({
+                    "lines": {"type": "integer", "minimum": 0, "default": 1},
+                    "message": {"type": "string", "default": "testkit log line"},
+                    "empty_fields": {"type": "integer", "minimum": 0, "default": 0},
+                    "stdout": {"type": "string"},
+                }),
                 &[],
             ),
             object(

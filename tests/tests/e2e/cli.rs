@@ -275,3 +275,74 @@ fn validate_prints_the_digest_of_a_good_file_and_refuses_a_broken_one() {
         "{text}"
     );
 }
+
+/// `plugin invoke OPERATION INPUT` on the testkit with `manifest`, logging at info.
+fn invoke_testkit_logging(manifest: &str, operation: &str, input: &serde_json::Value) -> String {
+    let plugins = PluginsDir::with(&["testkit"]);
+    plugins.write_manifest("testkit", manifest);
+    let artifacts = tempfile::tempdir().unwrap();
+    let out = mlx_worker()
+        .env("RUST_LOG", "info")
+        .args(["plugin", "invoke"])
+        .arg(plugins.path().join("testkit.wasm"))
+        .args([operation, &input.to_string()])
+        .arg("--artifacts-dir")
+        .arg(artifacts.path())
+        .succeeds();
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn guest_text_cannot_forge_a_worker_log_line_or_make_one_longer_than_the_cap() {
+    let forged = "1999-01-01T00:00:00.000000Z ERROR mlx_worker::daemon: forged";
+    let input = serde_json::json!({
+        "lines": 1,
+        "message": format!("ok\n{forged}\r{}", "x".repeat(49_000)),
+        "stdout": format!("out\r{forged} by stdout\n"),
+    });
+    let log = invoke_testkit_logging("", "log", &input);
+    for line in log.lines() {
+        assert!(!line.starts_with("1999"), "a forged line:\n{line}");
+        assert!(
+            !line.contains('\r'),
+            "a carriage return reached the log: {line:?}"
+        );
+        assert!(line.len() < 12 << 10, "a {} byte line", line.len());
+    }
+    assert!(log.contains(&format!("ok\\n{forged}\\r")), "{log}");
+    assert!(log.contains(&format!("out\\r{forged} by stdout")), "{log}");
+    assert!(log.contains("bytes cut)"), "{log}");
+}
+
+#[test]
+fn empty_log_fields_are_charged_to_the_log_budget() {
+    // 100 lines × 1000 empty fields: 400 KB charged against a 64 KiB budget.
+    let input = serde_json::json!({"lines": 100, "empty_fields": 1000});
+    let log = invoke_testkit_logging("[limits]\nmax_log_kb = 64\n", "log", &input);
+    let written = log.matches("testkit log line").count();
+    assert!(
+        (1..=16).contains(&written),
+        "{written} lines written:\n{log}"
+    );
+    assert!(log.contains("exceeded its log budget"), "{log}");
+    assert!(log.contains("more fields)"), "{log}");
+}
+
+#[test]
+fn an_oversized_self_description_is_refused_at_load_in_a_few_lines() {
+    let plugins = PluginsDir::with(&["hostile"]);
+    plugins.write_manifest("hostile", "[env]\nHOSTILE_DECOY_OPERATIONS = \"200000\"\n");
+    let refused = mlx_worker()
+        .args(["plugin", "validate"])
+        .arg(plugins.path().join("hostile.wasm"))
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(2), "{refused:?}");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&refused.stdout),
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    assert!(text.contains("operations; at most 256"), "{text}");
+    assert!(text.len() < 4096, "{} bytes of output", text.len());
+}

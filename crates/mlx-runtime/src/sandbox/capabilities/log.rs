@@ -148,6 +148,58 @@ impl LogBudget {
     }
 }
 
+/// Longest message, and longest field list, of one guest log line (stdout/stderr lines too);
+/// the rest is cut, saying how much.
+pub const MAX_LINE: usize = 8 << 10;
+
+/// Fields of one log call that are written; the rest are counted, not shown.
+pub const MAX_FIELDS: usize = 64;
+
+/// What a field costs the budget beyond its text: the ` k=""` it prints as. Without it a
+/// guest could send millions of empty fields for free.
+const FIELD_COST: usize = 4;
+
+/// Guest text made safe for one line of the worker's log: control characters (newline,
+/// carriage return, terminal escapes) are shown escaped, so a guest cannot start a line that
+/// looks like the worker's own or rewrite the operator's terminal; cut at `max` bytes.
+pub fn one_line(text: &str, max: usize) -> String {
+    let mut out = String::with_capacity(text.len().min(max));
+    for (at, c) in text.char_indices() {
+        if out.len() >= max {
+            out.push_str(&format!("… ({} bytes cut)", text.len() - at));
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The fields of a log call as ` key="value"` text, within [`MAX_FIELDS`] and [`MAX_LINE`].
+fn render_fields(fields: &[log::Field]) -> String {
+    let mut out = fields
+        .iter()
+        .take(MAX_FIELDS)
+        .map(|f| format!("{}={:?}", one_line(&f.key, MAX_LINE), f.value))
+        .collect::<Vec<_>>()
+        .join(" ");
+    if fields.len() > MAX_FIELDS {
+        out.push_str(&format!(" …({} more fields)", fields.len() - MAX_FIELDS));
+    }
+    one_line(&out, MAX_LINE)
+}
+
+/// What a log call costs the invocation's budget: every byte it sends, and every field a
+/// minimum.
+fn cost(message: &str, fields: &[log::Field]) -> usize {
+    fields.iter().fold(message.len(), |sum, f| {
+        sum.saturating_add(f.key.len() + f.value.len() + FIELD_COST)
+    })
+}
+
 /// Emits one guest log line at a level chosen at run time.
 pub fn emit(level: tracing::Level, stream: &str, message: &str, fields: &str) {
     // Lines from stdout/stderr have no fields; leave the field out rather than log it empty.
@@ -176,20 +228,66 @@ impl log::Host for LogState {
         message: String,
         fields: Vec<log::Field>,
     ) -> wasmtime::Result<()> {
-        let size = message.len()
-            + fields
-                .iter()
-                .map(|f| f.key.len() + f.value.len())
-                .sum::<usize>();
-        if !self.budget.take(size) || !self.budget.allow_line() {
+        if !self.budget.take(cost(&message, &fields)) || !self.budget.allow_line() {
             return Ok(());
         }
-        let fields = fields
-            .iter()
-            .map(|f| format!("{}={:?}", f.key, f.value))
-            .collect::<Vec<_>>()
-            .join(" ");
-        emit(level.into(), "log", &message, &fields);
+        let message = one_line(&message, MAX_LINE);
+        emit(level.into(), "log", &message, &render_fields(&fields));
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn field(key: &str, value: &str) -> log::Field {
+        log::Field {
+            key: key.into(),
+            value: value.into(),
+        }
+    }
+
+    #[test]
+    fn guest_text_cannot_start_a_line_of_its_own_or_drive_the_terminal() {
+        let forged = "done\n2026-11-29T00:00:00Z ERROR mlx_worker::daemon: forged\r\x1b[2K";
+        let line = one_line(forged, MAX_LINE);
+        assert!(!line.chars().any(char::is_control), "{line:?}");
+        assert!(
+            line.contains("\\n2026") && line.contains("\\r\\u{1b}[2K"),
+            "{line}"
+        );
+    }
+
+    #[test]
+    fn long_text_is_cut_saying_how_much() {
+        let line = one_line(&"é".repeat(MAX_LINE), MAX_LINE);
+        assert!(line.len() < MAX_LINE + 32, "{}", line.len());
+        assert!(
+            line.ends_with(&format!("({} bytes cut)", MAX_LINE)),
+            "{line}"
+        );
+    }
+
+    #[test]
+    fn every_field_costs_something_and_a_line_shows_a_bounded_number() {
+        let empty = vec![field("", ""); 1000];
+        assert_eq!(cost("", &empty), 1000 * FIELD_COST);
+        let shown = render_fields(&empty);
+        assert!(shown.ends_with(&format!("…({} more fields)", 1000 - MAX_FIELDS)));
+        assert!(shown.len() <= MAX_LINE + 32);
+        let keys = render_fields(&[field("a\nb", "c\"d")]);
+        assert_eq!(keys, r#"a\nb="c\"d""#);
+    }
+
+    #[test]
+    fn a_budget_of_64_kib_lets_no_more_than_64_kib_of_empty_fields_through() {
+        let budget = LogBudget::new(64 << 10, u32::MAX);
+        let call = vec![field("", ""); 100];
+        let mut accepted = 0;
+        while budget.take(cost("", &call)) {
+            accepted += 1;
+        }
+        assert_eq!(accepted, (64 << 10) / (100 * FIELD_COST));
     }
 }

@@ -16,10 +16,7 @@ use wasmtime_wasi::{
     p2::{OutputStream, Pollable, StreamResult},
 };
 
-use super::log::{LogBudget, emit};
-
-/// Longest line kept; the rest of an over-long line is cut.
-const MAX_LINE: usize = 8 << 10;
+use super::log::{LogBudget, MAX_LINE, emit, one_line};
 
 /// One of the guest's output streams.
 #[derive(Clone)]
@@ -92,17 +89,17 @@ impl LineBuffer {
 
     fn flush_line(&mut self) {
         let text = String::from_utf8_lossy(&self.line);
-        let text = text.trim_end_matches('\r');
+        let text = one_line(text.trim_end_matches('\r'), MAX_LINE);
         let _entered = self.span.enter();
         // Over the rate the line is not written, but it still counts for the tail that
         // explains a crash.
         if self.budget.allow_line() {
-            emit(self.level, self.name, text, "");
+            emit(self.level, self.name, &text, "");
         }
         if self.recent.len() == TAIL_LINES {
             self.recent.pop_front();
         }
-        self.recent.push_back(text.to_string());
+        self.recent.push_back(text);
         self.line.clear();
     }
 }
