@@ -115,6 +115,8 @@ fn raise_descriptor_limit() -> u64 {
 
 /// How the race between a call, its deadline and its cancellation ended.
 enum Ended<R> {
+    /// No instance: nothing of the plugin ran, unless its start trapped.
+    NotInstantiated(wasmtime::Error),
     Returned(R),
     Deadline,
     Interrupted,
@@ -356,18 +358,22 @@ impl PluginHost {
         let wit_ctx = WitContext::from(ctx);
         let run = async {
             let started = Instant::now();
-            let bindings = plugin.pre.instantiate_async(&mut store).await?;
+            let bindings = match plugin.pre.instantiate_async(&mut store).await {
+                Ok(bindings) => bindings,
+                Err(e) => return Ended::NotInstantiated(e),
+            };
             let _ = instantiated.set(started.elapsed());
-            bindings
+            let returned = bindings
                 .mlx_plugin_plugin()
                 .call_invoke(&mut store, operation, &input_text, &wit_ctx)
-                .await
+                .await;
+            Ended::Returned(returned)
         };
         let grace = limits.cancel_grace;
         // Dropping `run` interrupts the guest: it yields at every epoch tick, so this select
         // regains control within one tick even from a pure CPU loop.
         let returned = tokio::select! {
-            r = run => Ended::Returned(r),
+            ended = run => ended,
             _ = tokio::time::sleep_until(deadline.into()) => Ended::Deadline,
             _ = async { cancel.cancelled().await; tokio::time::sleep(grace).await } => Ended::Interrupted,
         };
@@ -378,6 +384,7 @@ impl PluginHost {
         let cancelled = cancel.is_cancelled();
         let denied = state.denials.take();
         match returned {
+            Ended::NotInstantiated(e) => Err(outcome::classify_instantiation(state, e)),
             Ended::Deadline => Err(InvocationError::Deadline { after: duration }),
             Ended::Interrupted => Err(InvocationError::Cancelled {
                 acknowledged_by_plugin: false,

@@ -20,6 +20,22 @@ pub(crate) fn parse_output(text: &str, limit: usize) -> Result<Value, Invocation
         .map_err(|e| InvocationError::InvalidOutput(format!("output is not JSON: {e}")))
 }
 
+/// An instantiation that failed. A trap (the component's start, its initialisers) or a limit
+/// the guest asked past is the plugin's, classified as any trap; anything else (no free pool
+/// slot, the host out of memory or mappings) is the worker's, and may succeed later or on
+/// another worker: retryable `SandboxUnavailable`, never `PluginTrapped`.
+pub(crate) fn classify_instantiation(state: &GuestState, err: wasmtime::Error) -> InvocationError {
+    let the_plugins = state.memory.hit
+        || state.open_files.hit
+        || err.downcast_ref::<Trap>().is_some()
+        || err.downcast_ref::<ContractViolation>().is_some()
+        || err.downcast_ref::<wasmtime_wasi::I32Exit>().is_some();
+    if the_plugins {
+        return classify_trap(state, err);
+    }
+    InvocationError::Sandbox(format!("cannot instantiate the plugin: {err:#}"))
+}
+
 pub(crate) fn classify_trap(state: &GuestState, err: wasmtime::Error) -> InvocationError {
     if state.memory.hit {
         return InvocationError::MemoryLimit {

@@ -730,3 +730,53 @@ async fn heartbeats_over_the_rate_are_held_back_and_the_last_one_is_delivered() 
     );
     assert_eq!(*details.borrow(), Some(json!({"i": 999})));
 }
+
+/// With one pool slot held by a running guest, the next invocation cannot get an instance:
+/// that is the worker's state, not the plugin's fault, so it must be retryable.
+#[tokio::test(flavor = "multi_thread")]
+async fn no_free_instance_slot_is_sandbox_unavailable_not_a_trap() {
+    let artifacts = tempfile::tempdir().unwrap();
+    let rt = PluginHost::new(HostSettings {
+        engine: mlx_runtime::engine::EngineSettings {
+            max_instances: 1,
+            ..Default::default()
+        },
+        artifacts_dir: Some(artifacts.path().to_path_buf()),
+        ..host_settings()
+    })
+    .unwrap();
+    let plugins = PluginsDir::with(&["testkit"]);
+    let testkit = Arc::new(load(&rt, &plugins, "testkit").await);
+    let (signals, mut beats) = ActivitySignals::new(CancellationToken::new());
+    let holder = tokio::spawn({
+        let (rt, testkit) = (rt.clone(), testkit.clone());
+        async move {
+            let input = json!({"path": "/artifacts/release", "interval_ms": 20});
+            rt.invoke(
+                &testkit,
+                "wait_for_file",
+                &input,
+                &ctx(1, None),
+                signals,
+                None,
+            )
+            .await
+        }
+    });
+    // A heartbeat proves the holder's instance exists.
+    tokio::time::timeout(Duration::from_secs(120), beats.changed())
+        .await
+        .expect("the holder heartbeats")
+        .unwrap();
+    let err = invoke(&rt, &testkit, "echo", json!({})).await.unwrap_err();
+    let f = err.failure();
+    assert_eq!(f.type_name, "SandboxUnavailable", "{err}");
+    assert!(f.retryable, "{err}");
+    assert!(err.to_string().contains("instantiate"), "{err}");
+
+    std::fs::write(artifacts.path().join("wf-1/release"), "go").unwrap();
+    let held = holder.await.unwrap().expect("the holder completes");
+    assert_eq!(held.output["content"], "go");
+    // The slot is free again.
+    assert!(invoke(&rt, &testkit, "echo", json!({})).await.is_ok());
+}
