@@ -8,7 +8,9 @@ use serde_json::{Value, json};
 
 use crate::contract::{GuestError, GuestErrorKind};
 
-/// Why an invocation did not produce output.
+/// Why an invocation did not produce output. Its variants carry text, not source errors: this
+/// is the failure as it is sent to Temporal (a message, a type, details), and the causes are
+/// logged where they happen.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum InvocationError {

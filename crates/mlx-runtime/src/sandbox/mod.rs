@@ -20,7 +20,7 @@ use wasmtime_wasi::{
 use wasmtime_wasi_http::{WasiHttpCtxView, WasiHttpView};
 
 use crate::{
-    engine::{EpochTicker, Ticking},
+    engine::{BoxError, EngineError, EpochTicker, Ticking},
     plugin::manifest::{ARTIFACTS_GUEST_PATH, Access, Manifest, SCRATCH_GUEST_PATH},
 };
 use capabilities::{
@@ -154,8 +154,21 @@ pub struct SandboxSpec<'a> {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("cannot prepare the sandbox: {0}")]
-pub struct SandboxError(String);
+#[error("cannot prepare the sandbox: {doing}: {source}")]
+pub struct SandboxError {
+    doing: String,
+    #[source]
+    source: BoxError,
+}
+
+impl SandboxError {
+    fn new(doing: String, source: impl Into<BoxError>) -> Self {
+        Self {
+            doing,
+            source: source.into(),
+        }
+    }
+}
 
 /// Makes the stores: one engine, its epoch ticker, and whether fuel is metered.
 pub struct Sandboxes {
@@ -238,17 +251,23 @@ pub fn new_store(
             Access::ReadWrite => FsPerms::ReadWrite,
         };
         wasi.preopened_dir(&grant.host, &grant.guest, perms)
-            .map_err(|e| SandboxError(format!("granting {}: {e}", grant.host.display())))?;
+            .map_err(|e| {
+                SandboxError::new(format!("granting {}", grant.host.display()), EngineError(e))
+            })?;
     }
     if let Some(dir) = spec.artifacts_dir {
         std::fs::create_dir_all(dir)
-            .map_err(|e| SandboxError(format!("creating {}: {e}", dir.display())))?;
+            .map_err(|e| SandboxError::new(format!("creating {}", dir.display()), e))?;
         wasi.preopened_dir(dir, ARTIFACTS_GUEST_PATH, FsPerms::ReadWrite)
-            .map_err(|e| SandboxError(format!("granting {}: {e}", dir.display())))?;
+            .map_err(|e| {
+                SandboxError::new(format!("granting {}", dir.display()), EngineError(e))
+            })?;
     }
     if let Some(dir) = spec.scratch_dir {
         wasi.preopened_dir(dir, SCRATCH_GUEST_PATH, FsPerms::ReadWrite)
-            .map_err(|e| SandboxError(format!("granting {}: {e}", dir.display())))?;
+            .map_err(|e| {
+                SandboxError::new(format!("granting {}", dir.display()), EngineError(e))
+            })?;
     }
 
     let denials = Denials::new();
@@ -277,7 +296,7 @@ pub fn new_store(
     if let Some(fuel) = spec.fuel {
         store
             .set_fuel(fuel)
-            .map_err(|e| SandboxError(format!("setting fuel: {e}")))?;
+            .map_err(|e| SandboxError::new("setting fuel".into(), EngineError(e)))?;
     }
     Ok(store)
 }
