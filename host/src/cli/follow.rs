@@ -1,5 +1,6 @@
 //! `pipeline run --wait`: look at the run every half second until it closes, showing each
-//! look ([`Progress`]), then report how it ended as the exit status.
+//! look ([`Progress`]), then report how it ended as the exit status. Only the run's own end
+//! decides it: a server that cannot be reached is waited for ([`patiently`]).
 
 use std::{process::ExitCode, time::Duration};
 
@@ -9,6 +10,7 @@ use super::{
     CliError,
     format::now_ms,
     progress::Progress,
+    retry::patiently,
     view::{Pipeline, look},
 };
 
@@ -36,7 +38,9 @@ pub async fn follow(handle: &Pipeline) -> Result<ExitCode, CliError> {
             _ = ticks.tick() => {}
         }
         // Described before queried: once closed, the query shows the final state.
-        let snapshot = look(handle).await?;
+        // A server that goes away for a while is waited for (said on stderr); the run goes on
+        // without us.
+        let snapshot = patiently(|| look(handle)).await?;
         match &snapshot.status {
             Ok(status) => progress.show(status, now_ms()),
             // Most often nothing polls the run's task queue (or a different one was meant);
@@ -49,7 +53,7 @@ pub async fn follow(handle: &Pipeline) -> Result<ExitCode, CliError> {
         }
         if snapshot.is_closed() {
             progress.finish();
-            return outcome(handle).await;
+            return patiently(|| outcome(handle)).await;
         }
     }
 }

@@ -8,12 +8,14 @@
 //!   `follow`: `run --wait`'s loop; `progress`: what it shows, live (a terminal) or as plain
 //!   lines (a pipe, a log);
 //!   `format`: times, durations and tables; `schedule_spec`: a schedule's times in one line.
+//! - [`retry`]: every call to the server rides out a server that is briefly unreachable.
 
 mod follow;
 mod format;
 pub mod pipeline;
 pub mod plugin;
 mod progress;
+pub mod retry;
 pub mod schedule;
 mod schedule_spec;
 pub mod spec_args;
@@ -39,9 +41,24 @@ use crate::{
 pub struct ConnectArgs(pub TemporalConfig);
 
 impl ConnectArgs {
+    /// A client of the server, waiting (up to [`retry::RETRY_WINDOW`]) for one that is down.
     pub async fn client(&self) -> Result<Client, CliError> {
         self.0.check()?;
-        Ok(worker::connect(&self.0).await?)
+        let mut client = retry::patiently(|| async {
+            worker::connect(&self.0).await.map_err(|e| match e {
+                WorkerError::Connect { address, source } if retry::is_unreachable(&*source) => {
+                    CliError::Unreachable {
+                        what: format!("connecting to {address}"),
+                        source,
+                    }
+                }
+                other => CliError::Connect(other),
+            })
+        })
+        .await?;
+        client.connection_mut().retry_options_mut().max_elapsed_time =
+            Some(retry::SDK_RETRY_WINDOW);
+        Ok(client)
     }
 }
 
@@ -77,8 +94,17 @@ fn global(command: clap::Command) -> clap::Command {
     })
 }
 
+/// The client commands' exit statuses, at the end of their `--help`. Kept beside
+/// [`CliError::exit_code`]; a test checks the numbers against the constants.
+pub const EXIT_STATUS: &str = "\
+Exit status: 0 done (a followed run succeeded); 1 a followed run failed, or the server \
+refused; 2 a wrong request (spec, arguments, a refused update); 69 the server stayed \
+unreachable for 120 s (calls to an unreachable server are retried meanwhile, said on \
+stderr); 130 a followed run was cancelled, or watching was.";
+
 /// Why a command did not do what it was asked. Exit status 2: the request itself is wrong
-/// (spec, arguments, a refused update) and repeating it will not help; 1: anything else.
+/// (spec, arguments, a refused update) and repeating it will not help; 69
+/// ([`retry::UNREACHABLE`]): the server stayed unreachable; 1: anything else.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum CliError {
@@ -109,6 +135,13 @@ pub enum CliError {
     Config(#[from] ConfigError),
     #[error("{0} not found")]
     NotFound(String),
+    /// The server could not be reached: retried by [`retry::patiently`], this after giving up.
+    #[error("{what}: server unreachable: {source}")]
+    Unreachable {
+        what: String,
+        #[source]
+        source: BoxError,
+    },
     #[error("{what}: {source}")]
     Temporal {
         what: String,
@@ -129,6 +162,7 @@ impl CliError {
             | CliError::Refused { .. }
             | CliError::Config(_)
             | CliError::Connect(WorkerError::Config { .. }) => 2,
+            CliError::Unreachable { .. } => retry::UNREACHABLE,
             _ => 1,
         }
     }
@@ -144,11 +178,14 @@ impl CliError {
         }
     }
 
-    /// A failed call to the server, saying what was being done.
+    /// A failed call to the server, saying what was being done; [`CliError::Unreachable`]
+    /// when the server was not there to answer.
     pub(crate) fn temporal(what: impl Into<String>, e: impl Into<BoxError>) -> Self {
-        CliError::Temporal {
-            what: what.into(),
-            source: e.into(),
+        let (what, source) = (what.into(), e.into());
+        if retry::is_unreachable(&*source) {
+            CliError::Unreachable { what, source }
+        } else {
+            CliError::Temporal { what, source }
         }
     }
 }

@@ -15,14 +15,19 @@ use super::{
     CliError, ConnectArgs,
     follow::follow,
     format::now_ms,
+    retry::patiently,
     spec_args::SpecArgs,
     view::{Pipeline, look, status_table},
 };
 use mlx_pipeline::{Decision, ParamChange, load::parse_value};
 
-use crate::{config::DEFAULT_TASK_QUEUE, temporal::PipelineWorkflow};
+use crate::{
+    config::DEFAULT_TASK_QUEUE,
+    temporal::{PipelineWorkflow, payload::json_input},
+};
 
 #[derive(Debug, clap::Args)]
+#[command(after_help = super::EXIT_STATUS)]
 pub struct PipelineArgs {
     #[command(flatten)]
     pub connect: ConnectArgs,
@@ -34,6 +39,7 @@ pub struct PipelineArgs {
 pub enum PipelineCommand {
     /// Start a run of a spec file (checked first: exit 2 and nothing started if it is invalid);
     /// prints its workflow id and run id.
+    #[command(after_help = super::EXIT_STATUS)]
     Run(RunArgs),
     /// Check a spec file without a server (exit 2 listing every problem) and print the JSON
     /// `PipelineWorkflow` takes, e.g. for `temporal workflow start --input`.
@@ -90,7 +96,8 @@ pub struct RunArgs {
     /// Task queue the workers poll.
     #[arg(long, env = "MLX_TASK_QUEUE", default_value = DEFAULT_TASK_QUEUE)]
     pub task_queue: String,
-    /// Follow the run until it ends: exit status 0 succeeded, 1 failed, 130 cancelled.
+    /// Follow the run until it ends: exit status 0 succeeded, 1 failed, 130 cancelled, 69 the
+    /// server stayed unreachable (a server that goes away is retried for two minutes).
     #[arg(long)]
     pub wait: bool,
 }
@@ -140,51 +147,79 @@ pub async fn run(args: PipelineArgs) -> Result<ExitCode, CliError> {
                 value: parse_value(&value),
             };
             let new = change.value.clone();
-            let old = handle(&id, &client)
-                .execute_update(
-                    PipelineWorkflow::set_param,
-                    change,
-                    WorkflowExecuteUpdateOptions::default(),
-                )
-                .await
-                .map_err(|e| update_error(&id, "set-param", e))?;
+            let handle = handle(&id, &client);
+            let options = once_only();
+            let old = patiently(|| {
+                let (handle, change, options, id) = (&handle, change.clone(), options.clone(), &id);
+                async move {
+                    handle
+                        .execute_update(PipelineWorkflow::set_param, change, options)
+                        .await
+                        .map_err(|e| update_error(id, "set-param", e))
+                }
+            })
+            .await?;
             println!("param `{name}`: {old} -> {new}");
             Ok(ExitCode::SUCCESS)
         }
         PipelineCommand::Output { id, step } => {
             let client = connect.client().await?;
-            let output = handle(&id, &client)
-                .query(
-                    PipelineWorkflow::step_output,
-                    step.clone(),
-                    WorkflowQueryOptions::default(),
-                )
-                .await
-                .map_err(|e| CliError::query(format!("output of `{step}` in `{id}`"), e))?;
+            let handle = handle(&id, &client);
+            let output = patiently(|| {
+                let (handle, step, id) = (&handle, &step, &id);
+                async move {
+                    handle
+                        .query(
+                            PipelineWorkflow::step_output,
+                            step.clone(),
+                            WorkflowQueryOptions::default(),
+                        )
+                        .await
+                        .map_err(|e| CliError::query(format!("output of `{step}` in `{id}`"), e))
+                }
+            })
+            .await?;
             println!("{}", pretty(&output));
             Ok(ExitCode::SUCCESS)
         }
     }
 }
 
+/// Options for an update that a retry must not apply twice: every try carries the same update
+/// id, and the server answers a repeated one with the first one's outcome.
+fn once_only() -> WorkflowExecuteUpdateOptions {
+    WorkflowExecuteUpdateOptions::builder()
+        .update_id(uuid::Uuid::new_v4().to_string())
+        .build()
+}
+
 async fn signal(connect: &ConnectArgs, id: &str, pause: bool) -> Result<ExitCode, CliError> {
     let client = connect.client().await?;
     let handle = client.get_workflow_handle::<PipelineWorkflow>(id.to_string());
-    let options = WorkflowSignalOptions::default();
-    let (what, sent) = if pause {
-        let sent = handle.signal(PipelineWorkflow::pause, (), options).await;
-        ("pause", sent)
-    } else {
-        let sent = handle.signal(PipelineWorkflow::resume, (), options).await;
-        ("resume", sent)
-    };
-    sent.map_err(|e| match e {
-        // Also a run that has already closed: the server's message says which.
-        WorkflowInteractionError::NotFound(status) => {
-            CliError::temporal(format!("{what} `{id}`"), status.message())
+    let what = if pause { "pause" } else { "resume" };
+    // One request id for every try: the server applies the signal once.
+    let request_id = uuid::Uuid::new_v4().to_string();
+    patiently(|| {
+        let handle = &handle;
+        let options = WorkflowSignalOptions::builder()
+            .request_id(request_id.clone())
+            .build();
+        async move {
+            let sent = if pause {
+                handle.signal(PipelineWorkflow::pause, (), options).await
+            } else {
+                handle.signal(PipelineWorkflow::resume, (), options).await
+            };
+            sent.map_err(|e| match e {
+                // Also a run that has already closed: the server's message says which.
+                WorkflowInteractionError::NotFound(status) => {
+                    CliError::temporal(format!("{what} `{id}`"), status.message())
+                }
+                other => CliError::temporal(format!("{what} `{id}`"), other),
+            })
         }
-        other => CliError::temporal(format!("{what} `{id}`"), other),
-    })?;
+    })
+    .await?;
     println!("{what} sent to `{id}`");
     Ok(ExitCode::SUCCESS)
 }
@@ -192,24 +227,45 @@ async fn signal(connect: &ConnectArgs, id: &str, pause: bool) -> Result<ExitCode
 async fn start(connect: &ConnectArgs, args: RunArgs) -> Result<ExitCode, CliError> {
     // Checked before connecting: a bad spec is exit 2 whether or not a server is up.
     let spec = args.spec.load().await?;
+    let generated = args.id.is_none();
     let id = args.id.unwrap_or_else(|| default_id(&spec.name));
     let input = serde_json::to_value(&spec)
+        .map(|spec| json_input(&spec))
         .map_err(|e| CliError::Local(format!("encoding the spec: {e}")))?;
     let client = connect.client().await?;
-    let handle = client
-        .start_workflow(
-            PipelineWorkflow::run,
-            input,
-            WorkflowStartOptions::new(args.task_queue, id.clone()).build(),
-        )
-        .await
-        .map_err(|e| match e {
-            WorkflowStartError::AlreadyStarted { .. } => {
-                CliError::Usage(format!("a run with workflow id `{id}` is already running"))
+    let tries = std::cell::Cell::new(0u32);
+    let run_id = patiently(|| {
+        let (client, input, tries) = (client.clone(), input.clone(), &tries);
+        let options = WorkflowStartOptions::new(args.task_queue.clone(), id.clone()).build();
+        let id = &id;
+        async move {
+            tries.set(tries.get() + 1);
+            match client
+                .start_workflow(PipelineWorkflow::run, input, options)
+                .await
+            {
+                Ok(handle) => Ok(handle.run_id().unwrap_or_default().to_string()),
+                // An earlier try may have started it before its answer was lost; an id of
+                // our own making (random) can only be ours.
+                Err(WorkflowStartError::AlreadyStarted {
+                    run_id: Some(run_id),
+                    ..
+                }) if generated && tries.get() > 1 => Ok(run_id),
+                Err(WorkflowStartError::AlreadyStarted { .. }) if tries.get() > 1 => {
+                    Err(CliError::Usage(format!(
+                        "a run with workflow id `{id}` is already running (perhaps started by \
+                         this command before the server went away: mlx-worker pipeline status \
+                         {id})"
+                    )))
+                }
+                Err(WorkflowStartError::AlreadyStarted { .. }) => Err(CliError::Usage(format!(
+                    "a run with workflow id `{id}` is already running"
+                ))),
+                Err(other) => Err(CliError::temporal(format!("starting `{id}`"), other)),
             }
-            other => CliError::temporal(format!("starting `{id}`"), other),
-        })?;
-    let run_id = handle.run_id().unwrap_or_default().to_string();
+        }
+    })
+    .await?;
     println!("workflow id: {id}");
     println!("run id:      {run_id}");
     if !args.wait {
@@ -235,7 +291,7 @@ fn default_id(name: &str) -> String {
 
 async fn status(handle: &Pipeline, json: bool) -> Result<ExitCode, CliError> {
     let id = &handle.info().workflow_id;
-    let snapshot = look(handle).await?;
+    let snapshot = patiently(|| look(handle)).await?;
     let status = snapshot.status?;
     if json {
         println!(
@@ -268,28 +324,37 @@ async fn decide(
         by: args.by,
         comment: args.comment,
     };
-    let options = WorkflowExecuteUpdateOptions::default;
-    let (name, result) = match what {
-        Decide::Approve => (
-            "approve",
-            handle
-                .execute_update(PipelineWorkflow::approve, decision, options())
-                .await,
-        ),
-        Decide::Reject => (
-            "reject",
-            handle
-                .execute_update(PipelineWorkflow::reject, decision, options())
-                .await,
-        ),
-        Decide::Cancel => (
-            "cancel-step",
-            handle
-                .execute_update(PipelineWorkflow::cancel_step, decision, options())
-                .await,
-        ),
+    let name = match what {
+        Decide::Approve => "approve",
+        Decide::Reject => "reject",
+        Decide::Cancel => "cancel-step",
     };
-    let now = result.map_err(|e| update_error(&args.id, name, e))?;
+    let options = once_only();
+    let now = patiently(|| {
+        let (handle, decision, options, id) =
+            (&handle, decision.clone(), options.clone(), &args.id);
+        async move {
+            let result = match what {
+                Decide::Approve => {
+                    handle
+                        .execute_update(PipelineWorkflow::approve, decision, options)
+                        .await
+                }
+                Decide::Reject => {
+                    handle
+                        .execute_update(PipelineWorkflow::reject, decision, options)
+                        .await
+                }
+                Decide::Cancel => {
+                    handle
+                        .execute_update(PipelineWorkflow::cancel_step, decision, options)
+                        .await
+                }
+            };
+            result.map_err(|e| update_error(id, name, e))
+        }
+    })
+    .await?;
     println!("step `{}`: {now}", args.step);
     Ok(ExitCode::SUCCESS)
 }

@@ -22,15 +22,20 @@ use temporalio_common::protos::{
 use super::{
     CliError, ConnectArgs,
     format::{clock, millis, parse_duration, table},
+    retry::{self, patiently},
     schedule_spec::summarize,
     spec_args::SpecArgs,
 };
-use crate::{config::DEFAULT_TASK_QUEUE, temporal::PipelineWorkflow};
+use crate::{
+    config::DEFAULT_TASK_QUEUE,
+    temporal::{PipelineWorkflow, payload::json_input},
+};
 
 /// The workflow type a pipeline schedule starts; `list` shows only these.
 const WORKFLOW_TYPE: &str = "PipelineWorkflow";
 
 #[derive(Debug, clap::Args)]
+#[command(after_help = super::EXIT_STATUS)]
 pub struct ScheduleArgs {
     #[command(flatten)]
     pub connect: ConnectArgs,
@@ -81,17 +86,34 @@ pub struct When {
 pub async fn run(args: ScheduleArgs) -> Result<ExitCode, CliError> {
     match args.command {
         ScheduleCommand::Create(create_args) => create(&args.connect, create_args).await,
-        ScheduleCommand::List => list(&args.connect.client().await?).await,
+        ScheduleCommand::List => {
+            let client = args.connect.client().await?;
+            patiently(|| list(&client)).await
+        }
         ScheduleCommand::Describe { schedule_id } => {
-            describe(&args.connect.client().await?, &schedule_id).await
+            let client = args.connect.client().await?;
+            patiently(|| describe(&client, &schedule_id)).await
         }
         ScheduleCommand::Delete { schedule_id } => {
             let client = args.connect.client().await?;
-            client
-                .get_schedule_handle(&schedule_id)
-                .delete(DeleteScheduleOptions::default())
-                .await
-                .map_err(|e| schedule_error(&schedule_id, "deleting", e))?;
+            let tries = std::cell::Cell::new(0u32);
+            patiently(|| {
+                let (client, id, tries) = (&client, &schedule_id, &tries);
+                async move {
+                    tries.set(tries.get() + 1);
+                    match client
+                        .get_schedule_handle(id)
+                        .delete(DeleteScheduleOptions::default())
+                        .await
+                        .map_err(|e| schedule_error(id, "deleting", e))
+                    {
+                        // An earlier try deleted it before its answer was lost.
+                        Err(CliError::NotFound(_)) if tries.get() > 1 => Ok(()),
+                        done => done,
+                    }
+                }
+            })
+            .await?;
             println!("deleted schedule `{schedule_id}`");
             Ok(ExitCode::SUCCESS)
         }
@@ -101,6 +123,7 @@ pub async fn run(args: ScheduleArgs) -> Result<ExitCode, CliError> {
 async fn create(connect: &ConnectArgs, args: CreateArgs) -> Result<ExitCode, CliError> {
     let spec = args.spec.load().await?;
     let input = serde_json::to_value(&spec)
+        .map(|spec| json_input(&spec))
         .map_err(|e| CliError::Local(format!("encoding the spec: {e}")))?;
     let times = match (&args.when.cron, args.when.every) {
         (Some(cron), _) => ScheduleSpec::builder()
@@ -121,14 +144,32 @@ async fn create(connect: &ConnectArgs, args: CreateArgs) -> Result<ExitCode, Cli
         .spec(times)
         .paused(args.paused)
         .build();
-    let handle = client
-        .create_schedule(id.clone(), options)
-        .await
-        .map_err(|e| schedule_error(id, "creating", e))?;
-    let description = handle
-        .describe(RpcOptions::default())
-        .await
-        .map_err(|e| schedule_error(id, "describing", e))?;
+    let tries = std::cell::Cell::new(0u32);
+    patiently(|| {
+        let (client, options, tries) = (&client, options.clone(), &tries);
+        async move {
+            tries.set(tries.get() + 1);
+            match client.create_schedule(id.clone(), options).await {
+                Ok(_) => Ok(()),
+                Err(e) => match schedule_error(id, "creating", e) {
+                    CliError::Usage(_) if tries.get() > 1 => Err(CliError::Usage(format!(
+                        "schedule `{id}` already exists (perhaps created by this command before \
+                         the server went away: mlx-worker schedule describe {id})"
+                    ))),
+                    e => Err(e),
+                },
+            }
+        }
+    })
+    .await?;
+    let handle = client.get_schedule_handle(id);
+    let description = patiently(|| async {
+        handle
+            .describe(RpcOptions::default())
+            .await
+            .map_err(|e| schedule_error(id, "describing", e))
+    })
+    .await?;
     println!(
         "created schedule `{id}`: {}; starts pipeline `{}` on task queue {}",
         summarize(&spec_of(&description)),
@@ -280,6 +321,9 @@ fn schedule_error(id: &str, doing: &str, e: ScheduleError) -> CliError {
     let ScheduleError::Rpc(status) = &e else {
         return CliError::temporal(format!("{doing} schedule `{id}`"), e);
     };
+    if retry::is_unreachable(&e) {
+        return CliError::temporal(format!("{doing} schedule `{id}`"), e);
+    }
     match status.code() {
         Code::NotFound => CliError::NotFound(format!("schedule `{id}`")),
         Code::AlreadyExists => CliError::Usage(format!("schedule `{id}` already exists")),

@@ -120,7 +120,11 @@ pub async fn look(handle: &Pipeline) -> Result<Snapshot, CliError> {
         Err(WorkflowQueryError::NotFound(_)) => {
             return Err(CliError::NotFound(format!("workflow `{id}`")));
         }
-        Err(e) => Err(CliError::query(format!("status of `{id}`"), e)),
+        Err(e) => match CliError::query(format!("status of `{id}`"), e) {
+            // Not the run's answer: the whole look is tried again.
+            e @ CliError::Unreachable { .. } => return Err(e),
+            e => Err(e),
+        },
     };
     Ok(Snapshot {
         status,

@@ -71,30 +71,44 @@ async fn cli(server: &DevServer, args: &[&str]) -> Out {
     finish(command(server, args).spawn().expect("starting mlx-worker")).await
 }
 
-/// A `pipeline run --wait` in the background, its stdout read line by line as it comes, so a
-/// test can act once the follower has shown something.
+/// A `pipeline run --wait` in the background, its stdout and stderr read line by line as they
+/// come, so a test can act once the follower has shown something.
 struct Follower {
     child: tokio::process::Child,
     lines: Arc<Mutex<Vec<String>>>,
-    reader: tokio::task::JoinHandle<()>,
+    errors: Arc<Mutex<Vec<String>>>,
+    readers: [tokio::task::JoinHandle<()>; 2],
+}
+
+/// Collects `stream`'s lines into `sink` until it closes.
+fn read_lines(
+    stream: impl tokio::io::AsyncRead + Unpin + Send + 'static,
+    sink: Arc<Mutex<Vec<String>>>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut stream = BufReader::new(stream).lines();
+        while let Ok(Some(line)) = stream.next_line().await {
+            sink.lock().unwrap().push(line);
+        }
+    })
 }
 
 impl Follower {
     fn start(mut cmd: tokio::process::Command) -> anyhow::Result<Self> {
         let mut child = cmd.spawn()?;
         let stdout = child.stdout.take().expect("stdout is piped");
+        let stderr = child.stderr.take().expect("stderr is piped");
         let lines = Arc::new(Mutex::new(Vec::new()));
-        let sink = lines.clone();
-        let reader = tokio::spawn(async move {
-            let mut stdout = BufReader::new(stdout).lines();
-            while let Ok(Some(line)) = stdout.next_line().await {
-                sink.lock().unwrap().push(line);
-            }
-        });
+        let errors = Arc::new(Mutex::new(Vec::new()));
+        let readers = [
+            read_lines(stdout, lines.clone()),
+            read_lines(stderr, errors.clone()),
+        ];
         Ok(Self {
             child,
             lines,
-            reader,
+            errors,
+            readers,
         })
     }
 
@@ -107,10 +121,37 @@ impl Follower {
         .await
     }
 
+    /// Until a stderr line satisfies `wanted`; fails at once if the command exits first.
+    async fn says(&mut self, what: &str, wanted: impl Fn(&str) -> bool) -> anyhow::Result<()> {
+        let errors = self.errors.clone();
+        let child = &mut self.child;
+        eventually(Duration::from_secs(90), what, || {
+            let found = errors.lock().unwrap().iter().any(|l| wanted(l));
+            let exited = child.try_wait().ok().flatten();
+            async move {
+                match (found, exited) {
+                    (true, _) => Some(Ok(())),
+                    (false, Some(status)) => Some(Err(status)),
+                    (false, None) => None,
+                }
+            }
+        })
+        .await?
+        .map_err(|status| {
+            anyhow::anyhow!(
+                "exited ({status}) before saying {what}; stderr:\n{}",
+                self.errors.lock().unwrap().join("\n")
+            )
+        })
+    }
+
     async fn finish(self) -> Out {
         let mut out = finish(self.child).await;
-        self.reader.await.expect("the reader ends with stdout");
+        for reader in self.readers {
+            reader.await.expect("the readers end with the pipes");
+        }
         out.stdout = self.lines.lock().unwrap().join("\n") + "\n";
+        out.stderr = self.errors.lock().unwrap().join("\n") + "\n";
         out
     }
 }
@@ -573,6 +614,49 @@ async fn a_person_changes_a_param_and_approves_from_the_cli() -> anyhow::Result<
     assert!(
         table.stdout.contains("approved by ana: metrics checked"),
         "{table:?}"
+    );
+    worker.stop().await
+}
+
+/// The server goes away under a followed run and comes back on the same port and database
+/// (a restart, as clients see it): the follower says it is retrying, waits, and exits with the
+/// run's own outcome. A private server: the shared one is never stopped.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_followed_run_rides_out_a_server_restart() -> anyhow::Result<()> {
+    let state = tempfile::tempdir()?;
+    let db = state.path().join("temporal.db");
+    let port = mlx_e2e::free_port();
+    let server = DevServer::start_on(port, Some(&db)).await?;
+    let plugins = PluginsDir::with(&["testkit"]);
+    let worker = TestWorker::start(&server, plugins.path()).await?;
+    let id = unique("gated-blip");
+    // Waiting for a person: nothing moves while the server is away, so the outage is the
+    // test's to choose.
+    let mut followed = follow_gated(&server, &worker, state.path(), &id).await?;
+
+    drop(server);
+    // Several seconds down: the follower has retried for at least five of them.
+    followed
+        .says("a retry notice after 5 s or more", |line| {
+            line.strip_prefix("server unreachable, retrying (")
+                .and_then(|rest| rest.split_once(' '))
+                .and_then(|(seconds, _)| seconds.parse::<u64>().ok())
+                .is_some_and(|seconds| seconds >= 5)
+        })
+        .await?;
+    let server = DevServer::start_on(port, Some(&db)).await?;
+    let out = cli(&server, &["pipeline", "approve", &id, "approve"]).await;
+    assert_eq!(out.code, 0, "{out:?}");
+
+    let followed = followed.finish().await;
+    assert_eq!(followed.code, 0, "{followed:?}");
+    assert!(
+        followed.stdout.contains("pipeline succeeded"),
+        "{followed:?}"
+    );
+    assert!(
+        followed.stderr.contains("server reachable again after"),
+        "{followed:?}"
     );
     worker.stop().await
 }
