@@ -13,16 +13,24 @@ TEMPORAL := $(VENV)/bin/temporal
 WASM_OUT := $(ROOT)/plugins/target/wasm32-wasip2/release
 PLUGINS_DIR := $(ROOT)/build/plugins
 WORKER := $(ROOT)/target/debug/mlx-worker
+CARGO_DENY_VERSION := 0.20.2
+CARGO_DENY := $(TOOLS)/cargo-deny-$(CARGO_DENY_VERSION)/bin/cargo-deny
+# Where the RustSec advisory database snapshot (advisory-db.bundle) is, for machines that cannot
+# reach GitHub; relative to the repository root. `make deny ADVISORY_DB=snapshot` skips the
+# live database, `ADVISORY_DB=live` insists on it.
+SUPPLY_CHAIN ?= ../shared/supply-chain
+ADVISORY_DB ?= auto
 
 export MLX_TEMPORAL_CLI := $(TEMPORAL)
 
-.PHONY: help tools wasm-target protoc plugins build run stop test bench lint layers fmt clean baseline
+.PHONY: help tools wasm-target protoc plugins build run stop test bench lint layers deny fmt clean baseline
 
 help:
 	@echo "make run    build everything, start Temporal + worker, run the demo ML pipeline"
 	@echo "make stop   stop the dev server and worker that 'make run' left running"
 	@echo "make test   unit + end-to-end tests against a real Temporal dev server"
 	@echo "make lint   cargo fmt --check and clippy -D warnings (host and plugins)"
+	@echo "make deny   cargo deny check: advisories (says which database, of which date), bans, licences, sources"
 	@echo "make bench  micro, end-to-end, compute and startup benchmarks (BENCHMARKS.md)"
 
 # The stamp names the pinned versions: bumping one reinstalls.
@@ -60,7 +68,7 @@ run: build
 stop:
 	scripts/run-demo.sh stop
 
-test: tools plugins lint
+test: tools plugins lint deny
 	cd plugins && cargo test --target x86_64-unknown-linux-gnu
 	# Benchmarks are not run here, only built, so they cannot rot. The worker binary is built
 	# here too, with the tests' features: the end-to-end tests run it as a child process and
@@ -86,6 +94,16 @@ layers:
 	  || { echo "mlx-pipeline must not depend on wasmtime or Temporal"; exit 1; }
 	@! cargo tree -p mlx-runtime -e normal --prefix none | grep -iE '^temporalio' \
 	  || { echo "mlx-runtime must not depend on Temporal"; exit 1; }
+
+# Built once, pinned: the path names the version, so bumping it installs the new one.
+$(CARGO_DENY):
+	cargo install cargo-deny --version $(CARGO_DENY_VERSION) --locked --root $(TOOLS)/cargo-deny-$(CARGO_DENY_VERSION)
+
+# Supply chain (README): host and plugins workspaces against deny.toml; the advisory database
+# is the live one when GitHub answers within seconds, else the snapshot in $(SUPPLY_CHAIN).
+deny: $(CARGO_DENY)
+	CARGO_DENY=$(CARGO_DENY) SUPPLY_CHAIN=$(SUPPLY_CHAIN) DB_DIR=$(TOOLS)/advisory-dbs \
+	  ADVISORY_DB=$(ADVISORY_DB) scripts/deny.sh
 
 lint: layers
 	cargo fmt --all -- --check
