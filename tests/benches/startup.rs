@@ -200,7 +200,7 @@ async fn start_step(
     client
         .start_workflow(
             RunPluginWorkflow::run,
-            step,
+            mlx_worker::temporal::payload::json_input(&step),
             WorkflowStartOptions::new(queue.to_string(), id.to_string()).build(),
         )
         .await?;

@@ -706,7 +706,7 @@ pub async fn run_step_on(
     let handle = client
         .start_workflow(
             mlx_worker::temporal::RunPluginWorkflow::run,
-            step,
+            mlx_worker::temporal::payload::json_input(&step),
             WorkflowStartOptions::new(task_queue.to_string(), id.to_string()).build(),
         )
         .await?;

@@ -184,6 +184,10 @@ layered! {
         /// [default: 30].
         #[arg(long, env = "MLX_SHUTDOWN_GRACE_SECS")]
         pub shutdown_grace_secs: Option<u64>,
+        /// Largest `plugin_activity` request (JSON bytes) accepted; larger ones fail as
+        /// InvalidRequest before any sandbox is made [default: 2097152].
+        #[arg(long, env = "MLX_MAX_INPUT_BYTES")]
+        pub max_input_bytes: Option<usize>,
     }
 }
 
@@ -281,6 +285,9 @@ impl ConfigFile {
                 fuel_metering: Some(false),
                 // Well within systemd's default 90 s stop timeout.
                 shutdown_grace_secs: Some(30),
+                // Temporal's own default payload limit: larger never arrives anyway, and an
+                // operator may lower it to keep inputs to references, not data.
+                max_input_bytes: Some(2 << 20),
             },
             telemetry: TelemetryConfig {
                 log_format: Some(LogFormat::Human),
@@ -334,6 +341,9 @@ impl ConfigFile {
                 w.shutdown_grace_secs
                     .ok_or_else(|| unset("worker.shutdown_grace_secs"))?,
             ),
+            max_input_bytes: w
+                .max_input_bytes
+                .ok_or_else(|| unset("worker.max_input_bytes"))?,
             log_format: t.log_format.ok_or_else(|| unset("telemetry.log_format"))?,
             metrics_address: t.metrics_address,
             health_address: t.health_address,
@@ -358,6 +368,7 @@ pub struct Settings {
     pub artifacts_dir: PathBuf,
     pub fuel_metering: bool,
     pub shutdown_grace: Duration,
+    pub max_input_bytes: usize,
     pub log_format: LogFormat,
     pub metrics_address: Option<SocketAddr>,
     pub health_address: Option<SocketAddr>,

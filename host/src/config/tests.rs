@@ -28,6 +28,7 @@ const EVERY_KEY: &str = r#"
     artifacts_dir = "/srv/artifacts"
     fuel_metering = true
     shutdown_grace_secs = 7
+    max_input_bytes = 65536
 
     [telemetry]
     log_format = "json"
@@ -53,6 +54,7 @@ const EVERY_FLAG: &[&str] = &[
     "--artifacts-dir=/srv/artifacts",
     "--fuel-metering=true",
     "--shutdown-grace-secs=7",
+    "--max-input-bytes=65536",
     "--metrics-address=127.0.0.1:9464",
     "--health-address=127.0.0.1:9465",
     "--otlp-endpoint=http://127.0.0.1:4318",

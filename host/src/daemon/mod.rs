@@ -218,6 +218,7 @@ pub async fn run(
     );
     worker_settings.graceful_shutdown = Some(grace);
     worker_settings.metrics = metrics;
+    worker_settings.max_input_bytes = settings.max_input_bytes;
     #[cfg(feature = "native-echo")]
     {
         worker_settings.native_echo = settings.native_echo;

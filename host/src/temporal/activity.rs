@@ -29,11 +29,20 @@ const MIN_AUTO_HEARTBEAT: Duration = Duration::from_millis(200);
 pub struct PluginActivities {
     runtime: Arc<PluginHost>,
     registry: Arc<PluginRegistry>,
+    max_input_bytes: usize,
 }
 
 impl PluginActivities {
-    pub fn new(runtime: Arc<PluginHost>, registry: Arc<PluginRegistry>) -> Self {
-        Self { runtime, registry }
+    pub fn new(
+        runtime: Arc<PluginHost>,
+        registry: Arc<PluginRegistry>,
+        max_input_bytes: usize,
+    ) -> Self {
+        Self {
+            runtime,
+            registry,
+            max_input_bytes,
+        }
     }
 }
 
@@ -59,7 +68,7 @@ impl PluginActivities {
             attempt: info.attempt,
             last_heartbeat_details: decode_heartbeat_details(ctx.heartbeat_details().raw()),
         };
-        let request = decode_request(&input).map_err(|e| {
+        let request = decode_request(&input, self.max_input_bytes).map_err(|e| {
             tracing::warn!(
                 workflow_id = %invocation.workflow_id,
                 activity_id = %invocation.activity_id,

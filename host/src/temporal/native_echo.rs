@@ -25,7 +25,8 @@ impl NativeEchoActivity {
         ctx: ActivityContext,
         input: RawValue,
     ) -> Result<RawValue, ActivityError> {
-        let request = decode_request(&input).map_err(|e| to_activity_error(&e))?;
+        let request = decode_request(&input, super::worker::DEFAULT_MAX_INPUT_BYTES)
+            .map_err(|e| to_activity_error(&e))?;
         if request.operation != "echo" {
             return Err(to_activity_error(&InvocationError::UnknownOperation {
                 plugin: request.plugin,

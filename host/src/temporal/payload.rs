@@ -13,30 +13,52 @@ const NULL: &[u8] = b"binary/null";
 /// The request shape, for error messages.
 const SHAPE: &str = r#"send one JSON object {"plugin": "...", "operation": "...", "input": {...}}"#;
 
-pub fn decode_request(raw: &RawValue) -> Result<PluginRequest, InvocationError> {
+/// The one JSON payload of an input, at most `max_bytes` long; what is wrong otherwise.
+pub fn single_json(raw: &RawValue, max_bytes: usize) -> Result<&[u8], String> {
     let payload = match raw.payloads.as_slice() {
         [payload] => payload,
-        [] => {
-            return Err(InvocationError::InvalidRequest(format!(
-                "no input; {SHAPE}"
-            )));
-        }
-        many => {
-            return Err(InvocationError::InvalidRequest(format!(
-                "{} arguments given; {SHAPE}",
-                many.len()
-            )));
-        }
+        [] => return Err("no input".into()),
+        many => return Err(format!("{} arguments given", many.len())),
     };
     let encoding = payload.metadata.get(ENCODING).map(Vec::as_slice);
     if encoding != Some(JSON) {
-        return Err(InvocationError::InvalidRequest(format!(
-            "input payload encoding is {:?}, expected \"json/plain\"; {SHAPE}",
+        return Err(format!(
+            "input payload encoding is {:?}, expected \"json/plain\"",
             encoding.map(String::from_utf8_lossy).unwrap_or_default()
+        ));
+    }
+    if payload.data.len() > max_bytes {
+        return Err(format!(
+            "input is {} bytes; this worker accepts at most {max_bytes} \
+             (worker.max_input_bytes): pass large data as artifact paths, not inline",
+            payload.data.len()
+        ));
+    }
+    Ok(&payload.data)
+}
+
+/// A workflow's own input as JSON, decoded by hand: with a typed input the SDK would fail
+/// every workflow task on input that is not JSON, and retry it until the execution timeout
+/// (forever without one), instead of failing the workflow once.
+pub fn workflow_input(raw: &RawValue) -> Result<Value, String> {
+    let data = single_json(raw, usize::MAX)?;
+    serde_json::from_slice(data).map_err(|e| format!("input is not JSON: {e}"))
+}
+
+pub fn decode_request(raw: &RawValue, max_bytes: usize) -> Result<PluginRequest, InvocationError> {
+    let invalid = |e: String| InvocationError::InvalidRequest(format!("{e}; {SHAPE}"));
+    let data = single_json(raw, max_bytes).map_err(invalid)?;
+    // Through `Value` first: serde would also take a struct from a JSON array
+    // (`["testkit", "echo"]`), which no sender means as a request.
+    let value: Value = serde_json::from_slice(data).map_err(|e| invalid(e.to_string()))?;
+    if !value.is_object() {
+        return Err(invalid(format!(
+            "the request is a JSON {}, not an object",
+            mlx_pipeline::state::json_type(&value)
         )));
     }
-    let request: PluginRequest = serde_json::from_slice(&payload.data)
-        .map_err(|e| InvocationError::InvalidRequest(format!("{e}; {SHAPE}")))?;
+    let request: PluginRequest =
+        serde_json::from_value(value).map_err(|e| invalid(e.to_string()))?;
     if request.plugin.is_empty() || request.operation.is_empty() {
         return Err(InvocationError::InvalidRequest(format!(
             "plugin and operation must not be empty; {SHAPE}"
@@ -47,8 +69,14 @@ pub fn decode_request(raw: &RawValue) -> Result<PluginRequest, InvocationError> 
 
 /// A request as workflows send it: one JSON payload, as any SDK's default converter makes it.
 pub fn request_payload(request: &PluginRequest) -> RawValue {
+    json_input(&serde_json::to_value(request).expect("a request is plain JSON"))
+}
+
+/// One JSON payload, as any SDK's default converter makes it: how the workflows here take
+/// their input, and how a client starts them.
+pub fn json_input(value: &Value) -> RawValue {
     let mut payload = Payload {
-        data: serde_json::to_vec(request).expect("a request is plain JSON"),
+        data: serde_json::to_vec(value).expect("a JSON value serialises"),
         ..Default::default()
     };
     payload.metadata.insert(ENCODING.into(), JSON.to_vec());
@@ -135,6 +163,8 @@ pub fn decode_result(raw: &RawValue) -> Result<(Value, Option<u32>), String> {
 mod tests {
     use super::*;
 
+    const MAX: usize = 1 << 20;
+
     fn json_payload(text: &str) -> Payload {
         let mut p = Payload {
             data: text.as_bytes().to_vec(),
@@ -149,7 +179,7 @@ mod tests {
         let raw = RawValue::new(vec![json_payload(
             r#"{"plugin":"csv","operation":"extract_data","input":{"a":1}}"#,
         )]);
-        let req = decode_request(&raw).unwrap();
+        let req = decode_request(&raw, MAX).unwrap();
         assert_eq!(req.plugin, "csv");
         assert_eq!(req.input["a"], 1);
     }
@@ -161,12 +191,52 @@ mod tests {
             r#"{"plugin":"a","operation":"b","inptu":1}"#,
             "[1]",
         ] {
-            let err = decode_request(&RawValue::new(vec![json_payload(text)])).unwrap_err();
+            let err = decode_request(&RawValue::new(vec![json_payload(text)]), MAX).unwrap_err();
             assert!(err.to_string().contains("send one JSON object"), "{err}");
             assert!(!err.failure().retryable);
         }
-        let err = decode_request(&RawValue::new(vec![])).unwrap_err();
+        let err = decode_request(&RawValue::new(vec![]), MAX).unwrap_err();
         assert!(err.to_string().contains("no input"), "{err}");
+    }
+
+    #[test]
+    fn only_an_object_is_a_request() {
+        for (text, kind) in [
+            (r#"["testkit", "echo"]"#, "array"),
+            (r#""testkit""#, "string"),
+            ("null", "null"),
+        ] {
+            let err = decode_request(&RawValue::new(vec![json_payload(text)]), MAX).unwrap_err();
+            assert!(
+                err.to_string()
+                    .contains(&format!("a JSON {kind}, not an object")),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_request_over_the_size_limit_is_refused_unread() {
+        let text = format!(
+            r#"{{"plugin":"p","operation":"o","input":"{}"}}"#,
+            "x".repeat(100)
+        );
+        let raw = RawValue::new(vec![json_payload(&text)]);
+        assert!(decode_request(&raw, text.len()).is_ok());
+        let err = decode_request(&raw, text.len() - 1).unwrap_err();
+        assert!(err.to_string().contains("worker.max_input_bytes"), "{err}");
+        assert!(!err.failure().retryable);
+    }
+
+    #[test]
+    fn workflow_input_that_is_not_json_says_so() {
+        let err = workflow_input(&RawValue::new(vec![json_payload(
+            r#"{"plugin": "testkit", "#,
+        )]))
+        .unwrap_err();
+        assert!(err.starts_with("input is not JSON"), "{err}");
+        let ok = workflow_input(&RawValue::new(vec![json_payload(r#"{"a": 1}"#)])).unwrap();
+        assert_eq!(ok["a"], 1);
     }
 
     #[test]
@@ -175,7 +245,7 @@ mod tests {
             data: vec![1, 2, 3],
             ..Default::default()
         }]);
-        let err = decode_request(&raw).unwrap_err();
+        let err = decode_request(&raw, MAX).unwrap_err();
         assert!(err.to_string().contains("json/plain"), "{err}");
     }
 

@@ -17,6 +17,7 @@ use futures::{
 use serde_json::Value;
 use temporalio_common::{
     RetryPolicy,
+    data_converters::RawValue,
     error::{ActivityExecutionError, ApplicationFailure, IncomingError, RetryState},
 };
 use temporalio_macros::{workflow, workflow_methods};
@@ -27,7 +28,7 @@ use temporalio_sdk::{
 
 use super::{
     PluginActivity,
-    payload::{decode_result, request_payload},
+    payload::{decode_result, request_payload, workflow_input},
 };
 use mlx_pipeline::{
     Decision, ParamChange, PipelineSpec, PipelineState, PipelineStatus, StartStep, StepResult,
@@ -47,7 +48,7 @@ struct CancelRequest {
 #[workflow]
 pub struct PipelineWorkflow {
     /// The run, or why the input is not a valid pipeline (reported by `run`).
-    pipeline: Result<PipelineState, String>,
+    pipeline: Result<PipelineState, (&'static str, String)>,
     cancel_requests: Vec<CancelRequest>,
     /// Bumped by every signal and update, so the run loop wakes to look again.
     changes: u64,
@@ -58,18 +59,25 @@ impl PipelineWorkflow {
     /// Parses and validates the spec before anything else, so the first query or signal
     /// already sees the run.
     #[init]
-    pub fn new(_ctx: &WorkflowContextView, spec: Value) -> Self {
-        let pipeline = serde_json::from_value::<PipelineSpec>(spec)
-            .map_err(|e| format!("not a pipeline spec: {e}"))
+    pub fn new(_ctx: &WorkflowContextView, spec: RawValue) -> Self {
+        let pipeline = workflow_input(&spec)
+            .map_err(|e| ("InvalidWorkflowInput", e))
+            .and_then(|spec| {
+                serde_json::from_value::<PipelineSpec>(spec)
+                    .map_err(|e| ("InvalidPipeline", format!("not a pipeline spec: {e}")))
+            })
             .and_then(|spec| match spec.validate(None) {
                 Ok(()) => Ok(PipelineState::new(spec)),
-                Err(errors) => Err(format!(
-                    "invalid pipeline: {}",
-                    errors
-                        .iter()
-                        .map(ToString::to_string)
-                        .collect::<Vec<_>>()
-                        .join("; ")
+                Err(errors) => Err((
+                    "InvalidPipeline",
+                    format!(
+                        "invalid pipeline: {}",
+                        errors
+                            .iter()
+                            .map(ToString::to_string)
+                            .collect::<Vec<_>>()
+                            .join("; ")
+                    ),
                 )),
             });
         Self {
@@ -81,8 +89,8 @@ impl PipelineWorkflow {
 
     #[run(name = "PipelineWorkflow")]
     pub async fn run(ctx: &mut WorkflowContext<Self>) -> WorkflowResult<Value> {
-        if let Some(why) = ctx.state(|s| s.pipeline.as_ref().err().cloned()) {
-            return Err(failed("InvalidPipeline", why, None));
+        if let Some((kind, why)) = ctx.state(|s| s.pipeline.as_ref().err().cloned()) {
+            return Err(failed(kind, why, None));
         }
         let specs: BTreeMap<String, StepSpec> = ctx.state(|s| {
             let spec = s.pipeline().spec();
@@ -278,7 +286,7 @@ impl PipelineWorkflow {
     }
 
     fn checked(&self) -> Result<&PipelineState, String> {
-        self.pipeline.as_ref().map_err(Clone::clone)
+        self.pipeline.as_ref().map_err(|(_, why)| why.clone())
     }
 
     fn decide(&mut self, ctx: &SyncWorkflowContext<Self>, decision: Decision, yes: bool) -> String {

@@ -28,6 +28,9 @@ fn wants_tls(settings: &ConnectionSettings) -> bool {
         || settings.tls_server_name.is_some()
 }
 
+/// Temporal's own default payload limit.
+pub const DEFAULT_MAX_INPUT_BYTES: usize = 2 << 20;
+
 #[derive(Debug, Clone)]
 pub struct WorkerSettings {
     pub task_queue: String,
@@ -38,6 +41,8 @@ pub struct WorkerSettings {
     pub graceful_shutdown: Option<Duration>,
     /// Where the SDK core records its worker metrics (the Prometheus exporter), if anywhere.
     pub metrics: Option<Arc<dyn CoreMeter>>,
+    /// Largest request `plugin_activity` accepts, in JSON bytes.
+    pub max_input_bytes: usize,
     /// Benchmarks only: serve `plugin_activity` with the native echo instead of plugins.
     #[cfg(feature = "native-echo")]
     pub native_echo: bool,
@@ -50,6 +55,7 @@ impl WorkerSettings {
             max_concurrent_activities,
             graceful_shutdown: None,
             metrics: None,
+            max_input_bytes: DEFAULT_MAX_INPUT_BYTES,
             #[cfg(feature = "native-echo")]
             native_echo: false,
         }
@@ -214,10 +220,18 @@ pub async fn run(
         );
         options.register_activities(super::native_echo::NativeEchoActivity)
     } else {
-        options.register_activities(PluginActivities::new(runtime, registry))
+        options.register_activities(PluginActivities::new(
+            runtime,
+            registry,
+            settings.max_input_bytes,
+        ))
     };
     #[cfg(not(feature = "native-echo"))]
-    let options = options.register_activities(PluginActivities::new(runtime, registry));
+    let options = options.register_activities(PluginActivities::new(
+        runtime,
+        registry,
+        settings.max_input_bytes,
+    ));
     let options = options.build();
     let mut worker = Worker::new(&sdk_runtime, client, options)
         .map_err(WorkerError::worker("creating the worker"))?;

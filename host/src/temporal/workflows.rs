@@ -18,7 +18,7 @@ use mlx_runtime::contract::PluginRequest;
 
 use super::{
     PluginActivity,
-    payload::{decode_result, request_payload},
+    payload::{decode_result, request_payload, workflow_input},
 };
 
 /// The JSON a `plugin_activity` returned.
@@ -44,8 +44,10 @@ fn invalid_input(message: String) -> WorkflowTermination {
     )
 }
 
-fn parse<T: DeserializeOwned>(input: Value, shape: &str) -> WorkflowResult<T> {
-    serde_json::from_value(input).map_err(|e| invalid_input(format!("{e}; expected {shape}")))
+fn parse<T: DeserializeOwned>(input: &RawValue, shape: &str) -> WorkflowResult<T> {
+    let value =
+        workflow_input(input).map_err(|e| invalid_input(format!("{e}; expected {shape}")))?;
+    serde_json::from_value(value).map_err(|e| invalid_input(format!("{e}; expected {shape}")))
 }
 
 /// A cancelled activity cancels the workflow; anything else fails it with the activity's
@@ -89,8 +91,8 @@ pub struct MLTrainingWorkflow;
 #[workflow_methods]
 impl MLTrainingWorkflow {
     #[run(name = "MLTrainingWorkflow")]
-    pub async fn run(ctx: &mut WorkflowContext<Self>, input: Value) -> WorkflowResult<Value> {
-        let input: TrainingInput = parse(input, TRAINING_SHAPE)?;
+    pub async fn run(ctx: &mut WorkflowContext<Self>, input: RawValue) -> WorkflowResult<Value> {
+        let input: TrainingInput = parse(&input, TRAINING_SHAPE)?;
         let extract = ctx
             .execute_activity(
                 PluginActivity::plugin_activity,
@@ -190,8 +192,8 @@ pub struct RunPluginWorkflow;
 #[workflow_methods]
 impl RunPluginWorkflow {
     #[run(name = "RunPluginWorkflow")]
-    pub async fn run(ctx: &mut WorkflowContext<Self>, input: Value) -> WorkflowResult<Value> {
-        let step: StepInput = parse(input, STEP_SHAPE)?;
+    pub async fn run(ctx: &mut WorkflowContext<Self>, input: RawValue) -> WorkflowResult<Value> {
+        let step: StepInput = parse(&input, STEP_SHAPE)?;
         if step.start_to_close_secs == 0 {
             return Err(invalid_input(
                 "start_to_close_secs must be at least 1".into(),

@@ -71,7 +71,7 @@ pub async fn run_workflows(
             let handle = client
                 .start_workflow(
                     RunPluginWorkflow::run,
-                    step,
+                    mlx_worker::temporal::payload::json_input(&step),
                     WorkflowStartOptions::new(driver, id.clone()).build(),
                 )
                 .await?;

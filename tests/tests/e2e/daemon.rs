@@ -715,3 +715,45 @@ async fn native_echo_answers_like_the_testkit_echo_without_plugins() -> anyhow::
     );
     Ok(())
 }
+
+/// `--max-input-bytes`: a request over it fails once as InvalidRequest, before any sandbox,
+/// while one under it runs.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_request_over_max_input_bytes_is_refused_before_any_sandbox() -> anyhow::Result<()> {
+    let server = shared_server().await?;
+    let plugins = PluginsDir::with(&["testkit"]);
+    let worker = WorkerProcess::start_with(
+        worker_binary(),
+        server,
+        plugins.path(),
+        &[],
+        &["--max-input-bytes", "1024"],
+    )?;
+    let step =
+        |text: String| json!({"plugin": "testkit", "operation": "echo", "input": {"t": text}});
+    let (small, _) = run_step_on(
+        server,
+        &worker.task_queue,
+        &unique("small"),
+        step("x".repeat(100)),
+    )
+    .await?;
+    small.map_err(anyhow::Error::msg)?;
+    let id = unique("large");
+    let (large, history) =
+        run_step_on(server, &worker.task_queue, &id, step("x".repeat(2000))).await?;
+    let err = large.expect_err("over the limit");
+    assert!(err.contains("worker.max_input_bytes"), "{err}");
+    let failure = single_failed_attempt(&history);
+    assert_eq!(
+        find(&failure, "type"),
+        Some(&json!("InvalidRequest")),
+        "{failure}"
+    );
+    assert_eq!(
+        find(&failure, "nonRetryable"),
+        Some(&json!(true)),
+        "{failure}"
+    );
+    Ok(())
+}

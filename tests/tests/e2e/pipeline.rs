@@ -40,7 +40,7 @@ async fn start(
     client
         .start_workflow(
             PipelineWorkflow::run,
-            spec,
+            mlx_worker::temporal::payload::json_input(&spec),
             WorkflowStartOptions::new(worker.task_queue.clone(), id.to_string()).build(),
         )
         .await?;

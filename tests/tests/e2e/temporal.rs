@@ -37,7 +37,7 @@ async fn training_workflow_runs_end_to_end() -> anyhow::Result<()> {
     let handle = client
         .start_workflow(
             MLTrainingWorkflow::run,
-            input,
+            mlx_worker::temporal::payload::json_input(&input),
             WorkflowStartOptions::new(worker.task_queue.clone(), id.clone()).build(),
         )
         .await?;
@@ -215,7 +215,7 @@ async fn cancel_running(
     let handle = client
         .start_workflow(
             RunPluginWorkflow::run,
-            step,
+            mlx_worker::temporal::payload::json_input(&step),
             WorkflowStartOptions::new(worker.task_queue.clone(), id.to_string()).build(),
         )
         .await?;
@@ -319,6 +319,15 @@ async fn a_malformed_cli_request_fails_saying_what_to_send() -> anyhow::Result<(
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(text.contains("send one JSON object"), "{text}");
+    // An array with the right values in order is still not a request.
+    let out = execute_activity(server, &worker, r#"["testkit", "echo", {}]"#);
+    assert!(!out.status.success());
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("a JSON array, not an object"), "{text}");
     worker.stop().await
 }
 
@@ -408,5 +417,69 @@ async fn a_python_workflow_sees_our_failure_type_and_does_not_retry() -> anyhow:
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    worker.stop().await
+}
+
+/// A payload that claims JSON but is cut short, as a client with a bug would send it.
+fn truncated_json() -> temporalio_common::data_converters::RawValue {
+    let mut payload = temporalio_common::protos::temporal::api::common::v1::Payload {
+        data: br#"{"plugin": "testkit", "#.to_vec(),
+        ..Default::default()
+    };
+    payload
+        .metadata
+        .insert("encoding".into(), b"json/plain".to_vec());
+    temporalio_common::data_converters::RawValue::new(vec![payload])
+}
+
+/// Input that is not JSON fails each workflow once, non-retryably, saying so; the SDK would
+/// fail the first workflow task instead, and retry it until the execution timeout.
+#[tokio::test(flavor = "multi_thread")]
+async fn workflow_input_that_is_not_json_fails_each_workflow_once() -> anyhow::Result<()> {
+    let (server, worker, _plugins) = testkit_worker().await?;
+    let client = server.client().await?;
+    let options =
+        |id: &str| WorkflowStartOptions::new(worker.task_queue.clone(), id.to_string()).build();
+    let ids = [
+        unique("garbage-step"),
+        unique("garbage-train"),
+        unique("garbage-pipeline"),
+    ];
+    client
+        .start_workflow(RunPluginWorkflow::run, truncated_json(), options(&ids[0]))
+        .await?;
+    client
+        .start_workflow(MLTrainingWorkflow::run, truncated_json(), options(&ids[1]))
+        .await?;
+    client
+        .start_workflow(
+            mlx_worker::temporal::PipelineWorkflow::run,
+            truncated_json(),
+            options(&ids[2]),
+        )
+        .await?;
+    for id in &ids {
+        let events_ = eventually(Duration::from_secs(60), "the workflow fails", || async {
+            let events_ = mlx_e2e::history_of(server, id).await.ok()?;
+            (!events(&events_, "WorkflowExecutionFailed").is_empty()).then_some(events_)
+        })
+        .await?;
+        let failure = &events(&events_, "WorkflowExecutionFailed")[0]["failure"];
+        assert_eq!(
+            find(failure, "type"),
+            Some(&json!("InvalidWorkflowInput")),
+            "{id}: {failure}"
+        );
+        assert_eq!(
+            find(failure, "nonRetryable"),
+            Some(&json!(true)),
+            "{id}: {failure}"
+        );
+        let message = find(failure, "message")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        assert!(message.contains("input is not JSON"), "{id}: {message}");
+        assert!(events(&events_, "WorkflowTaskFailed").is_empty(), "{id}");
+    }
     worker.stop().await
 }
