@@ -23,6 +23,16 @@ use mlx_runtime::{
     sandbox::capabilities::activity::ActivitySignals,
 };
 
+/// Largest result payload sent to Temporal. Its default blob limit is 2 MiB (gRPC's message
+/// limit 4 MiB): a completion over it is refused, and the activity would hang until its
+/// start-to-close timeout. The margin leaves room for metadata.
+pub const MAX_RESULT_BYTES: usize = (2 << 20) - (64 << 10);
+/// Longest failure message sent to Temporal (and logged); the rest is cut, saying so.
+pub const MAX_FAILURE_MESSAGE: usize = 16 << 10;
+/// Largest failure details (JSON bytes) sent to Temporal; larger details are replaced by a
+/// note of their size.
+pub const MAX_FAILURE_DETAILS: usize = 256 << 10;
+
 /// Shortest interval between heartbeats the host sends on a plugin's behalf.
 const MIN_AUTO_HEARTBEAT: Duration = Duration::from_millis(200);
 
@@ -75,7 +85,7 @@ impl PluginActivities {
                 failure = "InvalidRequest",
                 "{e}"
             );
-            to_activity_error(&e)
+            to_activity_error(&e, invocation.attempt)
         })?;
         let span = tracing::info_span!(
             "invocation",
@@ -95,8 +105,8 @@ impl PluginActivities {
                     name: request.plugin.clone(),
                     available: mlx_runtime::contract::listing(&self.registry.names()),
                 };
-                tracing::warn!(failure = "UnknownPlugin", "{err}");
-                return Err(to_activity_error(&err));
+                tracing::warn!(failure = "UnknownPlugin", "{}", cut(&err.to_string()));
+                return Err(to_activity_error(&err, invocation.attempt));
             };
             let span = tracing::Span::current();
             span.record("version", plugin.info.version.as_str());
@@ -127,6 +137,17 @@ impl PluginActivities {
             if last.is_some() && last != recorded {
                 record(&ctx, &last).await;
             }
+            // Too large for Temporal to accept: fail it as the plugin's output, not a hang.
+            let result = result.and_then(|done| {
+                let size = done.output.to_string().len();
+                if size > MAX_RESULT_BYTES {
+                    return Err(InvocationError::OutputTooLarge {
+                        size,
+                        limit: MAX_RESULT_BYTES,
+                    });
+                }
+                Ok(done)
+            });
             match result {
                 Ok(done) => {
                     span.record("outcome", "ok");
@@ -150,9 +171,10 @@ impl PluginActivities {
                     tracing::warn!(
                         failure = %failure.type_name,
                         retryable = failure.retryable,
-                        "invocation failed: {err}"
+                        "invocation failed: {}",
+                        cut(&failure.message)
                     );
-                    Err(activity_error(&err, failure))
+                    Err(activity_error(&err, failure, invocation.attempt))
                 }
             }
         }
@@ -217,12 +239,42 @@ fn instant_from_system_time(at: SystemTime) -> Instant {
     }
 }
 
-pub(super) fn to_activity_error(err: &InvocationError) -> ActivityError {
-    activity_error(err, err.failure())
+pub(super) fn to_activity_error(err: &InvocationError, attempt: u32) -> ActivityError {
+    activity_error(err, err.failure(), attempt)
+}
+
+/// `text` within [`MAX_FAILURE_MESSAGE`] bytes (on a character boundary), saying how much was cut.
+fn cut(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.len() <= MAX_FAILURE_MESSAGE {
+        return text.into();
+    }
+    let end = text.floor_char_boundary(MAX_FAILURE_MESSAGE);
+    format!("{}… ({} bytes cut)", &text[..end], text.len() - end).into()
+}
+
+/// The failure's details within [`MAX_FAILURE_DETAILS`], with the attempt that failed: a
+/// pipeline's status shows "failed after N attempts" even when no retry followed.
+fn details_with_attempt(details: Option<Value>, attempt: u32) -> Value {
+    let details = details.map(|d| {
+        let size = d.to_string().len();
+        if size > MAX_FAILURE_DETAILS {
+            json!({"truncated": true, "bytes": size, "limit": MAX_FAILURE_DETAILS})
+        } else {
+            d
+        }
+    });
+    match details {
+        Some(Value::Object(mut map)) => {
+            map.insert("attempt".into(), attempt.into());
+            Value::Object(map)
+        }
+        Some(other) => json!({"attempt": attempt, "details": other}),
+        None => json!({"attempt": attempt}),
+    }
 }
 
 /// `failure` is `err.failure()`, passed in where the caller already has it.
-fn activity_error(err: &InvocationError, failure: Failure) -> ActivityError {
+fn activity_error(err: &InvocationError, failure: Failure, attempt: u32) -> ActivityError {
     if let InvocationError::Cancelled {
         acknowledged_by_plugin,
     } = err
@@ -231,12 +283,45 @@ fn activity_error(err: &InvocationError, failure: Failure) -> ActivityError {
             "acknowledged_by_plugin": acknowledged_by_plugin,
         }));
     }
-    let builder = ApplicationFailure::builder(failure.message)
+    let app = ApplicationFailure::builder(cut(&failure.message).into_owned())
         .type_name(failure.type_name)
-        .non_retryable(!failure.retryable);
-    let app = match failure.details {
-        Some(details) => builder.details(details).build(),
-        None => builder.build(),
-    };
+        .non_retryable(!failure.retryable)
+        .details(details_with_attempt(failure.details, attempt))
+        .build();
     ActivityError::application(app)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failure_details_carry_the_attempt_and_stay_bounded() {
+        assert_eq!(details_with_attempt(None, 3), json!({"attempt": 3}));
+        assert_eq!(
+            details_with_attempt(Some(json!({"kind": "permanent"})), 2),
+            json!({"kind": "permanent", "attempt": 2})
+        );
+        assert_eq!(
+            details_with_attempt(Some(json!([1])), 1),
+            json!({"attempt": 1, "details": [1]})
+        );
+        let huge = json!({"blob": "b".repeat(MAX_FAILURE_DETAILS)});
+        let bounded = details_with_attempt(Some(huge), 1);
+        assert_eq!(bounded["truncated"], true);
+        assert!(bounded.to_string().len() < 200);
+    }
+
+    #[test]
+    fn a_message_is_cut_on_a_character_boundary_saying_how_much() {
+        assert_eq!(cut("short"), "short");
+        let long = "é".repeat(MAX_FAILURE_MESSAGE);
+        let cut = cut(&long);
+        assert!(cut.len() < MAX_FAILURE_MESSAGE + 32);
+        assert!(
+            cut.ends_with(&format!("({} bytes cut)", MAX_FAILURE_MESSAGE)),
+            "{}",
+            &cut[cut.len() - 40..]
+        );
+    }
 }

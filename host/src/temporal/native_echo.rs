@@ -26,13 +26,16 @@ impl NativeEchoActivity {
         input: RawValue,
     ) -> Result<RawValue, ActivityError> {
         let request = decode_request(&input, super::worker::DEFAULT_MAX_INPUT_BYTES)
-            .map_err(|e| to_activity_error(&e))?;
+            .map_err(|e| to_activity_error(&e, ctx.info().attempt))?;
         if request.operation != "echo" {
-            return Err(to_activity_error(&InvocationError::UnknownOperation {
-                plugin: request.plugin,
-                operation: request.operation,
-                available: "echo".into(),
-            }));
+            return Err(to_activity_error(
+                &InvocationError::UnknownOperation {
+                    plugin: request.plugin,
+                    operation: request.operation,
+                    available: "echo".into(),
+                },
+                ctx.info().attempt,
+            ));
         }
         let info = ctx.info();
         let output = json!({

@@ -411,14 +411,25 @@ fn step_error(err: ActivityExecutionError, max_attempts: u32) -> StepResult {
         let reason = "the activity was cancelled".to_string();
         return StepResult::Cancelled { reason };
     }
-    let attempt = match &err {
+    // The worker puts the attempt in its failure details; a failure from elsewhere (a
+    // timeout, another worker) leaves only what the retry state implies.
+    let reported = match err.reason() {
+        Some(IncomingError::Application(app)) => app
+            .raw_details()
+            .and_then(|payloads| payloads.first())
+            .and_then(|p| serde_json::from_slice::<Value>(&p.data).ok())
+            .and_then(|d| d["attempt"].as_u64())
+            .and_then(|n| u32::try_from(n).ok()),
+        _ => None,
+    };
+    let attempt = reported.or(match &err {
         ActivityExecutionError::Failed(f)
             if f.retry_state() == RetryState::MaximumAttemptsReached =>
         {
             Some(max_attempts)
         }
         _ => None,
-    };
+    });
     let error = match err.reason() {
         Some(IncomingError::Application(app)) => {
             format!("{}: {app}", app.type_name().unwrap_or("Error"))

@@ -195,6 +195,13 @@ pub struct Fail {
     message: String,
     #[serde(default)]
     details: Option<Value>,
+    /// The message this many times over: an error larger than Temporal accepts.
+    #[serde(default = "one")]
+    repeat: usize,
+}
+
+fn one() -> usize {
+    1
 }
 
 fn default_fail_type() -> String {
@@ -211,7 +218,7 @@ pub fn fail(input: Fail) -> PluginError {
         FailKind::Retryable => ErrorKind::Retryable,
         FailKind::Permanent => ErrorKind::Permanent,
     };
-    let error = PluginError::new(kind, input.type_name, input.message);
+    let error = PluginError::new(kind, input.type_name, input.message.repeat(input.repeat));
     match input.details {
         Some(details) => error.with_details(details),
         None => error,

@@ -119,6 +119,8 @@ pub fn operations() -> Vec<Operation> {
                     "type_name": {"type": "string", "default": "InjectedFailure"},
                     "message": {"type": "string", "default": "failure requested by the caller"},
                     "details": {"description": "Any JSON, passed through as error details."},
+                    "repeat": {"type": "integer", "minimum": 0, "default": 1,
+                               "description": "The message this many times over."},
                 }),
                 &["kind"],
             ),

@@ -329,6 +329,11 @@ async fn a_failure_marked_continue_lets_the_run_go_on() -> anyhow::Result<()> {
         result["steps"]["report"]["output"]["input"]["saw"],
         "failed"
     );
+    // A non-retryable failure still says how many attempts it took.
+    assert_eq!(
+        step(&status(&continuing).await?, "optional").attempt,
+        Some(1)
+    );
     replay("continue", &history_json(&continuing).await?).await?;
     worker.stop().await
 }

@@ -483,3 +483,44 @@ async fn workflow_input_that_is_not_json_fails_each_workflow_once() -> anyhow::R
     }
     worker.stop().await
 }
+
+/// A 10 MiB error would be refused by Temporal (gRPC's 4 MiB limit) and the activity would
+/// hang until start-to-close: the message is cut to the cap, the type and retryability kept.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_huge_error_message_is_cut_and_reaches_temporal_at_once() -> anyhow::Result<()> {
+    fails_once_and_non_retryable(
+        json!({"plugin": "testkit", "operation": "fail", "input": {
+            "kind": "permanent", "type_name": "Huge", "message": "0123456789abcdef",
+            "repeat": 10 << 16,
+        }, "start_to_close_secs": 600}),
+        "Huge",
+        "bytes cut)",
+    )
+    .await
+}
+
+/// An output within the plugin's own limit but over what Temporal takes in one completion
+/// fails as PluginOutputTooLarge instead of hanging.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_output_too_large_for_temporal_fails_classified() -> anyhow::Result<()> {
+    let server = shared_server().await?;
+    let plugins = testkit();
+    plugins.write_manifest("testkit", "[limits]\nmax_output_kb = 8192\n");
+    let worker = TestWorker::start(server, plugins.path()).await?;
+    let step = json!({"plugin": "testkit", "operation": "big_output", "input": {"kb": 3072},
+                      "start_to_close_secs": 600});
+    let (result, events_) = run_step(server, &worker, &unique("big"), step).await?;
+    assert!(result.is_err());
+    let failure = single_failed_attempt(&events_);
+    assert_eq!(
+        find(&failure, "type"),
+        Some(&json!("PluginOutputTooLarge")),
+        "{failure:#}"
+    );
+    assert_eq!(
+        find(&failure, "nonRetryable"),
+        Some(&json!(true)),
+        "{failure:#}"
+    );
+    worker.stop().await
+}

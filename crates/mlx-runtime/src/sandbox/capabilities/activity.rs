@@ -22,7 +22,8 @@ pub const OFFER: Offer = Offer::always("mlx:plugin/activity");
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HeartbeatLimits {
     /// Largest heartbeat details. `limits.max_heartbeat_kb`, default 256 KiB (a model
-    /// checkpoint of a small model), at most 16 MiB.
+    /// checkpoint of a small model), at most 2 MiB: Temporal's own payload limit, over which
+    /// the heartbeat would be refused and the checkpoint lost.
     pub max_bytes: usize,
     /// Heartbeats a second that reach Temporal; faster ones are checked but only the latest is
     /// kept, and it is delivered later (at the latest when the invocation ends).
@@ -42,7 +43,7 @@ impl Default for HeartbeatLimits {
 
 const KEYS: super::BudgetKeys = super::BudgetKeys {
     kib: "limits.max_heartbeat_kb",
-    max_kib: 16 << 10,
+    max_kib: 2 << 10,
     rate: "limits.heartbeats_per_sec",
     max_rate: 1000,
 };
