@@ -41,6 +41,10 @@ pub enum InvocationError {
         "plugin tried to hold more than {limit} open files (raise limits.max_open_files in its manifest if this input needs more)"
     )]
     TooManyOpenFiles { limit: usize },
+    #[error(
+        "plugin tried to write more than {limit_mb} MiB to disk in one call (raise limits.disk_mb in its manifest if this input needs more)"
+    )]
+    DiskQuotaExceeded { limit_mb: u64 },
     #[error("plugin was still running at its deadline ({after:?} after start) and was interrupted")]
     Deadline { after: Duration },
     #[error(
@@ -85,6 +89,7 @@ pub enum FailureType {
     CapabilityDenied,
     PluginMemoryLimitExceeded,
     PluginTooManyOpenFiles,
+    PluginDiskQuotaExceeded,
     PluginDeadlineExceeded,
     PluginFuelExhausted,
     PluginStackOverflow,
@@ -104,6 +109,7 @@ impl FailureType {
         Self::CapabilityDenied,
         Self::PluginMemoryLimitExceeded,
         Self::PluginTooManyOpenFiles,
+        Self::PluginDiskQuotaExceeded,
         Self::PluginDeadlineExceeded,
         Self::PluginFuelExhausted,
         Self::PluginStackOverflow,
@@ -124,6 +130,7 @@ impl FailureType {
             Self::CapabilityDenied => "CapabilityDenied",
             Self::PluginMemoryLimitExceeded => "PluginMemoryLimitExceeded",
             Self::PluginTooManyOpenFiles => "PluginTooManyOpenFiles",
+            Self::PluginDiskQuotaExceeded => "PluginDiskQuotaExceeded",
             Self::PluginDeadlineExceeded => "PluginDeadlineExceeded",
             Self::PluginFuelExhausted => "PluginFuelExhausted",
             Self::PluginStackOverflow => "PluginStackOverflow",
@@ -147,15 +154,16 @@ impl FailureType {
             // The worker is short of capacity, not the request at fault.
             Self::SandboxUnavailable => true,
             // Malformed or unknown requests never succeed; an ungranted capability needs an
-            // operator; memory, open-file, fuel and stack limits are hit again by the same
-            // input; output
-            // and contract violations are plugin bugs; a cancellation is final.
+            // operator; memory, open-file, disk, fuel and stack limits are hit again by the
+            // same input; output and contract violations are plugin bugs; a cancellation is
+            // final.
             Self::InvalidRequest
             | Self::UnknownPlugin
             | Self::UnknownOperation
             | Self::CapabilityDenied
             | Self::PluginMemoryLimitExceeded
             | Self::PluginTooManyOpenFiles
+            | Self::PluginDiskQuotaExceeded
             | Self::PluginFuelExhausted
             | Self::PluginStackOverflow
             | Self::PluginContractViolation
@@ -194,6 +202,7 @@ impl InvocationError {
             E::CapabilityDenied { .. } => T::CapabilityDenied,
             E::MemoryLimit { .. } => T::PluginMemoryLimitExceeded,
             E::TooManyOpenFiles { .. } => T::PluginTooManyOpenFiles,
+            E::DiskQuotaExceeded { .. } => T::PluginDiskQuotaExceeded,
             E::Deadline { .. } => T::PluginDeadlineExceeded,
             E::FuelExhausted { .. } => T::PluginFuelExhausted,
             E::StackOverflow { .. } => T::PluginStackOverflow,

@@ -27,6 +27,7 @@ pub(crate) fn parse_output(text: &str, limit: usize) -> Result<Value, Invocation
 pub(crate) fn classify_instantiation(state: &GuestState, err: wasmtime::Error) -> InvocationError {
     let the_plugins = state.memory.hit
         || state.open_files.hit
+        || state.disk.hit()
         || err.downcast_ref::<Trap>().is_some()
         || err.downcast_ref::<ContractViolation>().is_some()
         || err.downcast_ref::<wasmtime_wasi::I32Exit>().is_some();
@@ -45,6 +46,11 @@ pub(crate) fn classify_trap(state: &GuestState, err: wasmtime::Error) -> Invocat
     if state.open_files.hit {
         return InvocationError::TooManyOpenFiles {
             limit: state.open_files.limit(),
+        };
+    }
+    if state.disk.hit() {
+        return InvocationError::DiskQuotaExceeded {
+            limit_mb: state.disk.limit_bytes() >> 20,
         };
     }
     if let Some(violation) = err.downcast_ref::<ContractViolation>() {

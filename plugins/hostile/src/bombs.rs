@@ -1,7 +1,7 @@
 //! Resource exhaustion and abrupt endings: none of these returns a normal result unless the
 //! host lets a flood through, which is what its tests check.
 
-use std::{fs::File, hint::black_box};
+use std::{fs::File, hint::black_box, io::Write};
 
 use mlx_plugin_sdk::{Context, PluginError, log};
 use serde::Deserialize;
@@ -185,6 +185,38 @@ pub fn deep_tree(input: DeepTree) -> Result<Value, PluginError> {
             .map_err(|e| fail(level, e))?;
     }
     Ok(json!({ "depth": input.depth }))
+}
+
+#[derive(Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DiskFill {
+    path: String,
+    mb: u64,
+}
+
+impl Default for DiskFill {
+    fn default() -> Self {
+        Self {
+            path: "/artifacts/fill.bin".into(),
+            mb: 2048,
+        }
+    }
+}
+
+/// Writes `mb` MiB to `path`: all of it reaches the host's disk unless the host bounds it.
+pub fn disk_fill(input: DiskFill) -> Result<Value, PluginError> {
+    let failed = |what: String, e: std::io::Error| {
+        PluginError::permanent("WriteFailed", format!("{what} {}: {e}", input.path))
+    };
+    let mut file = File::create(&input.path).map_err(|e| failed("create".into(), e))?;
+    // Not all zeroes, so no layer can store it as a hole.
+    let chunk = vec![0xa5u8; 1 << 20];
+    for written in 0..input.mb {
+        file.write_all(&chunk)
+            .map_err(|e| failed(format!("write after {written} MiB to"), e))?;
+    }
+    file.flush().map_err(|e| failed("flush".into(), e))?;
+    Ok(json!({ "written_mb": input.mb }))
 }
 
 #[derive(Deserialize)]

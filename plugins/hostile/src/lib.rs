@@ -47,6 +47,7 @@ impl Plugin for Hostile {
             "huge_output" => bombs::huge_output(parse_input(input)?),
             "deep_tree" => bombs::deep_tree(parse_input(input)?),
             "open_files" => bombs::open_files(parse_input(input)?),
+            "disk_fill" => bombs::disk_fill(parse_input(input)?),
             "abort" => {
                 let bombs::NoInput {} = parse_input(input)?;
                 bombs::abort()

@@ -194,6 +194,19 @@ pub fn operations() -> Vec<Operation> {
             ),
         ),
         Operation::new(
+            "disk_fill",
+            "Writes `mb` MiB to the file `path` (created or truncated), one MiB per write; \
+             fails with Permanent `WriteFailed` when a write is refused.",
+            object(
+                json!({"path": string("/artifacts/fill.bin"), "mb": integer(2048)}),
+                &[],
+            ),
+            object(
+                json!({"written_mb": {"type": "integer", "minimum": 0}}),
+                &["written_mb"],
+            ),
+        ),
+        Operation::new(
             "open_files",
             "Opens `path` `count` times, keeping every handle open; fails with Permanent \
              `OpenFailed` when an open is refused.",

@@ -38,6 +38,16 @@ struct Attack {
 /// Runs `attack` and a healthy neighbour at the same time on one worker serving the hostile,
 /// testkit and http_probe components, each with its test manifest.
 async fn contained(attack: Attack) -> anyhow::Result<()> {
+    let (worker, _plugins) = contained_with(attack, HOSTILE_MANIFEST).await?;
+    worker.stop().await
+}
+
+/// [`contained`] with `hostile_manifest` for the hostile plugin, leaving the worker running
+/// (and its plugins directory in place) for more checks.
+async fn contained_with(
+    attack: Attack,
+    hostile_manifest: &str,
+) -> anyhow::Result<(TestWorker, PluginsDir)> {
     let plugins = PluginsDir::with(&["hostile", "testkit", "http_probe"]);
     // The hostile plugin's data: a copy of a real file to attack, and a symlink that points
     // out of the grant.
@@ -47,7 +57,7 @@ async fn contained(attack: Attack) -> anyhow::Result<()> {
     std::fs::copy(workspace_root().join("data/iris.csv"), &victim)?;
     let victim_len = std::fs::metadata(&victim)?.len();
     std::os::unix::fs::symlink("/etc", data.join("escape"))?;
-    plugins.write_manifest("hostile", HOSTILE_MANIFEST);
+    plugins.write_manifest("hostile", hostile_manifest);
     plugins.write_manifest("testkit", "[limits]\ntimeout_secs = 3\n");
     plugins.write_manifest("http_probe", HTTP_MANIFEST);
 
@@ -90,7 +100,7 @@ async fn contained(attack: Attack) -> anyhow::Result<()> {
         0,
         "no instance outlived its activity"
     );
-    worker.stop().await
+    Ok((worker, plugins))
 }
 
 /// One test per attack: `name: plugin operation input => failure type;`.
@@ -170,6 +180,56 @@ attacks! {
     panic: "testkit" "panic" json!({"message": "hostile"}) => "PluginTrapped";
     non_json_heartbeat: "testkit" "raw_heartbeat" json!({"text": "not json"})
         => "PluginContractViolation";
+}
+
+/// Total size of the regular files under `dir`, recursively.
+fn bytes_under(dir: &std::path::Path) -> std::io::Result<u64> {
+    let mut total = 0;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            total += bytes_under(&entry.path())?;
+        } else if kind.is_file() {
+            total += entry.metadata()?.len();
+        }
+    }
+    Ok(total)
+}
+
+/// A plugin writes 2 GiB into `/artifacts` against `limits.disk_mb = 8`: the write that would
+/// pass 8 MiB ends the call as PluginDiskQuotaExceeded, next to a healthy neighbour, and what
+/// reached the disk stays within the quota (plus at most 1 MiB). A call of the same plugin
+/// writing within its quota succeeds: the quota is per call and does not refuse honest writes.
+#[tokio::test(flavor = "multi_thread")]
+async fn disk_fill() -> anyhow::Result<()> {
+    const QUOTA_MB: u64 = 8;
+    let manifest = format!("{HOSTILE_MANIFEST}disk_mb = {QUOTA_MB}\n");
+    let attack = Attack {
+        plugin: "hostile",
+        operation: "disk_fill",
+        input: json!({"path": "/artifacts/fill.bin", "mb": 2048}),
+        failure_type: "PluginDiskQuotaExceeded",
+    };
+    let (worker, _plugins) = contained_with(attack, &manifest).await?;
+    let written = bytes_under(worker.artifacts.path())?;
+    assert!(
+        written <= (QUOTA_MB + 1) << 20,
+        "{written} bytes reached the disk against a quota of {QUOTA_MB} MiB"
+    );
+
+    let server = shared_server().await?;
+    let within = json!({
+        "plugin": "hostile", "operation": "disk_fill",
+        "input": {"path": "/artifacts/within.bin", "mb": QUOTA_MB / 2},
+        "start_to_close_secs": 30,
+    });
+    let (result, _) = run_step(server, &worker, &unique("disk-within"), within).await?;
+    assert_eq!(
+        result.map_err(anyhow::Error::msg)?["written_mb"],
+        QUOTA_MB / 2
+    );
+    worker.stop().await
 }
 
 /// A plugin nests directories in its `/scratch` far deeper than a recursive removal can go on

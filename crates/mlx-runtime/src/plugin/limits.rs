@@ -9,6 +9,7 @@ use serde::Deserialize;
 
 use crate::sandbox::capabilities::{
     activity::HeartbeatLimits,
+    disk::{DEFAULT_DISK_MB, DISK_MB_CEILING},
     log::LogLimits,
     open_files::{DEFAULT_MAX_OPEN_FILES, MAX_OPEN_FILES_CEILING},
 };
@@ -41,6 +42,9 @@ pub struct Limits {
     /// Files and directories one invocation may hold open at once (each is a host file
     /// descriptor). Default 256, at most 4096 ([`crate::sandbox::capabilities::open_files`]).
     pub max_open_files: usize,
+    /// Bytes one invocation may write to files (and directories it makes). Default 1 GiB, at
+    /// most 64 GiB ([`crate::sandbox::capabilities::disk`]).
+    pub disk_bytes: u64,
 }
 
 impl Default for Limits {
@@ -55,6 +59,7 @@ impl Default for Limits {
             max_concurrent: None,
             fuel: None,
             max_open_files: DEFAULT_MAX_OPEN_FILES,
+            disk_bytes: DEFAULT_DISK_MB << 20,
         }
     }
 }
@@ -74,6 +79,7 @@ pub struct LimitsFile {
     pub max_concurrent: Option<usize>,
     pub fuel: Option<u64>,
     pub max_open_files: Option<usize>,
+    pub disk_mb: Option<u64>,
 }
 
 impl LimitsFile {
@@ -131,6 +137,14 @@ impl LimitsFile {
                 ));
             }
             limits.max_open_files = n;
+        }
+        if let Some(mb) = self.disk_mb {
+            if mb == 0 || mb > DISK_MB_CEILING {
+                return Err(format!(
+                    "limits.disk_mb = {mb} is out of range: use 1..={DISK_MB_CEILING}"
+                ));
+            }
+            limits.disk_bytes = mb << 20;
         }
         Ok(limits)
     }
@@ -201,6 +215,27 @@ mod tests {
         }
         let manifest: LimitsFile = toml::from_str("max_open_files = 64").unwrap();
         assert_eq!(manifest.max_open_files, Some(64));
+    }
+
+    #[test]
+    fn disk_mb_is_bounded() {
+        let with = |mb| LimitsFile {
+            disk_mb: Some(mb),
+            ..Default::default()
+        };
+        assert_eq!(Limits::default().disk_bytes, 1 << 30);
+        assert_eq!(with(8).resolve(4 << 30).unwrap().disk_bytes, 8 << 20);
+        for refused in [0, DISK_MB_CEILING + 1] {
+            let err = with(refused).resolve(4 << 30).unwrap_err();
+            assert!(
+                err.contains(&format!(
+                    "limits.disk_mb = {refused} is out of range: use 1..=65536"
+                )),
+                "{err}"
+            );
+        }
+        let manifest: LimitsFile = toml::from_str("disk_mb = 8").unwrap();
+        assert_eq!(manifest.disk_mb, Some(8));
     }
 
     #[test]

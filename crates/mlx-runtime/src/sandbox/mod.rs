@@ -27,6 +27,7 @@ use capabilities::{
     activity::{ActivitySignals, ActivityState, ActivityView},
     config::{ConfigState, ConfigView},
     denials::Denials,
+    disk::DiskQuota,
     http::HttpState,
     log::{LogState, LogView},
     open_files::{OpenFiles, OpenFilesCtxView, OpenFilesView},
@@ -41,6 +42,7 @@ pub struct GuestState {
     table: ResourceTable,
     pub(crate) memory: MemoryLimiter,
     pub(crate) open_files: OpenFiles,
+    pub(crate) disk: DiskQuota,
     pub(crate) log: LogState,
     pub(crate) activity: ActivityState,
     config: ConfigState,
@@ -79,6 +81,7 @@ impl OpenFilesView for GuestState {
                 table: &mut self.table,
             },
             files: &mut self.open_files,
+            disk: &self.disk,
         }
     }
 }
@@ -280,6 +283,7 @@ pub fn new_store(
             peak: 0,
         },
         open_files: OpenFiles::new(limits.max_open_files),
+        disk: DiskQuota::new(limits.disk_bytes),
         log,
         activity: ActivityState::new(spec.signals, &limits.heartbeat),
         config: ConfigState::new(spec.manifest.config.clone(), denials.clone()),

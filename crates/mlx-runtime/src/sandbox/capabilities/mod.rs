@@ -11,6 +11,7 @@
 pub mod activity;
 pub mod config;
 pub mod denials;
+pub mod disk;
 pub mod http;
 pub mod http_policy;
 pub mod log;

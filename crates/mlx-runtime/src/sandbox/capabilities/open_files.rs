@@ -9,6 +9,9 @@
 //! `open-at` counted and every other function passed through unchanged. What is counted is the
 //! host file itself (a weak reference to it), so a stream that outlives its descriptor still
 //! counts, and a file is free again only once nothing of the guest's holds it.
+//!
+//! The same shadow charges writes to the call's disk quota ([`super::disk`]): there can be
+//! only one implementation of an interface in a linker.
 
 use std::sync::{Arc, Weak};
 
@@ -20,6 +23,8 @@ use wasmtime_wasi::{
         bindings::filesystem::types::{self, HostDescriptor, HostDirectoryEntryStream},
     },
 };
+
+use super::disk::{ChargedOutputStream, DIRECTORY_BYTES, DiskQuota};
 
 /// Default `limits.max_open_files`: far more than a data step keeps open at once, few enough
 /// that dozens of invocations fit a worker's descriptor limit.
@@ -68,6 +73,7 @@ pub struct TooManyOpenFiles {
 pub struct OpenFilesCtxView<'a> {
     pub fs: WasiFilesystemCtxView<'a>,
     pub files: &'a mut OpenFiles,
+    pub disk: &'a DiskQuota,
 }
 
 pub trait OpenFilesView: Send {
@@ -87,6 +93,35 @@ pub fn add_to_linker<T: OpenFilesView + 'static>(linker: &mut Linker<T>) -> wasm
     let linked = types::add_to_linker::<T, CountedFilesystem>(linker, T::open_files);
     linker.allow_shadowing(false);
     linked
+}
+
+impl OpenFilesCtxView<'_> {
+    fn charge(&self, bytes: u64) -> FsResult<()> {
+        self.disk.charge(bytes).map_err(FsError::trap)
+    }
+
+    /// Puts `stream` back in the table behind the quota's charge.
+    fn charged(
+        &mut self,
+        stream: Resource<DynOutputStream>,
+    ) -> FsResult<Resource<DynOutputStream>> {
+        let inner = self.fs.table.delete(stream)?;
+        let charged: DynOutputStream = Box::new(ChargedOutputStream {
+            inner,
+            quota: self.disk.clone(),
+        });
+        Ok(self.fs.table.push(charged)?)
+    }
+}
+
+/// Whether the guest may write through `fd`: a write to a read-only grant fails with the
+/// denial it is, not a quota charge.
+fn writable(fs: &WasiFilesystemCtxView<'_>, fd: &Resource<types::Descriptor>) -> FsResult<bool> {
+    let perms = match fs.table.get(fd)? {
+        Descriptor::File(file) => file.perms,
+        Descriptor::Dir(dir) => dir.perms,
+    };
+    Ok(!perms.write_not_permitted())
 }
 
 impl types::Host for OpenFilesCtxView<'_> {
@@ -164,6 +199,12 @@ impl HostDescriptor for OpenFilesCtxView<'_> {
         fd: Resource<types::Descriptor>,
         size: types::Filesize,
     ) -> FsResult<()> {
+        if writable(&self.fs, &fd)? {
+            let now = HostDescriptor::stat(&mut self.fs, Resource::new_borrow(fd.rep()))
+                .await?
+                .size;
+            self.charge(size.saturating_sub(now))?;
+        }
         HostDescriptor::set_size(&mut self.fs, fd, size).await
     }
 
@@ -191,6 +232,9 @@ impl HostDescriptor for OpenFilesCtxView<'_> {
         buf: Vec<u8>,
         offset: types::Filesize,
     ) -> FsResult<types::Filesize> {
+        if writable(&self.fs, &fd)? {
+            self.charge(buf.len() as u64)?;
+        }
         HostDescriptor::write(&mut self.fs, fd, buf, offset).await
     }
 
@@ -210,6 +254,9 @@ impl HostDescriptor for OpenFilesCtxView<'_> {
         fd: Resource<types::Descriptor>,
         path: String,
     ) -> FsResult<()> {
+        if writable(&self.fs, &fd)? {
+            self.charge(DIRECTORY_BYTES)?;
+        }
         HostDescriptor::create_directory_at(&mut self.fs, fd, path).await
     }
 
@@ -312,14 +359,16 @@ impl HostDescriptor for OpenFilesCtxView<'_> {
         fd: Resource<types::Descriptor>,
         offset: types::Filesize,
     ) -> FsResult<Resource<DynOutputStream>> {
-        HostDescriptor::write_via_stream(&mut self.fs, fd, offset)
+        let stream = HostDescriptor::write_via_stream(&mut self.fs, fd, offset)?;
+        self.charged(stream)
     }
 
     fn append_via_stream(
         &mut self,
         fd: Resource<types::Descriptor>,
     ) -> FsResult<Resource<DynOutputStream>> {
-        HostDescriptor::append_via_stream(&mut self.fs, fd)
+        let stream = HostDescriptor::append_via_stream(&mut self.fs, fd)?;
+        self.charged(stream)
     }
 
     async fn is_same_object(

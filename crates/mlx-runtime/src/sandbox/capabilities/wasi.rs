@@ -12,8 +12,8 @@ pub const CLI: Offer = Offer::always("wasi:cli/");
 pub const CLOCKS: Offer = Offer::always("wasi:clocks/");
 pub const RANDOM: Offer = Offer::always("wasi:random/");
 /// Offered to all; only the directories the manifest grants (plus `/artifacts`, and
-/// `/scratch` when asked for) exist, and `open-at` is counted against `limits.max_open_files`
-/// ([`super::open_files`]).
+/// `/scratch` when asked for) exist, `open-at` is counted against `limits.max_open_files`
+/// ([`super::open_files`]) and bytes written against `limits.disk_mb` ([`super::disk`]).
 pub const FILESYSTEM: Offer = Offer::always("wasi:filesystem/");
 pub const SOCKETS: Offer = Offer {
     prefix: "wasi:sockets/",
