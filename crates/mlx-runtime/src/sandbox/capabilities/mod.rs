@@ -195,8 +195,8 @@ mod tests {
                 "limits.log_lines_per_sec = 100001",
             ),
             (
-                HeartbeatLimits::resolve(Some(16_385), None).map(|_| ()),
-                "limits.max_heartbeat_kb = 16385",
+                HeartbeatLimits::resolve(Some(2049), None).map(|_| ()),
+                "limits.max_heartbeat_kb = 2049",
             ),
             (
                 HeartbeatLimits::resolve(None, Some(0)).map(|_| ()),
