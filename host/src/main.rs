@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use mlx_worker::{
-    cli::{self, CliError, pipeline::PipelineArgs, plugin::PluginCommand, schedule::ScheduleArgs},
+    cli::{self, CliError, pipeline::PipelineArgs, plugin::PluginArgs, schedule::ScheduleArgs},
     config::{Settings, run_args::RunArgs},
     daemon::{
         self, DaemonError, Stopped,
@@ -33,8 +33,7 @@ enum Command {
     /// A local Temporal dev server and the worker together, for plugin authors.
     Dev(Box<DevArgs>),
     /// Plugin tools that need no Temporal server.
-    #[command(subcommand)]
-    Plugin(PluginCommand),
+    Plugin(PluginArgs),
     /// Start, follow and steer pipeline runs (PipelineWorkflow) from spec files.
     Pipeline(Box<PipelineArgs>),
     /// Temporal Schedules that start pipeline runs.

@@ -14,6 +14,17 @@ use mlx_runtime::{
 };
 use tokio_util::sync::CancellationToken;
 
+/// `mlx-worker plugin …`: the command and what every plugin command shares.
+#[derive(clap::Args)]
+pub struct PluginArgs {
+    /// Keep compiled components here (as the worker's `worker.cache_dir` does), so repeated
+    /// commands on one file compile it once [default: none: compile on every call].
+    #[arg(long, env = "MLX_CACHE_DIR", global = true)]
+    cache_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: PluginCommand,
+}
+
 #[derive(Subcommand)]
 pub enum PluginCommand {
     /// Run one operation of a component locally, printing its JSON output.
@@ -49,18 +60,22 @@ pub enum PluginCommand {
 }
 
 /// Runs one plugin command; the exit status says whether what it checked was acceptable.
-pub async fn run(command: PluginCommand) -> anyhow::Result<ExitCode> {
-    match command {
-        PluginCommand::List { plugins_dir, json } => list(&plugins_dir, json).await,
-        PluginCommand::Validate { files } => validate(&files).await,
+pub async fn run(args: PluginArgs) -> anyhow::Result<ExitCode> {
+    let settings = HostSettings {
+        cache_dir: args.cache_dir,
+        ..Default::default()
+    };
+    match args.command {
+        PluginCommand::List { plugins_dir, json } => list(settings, &plugins_dir, json).await,
+        PluginCommand::Validate { files } => validate(settings, &files).await,
         PluginCommand::Describe { file } => {
-            let host = PluginHost::new(HostSettings::default()).map_err(anyhow_from)?;
+            let host = PluginHost::new(settings).map_err(anyhow_from)?;
             let plugin = host.load(&file).await?;
             println!("{}", serde_json::to_string_pretty(&plugin.info)?);
             Ok(ExitCode::SUCCESS)
         }
         PluginCommand::Inspect { file } => {
-            let host = PluginHost::new(HostSettings::default()).map_err(anyhow_from)?;
+            let host = PluginHost::new(settings).map_err(anyhow_from)?;
             print!(
                 "{}",
                 mlx_runtime::plugin::inspect::inspect(&host, &file).await?
@@ -73,12 +88,12 @@ pub async fn run(command: PluginCommand) -> anyhow::Result<ExitCode> {
             input,
             artifacts_dir,
             workflow_id,
-        } => invoke(file, operation, input, artifacts_dir, workflow_id).await,
+        } => invoke(settings, file, operation, input, artifacts_dir, workflow_id).await,
     }
 }
 
-async fn list(dir: &Path, json: bool) -> anyhow::Result<ExitCode> {
-    let runtime = PluginHost::new(HostSettings::default()).map_err(anyhow_from)?;
+async fn list(settings: HostSettings, dir: &Path, json: bool) -> anyhow::Result<ExitCode> {
+    let runtime = PluginHost::new(settings).map_err(anyhow_from)?;
     let mut refused = 0;
     for file in PluginRegistry::component_files(dir)? {
         let row = match runtime.load(&file).await {
@@ -123,8 +138,8 @@ async fn list(dir: &Path, json: bool) -> anyhow::Result<ExitCode> {
     })
 }
 
-async fn validate(files: &[PathBuf]) -> anyhow::Result<ExitCode> {
-    let runtime = PluginHost::new(HostSettings::default()).map_err(anyhow_from)?;
+async fn validate(settings: HostSettings, files: &[PathBuf]) -> anyhow::Result<ExitCode> {
+    let runtime = PluginHost::new(settings).map_err(anyhow_from)?;
     let mut failed = 0;
     for file in files {
         match runtime.load(file).await {
@@ -149,6 +164,7 @@ async fn validate(files: &[PathBuf]) -> anyhow::Result<ExitCode> {
 }
 
 async fn invoke(
+    settings: HostSettings,
     file: PathBuf,
     operation: String,
     input: String,
@@ -159,7 +175,7 @@ async fn invoke(
         serde_json::from_str(&input).context("INPUT must be JSON text")?;
     let runtime = PluginHost::new(HostSettings {
         artifacts_dir: Some(absolute(&artifacts_dir)?),
-        ..Default::default()
+        ..settings
     })
     .map_err(anyhow_from)?;
     let plugin = runtime.load(&file).await?;

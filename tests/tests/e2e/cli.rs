@@ -5,9 +5,12 @@ use std::process::{Command, Output};
 use mlx_e2e::{PluginsDir, components, worker_binary};
 use serde_json::Value;
 
+/// The worker binary with the run's compile cache: each component compiles once per run, not
+/// once per command.
 fn mlx_worker() -> Command {
     let mut cmd = Command::new(worker_binary());
-    cmd.env("RUST_LOG", "warn");
+    cmd.env("RUST_LOG", "warn")
+        .env("MLX_CACHE_DIR", mlx_e2e::compile_cache());
     cmd
 }
 
@@ -331,7 +334,7 @@ fn empty_log_fields_are_charged_to_the_log_budget() {
 #[test]
 fn an_oversized_self_description_is_refused_at_load_in_a_few_lines() {
     let plugins = PluginsDir::with(&["hostile"]);
-    plugins.write_manifest("hostile", "[env]\nHOSTILE_DECOY_OPERATIONS = \"200000\"\n");
+    plugins.write_manifest("hostile", "[env]\nHOSTILE_DECOY_OPERATIONS = \"2000\"\n");
     let refused = mlx_worker()
         .args(["plugin", "validate"])
         .arg(plugins.path().join("hostile.wasm"))
