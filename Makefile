@@ -18,7 +18,9 @@ CARGO_DENY := $(TOOLS)/cargo-deny-$(CARGO_DENY_VERSION)/bin/cargo-deny
 # Where the RustSec advisory database snapshot (advisory-db.bundle) is, for machines that cannot
 # reach GitHub; relative to the repository root. `make deny ADVISORY_DB=snapshot` skips the
 # live database, `ADVISORY_DB=live` insists on it.
-SUPPLY_CHAIN ?= ../shared/supply-chain
+# The snapshot sits beside the project (../shared/supply-chain); a clean clone made elsewhere
+# on the same machine finds it at its usual place. deny.sh fails, saying what to do, if neither.
+SUPPLY_CHAIN ?= $(firstword $(wildcard ../shared/supply-chain /work/shared/supply-chain) ../shared/supply-chain)
 ADVISORY_DB ?= auto
 
 export MLX_TEMPORAL_CLI := $(TEMPORAL)
