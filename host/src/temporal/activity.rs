@@ -137,32 +137,34 @@ impl PluginActivities {
             if last.is_some() && last != recorded {
                 record(&ctx, &last).await;
             }
-            // Too large for Temporal to accept: fail it as the plugin's output, not a hang.
+            // Encoded once; too large for Temporal to accept fails as the plugin's output, not
+            // a hang.
             let result = result.and_then(|done| {
-                let size = done.output.to_string().len();
+                let raw = result_payload(
+                    &done.output,
+                    &plugin.info.name,
+                    &plugin.info.version,
+                    &plugin.digest,
+                    invocation.attempt,
+                );
+                let size = raw.payloads.iter().map(|p| p.data.len()).sum();
                 if size > MAX_RESULT_BYTES {
                     return Err(InvocationError::OutputTooLarge {
                         size,
                         limit: MAX_RESULT_BYTES,
                     });
                 }
-                Ok(done)
+                Ok((done, raw))
             });
             match result {
-                Ok(done) => {
+                Ok((done, raw)) => {
                     span.record("outcome", "ok");
                     tracing::info!(
                         duration_ms = done.duration.as_millis() as u64,
                         peak_memory_bytes = done.peak_memory_bytes,
                         "invocation succeeded"
                     );
-                    Ok(result_payload(
-                        &done.output,
-                        &plugin.info.name,
-                        &plugin.info.version,
-                        &plugin.digest,
-                        invocation.attempt,
-                    ))
+                    Ok(raw)
                 }
                 Err(err) => {
                     let failure = err.failure();
