@@ -644,6 +644,15 @@ where
     }
 }
 
+/// A finished command's stdout and stderr together, for assertions on what a person saw.
+pub fn printed(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
 /// The workflow's history as JSON events.
 pub async fn history<W: HasWorkflowDefinition>(
     handle: &WorkflowHandle<Client, W>,

@@ -341,11 +341,7 @@ fn an_oversized_self_description_is_refused_at_load_in_a_few_lines() {
         .output()
         .unwrap();
     assert_eq!(refused.status.code(), Some(2), "{refused:?}");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&refused.stdout),
-        String::from_utf8_lossy(&refused.stderr)
-    );
+    let text = mlx_e2e::printed(&refused);
     assert!(text.contains("operations; at most 256"), "{text}");
     assert!(text.len() < 4096, "{} bytes of output", text.len());
 }

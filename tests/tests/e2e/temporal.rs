@@ -313,20 +313,12 @@ async fn a_malformed_cli_request_fails_saying_what_to_send() -> anyhow::Result<(
     let (server, worker, _plugins) = testkit_worker().await?;
     let out = execute_activity(server, &worker, r#"{"plugin": "testkit"}"#);
     assert!(!out.status.success());
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = mlx_e2e::printed(&out);
     assert!(text.contains("send one JSON object"), "{text}");
     // An array with the right values in order is still not a request.
     let out = execute_activity(server, &worker, r#"["testkit", "echo", {}]"#);
     assert!(!out.status.success());
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = mlx_e2e::printed(&out);
     assert!(text.contains("a JSON array, not an object"), "{text}");
     worker.stop().await
 }
