@@ -76,7 +76,7 @@ test: tools plugins lint deny
 	# here too, with the tests' features: the end-to-end tests run it as a child process and
 	# find it fresh (mlx_e2e::worker_binary would build it otherwise).
 	cargo build --workspace --bins --tests --benches
-	cargo test --workspace -- --test-threads 2
+	cargo test --workspace -- --test-threads 4
 
 # Micro benchmarks of the sandbox (criterion), then the end-to-end comparison against native
 # Rust and Python workers (needs the release worker); optimised builds; see BENCHMARKS.md.
