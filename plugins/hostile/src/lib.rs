@@ -1,12 +1,15 @@
 //! Test-only plugin: each operation attacks the sandbox once (filesystem escapes, writes to
 //! read-only grants, the worker's environment, resource floods, abrupt exits) and reports what
-//! got through, so the host's tests can assert containment. Never grant it anything real.
+//! got through, so the host's tests can assert containment. Never grant it anything real. The
+//! `hoard` operations make the worker spend its own memory (buffers, lifted lists, listings)
+//! rather than the guest's, which only a host-side budget bounds.
 //!
 //! A `table.grow` bomb is missing: stable Rust cannot emit that instruction.
 
 mod bombs;
 mod env;
 mod fs;
+mod hoard;
 mod report;
 mod schemas;
 
@@ -57,6 +60,12 @@ impl Plugin for Hostile {
                 let bombs::NoInput {} = parse_input(input)?;
                 bombs::busy_with_host_calls(ctx)
             }
+            "stream_hoard" => hoard::stream_hoard(parse_input(input)?),
+            "log_fields" => hoard::log_fields(parse_input(input)?),
+            "poll_list" => hoard::poll_list(parse_input(input)?),
+            "dir_hoard" => hoard::dir_hoard(parse_input(input)?),
+            "random_bytes" => hoard::random_bytes(parse_input(input)?),
+            "heartbeat_arrays" => hoard::heartbeat_arrays(parse_input(input)?),
             other => Err(PluginError::unknown_operation(other)),
         }
     }

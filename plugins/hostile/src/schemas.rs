@@ -31,6 +31,15 @@ fn escaped() -> Value {
     )
 }
 
+fn boolean(default: bool) -> Value {
+    json!({"type": "boolean", "default": default})
+}
+
+/// `{"<key>": n}`: how far an attack got when the host let it finish.
+fn count(key: &str) -> Value {
+    object(json!({ key: {"type": "integer", "minimum": 0} }), &[key])
+}
+
 fn never_returns() -> Value {
     json!({"description": "Never returns.", "not": {}})
 }
@@ -237,6 +246,67 @@ pub fn operations() -> Vec<Operation> {
              host's deadline stops it.",
             no_input(),
             never_returns(),
+        ),
+    ]
+    .into_iter()
+    .chain(hoards())
+    .collect()
+}
+
+/// Attacks on the worker's own memory: little guest memory buys much host memory.
+fn hoards() -> Vec<Operation> {
+    vec![
+        Operation::new(
+            "stream_hoard",
+            "Needs /scratch. Writes the 1 MiB file /scratch/hoard, then opens `streams` streams \
+             on it and keeps them all: input streams that each asked to read 64 KiB once (the \
+             host reads into a buffer it keeps for the next read), or with `writes` output \
+             streams that each wrote up to 64 KiB once. Fails with Permanent `HoardFailed` \
+             when a stream call is refused.",
+            object(
+                json!({"streams": integer(100_000), "writes": boolean(false)}),
+                &[],
+            ),
+            count("reached"),
+        ),
+        Operation::new(
+            "log_fields",
+            "One call of the log import with `fields` empty fields (16 guest bytes each, \
+             lowered by hand; a String pair each once lifted by the host).",
+            object(json!({"fields": integer(8_000_000)}), &[]),
+            count("fields"),
+        ),
+        Operation::new(
+            "poll_list",
+            "One wasi:io/poll.poll of the same ready pollable `entries` times (4 guest bytes \
+             each, lowered by hand); the ready list of every index comes back into guest \
+             memory.",
+            object(json!({"entries": integer(16_000_000)}), &[]),
+            count("ready"),
+        ),
+        Operation::new(
+            "dir_hoard",
+            "Needs /scratch. Creates `files` empty files in /scratch/d, then opens `listings` \
+             directory-entry streams on it and keeps them all, unread. Fails with Permanent \
+             `HoardFailed` when a call is refused.",
+            object(
+                json!({"files": integer(100_000), "listings": integer(1000)}),
+                &[],
+            ),
+            count("listings"),
+        ),
+        Operation::new(
+            "random_bytes",
+            "Asks wasi:random for `mb` MiB of random bytes `times` times, dropping each answer.",
+            object(json!({"mb": integer(64), "times": integer(100)}), &[]),
+            count("bytes"),
+        ),
+        Operation::new(
+            "heartbeat_arrays",
+            "Heartbeats `count` times with the same JSON array of zeros of at most `kb` KiB, \
+             built once and sent through the raw activity import.",
+            object(json!({"kb": integer(256), "count": integer(10_000)}), &[]),
+            count("sent"),
         ),
     ]
 }
