@@ -88,6 +88,7 @@ bench: tools plugins
 	# startup with 20 plugins and RSS per in-flight invocation (release worker).
 	cargo bench -p mlx-e2e --bench compute
 	cargo bench -p mlx-e2e --bench startup
+	cargo bench -p mlx-e2e --bench host_memory
 
 # The crates enforce the layers (ARCHITECTURE.md): pipeline logic without wasmtime or
 # Temporal, the runtime without Temporal.
