@@ -44,7 +44,10 @@ impl From<&InvocationContext> for WitContext {
             workflow_id: ctx.workflow_id.clone(),
             activity_id: ctx.activity_id.clone(),
             attempt: ctx.attempt,
-            last_heartbeat_details: ctx.last_heartbeat_details.as_ref().map(|v| v.to_string()),
+            last_heartbeat_details: ctx
+                .last_heartbeat_details
+                .as_ref()
+                .map(|v| v.as_str().to_string()),
         }
     }
 }

@@ -148,6 +148,41 @@ pub struct PluginRequest {
     pub input: Value,
 }
 
+/// JSON checked once and kept as text: heartbeat details travel guest -> host -> Temporal ->
+/// next attempt without ever becoming a `serde_json::Value`, whose tree can take 30 times the
+/// text's size (2 MiB of `[0,0,...]` is 32 MiB of values).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JsonText(std::sync::Arc<str>);
+
+impl JsonText {
+    /// `text` if it is one JSON value (checked without building it).
+    pub fn parse(text: String) -> Result<Self, serde_json::Error> {
+        serde_json::from_str::<serde::de::IgnoredAny>(&text)?;
+        Ok(Self(text.into()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The value itself, for callers that need to look inside (tests, small documents).
+    pub fn to_value(&self) -> Value {
+        serde_json::from_str(&self.0).expect("checked when made")
+    }
+}
+
+impl From<&Value> for JsonText {
+    fn from(value: &Value) -> Self {
+        Self(value.to_string().into())
+    }
+}
+
+impl std::fmt::Display for JsonText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// Where an invocation comes from; handed to the guest.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct InvocationContext {
@@ -155,7 +190,7 @@ pub struct InvocationContext {
     pub activity_id: String,
     pub attempt: u32,
     /// Heartbeat details the previous attempt recorded: the checkpoint to resume from.
-    pub last_heartbeat_details: Option<Value>,
+    pub last_heartbeat_details: Option<JsonText>,
 }
 
 /// The three kinds of error a plugin may return, as the WIT `plugin-error` variant defines them.

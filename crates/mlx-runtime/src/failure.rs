@@ -45,6 +45,10 @@ pub enum InvocationError {
         "plugin tried to write more than {limit_mb} MiB to disk in one call (raise limits.disk_mb in its manifest if this input needs more)"
     )]
     DiskQuotaExceeded { limit_mb: u64 },
+    #[error(
+        "plugin made the worker hold more than {limit_mb} MiB for it outside its memory ({what}; raise limits.host_memory_mb in its manifest if this input needs more)"
+    )]
+    HostMemoryExceeded { limit_mb: u64, what: String },
     #[error("plugin was still running at its deadline ({after:?} after start) and was interrupted")]
     Deadline { after: Duration },
     #[error(
@@ -90,6 +94,7 @@ pub enum FailureType {
     PluginMemoryLimitExceeded,
     PluginTooManyOpenFiles,
     PluginDiskQuotaExceeded,
+    PluginHostMemoryExceeded,
     PluginDeadlineExceeded,
     PluginFuelExhausted,
     PluginStackOverflow,
@@ -110,6 +115,7 @@ impl FailureType {
         Self::PluginMemoryLimitExceeded,
         Self::PluginTooManyOpenFiles,
         Self::PluginDiskQuotaExceeded,
+        Self::PluginHostMemoryExceeded,
         Self::PluginDeadlineExceeded,
         Self::PluginFuelExhausted,
         Self::PluginStackOverflow,
@@ -131,6 +137,7 @@ impl FailureType {
             Self::PluginMemoryLimitExceeded => "PluginMemoryLimitExceeded",
             Self::PluginTooManyOpenFiles => "PluginTooManyOpenFiles",
             Self::PluginDiskQuotaExceeded => "PluginDiskQuotaExceeded",
+            Self::PluginHostMemoryExceeded => "PluginHostMemoryExceeded",
             Self::PluginDeadlineExceeded => "PluginDeadlineExceeded",
             Self::PluginFuelExhausted => "PluginFuelExhausted",
             Self::PluginStackOverflow => "PluginStackOverflow",
@@ -154,7 +161,7 @@ impl FailureType {
             // The worker is short of capacity, not the request at fault.
             Self::SandboxUnavailable => true,
             // Malformed or unknown requests never succeed; an ungranted capability needs an
-            // operator; memory, open-file, disk, fuel and stack limits are hit again by the
+            // operator; memory, open-file, disk, host-memory, fuel and stack limits are hit again by the
             // same input; output and contract violations are plugin bugs; a cancellation is
             // final.
             Self::InvalidRequest
@@ -164,6 +171,7 @@ impl FailureType {
             | Self::PluginMemoryLimitExceeded
             | Self::PluginTooManyOpenFiles
             | Self::PluginDiskQuotaExceeded
+            | Self::PluginHostMemoryExceeded
             | Self::PluginFuelExhausted
             | Self::PluginStackOverflow
             | Self::PluginContractViolation
@@ -203,6 +211,7 @@ impl InvocationError {
             E::MemoryLimit { .. } => T::PluginMemoryLimitExceeded,
             E::TooManyOpenFiles { .. } => T::PluginTooManyOpenFiles,
             E::DiskQuotaExceeded { .. } => T::PluginDiskQuotaExceeded,
+            E::HostMemoryExceeded { .. } => T::PluginHostMemoryExceeded,
             E::Deadline { .. } => T::PluginDeadlineExceeded,
             E::FuelExhausted { .. } => T::PluginFuelExhausted,
             E::StackOverflow { .. } => T::PluginStackOverflow,

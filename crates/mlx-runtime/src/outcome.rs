@@ -6,7 +6,10 @@ use wasmtime::{Trap, WasmBacktrace};
 
 use crate::{
     failure::InvocationError,
-    sandbox::{GuestState, capabilities::ContractViolation},
+    sandbox::{
+        GuestState,
+        capabilities::{ContractViolation, host_memory::HostMemoryExceeded},
+    },
 };
 
 pub(crate) fn parse_output(text: &str, limit: usize) -> Result<Value, InvocationError> {
@@ -28,6 +31,7 @@ pub(crate) fn classify_instantiation(state: &GuestState, err: wasmtime::Error) -
     let the_plugins = state.memory.hit
         || state.open_files.hit
         || state.disk.hit()
+        || state.host_memory.hit()
         || err.downcast_ref::<Trap>().is_some()
         || err.downcast_ref::<ContractViolation>().is_some()
         || err.downcast_ref::<wasmtime_wasi::I32Exit>().is_some();
@@ -51,6 +55,15 @@ pub(crate) fn classify_trap(state: &GuestState, err: wasmtime::Error) -> Invocat
     if state.disk.hit() {
         return InvocationError::DiskQuotaExceeded {
             limit_mb: state.disk.limit_bytes() >> 20,
+        };
+    }
+    if state.host_memory.hit() {
+        let what = err
+            .downcast_ref::<HostMemoryExceeded>()
+            .map_or("streams, listings or call arguments", |e| e.what);
+        return InvocationError::HostMemoryExceeded {
+            limit_mb: state.host_memory.limit_bytes() >> 20,
+            what: what.to_string(),
         };
     }
     if let Some(violation) = err.downcast_ref::<ContractViolation>() {

@@ -14,10 +14,10 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use super::payload::{decode_heartbeat_details, decode_request, result_payload};
+use super::payload::{decode_heartbeat_details, decode_request, json_text_payload, result_payload};
 use mlx_runtime::{
     PluginHost,
-    contract::InvocationContext,
+    contract::{InvocationContext, JsonText},
     failure::{Failure, InvocationError},
     plugin::registry::PluginRegistry,
     sandbox::capabilities::activity::ActivitySignals,
@@ -191,9 +191,9 @@ impl PluginActivities {
 /// CPU-bound plugin that never heartbeats could not be cancelled. Never returns.
 async fn heartbeat_bridge(
     ctx: &ActivityContext,
-    details: &mut watch::Receiver<Option<Value>>,
+    details: &mut watch::Receiver<Option<JsonText>>,
     cancel: CancellationToken,
-    latest: &mut Option<Value>,
+    latest: &mut Option<JsonText>,
 ) -> std::convert::Infallible {
     let interval = ctx
         .info()
@@ -226,9 +226,11 @@ async fn heartbeat_bridge(
     }
 }
 
-async fn record(ctx: &ActivityContext, details: &Option<Value>) {
-    let value = details.clone().unwrap_or(Value::Null);
-    if let Err(e) = ctx.record_heartbeat(value).await {
+async fn record(ctx: &ActivityContext, details: &Option<JsonText>) {
+    if let Err(e) = ctx
+        .record_heartbeat(json_text_payload(details.as_ref()))
+        .await
+    {
         tracing::warn!("recording a heartbeat failed: {e}");
     }
 }

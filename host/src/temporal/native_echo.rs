@@ -43,7 +43,8 @@ impl NativeEchoActivity {
             "workflow_id": info.workflow_id,
             "activity_id": info.activity_id,
             "attempt": info.attempt,
-            "last_heartbeat_details": decode_heartbeat_details(ctx.heartbeat_details().raw()),
+            "last_heartbeat_details": decode_heartbeat_details(ctx.heartbeat_details().raw())
+                .map(|d| d.to_value()),
         });
         // The metadata says no plugin bytes produced this result.
         Ok(result_payload(

@@ -4,7 +4,10 @@
 use serde_json::Value;
 use temporalio_common::{data_converters::RawValue, protos::temporal::api::common::v1::Payload};
 
-use mlx_runtime::{contract::PluginRequest, failure::InvocationError};
+use mlx_runtime::{
+    contract::{JsonText, PluginRequest},
+    failure::InvocationError,
+};
 
 const ENCODING: &str = "encoding";
 const JSON: &[u8] = b"json/plain";
@@ -83,19 +86,32 @@ pub fn json_input(value: &Value) -> RawValue {
     RawValue::new(vec![payload])
 }
 
-/// Decodes the previous attempt's heartbeat details. Details that are not JSON (recorded by
-/// some other worker) are ignored rather than failing the attempt.
-pub fn decode_heartbeat_details(payloads: &[Payload]) -> Option<Value> {
+/// Heartbeat details as one JSON payload, from text already checked to be JSON.
+pub fn json_text_payload(details: Option<&JsonText>) -> RawValue {
+    let mut payload = Payload {
+        data: details.map_or("null", JsonText::as_str).as_bytes().to_vec(),
+        ..Default::default()
+    };
+    payload.metadata.insert(ENCODING.into(), JSON.to_vec());
+    RawValue::new(vec![payload])
+}
+
+/// Decodes the previous attempt's heartbeat details, kept as text. Details that are not JSON
+/// (recorded by some other worker) are ignored rather than failing the attempt.
+pub fn decode_heartbeat_details(payloads: &[Payload]) -> Option<JsonText> {
     let payload = payloads.first()?;
     match payload.metadata.get(ENCODING).map(Vec::as_slice) {
-        Some(JSON) => match serde_json::from_slice::<Value>(&payload.data) {
-            Ok(Value::Null) => None,
-            Ok(value) => Some(value),
-            Err(e) => {
-                tracing::warn!("previous heartbeat details are not JSON, ignored: {e}");
-                None
+        Some(JSON) => {
+            let text = String::from_utf8(payload.data.clone()).map_err(|e| e.to_string());
+            match text.and_then(|t| JsonText::parse(t).map_err(|e| e.to_string())) {
+                Ok(details) if details.as_str().trim() == "null" => None,
+                Ok(details) => Some(details),
+                Err(e) => {
+                    tracing::warn!("previous heartbeat details are not JSON, ignored: {e}");
+                    None
+                }
             }
-        },
+        }
         Some(NULL) | None => None,
         Some(other) => {
             tracing::warn!(
@@ -263,11 +279,13 @@ mod tests {
 
     #[test]
     fn heartbeat_details_round_trip_and_null_means_none() {
-        assert_eq!(
-            decode_heartbeat_details(&[json_payload(r#"{"step":3}"#)]),
-            Some(serde_json::json!({"step": 3}))
-        );
+        let details = decode_heartbeat_details(&[json_payload(r#"{"step":3}"#)]).unwrap();
+        assert_eq!(details.to_value(), serde_json::json!({"step": 3}));
+        let sent = json_text_payload(Some(&details));
+        assert_eq!(sent.payloads[0].data, br#"{"step":3}"#);
+        assert_eq!(decode_heartbeat_details(&sent.payloads), Some(details));
         assert_eq!(decode_heartbeat_details(&[json_payload("null")]), None);
+        assert_eq!(decode_heartbeat_details(&[json_payload("[0,")]), None);
         assert_eq!(decode_heartbeat_details(&[]), None);
     }
 }

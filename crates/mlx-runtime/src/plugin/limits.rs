@@ -10,6 +10,7 @@ use serde::Deserialize;
 use crate::sandbox::capabilities::{
     activity::HeartbeatLimits,
     disk::{DEFAULT_DISK_MB, DISK_MB_CEILING},
+    host_memory::{DEFAULT_HOST_MEMORY_MB, HOST_MEMORY_MB_CEILING},
     log::LogLimits,
     open_files::{DEFAULT_MAX_OPEN_FILES, MAX_OPEN_FILES_CEILING},
 };
@@ -45,6 +46,10 @@ pub struct Limits {
     /// Bytes one invocation may write to files (and directories it makes). Default 1 GiB, at
     /// most 64 GiB ([`crate::sandbox::capabilities::disk`]).
     pub disk_bytes: u64,
+    /// Bytes the worker may hold for one invocation outside its linear memory: file stream
+    /// buffers, directory listings, `poll` lists. Default 32 MiB, at most 1 GiB
+    /// ([`crate::sandbox::capabilities::host_memory`]).
+    pub host_memory_bytes: u64,
 }
 
 impl Default for Limits {
@@ -60,6 +65,7 @@ impl Default for Limits {
             fuel: None,
             max_open_files: DEFAULT_MAX_OPEN_FILES,
             disk_bytes: DEFAULT_DISK_MB << 20,
+            host_memory_bytes: DEFAULT_HOST_MEMORY_MB << 20,
         }
     }
 }
@@ -80,6 +86,7 @@ pub struct LimitsFile {
     pub fuel: Option<u64>,
     pub max_open_files: Option<usize>,
     pub disk_mb: Option<u64>,
+    pub host_memory_mb: Option<u64>,
 }
 
 impl LimitsFile {
@@ -145,6 +152,14 @@ impl LimitsFile {
                 ));
             }
             limits.disk_bytes = mb << 20;
+        }
+        if let Some(mb) = self.host_memory_mb {
+            if mb == 0 || mb > HOST_MEMORY_MB_CEILING {
+                return Err(format!(
+                    "limits.host_memory_mb = {mb} is out of range: use 1..={HOST_MEMORY_MB_CEILING}"
+                ));
+            }
+            limits.host_memory_bytes = mb << 20;
         }
         Ok(limits)
     }
@@ -215,6 +230,25 @@ mod tests {
         }
         let manifest: LimitsFile = toml::from_str("max_open_files = 64").unwrap();
         assert_eq!(manifest.max_open_files, Some(64));
+    }
+
+    #[test]
+    fn host_memory_mb_is_bounded() {
+        let with = |mb| LimitsFile {
+            host_memory_mb: Some(mb),
+            ..LimitsFile::default()
+        };
+        assert_eq!(Limits::default().host_memory_bytes, 32 << 20);
+        assert_eq!(with(8).resolve(4 << 30).unwrap().host_memory_bytes, 8 << 20);
+        for refused in [0, HOST_MEMORY_MB_CEILING + 1] {
+            let err = with(refused).resolve(4 << 30).unwrap_err();
+            assert!(
+                err.starts_with(&format!(
+                    "limits.host_memory_mb = {refused} is out of range"
+                )),
+                "{err}"
+            );
+        }
     }
 
     #[test]

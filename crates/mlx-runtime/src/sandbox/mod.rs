@@ -28,6 +28,7 @@ use capabilities::{
     config::{ConfigState, ConfigView},
     denials::Denials,
     disk::DiskQuota,
+    host_memory::{HostMemory, HostMemoryView},
     http::HttpState,
     log::{LogState, LogView},
     open_files::{OpenFiles, OpenFilesCtxView, OpenFilesView},
@@ -43,6 +44,7 @@ pub struct GuestState {
     pub(crate) memory: MemoryLimiter,
     pub(crate) open_files: OpenFiles,
     pub(crate) disk: DiskQuota,
+    pub(crate) host_memory: HostMemory,
     pub(crate) log: LogState,
     pub(crate) activity: ActivityState,
     config: ConfigState,
@@ -82,7 +84,18 @@ impl OpenFilesView for GuestState {
             },
             files: &mut self.open_files,
             disk: &self.disk,
+            host: &self.host_memory,
         }
+    }
+}
+
+impl HostMemoryView for GuestState {
+    fn host_memory(&self) -> &HostMemory {
+        &self.host_memory
+    }
+
+    fn resource_table(&mut self) -> &mut ResourceTable {
+        &mut self.table
     }
 }
 
@@ -284,6 +297,7 @@ pub fn new_store(
         },
         open_files: OpenFiles::new(limits.max_open_files),
         disk: DiskQuota::new(limits.disk_bytes),
+        host_memory: HostMemory::new(limits.host_memory_bytes),
         log,
         activity: ActivityState::new(spec.signals, &limits.heartbeat),
         config: ConfigState::new(spec.manifest.config.clone(), denials.clone()),

@@ -7,14 +7,13 @@ use std::sync::{
     atomic::{AtomicU64, Ordering},
 };
 
-use serde_json::Value;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use wasmtime::component::{HasSelf, Linker};
 
 use super::{ContractViolation, Offer, rate::RateLimit};
-use crate::bindings::mlx::plugin::activity;
+use crate::{bindings::mlx::plugin::activity, contract::JsonText};
 
 pub const OFFER: Offer = Offer::always("mlx:plugin/activity");
 
@@ -61,14 +60,14 @@ impl HeartbeatLimits {
 /// The sandbox's end of the activity it runs as.
 #[derive(Debug, Clone)]
 pub struct ActivitySignals {
-    details: watch::Sender<Option<Value>>,
+    details: watch::Sender<Option<JsonText>>,
     cancel: CancellationToken,
     forwarded: Arc<AtomicU64>,
 }
 
 impl ActivitySignals {
     /// New signals; the receiver sees every heartbeat's details (the latest one wins).
-    pub fn new(cancel: CancellationToken) -> (Self, watch::Receiver<Option<Value>>) {
+    pub fn new(cancel: CancellationToken) -> (Self, watch::Receiver<Option<JsonText>>) {
         let (details, rx) = watch::channel(None);
         let forwarded = Arc::default();
         (
@@ -91,7 +90,7 @@ impl ActivitySignals {
         &self.cancel
     }
 
-    fn record(&self, details: Value) {
+    fn record(&self, details: JsonText) {
         self.forwarded.fetch_add(1, Ordering::Relaxed);
         self.details.send_replace(Some(details));
     }
@@ -103,7 +102,7 @@ impl ActivitySignals {
 #[derive(Debug)]
 struct HeartbeatThrottle {
     rate: RateLimit,
-    pending: Option<Value>,
+    pending: Option<JsonText>,
 }
 
 impl HeartbeatThrottle {
@@ -157,11 +156,11 @@ impl activity::Host for ActivityState {
                 limit,
             }));
         }
-        let value: Value = serde_json::from_str(&details).map_err(|e| {
+        let value = JsonText::parse(details).map_err(|e| {
             wasmtime::Error::new(ContractViolation::HeartbeatNotJson(e.to_string()))
         })?;
         if self.heartbeats.rate.try_take() {
-            tracing::debug!(target: "mlx_worker::guest", details = %details, "heartbeat");
+            tracing::debug!(target: "mlx_worker::guest", details = %value, "heartbeat");
             self.heartbeats.pending = None;
             self.signals.record(value);
         } else {

@@ -100,6 +100,8 @@ impl DiskQuota {
 pub(crate) struct ChargedOutputStream {
     pub(crate) inner: DynOutputStream,
     pub(crate) quota: DiskQuota,
+    /// The host memory its pending write may pin ([`super::host_memory`]).
+    pub(crate) _host: super::host_memory::HostCharge,
 }
 
 impl ChargedOutputStream {

@@ -12,6 +12,7 @@ pub mod activity;
 pub mod config;
 pub mod denials;
 pub mod disk;
+pub mod host_memory;
 pub mod http;
 pub mod http_policy;
 pub mod log;
@@ -97,10 +98,12 @@ where
         + activity::ActivityView
         + config::ConfigView
         + open_files::OpenFilesView
+        + host_memory::HostMemoryView
         + 'static,
 {
     wasi::add_to_linker(linker)?;
     open_files::add_to_linker(linker)?;
+    host_memory::add_to_linker(linker)?;
     http::add_to_linker(linker)?;
     log::add_to_linker(linker)?;
     activity::add_to_linker(linker)?;

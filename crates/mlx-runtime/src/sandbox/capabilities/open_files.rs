@@ -24,7 +24,12 @@ use wasmtime_wasi::{
     },
 };
 
-use super::disk::{ChargedOutputStream, DIRECTORY_BYTES, DiskQuota};
+use super::{
+    disk::{ChargedOutputStream, DIRECTORY_BYTES, DiskQuota},
+    host_memory::{
+        ChargedInputStream, DIRECTORY_ENTRY_BYTES, HostCharge, HostMemory, STREAM_BYTES,
+    },
+};
 
 /// Default `limits.max_open_files`: far more than a data step keeps open at once, few enough
 /// that dozens of invocations fit a worker's descriptor limit.
@@ -74,6 +79,7 @@ pub struct OpenFilesCtxView<'a> {
     pub fs: WasiFilesystemCtxView<'a>,
     pub files: &'a mut OpenFiles,
     pub disk: &'a DiskQuota,
+    pub host: &'a HostMemory,
 }
 
 pub trait OpenFilesView: Send {
@@ -100,15 +106,22 @@ impl OpenFilesCtxView<'_> {
         self.disk.charge(bytes).map_err(FsError::trap)
     }
 
-    /// Puts `stream` back in the table behind the quota's charge.
+    fn hold(&self, bytes: usize, what: &'static str) -> FsResult<HostCharge> {
+        self.host.charge(bytes, what).map_err(FsError::trap)
+    }
+
+    /// Puts `stream` back in the table behind the quota's charge, holding the host memory its
+    /// write buffer may take.
     fn charged(
         &mut self,
         stream: Resource<DynOutputStream>,
     ) -> FsResult<Resource<DynOutputStream>> {
+        let host = self.hold(STREAM_BYTES, "file streams")?;
         let inner = self.fs.table.delete(stream)?;
         let charged: DynOutputStream = Box::new(ChargedOutputStream {
             inner,
             quota: self.disk.clone(),
+            _host: host,
         });
         Ok(self.fs.table.push(charged)?)
     }
@@ -242,7 +255,20 @@ impl HostDescriptor for OpenFilesCtxView<'_> {
         &mut self,
         fd: Resource<types::Descriptor>,
     ) -> FsResult<Resource<types::DirectoryEntryStream>> {
-        HostDescriptor::read_directory(&mut self.fs, fd).await
+        // wasmtime-wasi reads the whole listing into host memory: charge it, and keep it in a
+        // listing of ours that holds the charge until the guest drops it.
+        let listing = HostDescriptor::read_directory(&mut self.fs, fd).await?;
+        let entries: Vec<_> = self.fs.table.delete(listing)?.into_iter().collect();
+        let bytes = entries.iter().fold(0usize, |sum, entry| {
+            let name = entry.as_ref().map_or(0, |e| e.name.len());
+            sum.saturating_add(DIRECTORY_ENTRY_BYTES + name)
+        });
+        let listing = Listing {
+            _charge: self.hold(bytes, "directory listings")?,
+            entries: entries.into_iter(),
+        };
+        let ours = self.fs.table.push(listing)?;
+        Ok(Resource::new_own(ours.rep()))
     }
 
     async fn sync(&mut self, fd: Resource<types::Descriptor>) -> FsResult<()> {
@@ -351,7 +377,14 @@ impl HostDescriptor for OpenFilesCtxView<'_> {
         fd: Resource<types::Descriptor>,
         offset: types::Filesize,
     ) -> FsResult<Resource<DynInputStream>> {
-        HostDescriptor::read_via_stream(&mut self.fs, fd, offset)
+        let host = self.hold(STREAM_BYTES, "file streams")?;
+        let stream = HostDescriptor::read_via_stream(&mut self.fs, fd, offset)?;
+        let inner = self.fs.table.delete(stream)?;
+        let charged: DynInputStream = Box::new(ChargedInputStream {
+            inner,
+            _charge: host,
+        });
+        Ok(self.fs.table.push(charged)?)
     }
 
     fn write_via_stream(
@@ -401,11 +434,31 @@ impl HostDirectoryEntryStream for OpenFilesCtxView<'_> {
         &mut self,
         stream: Resource<types::DirectoryEntryStream>,
     ) -> FsResult<Option<types::DirectoryEntry>> {
-        HostDirectoryEntryStream::read_directory_entry(&mut self.fs, stream).await
+        let listing = self.fs.table.get_mut(&Listing::handle(&stream))?;
+        listing.entries.next().transpose()
     }
 
     fn drop(&mut self, stream: Resource<types::DirectoryEntryStream>) -> wasmtime::Result<()> {
-        HostDirectoryEntryStream::drop(&mut self.fs, stream)
+        self.fs.table.delete(Listing::handle(&stream))?;
+        Ok(())
+    }
+}
+
+/// A directory listing as the guest sees it (a `directory-entry-stream`), holding its charge
+/// until dropped. wasmtime-wasi's own listing type cannot be made outside it, so the table
+/// holds this one under the stream's handle: every function on the handle is in this shadow.
+struct Listing {
+    entries: std::vec::IntoIter<FsResult<types::DirectoryEntry>>,
+    _charge: HostCharge,
+}
+
+impl Listing {
+    fn handle(stream: &Resource<types::DirectoryEntryStream>) -> Resource<Listing> {
+        if stream.owned() {
+            Resource::new_own(stream.rep())
+        } else {
+            Resource::new_borrow(stream.rep())
+        }
     }
 }
 

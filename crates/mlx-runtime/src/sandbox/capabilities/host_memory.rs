@@ -1,0 +1,233 @@
+//! Host memory: what a guest makes the worker hold for it outside its own linear memory.
+//! `limits.memory_mb` bounds the instance, but a handful of WASI calls make the host allocate
+//! on the guest's behalf: every file stream can pin a 64 KiB read or write buffer in a
+//! background task, a directory listing is read into host memory whole, and a `poll` list is
+//! copied out of the guest with each entry several times its size. Without a budget, one
+//! invocation with 128 MiB of memory drove the worker's RSS up by 500 MiB with streams alone.
+//!
+//! Each such holding is charged to the invocation's `limits.host_memory_mb` while it lives
+//! ([`HostCharge`] refunds on drop) and the one that would pass it ends the call with a trap
+//! the host classifies as `PluginHostMemoryExceeded`. What is bounded by construction instead
+//! is said where it happens: log calls are read in place from guest memory
+//! ([`super::log`]), heartbeat details are kept as checked JSON text, no larger than
+//! `limits.max_heartbeat_kb` ([`super::activity`]), and results are copied out once and
+//! refused over `limits.max_output_kb` before they are parsed.
+
+use std::sync::{
+    Arc,
+    atomic::{AtomicBool, AtomicUsize, Ordering},
+};
+
+use bytes::Bytes;
+use wasmtime::component::{Linker, Resource, ResourceTable, WasmList};
+use wasmtime_wasi::{
+    async_trait,
+    p2::{DynInputStream, DynPollable, InputStream, Pollable, StreamResult, bindings::io::poll},
+};
+
+/// Default `limits.host_memory_mb`: a stream for each of the default 256 open files with room
+/// to spare, a small part of what the default 512 MiB of linear memory costs.
+pub const DEFAULT_HOST_MEMORY_MB: u64 = 32;
+/// The most a manifest may ask for (1 GiB).
+pub const HOST_MEMORY_MB_CEILING: u64 = 1 << 10;
+
+/// What a live file stream is charged: the largest buffer wasmtime-wasi pins for one pending
+/// read (its `MAX_READ_SIZE_ALLOC`) or write (its file write capacity), 64 KiB each.
+pub const STREAM_BYTES: usize = 64 << 10;
+/// What one directory entry of a listing is charged beyond its name: the entry, its `Result`
+/// and the allocator's overhead.
+pub const DIRECTORY_ENTRY_BYTES: usize = 64;
+/// What one entry of a `poll` list is charged while the call runs: the lifted handle, its
+/// place in the ready list and in the host's future table.
+pub const POLL_ENTRY_BYTES: usize = 32;
+
+/// The host bytes one invocation holds, shared (by `Arc`) with the streams it made, which
+/// live in the resource table out of reach of the store's other state.
+#[derive(Debug, Clone)]
+pub struct HostMemory(Arc<Ledger>);
+
+#[derive(Debug)]
+struct Ledger {
+    limit: usize,
+    used: AtomicUsize,
+    peak: AtomicUsize,
+    /// A charge was refused for passing the limit.
+    hit: AtomicBool,
+}
+
+/// The trap that ends an invocation making the host hold more than its budget.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "plugin made the worker hold more than {limit_mb} MiB for it outside its memory \
+     ({what}) (limits.host_memory_mb)"
+)]
+pub struct HostMemoryExceeded {
+    pub limit_mb: u64,
+    pub what: &'static str,
+}
+
+/// Bytes held for the guest; given back when dropped.
+#[derive(Debug)]
+pub struct HostCharge {
+    ledger: Arc<Ledger>,
+    bytes: usize,
+}
+
+impl Drop for HostCharge {
+    fn drop(&mut self) {
+        self.ledger.used.fetch_sub(self.bytes, Ordering::Relaxed);
+    }
+}
+
+impl HostMemory {
+    pub fn new(limit_bytes: u64) -> Self {
+        Self(Arc::new(Ledger {
+            limit: usize::try_from(limit_bytes).unwrap_or(usize::MAX),
+            used: AtomicUsize::new(0),
+            peak: AtomicUsize::new(0),
+            hit: AtomicBool::new(false),
+        }))
+    }
+
+    pub fn limit_bytes(&self) -> u64 {
+        self.0.limit as u64
+    }
+
+    /// The most held at once during the invocation.
+    pub fn peak(&self) -> usize {
+        self.0.peak.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn hit(&self) -> bool {
+        self.0.hit.load(Ordering::Relaxed)
+    }
+
+    /// Charges `bytes` for `what`, or refuses (charging nothing) if the budget would pass its
+    /// limit.
+    pub(crate) fn charge(
+        &self,
+        bytes: usize,
+        what: &'static str,
+    ) -> Result<HostCharge, HostMemoryExceeded> {
+        let ledger = &self.0;
+        let charged = ledger
+            .used
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |used| {
+                used.checked_add(bytes)
+                    .filter(|&after| after <= ledger.limit)
+            });
+        match charged {
+            Ok(before) => {
+                ledger.peak.fetch_max(before + bytes, Ordering::Relaxed);
+                Ok(HostCharge {
+                    ledger: ledger.clone(),
+                    bytes,
+                })
+            }
+            Err(_) => {
+                ledger.hit.store(true, Ordering::Relaxed);
+                Err(HostMemoryExceeded {
+                    limit_mb: (ledger.limit >> 20) as u64,
+                    what,
+                })
+            }
+        }
+    }
+}
+
+/// A file's input stream, charged [`STREAM_BYTES`] for as long as it lives.
+pub(crate) struct ChargedInputStream {
+    pub(crate) inner: DynInputStream,
+    pub(crate) _charge: HostCharge,
+}
+
+#[async_trait]
+impl InputStream for ChargedInputStream {
+    fn read(&mut self, size: usize) -> StreamResult<Bytes> {
+        self.inner.read(size)
+    }
+
+    // Forwarded (not the trait's defaults) to keep the file stream's direct read paths.
+    async fn blocking_read(&mut self, size: usize) -> StreamResult<Bytes> {
+        self.inner.blocking_read(size).await
+    }
+
+    fn skip(&mut self, nelem: usize) -> StreamResult<usize> {
+        self.inner.skip(nelem)
+    }
+
+    async fn blocking_skip(&mut self, nelem: usize) -> StreamResult<usize> {
+        self.inner.blocking_skip(nelem).await
+    }
+
+    async fn cancel(&mut self) {
+        self.inner.cancel().await
+    }
+}
+
+#[async_trait]
+impl Pollable for ChargedInputStream {
+    async fn ready(&mut self) {
+        self.inner.ready().await
+    }
+}
+
+/// How a store exposes its [`HostMemory`] and resource table to the `poll` shadow.
+pub trait HostMemoryView: Send {
+    fn host_memory(&self) -> &HostMemory;
+    fn resource_table(&mut self) -> &mut ResourceTable;
+}
+
+/// The `wasi:io/poll` version wasmtime-wasi links, which [`add_to_linker`] shadows.
+const POLL_INSTANCE: &str = "wasi:io/poll@0.2.12";
+
+/// Links `wasi:io/poll.poll` again over wasmtime-wasi's, taking the list in place in guest
+/// memory so its length is charged before anything is copied: call it after
+/// [`super::wasi::add_to_linker`].
+pub fn add_to_linker<T: HostMemoryView + 'static>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+    linker.allow_shadowing(true);
+    let linked = linker.instance(POLL_INSTANCE).and_then(|mut poll| {
+        poll.func_wrap_async(
+            "poll",
+            |mut store, (list,): (WasmList<Resource<DynPollable>>,)| {
+                Box::new(async move {
+                    let _charge = store
+                        .data()
+                        .host_memory()
+                        .charge(list.len().saturating_mul(POLL_ENTRY_BYTES), "a poll list")?;
+                    let pollables = list
+                        .iter(&mut store)?
+                        .collect::<wasmtime::Result<Vec<_>>>()?;
+                    let ready =
+                        poll::Host::poll(store.data_mut().resource_table(), pollables).await?;
+                    Ok((ready,))
+                })
+            },
+        )
+    });
+    linker.allow_shadowing(false);
+    linked
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_charge_is_given_back_when_what_it_paid_for_is_dropped() {
+        let budget = HostMemory::new(100);
+        let first = budget.charge(60, "a").unwrap();
+        let refused = budget.charge(41, "b").unwrap_err();
+        assert_eq!(refused.what, "b");
+        assert!(budget.hit());
+        drop(first);
+        let again = budget.charge(100, "c").unwrap();
+        assert_eq!(budget.peak(), 100);
+        drop(again);
+        assert!(budget.charge(usize::MAX, "d").is_err(), "no overflow");
+        assert!(
+            budget.charge(100, "e").is_ok(),
+            "a refused charge holds nothing"
+        );
+    }
+}
