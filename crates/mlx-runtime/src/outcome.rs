@@ -41,6 +41,9 @@ pub(crate) fn classify_instantiation(state: &GuestState, err: wasmtime::Error) -
     InvocationError::Sandbox(format!("cannot instantiate the plugin: {err:#}"))
 }
 
+/// How wasmtime says a host call's arguments passed the store's hostcall fuel.
+const HOSTCALL_FUEL_EXHAUSTED: &str = "fuel allocated for hostcalls has been exhausted";
+
 pub(crate) fn classify_trap(state: &GuestState, err: wasmtime::Error) -> InvocationError {
     if state.memory.hit {
         return InvocationError::MemoryLimit {
@@ -57,10 +60,15 @@ pub(crate) fn classify_trap(state: &GuestState, err: wasmtime::Error) -> Invocat
             limit_mb: state.disk.limit_bytes() >> 20,
         };
     }
-    if state.host_memory.hit() {
+    // wasmtime's bound on what one host call copies out (set to the same budget, see
+    // `new_store`) is an error type of its own that it does not export: known by its message.
+    let copied_too_much = err
+        .chain()
+        .any(|cause| cause.to_string().contains(HOSTCALL_FUEL_EXHAUSTED));
+    if state.host_memory.hit() || copied_too_much {
         let what = err
             .downcast_ref::<HostMemoryExceeded>()
-            .map_or("streams, listings or call arguments", |e| e.what);
+            .map_or("the arguments of one call", |e| e.what);
         return InvocationError::HostMemoryExceeded {
             limit_mb: state.host_memory.limit_bytes() >> 20,
             what: what.to_string(),

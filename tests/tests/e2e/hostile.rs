@@ -232,6 +232,83 @@ async fn disk_fill() -> anyhow::Result<()> {
     worker.stop().await
 }
 
+/// The hoards: a little guest memory each, and without `limits.host_memory_mb` far more of the
+/// worker's (streams alone drove a 128 MiB plugin's worker +500 MiB). Each ends as
+/// PluginHostMemoryExceeded next to a healthy neighbour, and a call of the same plugin within
+/// the budget still succeeds afterwards.
+async fn hoard(operation: &'static str, input: Value, within: Value) -> anyhow::Result<()> {
+    let manifest = "scratch = true\n[limits]\nmemory_mb = 128\ntimeout_secs = 60\n";
+    let attack = Attack {
+        plugin: "hostile",
+        operation,
+        input,
+        failure_type: "PluginHostMemoryExceeded",
+    };
+    let (worker, _plugins) = contained_with(attack, manifest).await?;
+    let server = shared_server().await?;
+    let honest = json!({
+        "plugin": "hostile", "operation": operation, "input": within, "start_to_close_secs": 60,
+    });
+    let (result, _) = run_step(server, &worker, &unique("hoard-within"), honest).await?;
+    result.map_err(|e| anyhow::anyhow!("a call within the budget failed: {e}"))?;
+    worker.stop().await
+}
+
+/// Read streams, each with a background read pinning 64 KiB.
+#[tokio::test(flavor = "multi_thread")]
+async fn stream_hoard() -> anyhow::Result<()> {
+    hoard(
+        "stream_hoard",
+        json!({"streams": 100_000}),
+        json!({"streams": 100}),
+    )
+    .await
+}
+
+/// Write streams, each handing the host 64 KiB to write in the background.
+#[tokio::test(flavor = "multi_thread")]
+async fn write_stream_hoard() -> anyhow::Result<()> {
+    hoard(
+        "stream_hoard",
+        json!({"streams": 100_000, "writes": true}),
+        json!({"streams": 100, "writes": true}),
+    )
+    .await
+}
+
+/// Directory listings of 5,000 entries, each read whole into host memory and kept.
+#[tokio::test(flavor = "multi_thread")]
+async fn dir_hoard() -> anyhow::Result<()> {
+    hoard(
+        "dir_hoard",
+        json!({"files": 5_000, "listings": 1_000}),
+        json!({"files": 100, "listings": 10}),
+    )
+    .await
+}
+
+/// One `poll` of 16 million entries (64 MiB of guest memory, 4 bytes each).
+#[tokio::test(flavor = "multi_thread")]
+async fn poll_list() -> anyhow::Result<()> {
+    hoard(
+        "poll_list",
+        json!({"entries": 16_000_000}),
+        json!({"entries": 1_000}),
+    )
+    .await
+}
+
+/// One log call with 4 million empty fields (64 MiB of guest memory, 16 bytes each).
+#[tokio::test(flavor = "multi_thread")]
+async fn log_field_hoard() -> anyhow::Result<()> {
+    hoard(
+        "log_fields",
+        json!({"fields": 4_000_000}),
+        json!({"fields": 1_000}),
+    )
+    .await
+}
+
 /// A plugin nests directories in its `/scratch` far deeper than a recursive removal can go on
 /// a worker thread's stack. The real worker (a process, so a crash is seen as one) removes the
 /// tree after the call without crashing, and serves the next invocation.

@@ -28,7 +28,7 @@ use capabilities::{
     config::{ConfigState, ConfigView},
     denials::Denials,
     disk::DiskQuota,
-    host_memory::{HostMemory, HostMemoryView},
+    host_memory::HostMemory,
     http::HttpState,
     log::{LogState, LogView},
     open_files::{OpenFiles, OpenFilesCtxView, OpenFilesView},
@@ -86,16 +86,6 @@ impl OpenFilesView for GuestState {
             disk: &self.disk,
             host: &self.host_memory,
         }
-    }
-}
-
-impl HostMemoryView for GuestState {
-    fn host_memory(&self) -> &HostMemory {
-        &self.host_memory
-    }
-
-    fn resource_table(&mut self) -> &mut ResourceTable {
-        &mut self.table
     }
 }
 
@@ -308,6 +298,9 @@ pub fn new_store(
     };
     let mut store = Store::new(engine, state);
     store.limiter(|s| &mut s.memory);
+    // What one call into the host may copy out of the guest (wasmtime's own bound, 128 MiB by
+    // default) is the same budget as what the host holds for it between calls.
+    store.set_hostcall_fuel(usize::try_from(limits.host_memory_bytes).unwrap_or(usize::MAX));
     // Yield to the executor at every epoch tick, so the call future can be raced against
     // deadlines and cancellation and dropped (which interrupts the guest).
     store.epoch_deadline_async_yield_and_update(1);

@@ -1,17 +1,19 @@
 //! Host memory: what a guest makes the worker hold for it outside its own linear memory.
-//! `limits.memory_mb` bounds the instance, but a handful of WASI calls make the host allocate
-//! on the guest's behalf: every file stream can pin a 64 KiB read or write buffer in a
-//! background task, a directory listing is read into host memory whole, and a `poll` list is
-//! copied out of the guest with each entry several times its size. Without a budget, one
+//! `limits.memory_mb` bounds the instance, but WASI calls make the host allocate on the
+//! guest's behalf: every file stream can pin a 64 KiB read or write buffer in a background
+//! task, and a directory listing is read into host memory whole. Without a budget, one
 //! invocation with 128 MiB of memory drove the worker's RSS up by 500 MiB with streams alone.
 //!
 //! Each such holding is charged to the invocation's `limits.host_memory_mb` while it lives
 //! ([`HostCharge`] refunds on drop) and the one that would pass it ends the call with a trap
-//! the host classifies as `PluginHostMemoryExceeded`. What is bounded by construction instead
-//! is said where it happens: log calls are read in place from guest memory
-//! ([`super::log`]), heartbeat details are kept as checked JSON text, no larger than
-//! `limits.max_heartbeat_kb` ([`super::activity`]), and results are copied out once and
-//! refused over `limits.max_output_kb` before they are parsed.
+//! the host classifies as `PluginHostMemoryExceeded`. The same budget is the store's hostcall
+//! fuel, wasmtime's bound on what one call into the host may copy out of the guest (strings
+//! and lists, counted at their size on the host: a `poll` list or a log call's fields cost
+//! several times their guest bytes), so no single call's arguments can pass it either
+//! (`crate::sandbox::new_store`). Bounded by construction instead: log calls are read in place
+//! and only what is written is copied ([`super::log`]), heartbeat details are kept as checked
+//! JSON text, never a parsed tree ([`super::activity`]), and a result is copied out once and
+//! refused over `limits.max_output_kb` before it is parsed.
 
 use std::sync::{
     Arc,
@@ -19,10 +21,9 @@ use std::sync::{
 };
 
 use bytes::Bytes;
-use wasmtime::component::{Linker, Resource, ResourceTable, WasmList};
 use wasmtime_wasi::{
     async_trait,
-    p2::{DynInputStream, DynPollable, InputStream, Pollable, StreamResult, bindings::io::poll},
+    p2::{DynInputStream, InputStream, Pollable, StreamResult},
 };
 
 /// Default `limits.host_memory_mb`: a stream for each of the default 256 open files with room
@@ -37,9 +38,6 @@ pub const STREAM_BYTES: usize = 64 << 10;
 /// What one directory entry of a listing is charged beyond its name: the entry, its `Result`
 /// and the allocator's overhead.
 pub const DIRECTORY_ENTRY_BYTES: usize = 64;
-/// What one entry of a `poll` list is charged while the call runs: the lifted handle, its
-/// place in the ready list and in the host's future table.
-pub const POLL_ENTRY_BYTES: usize = 32;
 
 /// The host bytes one invocation holds, shared (by `Arc`) with the streams it made, which
 /// live in the resource table out of reach of the store's other state.
@@ -170,43 +168,6 @@ impl Pollable for ChargedInputStream {
     async fn ready(&mut self) {
         self.inner.ready().await
     }
-}
-
-/// How a store exposes its [`HostMemory`] and resource table to the `poll` shadow.
-pub trait HostMemoryView: Send {
-    fn host_memory(&self) -> &HostMemory;
-    fn resource_table(&mut self) -> &mut ResourceTable;
-}
-
-/// The `wasi:io/poll` version wasmtime-wasi links, which [`add_to_linker`] shadows.
-const POLL_INSTANCE: &str = "wasi:io/poll@0.2.12";
-
-/// Links `wasi:io/poll.poll` again over wasmtime-wasi's, taking the list in place in guest
-/// memory so its length is charged before anything is copied: call it after
-/// [`super::wasi::add_to_linker`].
-pub fn add_to_linker<T: HostMemoryView + 'static>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
-    linker.allow_shadowing(true);
-    let linked = linker.instance(POLL_INSTANCE).and_then(|mut poll| {
-        poll.func_wrap_async(
-            "poll",
-            |mut store, (list,): (WasmList<Resource<DynPollable>>,)| {
-                Box::new(async move {
-                    let _charge = store
-                        .data()
-                        .host_memory()
-                        .charge(list.len().saturating_mul(POLL_ENTRY_BYTES), "a poll list")?;
-                    let pollables = list
-                        .iter(&mut store)?
-                        .collect::<wasmtime::Result<Vec<_>>>()?;
-                    let ready =
-                        poll::Host::poll(store.data_mut().resource_table(), pollables).await?;
-                    Ok((ready,))
-                })
-            },
-        )
-    });
-    linker.allow_shadowing(false);
-    linked
 }
 
 #[cfg(test)]

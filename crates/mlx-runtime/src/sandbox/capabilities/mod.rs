@@ -98,12 +98,10 @@ where
         + activity::ActivityView
         + config::ConfigView
         + open_files::OpenFilesView
-        + host_memory::HostMemoryView
         + 'static,
 {
     wasi::add_to_linker(linker)?;
     open_files::add_to_linker(linker)?;
-    host_memory::add_to_linker(linker)?;
     http::add_to_linker(linker)?;
     log::add_to_linker(linker)?;
     activity::add_to_linker(linker)?;
