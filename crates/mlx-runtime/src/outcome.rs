@@ -68,7 +68,9 @@ pub(crate) fn classify_trap(state: &GuestState, err: wasmtime::Error) -> Invocat
     if state.host_memory.hit() || copied_too_much {
         let what = err
             .downcast_ref::<HostMemoryExceeded>()
-            .map_or("the arguments of one call", |e| e.what);
+            .map_or("what one call copied out of it: arguments or result", |e| {
+                e.what
+            });
         return InvocationError::HostMemoryExceeded {
             limit_mb: state.host_memory.limit_bytes() >> 20,
             what: what.to_string(),

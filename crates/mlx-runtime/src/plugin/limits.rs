@@ -161,6 +161,16 @@ impl LimitsFile {
             }
             limits.host_memory_bytes = mb << 20;
         }
+        // The result is copied out of the guest under the host-memory budget (the store's
+        // hostcall fuel): a larger allowance could never be used.
+        if limits.max_output_bytes as u64 > limits.host_memory_bytes {
+            return Err(format!(
+                "limits.max_output_kb = {} is more than limits.host_memory_mb = {} allows: the \
+                 result is copied out of the plugin under that budget; raise host_memory_mb too",
+                limits.max_output_bytes >> 10,
+                limits.host_memory_bytes >> 20
+            ));
+        }
         Ok(limits)
     }
 }
@@ -240,6 +250,14 @@ mod tests {
         };
         assert_eq!(Limits::default().host_memory_bytes, 32 << 20);
         assert_eq!(with(8).resolve(4 << 30).unwrap().host_memory_bytes, 8 << 20);
+        let err = LimitsFile {
+            host_memory_mb: Some(1),
+            max_output_kb: Some(2048),
+            ..LimitsFile::default()
+        }
+        .resolve(4 << 30)
+        .unwrap_err();
+        assert!(err.contains("raise host_memory_mb too"), "{err}");
         for refused in [0, HOST_MEMORY_MB_CEILING + 1] {
             let err = with(refused).resolve(4 << 30).unwrap_err();
             assert!(
