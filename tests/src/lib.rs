@@ -88,9 +88,14 @@ pub fn worker_binary() -> &'static Path {
         // them (70 s of both cores, every run) and the next shell build do it again.
         for (key, _) in std::env::vars_os() {
             let key = key.to_string_lossy();
-            let from_cargo_test = ["CARGO_PKG_", "CARGO_MANIFEST_", "CARGO_CRATE_", "CARGO_BIN_"]
-                .iter()
-                .any(|prefix| key.starts_with(prefix))
+            let from_cargo_test = [
+                "CARGO_PKG_",
+                "CARGO_MANIFEST_",
+                "CARGO_CRATE_",
+                "CARGO_BIN_",
+            ]
+            .iter()
+            .any(|prefix| key.starts_with(prefix))
                 || ["CARGO_PRIMARY_PACKAGE", "CARGO_TARGET_TMPDIR", "OUT_DIR"].contains(&&*key);
             if from_cargo_test {
                 command.env_remove(&*key);
