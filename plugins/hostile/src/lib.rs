@@ -10,6 +10,7 @@ mod bombs;
 mod env;
 mod fs;
 mod hoard;
+mod net;
 mod report;
 mod schemas;
 
@@ -44,6 +45,7 @@ impl Plugin for Hostile {
             "truncate_readonly" => fs::truncate_readonly(parse_input(input)?),
             "write_readonly" => fs::write_readonly(parse_input(input)?),
             "read_env" => env::read_env(parse_input(input)?),
+            "sockets" => net::sockets(parse_input(input)?),
             "memory_bomb" => bombs::memory_bomb(parse_input(input)?),
             "heartbeat_spam" => Ok(bombs::heartbeat_spam(parse_input(input)?, ctx)),
             "log_flood" => Ok(bombs::log_flood(parse_input(input)?)),

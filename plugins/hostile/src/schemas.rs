@@ -151,6 +151,12 @@ pub fn operations() -> Vec<Operation> {
             json!({"names": strings(&["PATH", "HOME", "TEMPORAL_ADDRESS",
                                        "AWS_SECRET_ACCESS_KEY"])}),
         ),
+        attack(
+            "sockets",
+            "Connects over TCP to `connect`, binds a UDP socket and resolves `lookup` with the \
+             standard library, which imports wasi:sockets.",
+            json!({"connect": string("127.0.0.1:9"), "lookup": string("localhost")}),
+        ),
         Operation::new(
             "memory_bomb",
             "Allocates and writes step_mb MiB chunks, keeping them all, until the host's \

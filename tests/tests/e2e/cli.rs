@@ -158,13 +158,24 @@ fn inspect_shows_imports_exports_and_grants() {
     let report = String::from_utf8_lossy(&ok.stdout);
     for expected in [
         "plugin:    testkit 0.1.0",
-        "import  mlx:plugin/activity@0.1.0",
+        "import  mlx:plugin/activity@0.1.0  granted",
         "export  mlx:plugin/plugin@0.1.0",
         "manifest:  none",
         "verdict:   loads",
     ] {
         assert!(report.contains(expected), "{expected:?} missing:\n{report}");
     }
+    // Outbound HTTP without an [http] table: the import is linked, its calls denied.
+    let probe = mlx_worker()
+        .args(["plugin", "inspect"])
+        .arg(components().join("http_probe.wasm"))
+        .succeeds();
+    let report = String::from_utf8_lossy(&probe.stdout);
+    assert!(
+        report.contains("denied at call: outbound HTTP is not granted: add [http] allow"),
+        "{report}"
+    );
+    assert!(report.contains("verdict:   loads"), "{report}");
 }
 
 #[test]
@@ -172,7 +183,7 @@ fn inspect_says_why_a_file_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let netty = dir.path().join("netty.wasm");
     let component = wat::parse_str(
-        r#"(component (import "wasi:sockets/tcp@0.2.6" (instance (export "connect" (func)))))"#,
+        r#"(component (import "acme:vault/open@1.0.0" (instance (export "open" (func)))))"#,
     )
     .unwrap();
     std::fs::write(&netty, component).unwrap();
@@ -187,7 +198,7 @@ fn inspect_says_why_a_file_is_refused() {
     );
     let report = String::from_utf8_lossy(&refused.stdout);
     assert!(
-        report.contains("wasi:sockets/tcp@0.2.6  REFUSED"),
+        report.contains("acme:vault/open@1.0.0  REFUSED: not an interface this worker provides"),
         "{report}"
     );
     assert!(report.contains("verdict:   refused"), "{report}");

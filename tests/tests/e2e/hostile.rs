@@ -160,6 +160,9 @@ attacks! {
         => "CapabilityDenied";
     write_readonly: "hostile" "write_readonly" json!({}) => "CapabilityDenied";
     read_env: "hostile" "read_env" json!({}) => "CapabilityDenied";
+    /// TCP, UDP and a name lookup through the standard library: the component (which imports
+    /// wasi:sockets) loads, and each call is refused by the host before a socket exists.
+    sockets: "hostile" "sockets" json!({}) => "CapabilityDenied";
     memory_bomb: "hostile" "memory_bomb" json!({}) => "PluginMemoryLimitExceeded";
     // Counts far beyond what any machine gets through before the 3 s deadline: the host
     // calls are cheap once rate-limited, so a smaller flood could finish and "succeed".

@@ -239,18 +239,28 @@ async fn response_bodies_are_capped() {
     assert!(err.to_string().to_lowercase().contains("size"), "{err}");
 }
 
-#[tokio::test]
-async fn without_an_http_grant_the_component_is_refused_at_load() {
-    let rt = PluginHost::new(mlx_e2e::host_settings()).unwrap();
-    let plugins = PluginsDir::with(&["http_probe"]);
-    let err = rt
-        .load(&plugins.path().join("http_probe.wasm"))
-        .await
-        .unwrap_err()
-        .to_string();
-    assert!(
-        err.contains("wasi:http/") && err.contains("[http] allow"),
-        "{err}"
+/// A component that imports `wasi:http` loads without a grant (toolchains import it by
+/// default), and its request is refused before any connection: `CapabilityDenied`, naming the
+/// manifest key that would grant it.
+#[tokio::test(flavor = "multi_thread")]
+async fn without_an_http_grant_the_component_loads_and_every_request_is_denied() {
+    let (port, connections) = server(b"secret".to_vec()).await;
+    let (rt, plugin, _dir) = probe("").await;
+    let err = get(
+        &rt,
+        &plugin,
+        json!({"url": format!("http://127.0.0.1:{port}/")}),
+    )
+    .await
+    .unwrap_err();
+    let failure = err.failure();
+    assert_eq!(failure.type_name, "CapabilityDenied", "{err}");
+    assert!(!failure.retryable);
+    assert!(failure.message.contains("[http]"), "{}", failure.message);
+    assert_eq!(
+        connections.load(Ordering::SeqCst),
+        0,
+        "no connection was made"
     );
 }
 

@@ -285,24 +285,41 @@ async fn missing_import_fails_at_load_naming_file_and_import() {
     assert!(message.contains("acme:secret/vault"), "{message}");
 }
 
+/// The standard library's sockets import `wasi:sockets` (as Python's and JavaScript's runtimes
+/// do by default): the component loads, and a TCP connection, a UDP socket and a name lookup
+/// are each refused by the host before anything reaches the network. The host, not the
+/// plugin, says so: the denials name what was refused and what to use instead.
 #[tokio::test]
-async fn socket_imports_are_refused_at_load_with_the_alternative() {
+async fn sockets_load_and_every_call_is_denied_before_any_connection() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
     let rt = runtime(None);
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("netty.wasm");
-    let component = wat::parse_str(
-        r#"(component (import "wasi:sockets/tcp@0.2.6" (instance (export "connect" (func)))))"#,
-    )
-    .unwrap();
-    std::fs::write(&path, component).unwrap();
-    let message = rt.load(&path).await.unwrap_err().to_string();
+    let plugins = PluginsDir::with(&["hostile"]);
+    let plugin = load(&rt, &plugins, "hostile").await;
+    let err = invoke(&rt, &plugin, "sockets", json!({"connect": addr}))
+        .await
+        .unwrap_err();
+    let failure = err.failure();
+    assert_eq!(failure.type_name, "CapabilityDenied", "{err}");
+    assert!(!failure.retryable);
+    let denied = failure.details.unwrap()["denied"].to_string();
+    for refused in [
+        "wasi:sockets: raw network sockets",
+        "a TCP socket",
+        "a UDP socket",
+        "resolving \\\"localhost\\\"",
+    ] {
+        assert!(denied.contains(refused), "{refused} missing: {denied}");
+    }
     assert!(
-        message.contains("netty.wasm") && message.contains("wasi:sockets/tcp"),
-        "{message}"
+        denied.contains("[http]"),
+        "says what to use instead: {denied}"
     );
-    assert!(
-        message.contains("[[filesystem]]"),
-        "says what to use instead: {message}"
+    assert_eq!(
+        listener.accept().map_err(|e| e.kind()).unwrap_err(),
+        std::io::ErrorKind::WouldBlock,
+        "no connection reached the listener"
     );
 }
 

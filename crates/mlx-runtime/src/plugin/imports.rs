@@ -1,17 +1,27 @@
-//! Load-time policy over a component's imports: everything a plugin imports must be something
-//! the worker offers and its manifest grants, so an ungranted capability is a clear error when
-//! the file is dropped in, naming the import and what would grant it.
+//! Load-time review of a component's imports: each is usable (offered, and granted where the
+//! manifest must grant it), denied at call (linked, so the plugin loads, but every call is
+//! refused with `CapabilityDenied`) or refused at load (nothing this worker provides). Denying
+//! at call fits real toolchains, whose runtimes import interfaces the plugin never uses.
 
 use wasmtime::{Engine, component::Component};
 
 use crate::sandbox::capabilities::{OFFERS, Policy};
 
+/// What the worker does with one import.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Granted,
+    /// Linked, every call refused: why, and how to get it where it can be granted.
+    DeniedAtCall(String),
+    /// Not linked: the component does not load.
+    Refused(String),
+}
+
 /// One import of a component, as `inspect` shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImportReport {
     pub name: String,
-    /// None: offered; Some(reason): refused.
-    pub refused: Option<String>,
+    pub verdict: Verdict,
 }
 
 /// Every import of `component` with the worker's verdict; `granted` says whether the
@@ -26,21 +36,23 @@ pub fn review(
         .imports(engine)
         .map(|(name, _)| ImportReport {
             name: name.to_string(),
-            refused: verdict(name, granted),
+            verdict: verdict(name, granted),
         })
         .collect()
 }
 
-/// None: offered; Some(reason): refused. `granted` says whether the manifest has a section.
-fn verdict(name: &str, granted: &dyn Fn(&str) -> bool) -> Option<String> {
+fn verdict(name: &str, granted: &dyn Fn(&str) -> bool) -> Verdict {
     match OFFERS.iter().find(|offer| name.starts_with(offer.prefix)) {
         Some(offer) => match offer.policy {
-            Policy::Always => None,
-            Policy::Grant { section, .. } if granted(section) => None,
-            Policy::Grant { how, .. } => Some(how.to_string()),
-            Policy::Refused(why) => Some(why.to_string()),
+            Policy::Always => Verdict::Granted,
+            Policy::Grant { section, .. } if granted(section) => Verdict::Granted,
+            Policy::Grant { how, .. } => Verdict::DeniedAtCall(how.to_string()),
+            Policy::DeniedAtCall(why) => Verdict::DeniedAtCall(why.to_string()),
         },
-        None => Some("not an interface this worker provides".to_string()),
+        None => Verdict::Refused(format!(
+            "not an interface this worker provides (it offers {})",
+            crate::sandbox::capabilities::offered()
+        )),
     }
 }
 
@@ -66,30 +78,44 @@ mod tests {
     }
 
     #[test]
-    fn contract_and_basic_wasi_are_offered() {
+    fn contract_and_basic_wasi_are_granted() {
         for name in [
             "mlx:plugin/log@0.1.0",
             "wasi:filesystem/preopens@0.2.6",
             "wasi:cli/environment@0.2.0",
         ] {
-            assert_eq!(verdict(name, &none), None, "{name}");
+            assert_eq!(verdict(name, &none), Verdict::Granted, "{name}");
         }
     }
 
     #[test]
-    fn sockets_http_and_unknown_imports_are_refused_with_a_reason() {
+    fn sockets_are_denied_at_call_even_with_every_section_saying_what_to_use_instead() {
+        let Verdict::DeniedAtCall(why) = verdict("wasi:sockets/tcp@0.2.6", &all) else {
+            panic!("sockets must load and be denied at call");
+        };
         assert!(
-            verdict("wasi:sockets/tcp@0.2.6", &all)
-                .unwrap()
-                .contains("filesystem")
+            why.contains("[http]") && why.contains("[[filesystem]]"),
+            "{why}"
         );
-        assert!(verdict("acme:vault/open@1.0.0", &all).is_some());
     }
 
     #[test]
-    fn http_needs_a_grant_and_the_refusal_names_the_manifest_key() {
-        let refusal = verdict("wasi:http/outgoing-handler@0.2.6", &none).unwrap();
-        assert!(refusal.contains("[http] allow"), "{refusal}");
-        assert_eq!(verdict("wasi:http/outgoing-handler@0.2.6", &all), None);
+    fn http_is_denied_at_call_without_a_grant_naming_the_manifest_key() {
+        let Verdict::DeniedAtCall(how) = verdict("wasi:http/outgoing-handler@0.2.6", &none) else {
+            panic!("http without a grant must load and be denied at call");
+        };
+        assert!(how.contains("[http] allow"), "{how}");
+        assert_eq!(
+            verdict("wasi:http/outgoing-handler@0.2.6", &all),
+            Verdict::Granted
+        );
+    }
+
+    #[test]
+    fn unknown_interfaces_are_refused_at_load_listing_what_is_offered() {
+        let Verdict::Refused(why) = verdict("acme:vault/open@1.0.0", &all) else {
+            panic!("an unknown import cannot be linked");
+        };
+        assert!(why.contains("wasi:filesystem"), "{why}");
     }
 }

@@ -37,14 +37,15 @@ pub async fn inspect(runtime: &PluginHost, path: &Path) -> Result<String, LoadEr
     let manifest = manifest::load_for(path, runtime.settings().engine.max_memory_bytes).ok();
     let granted = |section: &str| manifest.as_ref().is_some_and(|m| m.grants(section));
     for import in imports::review(runtime.engine(), &component, &granted) {
-        match import.refused {
-            None => {
-                let _ = writeln!(out, "  import  {}", import.name);
+        let _ = match import.verdict {
+            imports::Verdict::Granted => writeln!(out, "  import  {}  granted", import.name),
+            imports::Verdict::DeniedAtCall(why) => {
+                writeln!(out, "  import  {}  denied at call: {why}", import.name)
             }
-            Some(reason) => {
-                let _ = writeln!(out, "  import  {}  REFUSED: {reason}", import.name);
+            imports::Verdict::Refused(why) => {
+                writeln!(out, "  import  {}  REFUSED: {why}", import.name)
             }
-        }
+        };
     }
     for export in imports::exports(runtime.engine(), &component) {
         let _ = writeln!(out, "  export  {export}");

@@ -183,18 +183,20 @@ impl Loader {
     pub async fn load(&self, path: &Path) -> Result<LoadedPlugin, LoadError> {
         let path = path.to_path_buf();
         let (component, digest) = self.compile(&path).await?;
-        // Refused capabilities first: their message says why and what to use instead, which
-        // the linker's "not found" would not.
+        // Refused imports first: their message says what the worker offers, which the
+        // linker's "not found" would not.
         let manifest = Arc::new(manifest::load_for(&path, self.max_memory_bytes)?);
-        if let Some(bad) =
-            imports::review(self.sandboxes.engine(), &component, &|s| manifest.grants(s))
-                .into_iter()
-                .find(|i| i.refused.is_some())
-        {
+        let refused = imports::review(self.sandboxes.engine(), &component, &|s| manifest.grants(s))
+            .into_iter()
+            .find_map(|i| match i.verdict {
+                imports::Verdict::Refused(reason) => Some((i.name, reason)),
+                _ => None,
+            });
+        if let Some((import, reason)) = refused {
             return Err(LoadError::RefusedImport {
                 path,
-                import: bad.name,
-                reason: bad.refused.unwrap_or_default(),
+                import,
+                reason,
             });
         }
         let instance_pre =

@@ -32,6 +32,7 @@ use capabilities::{
     http::HttpState,
     log::{LogState, LogView},
     open_files::{OpenFiles, OpenFilesCtxView, OpenFilesView},
+    sockets::SocketsView,
 };
 
 pub mod capabilities;
@@ -86,6 +87,12 @@ impl OpenFilesView for GuestState {
             disk: &self.disk,
             host: &self.host_memory,
         }
+    }
+}
+
+impl SocketsView for GuestState {
+    fn denials(&self) -> &Denials {
+        &self.denials
     }
 }
 

@@ -18,6 +18,7 @@ pub mod http_policy;
 pub mod log;
 pub mod open_files;
 pub mod rate;
+pub mod sockets;
 pub mod stdio;
 pub mod tls;
 pub mod wasi;
@@ -43,17 +44,21 @@ impl Offer {
     }
 }
 
+/// Every family is linked for every plugin, so that what a toolchain imports by default but a
+/// plugin never calls does not keep it from loading; what the plugin may do is decided when it
+/// calls. An import of anything not in [`OFFERS`] is refused at load.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Policy {
-    /// Linked for every plugin (possibly empty: filesystem preopens exist only when granted).
+    /// Usable by every plugin (possibly empty: filesystem preopens exist only when granted).
     Always,
-    /// Linked for a plugin whose manifest has this section; `how` says how to grant it.
+    /// Usable by a plugin whose manifest has this section; without it every call is denied
+    /// (`CapabilityDenied`), and `how` says how to grant it.
     Grant {
         section: &'static str,
         how: &'static str,
     },
-    /// Never offered: why, and what to use instead.
-    Refused(&'static str),
+    /// Never usable: every call is denied (`CapabilityDenied`); why, and what to use instead.
+    DeniedAtCall(&'static str),
 }
 
 /// Everything the worker offers or refuses, by import name prefix; the first match wins.
@@ -68,7 +73,7 @@ pub const OFFERS: &[Offer] = &[
     wasi::CLOCKS,
     wasi::RANDOM,
     wasi::FILESYSTEM,
-    wasi::SOCKETS,
+    sockets::OFFER,
     http::OFFER,
 ];
 
@@ -82,7 +87,7 @@ pub fn offered() -> String {
                 "{} (with a [{section}] grant)",
                 offer.prefix.trim_end_matches('/')
             )),
-            Policy::Refused(_) => None,
+            Policy::DeniedAtCall(_) => None,
         })
         .collect::<Vec<_>>()
         .join(", ")
@@ -98,10 +103,12 @@ where
         + activity::ActivityView
         + config::ConfigView
         + open_files::OpenFilesView
+        + sockets::SocketsView
         + 'static,
 {
     wasi::add_to_linker(linker)?;
     open_files::add_to_linker(linker)?;
+    sockets::add_to_linker(linker)?;
     http::add_to_linker(linker)?;
     log::add_to_linker(linker)?;
     activity::add_to_linker(linker)?;

@@ -1,11 +1,11 @@
-//! WASI 0.2 as wasmtime-wasi implements it, deny-by-default: which families a plugin may
-//! import. The context itself (environment, preopened directories, stdout/stderr) is built per
+//! WASI 0.2 as wasmtime-wasi implements it, deny-by-default: the families every plugin may
+//! use (`wasi:sockets` is linked too, and denied at call: [`super::sockets`]). The context itself (environment, preopened directories, stdout/stderr) is built per
 //! invocation by the sandbox from the manifest.
 
 use wasmtime::component::Linker;
 use wasmtime_wasi::WasiView;
 
-use super::{Offer, Policy};
+use super::Offer;
 
 pub const IO: Offer = Offer::always("wasi:io/");
 pub const CLI: Offer = Offer::always("wasi:cli/");
@@ -15,14 +15,6 @@ pub const RANDOM: Offer = Offer::always("wasi:random/");
 /// `/scratch` when asked for) exist, `open-at` is counted against `limits.max_open_files`
 /// ([`super::open_files`]) and bytes written against `limits.disk_mb` ([`super::disk`]).
 pub const FILESYSTEM: Offer = Offer::always("wasi:filesystem/");
-pub const SOCKETS: Offer = Offer {
-    prefix: "wasi:sockets/",
-    policy: Policy::Refused(
-        "raw network sockets are not grantable to plugins; read data from granted \
-         directories (manifest [[filesystem]])",
-    ),
-};
-
 pub fn add_to_linker<T: WasiView + 'static>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
     wasmtime_wasi::p2::add_to_linker_async(linker)
 }
