@@ -178,6 +178,16 @@ impl PluginHost {
         self.loader.load(path).await
     }
 
+    /// [`Self::load`] of a component [`Self::compile`] returned.
+    pub async fn load_compiled(
+        &self,
+        path: &Path,
+        component: wasmtime::component::Component,
+        digest: String,
+    ) -> Result<LoadedPlugin, LoadError> {
+        self.loader.load_compiled(path, component, digest).await
+    }
+
     /// Reads and compiles a component file; returns it with its digest.
     pub async fn compile(
         &self,

@@ -4,6 +4,7 @@
 use std::{
     path::{Path, PathBuf},
     process::ExitCode,
+    sync::Arc,
 };
 
 use anyhow::Context;
@@ -18,9 +19,13 @@ use tokio_util::sync::CancellationToken;
 #[derive(clap::Args)]
 pub struct PluginArgs {
     /// Keep compiled components here (as the worker's `worker.cache_dir` does), so repeated
-    /// commands on one file compile it once [default: none: compile on every call].
+    /// commands on one file compile it once [default: $XDG_CACHE_HOME/mlx-worker, else
+    /// ~/.cache/mlx-worker].
     #[arg(long, env = "MLX_CACHE_DIR", global = true)]
     cache_dir: Option<PathBuf>,
+    /// Keep no compiled components: compile on every call.
+    #[arg(long, global = true, conflicts_with = "cache_dir")]
+    no_cache: bool,
     #[command(subcommand)]
     command: PluginCommand,
 }
@@ -61,26 +66,37 @@ pub enum PluginCommand {
 
 /// Runs one plugin command; the exit status says whether what it checked was acceptable.
 pub async fn run(args: PluginArgs) -> anyhow::Result<ExitCode> {
-    let settings = HostSettings {
-        cache_dir: args.cache_dir,
-        ..Default::default()
+    let (cache_dir, defaulted) = match (args.no_cache, args.cache_dir) {
+        (true, _) => (None, false),
+        (false, Some(dir)) => (Some(dir), false),
+        (false, None) => (user_cache_dir(), true),
+    };
+    let settings = Settings {
+        host: HostSettings {
+            cache_dir,
+            ..Default::default()
+        },
+        cache_defaulted: defaulted,
     };
     match args.command {
         PluginCommand::List { plugins_dir, json } => list(settings, &plugins_dir, json).await,
         PluginCommand::Validate { files } => validate(settings, &files).await,
         PluginCommand::Describe { file } => {
-            let host = PluginHost::new(settings).map_err(anyhow_from)?;
+            let host = settings.host()?;
             let plugin = host.load(&file).await?;
             println!("{}", serde_json::to_string_pretty(&plugin.info)?);
             Ok(ExitCode::SUCCESS)
         }
         PluginCommand::Inspect { file } => {
-            let host = PluginHost::new(settings).map_err(anyhow_from)?;
-            print!(
-                "{}",
-                mlx_runtime::plugin::inspect::inspect(&host, &file).await?
-            );
-            Ok(ExitCode::SUCCESS)
+            let host = settings.host()?;
+            let inspection = mlx_runtime::plugin::inspect::inspect(&host, &file).await?;
+            print!("{}", inspection.report);
+            // The report is the output either way; the status says whether it would load.
+            Ok(if inspection.loads {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(2)
+            })
         }
         PluginCommand::Invoke {
             file,
@@ -92,8 +108,45 @@ pub async fn run(args: PluginArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
-async fn list(settings: HostSettings, dir: &Path, json: bool) -> anyhow::Result<ExitCode> {
-    let runtime = PluginHost::new(settings).map_err(anyhow_from)?;
+/// The host settings of a plugin command, and whether its cache directory is the per-user
+/// default (which, unlike one asked for, may be unusable without failing the command).
+struct Settings {
+    host: HostSettings,
+    cache_defaulted: bool,
+}
+
+impl Settings {
+    fn host(self) -> anyhow::Result<Arc<PluginHost>> {
+        match PluginHost::new(self.host.clone()) {
+            Ok(host) => Ok(host),
+            Err(e) if self.cache_defaulted => {
+                eprintln!("warning: compiling without a cache: {e:#}");
+                PluginHost::new(HostSettings {
+                    cache_dir: None,
+                    ..self.host
+                })
+                .map_err(anyhow_from)
+            }
+            Err(e) => Err(anyhow_from(e)),
+        }
+    }
+}
+
+/// `$XDG_CACHE_HOME/mlx-worker`, else `$HOME/.cache/mlx-worker` (the XDG convention); none
+/// without either.
+fn user_cache_dir() -> Option<PathBuf> {
+    let absolute = |var: &str| {
+        std::env::var_os(var)
+            .map(PathBuf::from)
+            .filter(|p| p.is_absolute())
+    };
+    absolute("XDG_CACHE_HOME")
+        .or_else(|| absolute("HOME").map(|home| home.join(".cache")))
+        .map(|dir| dir.join("mlx-worker"))
+}
+
+async fn list(settings: Settings, dir: &Path, json: bool) -> anyhow::Result<ExitCode> {
+    let runtime = settings.host()?;
     let mut refused = 0;
     for file in PluginRegistry::component_files(dir)? {
         let row = match runtime.load(&file).await {
@@ -138,8 +191,8 @@ async fn list(settings: HostSettings, dir: &Path, json: bool) -> anyhow::Result<
     })
 }
 
-async fn validate(settings: HostSettings, files: &[PathBuf]) -> anyhow::Result<ExitCode> {
-    let runtime = PluginHost::new(settings).map_err(anyhow_from)?;
+async fn validate(settings: Settings, files: &[PathBuf]) -> anyhow::Result<ExitCode> {
+    let runtime = settings.host()?;
     let mut failed = 0;
     for file in files {
         match runtime.load(file).await {
@@ -164,7 +217,7 @@ async fn validate(settings: HostSettings, files: &[PathBuf]) -> anyhow::Result<E
 }
 
 async fn invoke(
-    settings: HostSettings,
+    settings: Settings,
     file: PathBuf,
     operation: String,
     input: String,
@@ -173,11 +226,14 @@ async fn invoke(
 ) -> anyhow::Result<ExitCode> {
     let input: serde_json::Value =
         serde_json::from_str(&input).context("INPUT must be JSON text")?;
-    let runtime = PluginHost::new(HostSettings {
-        artifacts_dir: Some(absolute(&artifacts_dir)?),
+    let runtime = Settings {
+        host: HostSettings {
+            artifacts_dir: Some(absolute(&artifacts_dir)?),
+            ..settings.host
+        },
         ..settings
-    })
-    .map_err(anyhow_from)?;
+    }
+    .host()?;
     let plugin = runtime.load(&file).await?;
     let cancel = CancellationToken::new();
     let (signals, mut heartbeats) = ActivitySignals::new(cancel.clone());

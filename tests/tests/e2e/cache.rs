@@ -108,3 +108,16 @@ async fn a_cache_directory_others_can_write_is_refused() {
     .to_string();
     assert!(err.contains("writable by group or others"), "{err}");
 }
+
+/// `plugin inspect` compiles the file once, though it both reviews the component and loads it.
+#[tokio::test]
+async fn inspect_compiles_a_component_once() {
+    let plugins = PluginsDir::with(&["testkit"]);
+    let rt = PluginHost::new(HostSettings::default()).unwrap();
+    let inspection =
+        mlx_runtime::plugin::inspect::inspect(&rt, &plugins.path().join("testkit.wasm"))
+            .await
+            .unwrap();
+    assert!(inspection.loads, "{}", inspection.report);
+    assert_eq!(rt.compile_stats().compiled.load(Ordering::Relaxed), 1);
+}

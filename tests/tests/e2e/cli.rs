@@ -178,6 +178,45 @@ fn inspect_shows_imports_exports_and_grants() {
     assert!(report.contains("verdict:   loads"), "{report}");
 }
 
+/// Without `--cache-dir` or `MLX_CACHE_DIR`, plugin commands keep compiled components in the
+/// user's cache directory, so the second command on a file compiles nothing; `--no-cache`
+/// keeps nothing.
+#[test]
+fn plugin_commands_cache_compiled_components_per_user_by_default() {
+    let home = tempfile::tempdir().unwrap();
+    let validate = |extra: &[&str]| {
+        Command::new(worker_binary())
+            .env_remove("MLX_CACHE_DIR")
+            .env_remove("XDG_CACHE_HOME")
+            .env("HOME", home.path())
+            .env("RUST_LOG", "warn")
+            .args(["plugin", "validate"])
+            .args(extra)
+            .arg(components().join("testkit.wasm"))
+            .succeeds()
+    };
+    let cache = home.path().join(".cache/mlx-worker");
+    validate(&["--no-cache"]);
+    assert!(!cache.exists(), "--no-cache keeps nothing");
+    validate(&[]);
+    // Entries and when each was written: a second compile would write its entry again.
+    let written = || -> Vec<(std::path::PathBuf, std::time::SystemTime)> {
+        let mut entries: Vec<_> = std::fs::read_dir(&cache)
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                (e.path(), e.metadata().unwrap().modified().unwrap())
+            })
+            .collect();
+        entries.sort();
+        entries
+    };
+    let first = written();
+    assert!(!first.is_empty(), "nothing cached in {}", cache.display());
+    validate(&[]);
+    assert_eq!(written(), first, "the second command compiled again");
+}
+
 #[test]
 fn inspect_says_why_a_file_is_refused() {
     let dir = tempfile::tempdir().unwrap();
@@ -192,9 +231,10 @@ fn inspect_says_why_a_file_is_refused() {
         .arg(&netty)
         .output()
         .unwrap();
-    assert!(
-        refused.status.success(),
-        "inspect reports, it does not fail"
+    assert_eq!(
+        refused.status.code(),
+        Some(2),
+        "the report is printed, and the status says it would not load"
     );
     let report = String::from_utf8_lossy(&refused.stdout);
     assert!(

@@ -8,13 +8,21 @@ use crate::{
     plugin::{LoadError, imports, manifest},
 };
 
-/// A human-readable report on `path`; `Err` only when the file cannot be compiled at all.
-pub async fn inspect(runtime: &PluginHost, path: &Path) -> Result<String, LoadError> {
+/// What `inspect` found: the report, and whether the worker would load the file.
+#[derive(Debug)]
+pub struct Inspection {
+    pub report: String,
+    pub loads: bool,
+}
+
+/// A human-readable report on `path` (compiled once); `Err` only when the file cannot be
+/// compiled at all.
+pub async fn inspect(runtime: &PluginHost, path: &Path) -> Result<Inspection, LoadError> {
     let (component, digest) = runtime.compile(path).await?;
     let mut out = String::new();
     let _ = writeln!(out, "file:      {} ({digest})", path.display());
 
-    let load = runtime.load(path).await;
+    let load = runtime.load_compiled(path, component.clone(), digest).await;
     match &load {
         Ok(plugin) => {
             let info = &plugin.info;
@@ -138,10 +146,13 @@ pub async fn inspect(runtime: &PluginHost, path: &Path) -> Result<String, LoadEr
     let _ = writeln!(
         out,
         "verdict:   {}",
-        match load {
+        match &load {
             Ok(_) => "loads".to_string(),
             Err(e) => format!("refused: {e}"),
         }
     );
-    Ok(out)
+    Ok(Inspection {
+        report: out,
+        loads: load.is_ok(),
+    })
 }

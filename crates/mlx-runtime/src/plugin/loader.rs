@@ -181,8 +181,19 @@ impl Loader {
     /// Compiles, links (a missing import fails here, not at 3 a.m.), reads the manifest and
     /// calls `describe`.
     pub async fn load(&self, path: &Path) -> Result<LoadedPlugin, LoadError> {
+        let (component, digest) = self.compile(path).await?;
+        self.load_compiled(path, component, digest).await
+    }
+
+    /// [`Self::load`] of a component already compiled (with its digest), for callers that
+    /// also look at the component itself (`inspect`) and must not compile it twice.
+    pub async fn load_compiled(
+        &self,
+        path: &Path,
+        component: Component,
+        digest: String,
+    ) -> Result<LoadedPlugin, LoadError> {
         let path = path.to_path_buf();
-        let (component, digest) = self.compile(&path).await?;
         // Refused imports first: their message says what the worker offers, which the
         // linker's "not found" would not.
         let manifest = Arc::new(manifest::load_for(&path, self.max_memory_bytes)?);
