@@ -25,6 +25,8 @@ ADVISORY_DB ?= auto
 
 export MLX_TEMPORAL_CLI := $(TEMPORAL)
 
+include mk/python.mk
+
 .PHONY: help tools wasm-target protoc plugins build run stop test bench lint layers deny fmt clean baseline
 
 help:
