@@ -19,6 +19,8 @@ mod http;
 mod pipeline;
 /// `mlx-worker pipeline ...` and `schedule ...` as an operator types them.
 mod pipeline_cli;
+/// A Python plugin (componentize-py, the mlx_plugin SDK): `make python-plugins` builds it.
+mod python;
 /// Hot reload of plugin files and manifests.
 mod reload;
 /// Recorded pipeline histories replay against the current workflow code.

@@ -1,0 +1,328 @@
+//! A Python plugin (componentize-py, the `mlx_plugin` SDK) in the real runtime: the `features`
+//! component that `make python-plugins` builds into `plugins/target/python/`. These tests do
+//! not build it (that needs the pinned componentize-py in `tools/venv`): they fail, saying so,
+//! when it is missing or older than its sources.
+
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+    sync::{Arc, Mutex},
+    time::{Duration, SystemTime},
+};
+
+use mlx_e2e::{compile_cache, host_settings, worker_binary, workspace_root};
+use mlx_runtime::{
+    HostSettings, PluginHost,
+    contract::InvocationContext,
+    failure::InvocationError,
+    observer::{Observer, Outcome, ReloadResult},
+    plugin::LoadedPlugin,
+    sandbox::capabilities::activity::ActivitySignals,
+};
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+const IRIS_HEADER: &str =
+    "sepal length (cm),sepal width (cm),petal length (cm),petal width (cm),target";
+
+const BUILD: &str = "run `make python-plugins` (componentize-py, pinned in tools/venv)";
+
+/// Newest modification time of the files under `dir` with one of `extensions`.
+fn newest(dir: &Path, extensions: &[&str]) -> SystemTime {
+    let mut newest = SystemTime::UNIX_EPOCH;
+    for entry in std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+        let path = entry.unwrap().path();
+        let matches = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| extensions.contains(&e));
+        if matches {
+            newest = newest.max(std::fs::metadata(&path).unwrap().modified().unwrap());
+        }
+    }
+    newest
+}
+
+/// The built `features` component, checked to exist and to be newer than its sources (the
+/// plugin, the SDK and the WIT contract).
+fn features_wasm() -> PathBuf {
+    let root = workspace_root();
+    let file = root.join("plugins/target/python/features.wasm");
+    let built = match std::fs::metadata(&file) {
+        Ok(meta) => meta.modified().unwrap(),
+        Err(e) => panic!(
+            "the Python plugin {} is missing ({e}): {BUILD}",
+            file.display()
+        ),
+    };
+    let python = root.join("plugins/python");
+    let sources = [
+        newest(&python.join("features"), &["py", "toml"]),
+        newest(&python.join("mlx_plugin"), &["py"]),
+        newest(&root.join("wit"), &["wit"]),
+    ];
+    let source = sources.into_iter().max().unwrap();
+    assert!(
+        built >= source,
+        "the Python plugin {} is older than its sources: {BUILD}",
+        file.display()
+    );
+    file
+}
+
+/// Instantiation times the runtime observed (printed with `--nocapture`).
+#[derive(Default)]
+struct Timings(Mutex<Vec<Duration>>);
+
+impl Observer for Timings {
+    fn invocation(&self, outcome: &Outcome<'_>) {
+        if let Some(instantiation) = outcome.instantiation {
+            self.0.lock().unwrap().push(instantiation);
+        }
+    }
+
+    fn reload(&self, _: ReloadResult) {}
+}
+
+struct Features {
+    runtime: Arc<PluginHost>,
+    plugin: LoadedPlugin,
+    artifacts: tempfile::TempDir,
+    _plugins: tempfile::TempDir,
+    timings: Arc<Timings>,
+}
+
+/// Loads one compile at a time: the component is large (about 18 MB) and a debug-built
+/// compile takes seconds of both cores, so the first test compiles it into the run's cache
+/// and the others find it there.
+static LOADING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+async fn features() -> Features {
+    let wasm = features_wasm();
+    let plugins = tempfile::tempdir().unwrap();
+    let file = plugins.path().join("features.wasm");
+    std::fs::copy(&wasm, &file).unwrap();
+    let artifacts = tempfile::tempdir().unwrap();
+    let timings = Arc::new(Timings::default());
+    let runtime = PluginHost::new(HostSettings {
+        artifacts_dir: Some(artifacts.path().to_path_buf()),
+        observer: Some(timings.clone()),
+        ..host_settings()
+    })
+    .unwrap();
+    let _one_at_a_time = LOADING.lock().await;
+    let plugin = runtime
+        .load(&file)
+        .await
+        .unwrap_or_else(|e| panic!("loading {}: {e}", wasm.display()));
+    Features {
+        runtime,
+        plugin,
+        artifacts,
+        _plugins: plugins,
+        timings,
+    }
+}
+
+impl Features {
+    /// The host directory behind `/artifacts` for workflow `wf`.
+    fn artifacts(&self, wf: &str) -> PathBuf {
+        let dir = self.artifacts.path().join(wf);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    async fn invoke(
+        &self,
+        operation: &str,
+        input: Value,
+    ) -> (Result<Value, InvocationError>, Option<Value>) {
+        let (signals, mut heartbeats) = ActivitySignals::new(CancellationToken::new());
+        let ctx = InvocationContext {
+            workflow_id: "wf-py".into(),
+            activity_id: "1".into(),
+            attempt: 1,
+            last_heartbeat_details: None,
+        };
+        let result = self
+            .runtime
+            .invoke(&self.plugin, operation, &input, &ctx, signals, None)
+            .await
+            .map(|done| done.output);
+        // The latest heartbeat (the watch channel keeps only that).
+        let last = heartbeats
+            .borrow_and_update()
+            .as_ref()
+            .map(|details| details.to_value());
+        (result, last)
+    }
+}
+
+#[tokio::test]
+async fn describes_its_operations_with_schemas() {
+    let f = features().await;
+    let info = &f.plugin.info;
+    assert_eq!(info.name, "features");
+    let names: Vec<&str> = info.operations.iter().map(|o| o.name.as_str()).collect();
+    assert_eq!(names, ["engineer_features", "raise_error"]);
+    let engineer = &info.operations[0];
+    let input: Value = serde_json::from_str(&engineer.input_schema).unwrap();
+    assert_eq!(input["required"], json!(["source"]));
+    let output: Value = serde_json::from_str(&engineer.output_schema).unwrap();
+    assert!(output["properties"]["stats"].is_object(), "{output:#}");
+}
+
+#[tokio::test]
+async fn engineers_features_of_a_real_csv_from_the_artifacts() {
+    let f = features().await;
+    let dataset = f.artifacts("wf-py").join("dataset");
+    std::fs::create_dir_all(&dataset).unwrap();
+    std::fs::copy(
+        workspace_root().join("data/iris.csv"),
+        dataset.join("train.csv"),
+    )
+    .unwrap();
+    let (result, heartbeat) = f
+        .invoke(
+            "engineer_features",
+            json!({"source": "/artifacts/dataset/train.csv", "target": "target"}),
+        )
+        .await;
+    let out = result.unwrap_or_else(|e| panic!("{e}: {:#?}", e.failure()));
+    assert_eq!(out["path"], "/artifacts/features/features.csv");
+    assert_eq!(out["rows"], 150);
+    assert_eq!(out["fitted"], true);
+    let mean = out["stats"]["numeric"]["sepal length (cm)"]["mean"]
+        .as_f64()
+        .unwrap();
+    assert!((mean - 5.843_333_333_333_334).abs() < 1e-12, "{mean}");
+    assert_eq!(heartbeat, Some(json!({"phase": "read", "rows": 150})));
+
+    // The result is on the host, in the workflow's artifacts directory, standardised.
+    let written =
+        std::fs::read_to_string(f.artifacts("wf-py").join("features/features.csv")).unwrap();
+    let mut lines = written.lines();
+    assert_eq!(lines.next().unwrap(), IRIS_HEADER);
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.len(), 150);
+    // scikit-learn's StandardScaler on iris, first row, first column.
+    let first: f64 = rows[0][0].parse().unwrap();
+    assert!((first - -0.900_681_170_297_808_8).abs() < 1e-12, "{first}");
+    let column_mean = rows
+        .iter()
+        .map(|r| r[0].parse::<f64>().unwrap())
+        .sum::<f64>()
+        / 150.0;
+    assert!(column_mean.abs() < 1e-12, "{column_mean}");
+    assert_eq!(rows[149][4], "virginica");
+
+    // The test set is transformed with the training set's statistics.
+    // One row: sepal length at the training mean, sepal width missing (imputed to the mean).
+    let test_csv = format!("{IRIS_HEADER}\n5.843333333333334,,1,1,setosa\n");
+    std::fs::write(dataset.join("test.csv"), test_csv).unwrap();
+    let (result, _) = f
+        .invoke(
+            "engineer_features",
+            json!({"source": "/artifacts/dataset/test.csv", "target": "target",
+                   "output": "/artifacts/features/test.csv", "stats": out["stats"]}),
+        )
+        .await;
+    let test = result.unwrap_or_else(|e| panic!("{e}: {:#?}", e.failure()));
+    assert_eq!(
+        (test["rows"].clone(), test["fitted"].clone()),
+        (json!(1), json!(false))
+    );
+    assert_eq!(test["imputed"]["sepal width (cm)"], 1);
+    let written = std::fs::read_to_string(f.artifacts("wf-py").join("features/test.csv")).unwrap();
+    let row: Vec<&str> = written.lines().nth(1).unwrap().split(',').collect();
+    assert_eq!((row[0], row[1], row[4]), ("0.0", "0.0", "setosa"));
+
+    let timings = f.timings.0.lock().unwrap();
+    eprintln!("features: instantiation {:?}", *timings);
+}
+
+#[tokio::test]
+async fn an_uncaught_exception_is_permanent_with_its_traceback_not_a_trap() {
+    let f = features().await;
+    let (result, _) = f.invoke("raise_error", json!({})).await;
+    let err = result.unwrap_err();
+    let failure = err.failure();
+    assert_eq!(failure.type_name, "UncaughtException", "{failure:#?}");
+    assert!(!failure.retryable);
+    assert_eq!(failure.message, "ZeroDivisionError: division by zero");
+    let details = failure.details.expect("details");
+    assert_eq!(details["kind"], "permanent", "{details:#}");
+    let guest = &details["details"];
+    assert_eq!(guest["exception"], "ZeroDivisionError");
+    let traceback = guest["traceback"].as_str().unwrap();
+    assert!(
+        traceback.starts_with("Traceback (most recent call last)")
+            && traceback.contains("in _ratio")
+            && traceback.ends_with("ZeroDivisionError: division by zero\n"),
+        "{traceback}"
+    );
+
+    // A typed error the plugin means keeps its own type: a missing source is InvalidInput.
+    let (result, _) = f
+        .invoke(
+            "engineer_features",
+            json!({"source": "/artifacts/nope.csv"}),
+        )
+        .await;
+    let failure = result.unwrap_err().failure();
+    assert_eq!(failure.type_name, "SourceNotFound", "{failure:#?}");
+    assert!(!failure.retryable);
+    // And the SDK checks the input against the declared schema, naming the path.
+    let (result, _) = f.invoke("engineer_features", json!({"source": 3})).await;
+    let failure = result.unwrap_err().failure();
+    assert_eq!(failure.type_name, "InvalidInput", "{failure:#?}");
+    assert!(
+        failure.message.contains("input.source: expected string"),
+        "{}",
+        failure.message
+    );
+}
+
+/// The worker's log, as `mlx-worker plugin invoke` writes it: the plugin's `log.info` line
+/// with its fields, tagged as a guest log line.
+#[tokio::test]
+async fn a_log_line_reaches_the_worker_log() {
+    let wasm = features_wasm();
+    let artifacts = tempfile::tempdir().unwrap();
+    let source = artifacts.path().join("local");
+    std::fs::create_dir_all(&source).unwrap();
+    std::fs::copy(
+        workspace_root().join("data/breast_cancer.csv"),
+        source.join("bc.csv"),
+    )
+    .unwrap();
+    let _one_at_a_time = LOADING.lock().await;
+    let out = Command::new(worker_binary())
+        .env("RUST_LOG", "warn,mlx_worker::guest=info")
+        .env("MLX_CACHE_DIR", compile_cache())
+        .args(["plugin", "invoke"])
+        .arg(&wasm)
+        .args([
+            "engineer_features",
+            r#"{"source": "/artifacts/bc.csv", "target": "target"}"#,
+            "--artifacts-dir",
+        ])
+        .arg(artifacts.path())
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    let line = log
+        .lines()
+        .find(|l| l.contains("features written"))
+        .unwrap_or_else(|| panic!("no guest log line in: {log}"));
+    assert!(
+        line.contains("mlx_worker::guest")
+            && line.contains(r#"stream="log""#)
+            && line.contains(r#"rows=\"569\""#)
+            && line.contains(r#"columns=\"31\""#),
+        "{line}"
+    );
+    let output: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(output["rows"], 569);
+}
