@@ -81,16 +81,30 @@ impl Default for EngineSettings {
 pub fn build_engine(settings: &EngineSettings) -> wasmtime::Result<Engine> {
     let mut pool = PoolingAllocationConfig::default();
     let slots = settings.max_instances;
+    // Sized for interpreter components. Measured as wasmtime counts them (module instances,
+    // defined memories and tables of one component; core instances / memories / tables):
+    //   Rust, csv.wasm (wasm32-wasip2)                              3 / 1 / 2
+    //   Python, features.wasm (componentize-py 0.25.1)             14 / 1 / 2
+    //   the same built with --stub-wasi (WASI as trapping stubs)   38 / 1 / 2
+    //   a --stub-wasi build keeping the filesystem (issue 14)      44 (reported there)
+    // 64 core instances per component takes all of them with headroom. A core instance costs
+    // the pool nothing until it exists (the total is a counter, each vmctx is allocated with
+    // its instance), so the total is one component's maximum for every slot: any mix of
+    // components fills all `slots` before core instances run out. Before (8 a slot, 32 per
+    // component) 64 slots held only 36 Python instances at once and a --stub-wasi build was
+    // refused; now 64 of either fit, and the 65th meets the slot limit. Memories and tables
+    // stay: every toolchain above defines one memory and two tables (Python's main table has
+    // 5,676 elements, under the default 20,000), and their totals reserve address space (a
+    // memory slot is `max_memory_size` plus guards).
+    const CORE_INSTANCES_PER_COMPONENT: u32 = 64;
     pool.total_component_instances(slots)
-        // A Rust component has a few core instances, one memory and one table in practice;
-        // leave headroom for components from other languages.
-        .total_core_instances(slots * 8)
+        .total_core_instances(slots.saturating_mul(CORE_INSTANCES_PER_COMPONENT))
         .total_memories(slots * 2)
         .total_tables(slots * 4)
         .total_stacks(slots)
         .max_memory_size(settings.max_memory_bytes as usize)
         .max_component_instance_size(1 << 20)
-        .max_core_instances_per_component(32)
+        .max_core_instances_per_component(CORE_INSTANCES_PER_COMPONENT)
         .max_memories_per_component(4)
         .max_tables_per_component(8);
     // Reset a used slot by rewriting only its dirty pages (found with Linux's PAGEMAP_SCAN,
