@@ -120,20 +120,19 @@ fn outcome(result: &Result<Value, String>, history: &[Value]) -> (String, String
     ("failed".into(), text)
 }
 
-/// Runs `attack` once on a worker process of its own serving `plugins`.
-async fn measure(
+/// A worker process serving `plugins`, once `/readyz` answers 200.
+async fn ready_worker(
     binary: &Path,
     server: &DevServer,
     plugins: &Path,
-    attack: &Attack,
-) -> anyhow::Result<Measured> {
+) -> anyhow::Result<WorkerProcess> {
     let health = format!("127.0.0.1:{}", free_port());
     let args = ["--health-address", health.as_str()];
     let mut worker = WorkerProcess::start_with(binary, server, plugins, &QUIET, &args)?;
     let started = Instant::now();
     loop {
         if let Ok((200, _)) = http_get(&health, "/readyz").await {
-            break;
+            return Ok(worker);
         }
         if !worker.is_running() {
             bail!("the worker exited before it was ready");
@@ -143,6 +142,16 @@ async fn measure(
         }
         tokio::time::sleep(POLL).await;
     }
+}
+
+/// Runs `attack` once on a worker process of its own serving `plugins`.
+async fn measure(
+    binary: &Path,
+    server: &DevServer,
+    plugins: &Path,
+    attack: &Attack,
+) -> anyhow::Result<Measured> {
+    let mut worker = ready_worker(binary, server, plugins).await?;
     let pid = worker.pid();
     let rss_before = status_bytes(pid, "VmRSS")?;
     if !reset_peak(pid) {
@@ -222,8 +231,12 @@ fn mib(bytes: u64) -> String {
 async fn main() -> anyhow::Result<()> {
     let binary = release_worker()?;
     let server = DevServer::start().await?;
+    let commit = commit();
     let plugins = PluginsDir::with(&["hostile", "testkit"]);
     plugins.write_manifest("hostile", HOSTILE_MANIFEST);
+    // Fills the compile cache the measured workers share, so each starts warm: a cold start's
+    // compilation would inflate the first row's resident set before its attack.
+    drop(ready_worker(&binary, &server, plugins.path()).await?);
 
     let mut rows = String::new();
     for attack in attacks() {
@@ -240,12 +253,12 @@ async fn main() -> anyhow::Result<()> {
             mib(growth)
         );
         rows.push_str(&format!(
-            "| {} `{}` | `{}` | {} | {} | {:.1} | {} | {} | **{}** | {} |\n",
+            "| {} `{}` | `{}` | {} | {} | {:.2} | {} | {} | **{}** | {} |\n",
             attack.plugin,
             attack.operation,
             cell(&attack.input.to_string(), 40),
             cell(&m.outcome, 60),
-            cell(&m.note, 90),
+            cell(&m.note, 160),
             m.seconds,
             mib(m.rss_before),
             mib(m.hwm_after),
@@ -259,7 +272,8 @@ async fn main() -> anyhow::Result<()> {
     }
     let report = format!(
         "# Host memory per attack\n\n\
-         Commit {}. Each row: a fresh release worker (`mlx-worker run`, one process per row) \
+         Commit {commit} (when the run started; the worker is target/release's build). Each \
+         row: a fresh release worker (`mlx-worker run`, one process per row) \
          serving hostile (`scratch = true`, `[limits] memory_mb = {MEMORY_MB}`) and testkit, \
          one activity run to its end (start-to-close {STEP_SECS} s, one attempt). VmRSS when \
          `/readyz` answered 200, then the peak reset (`clear_refs` 5) and VmHWM polled every \
@@ -268,7 +282,6 @@ async fn main() -> anyhow::Result<()> {
          | attack | input | outcome | result or reason | s | VmRSS before (MiB) | VmHWM after \
          (MiB) | growth (MiB) | growth ≤ {} MiB |\n\
          | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n{rows}",
-        commit(),
         POLL.as_millis(),
         BOUND_BYTES >> 20,
         BOUND_BYTES >> 20,
