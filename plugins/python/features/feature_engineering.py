@@ -138,9 +138,14 @@ def write_error(path: str, e: OSError) -> Exception:
         "read-write (usually /artifacts)"
     )
     # Failing the same way on every attempt: a path outside the writable grants, or taken.
-    if isinstance(
-        e, (FileNotFoundError, PermissionError, FileExistsError, IsADirectoryError, NotADirectoryError)
-    ) or e.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+    same_every_time = (
+        FileNotFoundError,
+        PermissionError,
+        FileExistsError,
+        IsADirectoryError,
+        NotADirectoryError,
+    )
+    if isinstance(e, same_every_time) or e.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
         return InvalidInput("OutputNotWritable", message, details={"path": path})
     return Retryable("ArtifactWriteFailed", message, details={"path": path})
 
@@ -182,7 +187,7 @@ def engineer(input: dict, ctx: Context) -> dict:
         fitted = fit(table, target, input["categorical"], missing)
         stats, dropped = fitted["stats"], fitted["dropped"]
     for name in dropped:
-        log.warn("column dropped", column=name, reason="no statistics for it (every value missing?)")
+        log.warn("column dropped", column=name, reason="no statistics (every value missing?)")
 
     # Output layout: numeric columns and one-hot columns in the source's order, target last.
     plan = []  # (source index, kind, extra)

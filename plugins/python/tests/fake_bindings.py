@@ -147,5 +147,6 @@ def install() -> Worker:
 
 def uninstall() -> None:
     for name in list(sys.modules):
-        if name.split(".")[0] in ("wit_world", "componentize_py_types") or name == "mlx_plugin._wit":
+        generated = name.split(".")[0] in ("wit_world", "componentize_py_types")
+        if generated or name == "mlx_plugin._wit":
             del sys.modules[name]

@@ -113,7 +113,7 @@ class EngineerFeatures(unittest.TestCase):
 
     def test_options_turn_steps_off_and_constant_columns_stay_finite(self):
         source = self.write("plain.csv", "x,k,c\n1,7,u\n3,7,v\n")
-        out = self.run_op(source=source, standardize=False, one_hot=False).unwrap()
+        self.run_op(source=source, standardize=False, one_hot=False).unwrap()
         header, rows = read_csv(self.out)
         self.assertEqual(header, ["x", "k", "c"])
         self.assertEqual(rows, [["1.0", "7.0", "u"], ["3.0", "7.0", "v"]])
@@ -132,7 +132,11 @@ class EngineerFeatures(unittest.TestCase):
     def test_errors_say_what_to_fix(self):
         good = self.write("good.csv", "x,y\n1,2\n")
         cases = [
-            ({"source": os.path.join(self.dir.name, "nope.csv")}, "invalid_input", "SourceNotFound"),
+            (
+                {"source": os.path.join(self.dir.name, "nope.csv")},
+                "invalid_input",
+                "SourceNotFound",
+            ),
             ({"source": good, "target": "label"}, "invalid_input", "ColumnNotFound"),
             ({"source": good, "categorical": ["z"]}, "invalid_input", "ColumnNotFound"),
             ({"source": self.write("bad.csv", "x,y\n1\n")}, "invalid_input", "MalformedCsv"),
@@ -140,7 +144,10 @@ class EngineerFeatures(unittest.TestCase):
             ({"source": self.write("none.csv", "x,y\n")}, "invalid_input", "NoRows"),
             ({"source": self.write("empty.csv", "")}, "invalid_input", "NoRows"),
             (
-                {"source": self.write("text.csv", "x\nabc\n"), "stats": {"numeric": {"x": {"mean": 0, "std": 1}}}},
+                {
+                    "source": self.write("text.csv", "x\nabc\n"),
+                    "stats": {"numeric": {"x": {"mean": 0, "std": 1}}},
+                },
                 "invalid_input",
                 "NonNumericValue",
             ),
@@ -149,7 +156,11 @@ class EngineerFeatures(unittest.TestCase):
                 "invalid_input",
                 "ColumnNotFound",
             ),
-            ({"source": good, "output": os.path.join(good, "under-a-file.csv")}, "invalid_input", "OutputNotWritable"),
+            (
+                {"source": good, "output": os.path.join(good, "under-a-file.csv")},
+                "invalid_input",
+                "OutputNotWritable",
+            ),
             ({"source": good, "standardize": "yes"}, "invalid_input", "InvalidInput"),
         ]
         for input, kind, type_name in cases:
@@ -178,7 +189,8 @@ class Describe(unittest.TestCase):
     def test_operations_and_schemas(self):
         info = features.app.info()
         self.assertEqual(info["name"], "features")
-        self.assertEqual([op["name"] for op in info["operations"]], ["engineer_features", "raise_error"])
+        names = [op["name"] for op in info["operations"]]
+        self.assertEqual(names, ["engineer_features", "raise_error"])
         engineer = info["operations"][0]
         self.assertEqual(engineer["input_schema"]["required"], ["source"])
         self.assertIn("stats", engineer["output_schema"]["properties"])

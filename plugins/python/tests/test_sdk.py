@@ -100,7 +100,9 @@ class Declaring(unittest.TestCase):
         self.assertEqual(greet["input_schema"]["required"], ["name"])
         self.assertFalse(greet["input_schema"]["additionalProperties"])
         self.assertEqual(greet["output_schema"]["properties"]["greeting"], {"type": "string"})
-        self.assertEqual([op["name"] for op in info["operations"]], ["greet", "fail", "work", "settings"])
+        self.assertEqual(
+            [op["name"] for op in info["operations"]], ["greet", "fail", "work", "settings"]
+        )
 
     def test_an_operation_declared_twice_or_a_schema_not_json_is_refused_at_build_time(self):
         app = make_app()
@@ -162,7 +164,8 @@ class Dispatching(unittest.TestCase):
                 error = invoke(self.app, "fail", {"kind": kind}).error
                 self.assertEqual((error.kind, error.type_name), (kind, type_name))
                 self.assertEqual(error.details, details)
-                self.assertEqual(error.details_json(), None if details is None else json.dumps(details))
+                expected = None if details is None else json.dumps(details)
+                self.assertEqual(error.details_json(), expected)
 
     def test_an_uncaught_exception_is_permanent_with_its_traceback(self):
         error = invoke(self.app, "fail", {"kind": "key"}).error
@@ -222,7 +225,13 @@ class TalkingToTheWorker(unittest.TestCase):
                 log.log("loud", "x")
         self.assertEqual(
             [(l.level, l.message) for l in host.logs],
-            [("trace", "t"), ("debug", "d"), ("warn", "w"), ("error", "e"), ("warn", "from logging")],
+            [
+                ("trace", "t"),
+                ("debug", "d"),
+                ("warn", "w"),
+                ("error", "e"),
+                ("warn", "from logging"),
+            ],
         )
         self.assertEqual(host.logs[2].fields, {"ok": "true", "nothing": "null"})
         self.assertEqual(host.logs[3].fields, {"ratio": "0.5"})
@@ -235,7 +244,9 @@ class TalkingToTheWorker(unittest.TestCase):
         self.assertEqual(host.heartbeats[-1], {"step": 5})
 
         host = FakeHost()
-        out = invoke(self.app, "work", {}, host=host, attempt=2, last_heartbeat={"step": 3}).unwrap()
+        out = invoke(
+            self.app, "work", {}, host=host, attempt=2, last_heartbeat={"step": 3}
+        ).unwrap()
         self.assertEqual(out, {"done": [3, 4], "attempt": 2, "resumed_from": 3})
         self.assertEqual(host.heartbeats, [{"step": 4}, {"step": 5}])
 

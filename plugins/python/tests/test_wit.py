@@ -62,7 +62,8 @@ class ExportedPlugin(unittest.TestCase):
         self.assertEqual(json.loads(out), {"n": 4, "last": {"n": 3}, "wf": "wf-9"})
         [(level, message, fields)] = self.worker.logs
         self.assertEqual((level, message), (fake_bindings.Level.INFO, "echo"))
-        self.assertEqual(fields, [fake_bindings.Field("n", "4"), fake_bindings.Field("attempt", "2")])
+        field = fake_bindings.Field
+        self.assertEqual(fields, [field("n", "4"), field("attempt", "2")])
         self.assertEqual(self.worker.heartbeats, ['{"n": 4}'])
 
     def test_errors_become_the_wit_variant_cases(self):

@@ -70,15 +70,18 @@ fn features_wasm() -> PathBuf {
     file
 }
 
-/// Instantiation times the runtime observed (printed with `--nocapture`).
+/// Instantiation time, call time and peak guest memory of each invocation, as the runtime
+/// observed them (printed with `--nocapture`).
 #[derive(Default)]
-struct Timings(Mutex<Vec<Duration>>);
+struct Timings(Mutex<Vec<(Option<Duration>, Duration, Option<usize>)>>);
 
 impl Observer for Timings {
     fn invocation(&self, outcome: &Outcome<'_>) {
-        if let Some(instantiation) = outcome.instantiation {
-            self.0.lock().unwrap().push(instantiation);
-        }
+        self.0.lock().unwrap().push((
+            outcome.instantiation,
+            outcome.duration,
+            outcome.peak_memory_bytes,
+        ));
     }
 
     fn reload(&self, _: ReloadResult) {}
@@ -237,8 +240,13 @@ async fn engineers_features_of_a_real_csv_from_the_artifacts() {
     let row: Vec<&str> = written.lines().nth(1).unwrap().split(',').collect();
     assert_eq!((row[0], row[1], row[4]), ("0.0", "0.0", "setosa"));
 
-    let timings = f.timings.0.lock().unwrap();
-    eprintln!("features: instantiation {:?}", *timings);
+    for (instantiation, duration, peak) in f.timings.0.lock().unwrap().iter() {
+        eprintln!(
+            "features: instantiation {instantiation:?}, invocation {duration:?}, peak memory \
+             {:?} MiB",
+            peak.map(|bytes| bytes >> 20)
+        );
+    }
 }
 
 #[tokio::test]
