@@ -73,7 +73,10 @@ fn features_wasm() -> PathBuf {
 /// Instantiation time, call time and peak guest memory of each invocation, as the runtime
 /// observed them (printed with `--nocapture`).
 #[derive(Default)]
-struct Timings(Mutex<Vec<(Option<Duration>, Duration, Option<usize>)>>);
+struct Timings(Mutex<Vec<Timing>>);
+
+/// Instantiation, whole invocation, peak guest memory (bytes).
+type Timing = (Option<Duration>, Duration, Option<usize>);
 
 impl Observer for Timings {
     fn invocation(&self, outcome: &Outcome<'_>) {
