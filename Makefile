@@ -72,7 +72,7 @@ run: build
 stop:
 	scripts/run-demo.sh stop
 
-test: tools plugins lint deny
+test: tools plugins python-plugins python-test lint deny
 	cd plugins && cargo test --target x86_64-unknown-linux-gnu
 	# Benchmarks are not run here, only built, so they cannot rot. The worker binary is built
 	# here too, with the tests' features: the end-to-end tests run it as a child process and
