@@ -46,6 +46,12 @@ const KEEP_RESIDENT: usize = 2 << 20;
 /// Same for tables (a Rust component's function table is a few KiB).
 const TABLE_KEEP_RESIDENT: usize = 64 << 10;
 
+/// What one component may take of the instance pool (see `build_engine` for the measured
+/// counts of each toolchain's components); a load error names them.
+pub const CORE_INSTANCES_PER_COMPONENT: u32 = 64;
+pub const MEMORIES_PER_COMPONENT: u32 = 4;
+pub const TABLES_PER_COMPONENT: u32 = 8;
+
 /// Engine-wide sizing. Per-plugin limits (in the manifest) can only be lower than these.
 #[derive(Debug, Clone)]
 pub struct EngineSettings {
@@ -96,7 +102,6 @@ pub fn build_engine(settings: &EngineSettings) -> wasmtime::Result<Engine> {
     // stay: every toolchain above defines one memory and two tables (Python's main table has
     // 5,676 elements, under the default 20,000), and their totals reserve address space (a
     // memory slot is `max_memory_size` plus guards).
-    const CORE_INSTANCES_PER_COMPONENT: u32 = 64;
     pool.total_component_instances(slots)
         .total_core_instances(slots.saturating_mul(CORE_INSTANCES_PER_COMPONENT))
         .total_memories(slots * 2)
@@ -105,8 +110,8 @@ pub fn build_engine(settings: &EngineSettings) -> wasmtime::Result<Engine> {
         .max_memory_size(settings.max_memory_bytes as usize)
         .max_component_instance_size(1 << 20)
         .max_core_instances_per_component(CORE_INSTANCES_PER_COMPONENT)
-        .max_memories_per_component(4)
-        .max_tables_per_component(8);
+        .max_memories_per_component(MEMORIES_PER_COMPONENT)
+        .max_tables_per_component(TABLES_PER_COMPONENT);
     // Reset a used slot by rewriting only its dirty pages (found with Linux's PAGEMAP_SCAN,
     // kernel 6.7+; elsewhere this falls back to madvise) and keep them resident, so the next
     // instance takes no page faults on them: it halved the cost of a small invocation

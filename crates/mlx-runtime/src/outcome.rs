@@ -38,7 +38,14 @@ pub(crate) fn classify_instantiation(state: &GuestState, err: wasmtime::Error) -
     if the_plugins {
         return classify_trap(state, err);
     }
-    InvocationError::Sandbox(format!("cannot instantiate the plugin: {err:#}"))
+    let text = format!("{err:#}");
+    if text.contains("concurrent limit") {
+        return InvocationError::Sandbox(format!(
+            "cannot instantiate the plugin: the worker's instance pool is full ({text}); its \
+             slots are twice worker.max_concurrent_activities, and the activity is retried"
+        ));
+    }
+    InvocationError::Sandbox(format!("cannot instantiate the plugin: {text}"))
 }
 
 /// How wasmtime says a host call's arguments passed the store's hostcall fuel.

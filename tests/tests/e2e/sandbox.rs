@@ -333,6 +333,22 @@ async fn a_core_module_is_refused_with_a_hint() {
     assert!(err.to_string().contains("wasm32-wasip2"), "{err}");
 }
 
+/// A component instantiating more core modules than the pool gives one component is refused
+/// naming the limit, not told to build for wasm32-wasip2 (which it may well be).
+#[tokio::test]
+async fn a_component_over_the_pool_limits_is_refused_naming_them() {
+    let rt = runtime(None);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("many.wasm");
+    let instances = "(core instance (instantiate $m))"
+        .repeat(mlx_runtime::engine::CORE_INSTANCES_PER_COMPONENT as usize + 1);
+    let component = wat::parse_str(format!("(component (core module $m) {instances})")).unwrap();
+    std::fs::write(&path, component).unwrap();
+    let err = rt.load(&path).await.unwrap_err().to_string();
+    assert!(err.contains("at most 64 core instances"), "{err}");
+    assert!(!err.contains("wasm32-wasip2"), "{err}");
+}
+
 /// Runs a testkit operation that breaks the contract and checks its failure: `failure_type`,
 /// not retryable, and a message with `hint`.
 async fn breach(operation: &str, input: Value, failure_type: &str, hint: &str) {

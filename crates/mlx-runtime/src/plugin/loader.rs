@@ -40,6 +40,31 @@ pub struct CompileStats {
     pub cache_hits: AtomicU64,
 }
 
+/// What to do about a compile error, by its cause: the engine's limits, a component-model
+/// feature the worker does not enable, or (most often) not a component at all.
+fn compile_hint(source: &BoxError) -> String {
+    let text = source.to_string();
+    if text.contains("exceeds the configured maximum") {
+        format!(
+            "it needs more of the worker's instance pool than one component may take: at most \
+             {} core instances, {} memories and {} tables; build it without statically \
+             instantiating so many modules",
+            crate::engine::CORE_INSTANCES_PER_COMPONENT,
+            crate::engine::MEMORIES_PER_COMPONENT,
+            crate::engine::TABLES_PER_COMPONENT
+        )
+    } else if text.contains("async") || text.contains("not enabled") {
+        "it uses a WebAssembly or component-model feature the worker does not enable (e.g. \
+         component-model async): build a synchronous WASI 0.2 component (componentize-qjs \
+         --sync, or the toolchain's default WASI 0.2 target)"
+            .into()
+    } else {
+        "build plugins as WASI 0.2 components: cargo's wasm32-wasip2 target, componentize-py \
+         or jco componentize"
+            .into()
+    }
+}
+
 /// Why a plugin file could not be loaded. Every message names the file.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -49,7 +74,7 @@ pub enum LoadError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{}: not a loadable WebAssembly component (build plugins for wasm32-wasip2): {source}", path.display())]
+    #[error("{}: not a loadable WebAssembly component ({}): {source}", path.display(), compile_hint(source))]
     Compile { path: PathBuf, source: BoxError },
     #[error(
         "{}: imports something this worker does not provide ({source}); the worker offers {}",
