@@ -50,6 +50,8 @@ pub(crate) fn classify_instantiation(state: &GuestState, err: wasmtime::Error) -
 
 /// How wasmtime says a host call's arguments passed the store's hostcall fuel.
 const HOSTCALL_FUEL_EXHAUSTED: &str = "fuel allocated for hostcalls has been exhausted";
+/// How wasmtime-wasi refuses random bytes over `max_random_size` (set to the same budget).
+const RANDOM_OVER_LIMIT: [&str; 2] = ["requested len", "exceeds limit"];
 
 pub(crate) fn classify_trap(state: &GuestState, err: wasmtime::Error) -> InvocationError {
     if state.memory.hit {
@@ -69,15 +71,22 @@ pub(crate) fn classify_trap(state: &GuestState, err: wasmtime::Error) -> Invocat
     }
     // wasmtime's bound on what one host call copies out (set to the same budget, see
     // `new_store`) is an error type of its own that it does not export: known by its message.
-    let copied_too_much = err
-        .chain()
-        .any(|cause| cause.to_string().contains(HOSTCALL_FUEL_EXHAUSTED));
-    if state.host_memory.hit() || copied_too_much {
+    let over_call_budget = err.chain().find_map(|cause| {
+        let cause = cause.to_string();
+        if cause.contains(HOSTCALL_FUEL_EXHAUSTED) {
+            Some("what one call copied out of it: arguments or result")
+        } else if RANDOM_OVER_LIMIT.iter().all(|part| cause.contains(part)) {
+            Some("random bytes asked for in one call")
+        } else {
+            None
+        }
+    });
+    if state.host_memory.hit() || over_call_budget.is_some() {
         let what = err
             .downcast_ref::<HostMemoryExceeded>()
-            .map_or("what one call copied out of it: arguments or result", |e| {
-                e.what
-            });
+            .map(|e| e.what)
+            .or(over_call_budget)
+            .unwrap_or("file streams or directory listings");
         return InvocationError::HostMemoryExceeded {
             limit_mb: state.host_memory.limit_bytes() >> 20,
             what: what.to_string(),

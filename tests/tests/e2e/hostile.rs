@@ -312,6 +312,17 @@ async fn log_field_hoard() -> anyhow::Result<()> {
     .await
 }
 
+/// Random bytes are made on the host: one call may not ask for more than the budget.
+#[tokio::test(flavor = "multi_thread")]
+async fn random_bytes_hoard() -> anyhow::Result<()> {
+    hoard(
+        "random_bytes",
+        json!({"mb": 64, "times": 1}),
+        json!({"mb": 1, "times": 2}),
+    )
+    .await
+}
+
 /// A plugin nests directories in its `/scratch` far deeper than a recursive removal can go on
 /// a worker thread's stack. The real worker (a process, so a crash is seen as one) removes the
 /// tree after the call without crashing, and serves the next invocation.

@@ -250,7 +250,10 @@ pub fn new_store(
     let log = LogState::new(&limits.log);
 
     let mut wasi = WasiCtxBuilder::new();
-    wasi.stdout(log.stdout())
+    // Random bytes are made on the host and then copied in: one call may ask for no more than
+    // the host-memory budget (wasmtime-wasi's own default is 64 MiB a call).
+    wasi.max_random_size(limits.host_memory_bytes)
+        .stdout(log.stdout())
         .stderr(log.stderr().clone())
         .allow_tcp(false)
         .allow_udp(false)
