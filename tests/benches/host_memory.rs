@@ -201,8 +201,9 @@ async fn measure(
     })
 }
 
-/// The commit measured, and whether the working tree differed from it.
-fn commit() -> String {
+/// The commit checked out, whether the working tree differs from it, and whether `binary` was
+/// built before that commit was made (then it is not what is measured).
+fn commit(binary: &Path) -> String {
     let git = |args: &[&str]| {
         Command::new("git")
             .args(args)
@@ -212,15 +213,28 @@ fn commit() -> String {
             .filter(|o| o.status.success())
             .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
     };
-    match git(&["rev-parse", "--short", "HEAD"]) {
-        Some(head) => match git(&["status", "--porcelain", "--untracked-files=no"]) {
-            Some(changes) if !changes.is_empty() => {
-                format!("{head} with uncommitted changes to tracked files")
-            }
-            _ => head,
-        },
-        None => "unknown (no git)".into(),
+    let Some(head) = git(&["rev-parse", "--short", "HEAD"]) else {
+        return "unknown (no git)".into();
+    };
+    let mut described = head;
+    if git(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|c| !c.is_empty()) {
+        described.push_str(" with uncommitted changes to tracked files");
     }
+    let committed = git(&["log", "-1", "--format=%ct"]).and_then(|t| t.parse::<u64>().ok());
+    let built = std::fs::metadata(binary)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_secs());
+    if let (Some(committed), Some(built)) = (committed, built)
+        && built < committed
+    {
+        described.push_str(&format!(
+            " (but {} was built before it: rebuild it to measure this commit)",
+            binary.display()
+        ));
+    }
+    described
 }
 
 fn mib(bytes: u64) -> String {
@@ -231,7 +245,7 @@ fn mib(bytes: u64) -> String {
 async fn main() -> anyhow::Result<()> {
     let binary = release_worker()?;
     let server = DevServer::start().await?;
-    let commit = commit();
+    let commit = commit(&binary);
     let plugins = PluginsDir::with(&["hostile", "testkit"]);
     plugins.write_manifest("hostile", HOSTILE_MANIFEST);
     // Fills the compile cache the measured workers share, so each starts warm: a cold start's
@@ -272,8 +286,7 @@ async fn main() -> anyhow::Result<()> {
     }
     let report = format!(
         "# Host memory per attack\n\n\
-         Commit {commit} (when the run started; the worker is target/release's build). Each \
-         row: a fresh release worker (`mlx-worker run`, one process per row) \
+         Commit {commit}. Each row: a fresh release worker (`mlx-worker run`, one process per row) \
          serving hostile (`scratch = true`, `[limits] memory_mb = {MEMORY_MB}`) and testkit, \
          one activity run to its end (start-to-close {STEP_SECS} s, one attempt). VmRSS when \
          `/readyz` answered 200, then the peak reset (`clear_refs` 5) and VmHWM polled every \
