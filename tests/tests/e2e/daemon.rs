@@ -470,15 +470,35 @@ async fn dev_starts_a_server_and_the_worker_and_stops_both() -> anyhow::Result<(
         .arg("--artifacts-dir")
         .arg(artifacts.path())
         .current_dir(artifacts.path());
+    // What `dev` and its server said, to show if it gives up (a port taken meanwhile, say).
+    let said = artifacts.path().join("dev.log");
+    command.stderr(std::fs::File::create(&said)?);
     // SIGTERM if the test process dies first: `dev` then stops its own server too.
     let mut dev = mlx_e2e::spawn_tied(command, libc::SIGTERM)?;
     let server = DevServer::external(&format!("127.0.0.1:{port}"));
-    eventually(
-        Duration::from_secs(60),
-        "the dev server accepts clients",
-        || async { server.client().await.ok() },
+    let mut exited = None;
+    let up = eventually(
+        Duration::from_secs(180),
+        "the dev server accepts clients (or dev exits)",
+        || {
+            exited = exited.or_else(|| dev.try_wait().ok().flatten());
+            let gone = exited.is_some();
+            let server = &server;
+            async move {
+                if gone {
+                    return Some(false);
+                }
+                server.client().await.ok().map(|_| true)
+            }
+        },
     )
-    .await?;
+    .await;
+    if !matches!(up, Ok(true)) {
+        anyhow::bail!(
+            "dev did not bring its server up ({up:?}, exit {exited:?}); it said:\n{}",
+            std::fs::read_to_string(&said).unwrap_or_default()
+        );
+    }
     let echo = json!({"plugin": "testkit", "operation": "echo", "input": {"dev": true}});
     let (result, _) = tokio::time::timeout(
         Duration::from_secs(120),
