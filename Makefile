@@ -12,6 +12,8 @@ TEMPORALIO_PY_VERSION := 1.35.0
 TEMPORAL := $(VENV)/bin/temporal
 WASM_OUT := $(ROOT)/plugins/target/wasm32-wasip2/release
 PLUGINS_DIR := $(ROOT)/build/plugins
+# The compile cache the end-to-end tests share (make test fills it before they run).
+E2E_COMPILE_CACHE := $(ROOT)/target/e2e-compile-cache
 WORKER := $(ROOT)/target/debug/mlx-worker
 CARGO_DENY_VERSION := 0.20.2
 CARGO_DENY := $(TOOLS)/cargo-deny-$(CARGO_DENY_VERSION)/bin/cargo-deny
@@ -78,7 +80,11 @@ test: tools plugins python-plugins python-test lint deny
 	# here too, with the tests' features: the end-to-end tests run it as a child process and
 	# find it fresh (mlx_e2e::worker_binary would build it otherwise).
 	cargo build --workspace --bins --tests --benches
-	cargo test --workspace -- --test-threads 4
+	# Every test component compiled once, into the cache the tests share (what a worker's warm
+	# cache holds): the test phase then spends its time on behaviour, not on Cranelift.
+	target/debug/mlx-worker plugin validate --cache-dir $(E2E_COMPILE_CACHE) \
+	  $(WASM_OUT)/*.wasm plugins/target/python/*.wasm
+	MLX_E2E_COMPILE_CACHE=$(E2E_COMPILE_CACHE) cargo test --workspace -- --test-threads 4
 
 # Micro benchmarks of the sandbox (criterion), then the end-to-end comparison against native
 # Rust and Python workers (needs the release worker); optimised builds; see BENCHMARKS.md.

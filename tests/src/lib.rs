@@ -118,8 +118,18 @@ pub fn worker_binary() -> &'static Path {
 }
 
 /// The compile cache of every in-process plugin host and worker process of this test
-/// process (a fresh directory, removed at exit): testkit is compiled once per run.
+/// process: `MLX_E2E_COMPILE_CACHE` when set (`make test` fills it with every component in
+/// its build step, as a worker's warm cache), else a fresh directory removed at exit. Either
+/// way each component is compiled at most once per run. Entries are keyed by the component's
+/// digest and the engine's settings, so a rebuilt component or worker never meets a stale one.
 pub fn compile_cache() -> &'static Path {
+    static SHARED: OnceLock<Option<PathBuf>> = OnceLock::new();
+    if let Some(dir) = SHARED
+        .get_or_init(|| std::env::var_os("MLX_E2E_COMPILE_CACHE").map(PathBuf::from))
+        .as_deref()
+    {
+        return dir;
+    }
     static CACHE: OnceLock<tempfile::TempDir> = OnceLock::new();
     extern "C" fn remove_cache() {
         if let Some(dir) = CACHE.get() {
@@ -241,7 +251,32 @@ impl PluginsDir {
     }
 }
 
+/// A loopback port free right now, for a server a test is about to start. Drawn from below
+/// the kernel's ephemeral range: `bind(0)` and every outgoing connection take ports from that
+/// range, so with many tests at once a freed ephemeral port was sometimes taken by another
+/// test's client before the server bound it ("Address already in use"). Never a port in an odd
+/// thousand either: Temporal's dev server also takes `port + 1000`.
 pub fn free_port() -> u16 {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    const LOW: u32 = 10_000;
+    let high = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(32_768)
+        .clamp(LOW + 2_000, 65_535);
+    let span = high - LOW;
+    // Processes running tests at once start at different places.
+    let start = std::process::id().wrapping_mul(7_919) % span;
+    for _ in 0..span {
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let port = LOW + (start + n) % span;
+        if (port / 1000) % 2 == 1 {
+            continue;
+        }
+        if TcpListener::bind(("127.0.0.1", port as u16)).is_ok() {
+            return port as u16;
+        }
+    }
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
