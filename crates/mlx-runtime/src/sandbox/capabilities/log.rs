@@ -147,11 +147,7 @@ pub fn add_to_linker<T: LogView + 'static>(linker: &mut Linker<T>) -> wasmtime::
 
 /// `text` cut to at most `max` bytes, at a character boundary.
 fn cut(text: &str, max: usize) -> &str {
-    let mut end = text.len().min(max);
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    &text[..end]
+    &text[..text.floor_char_boundary(max)]
 }
 
 /// Log bytes an invocation may still emit, and lines a second. Shared by the log import and
