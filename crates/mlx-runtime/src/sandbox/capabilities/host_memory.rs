@@ -48,7 +48,6 @@ pub struct HostMemory(Arc<Ledger>);
 struct Ledger {
     limit: usize,
     used: AtomicUsize,
-    peak: AtomicUsize,
     /// A charge was refused for passing the limit.
     hit: AtomicBool,
 }
@@ -82,18 +81,12 @@ impl HostMemory {
         Self(Arc::new(Ledger {
             limit: usize::try_from(limit_bytes).unwrap_or(usize::MAX),
             used: AtomicUsize::new(0),
-            peak: AtomicUsize::new(0),
             hit: AtomicBool::new(false),
         }))
     }
 
     pub fn limit_bytes(&self) -> u64 {
         self.0.limit as u64
-    }
-
-    /// The most held at once during the invocation.
-    pub fn peak(&self) -> usize {
-        self.0.peak.load(Ordering::Relaxed)
     }
 
     pub(crate) fn hit(&self) -> bool {
@@ -115,13 +108,10 @@ impl HostMemory {
                     .filter(|&after| after <= ledger.limit)
             });
         match charged {
-            Ok(before) => {
-                ledger.peak.fetch_max(before + bytes, Ordering::Relaxed);
-                Ok(HostCharge {
-                    ledger: ledger.clone(),
-                    bytes,
-                })
-            }
+            Ok(_) => Ok(HostCharge {
+                ledger: ledger.clone(),
+                bytes,
+            }),
             Err(_) => {
                 ledger.hit.store(true, Ordering::Relaxed);
                 Err(HostMemoryExceeded {
@@ -183,7 +173,6 @@ mod tests {
         assert!(budget.hit());
         drop(first);
         let again = budget.charge(100, "c").unwrap();
-        assert_eq!(budget.peak(), 100);
         drop(again);
         assert!(budget.charge(usize::MAX, "d").is_err(), "no overflow");
         assert!(
