@@ -75,25 +75,27 @@ pub fn request_payload(request: &PluginRequest) -> RawValue {
     json_input(&serde_json::to_value(request).expect("a request is plain JSON"))
 }
 
-/// One JSON payload, as any SDK's default converter makes it: how the workflows here take
-/// their input, and how a client starts them.
-pub fn json_input(value: &Value) -> RawValue {
+/// A payload of JSON text, marked as any SDK's default converter marks it.
+fn json_payload(data: impl Into<Vec<u8>>) -> Payload {
     let mut payload = Payload {
-        data: serde_json::to_vec(value).expect("a JSON value serialises"),
+        data: data.into(),
         ..Default::default()
     };
     payload.metadata.insert(ENCODING.into(), JSON.to_vec());
-    RawValue::new(vec![payload])
+    payload
+}
+
+/// One JSON payload, as any SDK's default converter makes it: how the workflows here take
+/// their input, and how a client starts them.
+pub fn json_input(value: &Value) -> RawValue {
+    RawValue::new(vec![json_payload(
+        serde_json::to_vec(value).expect("a JSON value serialises"),
+    )])
 }
 
 /// Heartbeat details as one JSON payload, from text already checked to be JSON.
 pub fn json_text_payload(details: Option<&JsonText>) -> RawValue {
-    let mut payload = Payload {
-        data: details.map_or("null", JsonText::as_str).as_bytes().to_vec(),
-        ..Default::default()
-    };
-    payload.metadata.insert(ENCODING.into(), JSON.to_vec());
-    RawValue::new(vec![payload])
+    RawValue::new(vec![json_payload(details.map_or("null", JsonText::as_str))])
 }
 
 /// Decodes the previous attempt's heartbeat details, kept as text. Details that are not JSON
@@ -137,11 +139,7 @@ pub fn result_payload(
     digest: &str,
     attempt: u32,
 ) -> RawValue {
-    let mut payload = Payload {
-        data: output.to_string().into_bytes(),
-        ..Default::default()
-    };
-    payload.metadata.insert(ENCODING.into(), JSON.to_vec());
+    let mut payload = json_payload(output.to_string());
     payload.metadata.insert(
         "mlx-plugin".into(),
         format!("{plugin}@{version}").into_bytes(),
@@ -180,15 +178,6 @@ mod tests {
     use super::*;
 
     const MAX: usize = 1 << 20;
-
-    fn json_payload(text: &str) -> Payload {
-        let mut p = Payload {
-            data: text.as_bytes().to_vec(),
-            ..Default::default()
-        };
-        p.metadata.insert(ENCODING.into(), JSON.to_vec());
-        p
-    }
 
     #[test]
     fn decodes_a_plain_json_request() {
@@ -237,7 +226,7 @@ mod tests {
             r#"{{"plugin":"p","operation":"o","input":"{}"}}"#,
             "x".repeat(100)
         );
-        let raw = RawValue::new(vec![json_payload(&text)]);
+        let raw = RawValue::new(vec![json_payload(text.as_str())]);
         assert!(decode_request(&raw, text.len()).is_ok());
         let err = decode_request(&raw, text.len() - 1).unwrap_err();
         assert!(err.to_string().contains("worker.max_input_bytes"), "{err}");
