@@ -257,70 +257,36 @@ async fn hoard(operation: &'static str, input: Value, within: Value) -> anyhow::
     worker.stop().await
 }
 
-/// Read streams, each with a background read pinning 64 KiB.
-#[tokio::test(flavor = "multi_thread")]
-async fn stream_hoard() -> anyhow::Result<()> {
-    hoard(
-        "stream_hoard",
-        json!({"streams": 100_000}),
-        json!({"streams": 100}),
-    )
-    .await
+/// One test per hoard: `name: operation attack_input, within_input;` (the attack fails as
+/// PluginHostMemoryExceeded, then a call within the budget succeeds).
+macro_rules! hoards {
+    ($($(#[doc = $doc:literal])* $name:ident: $operation:literal $input:expr, $within:expr;)*) => {
+        $(
+            $(#[doc = $doc])*
+            #[tokio::test(flavor = "multi_thread")]
+            async fn $name() -> anyhow::Result<()> {
+                hoard($operation, $input, $within).await
+            }
+        )*
+    };
 }
 
-/// Write streams, each handing the host 64 KiB to write in the background.
-#[tokio::test(flavor = "multi_thread")]
-async fn write_stream_hoard() -> anyhow::Result<()> {
-    hoard(
-        "stream_hoard",
-        json!({"streams": 100_000, "writes": true}),
-        json!({"streams": 100, "writes": true}),
-    )
-    .await
-}
-
-/// Directory listings of 5,000 entries, each read whole into host memory and kept.
-#[tokio::test(flavor = "multi_thread")]
-async fn dir_hoard() -> anyhow::Result<()> {
-    hoard(
-        "dir_hoard",
-        json!({"files": 5_000, "listings": 1_000}),
-        json!({"files": 100, "listings": 10}),
-    )
-    .await
-}
-
-/// One `poll` of 16 million entries (64 MiB of guest memory, 4 bytes each).
-#[tokio::test(flavor = "multi_thread")]
-async fn poll_list() -> anyhow::Result<()> {
-    hoard(
-        "poll_list",
-        json!({"entries": 16_000_000}),
-        json!({"entries": 1_000}),
-    )
-    .await
-}
-
-/// One log call with 4 million empty fields (64 MiB of guest memory, 16 bytes each).
-#[tokio::test(flavor = "multi_thread")]
-async fn log_field_hoard() -> anyhow::Result<()> {
-    hoard(
-        "log_fields",
-        json!({"fields": 4_000_000}),
-        json!({"fields": 1_000}),
-    )
-    .await
-}
-
-/// Random bytes are made on the host: one call may not ask for more than the budget.
-#[tokio::test(flavor = "multi_thread")]
-async fn random_bytes_hoard() -> anyhow::Result<()> {
-    hoard(
-        "random_bytes",
-        json!({"mb": 64, "times": 1}),
-        json!({"mb": 1, "times": 2}),
-    )
-    .await
+hoards! {
+    /// Read streams, each with a background read pinning 64 KiB.
+    stream_hoard: "stream_hoard" json!({"streams": 100_000}), json!({"streams": 100});
+    /// Write streams, each handing the host 64 KiB to write in the background.
+    write_stream_hoard: "stream_hoard" json!({"streams": 100_000, "writes": true}),
+        json!({"streams": 100, "writes": true});
+    /// Directory listings of 5,000 entries, each read whole into host memory and kept.
+    dir_hoard: "dir_hoard" json!({"files": 5_000, "listings": 1_000}),
+        json!({"files": 100, "listings": 10});
+    /// One `poll` of 16 million entries (64 MiB of guest memory, 4 bytes each).
+    poll_list: "poll_list" json!({"entries": 16_000_000}), json!({"entries": 1_000});
+    /// One log call with 4 million empty fields (64 MiB of guest memory, 16 bytes each).
+    log_field_hoard: "log_fields" json!({"fields": 4_000_000}), json!({"fields": 1_000});
+    /// Random bytes are made on the host: one call may not ask for more than the budget.
+    random_bytes_hoard: "random_bytes" json!({"mb": 64, "times": 1}),
+        json!({"mb": 1, "times": 2});
 }
 
 /// A plugin nests directories in its `/scratch` far deeper than a recursive removal can go on
