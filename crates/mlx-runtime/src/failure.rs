@@ -161,9 +161,9 @@ impl FailureType {
             // The worker is short of capacity, not the request at fault.
             Self::SandboxUnavailable => true,
             // Malformed or unknown requests never succeed; an ungranted capability needs an
-            // operator; memory, open-file, disk, host-memory, fuel and stack limits are hit again by the
-            // same input; output and contract violations are plugin bugs; a cancellation is
-            // final.
+            // operator; memory, open-file, disk, host-memory, fuel and stack limits are hit
+            // again by the same input; output and contract violations are plugin bugs; a
+            // cancellation is final.
             Self::InvalidRequest
             | Self::UnknownPlugin
             | Self::UnknownOperation

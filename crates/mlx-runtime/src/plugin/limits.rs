@@ -46,8 +46,9 @@ pub struct Limits {
     /// Bytes one invocation may write to files (and directories it makes). Default 1 GiB, at
     /// most 64 GiB ([`crate::sandbox::capabilities::disk`]).
     pub disk_bytes: u64,
-    /// Bytes the worker may hold for one invocation outside its linear memory: file stream
-    /// buffers, directory listings, `poll` lists. Default 32 MiB, at most 1 GiB
+    /// Bytes the worker may hold for one invocation outside its linear memory (file stream
+    /// buffers, directory listings), and may copy out of it or make for it in one call
+    /// (arguments, the result, random bytes). Default 32 MiB, at most 1 GiB
     /// ([`crate::sandbox::capabilities::host_memory`]).
     pub host_memory_bytes: u64,
 }

@@ -1,6 +1,7 @@
 //! WASI 0.2 as wasmtime-wasi implements it, deny-by-default: the families every plugin may
-//! use (`wasi:sockets` is linked too, and denied at call: [`super::sockets`]). The context itself (environment, preopened directories, stdout/stderr) is built per
-//! invocation by the sandbox from the manifest.
+//! use (`wasi:sockets` is linked too, and denied at call: [`super::sockets`]). The context
+//! itself (environment, preopened directories, stdout/stderr) is built per invocation by the
+//! sandbox from the manifest.
 
 use wasmtime::component::Linker;
 use wasmtime_wasi::WasiView;
