@@ -31,6 +31,12 @@ Files are reachable only under directories the operator grants in the plugin's m
 `mlx_plugin.testing`.
 """
 
+# componentize-py bundles only the standard library modules the build imports, and the codec
+# that socket.getaddrinfo, http.client and urllib encode host names with is looked up by name at
+# run time: without this, a plugin's network call fails with "LookupError: unknown encoding:
+# idna" before it reaches the worker, which would report its missing grant (CapabilityDenied).
+import encodings.idna  # noqa: F401
+
 from . import config, log, schema
 from .app import App, Operation
 from .context import Context

@@ -32,8 +32,9 @@ def _text(value) -> str:
     return str(value)
 
 
-def log(level: str, message: str, **fields) -> None:
-    """Logs `message` at `level` (trace, debug, info, warn or error) with `fields`."""
+def log(level: str, message: str, /, **fields) -> None:
+    """Logs `message` at `level` (trace, debug, info, warn or error) with `fields`. Positional
+    only, so that any name can be a field (`message=`, `level=` too)."""
     if level == "warning":
         level = "warn"
     if level not in _host.LEVELS:
@@ -43,26 +44,26 @@ def log(level: str, message: str, **fields) -> None:
     )
 
 
-def trace(message: str, **fields) -> None:
+def trace(message: str, /, **fields) -> None:
     log("trace", message, **fields)
 
 
-def debug(message: str, **fields) -> None:
+def debug(message: str, /, **fields) -> None:
     log("debug", message, **fields)
 
 
-def info(message: str, **fields) -> None:
+def info(message: str, /, **fields) -> None:
     log("info", message, **fields)
 
 
-def warn(message: str, **fields) -> None:
+def warn(message: str, /, **fields) -> None:
     log("warn", message, **fields)
 
 
 warning = warn
 
 
-def error(message: str, **fields) -> None:
+def error(message: str, /, **fields) -> None:
     log("error", message, **fields)
 
 
