@@ -18,7 +18,7 @@ COMPONENTIZE_PY_STAMP := $(VENV)/.installed-componentize-py-$(COMPONENTIZE_PY_VE
 PYTHON_SRC := $(ROOT)/plugins/python
 PYTHON_OUT := $(ROOT)/plugins/target/python
 # One directory per plugin under plugins/python/, its main module app.py defining `Plugin`.
-PYTHON_PLUGINS := features
+PYTHON_PLUGINS := features contract
 PYTHON_SDK_FILES := $(wildcard $(PYTHON_SRC)/mlx_plugin/*.py)
 
 .PHONY: python-tools python-plugins python-test
