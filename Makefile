@@ -28,6 +28,7 @@ ADVISORY_DB ?= auto
 export MLX_TEMPORAL_CLI := $(TEMPORAL)
 
 include mk/python.mk
+include mk/js.mk
 
 .PHONY: help tools wasm-target protoc plugins build run stop test bench lint layers deny fmt clean baseline
 
@@ -74,7 +75,7 @@ run: build
 stop:
 	scripts/run-demo.sh stop
 
-test: tools plugins python-plugins python-test lint deny
+test: tools plugins python-plugins python-test js-plugins js-test lint deny
 	cd plugins && cargo test --target x86_64-unknown-linux-gnu
 	# Benchmarks are not run here, only built, so they cannot rot. The worker binary is built
 	# here too, with the tests' features: the end-to-end tests run it as a child process and
@@ -83,7 +84,7 @@ test: tools plugins python-plugins python-test lint deny
 	# Every test component compiled once, into the cache the tests share (what a worker's warm
 	# cache holds): the test phase then spends its time on behaviour, not on Cranelift.
 	target/debug/mlx-worker plugin validate --cache-dir $(E2E_COMPILE_CACHE) \
-	  $(WASM_OUT)/*.wasm plugins/target/python/*.wasm
+	  $(WASM_OUT)/*.wasm plugins/target/python/*.wasm plugins/target/js/*.wasm
 	MLX_E2E_COMPILE_CACHE=$(E2E_COMPILE_CACHE) cargo test --workspace -- --test-threads 4
 
 # Micro benchmarks of the sandbox (criterion), then the end-to-end comparison against native
