@@ -15,6 +15,8 @@ mod daemon;
 mod hostile;
 /// Outbound HTTP through `wasi:http` against loopback servers.
 mod http;
+/// A JavaScript plugin (componentize-js, the mlx_plugin SDK): `make js-plugins` builds it.
+mod js;
 /// `PipelineWorkflow` on a real server: ordering, retries, failures, human steering.
 mod pipeline;
 /// `mlx-worker pipeline ...` and `schedule ...` as an operator types them.
