@@ -4,32 +4,94 @@ use std::fs::{self, File};
 use std::io::{self, BufReader};
 use std::path::Path;
 
-use mlx_plugin_sdk::{Context, PluginError, log};
-use serde::Deserialize;
-use serde_json::{Value, json};
-
 use mlx_plugin_sdk::labels::sorted_labels;
+use mlx_plugin_sdk::{Context, ErrorDecl, JsonSchema, Operation, PluginError, log};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
 
 use crate::split::split;
 use crate::table::{self, Filter, Table};
 
-#[derive(Debug, Deserialize)]
+/// `extract_data`: one place for its name, doc, types and errors.
+pub struct Extract;
+
+impl Operation for Extract {
+    const NAME: &str = "extract_data";
+    const DOC: &str = "Reads a CSV file with a header row from a granted directory, keeps the \
+                       selected columns (target last) of the rows passing every filter, splits \
+                       them with a seeded shuffle (stratified by target by default) and writes \
+                       train.csv and test.csv with a header into output_dir. Returns paths and \
+                       counts, not data.";
+    const ERRORS: &[ErrorDecl] = &[
+        ErrorDecl::invalid_input("SourceNotFound", "source is missing or outside every grant"),
+        ErrorDecl::invalid_input("ColumnNotFound", "a named column is not in the header"),
+        ErrorDecl::invalid_input("DuplicateColumn", "a column is selected twice"),
+        ErrorDecl::invalid_input("InvalidFilter", "a filter value fits no cell type"),
+        ErrorDecl::invalid_input("NonNumericValue", "a numeric filter meets a non-number"),
+        ErrorDecl::invalid_input("MalformedCsv", "the source is not valid CSV"),
+        ErrorDecl::invalid_input("InvalidParameter", "test_fraction is not in (0, 1)"),
+        ErrorDecl::invalid_input("NoRows", "no rows pass, or a split is empty"),
+        ErrorDecl::invalid_input("OutputNotWritable", "output_dir is not granted read-write"),
+        ErrorDecl::retryable("SourceReadFailed", ""),
+        ErrorDecl::retryable("ArtifactWriteFailed", ""),
+        ErrorDecl::CANCELLED,
+    ];
+    type Input = ExtractInput;
+    type Output = ExtractOutput;
+
+    fn run(input: ExtractInput, ctx: &Context) -> Result<ExtractOutput, PluginError> {
+        extract(input, ctx)
+    }
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExtractInput {
+    /// Path of the CSV file inside the plugin, e.g. /data/breast_cancer.csv.
     pub source: String,
+    /// Name of the class column.
     pub target: String,
+    /// Feature columns to keep, in this order. Default: all but the target.
     #[serde(default)]
+    #[schemars(length(min = 1))]
     pub columns: Option<Vec<String>>,
+    /// Rows must pass every filter. A number compares numerically (cells must be numbers), a
+    /// string lexically.
     #[serde(default)]
     pub filters: Vec<Filter>,
+    /// Share of the rows in test.csv.
     #[serde(default = "default_test_fraction")]
+    #[schemars(extend("exclusiveMinimum" = 0, "exclusiveMaximum" = 1))]
     pub test_fraction: f64,
+    /// Seed of the shuffle: the same seed and rows give the same split.
     #[serde(default = "default_seed")]
     pub seed: u64,
+    /// Split each class separately to keep class ratios.
     #[serde(default = "default_true")]
     pub stratify: bool,
     #[serde(default = "default_output_dir")]
     pub output_dir: String,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ExtractOutput {
+    pub train: Part,
+    pub test: Part,
+    pub features: Vec<String>,
+    pub target: String,
+    /// Distinct target values, numeric-aware sorted.
+    pub classes: Vec<String>,
+    pub source_rows: u64,
+    #[schemars(range(min = 1))]
+    pub selected_rows: u64,
+}
+
+/// One written split.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Part {
+    pub path: String,
+    #[schemars(range(min = 1))]
+    pub rows: u64,
 }
 
 fn default_test_fraction() -> f64 {
@@ -98,7 +160,7 @@ fn write_csv(path: &Path, header: &[&str], rows: &[&Vec<String>]) -> Result<(), 
     writer.flush().map_err(|e| write_error(path, &e))
 }
 
-pub fn extract(input: ExtractInput, ctx: &Context) -> Result<Value, PluginError> {
+pub fn extract(input: ExtractInput, ctx: &Context) -> Result<ExtractOutput, PluginError> {
     if !(input.test_fraction > 0.0 && input.test_fraction < 1.0) {
         return Err(PluginError::invalid_input(
             "InvalidParameter",
@@ -157,16 +219,16 @@ pub fn extract(input: ExtractInput, ctx: &Context) -> Result<Value, PluginError>
         .chain([&target])
         .map(String::as_str)
         .collect();
-    let mut parts = serde_json::Map::new();
-    for (name, indices) in [("train", &train), ("test", &test)] {
+    let write_part = |name: &str, indices: &[usize]| -> Result<Part, PluginError> {
         let path = dir.join(format!("{name}.csv"));
         let part: Vec<&Vec<String>> = indices.iter().map(|&i| &rows[i]).collect();
         write_csv(&path, &header, &part)?;
-        parts.insert(
-            name.into(),
-            json!({"path": path.display().to_string(), "rows": part.len()}),
-        );
-    }
+        Ok(Part {
+            path: path.display().to_string(),
+            rows: part.len() as u64,
+        })
+    };
+    let (train_part, test_part) = (write_part("train", &train)?, write_part("test", &test)?);
     log::info(
         "dataset extracted",
         &[
@@ -176,22 +238,24 @@ pub fn extract(input: ExtractInput, ctx: &Context) -> Result<Value, PluginError>
             ("test", &test.len()),
         ],
     );
-    Ok(json!({
-        "train": parts["train"],
-        "test": parts["test"],
-        "features": features,
-        "target": target,
-        "classes": classes,
-        "source_rows": source_rows,
-        "selected_rows": rows.len(),
-    }))
+    Ok(ExtractOutput {
+        train: train_part,
+        test: test_part,
+        features,
+        target,
+        classes,
+        source_rows,
+        selected_rows: rows.len() as u64,
+    })
 }
 
 #[cfg(test)]
 mod tests {
+    use serde_json::Value;
+
     use super::*;
 
-    fn input(extra: Value) -> ExtractInput {
+    fn input(extra: Value) -> Value {
         let mut base = json!({
             "source": concat!(env!("CARGO_MANIFEST_DIR"), "/../../data/breast_cancer.csv"),
             "target": "target",
@@ -199,7 +263,11 @@ mod tests {
         base.as_object_mut()
             .unwrap()
             .extend(extra.as_object().unwrap().clone());
-        serde_json::from_value(base).unwrap()
+        base
+    }
+
+    fn extract(input: Value) -> Result<Value, PluginError> {
+        Context::detached(1, None).call::<Extract>(input)
     }
 
     fn temp_dir(name: &str) -> String {
@@ -210,11 +278,7 @@ mod tests {
     #[test]
     fn extracts_breast_cancer_with_stratified_split() {
         let out = temp_dir("bc");
-        let result = extract(
-            input(json!({"output_dir": out})),
-            &Context::detached(1, None),
-        )
-        .unwrap();
+        let result = extract(input(json!({"output_dir": out}))).unwrap();
         assert_eq!(result["source_rows"], 569);
         assert_eq!(result["classes"], json!(["benign", "malignant"]));
         assert_eq!(
@@ -241,28 +305,21 @@ mod tests {
             "columns": ["mean area", "mean radius"], "output_dir": out,
             "filters": [{"column": "mean area", "op": ">=", "value": 1000}],
         }));
-        let result = extract(filtered, &Context::detached(1, None)).unwrap();
+        let result = extract(filtered).unwrap();
         assert_eq!(result["features"], json!(["mean area", "mean radius"]));
         assert!(result["selected_rows"].as_u64().unwrap() < 569);
         fs::remove_dir_all(out).unwrap();
 
         let missing = input(json!({"source": "/nonexistent/x.csv"}));
-        assert_eq!(
-            extract(missing, &Context::detached(1, None))
-                .unwrap_err()
-                .type_name,
-            "SourceNotFound"
-        );
+        assert_eq!(extract(missing).unwrap_err().type_name, "SourceNotFound");
         let none = input(json!({"filters": [{"column": "mean area", "op": "<", "value": 0}]}));
-        assert_eq!(
-            extract(none, &Context::detached(1, None))
-                .unwrap_err()
-                .type_name,
-            "NoRows"
-        );
+        assert_eq!(extract(none).unwrap_err().type_name, "NoRows");
+        // The host refuses it by the schema; the plugin's own check is the backstop.
         let bad = input(json!({"test_fraction": 1.0}));
+        assert_eq!(extract(bad.clone()).unwrap_err().type_name, "InvalidInput");
+        let bad = serde_json::from_value(bad).unwrap();
         assert_eq!(
-            extract(bad, &Context::detached(1, None))
+            super::extract(bad, &Context::detached(1, None))
                 .unwrap_err()
                 .type_name,
             "InvalidParameter"

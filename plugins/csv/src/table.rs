@@ -3,23 +3,31 @@
 
 use std::io::Read;
 
-use mlx_plugin_sdk::{Context, PluginError};
-use serde::Deserialize;
+use mlx_plugin_sdk::schemars::{Schema, SchemaGenerator, json_schema};
+use mlx_plugin_sdk::{Context, JsonSchema, PluginError};
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 /// Rows between progress heartbeats while reading.
 const HEARTBEAT_EVERY_ROWS: u64 = 10_000;
 
-#[derive(Debug, Clone, Deserialize)]
+/// Keeps the rows whose `column` compares to `value` as `op` says.
+// Serialize too: the schema shows `filters`' default only for a type it can write.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Filter {
     pub column: String,
     pub op: Op,
     /// A number compares numerically (cells must parse as numbers), a string lexically.
+    #[schemars(schema_with = "number_or_string")]
     pub value: Value,
 }
 
-#[derive(Debug, Clone, Copy, Deserialize)]
+fn number_or_string(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({"type": ["number", "string"]})
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, JsonSchema)]
 pub enum Op {
     #[serde(rename = "==")]
     Eq,

@@ -9,7 +9,7 @@ mod schema;
 mod sink;
 mod status;
 
-use mlx_plugin_sdk::{Context, Operation, Plugin, PluginError, PluginInfo, parse_input};
+use mlx_plugin_sdk::{Context, OperationInfo, Plugin, PluginError, PluginInfo, parse_input};
 use serde_json::Value;
 
 pub struct FetchPlugin;
@@ -20,7 +20,7 @@ impl Plugin for FetchPlugin {
             name: "fetch".into(),
             version: env!("CARGO_PKG_VERSION").into(),
             description: "Downloads files over HTTP(S) into the workflow's artifacts.".into(),
-            operations: vec![Operation::new(
+            operations: vec![OperationInfo::new(
                 "download",
                 "GETs url (an origin granted under [http] allow in the manifest) and streams the \
                  body into /artifacts/<dest> through a temporary file renamed into place only \

@@ -1,4 +1,4 @@
-use mlx_plugin_sdk::{Operation, schema::object};
+use mlx_plugin_sdk::{OperationInfo, schema::object};
 use serde_json::{Value, json};
 
 fn string(default: &str) -> Value {
@@ -49,8 +49,8 @@ fn no_input() -> Value {
 }
 
 /// A filesystem or environment attack: input properties, and what it attempts.
-fn attack(name: &str, attempts: &str, properties: Value) -> Operation {
-    Operation::new(
+fn attack(name: &str, attempts: &str, properties: Value) -> OperationInfo {
+    OperationInfo::new(
         name,
         format!(
             "{attempts} Succeeds with {{\"escaped\": true, \"evidence\": [...]}} if anything \
@@ -64,14 +64,14 @@ fn attack(name: &str, attempts: &str, properties: Value) -> Operation {
 
 /// `HOSTILE_DECOY_OPERATIONS` (from the manifest's `[env]`) more operations in the
 /// self-description: an oversized `describe()` the host must refuse at load.
-pub fn decoys() -> Vec<Operation> {
+pub fn decoys() -> Vec<OperationInfo> {
     let count = std::env::var("HOSTILE_DECOY_OPERATIONS")
         .ok()
         .and_then(|n| n.parse().ok())
         .unwrap_or(0);
     (0..count)
         .map(|i| {
-            Operation::new(
+            OperationInfo::new(
                 format!("decoy_{i}"),
                 "Does nothing; there to make the list long.",
                 object(json!({}), &[]),
@@ -81,7 +81,7 @@ pub fn decoys() -> Vec<Operation> {
         .collect()
 }
 
-pub fn operations() -> Vec<Operation> {
+pub fn operations() -> Vec<OperationInfo> {
     vec![
         attack(
             "dotdot_escape",
@@ -157,7 +157,7 @@ pub fn operations() -> Vec<Operation> {
              standard library, which imports wasi:sockets.",
             json!({"connect": string("127.0.0.1:9"), "lookup": string("localhost")}),
         ),
-        Operation::new(
+        OperationInfo::new(
             "memory_bomb",
             "Allocates and writes step_mb MiB chunks, keeping them all, until the host's \
              memory limit stops it.",
@@ -167,7 +167,7 @@ pub fn operations() -> Vec<Operation> {
             ),
             never_returns(),
         ),
-        Operation::new(
+        OperationInfo::new(
             "heartbeat_spam",
             "Heartbeats {\"i\": i} count times in a tight loop, ignoring cancellation.",
             object(json!({"count": integer(1_000_000)}), &[]),
@@ -176,7 +176,7 @@ pub fn operations() -> Vec<Operation> {
                 &["sent"],
             ),
         ),
-        Operation::new(
+        OperationInfo::new(
             "log_flood",
             "Emits `lines` log lines of line_bytes bytes through the log import, and as many \
              on stdout.",
@@ -189,13 +189,13 @@ pub fn operations() -> Vec<Operation> {
                 &["lines"],
             ),
         ),
-        Operation::new(
+        OperationInfo::new(
             "huge_output",
             "Returns a JSON string of `mb` MiB.",
             object(json!({"mb": integer(64)}), &[]),
             json!({"type": "string"}),
         ),
-        Operation::new(
+        OperationInfo::new(
             "deep_tree",
             "Nests `depth` directories under the preopened `dir` (default /scratch) through \
              descriptors, one held at a time, and leaves the tree for the host to remove.",
@@ -208,7 +208,7 @@ pub fn operations() -> Vec<Operation> {
                 &["depth"],
             ),
         ),
-        Operation::new(
+        OperationInfo::new(
             "disk_fill",
             "Writes `mb` MiB to the file `path` (created or truncated), one MiB per write; \
              fails with Permanent `WriteFailed` when a write is refused.",
@@ -221,7 +221,7 @@ pub fn operations() -> Vec<Operation> {
                 &["written_mb"],
             ),
         ),
-        Operation::new(
+        OperationInfo::new(
             "open_files",
             "Opens `path` `count` times, keeping every handle open; fails with Permanent \
              `OpenFailed` when an open is refused.",
@@ -234,19 +234,19 @@ pub fn operations() -> Vec<Operation> {
                 &["opened"],
             ),
         ),
-        Operation::new(
+        OperationInfo::new(
             "abort",
             "Calls std::process::abort (the instance traps).",
             no_input(),
             never_returns(),
         ),
-        Operation::new(
+        OperationInfo::new(
             "exit",
             "Calls std::process::exit(code) from inside the export.",
             object(json!({"code": {"type": "integer", "default": 3}}), &[]),
             never_returns(),
         ),
-        Operation::new(
+        OperationInfo::new(
             "busy_with_host_calls",
             "Calls the is-cancelled import in an endless loop, ignoring the answer: only the \
              host's deadline stops it.",
@@ -260,9 +260,9 @@ pub fn operations() -> Vec<Operation> {
 }
 
 /// Attacks on the worker's own memory: little guest memory buys much host memory.
-fn hoards() -> Vec<Operation> {
+fn hoards() -> Vec<OperationInfo> {
     vec![
-        Operation::new(
+        OperationInfo::new(
             "stream_hoard",
             "Needs /scratch. Writes the 1 MiB file /scratch/hoard, then opens `streams` streams \
              on it and keeps them all: input streams that each asked to read 64 KiB once (the \
@@ -275,14 +275,14 @@ fn hoards() -> Vec<Operation> {
             ),
             count("reached"),
         ),
-        Operation::new(
+        OperationInfo::new(
             "log_fields",
             "One call of the log import with `fields` empty fields (16 guest bytes each, \
              lowered by hand; a String pair each once lifted by the host).",
             object(json!({"fields": integer(8_000_000)}), &[]),
             count("fields"),
         ),
-        Operation::new(
+        OperationInfo::new(
             "poll_list",
             "One wasi:io/poll.poll of the same ready pollable `entries` times (4 guest bytes \
              each, lowered by hand); the ready list of every index comes back into guest \
@@ -290,7 +290,7 @@ fn hoards() -> Vec<Operation> {
             object(json!({"entries": integer(16_000_000)}), &[]),
             count("ready"),
         ),
-        Operation::new(
+        OperationInfo::new(
             "dir_hoard",
             "Needs /scratch. Creates `files` empty files in /scratch/d, then opens `listings` \
              directory-entry streams on it and keeps them all, unread. Fails with Permanent \
@@ -301,13 +301,13 @@ fn hoards() -> Vec<Operation> {
             ),
             count("listings"),
         ),
-        Operation::new(
+        OperationInfo::new(
             "random_bytes",
             "Asks wasi:random for `mb` MiB of random bytes `times` times, dropping each answer.",
             object(json!({"mb": integer(64), "times": integer(100)}), &[]),
             count("bytes"),
         ),
-        Operation::new(
+        OperationInfo::new(
             "heartbeat_arrays",
             "Heartbeats `count` times with the same JSON array of zeros of at most `kb` KiB, \
              built once and sent through the raw activity import.",

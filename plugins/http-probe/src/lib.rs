@@ -4,7 +4,7 @@
 
 use mlx_plugin_sdk::http::{self, HttpError, HttpErrorKind};
 use mlx_plugin_sdk::schema::object;
-use mlx_plugin_sdk::{Context, Operation, Plugin, PluginError, PluginInfo, parse_input};
+use mlx_plugin_sdk::{Context, OperationInfo, Plugin, PluginError, PluginInfo, parse_input};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -38,7 +38,7 @@ impl Plugin for HttpProbe {
             name: "http-probe".into(),
             version: env!("CARGO_PKG_VERSION").into(),
             description: "Test-only: performs one HTTP GET through wasi:http.".into(),
-            operations: vec![Operation::new(
+            operations: vec![OperationInfo::new(
                 "get",
                 "GETs `url` and returns the status, the body size read (at most \
                  max_body_bytes) and the body's first 200 bytes. Fails with Permanent \

@@ -1,4 +1,5 @@
 use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 
 use serde::{Serialize, de::DeserializeOwned};
 use serde_json::Value;
@@ -21,12 +22,28 @@ enum Backend {
     Detached(Detached),
 }
 
-/// Stand-in for the host in native tests: records heartbeats, cancels when told to.
-#[derive(Debug, Default)]
+/// Stand-in for the host in native tests: records heartbeats, cancels when told to, grants
+/// the config values and secrets it was given.
+#[derive(Default)]
 struct Detached {
     heartbeats: RefCell<Vec<Value>>,
     cancelled: Cell<bool>,
     cancel_after: Option<usize>,
+    config: HashMap<String, String>,
+    secrets: HashMap<String, String>,
+}
+
+impl std::fmt::Debug for Detached {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Secret values stay out of test output, as the host keeps them out of its logs.
+        f.debug_struct("Detached")
+            .field("heartbeats", &self.heartbeats)
+            .field("cancelled", &self.cancelled)
+            .field("cancel_after", &self.cancel_after)
+            .field("config", &self.config)
+            .field("secrets", &self.secrets.keys().collect::<Vec<_>>())
+            .finish()
+    }
 }
 
 impl Context {
@@ -58,6 +75,24 @@ impl Context {
     pub fn cancel_after(mut self, n: usize) -> Self {
         if let Backend::Detached(d) = &mut self.backend {
             d.cancel_after = Some(n);
+        }
+        self
+    }
+
+    /// Detached contexts only: grants the `[config]` value `value` under `key`, which
+    /// [`Context::config`] then returns.
+    pub fn with_config(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        if let Backend::Detached(d) = &mut self.backend {
+            d.config.insert(key.into(), value.into());
+        }
+        self
+    }
+
+    /// Detached contexts only: grants the secret `value` under `name`, which
+    /// [`Context::secret`] then returns.
+    pub fn with_secret(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        if let Backend::Detached(d) = &mut self.backend {
+            d.secrets.insert(name.into(), value.into());
         }
         self
     }
@@ -128,6 +163,25 @@ impl Context {
                 }
                 d.cancelled.get()
             }
+        }
+    }
+
+    /// The manifest's `[config]` value for `key` (on a detached context, one given to
+    /// [`Context::with_config`]).
+    pub fn config(&self, key: &str) -> Option<String> {
+        match &self.backend {
+            Backend::Host => crate::config::get(key),
+            Backend::Detached(d) => d.config.get(key).cloned(),
+        }
+    }
+
+    /// The secret the manifest grants under `name`, read by the host at the time of the call
+    /// (on a detached context, one given to [`Context::with_secret`]). Keep it out of logs,
+    /// errors and outputs: the host never reveals it, neither should you.
+    pub fn secret(&self, name: &str) -> Option<String> {
+        match &self.backend {
+            Backend::Host => crate::config::secret(name),
+            Backend::Detached(d) => d.secrets.get(name).cloned(),
         }
     }
 

@@ -81,7 +81,7 @@ fn into_wit(error: PluginError) -> wit::PluginError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Operation, parse_input};
+    use crate::{OperationInfo, parse_input};
     use serde_json::{Value, json};
 
     struct Echo;
@@ -92,7 +92,7 @@ mod tests {
                 name: "echo".into(),
                 version: "0.0.0".into(),
                 description: String::new(),
-                operations: vec![Operation::new("echo", "", json!({}), json!({}))],
+                operations: vec![OperationInfo::new("echo", "", json!({}), json!({}))],
             }
         }
 

@@ -8,12 +8,12 @@ pub struct PluginInfo {
     /// Semantic version of the plugin itself (not of the contract).
     pub version: String,
     pub description: String,
-    pub operations: Vec<Operation>,
+    pub operations: Vec<OperationInfo>,
 }
 
 /// One operation a plugin offers.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Operation {
+pub struct OperationInfo {
     /// Name workflows put in the request's `operation`.
     pub name: String,
     pub description: String,
@@ -23,7 +23,7 @@ pub struct Operation {
     pub output_schema: Value,
 }
 
-impl Operation {
+impl OperationInfo {
     pub fn new(
         name: impl Into<String>,
         description: impl Into<String>,

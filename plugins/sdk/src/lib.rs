@@ -1,55 +1,86 @@
 //! Guest SDK for MLX Plugin Worker plugins.
 //!
 //! A plugin is a WebAssembly component (`wasm32-wasip2`) implementing the `mlx:plugin@0.1.0`
-//! contract (`wit/plugin.wit`). With this crate a plugin author implements [`Plugin`] and calls
-//! [`export_plugin!`]; the WIT bindings, JSON encoding and error mapping are handled here.
+//! contract (`wit/plugin.wit`). With this crate a plugin author writes one [`Operation`] per
+//! operation (name, doc, typed input and output, declared errors) and lists them in
+//! [`plugin!`]; the JSON Schemas, decoding, error mapping and WIT bindings are handled here.
 //!
 //! ```no_run
-//! use mlx_plugin_sdk::{Context, Operation, Plugin, PluginError, PluginInfo, parse_input};
-//! use serde_json::{Value, json};
+//! use mlx_plugin_sdk::{Context, ErrorDecl, JsonSchema, Operation, PluginError};
+//! use serde::{Deserialize, Serialize};
 //!
-//! struct Hello;
+//! #[derive(Deserialize, JsonSchema)]
+//! #[serde(deny_unknown_fields)]
+//! struct GreetInput {
+//!     /// Who to greet.
+//!     name: String,
+//!     /// Greetings in a row.
+//!     #[serde(default = "one")]
+//!     #[schemars(range(min = 1, max = 10))]
+//!     times: u32,
+//! }
 //!
-//! impl Plugin for Hello {
-//!     fn info() -> PluginInfo {
-//!         PluginInfo {
-//!             name: "hello".into(),
-//!             version: env!("CARGO_PKG_VERSION").into(),
-//!             description: "Greets people.".into(),
-//!             operations: vec![Operation::new(
-//!                 "greet",
-//!                 "Returns a greeting.",
-//!                 json!({"type": "object", "properties": {"name": {"type": "string"}},
-//!                        "required": ["name"], "additionalProperties": false}),
-//!                 json!({"type": "object", "properties": {"greeting": {"type": "string"}}}),
-//!             )],
+//! fn one() -> u32 {
+//!     1
+//! }
+//!
+//! #[derive(Serialize, JsonSchema)]
+//! struct GreetOutput {
+//!     greeting: String,
+//! }
+//!
+//! struct Greet;
+//!
+//! impl Operation for Greet {
+//!     const NAME: &str = "greet";
+//!     const DOC: &str = "Greets someone, in the language the manifest's `[config]` names.";
+//!     const ERRORS: &[ErrorDecl] = &[ErrorDecl::invalid_input("EmptyName", "name is empty")];
+//!     type Input = GreetInput;
+//!     type Output = GreetOutput;
+//!
+//!     fn run(input: GreetInput, ctx: &Context) -> Result<GreetOutput, PluginError> {
+//!         if input.name.is_empty() {
+//!             return Err(PluginError::invalid_input("EmptyName", "name is empty"));
 //!         }
-//!     }
-//!
-//!     fn invoke(operation: &str, input: Value, _ctx: &Context) -> Result<Value, PluginError> {
-//!         #[derive(serde::Deserialize)]
-//!         struct Greet { name: String }
-//!         match operation {
-//!             "greet" => {
-//!                 let Greet { name } = parse_input(input)?;
-//!                 mlx_plugin_sdk::log::info("greeting", &[("name", &name)]);
-//!                 Ok(json!({"greeting": format!("Hello, {name}!")}))
-//!             }
-//!             other => Err(PluginError::unknown_operation(other)),
-//!         }
+//!         let hello = ctx.config("hello").unwrap_or_else(|| "Hello".into());
+//!         mlx_plugin_sdk::log::info("greeting", &[("name", &input.name)]);
+//!         let greeting = format!("{hello}, {}! ", input.name).repeat(input.times as usize);
+//!         Ok(GreetOutput { greeting })
 //!     }
 //! }
 //!
-//! mlx_plugin_sdk::export_plugin!(Hello);
+//! mlx_plugin_sdk::plugin!(Hello {
+//!     name: "hello",
+//!     version: env!("CARGO_PKG_VERSION"),
+//!     description: "Greets people.",
+//!     operations: [Greet],
+//! });
+//!
+//! #[test]
+//! fn greets_in_the_configured_language() {
+//!     let ctx = Context::detached(1, None).with_config("hello", "Bonjour");
+//!     let out = ctx.call::<Greet>(serde_json::json!({"name": "Ada"})).unwrap();
+//!     assert_eq!(out["greeting"], "Bonjour, Ada! ");
+//!     // Refused before the plugin runs, as the host refuses it: out of the schema's range.
+//!     assert!(ctx.call::<Greet>(serde_json::json!({"name": "Ada", "times": 0})).is_err());
+//! }
 //! ```
+//!
+//! The input schema is derived from the input type as serde reads it: `#[serde(default)]`
+//! values, doc comments and `#[schemars(range(..))]`/`#[schemars(extend(..))]` bounds show in
+//! it, and the host checks every input against it before it instantiates the plugin. A `null`
+//! input reads as `{}` (all defaults). `describe()` lists the declared errors after `DOC`.
 //!
 //! Every invocation runs in a fresh instance, so nothing survives between calls except what
 //! goes through [`Context::heartbeat`] (the next attempt reads it with
 //! [`Context::last_heartbeat`]). Files are reachable only under directories the operator
 //! grants in the plugin's manifest (typically `/data` read-only and `/artifacts` read-write).
 //!
-//! The plugin logic can be unit-tested natively with [`Context::detached`], which records
-//! heartbeats instead of calling the host; [`log`] prints to stderr off-wasm.
+//! Natively, [`Context::detached`] stands in for the host: it records heartbeats, cancels when
+//! told to, and grants the config values and secrets given to it; [`Context::call`] runs an
+//! operation as the worker would and fails the test on an undeclared error. [`log`] prints to
+//! stderr off-wasm. The untyped [`Plugin`] trait with [`export_plugin!`] remains for plugins
+//! that write their schemas by hand.
 
 pub mod config;
 mod context;
@@ -60,11 +91,16 @@ pub mod http;
 mod info;
 pub mod labels;
 pub mod log;
+mod operation;
 pub mod schema;
+mod testing;
 
 pub use context::Context;
 pub use error::{ErrorKind, PluginError};
-pub use info::{Operation, PluginInfo};
+pub use info::{OperationInfo, PluginInfo};
+pub use operation::{ErrorDecl, Operation, declares};
+// Re-exported so plugins derive schemas with the schemars the SDK reads them with.
+pub use schemars::{self, JsonSchema};
 // Re-exported so plugins build `Value`s with the same serde_json the SDK was compiled with.
 pub use serde_json;
 
@@ -133,7 +169,69 @@ macro_rules! export_plugin {
     };
 }
 
-/// Used by [`export_plugin!`]; not part of the public API.
+/// Defines a plugin made of typed [`Operation`]s and exports it as this component's
+/// `mlx:plugin/plugin` interface. Use it exactly once, in the plugin crate (a `cdylib`):
+///
+/// ```ignore
+/// mlx_plugin_sdk::plugin!(CsvPlugin {
+///     name: "csv",
+///     version: env!("CARGO_PKG_VERSION"),
+///     description: "Extracts tabular datasets from CSV files.",
+///     operations: [Extract],
+/// });
+/// ```
+///
+/// It declares `pub struct CsvPlugin`, implementing [`Plugin`] (so tests can call
+/// `CsvPlugin::info()` and `CsvPlugin::invoke`), with the operations in the order listed.
+/// Two operations with the same name, or an operation declaring an error type twice, fail
+/// the build.
+#[macro_export]
+macro_rules! plugin {
+    (
+        $(#[$meta:meta])*
+        $plugin:ident {
+            name: $name:expr,
+            version: $version:expr,
+            description: $description:expr,
+            operations: [$($op:ty),+ $(,)?] $(,)?
+        }
+    ) => {
+        $(#[$meta])*
+        pub struct $plugin;
+
+        const _: () = $crate::__private::check(&[
+            $((<$op as $crate::Operation>::NAME, <$op as $crate::Operation>::ERRORS)),+
+        ]);
+
+        impl $crate::Plugin for $plugin {
+            fn info() -> $crate::PluginInfo {
+                $crate::PluginInfo {
+                    name: ::std::string::String::from($name),
+                    version: ::std::string::String::from($version),
+                    description: ::std::string::String::from($description),
+                    operations: ::std::vec![$($crate::__private::operation_info::<$op>()),+],
+                }
+            }
+
+            fn invoke(
+                operation: &str,
+                input: $crate::serde_json::Value,
+                ctx: &$crate::Context,
+            ) -> ::std::result::Result<$crate::serde_json::Value, $crate::PluginError> {
+                $(
+                    if operation == <$op as $crate::Operation>::NAME {
+                        return $crate::__private::invoke_operation::<$op>(input, ctx);
+                    }
+                )+
+                ::std::result::Result::Err($crate::PluginError::unknown_operation(operation))
+            }
+        }
+
+        $crate::export_plugin!($plugin);
+    };
+}
+
+/// Used by [`export_plugin!`] and [`plugin!`]; not part of the public API.
 #[doc(hidden)]
 pub mod __private {
     pub use crate::guest::bindings;
@@ -142,4 +240,5 @@ pub mod __private {
         PluginInfo as WitPluginInfo,
     };
     pub use crate::guest::{describe, invoke};
+    pub use crate::operation::{check, info as operation_info, invoke as invoke_operation};
 }

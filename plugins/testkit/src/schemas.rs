@@ -1,14 +1,14 @@
-use mlx_plugin_sdk::{Operation, schema::object};
+use mlx_plugin_sdk::{OperationInfo, schema::object};
 use serde_json::json;
 
 fn cancelled_note() -> &'static str {
     "On cancellation fails with Retryable `Cancelled`."
 }
 
-pub fn operations() -> Vec<Operation> {
+pub fn operations() -> Vec<OperationInfo> {
     let error_kind = json!({"enum": ["invalid_input", "retryable", "permanent"]});
     vec![
-        Operation::new(
+        OperationInfo::new(
             "echo",
             "Returns its input and the invocation context.",
             json!({"description": "Any JSON value."}),
@@ -32,14 +32,14 @@ pub fn operations() -> Vec<Operation> {
                 ],
             ),
         ),
-        Operation::new(
+        OperationInfo::new(
             "spin",
             "Loops on the CPU forever without calling the host: only a deadline or forced \
              interruption stops it.",
             json!({"description": "Ignored."}),
             json!({"description": "Never returns.", "not": {}}),
         ),
-        Operation::new(
+        OperationInfo::new(
             "wait_for_cancel",
             format!(
                 "Heartbeats {{\"beats\": n}} every interval_ms until cancellation is requested \
@@ -58,7 +58,7 @@ pub fn operations() -> Vec<Operation> {
                 &["beats"],
             ),
         ),
-        Operation::new(
+        OperationInfo::new(
             "wait_for_file",
             format!(
                 "Heartbeats {{\"waiting_for\": path, \"beats\": n}} every interval_ms until the \
@@ -84,7 +84,7 @@ pub fn operations() -> Vec<Operation> {
                 &["path", "content", "beats"],
             ),
         ),
-        Operation::new(
+        OperationInfo::new(
             "checkpoint",
             format!(
                 "Heartbeats {{\"step\": i}} for each step after the previous attempt's last \
@@ -110,7 +110,7 @@ pub fn operations() -> Vec<Operation> {
                 &["attempt", "resumed_from", "completed_steps", "steps_run"],
             ),
         ),
-        Operation::new(
+        OperationInfo::new(
             "fail",
             "Returns the requested error.",
             object(
@@ -126,7 +126,7 @@ pub fn operations() -> Vec<Operation> {
             ),
             json!({"description": "Never succeeds.", "not": {}}),
         ),
-        Operation::new(
+        OperationInfo::new(
             "panic",
             "Panics (the instance traps) with the given message.",
             object(
@@ -136,7 +136,7 @@ pub fn operations() -> Vec<Operation> {
             ),
             json!({"description": "Never returns.", "not": {}}),
         ),
-        Operation::new(
+        OperationInfo::new(
             "alloc",
             "Allocates and writes mb MiB of memory; beyond the host's limit the instance traps.",
             object(json!({"mb": {"type": "integer", "minimum": 0}}), &["mb"]),
@@ -145,7 +145,7 @@ pub fn operations() -> Vec<Operation> {
                 &["allocated_mb"],
             ),
         ),
-        Operation::new(
+        OperationInfo::new(
             "log",
             "Emits `lines` log lines (`message`, plus `empty_fields` fields with empty keys and \
              values) through the log import, then `stdout` (default: one line) on stdout and one \
@@ -164,7 +164,7 @@ pub fn operations() -> Vec<Operation> {
                 &["lines"],
             ),
         ),
-        Operation::new(
+        OperationInfo::new(
             "raw_heartbeat",
             "Calls the heartbeat import directly with `text` verbatim (or a JSON string of \
              `kb` KiB), to check the host refuses non-JSON or oversized details.",
@@ -174,19 +174,19 @@ pub fn operations() -> Vec<Operation> {
             ),
             object(json!({"cancelled": {"type": "boolean"}}), &["cancelled"]),
         ),
-        Operation::new(
+        OperationInfo::new(
             "big_output",
             "Returns a JSON string of `kb` KiB, to check the host's output limit.",
             object(json!({"kb": {"type": "integer", "minimum": 0}}), &["kb"]),
             json!({"type": "string"}),
         ),
-        Operation::new(
+        OperationInfo::new(
             "recurse",
             "Recurses without bound, to check the host turns a stack overflow into a failure.",
             json!({"description": "Ignored."}),
             json!({"description": "Never returns.", "not": {}}),
         ),
-        Operation::new(
+        OperationInfo::new(
             "count_calls",
             "Returns how many times this instance has been invoked (always 1 on a host that \
              gives every invocation a fresh instance).",
@@ -196,7 +196,7 @@ pub fn operations() -> Vec<Operation> {
                 &["calls"],
             ),
         ),
-        Operation::new(
+        OperationInfo::new(
             "grants",
             "Returns the named config values, secrets and environment variables it can see, \
              and the names of all its environment variables. Test-only: it reveals secrets.",
@@ -210,7 +210,7 @@ pub fn operations() -> Vec<Operation> {
             ),
             json!({"type": "object"}),
         ),
-        Operation::new(
+        OperationInfo::new(
             "scratch",
             "Lists /scratch, then writes a 4 KiB file there.",
             json!({"description": "Ignored."}),

@@ -1,24 +1,70 @@
 //! The `evaluate_model` operation: score a saved model on a labelled CSV.
 
-use mlx_plugin_sdk::{PluginError, log};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use mlx_plugin_sdk::{Context, ErrorDecl, JsonSchema, Operation, PluginError, log};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
 
 use crate::data;
-use crate::metrics::evaluate;
+use crate::metrics::{Report, evaluate};
 use crate::model_file;
 
-#[derive(Debug, Clone, Deserialize)]
+/// `evaluate_model`.
+pub struct EvaluateModel;
+
+impl Operation for EvaluateModel {
+    const NAME: &str = "evaluate_model";
+    const DOC: &str = "Scores a model.json written by train_model on a labelled CSV with the \
+                       model's feature columns (same names, same order) and its target column: \
+                       predicts every row and reports the metrics train_model reports for its \
+                       test split.";
+    const ERRORS: &[ErrorDecl] = &[
+        ErrorDecl::invalid_input("InvalidParameter", "the model records no target; pass one"),
+        ErrorDecl::invalid_input(
+            "ArtifactNotFound",
+            "model or data is missing or not granted",
+        ),
+        ErrorDecl::invalid_input("InvalidModel", "model is not a trainer model.json"),
+        ErrorDecl::invalid_input("UnsupportedModelFormat", "model is of a newer format"),
+        ErrorDecl::invalid_input("ColumnNotFound", "target is not in the header"),
+        ErrorDecl::invalid_input("HeaderMismatch", "data has other feature columns"),
+        ErrorDecl::invalid_input("NonNumericValue", "a feature cell is not a number"),
+        ErrorDecl::invalid_input("MalformedCsv", ""),
+        ErrorDecl::invalid_input("NoFeatures", "no column besides the target"),
+        ErrorDecl::invalid_input("NoRows", "data has no rows"),
+        ErrorDecl::invalid_input("UnknownClass", "data has a class the model does not know"),
+        ErrorDecl::retryable("ArtifactReadFailed", ""),
+    ];
+    type Input = EvaluateInput;
+    type Output = EvaluateOutput;
+
+    fn run(input: EvaluateInput, _ctx: &Context) -> Result<EvaluateOutput, PluginError> {
+        evaluate_model(input)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EvaluateInput {
+    /// Path of model.json (train_model's model.path).
     pub model: String,
+    /// Path of a CSV with the model's feature columns and the target column.
     pub data: String,
-    /// Defaults to the target recorded in the model.
+    /// Class column; defaults to the one recorded in the model.
     #[serde(default)]
     pub target: Option<String>,
 }
 
-pub fn evaluate_model(input: EvaluateInput) -> Result<Value, PluginError> {
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct EvaluateOutput {
+    pub metrics: Report,
+    #[schemars(range(min = 1))]
+    pub rows: u64,
+    /// confusion_matrix[true][predicted], in classes order.
+    pub confusion_matrix: Vec<Vec<u64>>,
+    pub classes: Vec<String>,
+}
+
+pub fn evaluate_model(input: EvaluateInput) -> Result<EvaluateOutput, PluginError> {
     let model = model_file::parse(&model_file::read(&input.model)?, &input.model)?;
     let target = input
         .target
@@ -58,12 +104,12 @@ pub fn evaluate_model(input: EvaluateInput) -> Result<Value, PluginError> {
         "model evaluated",
         &[("accuracy", &evaluation.accuracy), ("rows", &y.len())],
     );
-    Ok(json!({
-        "metrics": evaluation.report(&model.classes),
-        "rows": y.len(),
-        "confusion_matrix": evaluation.confusion_matrix,
-        "classes": model.classes,
-    }))
+    Ok(EvaluateOutput {
+        confusion_matrix: evaluation.confusion_matrix.clone(),
+        metrics: evaluation.report(&model.classes),
+        rows: y.len() as u64,
+        classes: model.classes,
+    })
 }
 
 #[cfg(test)]
@@ -73,16 +119,17 @@ mod tests {
 
     use mlx_plugin_sdk::{Context, ErrorKind};
 
+    use serde_json::Value;
+
     use super::*;
-    use crate::pipeline_tests::{extract, input, workdir};
-    use crate::train::train;
+    use crate::pipeline_tests::{extract, input, train, workdir};
 
     fn eval(dir: &Path, data: &str, extra: Value) -> Result<Value, PluginError> {
         let mut v = json!({"model": dir.join("model/model.json"), "data": dir.join(data)});
         v.as_object_mut()
             .unwrap()
             .extend(extra.as_object().unwrap().clone());
-        evaluate_model(serde_json::from_value(v).unwrap())
+        Context::detached(1, None).call::<EvaluateModel>(v)
     }
 
     #[test]

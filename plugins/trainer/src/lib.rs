@@ -4,7 +4,6 @@
 //! on other data and registers it in a versioned directory.
 
 mod data;
-mod describe;
 mod evaluate;
 mod files;
 mod metrics;
@@ -16,39 +15,22 @@ mod train;
 #[cfg(test)]
 mod pipeline_tests;
 
-use mlx_plugin_sdk::{Context, Plugin, PluginError, PluginInfo, parse_input};
-use serde_json::Value;
+pub use evaluate::EvaluateModel;
+pub use register::RegisterModel;
+pub use train::TrainModel;
 
-pub struct Trainer;
-
-impl Plugin for Trainer {
-    fn info() -> PluginInfo {
-        PluginInfo {
-            name: "trainer".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            description: "Trains, evaluates and registers classification models on CSV \
-                          artifacts."
-                .into(),
-            operations: describe::operations(),
-        }
-    }
-
-    fn invoke(operation: &str, input: Value, ctx: &Context) -> Result<Value, PluginError> {
-        match operation {
-            "train_model" => train::train(parse_input(input)?, ctx),
-            "evaluate_model" => evaluate::evaluate_model(parse_input(input)?),
-            "register_model" => register::register_model(parse_input(input)?),
-            other => Err(PluginError::unknown_operation(other)),
-        }
-    }
-}
-
-mlx_plugin_sdk::export_plugin!(Trainer);
+// train_model first: `mlx-worker plugin describe` tests read operations[0].
+mlx_plugin_sdk::plugin!(Trainer {
+    name: "trainer",
+    version: env!("CARGO_PKG_VERSION"),
+    description: "Trains, evaluates and registers classification models on CSV artifacts.",
+    operations: [TrainModel, EvaluateModel, RegisterModel],
+});
 
 #[cfg(test)]
 mod tests {
-    use mlx_plugin_sdk::Context;
-    use serde_json::json;
+    use mlx_plugin_sdk::{Context, Plugin};
+    use serde_json::{Value, json};
 
     use super::*;
     use crate::pipeline_tests::{extract, workdir};

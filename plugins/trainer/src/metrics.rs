@@ -2,12 +2,12 @@
 //! equally, a class never predicted has precision 0 (`zero_division=0`), and log loss clips
 //! probabilities to [1e-15, 1].
 
+use mlx_plugin_sdk::JsonSchema;
 use serde::Serialize;
-use serde_json::{Value, json};
 
 use crate::model::PROB_FLOOR;
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 pub struct ClassMetrics {
     pub class: String,
     pub precision: f64,
@@ -17,7 +17,7 @@ pub struct ClassMetrics {
     pub support: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 pub struct Evaluation {
     pub accuracy: f64,
     pub precision_macro: f64,
@@ -88,15 +88,21 @@ pub fn evaluate(probs: &[Vec<f64>], y: &[usize], classes: &[String]) -> Evaluati
     }
 }
 
+/// The metrics object both `train_model` (for its test split) and `evaluate_model` report,
+/// so the two can be compared key by key.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+pub struct Report {
+    #[serde(flatten)]
+    pub evaluation: Evaluation,
+    pub classes: Vec<String>,
+}
+
 impl Evaluation {
-    /// The metrics object both `train_model` (for its test split) and `evaluate_model` report,
-    /// so the two can be compared key by key.
-    pub fn report(&self, classes: &[String]) -> Value {
-        let mut report = serde_json::to_value(self).unwrap_or(Value::Null);
-        if let Value::Object(m) = &mut report {
-            m.insert("classes".into(), json!(classes));
+    pub fn report(self, classes: &[String]) -> Report {
+        Report {
+            evaluation: self,
+            classes: classes.to_vec(),
         }
-        report
     }
 }
 

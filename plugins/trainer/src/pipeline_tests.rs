@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use mlx_plugin_sdk::{Context, ErrorKind};
 use serde_json::{Value, json};
 
-use crate::train::{TrainInput, train};
+use crate::train::TrainModel;
 
 #[allow(dead_code)]
 #[path = "../../csv/src/split.rs"]
@@ -43,7 +43,12 @@ pub fn workdir(name: &str) -> PathBuf {
     std::env::temp_dir().join(format!("mlx-trainer-{name}-{}", std::process::id()))
 }
 
-pub fn input(dir: &Path, extra: Value) -> TrainInput {
+/// `train_model` as the worker runs it: schema check, then the operation.
+pub fn train(input: Value, ctx: &Context) -> Result<Value, mlx_plugin_sdk::PluginError> {
+    ctx.call::<TrainModel>(input)
+}
+
+pub fn input(dir: &Path, extra: Value) -> Value {
     let mut v = json!({
         "train": dir.join("train.csv"), "test": dir.join("test.csv"), "target": "target",
         "output_dir": dir.join("model"),
@@ -51,7 +56,7 @@ pub fn input(dir: &Path, extra: Value) -> TrainInput {
     v.as_object_mut()
         .unwrap()
         .extend(extra.as_object().unwrap().clone());
-    serde_json::from_value(v).unwrap()
+    v
 }
 
 #[test]
@@ -150,7 +155,11 @@ fn rejects_bad_hyperparameters_and_inputs() {
         json!({"l2": -1.0}),
         json!({"checkpoint_every": 0}),
     ] {
+        // The host refuses each by the schema; the plugin's own checks are the backstop.
         let err = train(input(&dir, bad.clone()), &ctx).unwrap_err();
+        assert_eq!(err.type_name, "InvalidInput", "{bad}");
+        let unchecked = serde_json::from_value(input(&dir, bad.clone())).unwrap();
+        let err = crate::train::train(unchecked, &ctx).unwrap_err();
         assert_eq!(err.type_name, "InvalidParameter", "{bad}");
     }
     assert_eq!(

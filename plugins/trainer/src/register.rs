@@ -5,8 +5,8 @@ use std::fs;
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
-use mlx_plugin_sdk::{PluginError, log};
-use serde::Deserialize;
+use mlx_plugin_sdk::{Context, ErrorDecl, JsonSchema, Operation, PluginError, log};
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
@@ -17,16 +17,75 @@ use crate::{files, model_file};
 /// off from (the error is retryable), not a reason to loop.
 pub const MAX_CLAIM_ATTEMPTS: u32 = 16;
 
-#[derive(Debug, Clone, Deserialize)]
+/// `register_model`.
+pub struct RegisterModel;
+
+impl Operation for RegisterModel {
+    const NAME: &str = "register_model";
+    const DOC: &str = "Copies a model.json into <registry_dir>/<name>/v<N>/model.json, N one \
+                       above the highest existing version (never overwriting one, also under \
+                       concurrent registrations), and writes entry.json beside it (written \
+                       last: a version with an entry.json is complete).";
+    const ERRORS: &[ErrorDecl] = &[
+        ErrorDecl::invalid_input("InvalidName", "name is not 1 to 64 of a-z, 0-9, _ and -"),
+        ErrorDecl::invalid_input("ArtifactNotFound", "model is missing or not granted"),
+        ErrorDecl::invalid_input("InvalidModel", "model is not a trainer model.json"),
+        ErrorDecl::invalid_input("UnsupportedModelFormat", "model is of a newer format"),
+        ErrorDecl::invalid_input(
+            "OutputNotWritable",
+            "registry_dir is not granted read-write",
+        ),
+        ErrorDecl::retryable("ArtifactReadFailed", ""),
+        ErrorDecl::retryable("ArtifactWriteFailed", ""),
+        ErrorDecl::retryable(
+            "RegistryBusy",
+            "concurrent registrations took many versions",
+        ),
+    ];
+    type Input = RegisterInput;
+    type Output = RegisterOutput;
+
+    fn run(input: RegisterInput, _ctx: &Context) -> Result<RegisterOutput, PluginError> {
+        register_model(input)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterInput {
+    /// Path of model.json.
     pub model: String,
+    #[schemars(regex(pattern = "^[a-z0-9_-]{1,64}$"))]
     pub name: String,
     #[serde(default = "default_registry_dir")]
     pub registry_dir: String,
+    /// Recorded in the entry as given.
     #[serde(default)]
     pub metrics: Option<Map<String, Value>>,
     #[serde(default)]
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct RegisterOutput {
+    pub entry: Entry,
+    /// Path of entry.json.
+    pub path: String,
+    /// Path of the registered copy.
+    pub model_path: String,
+}
+
+/// entry.json: what was registered, from where.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Entry {
+    pub name: String,
+    #[schemars(range(min = 1))]
+    pub version: u64,
+    #[schemars(regex(pattern = "^[0-9a-f]{64}$"))]
+    pub sha256: String,
+    /// The model path registered from.
+    pub source: String,
+    pub metrics: Option<Map<String, Value>>,
     pub note: Option<String>,
 }
 
@@ -34,7 +93,7 @@ fn default_registry_dir() -> String {
     "/artifacts/registry".into()
 }
 
-pub fn register_model(input: RegisterInput) -> Result<Value, PluginError> {
+pub fn register_model(input: RegisterInput) -> Result<RegisterOutput, PluginError> {
     check_name(&input.name)?;
     let bytes = model_file::read(&input.model)?;
     // A registry is where deployments look; refusing a file that cannot be loaded here keeps
@@ -43,14 +102,14 @@ pub fn register_model(input: RegisterInput) -> Result<Value, PluginError> {
     let base = Path::new(&input.registry_dir).join(&input.name);
     fs::create_dir_all(&base).map_err(|e| files::write_error(&base, e))?;
     let (version, dir) = claim_version(&base, highest_version(&base)?.saturating_add(1))?;
-    let entry = json!({
-        "name": input.name,
-        "version": version,
-        "sha256": sha256_hex(&bytes),
-        "source": input.model,
-        "metrics": input.metrics,
-        "note": input.note,
-    });
+    let entry = Entry {
+        name: input.name,
+        version,
+        sha256: sha256_hex(&bytes),
+        source: input.model,
+        metrics: input.metrics,
+        note: input.note,
+    };
     if let Err(e) = write_version(&dir, &bytes, &entry) {
         // Best effort: a version left half-written would stay in the registry for good, and
         // the directory is ours alone since create_dir made it.
@@ -61,16 +120,16 @@ pub fn register_model(input: RegisterInput) -> Result<Value, PluginError> {
     log::info(
         "model registered",
         &[
-            ("name", &input.name),
+            ("name", &entry.name),
             ("version", &version),
             ("path", &path),
         ],
     );
-    Ok(json!({
-        "entry": entry,
-        "path": path,
-        "model_path": dir.join("model.json").display().to_string(),
-    }))
+    Ok(RegisterOutput {
+        entry,
+        path,
+        model_path: dir.join("model.json").display().to_string(),
+    })
 }
 
 /// The name becomes a directory, so only characters that cannot climb out of the registry or
@@ -128,7 +187,7 @@ fn claim_version(base: &Path, first: u64) -> Result<(u64, PathBuf), PluginError>
     ))
 }
 
-fn write_version(dir: &Path, model: &[u8], entry: &Value) -> Result<(), PluginError> {
+fn write_version(dir: &Path, model: &[u8], entry: &Entry) -> Result<(), PluginError> {
     let write = |name: &str, bytes: &[u8]| {
         let path = dir.join(name);
         fs::write(&path, bytes).map_err(|e| files::write_error(&path, e))
@@ -137,7 +196,8 @@ fn write_version(dir: &Path, model: &[u8], entry: &Value) -> Result<(), PluginEr
     // entry.json last and by rename, so a reader that finds it finds a complete version.
     write(
         "entry.json.tmp",
-        &serde_json::to_vec_pretty(entry).unwrap_or_default(),
+        // Through a Value, whose keys are sorted, as entry.json has always been written.
+        &serde_json::to_vec_pretty(&json!(entry)).unwrap_or_default(),
     )?;
     let path = dir.join("entry.json");
     fs::rename(dir.join("entry.json.tmp"), &path).map_err(|e| files::write_error(&path, e))
@@ -159,8 +219,7 @@ mod tests {
     use mlx_plugin_sdk::{Context, ErrorKind};
 
     use super::*;
-    use crate::pipeline_tests::{extract, input, workdir};
-    use crate::train::train;
+    use crate::pipeline_tests::{extract, input, train, workdir};
 
     /// A real model, trained on iris in `dir`.
     fn trained(name: &str) -> (PathBuf, PathBuf) {
@@ -180,7 +239,7 @@ mod tests {
         v.as_object_mut()
             .unwrap()
             .extend(extra.as_object().unwrap().clone());
-        register_model(serde_json::from_value(v).unwrap())
+        Context::detached(1, None).call::<RegisterModel>(v)
     }
 
     #[test]
@@ -284,7 +343,10 @@ mod tests {
         let registry = dir.join("registry");
         let long = "a".repeat(65);
         for bad in ["", "Iris", "../up", "a/b", "a.b", "a b", long.as_str()] {
+            // The host refuses it by the schema's pattern; check_name is the backstop.
             let err = register(&model, &registry, json!({"name": bad})).unwrap_err();
+            assert_eq!(err.type_name, "InvalidInput", "{bad:?}");
+            let err = check_name(bad).unwrap_err();
             assert_eq!(
                 (err.kind, err.type_name.as_str()),
                 (ErrorKind::InvalidInput, "InvalidName"),

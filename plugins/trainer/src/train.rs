@@ -3,36 +3,109 @@
 use std::fs;
 use std::path::Path;
 
-use mlx_plugin_sdk::{Context, PluginError, log};
-use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
-
 use mlx_plugin_sdk::labels::sorted_labels;
+use mlx_plugin_sdk::{Context, ErrorDecl, JsonSchema, Operation, PluginError, log};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
 
 use crate::data;
 use crate::files;
-use crate::metrics::{argmax, evaluate};
+use crate::metrics::{Report, argmax, evaluate};
 use crate::model::{Softmax, Standardizer};
 use crate::model_file::{FORMAT, FORMAT_VERSION, ModelFile};
 
 pub const MAX_EPOCHS: u32 = 100_000;
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+/// `train_model`.
+pub struct TrainModel;
+
+impl Operation for TrainModel {
+    const NAME: &str = "train_model";
+    const DOC: &str = "Multinomial logistic regression by full-batch gradient descent on \
+                       standardized features (fitted on train only) with L2 regularization. \
+                       Heartbeats a checkpoint {epoch, loss, weights, bias} every \
+                       checkpoint_every epochs and resumes from the previous attempt's \
+                       checkpoint. Evaluates on test and writes model.json.";
+    const ERRORS: &[ErrorDecl] = &[
+        ErrorDecl::invalid_input("InvalidParameter", "a hyperparameter is out of range"),
+        ErrorDecl::invalid_input(
+            "ArtifactNotFound",
+            "train or test is missing or not granted",
+        ),
+        ErrorDecl::invalid_input("ColumnNotFound", "target is not in the header"),
+        ErrorDecl::invalid_input("HeaderMismatch", "train and test have other columns"),
+        ErrorDecl::invalid_input("NonNumericValue", "a feature cell is not a number"),
+        ErrorDecl::invalid_input("MalformedCsv", ""),
+        ErrorDecl::invalid_input("NoFeatures", "no column besides the target"),
+        ErrorDecl::invalid_input("NoRows", "train or test has no rows"),
+        ErrorDecl::invalid_input("TooFewClasses", "fewer than 2 classes"),
+        ErrorDecl::invalid_input("TrainingDiverged", "the loss is no longer finite"),
+        ErrorDecl::invalid_input("OutputNotWritable", "output_dir is not granted read-write"),
+        ErrorDecl::retryable("ArtifactReadFailed", ""),
+        ErrorDecl::retryable("ArtifactWriteFailed", ""),
+        ErrorDecl::CANCELLED,
+    ];
+    type Input = TrainInput;
+    type Output = TrainOutput;
+
+    fn run(input: TrainInput, ctx: &Context) -> Result<TrainOutput, PluginError> {
+        train(input, ctx)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TrainInput {
+    /// Path of train.csv (csv plugin output).
     pub train: String,
+    /// Path of test.csv, same columns.
     pub test: String,
+    /// Class column; all others are numeric features.
     pub target: String,
     #[serde(default = "default_epochs")]
+    #[schemars(range(min = 1, max = MAX_EPOCHS))]
     pub epochs: u32,
     #[serde(default = "default_learning_rate")]
+    #[schemars(extend("exclusiveMinimum" = 0))]
     pub learning_rate: f64,
     #[serde(default = "default_l2")]
+    #[schemars(range(min = 0))]
     pub l2: f64,
     #[serde(default = "default_output_dir")]
     pub output_dir: String,
+    /// Epochs between checkpoint heartbeats.
     #[serde(default = "default_checkpoint_every")]
+    #[schemars(range(min = 1))]
     pub checkpoint_every: u32,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct TrainOutput {
+    pub model: ModelRef,
+    pub metrics: TrainMetrics,
+    /// Epochs trained by this attempt.
+    pub epochs_run: u32,
+    pub resumed_from_epoch: Option<u32>,
+    #[schemars(range(min = 1))]
+    pub train_rows: u64,
+    #[schemars(range(min = 1))]
+    pub test_rows: u64,
+}
+
+/// The written model.json.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ModelRef {
+    pub path: String,
+    pub bytes: u64,
+}
+
+/// The test split's metrics, and how well the model fits its own training set.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct TrainMetrics {
+    #[serde(flatten)]
+    pub test: Report,
+    pub train_accuracy: f64,
+    pub train_log_loss: f64,
 }
 
 fn default_epochs() -> u32 {
@@ -102,7 +175,7 @@ fn resume_point(ctx: &Context, classes: usize, features: usize) -> Option<Checkp
     fits.then_some(cp)
 }
 
-pub fn train(input: TrainInput, ctx: &Context) -> Result<Value, PluginError> {
+pub fn train(input: TrainInput, ctx: &Context) -> Result<TrainOutput, PluginError> {
     validate(&input)?;
     let train = data::load(&input.train, &input.target)?;
     let test = data::load(&input.test, &input.target)?;
@@ -190,17 +263,12 @@ pub fn train(input: TrainInput, ctx: &Context) -> Result<Value, PluginError> {
         .zip(&y_train)
         .filter(|(p, y)| argmax(p) == **y)
         .count();
-    let mut metrics = evaluation.report(&classes);
-    if let Value::Object(m) = &mut metrics {
-        m.insert(
-            "train_accuracy".into(),
-            json!(train_correct as f64 / y_train.len() as f64),
-        );
-        m.insert(
-            "train_log_loss".into(),
-            json!(model.cross_entropy(&x_train, &y_train)),
-        );
-    }
+    let accuracy = evaluation.accuracy;
+    let metrics = TrainMetrics {
+        test: evaluation.report(&classes),
+        train_accuracy: train_correct as f64 / y_train.len() as f64,
+        train_log_loss: model.cross_entropy(&x_train, &y_train),
+    };
 
     let document = ModelFile {
         format: FORMAT.into(),
@@ -216,27 +284,24 @@ pub fn train(input: TrainInput, ctx: &Context) -> Result<Value, PluginError> {
             "l2": input.l2, "checkpoint_every": input.checkpoint_every,
         }),
         training: json!({"resumed_from_epoch": resumed_from, "epochs_run": epochs_run}),
-        metrics: metrics.clone(),
+        metrics: json!(metrics),
     };
     let (path, bytes) = write_model(&input.output_dir, &document)?;
-    log::info(
-        "model trained",
-        &[("accuracy", &evaluation.accuracy), ("path", &path)],
-    );
-    Ok(json!({
-        "model": {"path": path, "bytes": bytes},
-        "metrics": metrics,
-        "epochs_run": epochs_run,
-        "resumed_from_epoch": resumed_from,
-        "train_rows": y_train.len(),
-        "test_rows": y_test.len(),
-    }))
+    log::info("model trained", &[("accuracy", &accuracy), ("path", &path)]);
+    Ok(TrainOutput {
+        model: ModelRef { path, bytes },
+        metrics,
+        epochs_run,
+        resumed_from_epoch: resumed_from,
+        train_rows: y_train.len() as u64,
+        test_rows: y_test.len() as u64,
+    })
 }
 
-fn write_model(output_dir: &str, document: &ModelFile) -> Result<(String, usize), PluginError> {
+fn write_model(output_dir: &str, document: &ModelFile) -> Result<(String, u64), PluginError> {
     let path = Path::new(output_dir).join("model.json");
     let text = document.to_bytes();
     fs::create_dir_all(output_dir).map_err(|e| files::write_error(&path, e))?;
     fs::write(&path, &text).map_err(|e| files::write_error(&path, e))?;
-    Ok((path.display().to_string(), text.len()))
+    Ok((path.display().to_string(), text.len() as u64))
 }
