@@ -138,10 +138,15 @@ function describeThrown(value) {
 
 // V8 (node) starts a stack with "Name: message"; SpiderMonkey (the component) lists frames
 // only. Both are reported the same way, headed by the exception as Python's traceback ends
-// with it.
+// with it. The frame of componentize-js's generated export glue is dropped: it names a
+// temporary directory of the build, different in every build.
 function stackText(name, text, stack) {
   const head = text ? `${name}: ${text}` : name;
-  return stack.startsWith(head) ? stack : `${head}\n${stack}`;
+  const frames = stack
+    .split("\n")
+    .filter((line) => !/@\/.*\/sources\/initializer\.js:\d+:\d+$/.test(line))
+    .join("\n");
+  return frames.startsWith(head) ? frames : `${head}\n${frames}`;
 }
 
 /** {file, line, column, function} of the innermost frame, from either engine's format:
