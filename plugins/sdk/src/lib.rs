@@ -98,7 +98,7 @@ mod testing;
 pub use context::Context;
 pub use error::{ErrorKind, PluginError};
 pub use info::{OperationInfo, PluginInfo};
-pub use operation::{ErrorDecl, Operation, declares};
+pub use operation::{ErrorDecl, Never, Operation, declares};
 // Re-exported so plugins derive schemas with the schemars the SDK reads them with.
 pub use schemars::{self, JsonSchema};
 // Re-exported so plugins build `Value`s with the same serde_json the SDK was compiled with.
@@ -184,7 +184,28 @@ macro_rules! export_plugin {
 /// It declares `pub struct CsvPlugin`, implementing [`Plugin`] (so tests can call
 /// `CsvPlugin::info()` and `CsvPlugin::invoke`), with the operations in the order listed.
 /// Two operations with the same name, or an operation declaring an error type twice, fail
-/// the build.
+/// the build:
+///
+/// ```compile_fail
+/// # use mlx_plugin_sdk::{Context, Operation, PluginError};
+/// struct A;
+/// impl Operation for A {
+///     const NAME: &str = "same";
+///     const DOC: &str = "";
+///     type Input = ();
+///     type Output = ();
+///     fn run(_: (), _: &Context) -> Result<(), PluginError> { Ok(()) }
+/// }
+/// struct B;
+/// impl Operation for B {
+///     const NAME: &str = "same";
+///     const DOC: &str = "";
+///     type Input = ();
+///     type Output = ();
+///     fn run(_: (), _: &Context) -> Result<(), PluginError> { Ok(()) }
+/// }
+/// mlx_plugin_sdk::plugin!(Twice { name: "t", version: "0", description: "", operations: [A, B] });
+/// ```
 #[macro_export]
 macro_rules! plugin {
     (

@@ -101,12 +101,42 @@ impl ErrorDecl {
         }
     }
 
+    /// Any error type of `kind`, for an operation whose types come from its input or from
+    /// other code (a proxy, an interpreter). Prefer naming each type: callers match on them.
+    pub const fn any(kind: ErrorKind, when: &'static str) -> Self {
+        Self {
+            kind,
+            type_name: ANY,
+            when,
+        }
+    }
+
     /// The retryable `Cancelled` of [`PluginError::cancelled`].
     pub const CANCELLED: Self = Self::retryable("Cancelled", "cancellation was requested");
 
     /// Whether `error` is of this kind and type.
     pub fn matches(&self, error: &PluginError) -> bool {
-        self.kind == error.kind && self.type_name == error.type_name
+        self.kind == error.kind && (self.type_name == ANY || self.type_name == error.type_name)
+    }
+}
+
+/// The type name of [`ErrorDecl::any`].
+const ANY: &str = "*";
+
+/// The output of an operation that never succeeds: `run` can only return an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum Never {}
+
+impl JsonSchema for Never {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Never".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "Never returned: the operation always fails.",
+            "not": {},
+        })
     }
 }
 
@@ -148,9 +178,16 @@ fn describe<O: Operation>() -> String {
     .filter_map(|kind| {
         let names: Vec<String> = declared::<O>()
             .filter(|d| d.kind == kind)
-            .map(|d| match d.when {
-                "" => d.type_name.to_owned(),
-                when => format!("{} ({when})", d.type_name),
+            .map(|d| {
+                let name = if d.type_name == ANY {
+                    "any type"
+                } else {
+                    d.type_name
+                };
+                match d.when {
+                    "" => name.to_owned(),
+                    when => format!("{name} ({when})"),
+                }
             })
             .collect();
         (!names.is_empty()).then(|| format!("{kind:?} {}", names.join(", ")))
@@ -205,8 +242,10 @@ const fn check_errors(errors: &[ErrorDecl]) {
         }
         let mut j = i + 1;
         while j < errors.len() {
+            // `any` is per kind: one of each kind may stand side by side.
+            let same_kind = errors[i].kind as u8 == errors[j].kind as u8;
             assert!(
-                !str_eq(name, errors[j].type_name),
+                !str_eq(name, errors[j].type_name) || (str_eq(name, ANY) && !same_kind),
                 "an operation declares the same error type twice"
             );
             j += 1;
@@ -229,3 +268,7 @@ const fn str_eq(a: &str, b: &str) -> bool {
     }
     true
 }
+
+#[cfg(test)]
+#[path = "operation_tests.rs"]
+mod tests;
