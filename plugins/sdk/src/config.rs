@@ -5,7 +5,9 @@
 //! let token = mlx_plugin_sdk::config::secret("api_token");
 //! ```
 //!
-//! Off wasm (native unit tests) nothing is granted: both return `None`.
+//! Off wasm (native unit tests) nothing is granted here: both return `None`. Read them through
+//! [`crate::Context::config`] and [`crate::Context::secret`] instead, which a detached context
+//! answers with what its test gave it.
 
 /// The manifest's `[config]` value for `key`.
 pub fn get(key: &str) -> Option<String> {
