@@ -24,6 +24,17 @@ pub enum InvocationError {
         operation: String,
         available: String,
     },
+    #[error(
+        "input for {plugin}.{operation} does not match the operation's input schema: {summary}"
+    )]
+    InvalidInput {
+        plugin: String,
+        operation: String,
+        /// Each violation as `path: message (rule)`.
+        summary: String,
+        /// `{"violations": [{"path", "rule", "message"}], "total"}`.
+        violations: Value,
+    },
     #[error("{}", .0.message)]
     Guest(GuestError),
     #[error("plugin failed after the host refused it a capability its manifest does not grant: {}", .denied.join("; "))]
@@ -90,6 +101,7 @@ pub enum FailureType {
     InvalidRequest,
     UnknownPlugin,
     UnknownOperation,
+    InvalidInput,
     CapabilityDenied,
     PluginMemoryLimitExceeded,
     PluginTooManyOpenFiles,
@@ -111,6 +123,7 @@ impl FailureType {
         Self::InvalidRequest,
         Self::UnknownPlugin,
         Self::UnknownOperation,
+        Self::InvalidInput,
         Self::CapabilityDenied,
         Self::PluginMemoryLimitExceeded,
         Self::PluginTooManyOpenFiles,
@@ -133,6 +146,7 @@ impl FailureType {
             Self::InvalidRequest => "InvalidRequest",
             Self::UnknownPlugin => "UnknownPlugin",
             Self::UnknownOperation => "UnknownOperation",
+            Self::InvalidInput => "InvalidInput",
             Self::CapabilityDenied => "CapabilityDenied",
             Self::PluginMemoryLimitExceeded => "PluginMemoryLimitExceeded",
             Self::PluginTooManyOpenFiles => "PluginTooManyOpenFiles",
@@ -160,13 +174,14 @@ impl FailureType {
             Self::PluginTrapped => true,
             // The worker is short of capacity, not the request at fault.
             Self::SandboxUnavailable => true,
-            // Malformed or unknown requests never succeed; an ungranted capability needs an
+            // Malformed or unknown requests, and inputs their schema refuses, never succeed; an ungranted capability needs an
             // operator; memory, open-file, disk, host-memory, fuel and stack limits are hit
             // again by the same input; output and contract violations are plugin bugs; a
             // cancellation is final.
             Self::InvalidRequest
             | Self::UnknownPlugin
             | Self::UnknownOperation
+            | Self::InvalidInput
             | Self::CapabilityDenied
             | Self::PluginMemoryLimitExceeded
             | Self::PluginTooManyOpenFiles
@@ -206,6 +221,7 @@ impl InvocationError {
             E::InvalidRequest(_) => T::InvalidRequest,
             E::UnknownPlugin { .. } => T::UnknownPlugin,
             E::UnknownOperation { .. } => T::UnknownOperation,
+            E::InvalidInput { .. } => T::InvalidInput,
             E::Guest(_) => return None,
             E::CapabilityDenied { .. } => T::CapabilityDenied,
             E::MemoryLimit { .. } => T::PluginMemoryLimitExceeded,
@@ -240,6 +256,7 @@ impl InvocationError {
                 denied,
                 plugin_error,
             } => Some(json!({ "denied": denied, "plugin_error": plugin_error })),
+            E::InvalidInput { violations, .. } => Some(violations.clone()),
             E::StackOverflow { backtrace } => Some(json!({ "backtrace": backtrace })),
             E::Trap {
                 backtrace,

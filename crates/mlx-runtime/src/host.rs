@@ -293,6 +293,14 @@ impl PluginHost {
                 available: crate::contract::listing(&plugin.info.operation_names()),
             });
         }
+        if let Err(violations) = plugin.inputs.check(operation, input) {
+            return Err(InvocationError::InvalidInput {
+                plugin: plugin.info.name.clone(),
+                operation: operation.to_string(),
+                summary: violations.summary(),
+                violations: violations.to_json(),
+            });
+        }
         let _active = ActiveGuard::new(&self.active);
         let limits = &plugin.manifest.limits;
         let start = Instant::now();

@@ -283,12 +283,16 @@ async fn an_uncaught_exception_is_permanent_with_its_traceback_not_a_trap() {
     let failure = result.unwrap_err().failure();
     assert_eq!(failure.type_name, "SourceNotFound", "{failure:#?}");
     assert!(!failure.retryable);
-    // And the SDK checks the input against the declared schema, naming the path.
+    // An input its declared schema refuses never reaches the plugin: the worker names the
+    // path and the rule (the SDK's own check, for hosts that do not, is unit-tested).
     let (result, _) = f.invoke("engineer_features", json!({"source": 3})).await;
     let failure = result.unwrap_err().failure();
     assert_eq!(failure.type_name, "InvalidInput", "{failure:#?}");
+    assert!(!failure.retryable);
     assert!(
-        failure.message.contains("input.source: expected string"),
+        failure
+            .message
+            .ends_with(r#"/source: 3 is not of type "string" (type)"#),
         "{}",
         failure.message
     );

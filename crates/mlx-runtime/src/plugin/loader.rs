@@ -25,6 +25,7 @@ use crate::{
     plugin::{
         compile_cache::{self, CompileCache},
         imports,
+        input_schema::InputSchemas,
         manifest::{self, Manifest, ManifestError},
     },
     sandbox::{GuestState, Sandboxes, capabilities::activity::ActivitySignals},
@@ -124,6 +125,8 @@ pub struct LoadedPlugin {
     pub(crate) pre: PluginWorldPre<GuestState>,
     /// Per-plugin concurrency (`limits.max_concurrent`), if limited.
     pub(crate) slots: Option<Arc<Semaphore>>,
+    /// Each operation's input validator, compiled once for this version of the plugin.
+    pub(crate) inputs: Arc<InputSchemas>,
 }
 
 impl std::fmt::Debug for LoadedPlugin {
@@ -266,6 +269,11 @@ impl Loader {
                 path: path.clone(),
                 message,
             })?;
+        let inputs =
+            InputSchemas::compile(&info).map_err(|message| LoadError::InvalidDescription {
+                path: path.clone(),
+                message,
+            })?;
         let slots = manifest
             .limits
             .max_concurrent
@@ -277,6 +285,7 @@ impl Loader {
             manifest,
             pre,
             slots,
+            inputs: Arc::new(inputs),
         })
     }
 

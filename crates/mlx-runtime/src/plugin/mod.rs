@@ -1,10 +1,12 @@
 //! A plugin before it runs: what its manifest grants ([`manifest`], [`limits`]), whether its
-//! imports are acceptable ([`imports`]), compiling it once ([`compile_cache`]) and loading it
+//! imports are acceptable ([`imports`]), the validators of its operations' inputs
+//! ([`input_schema`]), compiling it once ([`compile_cache`]) and loading it
 //! ([`loader`]); then the [`registry`] of loaded plugins by name, kept in line with the plugins
 //! directory by [`reload`], and the operator's report on a file ([`inspect`]).
 
 pub mod compile_cache;
 pub mod imports;
+pub mod input_schema;
 pub mod inspect;
 pub mod limits;
 pub mod loader;
