@@ -27,7 +27,7 @@ JS_OUT := $(ROOT)/plugins/target/js
 # One directory per plugin under plugins/js/, its main module plugin.js exporting `plugin`.
 JS_PLUGINS := validate contract
 JS_SDK_FILES := $(wildcard $(JS_SRC)/mlx_plugin/*.js)
-JS_WIT_FILES := $(ROOT)/wit/plugin.wit $(JS_SRC)/wit/world.wit $(wildcard $(JS_SRC)/wit/deps/*/*.wit)
+JS_WIT_FILES := $(ROOT)/wit/plugin.wit $(wildcard $(ROOT)/wit/deps/*.wit) $(JS_SRC)/wit/world.wit
 
 .PHONY: js-tools js-plugins js-test
 
@@ -43,15 +43,17 @@ $(JS_TOOLS_STAMP): $(JS_TOOLS_SRC)/package.json $(JS_TOOLS_SRC)/package-lock.jso
 
 js-plugins: $(JS_PLUGINS:%=$(JS_OUT)/%.wasm)
 
-# The world is plugins/js/wit/world.wit with the contract copied in as a dependency. The entry
+# The world is plugins/js/wit/world.wit with the contract and its WASI packages (wit/) copied in
+# as dependencies. The entry
 # module binds the plugin to the WIT imports and exports it (SDK's wit.js); componentize-js
 # runs in plugins/ with absolute paths, so the component's module paths (and its stacks) read
 # js/NAME/plugin.js. Written to a temporary name and renamed, so a worker watching the
 # directory never sees half a file.
 $(JS_OUT)/%.wasm: $(JS_TOOLS_STAMP) $(JS_WIT_FILES) $(JS_SDK_FILES)
 	rm -rf $(JS_OUT)/.build-$* && mkdir -p $(JS_OUT)/.build-$*/wit/deps/mlx-plugin
-	cp -r $(JS_SRC)/wit/. $(JS_OUT)/.build-$*/wit/
+	cp $(JS_SRC)/wit/world.wit $(JS_OUT)/.build-$*/wit/
 	cp $(ROOT)/wit/plugin.wit $(JS_OUT)/.build-$*/wit/deps/mlx-plugin/
+	cp $(ROOT)/wit/deps/*.wit $(JS_OUT)/.build-$*/wit/deps/
 	printf '%s\n' \
 	  'import { component } from "../../../js/mlx_plugin/wit.js";' \
 	  'import { plugin as declared } from "../../../js/$*/plugin.js";' \
