@@ -66,7 +66,15 @@ plugins: wasm-target
 	cp $(WASM_OUT)/csv.wasm $(WASM_OUT)/trainer.wasm $(PLUGINS_DIR)/
 	cp plugins/csv/csv.toml $(PLUGINS_DIR)/csv.toml
 
-build: tools plugins
+# The Python and JavaScript example plugins beside the Rust ones (pipelines/features.yaml uses
+# all four). Their manifests grant ../../../data as laid out in plugins/target/<language>/;
+# from build/plugins/ that is ../../data.
+build: tools plugins python-plugins js-plugins
+	cp $(PYTHON_OUT)/features.wasm $(JS_OUT)/validate.wasm $(PLUGINS_DIR)/
+	for m in $(PYTHON_OUT)/features.toml $(JS_OUT)/validate.toml; do \
+	  grep -q '^host = "../../../data"$$' $$m || { echo "$$m: no data grant to relocate"; exit 1; }; \
+	  sed 's|^host = "../../../data"$$|host = "../../data"|' $$m > $(PLUGINS_DIR)/$$(basename $$m); \
+	done
 	cargo build -p mlx-worker
 
 run: build

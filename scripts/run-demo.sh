@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Starts a persistent Temporal dev server and the worker, runs the demo MLTrainingWorkflow on
-# the bundled dataset and prints its result. Both keep running so the Web UI can be browsed;
-# `make stop` (this script with `stop`) ends them.
+# the bundled dataset and prints its result, then the example pipelines: training.yaml (Rust
+# plugins, an approval gate) and features.yaml (Rust, JavaScript and Python plugins in one run).
+# Both keep running so the Web UI can be browsed; `make stop` (this script with `stop`) ends them.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 RUN="$ROOT/.run"
@@ -57,13 +58,16 @@ echo "starting the worker (logs in .run/worker.log)"
 TEMPORAL_ADDRESS=$ADDRESS "$WORKER" run --plugins-dir "$PLUGINS_DIR" --task-queue "$QUEUE" \
   --artifacts-dir "$RUN/artifacts" --cache-dir "$RUN/cache" >"$RUN/worker.log" 2>&1 &
 echo $! >"$RUN/worker.pid"
-for i in $(seq 300); do
+# It polls once every plugin is loaded. The first start compiles the Python and JavaScript
+# components (an interpreter each, 13-18 MB) with the debug-built worker: about a minute of both
+# cores; later starts read .run/cache.
+for i in $(seq 1500); do
   grep -q "worker polling" "$RUN/worker.log" && break
   if ! kill -0 "$(cat "$RUN/worker.pid")" 2>/dev/null; then
     echo "the worker exited; see .run/worker.log:"; tail -20 "$RUN/worker.log"; exit 1
   fi
   sleep 0.2
-  [[ $i == 300 ]] && { echo "the worker did not start polling in 60 s"; exit 1; }
+  [[ $i == 1500 ]] && { echo "the worker did not start polling in 5 minutes"; exit 1; }
 done
 
 WORKFLOW_ID="ml-training-demo-$(date +%Y%m%d-%H%M%S)"
@@ -90,7 +94,9 @@ PIPELINE_ID="training-demo-$(date +%Y%m%d-%H%M%S)"
 export TEMPORAL_ADDRESS=$ADDRESS MLX_TASK_QUEUE=$QUEUE
 echo
 echo "running the pipeline pipelines/training.yaml as $PIPELINE_ID"
-"$WORKER" pipeline run "$ROOT/pipelines/training.yaml" --plugins-dir "$PLUGINS_DIR" \
+# No --plugins-dir check here: it compiles every component in the directory without a cache,
+# the Python and JavaScript ones included; the worker checks names when a step runs.
+"$WORKER" pipeline run "$ROOT/pipelines/training.yaml" \
   --id "$PIPELINE_ID" --wait >"$RUN/pipeline.log" 2>&1 &
 FOLLOWER=$!
 state=""
@@ -122,4 +128,39 @@ print("registered %s v%s (accuracy %.4f, sha256 %s...) at %s" % (
     e["name"], e["version"], e["metrics"]["accuracy"], e["sha256"][:12], r["model_path"]))'
 echo "registry:    $RUN/artifacts/$PIPELINE_ID/registry/"
 echo "Temporal Web UI: http://127.0.0.1:$UI_PORT/namespaces/default/workflows/$PIPELINE_ID"
+
+# Three languages in one run (pipelines/features.yaml): csv (Rust) splits iris, validate
+# (JavaScript) checks both splits, features (Python) engineers them, trainer (Rust) trains and
+# evaluates on the engineered files.
+FEATURES_ID="features-demo-$(date +%Y%m%d-%H%M%S)"
+echo
+echo "running the pipeline pipelines/features.yaml as $FEATURES_ID"
+status=0
+"$WORKER" pipeline run "$ROOT/pipelines/features.yaml" --id "$FEATURES_ID" --wait \
+  >"$RUN/features.log" 2>&1 || status=$?
+cat "$RUN/features.log"
+"$WORKER" pipeline status "$FEATURES_ID"
+[[ $status == 0 ]] || { echo "the pipeline did not succeed (exit $status)"; exit 1; }
+output() { "$WORKER" pipeline output "$FEATURES_ID" "$1"; }
+python3 - "$(output validate_train)" "$(output validate_test)" "$(output features_train)" \
+  "$(output features_test)" "$(output evaluate)" <<'PY'
+import json, sys
+v_train, v_test, f_train, f_test, ev = (json.loads(a) if a.strip() else None for a in sys.argv[1:])
+for name, v in (("train", v_train), ("test", v_test)):
+    verdict = "valid" if v["valid"] else "INVALID: " + ", ".join(v["invalid_columns"] + v["missing_columns"])
+    print(f"validate (JavaScript): {name} split {v['rows']} rows x {v['columns']} columns, "
+          f"{v['missing_cells']} missing cells, {verdict}; report {v['report']}")
+if ev is None:
+    sys.exit("a split broke a rule, so nothing was engineered or trained; see the reports above")
+numeric = f_train["stats"]["numeric"]
+print(f"features (Python): {f_train['rows']} train rows -> {f_train['path']}, columns {', '.join(f_train['columns'])}")
+print("  fitted on train: " + "; ".join(f"{c} mean {s['mean']:.3f} std {s['std']:.3f}" for c, s in numeric.items()))
+print(f"  applied to the test split: {f_test['rows']} rows -> {f_test['path']}; "
+      f"imputed cells: {sum(f_train['imputed'].values())} train, {sum(f_test['imputed'].values())} test")
+m = ev["metrics"]
+print(f"evaluate (Rust): test accuracy {m['accuracy']:.4f}, macro F1 {m['f1_macro']:.4f} "
+      "on the engineered test split")
+PY
+echo "artifacts:   $RUN/artifacts/$FEATURES_ID/"
+echo "Temporal Web UI: http://127.0.0.1:$UI_PORT/namespaces/default/workflows/$FEATURES_ID"
 echo "The dev server and worker keep running; stop them with: make stop"
