@@ -9,6 +9,8 @@
 mod cache;
 /// `mlx-worker plugin ...`: the plugin author's inner loop, no server.
 mod cli;
+/// The contract plugins in Rust, Python and JavaScript through the same cases.
+mod contract;
 /// The daemon (`mlx-worker run` and `dev`) as a child process against a real server.
 mod daemon;
 /// Hostile plugins as real activities next to a healthy neighbour.
