@@ -108,7 +108,8 @@ pub use serde_json;
 /// fresh instance per invocation, so there is no state to carry.
 pub trait Plugin {
     /// Describes the plugin and its operations. The host calls it once when it loads the
-    /// component and rejects invocations of operations not listed here.
+    /// component and rejects invocations of operations not listed here, and inputs their input
+    /// schema refuses.
     fn info() -> PluginInfo;
 
     /// Runs `operation` (one of the names from [`Plugin::info`]) on `input`, the request's

@@ -143,7 +143,7 @@ impl JsonSchema for Never {
 /// What the SDK itself returns from every typed operation.
 pub(crate) const SDK_ERRORS: &[ErrorDecl] = &[ErrorDecl::invalid_input(
     "InvalidInput",
-    "the input does not decode as the input schema says",
+    "the input does not fit the input schema",
 )];
 
 /// All errors `O` may return: the SDK's, then its own.

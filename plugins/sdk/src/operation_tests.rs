@@ -53,9 +53,8 @@ fn info_derives_schemas_and_lists_declared_errors() {
     assert_eq!(info.name, "add");
     assert_eq!(
         info.description,
-        "Adds. Errors: InvalidInput InvalidInput (the input does not decode as the input \
-         schema says), Negative (a is negative); Retryable Cancelled (cancellation was \
-         requested)."
+        "Adds. Errors: InvalidInput InvalidInput (the input does not fit the input schema), \
+         Negative (a is negative); Retryable Cancelled (cancellation was requested)."
     );
     let input = &info.input_schema;
     assert_eq!(
