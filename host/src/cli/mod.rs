@@ -16,6 +16,7 @@ pub mod pipeline;
 pub mod plugin;
 mod progress;
 pub mod retry;
+pub mod scaffold;
 pub mod schedule;
 mod schedule_spec;
 pub mod spec_args;

@@ -62,6 +62,16 @@ pub enum PluginCommand {
     },
     /// Report a component's description, imports and exports, and what its manifest grants.
     Inspect { file: PathBuf },
+    /// Write a new plugin project (SDK, contract, a first operation, a test, a build command).
+    New {
+        /// The plugin's name: workflows address it by this.
+        name: String,
+        #[arg(long, value_enum)]
+        lang: super::scaffold::Lang,
+        /// Where to write the project (default: ./NAME); must not exist or be empty.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
 }
 
 /// Runs one plugin command; the exit status says whether what it checked was acceptable.
@@ -98,6 +108,7 @@ pub async fn run(args: PluginArgs) -> anyhow::Result<ExitCode> {
                 ExitCode::from(2)
             })
         }
+        PluginCommand::New { name, lang, dir } => super::scaffold::run(&name, lang, dir.as_deref()),
         PluginCommand::Invoke {
             file,
             operation,
