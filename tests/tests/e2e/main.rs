@@ -27,6 +27,8 @@ mod pipeline_cli;
 mod python;
 /// Hot reload of plugin files and manifests.
 mod reload;
+/// `mlx-worker plugin new`: a newcomer's project, built, deployed and called by a workflow.
+mod scaffold;
 /// Recorded pipeline histories replay against the current workflow code.
 mod replay;
 /// The sandbox without Temporal: every way an invocation ends, classified.
