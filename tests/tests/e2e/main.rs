@@ -19,6 +19,8 @@ mod hostile;
 mod http;
 /// A JavaScript plugin (componentize-js, the mlx_plugin SDK): `make js-plugins` builds it.
 mod js;
+/// Rust, JavaScript and Python plugins in one pipeline (`pipelines/features.yaml`).
+mod languages;
 /// `PipelineWorkflow` on a real server: ordering, retries, failures, human steering.
 mod pipeline;
 /// `mlx-worker pipeline ...` and `schedule ...` as an operator types them.
