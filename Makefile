@@ -106,6 +106,7 @@ bench: tools plugins
 	cargo bench -p mlx-e2e --bench compute
 	cargo bench -p mlx-e2e --bench startup
 	cargo bench -p mlx-e2e --bench host_memory
+	cargo bench -p mlx-e2e --bench languages
 
 # The crates enforce the layers (ARCHITECTURE.md): pipeline logic without wasmtime or
 # Temporal, the runtime without Temporal.
