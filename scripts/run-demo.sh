@@ -154,7 +154,8 @@ if ev is None:
     sys.exit("a split broke a rule, so nothing was engineered or trained; see the reports above")
 numeric = f_train["stats"]["numeric"]
 print(f"features (Python): {f_train['rows']} train rows -> {f_train['path']}, columns {', '.join(f_train['columns'])}")
-print("  fitted on train: " + "; ".join(f"{c} mean {s['mean']:.3f} std {s['std']:.3f}" for c, s in numeric.items()))
+print("  fitted on train: " + "; ".join(f"{c} mean {numeric[c]['mean']:.3f} std {numeric[c]['std']:.3f}"
+                                      for c in f_train["columns"] if c in numeric))
 print(f"  applied to the test split: {f_test['rows']} rows -> {f_test['path']}; "
       f"imputed cells: {sum(f_train['imputed'].values())} train, {sum(f_test['imputed'].values())} test")
 m = ev["metrics"]
