@@ -5,14 +5,15 @@
 //! Schemas come from the plugin, so they are untrusted: validators are compiled once per
 //! loaded plugin version with no retriever (a `$ref` may not make the worker read a file or a
 //! URL) and the linear-time `regex` engine with size caps (a `pattern` may not backtrack
-//! forever on the worker's threads). A schema those rules refuse fails the load, naming the
-//! operation.
+//! forever on the worker's threads), after [`schema_budget`] has bounded what one check can
+//! cost. A schema those rules refuse fails the load, naming the operation.
 
 use std::collections::HashMap;
 
 use jsonschema::{PatternOptions, Validator};
 use serde_json::Value;
 
+use super::schema_budget;
 use crate::contract::PluginInfo;
 
 /// Compiled size caps of one `pattern` (the `regex` crate's defaults are 10 MiB / 2 MiB): a
@@ -65,6 +66,8 @@ impl InputSchemas {
         for op in &info.operations {
             let schema: Value = serde_json::from_str(&op.input_schema)
                 .map_err(|e| format!("operation {:?}: input schema is not JSON: {e}", op.name))?;
+            schema_budget::check(&schema)
+                .map_err(|e| format!("operation {:?}: input schema refused: {e}", op.name))?;
             let validator = options.build(&schema).map_err(|e| {
                 format!(
                     "operation {:?}: input schema is not a usable JSON Schema ({} at {}): {}",
@@ -231,7 +234,7 @@ mod tests {
     }
 
     #[test]
-    fn schemas_that_would_reach_outside_or_backtrack_are_refused_at_load() {
+    fn schemas_that_would_reach_outside_or_run_away_are_refused_at_load() {
         for (schema, why) in [
             (
                 json!({"$ref": "https://example.com/s.json"}),
@@ -243,6 +246,10 @@ mod tests {
                 "a backreference (backtracking)",
             ),
             (json!({"type": "no-such-type"}), "an invalid type"),
+            (
+                json!({"anyOf": [{"items": {"$ref": "#"}}, {"items": {"$ref": "#"}}]}),
+                "recursion, exponential in the input's depth",
+            ),
         ] {
             let err = InputSchemas::compile(&info(schema)).expect_err(why);
             assert!(

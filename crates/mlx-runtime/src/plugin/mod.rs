@@ -13,5 +13,6 @@ pub mod loader;
 pub mod manifest;
 pub mod registry;
 pub mod reload;
+pub mod schema_budget;
 
 pub use loader::{CompileStats, LoadError, LoadedPlugin};
