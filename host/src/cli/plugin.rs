@@ -145,7 +145,7 @@ impl Settings {
 
 /// `$XDG_CACHE_HOME/mlx-worker`, else `$HOME/.cache/mlx-worker` (the XDG convention); none
 /// without either.
-fn user_cache_dir() -> Option<PathBuf> {
+pub(crate) fn user_cache_dir() -> Option<PathBuf> {
     let absolute = |var: &str| {
         std::env::var_os(var)
             .map(PathBuf::from)

@@ -47,12 +47,21 @@ impl SpecArgs {
     }
 }
 
-/// Each plugin's operations, loaded as `plugin list` loads a directory.
+/// Each plugin's operations, loaded as `plugin list` loads a directory: through the plugin
+/// commands' compile cache (`MLX_CACHE_DIR`, else the per-user one), since compiling an
+/// interpreter component takes seconds; without a cache if that one is unusable.
 async fn plugin_operations(
     dir: &Path,
 ) -> Result<std::collections::BTreeMap<String, Vec<String>>, CliError> {
-    let runtime = PluginHost::new(HostSettings::default())
-        .map_err(|e| CliError::Local(format!("cannot start the plugin runtime: {e:#}")))?;
+    let cache_dir = std::env::var_os("MLX_CACHE_DIR")
+        .map(std::path::PathBuf::from)
+        .or_else(super::plugin::user_cache_dir);
+    let runtime = PluginHost::new(HostSettings {
+        cache_dir,
+        ..HostSettings::default()
+    })
+    .or_else(|_| PluginHost::new(HostSettings::default()))
+    .map_err(|e| CliError::Local(format!("cannot start the plugin runtime: {e:#}")))?;
     let registry = PluginRegistry::load_dir(&runtime, dir).await?;
     Ok(registry
         .plugins()
