@@ -28,6 +28,29 @@ fn run(command: &mut Command) -> String {
     text
 }
 
+/// `make -C dir`, without the variables `cargo test` gives this process: they are about the
+/// test package, and cargo in a Rust project would take them for its own.
+fn make(dir: &Path) -> Command {
+    let mut command = Command::new("make");
+    command.arg("-C").arg(dir);
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy();
+        let from_cargo_test = [
+            "CARGO_PKG_",
+            "CARGO_MANIFEST_",
+            "CARGO_CRATE_",
+            "CARGO_BIN_",
+        ]
+        .iter()
+        .any(|prefix| key.starts_with(prefix))
+            || ["CARGO_PRIMARY_PACKAGE", "CARGO_TARGET_TMPDIR", "OUT_DIR"].contains(&&*key);
+        if from_cargo_test {
+            command.env_remove(&*key);
+        }
+    }
+    command
+}
+
 /// `plugin new`, then the project's `make` and `make test` with `make_vars`; returns the
 /// built component.
 fn new_project(
@@ -45,12 +68,8 @@ fn new_project(
         .iter()
         .map(|(k, v)| format!("{k}={}", v.display()))
         .collect();
-    run(Command::new("make").arg("-C").arg(&dir).args(&vars));
-    let tests = run(Command::new("make")
-        .arg("-C")
-        .arg(&dir)
-        .arg("test")
-        .args(&vars));
+    run(make(&dir).args(&vars));
+    let tests = run(make(&dir).arg("test").args(&vars));
     let wasm = dir.join(format!("{name}.wasm"));
     assert!(wasm.is_file(), "`make` did not write {}", wasm.display());
     (wasm, tests)
@@ -128,6 +147,35 @@ async fn a_new_python_plugin_builds_tests_deploys_and_answers_a_workflow() -> an
     );
     let project = wasm.parent().unwrap();
     let output = deploy_and_call(project, "hello-py").await?;
+    assert_eq!(greeting(&output), Some("Hello, Ada!"), "{output:#}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_new_rust_plugin_builds_tests_deploys_and_answers_a_workflow() -> anyhow::Result<()> {
+    let root = tempfile::tempdir()?;
+    // Kept between runs, so only the first one compiles the dependencies; not plugins/target,
+    // whose lock the plugin workspace's own builds hold.
+    let target_dir = workspace_root().join("target/scaffold-rust");
+    let (wasm, tests) = new_project(
+        root.path(),
+        "hello-rs",
+        "rust",
+        &[("CARGO_TARGET_DIR", target_dir)],
+    );
+    assert!(tests.contains("test result: ok. 2 passed"), "{tests}");
+    let project = wasm.parent().unwrap();
+    // The lock file written into the project pins what this repository's plugins were tested
+    // with; cargo only dropped what the project does not use.
+    let lock = std::fs::read_to_string(project.join("Cargo.lock"))?;
+    let tested = std::fs::read_to_string(workspace_root().join("plugins/Cargo.lock"))?;
+    for package in lock.split("[[package]]").skip(1) {
+        assert!(
+            package.contains("name = \"hello-rs\"") || tested.contains(package.trim_end()),
+            "not from plugins/Cargo.lock: {package}"
+        );
+    }
+    let output = deploy_and_call(project, "hello-rs").await?;
     assert_eq!(greeting(&output), Some("Hello, Ada!"), "{output:#}");
     Ok(())
 }

@@ -19,77 +19,18 @@ pub enum Lang {
     Js,
 }
 
-/// One file of a project: where it goes (`NAME` in it becomes the plugin's name) and its
-/// text (`{{name}}` and `{{crate}}` in it are replaced).
-struct File {
-    path: &'static str,
-    text: &'static str,
-}
+mod files;
 
-/// `source => destination` pairs, the sources relative to this crate's directory.
-macro_rules! embed {
-    ($($src:literal => $dst:literal),* $(,)?) => {
-        &[$(File {
-            path: $dst,
-            text: include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/", $src)),
-        }),*]
-    };
-}
-
-/// The contract, with the WASI packages it resolves against.
-const WIT: &[File] = embed![
-    "../wit/plugin.wit" => "wit/plugin.wit",
-    "../wit/deps/README.md" => "wit/deps/README.md",
-    "../wit/deps/cli.wit" => "wit/deps/cli.wit",
-    "../wit/deps/clocks.wit" => "wit/deps/clocks.wit",
-    "../wit/deps/filesystem.wit" => "wit/deps/filesystem.wit",
-    "../wit/deps/http.wit" => "wit/deps/http.wit",
-    "../wit/deps/io.wit" => "wit/deps/io.wit",
-    "../wit/deps/random.wit" => "wit/deps/random.wit",
-    "../wit/deps/sockets.wit" => "wit/deps/sockets.wit",
-];
-
-const COMMON: &[File] = embed![
-    "scaffold/common/NAME.toml" => "NAME.toml",
-];
-
-/// Appended to each language's README: trying, deploying and calling the plugin.
-const DEPLOY: &str = include_str!(concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/scaffold/common/DEPLOY.md"
-));
-
-const PYTHON: &[File] = embed![
-    "scaffold/python/README.md" => "README.md",
-    "scaffold/python/Makefile" => "Makefile",
-    "scaffold/python/gitignore" => ".gitignore",
-    "scaffold/python/src/app.py" => "src/app.py",
-    "scaffold/python/tests/test_app.py" => "tests/test_app.py",
-    "../plugins/python/mlx_plugin/__init__.py" => "src/mlx_plugin/__init__.py",
-    "../plugins/python/mlx_plugin/_wit.py" => "src/mlx_plugin/_wit.py",
-    "../plugins/python/mlx_plugin/app.py" => "src/mlx_plugin/app.py",
-    "../plugins/python/mlx_plugin/config.py" => "src/mlx_plugin/config.py",
-    "../plugins/python/mlx_plugin/context.py" => "src/mlx_plugin/context.py",
-    "../plugins/python/mlx_plugin/errors.py" => "src/mlx_plugin/errors.py",
-    "../plugins/python/mlx_plugin/host.py" => "src/mlx_plugin/host.py",
-    "../plugins/python/mlx_plugin/log.py" => "src/mlx_plugin/log.py",
-    "../plugins/python/mlx_plugin/schema.py" => "src/mlx_plugin/schema.py",
-    "../plugins/python/mlx_plugin/testing.py" => "src/mlx_plugin/testing.py",
-];
+use files::{COMMON, DEPLOY, WIT};
 
 impl Lang {
-    fn files(self) -> &'static [File] {
-        match self {
-            Lang::Python => PYTHON,
-            Lang::Rust | Lang::Js => &[],
-        }
-    }
-
     /// What to type next, shown after the project is written.
     fn next_steps(self) -> &'static str {
         match self {
-            Lang::Python => "make        # builds NAME.wasm\n  make test   # runs the tests",
-            Lang::Rust | Lang::Js => "",
+            Lang::Python | Lang::Rust => {
+                "make        # builds NAME.wasm\n  make test   # runs the tests"
+            }
+            Lang::Js => "",
         }
     }
 }
@@ -121,13 +62,27 @@ fn valid_name(name: &str) -> bool {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
 }
 
+/// `word-count` as a Rust type name: `WordCount`.
+fn type_name(name: &str) -> String {
+    name.split(['-', '_'])
+        .flat_map(|word| {
+            let mut chars = word.chars();
+            chars
+                .next()
+                .map(|first| first.to_ascii_uppercase())
+                .into_iter()
+                .chain(chars)
+        })
+        .collect()
+}
+
 /// Writes the project for `name` into `dir` (default: `./NAME`), which must not exist or be
 /// empty. Returns the directory written.
 pub fn scaffold(name: &str, lang: Lang, dir: Option<&Path>) -> Result<PathBuf, ScaffoldError> {
     if !valid_name(name) {
         return Err(ScaffoldError::InvalidName(name.into()));
     }
-    if lang.files().is_empty() {
+    if lang.files().iter().all(|files| files.is_empty()) {
         return Err(ScaffoldError::Unsupported { lang });
     }
     let dir = dir.map_or_else(|| PathBuf::from(name), Path::to_path_buf);
@@ -136,9 +91,11 @@ pub fn scaffold(name: &str, lang: Lang, dir: Option<&Path>) -> Result<PathBuf, S
         return Err(ScaffoldError::NotEmpty(dir));
     }
     let crate_name = name.replace('-', "_");
+    let type_name = type_name(name);
     let fill = |text: &str| {
         text.replace("{{name}}", name)
             .replace("{{crate}}", &crate_name)
+            .replace("{{type}}", &type_name)
     };
     let write = |path: &str, text: String| {
         let path = dir.join(path.replace("NAME", name));
@@ -148,12 +105,16 @@ pub fn scaffold(name: &str, lang: Lang, dir: Option<&Path>) -> Result<PathBuf, S
             .and_then(|()| std::fs::write(&path, text));
         written.map_err(|source| ScaffoldError::Write { path, source })
     };
-    for file in WIT.iter().chain(COMMON).chain(lang.files()) {
+    let [templates, copies] = lang.files();
+    for file in COMMON.iter().chain(templates) {
         let mut text = fill(file.text);
         if file.path == "README.md" {
             text.push_str(&fill(DEPLOY));
         }
         write(file.path, text)?;
+    }
+    for file in WIT.iter().chain(copies) {
+        write(file.path, files::adapt(file.path, file.text))?;
     }
     Ok(dir)
 }
@@ -173,34 +134,6 @@ pub fn run(name: &str, lang: Lang, dir: Option<&Path>) -> anyhow::Result<ExitCod
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Every file of an embedded directory is embedded: an SDK module added later and not
-    /// listed here would make scaffolded projects fail to import it.
-    #[test]
-    fn every_sdk_and_wit_file_is_embedded() {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-        for (dir, extension, lang_files) in [
-            ("wit/deps", "wit", WIT),
-            ("plugins/python/mlx_plugin", "py", PYTHON),
-        ] {
-            for entry in std::fs::read_dir(root.join(dir)).unwrap() {
-                let path = entry.unwrap().path();
-                if path.extension().and_then(|e| e.to_str()) != Some(extension) {
-                    continue;
-                }
-                let source = format!("{dir}/{}", path.file_name().unwrap().to_str().unwrap());
-                let embedded = lang_files.iter().any(|f| {
-                    f.text == std::fs::read_to_string(&path).unwrap()
-                        && f.path
-                            .ends_with(path.file_name().unwrap().to_str().unwrap())
-                });
-                assert!(
-                    embedded,
-                    "{source} is not embedded in the scaffold (scaffold.rs)"
-                );
-            }
-        }
-    }
 
     #[test]
     fn writes_a_project_with_the_name_filled_in() {
