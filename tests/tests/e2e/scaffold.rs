@@ -179,3 +179,29 @@ async fn a_new_rust_plugin_builds_tests_deploys_and_answers_a_workflow() -> anyh
     assert_eq!(greeting(&output), Some("Hello, Ada!"), "{output:#}");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_new_js_plugin_builds_tests_deploys_and_answers_a_workflow() -> anyhow::Result<()> {
+    let root = tempfile::tempdir()?;
+    let componentize_js = workspace_root().join("tools/node/node_modules/.bin/componentize-js");
+    assert!(
+        componentize_js.is_file(),
+        "{} is missing: run `make js-tools`",
+        componentize_js.display()
+    );
+    let (wasm, tests) = new_project(
+        root.path(),
+        "hello-js",
+        "js",
+        &[("COMPONENTIZE_JS", componentize_js)],
+    );
+    // The TAP reporter says `# pass 2`, the spec reporter `ℹ pass 2`.
+    assert!(
+        tests.contains("pass 2") && tests.contains("fail 0"),
+        "{tests}"
+    );
+    let project = wasm.parent().unwrap();
+    let output = deploy_and_call(project, "hello-js").await?;
+    assert_eq!(greeting(&output), Some("Hello, Ada!"), "{output:#}");
+    Ok(())
+}

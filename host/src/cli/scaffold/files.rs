@@ -98,6 +98,33 @@ const RUST_SDK: &[File] = embed![
     "../plugins/sdk/src/http/url.rs" => "sdk/src/http/url.rs",
 ];
 
+const JS_TEMPLATES: &[File] = embed![
+    "scaffold/js/README.md" => "README.md",
+    "scaffold/js/Makefile" => "Makefile",
+    "scaffold/js/gitignore" => ".gitignore",
+    "scaffold/js/package.json" => "package.json",
+    "scaffold/js/package-lock.json" => "package-lock.json",
+    "scaffold/js/src/plugin.js" => "src/plugin.js",
+    "scaffold/js/src/component.js" => "src/component.js",
+    "scaffold/js/tests/plugin.test.js" => "tests/plugin.test.js",
+];
+
+/// The SDK, and the world componentize-js builds for (the contract's plus wasi:filesystem).
+const JS_SDK: &[File] = embed![
+    "../plugins/js/wit/world.wit" => "wit/js/world.wit",
+    "../plugins/js/mlx_plugin/config.js" => "src/mlx_plugin/config.js",
+    "../plugins/js/mlx_plugin/context.js" => "src/mlx_plugin/context.js",
+    "../plugins/js/mlx_plugin/errors.js" => "src/mlx_plugin/errors.js",
+    "../plugins/js/mlx_plugin/files.js" => "src/mlx_plugin/files.js",
+    "../plugins/js/mlx_plugin/host.js" => "src/mlx_plugin/host.js",
+    "../plugins/js/mlx_plugin/index.js" => "src/mlx_plugin/index.js",
+    "../plugins/js/mlx_plugin/log.js" => "src/mlx_plugin/log.js",
+    "../plugins/js/mlx_plugin/plugin.js" => "src/mlx_plugin/plugin.js",
+    "../plugins/js/mlx_plugin/schema.js" => "src/mlx_plugin/schema.js",
+    "../plugins/js/mlx_plugin/testing.js" => "src/mlx_plugin/testing.js",
+    "../plugins/js/mlx_plugin/wit.js" => "src/mlx_plugin/wit.js",
+];
+
 /// In this repository the SDK's bindings read the contract two directories up (`wit/` at the
 /// root); in a project it is one up, beside `sdk/`.
 const GUEST_WIT_PATH: (&str, &str) = (r#"path: "../../wit","#, r#"path: "../wit","#);
@@ -108,7 +135,7 @@ impl Lang {
         match self {
             Lang::Python => [PYTHON_TEMPLATES, PYTHON_SDK],
             Lang::Rust => [RUST_TEMPLATES, RUST_SDK],
-            Lang::Js => [&[], &[]],
+            Lang::Js => [JS_TEMPLATES, JS_SDK],
         }
     }
 }
@@ -158,6 +185,8 @@ mod tests {
             ("wit/deps", "wit", WIT),
             ("plugins/python/mlx_plugin", "py", PYTHON_SDK),
             ("plugins/sdk/src", "rs", RUST_SDK),
+            ("plugins/js/mlx_plugin", "js", JS_SDK),
+            ("plugins/js/wit", "wit", JS_SDK),
         ] {
             let sources = sources(&repo().join(dir), extension);
             assert!(!sources.is_empty(), "nothing found in {dir}");
@@ -247,5 +276,43 @@ mod tests {
         assert_eq!(project["features"], sdk["features"]);
         assert_eq!(project["lib"], sdk["lib"]);
         assert_eq!(project["package"]["name"], sdk["package"]["name"]);
+    }
+
+    /// The project's npm packages are the toolchain `mk/js-tools` pins for this repository's
+    /// JavaScript plugins (jco comes with componentize-js), at the same versions and hashes:
+    /// `npm ci` then installs what this repository builds with.
+    #[test]
+    fn the_js_toolchain_is_the_repositorys() {
+        let template = |path: &str| -> serde_json::Value {
+            let file = JS_TEMPLATES.iter().find(|f| f.path == path).unwrap();
+            serde_json::from_str(file.text).unwrap()
+        };
+        let read = |path: &str| -> serde_json::Value {
+            serde_json::from_str(&std::fs::read_to_string(repo().join(path)).unwrap()).unwrap()
+        };
+        let (package, lock) = (template("package.json"), template("package-lock.json"));
+        let tools = read("mk/js-tools/package.json");
+        let mut pinned = tools["dependencies"].as_object().unwrap().clone();
+        pinned.remove("@bytecodealliance/jco");
+        assert_eq!(
+            package["devDependencies"],
+            serde_json::Value::Object(pinned)
+        );
+        assert_eq!(package["overrides"], tools["overrides"]);
+        assert_eq!(
+            lock["packages"][""]["devDependencies"],
+            package["devDependencies"]
+        );
+        let tested = read("mk/js-tools/package-lock.json");
+        let (ours, tested) = (
+            lock["packages"].as_object().unwrap(),
+            tested["packages"].as_object().unwrap(),
+        );
+        assert_eq!(ours.len(), tested.len());
+        for (path, entry) in ours.iter().filter(|(path, _)| !path.is_empty()) {
+            for key in ["version", "resolved", "integrity"] {
+                assert_eq!(entry[key], tested[path][key], "{path} {key}");
+            }
+        }
     }
 }

@@ -26,12 +26,7 @@ use files::{COMMON, DEPLOY, WIT};
 impl Lang {
     /// What to type next, shown after the project is written.
     fn next_steps(self) -> &'static str {
-        match self {
-            Lang::Python | Lang::Rust => {
-                "make        # builds NAME.wasm\n  make test   # runs the tests"
-            }
-            Lang::Js => "",
-        }
+        "make        # builds NAME.wasm\n  make test   # runs the tests"
     }
 }
 
@@ -45,8 +40,6 @@ pub enum ScaffoldError {
     InvalidName(String),
     #[error("{} already exists and is not empty: choose another --dir or remove it", .0.display())]
     NotEmpty(PathBuf),
-    #[error("{lang:?} plugins cannot be scaffolded yet")]
-    Unsupported { lang: Lang },
     #[error("writing {}: {source}", path.display())]
     Write {
         path: PathBuf,
@@ -81,9 +74,6 @@ fn type_name(name: &str) -> String {
 pub fn scaffold(name: &str, lang: Lang, dir: Option<&Path>) -> Result<PathBuf, ScaffoldError> {
     if !valid_name(name) {
         return Err(ScaffoldError::InvalidName(name.into()));
-    }
-    if lang.files().iter().all(|files| files.is_empty()) {
-        return Err(ScaffoldError::Unsupported { lang });
     }
     let dir = dir.map_or_else(|| PathBuf::from(name), Path::to_path_buf);
     let occupied = std::fs::read_dir(&dir).is_ok_and(|mut entries| entries.next().is_some());
