@@ -55,18 +55,18 @@ fn valid_name(name: &str) -> bool {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
 }
 
-/// `word-count` as a Rust type name: `WordCount`.
+/// The Rust type `plugin!` declares for `word-count`: `WordCountPlugin`. The suffix keeps it
+/// apart from the operations' types (a plugin named `greet` has an operation `Greet`).
 fn type_name(name: &str) -> String {
-    name.split(['-', '_'])
-        .flat_map(|word| {
-            let mut chars = word.chars();
-            chars
-                .next()
-                .map(|first| first.to_ascii_uppercase())
-                .into_iter()
-                .chain(chars)
-        })
-        .collect()
+    let words = name.split(['-', '_']).flat_map(|word| {
+        let mut chars = word.chars();
+        chars
+            .next()
+            .map(|first| first.to_ascii_uppercase())
+            .into_iter()
+            .chain(chars)
+    });
+    words.chain("Plugin".chars()).collect()
 }
 
 /// Writes the project for `name` into `dir` (default: `./NAME`), which must not exist or be
@@ -137,6 +137,51 @@ mod tests {
         assert!(dir.join("wit/deps/io.wit").is_file());
         let readme = std::fs::read_to_string(dir.join("README.md")).unwrap();
         assert!(readme.contains(r#""plugin": "word-count""#), "{readme}");
+    }
+
+    /// Every template of every language has its placeholders filled in, and each project is
+    /// complete: manifest, contract, README with the deploy steps, build and test.
+    #[test]
+    fn every_language_writes_a_filled_in_project() {
+        use clap::ValueEnum;
+        for &lang in Lang::value_variants() {
+            let tmp = tempfile::tempdir().unwrap();
+            let dir = tmp.path().join("p");
+            scaffold("word-count_2", lang, Some(&dir)).unwrap();
+            let [templates, _] = lang.files();
+            for file in templates {
+                let text = std::fs::read_to_string(dir.join(file.path)).unwrap();
+                assert!(!text.contains("{{"), "{lang:?} {}: {text}", file.path);
+            }
+            for path in [
+                "word-count_2.toml",
+                "wit/plugin.wit",
+                "wit/deps/io.wit",
+                "Makefile",
+            ] {
+                assert!(dir.join(path).is_file(), "{lang:?}: no {path}");
+            }
+            let readme = std::fs::read_to_string(dir.join("README.md")).unwrap();
+            assert!(
+                readme.contains("mlx-worker plugin inspect word-count_2.wasm"),
+                "{readme}"
+            );
+        }
+        assert_eq!(type_name("word-count_2"), "WordCount2Plugin");
+        assert_eq!(type_name("a--b"), "ABPlugin");
+    }
+
+    #[test]
+    fn the_rust_project_names_its_crate_and_plugin() {
+        let tmp = tempfile::tempdir().unwrap();
+        scaffold("word-count", Lang::Rust, Some(tmp.path())).unwrap();
+        let lib = std::fs::read_to_string(tmp.path().join("src/lib.rs")).unwrap();
+        assert!(lib.contains("plugin!(WordCountPlugin {"), "{lib}");
+        assert!(lib.contains(r#"name: "word-count","#), "{lib}");
+        let makefile = std::fs::read_to_string(tmp.path().join("Makefile")).unwrap();
+        assert!(makefile.contains("CRATE := word_count"), "{makefile}");
+        let guest = std::fs::read_to_string(tmp.path().join("sdk/src/guest.rs")).unwrap();
+        assert!(guest.contains(r#"path: "../wit","#), "{guest}");
     }
 
     #[test]
