@@ -29,11 +29,11 @@ mod pipeline_cli;
 mod python;
 /// Hot reload of plugin files and manifests.
 mod reload;
-/// `mlx-worker plugin new`: a newcomer's project, built, deployed and called by a workflow.
-mod scaffold;
 /// Recorded pipeline histories replay against the current workflow code.
 mod replay;
 /// The sandbox without Temporal: every way an invocation ends, classified.
 mod sandbox;
+/// `mlx-worker plugin new`: a newcomer's project, built, deployed and called by a workflow.
+mod scaffold;
 /// `RunPluginWorkflow` and `plugin_activity` end to end, from Rust, the CLI and Python.
 mod temporal;
