@@ -24,11 +24,17 @@ mod files;
 use files::{COMMON, DEPLOY, WIT};
 
 impl Lang {
-    /// What to type next, shown after the project is written.
-    fn next_steps(self) -> &'static str {
-        "make        # builds NAME.wasm\n  make test   # runs the tests"
+    fn label(self) -> &'static str {
+        match self {
+            Lang::Rust => "Rust",
+            Lang::Python => "Python",
+            Lang::Js => "JavaScript",
+        }
     }
 }
+
+/// What to type next, shown after the project is written: the same in every language.
+const NEXT_STEPS: &str = "make        # builds NAME.wasm\n  make test   # runs the tests";
 
 /// Why a project was not written.
 #[derive(Debug, thiserror::Error)]
@@ -113,10 +119,11 @@ pub fn scaffold(name: &str, lang: Lang, dir: Option<&Path>) -> Result<PathBuf, S
 pub fn run(name: &str, lang: Lang, dir: Option<&Path>) -> anyhow::Result<ExitCode> {
     let dir = scaffold(name, lang, dir)?;
     println!(
-        "created {} ({lang:?} plugin {name:?}). Next:\n  cd {}\n  {}",
+        "created {} ({} plugin {name:?}). Next:\n  cd {}\n  {}",
         dir.display(),
+        lang.label(),
         dir.display(),
-        lang.next_steps().replace("NAME", name)
+        NEXT_STEPS.replace("NAME", name)
     );
     Ok(ExitCode::SUCCESS)
 }
