@@ -413,6 +413,331 @@ async fn memory(c: &Contender, cache: &Path, artifacts: &Path) -> anyhow::Result
     ))
 }
 
+/// Where a warm load's time goes, step by step as the loader and the compile cache do it
+/// (`plugin/loader.rs`, `plugin/compile_cache.rs`); median of LOADS, in ms: read the `.wasm`,
+/// hash it, read the cached artifact, hash it (checked against its sidecar), deserialize it
+/// from those bytes, and (the alternative) deserialize it straight from the file (mmap).
+async fn load_steps(c: &Contender, cache: &Path, runtime: &PluginHost) -> anyhow::Result<[f64; 6]> {
+    use sha2::{Digest, Sha256};
+    let hex = format!("{:x}", Sha256::digest(std::fs::read(&c.path)?));
+    let artifact = std::fs::read_dir(cache)?
+        .filter_map(|e| Some(e.ok()?.path()))
+        .find(|p| {
+            let name = p.file_name().unwrap_or_default().to_string_lossy();
+            name.starts_with(&hex) && name.ends_with(".cwasm")
+        })
+        .with_context(|| format!("{}: no artifact in the compile cache", c.language))?;
+    let mut steps: [Vec<f64>; 6] = Default::default();
+    for _ in 0..LOADS {
+        let lap = |t: &mut Instant, step: &mut Vec<f64>| {
+            step.push(ms(t.elapsed()));
+            *t = Instant::now();
+        };
+        let mut t = Instant::now();
+        let wasm = std::fs::read(&c.path)?;
+        lap(&mut t, &mut steps[0]);
+        std::hint::black_box(Sha256::digest(&wasm));
+        lap(&mut t, &mut steps[1]);
+        let bytes = std::fs::read(&artifact)?;
+        lap(&mut t, &mut steps[2]);
+        std::hint::black_box(Sha256::digest(&bytes));
+        lap(&mut t, &mut steps[3]);
+        // SAFETY: the runtime's own compile cache wrote these bytes with this engine's
+        // settings a moment ago, in a directory only this process uses.
+        let component = unsafe { wasmtime::component::Component::deserialize(runtime.engine(), &bytes) }
+            .map_err(|e| anyhow::anyhow!("{e:#}"))?;
+        lap(&mut t, &mut steps[4]);
+        drop(component);
+        t = Instant::now();
+        // SAFETY: as above.
+        let component = unsafe {
+            wasmtime::component::Component::deserialize_file(runtime.engine(), &artifact)
+        }
+        .map_err(|e| anyhow::anyhow!("{e:#}"))?;
+        lap(&mut t, &mut steps[5]);
+        drop(component);
+    }
+    Ok(steps.map(|xs| percentile(&xs, 50.0)))
+}
+
+/// The runtime's engine (`engine.rs`, `build_engine`) with another
+/// `linear_memory_keep_resident`, few slots: the one setting under test differs.
+fn engine_keeping(keep_resident: usize, pagemap: bool) -> wasmtime::Result<wasmtime::Engine> {
+    let mut pool = wasmtime::PoolingAllocationConfig::default();
+    let slots = 4;
+    pool.total_component_instances(slots)
+        .total_core_instances(slots * CORE_INSTANCES_PER_COMPONENT)
+        .total_memories(slots * 2)
+        .total_tables(slots * 4)
+        .total_stacks(slots)
+        .max_memory_size(EngineSettings::default().max_memory_bytes as usize)
+        .max_component_instance_size(1 << 20)
+        .max_core_instances_per_component(CORE_INSTANCES_PER_COMPONENT)
+        .max_memories_per_component(MEMORIES_PER_COMPONENT)
+        .max_tables_per_component(TABLES_PER_COMPONENT)
+        .pagemap_scan(if pagemap {
+            wasmtime::Enabled::Auto
+        } else {
+            wasmtime::Enabled::No
+        })
+        .linear_memory_keep_resident(keep_resident)
+        .table_keep_resident(64 << 10);
+    let mut config = wasmtime::Config::new();
+    config
+        .allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool))
+        .epoch_interruption(true)
+        .max_wasm_stack(1 << 20)
+        .wasm_backtrace_details(wasmtime::WasmBacktraceDetails::Enable);
+    wasmtime::Engine::new(&config)
+}
+
+/// A component on an engine keeping `keep_resident` bytes per slot, imports answering zero
+/// values: only wasmtime's own costs and the guest's remain.
+struct Bare {
+    engine: wasmtime::Engine,
+    pre: wasmtime::component::InstancePre<()>,
+}
+
+impl Bare {
+    fn new(serialized: &[u8], (keep_resident, pagemap): (usize, bool)) -> anyhow::Result<Self> {
+        use wasmtime::component::Val;
+        let wasm = |e: wasmtime::Error| anyhow::anyhow!("{e:#}");
+        let engine = engine_keeping(keep_resident, pagemap).map_err(wasm)?;
+        // SAFETY: serialized a moment ago by the runtime's engine, whose compilation settings
+        // this engine shares (wasmtime refuses the bytes otherwise).
+        let component = unsafe { wasmtime::component::Component::deserialize(&engine, serialized) }
+            .map_err(wasm)?;
+        let mut linker = wasmtime::component::Linker::new(&engine);
+        // Interpreters ask the host for a clock or the environment even for `echo`: those get
+        // zero values; anything returning a resource traps.
+        let ty = component.component_type();
+        for (name, import) in ty.imports(&engine) {
+            let wasmtime::component::types::ComponentItem::ComponentInstance(instance) = import.ty
+            else {
+                continue;
+            };
+            let mut functions = linker.instance(name).map_err(wasm)?;
+            for (name, item) in instance.exports(&engine) {
+                let wasmtime::component::types::ComponentItem::ComponentFunc(func) = item.ty else {
+                    continue;
+                };
+                let results: Option<Vec<_>> = func.results().map(|t| zero(&t)).collect();
+                let Some(results) = results else { continue };
+                // CPython reseeds `random` in each new instance and exits if it gets no bytes.
+                let random = name == "get-random-bytes";
+                functions
+                    .func_new(name, move |_, _, args, out| {
+                        out.clone_from_slice(&results);
+                        if let (true, Some(Val::U64(n))) = (random, args.first()) {
+                            out[0] = Val::List(vec![Val::U8(4); *n as usize]);
+                        }
+                        Ok(())
+                    })
+                    .map_err(wasm)?;
+            }
+        }
+        linker
+            .define_unknown_imports_as_traps(&component)
+            .map_err(wasm)?;
+        let pre = linker.instantiate_pre(&component).map_err(wasm)?;
+        Ok(Self { engine, pre })
+    }
+
+    /// (instantiate, instantiate + echo + drop) in ms.
+    async fn echo(&self) -> anyhow::Result<(f64, f64)> {
+        use wasmtime::component::Val;
+        let wasm = |e: wasmtime::Error| anyhow::anyhow!("{e:#}");
+        let start = Instant::now();
+        let mut store = wasmtime::Store::new(&self.engine, ());
+        store.set_epoch_deadline(1 << 20);
+        let instance = self.pre.instantiate_async(&mut store).await.map_err(wasm)?;
+        let instantiated = ms(start.elapsed());
+        let plugin = instance
+            .get_export_index(&mut store, None, "mlx:plugin/plugin@0.1.0")
+            .context("no plugin export")?;
+        let invoke = instance
+            .get_export_index(&mut store, Some(&plugin), "invoke")
+            .context("no invoke export")?;
+        let func = instance.get_func(&mut store, invoke).context("invoke")?;
+        let context = Val::Record(vec![
+            ("workflow-id".into(), Val::String("languages".into())),
+            ("activity-id".into(), Val::String("1".into())),
+            ("attempt".into(), Val::U32(1)),
+            ("last-heartbeat-details".into(), Val::Option(None)),
+        ]);
+        let args = [
+            Val::String("echo".into()),
+            Val::String(r#"{"value": 1}"#.into()),
+            context,
+        ];
+        let mut results = [Val::Bool(false)];
+        func.call_async(&mut store, &args, &mut results)
+            .await
+            .map_err(wasm)?;
+        ensure!(
+            matches!(&results[0], Val::Result(Ok(Some(_)))),
+            "echo failed: {:?}",
+            results[0]
+        );
+        drop(store);
+        Ok((instantiated, ms(start.elapsed())))
+    }
+}
+
+/// The zero value of a component type, if it has one without a resource.
+fn zero(ty: &wasmtime::component::types::Type) -> Option<wasmtime::component::Val> {
+    use wasmtime::component::{Val, types::Type};
+    let boxed = |t: Option<Type>| match t {
+        Some(t) => zero(&t).map(|v| Some(Box::new(v))),
+        None => Some(None),
+    };
+    Some(match ty {
+        Type::Bool => Val::Bool(false),
+        Type::S8 => Val::S8(0),
+        Type::U8 => Val::U8(0),
+        Type::S16 => Val::S16(0),
+        Type::U16 => Val::U16(0),
+        Type::S32 => Val::S32(0),
+        Type::U32 => Val::U32(0),
+        Type::S64 => Val::S64(0),
+        Type::U64 => Val::U64(0),
+        Type::Float32 => Val::Float32(0.0),
+        Type::Float64 => Val::Float64(0.0),
+        Type::Char => Val::Char('\0'),
+        Type::String => Val::String(String::new()),
+        Type::List(_) => Val::List(Vec::new()),
+        Type::Record(r) => Val::Record(
+            r.fields()
+                .map(|f| Some((f.name.to_string(), zero(&f.ty)?)))
+                .collect::<Option<_>>()?,
+        ),
+        Type::Tuple(t) => Val::Tuple(t.types().map(|t| zero(&t)).collect::<Option<_>>()?),
+        Type::Enum(e) => Val::Enum(e.names().next()?.to_string()),
+        Type::Option(_) => Val::Option(None),
+        Type::Result(r) => Val::Result(Ok(boxed(r.ok())?)),
+        Type::Flags(_) => Val::Flags(Vec::new()),
+        Type::Variant(v) => {
+            let case = v.cases().next()?;
+            Val::Variant(case.name.to_string(), boxed(case.ty)?)
+        }
+        _ => return None,
+    })
+}
+
+/// Per keep-resident setting and contender: (instantiate p50, instantiate + echo + drop p50,
+/// minor faults per call), or why it could not run.
+type KeepRow = Result<(f64, f64, f64), String>;
+
+/// (bytes kept resident per slot, reset by PAGEMAP_SCAN): the runtime's setting, more kept,
+/// and without the scan (then the first bytes kept are rewritten whole, the rest decommitted).
+const KEEP_RESIDENT: [(usize, bool); 4] = [
+    (2 << 20, true),
+    (16 << 20, true),
+    (64 << 20, true),
+    (16 << 20, false),
+];
+
+async fn keep_resident(
+    contenders: &[Contender],
+    runtime: &PluginHost,
+) -> anyhow::Result<Vec<Vec<KeepRow>>> {
+    let mut bares: Vec<Vec<Result<Bare, String>>> = Vec::new();
+    for keep in KEEP_RESIDENT {
+        let mut row = Vec::new();
+        for c in contenders {
+            let (component, _) = runtime.compile(&c.path).await?;
+            let bytes = component
+                .serialize()
+                .map_err(|e| anyhow::anyhow!("{e:#}"))?;
+            let bare = Bare::new(&bytes, keep).map_err(|e| format!("{e:#}"));
+            let bare = match bare {
+                Ok(bare) => async {
+                    for _ in 0..WARMUP {
+                        bare.echo().await?;
+                    }
+                    anyhow::Ok(bare)
+                }
+                .await
+                .map_err(|e| format!("{e:#}")),
+                Err(e) => Err(e),
+            };
+            if let Err(e) = &bare {
+                eprintln!("{} with stub imports: {e}", c.language);
+            }
+            row.push(bare);
+        }
+        bares.push(row);
+    }
+    let mut samples: Vec<Vec<(Vec<f64>, Vec<f64>, Vec<f64>)>> = bares
+        .iter()
+        .map(|row| row.iter().map(|_| Default::default()).collect())
+        .collect();
+    let cells: Vec<(usize, usize)> = (0..KEEP_RESIDENT.len())
+        .flat_map(|k| (0..contenders.len()).map(move |c| (k, c)))
+        .collect();
+    for round in 0..ROUNDS / 2 {
+        for &(k, c) in rotated(&cells, round) {
+            let Ok(bare) = &bares[k][c] else { continue };
+            let faults = minor_faults();
+            let s = &mut samples[k][c];
+            for _ in 0..PER_ROUND {
+                let (instantiated, total) = bare.echo().await?;
+                s.0.push(instantiated);
+                s.1.push(total);
+            }
+            s.2.push((minor_faults() - faults) as f64 / PER_ROUND as f64);
+        }
+    }
+    Ok(bares
+        .iter()
+        .zip(samples)
+        .map(|(row, samples)| {
+            row.iter()
+                .zip(samples)
+                .map(|(bare, s)| match bare {
+                    Ok(_) => Ok((
+                        percentile(&s.0, 50.0),
+                        percentile(&s.1, 50.0),
+                        percentile(&s.2, 50.0),
+                    )),
+                    Err(e) => Err(e.clone()),
+                })
+                .collect()
+        })
+        .collect())
+}
+
+/// A fresh instance dropped without a call (`PluginHost::instantiate_only`): p50 ms and
+/// minor faults per instance, alternating.
+async fn instantiate_only(
+    contenders: &[Contender],
+    runtime: &PluginHost,
+) -> anyhow::Result<Vec<(f64, f64)>> {
+    let mut plugins = Vec::new();
+    for c in contenders {
+        plugins.push(runtime.load(&c.path).await?);
+    }
+    let mut samples: Vec<(Vec<f64>, Vec<f64>)> =
+        contenders.iter().map(|_| Default::default()).collect();
+    for round in 0..ROUNDS / 2 {
+        for i in rotated(&(0..contenders.len()).collect::<Vec<_>>(), round) {
+            let faults = minor_faults();
+            for _ in 0..PER_ROUND {
+                let start = Instant::now();
+                runtime.instantiate_only(&plugins[*i]).await?;
+                samples[*i].0.push(ms(start.elapsed()));
+            }
+            samples[*i]
+                .1
+                .push((minor_faults() - faults) as f64 / PER_ROUND as f64);
+        }
+    }
+    Ok(samples
+        .iter()
+        .map(|s| (percentile(&s.0, 50.0), percentile(&s.1, 50.0)))
+        .collect())
+}
+
 fn fmt_ms(x: f64) -> String {
     if x < 1.0 {
         format!("{x:.3}")
@@ -431,6 +756,16 @@ async fn main() -> anyhow::Result<()> {
 
     let loaded = loads(&contenders, cache.path(), artifacts.path()).await?;
     let called = calls(&contenders, cache.path(), artifacts.path()).await?;
+    let (steps, bare_only, kept) = {
+        let recorder = Arc::new(Recorder::default());
+        let runtime = host(cache.path(), artifacts.path(), &recorder)?;
+        let mut steps = Vec::new();
+        for c in &contenders {
+            steps.push(load_steps(c, cache.path(), &runtime).await?);
+        }
+        let only = instantiate_only(&contenders, &runtime).await?;
+        (steps, only, keep_resident(&contenders, &runtime).await?)
+    };
     let mut rss_per: BTreeMap<&str, Vec<(f64, f64)>> = BTreeMap::new();
     for round in 0..MEMORY_ROUNDS {
         for c in rotated(&contenders, round) {
@@ -565,6 +900,72 @@ async fn main() -> anyhow::Result<()> {
                 .join(", "),
             mib(k.peak_memory as f64),
         );
+    }
+    report += &format!(
+        "\n## Where the time goes\n\n\
+         ### A warm load, step by step\n\n\
+         The steps of the loader and the compile cache, timed one by one, median of {LOADS} \
+         (ms); \"from file\" is `Component::deserialize_file` (the artifact mapped, not read \
+         and copied), the alternative.\n\n\
+         | language | read .wasm | SHA-256 .wasm | read artifact | SHA-256 artifact | \
+         deserialize | deserialize from file |\n| --- | --: | --: | --: | --: | --: | --: |\n"
+    );
+    for (c, s) in contenders.iter().zip(&steps) {
+        report += &format!(
+            "| {} | {} | {} | {} | {} | {} | {} |\n",
+            c.language,
+            fmt_ms(s[0]),
+            fmt_ms(s[1]),
+            fmt_ms(s[2]),
+            fmt_ms(s[3]),
+            fmt_ms(s[4]),
+            fmt_ms(s[5]),
+        );
+    }
+    report += &format!(
+        "\n### Instantiation and the pool's keep-resident setting\n\n\
+         Instantiate + drop without a call (`PluginHost::instantiate_only`, the runtime's \
+         engine), and instantiate + `echo` + drop on bare wasmtime: the runtime's engine \
+         settings with another `linear_memory_keep_resident` (the runtime keeps 2 MiB per \
+         slot), imports answering zero values (random bytes: a constant; those returning a resource \
+         trap), no WASI context. {} rounds of \
+         {PER_ROUND} per cell, alternating; p50 (ms) and minor page faults per call.\n\n\
+         | language | instantiate + drop (runtime) | faults |",
+        ROUNDS / 2
+    );
+    for keep in KEEP_RESIDENT {
+        let scan = if keep.1 { "" } else { ", no scan" };
+        report += &format!(
+            " keep {} MiB{scan}: instantiate | + echo + drop | faults |",
+            keep.0 >> 20
+        );
+    }
+    report += "\n| --- | --: | --: |";
+    for _ in KEEP_RESIDENT {
+        report += " --: | --: | --: |";
+    }
+    report += "\n";
+    for (i, c) in contenders.iter().enumerate() {
+        report += &format!(
+            "| {} | {} | {:.0} |",
+            c.language,
+            fmt_ms(bare_only[i].0),
+            bare_only[i].1
+        );
+        for row in &kept {
+            match &row[i] {
+                Ok((inst, total, faults)) => {
+                    report += &format!(" {} | {} | {:.0} |", fmt_ms(*inst), fmt_ms(*total), faults)
+                }
+                Err(_) => report += " n/a | n/a | n/a |",
+            }
+        }
+        report += "\n";
+    }
+    for (i, c) in contenders.iter().enumerate() {
+        if let Some(Err(e)) = kept.first().map(|row| &row[i]) {
+            report += &format!("\n{} on bare wasmtime: {e}\n", c.language);
+        }
     }
     report += "\nComponents measured:\n\n";
     for c in &contenders {
