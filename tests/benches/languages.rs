@@ -444,8 +444,9 @@ async fn load_steps(c: &Contender, cache: &Path, runtime: &PluginHost) -> anyhow
         lap(&mut t, &mut steps[3]);
         // SAFETY: the runtime's own compile cache wrote these bytes with this engine's
         // settings a moment ago, in a directory only this process uses.
-        let component = unsafe { wasmtime::component::Component::deserialize(runtime.engine(), &bytes) }
-            .map_err(|e| anyhow::anyhow!("{e:#}"))?;
+        let component =
+            unsafe { wasmtime::component::Component::deserialize(runtime.engine(), &bytes) }
+                .map_err(|e| anyhow::anyhow!("{e:#}"))?;
         lap(&mut t, &mut steps[4]);
         drop(component);
         t = Instant::now();
@@ -668,7 +669,9 @@ async fn keep_resident(
         }
         bares.push(row);
     }
-    let mut samples: Vec<Vec<(Vec<f64>, Vec<f64>, Vec<f64>)>> = bares
+    // Per cell: instantiate times, instantiate + echo + drop times, faults per call.
+    type Cell = (Vec<f64>, Vec<f64>, Vec<f64>);
+    let mut samples: Vec<Vec<Cell>> = bares
         .iter()
         .map(|row| row.iter().map(|_| Default::default()).collect())
         .collect();
