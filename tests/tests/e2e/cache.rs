@@ -72,6 +72,21 @@ async fn a_corrupt_entry_is_recompiled_and_replaced() {
     assert_eq!(load_and_call(&plugins, cache.path(), false).await, (0, 1));
 }
 
+/// A copied cache (new files, so not the ones the sidecars describe) is trusted only after
+/// its artifacts hash to their checksums, and then used.
+#[tokio::test]
+async fn a_copied_cache_is_checked_by_its_hash_and_used() {
+    let plugins = PluginsDir::with(&["testkit"]);
+    let cache = tempfile::tempdir().unwrap();
+    load_and_call(&plugins, cache.path(), false).await;
+    let copy = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(cache.path()).unwrap() {
+        let from = entry.unwrap().path();
+        std::fs::copy(&from, copy.path().join(from.file_name().unwrap())).unwrap();
+    }
+    assert_eq!(load_and_call(&plugins, copy.path(), false).await, (0, 1));
+}
+
 #[tokio::test]
 async fn an_entry_the_worker_did_not_write_is_not_loaded() {
     let plugins = PluginsDir::with(&["testkit"]);

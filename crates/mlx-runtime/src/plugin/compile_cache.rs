@@ -7,8 +7,16 @@
 //! - the entry's name carries the SHA-256 of the `.wasm` and a digest of the engine's
 //!   compatibility hash (wasmtime version, compiler settings, target): another engine never
 //!   picks it up,
-//! - a sidecar written *after* the artifact holds the SHA-256 of the artifact, and the bytes
-//!   read now hash to it (a torn write, a truncated file or a flipped bit is caught).
+//! - a sidecar written *after* the artifact holds the SHA-256 of the artifact and the identity
+//!   of the file as written (size, modification and change times, inode). If the file is still
+//!   that one, it is mapped as it is; otherwise its bytes must hash to the SHA-256 (a torn
+//!   write, a truncated file or a flipped bit is caught either way: each changes the file).
+//!
+//! Hashing a 60 MB artifact on every load cost more than the rest of a warm load of an
+//! interpreter component, and reading it copied it once more than mapping does; the file's
+//! identity is the cheaper proof, as only this user can change the directory. Entries are
+//! replaced by rename, never rewritten in place, so a mapped artifact never changes under a
+//! loaded component.
 //!
 //! Anything else is recompiled and overwritten, with one warning; the cache never fails a load.
 
@@ -106,24 +114,33 @@ impl CompileCache {
     /// The precompiled component for a `.wasm` with this digest, if a trustworthy one exists.
     pub fn lookup(&self, engine: &Engine, wasm_sha256_hex: &str) -> Lookup {
         let (artifact, sidecar) = self.entry(wasm_sha256_hex);
-        let Ok(expected) = std::fs::read_to_string(&sidecar) else {
+        let Ok(sidecar) = std::fs::read_to_string(&sidecar) else {
             return Lookup::Miss;
         };
-        let bytes = match std::fs::read(&artifact) {
-            Ok(bytes) => bytes,
-            Err(e) => {
-                tracing::warn!(entry = %artifact.display(), "compile cache entry unreadable, recompiling: {e}");
-                return Lookup::Miss;
+        let mut lines = sidecar.lines();
+        let expected = lines.next().unwrap_or_default().trim();
+        let unchanged = match (lines.next(), std::fs::metadata(&artifact)) {
+            (Some(written), Ok(now)) => written.trim() == identity(&now),
+            _ => false,
+        };
+        if !unchanged {
+            match std::fs::read(&artifact) {
+                Ok(bytes) if format!("{:x}", Sha256::digest(&bytes)) == expected => {}
+                Ok(_) => {
+                    tracing::warn!(entry = %artifact.display(), "compile cache entry does not match its checksum, recompiling");
+                    return Lookup::Miss;
+                }
+                Err(e) => {
+                    tracing::warn!(entry = %artifact.display(), "compile cache entry unreadable, recompiling: {e}");
+                    return Lookup::Miss;
+                }
             }
-        };
-        if format!("{:x}", Sha256::digest(&bytes)) != expected.trim() {
-            tracing::warn!(entry = %artifact.display(), "compile cache entry does not match its checksum, recompiling");
-            return Lookup::Miss;
         }
-        // SAFETY: the bytes are exactly what `store` wrote with `Component::serialize` (their
-        // SHA-256 matches the sidecar written after them, in a directory only this user can
-        // write); wasmtime itself rejects artifacts of another version or configuration.
-        match unsafe { Component::deserialize(engine, &bytes) } {
+        // SAFETY: the file is the one `store` wrote with `Component::serialize` (unchanged
+        // since, or hashing to what was written, in a directory only this user can write, where
+        // entries are replaced by rename and never modified in place); wasmtime itself rejects
+        // artifacts of another version or configuration.
+        match unsafe { Component::deserialize_file(engine, &artifact) } {
             Ok(component) => Lookup::Hit(component),
             Err(e) => {
                 tracing::warn!(entry = %artifact.display(), "compile cache entry rejected by wasmtime, recompiling: {e:#}");
@@ -144,12 +161,30 @@ impl CompileCache {
                 // Sidecar last: an entry without one (a crash in between) is a miss.
                 let _ = std::fs::remove_file(&sidecar);
                 write_atomically(&self.dir, &artifact, &bytes)?;
-                write_atomically(&self.dir, &sidecar, digest.as_bytes())
+                // The identity after the rename, which is what a lookup will see.
+                let written = std::fs::metadata(&artifact).map_err(|e| e.to_string())?;
+                let text = format!("{digest}\n{}\n", identity(&written));
+                write_atomically(&self.dir, &sidecar, text.as_bytes())
             });
         if let Err(e) = result {
             tracing::warn!(entry = %artifact.display(), "could not store a compile cache entry: {e}");
         }
     }
+}
+
+/// A file's identity as the sidecar records it: any write or replacement changes one of these
+/// (the change time cannot be set by a user).
+fn identity(meta: &std::fs::Metadata) -> String {
+    format!(
+        "{} {}.{} {}.{} {} {}",
+        meta.len(),
+        meta.mtime(),
+        meta.mtime_nsec(),
+        meta.ctime(),
+        meta.ctime_nsec(),
+        meta.ino(),
+        meta.dev()
+    )
 }
 
 /// Writes to a temporary file in `dir`, syncs it and renames it over `path`.
