@@ -29,6 +29,7 @@ use temporalio_common::HasWorkflowDefinition;
 use tokio::sync::oneshot;
 
 pub mod bench;
+pub mod components;
 pub mod proc_stats;
 
 pub fn workspace_root() -> PathBuf {
@@ -82,25 +83,9 @@ pub fn worker_binary() -> &'static Path {
             .args(["build", "--quiet", "--workspace", "--bins", "--tests"])
             .env("CARGO_TARGET_DIR", target_dir)
             .current_dir(workspace_root());
-        // `cargo test` runs this process with the test package's variables (CARGO_MANIFEST_DIR,
-        // CARGO_PKG_*, ...). ring's build script reruns when CARGO_MANIFEST_DIR changes, so
-        // passing them on made this "fresh" build recompile ring, rustls and everything above
-        // them (70 s of both cores, every run) and the next shell build do it again.
-        for (key, _) in std::env::vars_os() {
-            let key = key.to_string_lossy();
-            let from_cargo_test = [
-                "CARGO_PKG_",
-                "CARGO_MANIFEST_",
-                "CARGO_CRATE_",
-                "CARGO_BIN_",
-            ]
-            .iter()
-            .any(|prefix| key.starts_with(prefix))
-                || ["CARGO_PRIMARY_PACKAGE", "CARGO_TARGET_TMPDIR", "OUT_DIR"].contains(&&*key);
-            if from_cargo_test {
-                command.env_remove(&*key);
-            }
-        }
+        // Not with `cargo test`'s package variables: passing them on made this "fresh" build
+        // recompile ring, rustls and everything above them (70 s of both cores, every run).
+        components::without_cargo_test_env(&mut command);
         match profile_dir.file_name().and_then(|n| n.to_str()) {
             Some("debug") => {}
             Some("release") => {

@@ -8,12 +8,14 @@
 use std::{
     net::TcpListener,
     path::{Path, PathBuf},
-    process::Command,
     sync::Arc,
-    time::{Duration, Instant, SystemTime},
+    time::{Duration, Instant},
 };
 
-use mlx_e2e::{compile_cache, host_settings, worker_binary, workspace_root};
+use mlx_e2e::{
+    components::{built_component, guest_log_line, invoke_logged},
+    host_settings, workspace_root,
+};
 use mlx_runtime::{
     HostSettings, PluginHost,
     contract::{InvocationContext, JsonText},
@@ -34,27 +36,33 @@ enum Lang {
 const SECRET: &str = "s3cret-token";
 
 impl Lang {
-    /// The built component, its sources (newest wins) and the command that builds it.
-    fn component(self) -> (PathBuf, Vec<PathBuf>, &'static str) {
-        let root = workspace_root();
-        let plugins = root.join("plugins");
+    /// The built component, its source directories and their files' extensions (newest
+    /// wins), and the command that builds it.
+    fn component(
+        self,
+    ) -> (
+        &'static str,
+        &'static [&'static str],
+        &'static [&'static str],
+        &'static str,
+    ) {
         match self {
             Lang::Rust => (
-                plugins.join("target/wasm32-wasip2/release/contract_rust.wasm"),
-                vec![plugins.join("contract/src"), plugins.join("sdk/src")],
+                "plugins/target/wasm32-wasip2/release/contract_rust.wasm",
+                &["plugins/contract/src", "plugins/sdk/src"],
+                &["rs"],
                 "make plugins",
             ),
             Lang::Python => (
-                plugins.join("target/python/contract.wasm"),
-                vec![
-                    plugins.join("python/contract"),
-                    plugins.join("python/mlx_plugin"),
-                ],
+                "plugins/target/python/contract.wasm",
+                &["plugins/python/contract", "plugins/python/mlx_plugin"],
+                &["py"],
                 "make python-plugins",
             ),
             Lang::Js => (
-                plugins.join("target/js/contract.wasm"),
-                vec![plugins.join("js/contract"), plugins.join("js/mlx_plugin")],
+                "plugins/target/js/contract.wasm",
+                &["plugins/js/contract", "plugins/js/mlx_plugin"],
+                &["js"],
                 "make js-plugins",
             ),
         }
@@ -74,30 +82,9 @@ impl Lang {
     }
 }
 
-fn newest(dir: &Path) -> SystemTime {
-    let mut newest = SystemTime::UNIX_EPOCH;
-    for entry in std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
-        let meta = entry.unwrap().metadata().unwrap();
-        if meta.is_file() {
-            newest = newest.max(meta.modified().unwrap());
-        }
-    }
-    newest
-}
-
 fn built(lang: Lang) -> PathBuf {
-    let (file, sources, build) = lang.component();
-    let built = match std::fs::metadata(&file) {
-        Ok(meta) => meta.modified().unwrap(),
-        Err(e) => panic!("{} is missing ({e}): run `{build}`", file.display()),
-    };
-    let source = sources.iter().map(|d| newest(d)).max().unwrap();
-    assert!(
-        built >= source,
-        "{} is older than its sources: run `{build}`",
-        file.display()
-    );
-    file
+    let (file, sources, extensions, build) = lang.component();
+    built_component(file, sources, extensions, build)
 }
 
 struct Contract {
@@ -473,33 +460,19 @@ async fn a_log_line_reaches_the_worker_log_with_its_fields(lang: Lang) {
     let wasm = built(lang);
     let _one_at_a_time = LOADING.lock().await;
     let artifacts = tempfile::tempdir().unwrap();
-    let out = Command::new(worker_binary())
-        .env("RUST_LOG", "warn,mlx_worker::guest=info")
-        .env("MLX_CACHE_DIR", compile_cache())
-        .args(["plugin", "invoke"])
-        .arg(&wasm)
-        .args([
-            "log",
-            r#"{"message": "epoch finished", "fields": {"epoch": "3", "loss": "0.25"}}"#,
-            "--artifacts-dir",
-        ])
-        .arg(artifacts.path())
-        .output()
-        .unwrap();
-    let log = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{log}");
-    let line = log
-        .lines()
-        .find(|l| l.contains("epoch finished"))
-        .unwrap_or_else(|| panic!("no guest log line in: {log}"));
+    let (output, log) = invoke_logged(
+        &wasm,
+        "log",
+        r#"{"message": "epoch finished", "fields": {"epoch": "3", "loss": "0.25"}}"#,
+        artifacts.path(),
+    );
+    let line = guest_log_line(&log, "epoch finished");
     assert!(
-        line.contains("mlx_worker::guest")
-            && line.contains(" INFO ")
+        line.contains(" INFO ")
             && line.contains(r#"epoch=\"3\""#)
             && line.contains(r#"loss=\"0.25\""#),
         "{line}"
     );
-    let output: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(output, json!({"logged": true}));
 }
 

@@ -4,89 +4,32 @@
 //! saying so, when it is missing or older than its sources. The contract plugin `contract-js`
 //! is exercised by the shared table in `contract.rs`.
 
-use std::{
-    path::{Path, PathBuf},
-    process::Command,
-    sync::{Arc, Mutex},
-    time::{Duration, SystemTime},
-};
+use std::{path::PathBuf, sync::Arc};
 
-use mlx_e2e::{compile_cache, host_settings, worker_binary, workspace_root};
+use mlx_e2e::{
+    components::{Timings, built_component, guest_log_line, invoke_logged},
+    host_settings, workspace_root,
+};
 use mlx_runtime::{
-    HostSettings, PluginHost,
-    contract::InvocationContext,
-    failure::InvocationError,
-    observer::{Observer, Outcome, ReloadResult},
-    plugin::LoadedPlugin,
-    sandbox::capabilities::activity::ActivitySignals,
+    HostSettings, PluginHost, contract::InvocationContext, failure::InvocationError,
+    plugin::LoadedPlugin, sandbox::capabilities::activity::ActivitySignals,
 };
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-const BUILD: &str = "run `make js-plugins` (componentize-js, pinned in tools/node)";
-
-/// Newest modification time of the files under `dir` with one of `extensions`.
-fn newest(dir: &Path, extensions: &[&str]) -> SystemTime {
-    let mut newest = SystemTime::UNIX_EPOCH;
-    for entry in std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
-        let path = entry.unwrap().path();
-        let matches = path
-            .extension()
-            .and_then(|e| e.to_str())
-            .is_some_and(|e| extensions.contains(&e));
-        if matches {
-            newest = newest.max(std::fs::metadata(&path).unwrap().modified().unwrap());
-        }
-    }
-    newest
-}
-
-/// The built `validate` component, checked to exist and to be newer than its sources (the
-/// plugin, the SDK, the JavaScript world and the WIT contract).
+/// The built `validate` component, checked to be newer than its sources (the plugin, the
+/// SDK, the JavaScript world and the WIT contract).
 fn validate_wasm() -> PathBuf {
-    let root = workspace_root();
-    let file = root.join("plugins/target/js/validate.wasm");
-    let built = match std::fs::metadata(&file) {
-        Ok(meta) => meta.modified().unwrap(),
-        Err(e) => panic!(
-            "the JavaScript plugin {} is missing ({e}): {BUILD}",
-            file.display()
-        ),
-    };
-    let js = root.join("plugins/js");
-    let sources = [
-        newest(&js.join("validate"), &["js", "toml"]),
-        newest(&js.join("mlx_plugin"), &["js"]),
-        newest(&js.join("wit"), &["wit"]),
-        newest(&root.join("wit"), &["wit"]),
-    ];
-    let source = sources.into_iter().max().unwrap();
-    assert!(
-        built >= source,
-        "the JavaScript plugin {} is older than its sources: {BUILD}",
-        file.display()
-    );
-    file
-}
-
-/// Instantiation time, call time and peak guest memory of each invocation, as the runtime
-/// observed them (printed with `--nocapture`).
-#[derive(Default)]
-struct Timings(Mutex<Vec<Timing>>);
-
-/// Instantiation, whole invocation, peak guest memory (bytes).
-type Timing = (Option<Duration>, Duration, Option<usize>);
-
-impl Observer for Timings {
-    fn invocation(&self, outcome: &Outcome<'_>) {
-        self.0.lock().unwrap().push((
-            outcome.instantiation,
-            outcome.duration,
-            outcome.peak_memory_bytes,
-        ));
-    }
-
-    fn reload(&self, _: ReloadResult) {}
+    built_component(
+        "plugins/target/js/validate.wasm",
+        &[
+            "plugins/js/validate",
+            "plugins/js/mlx_plugin",
+            "plugins/js/wit",
+        ],
+        &["js", "toml", "wit"],
+        "make js-plugins",
+    )
 }
 
 struct Validate {
@@ -338,34 +281,19 @@ async fn a_log_line_reaches_the_worker_log() {
     let wasm = validate_wasm();
     let artifacts = tempfile::tempdir().unwrap();
     let _one_at_a_time = LOADING.lock().await;
-    let out = Command::new(worker_binary())
-        .env("RUST_LOG", "warn,mlx_worker::guest=info")
-        .env("MLX_CACHE_DIR", compile_cache())
-        .args(["plugin", "invoke"])
-        .arg(&wasm)
-        .args([
-            "validate_table",
-            r#"{"source": "/data/breast_cancer.csv"}"#,
-            "--artifacts-dir",
-        ])
-        .arg(artifacts.path())
-        .output()
-        .unwrap();
-    let log = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{log}");
-    let line = log
-        .lines()
-        .find(|l| l.contains("validation report written"))
-        .unwrap_or_else(|| panic!("no guest log line in: {log}"));
+    let (output, log) = invoke_logged(
+        &wasm,
+        "validate_table",
+        r#"{"source": "/data/breast_cancer.csv"}"#,
+        artifacts.path(),
+    );
+    let line = guest_log_line(&log, "validation report written");
     assert!(
-        line.contains("mlx_worker::guest")
-            && line.contains(r#"stream="log""#)
-            && line.contains(r#"rows=\"569\""#)
+        line.contains(r#"rows=\"569\""#)
             && line.contains(r#"columns=\"31\""#)
             && line.contains(r#"valid=\"true\""#),
         "{line}"
     );
-    let output: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(output["rows"], 569);
     assert!(
         artifacts

@@ -3,21 +3,15 @@
 //! not build it (that needs the pinned componentize-py in `tools/venv`): they fail, saying so,
 //! when it is missing or older than its sources.
 
-use std::{
-    path::{Path, PathBuf},
-    process::Command,
-    sync::{Arc, Mutex},
-    time::{Duration, SystemTime},
-};
+use std::{path::PathBuf, sync::Arc};
 
-use mlx_e2e::{compile_cache, host_settings, worker_binary, workspace_root};
+use mlx_e2e::{
+    components::{Timings, built_component, guest_log_line, invoke_logged},
+    host_settings, workspace_root,
+};
 use mlx_runtime::{
-    HostSettings, PluginHost,
-    contract::InvocationContext,
-    failure::InvocationError,
-    observer::{Observer, Outcome, ReloadResult},
-    plugin::LoadedPlugin,
-    sandbox::capabilities::activity::ActivitySignals,
+    HostSettings, PluginHost, contract::InvocationContext, failure::InvocationError,
+    plugin::LoadedPlugin, sandbox::capabilities::activity::ActivitySignals,
 };
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
@@ -25,69 +19,15 @@ use tokio_util::sync::CancellationToken;
 const IRIS_HEADER: &str =
     "sepal length (cm),sepal width (cm),petal length (cm),petal width (cm),target";
 
-const BUILD: &str = "run `make python-plugins` (componentize-py, pinned in tools/venv)";
-
-/// Newest modification time of the files under `dir` with one of `extensions`.
-fn newest(dir: &Path, extensions: &[&str]) -> SystemTime {
-    let mut newest = SystemTime::UNIX_EPOCH;
-    for entry in std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
-        let path = entry.unwrap().path();
-        let matches = path
-            .extension()
-            .and_then(|e| e.to_str())
-            .is_some_and(|e| extensions.contains(&e));
-        if matches {
-            newest = newest.max(std::fs::metadata(&path).unwrap().modified().unwrap());
-        }
-    }
-    newest
-}
-
-/// The built `features` component, checked to exist and to be newer than its sources (the
-/// plugin, the SDK and the WIT contract).
+/// The built `features` component, checked to be newer than its sources (the plugin, the
+/// SDK and the WIT contract).
 fn features_wasm() -> PathBuf {
-    let root = workspace_root();
-    let file = root.join("plugins/target/python/features.wasm");
-    let built = match std::fs::metadata(&file) {
-        Ok(meta) => meta.modified().unwrap(),
-        Err(e) => panic!(
-            "the Python plugin {} is missing ({e}): {BUILD}",
-            file.display()
-        ),
-    };
-    let python = root.join("plugins/python");
-    let sources = [
-        newest(&python.join("features"), &["py", "toml"]),
-        newest(&python.join("mlx_plugin"), &["py"]),
-        newest(&root.join("wit"), &["wit"]),
-    ];
-    let source = sources.into_iter().max().unwrap();
-    assert!(
-        built >= source,
-        "the Python plugin {} is older than its sources: {BUILD}",
-        file.display()
-    );
-    file
-}
-
-/// Instantiation time, call time and peak guest memory of each invocation, as the runtime
-/// observed them (printed with `--nocapture`).
-#[derive(Default)]
-struct Timings(Mutex<Vec<Timing>>);
-
-/// Instantiation, whole invocation, peak guest memory (bytes).
-type Timing = (Option<Duration>, Duration, Option<usize>);
-
-impl Observer for Timings {
-    fn invocation(&self, outcome: &Outcome<'_>) {
-        self.0.lock().unwrap().push((
-            outcome.instantiation,
-            outcome.duration,
-            outcome.peak_memory_bytes,
-        ));
-    }
-
-    fn reload(&self, _: ReloadResult) {}
+    built_component(
+        "plugins/target/python/features.wasm",
+        &["plugins/python/features", "plugins/python/mlx_plugin"],
+        &["py", "toml"],
+        "make python-plugins",
+    )
 }
 
 struct Features {
@@ -312,32 +252,16 @@ async fn a_log_line_reaches_the_worker_log() {
     )
     .unwrap();
     let _one_at_a_time = LOADING.lock().await;
-    let out = Command::new(worker_binary())
-        .env("RUST_LOG", "warn,mlx_worker::guest=info")
-        .env("MLX_CACHE_DIR", compile_cache())
-        .args(["plugin", "invoke"])
-        .arg(&wasm)
-        .args([
-            "engineer_features",
-            r#"{"source": "/artifacts/bc.csv", "target": "target"}"#,
-            "--artifacts-dir",
-        ])
-        .arg(artifacts.path())
-        .output()
-        .unwrap();
-    let log = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{log}");
-    let line = log
-        .lines()
-        .find(|l| l.contains("features written"))
-        .unwrap_or_else(|| panic!("no guest log line in: {log}"));
+    let (output, log) = invoke_logged(
+        &wasm,
+        "engineer_features",
+        r#"{"source": "/artifacts/bc.csv", "target": "target"}"#,
+        artifacts.path(),
+    );
+    let line = guest_log_line(&log, "features written");
     assert!(
-        line.contains("mlx_worker::guest")
-            && line.contains(r#"stream="log""#)
-            && line.contains(r#"rows=\"569\""#)
-            && line.contains(r#"columns=\"31\""#),
+        line.contains(r#"rows=\"569\""#) && line.contains(r#"columns=\"31\""#),
         "{line}"
     );
-    let output: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(output["rows"], 569);
 }

@@ -33,21 +33,7 @@ fn run(command: &mut Command) -> String {
 fn make(dir: &Path) -> Command {
     let mut command = Command::new("make");
     command.arg("-C").arg(dir);
-    for (key, _) in std::env::vars_os() {
-        let key = key.to_string_lossy();
-        let from_cargo_test = [
-            "CARGO_PKG_",
-            "CARGO_MANIFEST_",
-            "CARGO_CRATE_",
-            "CARGO_BIN_",
-        ]
-        .iter()
-        .any(|prefix| key.starts_with(prefix))
-            || ["CARGO_PRIMARY_PACKAGE", "CARGO_TARGET_TMPDIR", "OUT_DIR"].contains(&&*key);
-        if from_cargo_test {
-            command.env_remove(&*key);
-        }
-    }
+    mlx_e2e::components::without_cargo_test_env(&mut command);
     command
 }
 

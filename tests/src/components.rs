@@ -1,0 +1,136 @@
+//! Components built outside cargo (`make plugins`, `make python-plugins`, `make js-plugins`)
+//! and what the tests do with them the same way for every language: check the build is
+//! current, time invocations, run `mlx-worker plugin invoke` and read its log.
+
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+    sync::Mutex,
+    time::{Duration, SystemTime},
+};
+
+use mlx_runtime::observer::{Observer, Outcome, ReloadResult};
+use serde_json::Value;
+
+use crate::{compile_cache, worker_binary, workspace_root};
+
+/// Newest modification time of the files directly in `dir` with one of `extensions`.
+fn newest(dir: &Path, extensions: &[&str]) -> SystemTime {
+    let mut newest = SystemTime::UNIX_EPOCH;
+    for entry in std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+        let path = entry.unwrap().path();
+        let matches = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| extensions.contains(&e));
+        if matches {
+            newest = newest.max(std::fs::metadata(&path).unwrap().modified().unwrap());
+        }
+    }
+    newest
+}
+
+/// `file` (relative to the repository), checked to exist and to be newer than its sources:
+/// the files with `extensions` in each of `sources` (relative directories) and the WIT
+/// contract. The tests do not build it (that needs the pinned toolchains of `tools/`): they
+/// fail, naming `build`, when it is missing or stale.
+pub fn built_component(file: &str, sources: &[&str], extensions: &[&str], build: &str) -> PathBuf {
+    let root = workspace_root();
+    let path = root.join(file);
+    let built = match std::fs::metadata(&path) {
+        Ok(meta) => meta.modified().unwrap(),
+        Err(e) => panic!("{} is missing ({e}): run `{build}`", path.display()),
+    };
+    let source = sources
+        .iter()
+        .map(|dir| newest(&root.join(dir), extensions))
+        .chain([newest(&root.join("wit"), &["wit"])])
+        .max()
+        .unwrap();
+    assert!(
+        built >= source,
+        "{} is older than its sources: run `{build}`",
+        path.display()
+    );
+    path
+}
+
+/// Instantiation time, call time and peak guest memory of each invocation, as the runtime
+/// observed them (printed with `--nocapture`).
+#[derive(Default)]
+pub struct Timings(pub Mutex<Vec<Timing>>);
+
+/// Instantiation, whole invocation, peak guest memory (bytes).
+pub type Timing = (Option<Duration>, Duration, Option<usize>);
+
+impl Observer for Timings {
+    fn invocation(&self, outcome: &Outcome<'_>) {
+        self.0.lock().unwrap().push((
+            outcome.instantiation,
+            outcome.duration,
+            outcome.peak_memory_bytes,
+        ));
+    }
+
+    fn reload(&self, _: ReloadResult) {}
+}
+
+/// `mlx-worker plugin invoke WASM OPERATION INPUT` with the guest's log at info, as a plugin
+/// author runs it; asserts it succeeded. Returns the output and the worker's log.
+pub fn invoke_logged(
+    wasm: &Path,
+    operation: &str,
+    input: &str,
+    artifacts: &Path,
+) -> (Value, String) {
+    let out = Command::new(worker_binary())
+        .env("RUST_LOG", "warn,mlx_worker::guest=info")
+        .env("MLX_CACHE_DIR", compile_cache())
+        .args(["plugin", "invoke"])
+        .arg(wasm)
+        .args([operation, input, "--artifacts-dir"])
+        .arg(artifacts)
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{log}");
+    let output = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("output is not JSON ({e}): {log}"));
+    (output, log)
+}
+
+/// The plugin's log line saying `message`, checked to be a guest log call (not stderr) in the
+/// worker's own log.
+pub fn guest_log_line<'a>(log: &'a str, message: &str) -> &'a str {
+    let line = log
+        .lines()
+        .find(|l| l.contains(message))
+        .unwrap_or_else(|| panic!("no guest log line {message:?} in: {log}"));
+    assert!(
+        line.contains("mlx_worker::guest") && line.contains(r#"stream="log""#),
+        "{line}"
+    );
+    line
+}
+
+/// Removes from `command` the variables `cargo test` gives this process (CARGO_MANIFEST_DIR,
+/// CARGO_PKG_*, ...): they describe the test package, and a cargo the command runs would take
+/// them for its own (ring's build script, for one, reruns when CARGO_MANIFEST_DIR changes).
+pub fn without_cargo_test_env(command: &mut Command) -> &mut Command {
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy();
+        let from_cargo_test = [
+            "CARGO_PKG_",
+            "CARGO_MANIFEST_",
+            "CARGO_CRATE_",
+            "CARGO_BIN_",
+        ]
+        .iter()
+        .any(|prefix| key.starts_with(prefix))
+            || ["CARGO_PRIMARY_PACKAGE", "CARGO_TARGET_TMPDIR", "OUT_DIR"].contains(&&*key);
+        if from_cargo_test {
+            command.env_remove(&*key);
+        }
+    }
+    command
+}
