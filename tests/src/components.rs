@@ -5,14 +5,22 @@
 use std::{
     path::{Path, PathBuf},
     process::Command,
-    sync::Mutex,
+    sync::{Arc, Mutex},
     time::{Duration, SystemTime},
 };
 
-use mlx_runtime::observer::{Observer, Outcome, ReloadResult};
+use mlx_runtime::{
+    HostSettings, PluginHost,
+    contract::InvocationContext,
+    failure::InvocationError,
+    observer::{Observer, Outcome, ReloadResult},
+    plugin::LoadedPlugin,
+    sandbox::capabilities::activity::ActivitySignals,
+};
 use serde_json::Value;
+use tokio_util::sync::CancellationToken;
 
-use crate::{compile_cache, worker_binary, workspace_root};
+use crate::{compile_cache, host_settings, worker_binary, workspace_root};
 
 /// Newest modification time of the files directly in `dir` with one of `extensions`.
 fn newest(dir: &Path, extensions: &[&str]) -> SystemTime {
@@ -133,4 +141,93 @@ pub fn without_cargo_test_env(command: &mut Command) -> &mut Command {
         }
     }
     command
+}
+
+/// Compiles of large components (interpreters inside), one at a time: a debug-built compile
+/// takes seconds to tens of seconds of both cores, so the first test compiles each into the
+/// run's cache and the others find it there.
+pub async fn one_compile_at_a_time() -> tokio::sync::MutexGuard<'static, ()> {
+    static LOADING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    LOADING.lock().await
+}
+
+/// One component in an in-process host of its own: a plugins directory holding the file (and
+/// its manifest, if any), an artifacts root, and the observer's timings of each invocation.
+pub struct Hosted {
+    pub runtime: Arc<PluginHost>,
+    pub plugin: LoadedPlugin,
+    pub timings: Arc<Timings>,
+    /// The workflow id every invocation presents (its `/artifacts` is [`Hosted::artifacts`]).
+    pub workflow_id: String,
+    artifacts: tempfile::TempDir,
+    _plugins: tempfile::TempDir,
+}
+
+impl Hosted {
+    /// Loads `wasm` as `NAME.wasm`, with `manifest` as `NAME.toml` when given.
+    pub async fn load(wasm: &Path, name: &str, manifest: Option<&str>) -> Self {
+        let plugins = tempfile::tempdir().unwrap();
+        let file = plugins.path().join(format!("{name}.wasm"));
+        std::fs::copy(wasm, &file).unwrap();
+        if let Some(manifest) = manifest {
+            std::fs::write(plugins.path().join(format!("{name}.toml")), manifest).unwrap();
+        }
+        let artifacts = tempfile::tempdir().unwrap();
+        let timings = Arc::new(Timings::default());
+        let runtime = PluginHost::new(HostSettings {
+            artifacts_dir: Some(artifacts.path().to_path_buf()),
+            observer: Some(timings.clone()),
+            ..host_settings()
+        })
+        .unwrap();
+        let _one_at_a_time = one_compile_at_a_time().await;
+        let plugin = runtime
+            .load(&file)
+            .await
+            .unwrap_or_else(|e| panic!("loading {}: {e}", wasm.display()));
+        Self {
+            runtime,
+            plugin,
+            timings,
+            workflow_id: format!("wf-{name}"),
+            artifacts,
+            _plugins: plugins,
+        }
+    }
+
+    /// The host directory behind the invocations' `/artifacts`.
+    pub fn artifacts(&self) -> PathBuf {
+        let dir = self
+            .artifacts
+            .path()
+            .join(mlx_runtime::sandbox::workflow_dir_name(&self.workflow_id));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    /// Runs `operation` as attempt 1; returns how it ended and the latest heartbeat.
+    pub async fn invoke(
+        &self,
+        operation: &str,
+        input: Value,
+    ) -> (Result<Value, InvocationError>, Option<Value>) {
+        let (signals, mut heartbeats) = ActivitySignals::new(CancellationToken::new());
+        let ctx = InvocationContext {
+            workflow_id: self.workflow_id.clone(),
+            activity_id: "1".into(),
+            attempt: 1,
+            last_heartbeat_details: None,
+        };
+        let result = self
+            .runtime
+            .invoke(&self.plugin, operation, &input, &ctx, signals, None)
+            .await
+            .map(|done| done.output);
+        // The latest heartbeat (the watch channel keeps only that).
+        let last = heartbeats
+            .borrow_and_update()
+            .as_ref()
+            .map(|details| details.to_value());
+        (result, last)
+    }
 }

@@ -7,20 +7,17 @@
 
 use std::{
     net::TcpListener,
-    path::{Path, PathBuf},
-    sync::Arc,
+    path::PathBuf,
     time::{Duration, Instant},
 };
 
 use mlx_e2e::{
-    components::{built_component, guest_log_line, invoke_logged},
-    host_settings, workspace_root,
+    components::{Hosted, built_component, guest_log_line, invoke_logged, one_compile_at_a_time},
+    workspace_root,
 };
 use mlx_runtime::{
-    HostSettings, PluginHost,
     contract::{InvocationContext, JsonText},
     failure::{Failure, InvocationError},
-    plugin::LoadedPlugin,
     sandbox::capabilities::activity::ActivitySignals,
 };
 use serde_json::{Value, json};
@@ -89,50 +86,26 @@ fn built(lang: Lang) -> PathBuf {
 
 struct Contract {
     lang: Lang,
-    runtime: Arc<PluginHost>,
-    plugin: LoadedPlugin,
-    _dirs: (tempfile::TempDir, tempfile::TempDir),
+    hosted: Hosted,
+    _secrets: tempfile::TempDir,
 }
 
-/// One compile at a time: the interpreter components are large, and the first test of each
-/// language fills the run's compile cache for the others.
-static LOADING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-/// The manifest every contract plugin gets: a config value, a secret from a file, and the
-/// bundled datasets read-only at /data.
-fn write_manifest(dir: &Path, name: &str) {
-    std::fs::write(dir.join("token.txt"), SECRET).unwrap();
-    let data = workspace_root().join("data");
-    let manifest = format!(
-        "[config]\ngreeting = \"hello\"\n\n[secrets]\ntoken = {{ file = \"token.txt\" }}\n\n\
-         [[filesystem]]\nhost = {:?}\nguest = \"/data\"\naccess = \"read-only\"\n",
-        data.display().to_string()
-    );
-    std::fs::write(dir.join(format!("{name}.toml")), manifest).unwrap();
-}
-
+/// The plugin with the manifest every contract plugin gets: a config value, a secret from a
+/// file, and the bundled datasets read-only at /data.
 async fn contract(lang: Lang) -> Contract {
-    let wasm = built(lang);
-    let plugins = tempfile::tempdir().unwrap();
-    let file = plugins.path().join(format!("{}.wasm", lang.name()));
-    std::fs::copy(&wasm, &file).unwrap();
-    write_manifest(plugins.path(), lang.name());
-    let artifacts = tempfile::tempdir().unwrap();
-    let runtime = PluginHost::new(HostSettings {
-        artifacts_dir: Some(artifacts.path().to_path_buf()),
-        ..host_settings()
-    })
-    .unwrap();
-    let _one_at_a_time = LOADING.lock().await;
-    let plugin = runtime
-        .load(&file)
-        .await
-        .unwrap_or_else(|e| panic!("loading {}: {e}", wasm.display()));
+    let secrets = tempfile::tempdir().unwrap();
+    let token = secrets.path().join("token.txt");
+    std::fs::write(&token, SECRET).unwrap();
+    let manifest = format!(
+        "[config]\ngreeting = \"hello\"\n\n[secrets]\ntoken = {{ file = {:?} }}\n\n\
+         [[filesystem]]\nhost = {:?}\nguest = \"/data\"\naccess = \"read-only\"\n",
+        token.display().to_string(),
+        workspace_root().join("data").display().to_string()
+    );
     Contract {
         lang,
-        runtime,
-        plugin,
-        _dirs: (plugins, artifacts),
+        hosted: Hosted::load(&built(lang), lang.name(), Some(&manifest)).await,
+        _secrets: secrets,
     }
 }
 
@@ -189,9 +162,10 @@ impl Contract {
             }
             seen
         };
-        let invoke = self
-            .runtime
-            .invoke(&self.plugin, operation, &input, &ctx, signals, None);
+        let invoke =
+            self.hosted
+                .runtime
+                .invoke(&self.hosted.plugin, operation, &input, &ctx, signals, None);
         let (result, heartbeats) = tokio::join!(invoke, collect);
         Run {
             result: result.map(|done| done.output),
@@ -202,8 +176,8 @@ impl Contract {
 
 async fn describes_the_contract_operations(lang: Lang) {
     let c = contract(lang).await;
-    assert_eq!(c.plugin.info.name, lang.name());
-    let mut names = c.plugin.info.operation_names();
+    assert_eq!(c.hosted.plugin.info.name, lang.name());
+    let mut names = c.hosted.plugin.info.operation_names();
     names.sort();
     assert_eq!(
         names,
@@ -374,9 +348,14 @@ async fn cancellation_is_seen_at_the_next_heartbeat(lang: Lang) {
     };
     let started = Instant::now();
     let input = json!({});
-    let invoke = c
-        .runtime
-        .invoke(&c.plugin, "wait_for_cancel", &input, &ctx, signals, None);
+    let invoke = c.hosted.runtime.invoke(
+        &c.hosted.plugin,
+        "wait_for_cancel",
+        &input,
+        &ctx,
+        signals,
+        None,
+    );
     let (result, ()) = tokio::join!(invoke, canceller);
     match result {
         Err(InvocationError::Cancelled {
@@ -458,7 +437,7 @@ async fn files_are_reachable_only_under_granted_directories(lang: Lang) {
 /// worker's own logging) writes it.
 async fn a_log_line_reaches_the_worker_log_with_its_fields(lang: Lang) {
     let wasm = built(lang);
-    let _one_at_a_time = LOADING.lock().await;
+    let _one_at_a_time = one_compile_at_a_time().await;
     let artifacts = tempfile::tempdir().unwrap();
     let (output, log) = invoke_logged(
         &wasm,

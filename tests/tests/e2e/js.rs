@@ -4,18 +4,13 @@
 //! saying so, when it is missing or older than its sources. The contract plugin `contract-js`
 //! is exercised by the shared table in `contract.rs`.
 
-use std::{path::PathBuf, sync::Arc};
+use std::path::PathBuf;
 
 use mlx_e2e::{
-    components::{Timings, built_component, guest_log_line, invoke_logged},
-    host_settings, workspace_root,
-};
-use mlx_runtime::{
-    HostSettings, PluginHost, contract::InvocationContext, failure::InvocationError,
-    plugin::LoadedPlugin, sandbox::capabilities::activity::ActivitySignals,
+    components::{Hosted, built_component, guest_log_line, invoke_logged, one_compile_at_a_time},
+    workspace_root,
 };
 use serde_json::{Value, json};
-use tokio_util::sync::CancellationToken;
 
 /// The built `validate` component, checked to be newer than its sources (the plugin, the
 /// SDK, the JavaScript world and the WIT contract).
@@ -32,96 +27,22 @@ fn validate_wasm() -> PathBuf {
     )
 }
 
-struct Validate {
-    runtime: Arc<PluginHost>,
-    plugin: LoadedPlugin,
-    artifacts: tempfile::TempDir,
-    _plugins: tempfile::TempDir,
-    timings: Arc<Timings>,
+/// The component with a manifest granting the bundled datasets at `/data` (read-only), as
+/// the shipped `validate.toml` does.
+async fn validate() -> Hosted {
+    let manifest = format!(
+        "[[filesystem]]\nhost = {:?}\nguest = \"/data\"\naccess = \"read-only\"\n",
+        workspace_root().join("data").display().to_string()
+    );
+    Hosted::load(&validate_wasm(), "validate", Some(&manifest)).await
 }
 
-/// Loads one compile at a time: the component is large (about 13 MB, most of it the
-/// SpiderMonkey engine) and a debug-built compile takes tens of seconds of both cores, so the
-/// first test compiles it into the run's cache and the others find it there.
-static LOADING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-/// The component in a plugins directory of its own, with a manifest granting the bundled
-/// datasets at `/data` (read-only), as the shipped `validate.toml` does.
-async fn validate() -> Validate {
-    let wasm = validate_wasm();
-    let plugins = tempfile::tempdir().unwrap();
-    let file = plugins.path().join("validate.wasm");
-    std::fs::copy(&wasm, &file).unwrap();
-    std::fs::write(
-        plugins.path().join("validate.toml"),
-        format!(
-            "[[filesystem]]\nhost = {:?}\nguest = \"/data\"\naccess = \"read-only\"\n",
-            workspace_root().join("data").display().to_string()
-        ),
-    )
-    .unwrap();
-    let artifacts = tempfile::tempdir().unwrap();
-    let timings = Arc::new(Timings::default());
-    let runtime = PluginHost::new(HostSettings {
-        artifacts_dir: Some(artifacts.path().to_path_buf()),
-        observer: Some(timings.clone()),
-        ..host_settings()
-    })
-    .unwrap();
-    let _one_at_a_time = LOADING.lock().await;
-    let plugin = runtime
-        .load(&file)
-        .await
-        .unwrap_or_else(|e| panic!("loading {}: {e}", wasm.display()));
-    Validate {
-        runtime,
-        plugin,
-        artifacts,
-        _plugins: plugins,
-        timings,
-    }
-}
-
-impl Validate {
-    /// The host directory behind `/artifacts` for workflow `wf`.
-    fn artifacts(&self, wf: &str) -> PathBuf {
-        let dir = self.artifacts.path().join(wf);
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
-    }
-
-    async fn invoke(
-        &self,
-        operation: &str,
-        input: Value,
-    ) -> (Result<Value, InvocationError>, Option<Value>) {
-        let (signals, mut heartbeats) = ActivitySignals::new(CancellationToken::new());
-        let ctx = InvocationContext {
-            workflow_id: "wf-js".into(),
-            activity_id: "1".into(),
-            attempt: 1,
-            last_heartbeat_details: None,
-        };
-        let result = self
-            .runtime
-            .invoke(&self.plugin, operation, &input, &ctx, signals, None)
-            .await
-            .map(|done| done.output);
-        // The latest heartbeat (the watch channel keeps only that).
-        let last = heartbeats
-            .borrow_and_update()
-            .as_ref()
-            .map(|details| details.to_value());
-        (result, last)
-    }
-
-    /// The report the plugin wrote, read on the host.
-    fn report(&self, out: &Value) -> Value {
-        let path = out["report"].as_str().unwrap();
-        let relative = path.strip_prefix("/artifacts/").unwrap();
-        let text = std::fs::read_to_string(self.artifacts("wf-js").join(relative)).unwrap();
-        serde_json::from_str(&text).unwrap()
-    }
+/// The report the plugin wrote, read on the host.
+fn report_of(v: &Hosted, out: &Value) -> Value {
+    let path = out["report"].as_str().unwrap();
+    let relative = path.strip_prefix("/artifacts/").unwrap();
+    let text = std::fs::read_to_string(v.artifacts().join(relative)).unwrap();
+    serde_json::from_str(&text).unwrap()
 }
 
 #[tokio::test]
@@ -158,7 +79,7 @@ async fn validates_a_real_table_from_the_granted_data_directory() {
     assert_eq!(heartbeat, Some(json!({"phase": "read", "rows": 150})));
 
     // The report is on the host, in the workflow's artifacts directory.
-    let report = v.report(&out);
+    let report = report_of(&v, &out);
     let sepal = &report["column_reports"]["sepal length (cm)"];
     assert_eq!(
         (sepal["min"].clone(), sepal["max"].clone()),
@@ -195,7 +116,7 @@ async fn the_report_catches_planted_missing_and_out_of_range_values() {
     rows[5][area] = "-1".into();
     rows[8][target] = "unknown".into();
     let broken: String = rows.iter().map(|r| r.join(",") + "\n").collect();
-    std::fs::write(v.artifacts("wf-js").join("broken.csv"), broken).unwrap();
+    std::fs::write(v.artifacts().join("broken.csv"), broken).unwrap();
 
     let rules = json!({
         "mean radius": {"type": "number", "max_missing": 0},
@@ -219,7 +140,7 @@ async fn the_report_catches_planted_missing_and_out_of_range_values() {
         (out["missing_cells"].clone(), out["violations"].clone()),
         (json!(1), json!(3))
     );
-    let columns = &v.report(&out)["column_reports"];
+    let columns = &report_of(&v, &out)["column_reports"];
     assert_eq!(
         columns["mean radius"]["violations"],
         json!([{"rule": "max_missing", "limit": 0, "count": 1, "rows": [2], "values": [""]}])
@@ -280,7 +201,7 @@ async fn an_uncaught_exception_is_permanent_with_its_stack_not_a_trap() {
 async fn a_log_line_reaches_the_worker_log() {
     let wasm = validate_wasm();
     let artifacts = tempfile::tempdir().unwrap();
-    let _one_at_a_time = LOADING.lock().await;
+    let _one_at_a_time = one_compile_at_a_time().await;
     let (output, log) = invoke_logged(
         &wasm,
         "validate_table",

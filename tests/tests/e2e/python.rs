@@ -3,18 +3,13 @@
 //! not build it (that needs the pinned componentize-py in `tools/venv`): they fail, saying so,
 //! when it is missing or older than its sources.
 
-use std::{path::PathBuf, sync::Arc};
+use std::path::PathBuf;
 
 use mlx_e2e::{
-    components::{Timings, built_component, guest_log_line, invoke_logged},
-    host_settings, workspace_root,
-};
-use mlx_runtime::{
-    HostSettings, PluginHost, contract::InvocationContext, failure::InvocationError,
-    plugin::LoadedPlugin, sandbox::capabilities::activity::ActivitySignals,
+    components::{Hosted, built_component, guest_log_line, invoke_logged, one_compile_at_a_time},
+    workspace_root,
 };
 use serde_json::{Value, json};
-use tokio_util::sync::CancellationToken;
 
 const IRIS_HEADER: &str =
     "sepal length (cm),sepal width (cm),petal length (cm),petal width (cm),target";
@@ -30,78 +25,8 @@ fn features_wasm() -> PathBuf {
     )
 }
 
-struct Features {
-    runtime: Arc<PluginHost>,
-    plugin: LoadedPlugin,
-    artifacts: tempfile::TempDir,
-    _plugins: tempfile::TempDir,
-    timings: Arc<Timings>,
-}
-
-/// Loads one compile at a time: the component is large (about 18 MB) and a debug-built
-/// compile takes seconds of both cores, so the first test compiles it into the run's cache
-/// and the others find it there.
-static LOADING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-async fn features() -> Features {
-    let wasm = features_wasm();
-    let plugins = tempfile::tempdir().unwrap();
-    let file = plugins.path().join("features.wasm");
-    std::fs::copy(&wasm, &file).unwrap();
-    let artifacts = tempfile::tempdir().unwrap();
-    let timings = Arc::new(Timings::default());
-    let runtime = PluginHost::new(HostSettings {
-        artifacts_dir: Some(artifacts.path().to_path_buf()),
-        observer: Some(timings.clone()),
-        ..host_settings()
-    })
-    .unwrap();
-    let _one_at_a_time = LOADING.lock().await;
-    let plugin = runtime
-        .load(&file)
-        .await
-        .unwrap_or_else(|e| panic!("loading {}: {e}", wasm.display()));
-    Features {
-        runtime,
-        plugin,
-        artifacts,
-        _plugins: plugins,
-        timings,
-    }
-}
-
-impl Features {
-    /// The host directory behind `/artifacts` for workflow `wf`.
-    fn artifacts(&self, wf: &str) -> PathBuf {
-        let dir = self.artifacts.path().join(wf);
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
-    }
-
-    async fn invoke(
-        &self,
-        operation: &str,
-        input: Value,
-    ) -> (Result<Value, InvocationError>, Option<Value>) {
-        let (signals, mut heartbeats) = ActivitySignals::new(CancellationToken::new());
-        let ctx = InvocationContext {
-            workflow_id: "wf-py".into(),
-            activity_id: "1".into(),
-            attempt: 1,
-            last_heartbeat_details: None,
-        };
-        let result = self
-            .runtime
-            .invoke(&self.plugin, operation, &input, &ctx, signals, None)
-            .await
-            .map(|done| done.output);
-        // The latest heartbeat (the watch channel keeps only that).
-        let last = heartbeats
-            .borrow_and_update()
-            .as_ref()
-            .map(|details| details.to_value());
-        (result, last)
-    }
+async fn features() -> Hosted {
+    Hosted::load(&features_wasm(), "features", None).await
 }
 
 #[tokio::test]
@@ -121,7 +46,7 @@ async fn describes_its_operations_with_schemas() {
 #[tokio::test]
 async fn engineers_features_of_a_real_csv_from_the_artifacts() {
     let f = features().await;
-    let dataset = f.artifacts("wf-py").join("dataset");
+    let dataset = f.artifacts().join("dataset");
     std::fs::create_dir_all(&dataset).unwrap();
     std::fs::copy(
         workspace_root().join("data/iris.csv"),
@@ -145,8 +70,7 @@ async fn engineers_features_of_a_real_csv_from_the_artifacts() {
     assert_eq!(heartbeat, Some(json!({"phase": "read", "rows": 150})));
 
     // The result is on the host, in the workflow's artifacts directory, standardised.
-    let written =
-        std::fs::read_to_string(f.artifacts("wf-py").join("features/features.csv")).unwrap();
+    let written = std::fs::read_to_string(f.artifacts().join("features/features.csv")).unwrap();
     let mut lines = written.lines();
     assert_eq!(lines.next().unwrap(), IRIS_HEADER);
     let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
@@ -179,7 +103,7 @@ async fn engineers_features_of_a_real_csv_from_the_artifacts() {
         (json!(1), json!(false))
     );
     assert_eq!(test["imputed"]["sepal width (cm)"], 1);
-    let written = std::fs::read_to_string(f.artifacts("wf-py").join("features/test.csv")).unwrap();
+    let written = std::fs::read_to_string(f.artifacts().join("features/test.csv")).unwrap();
     let row: Vec<&str> = written.lines().nth(1).unwrap().split(',').collect();
     assert_eq!((row[0], row[1], row[4]), ("0.0", "0.0", "setosa"));
 
@@ -251,7 +175,7 @@ async fn a_log_line_reaches_the_worker_log() {
         source.join("bc.csv"),
     )
     .unwrap();
-    let _one_at_a_time = LOADING.lock().await;
+    let _one_at_a_time = one_compile_at_a_time().await;
     let (output, log) = invoke_logged(
         &wasm,
         "engineer_features",
