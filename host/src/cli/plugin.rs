@@ -76,18 +76,7 @@ pub enum PluginCommand {
 
 /// Runs one plugin command; the exit status says whether what it checked was acceptable.
 pub async fn run(args: PluginArgs) -> anyhow::Result<ExitCode> {
-    let (cache_dir, defaulted) = match (args.no_cache, args.cache_dir) {
-        (true, _) => (None, false),
-        (false, Some(dir)) => (Some(dir), false),
-        (false, None) => (user_cache_dir(), true),
-    };
-    let settings = Settings {
-        host: HostSettings {
-            cache_dir,
-            ..Default::default()
-        },
-        cache_defaulted: defaulted,
-    };
+    let settings = Settings::new(args.cache_dir, args.no_cache);
     match args.command {
         PluginCommand::List { plugins_dir, json } => list(settings, &plugins_dir, json).await,
         PluginCommand::Validate { files } => validate(settings, &files).await,
@@ -121,13 +110,30 @@ pub async fn run(args: PluginArgs) -> anyhow::Result<ExitCode> {
 
 /// The host settings of a plugin command, and whether its cache directory is the per-user
 /// default (which, unlike one asked for, may be unusable without failing the command).
-struct Settings {
+pub(crate) struct Settings {
     host: HostSettings,
     cache_defaulted: bool,
 }
 
 impl Settings {
-    fn host(self) -> anyhow::Result<Arc<PluginHost>> {
+    /// The compile cache in `cache_dir` if one is asked for, none with `no_cache`, else the
+    /// per-user default.
+    pub(crate) fn new(cache_dir: Option<PathBuf>, no_cache: bool) -> Self {
+        let (cache_dir, cache_defaulted) = match (no_cache, cache_dir) {
+            (true, _) => (None, false),
+            (false, Some(dir)) => (Some(dir), false),
+            (false, None) => (user_cache_dir(), true),
+        };
+        Self {
+            host: HostSettings {
+                cache_dir,
+                ..Default::default()
+            },
+            cache_defaulted,
+        }
+    }
+
+    pub(crate) fn host(self) -> anyhow::Result<Arc<PluginHost>> {
         match PluginHost::new(self.host.clone()) {
             Ok(host) => Ok(host),
             Err(e) if self.cache_defaulted => {
@@ -145,7 +151,7 @@ impl Settings {
 
 /// `$XDG_CACHE_HOME/mlx-worker`, else `$HOME/.cache/mlx-worker` (the XDG convention); none
 /// without either.
-pub(crate) fn user_cache_dir() -> Option<PathBuf> {
+fn user_cache_dir() -> Option<PathBuf> {
     let absolute = |var: &str| {
         std::env::var_os(var)
             .map(PathBuf::from)

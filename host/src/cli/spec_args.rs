@@ -8,7 +8,7 @@ use mlx_pipeline::{
     PipelineSpec,
     load::{self, ParamOverride},
 };
-use mlx_runtime::{HostSettings, PluginHost, plugin::registry::PluginRegistry};
+use mlx_runtime::plugin::registry::PluginRegistry;
 
 use super::CliError;
 
@@ -47,21 +47,16 @@ impl SpecArgs {
     }
 }
 
-/// Each plugin's operations, loaded as `plugin list` loads a directory: through the plugin
-/// commands' compile cache (`MLX_CACHE_DIR`, else the per-user one), since compiling an
-/// interpreter component takes seconds; without a cache if that one is unusable.
+/// Each plugin's operations, loaded as `plugin list` loads a directory, through the plugin
+/// commands' compile cache (`MLX_CACHE_DIR`, else the per-user one): compiling an
+/// interpreter component takes seconds.
 async fn plugin_operations(
     dir: &Path,
 ) -> Result<std::collections::BTreeMap<String, Vec<String>>, CliError> {
-    let cache_dir = std::env::var_os("MLX_CACHE_DIR")
-        .map(std::path::PathBuf::from)
-        .or_else(super::plugin::user_cache_dir);
-    let runtime = PluginHost::new(HostSettings {
-        cache_dir,
-        ..HostSettings::default()
-    })
-    .or_else(|_| PluginHost::new(HostSettings::default()))
-    .map_err(|e| CliError::Local(format!("cannot start the plugin runtime: {e:#}")))?;
+    let cache_dir = std::env::var_os("MLX_CACHE_DIR").map(std::path::PathBuf::from);
+    let runtime = super::plugin::Settings::new(cache_dir, false)
+        .host()
+        .map_err(|e| CliError::Local(format!("cannot start the plugin runtime: {e:#}")))?;
     let registry = PluginRegistry::load_dir(&runtime, dir).await?;
     Ok(registry
         .plugins()
