@@ -11,7 +11,7 @@ use std::{
 
 use mlx_runtime::{
     HostSettings, PluginHost,
-    contract::InvocationContext,
+    contract::{InvocationContext, JsonText},
     failure::InvocationError,
     observer::{Observer, Outcome, ReloadResult},
     plugin::LoadedPlugin,
@@ -211,23 +211,40 @@ impl Hosted {
         operation: &str,
         input: Value,
     ) -> (Result<Value, InvocationError>, Option<Value>) {
-        let (signals, mut heartbeats) = ActivitySignals::new(CancellationToken::new());
+        let (result, mut heartbeats) = self.invoke_attempt(operation, input, 1, None).await;
+        (result, heartbeats.pop())
+    }
+
+    /// Runs `operation` as attempt `attempt`, given the previous attempt's last heartbeat;
+    /// returns how it ended and every heartbeat the host forwarded, oldest first.
+    pub async fn invoke_attempt(
+        &self,
+        operation: &str,
+        input: Value,
+        attempt: u32,
+        last_heartbeat: Option<Value>,
+    ) -> (Result<Value, InvocationError>, Vec<Value>) {
+        let (signals, mut beats) = ActivitySignals::new(CancellationToken::new());
         let ctx = InvocationContext {
             workflow_id: self.workflow_id.clone(),
             activity_id: "1".into(),
-            attempt: 1,
-            last_heartbeat_details: None,
+            attempt,
+            last_heartbeat_details: last_heartbeat.as_ref().map(JsonText::from),
         };
-        let result = self
+        // Heartbeats are coalesced into a watch channel: collect each distinct one as it comes.
+        let collect = async {
+            let mut seen = Vec::new();
+            while beats.changed().await.is_ok() {
+                if let Some(details) = beats.borrow_and_update().as_ref() {
+                    seen.push(details.to_value());
+                }
+            }
+            seen
+        };
+        let invoke = self
             .runtime
-            .invoke(&self.plugin, operation, &input, &ctx, signals, None)
-            .await
-            .map(|done| done.output);
-        // The latest heartbeat (the watch channel keeps only that).
-        let last = heartbeats
-            .borrow_and_update()
-            .as_ref()
-            .map(|details| details.to_value());
-        (result, last)
+            .invoke(&self.plugin, operation, &input, &ctx, signals, None);
+        let (result, heartbeats) = tokio::join!(invoke, collect);
+        (result.map(|done| done.output), heartbeats)
     }
 }

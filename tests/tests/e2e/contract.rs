@@ -16,7 +16,7 @@ use mlx_e2e::{
     workspace_root,
 };
 use mlx_runtime::{
-    contract::{InvocationContext, JsonText},
+    contract::InvocationContext,
     failure::{Failure, InvocationError},
     sandbox::capabilities::activity::ActivitySignals,
 };
@@ -85,7 +85,6 @@ fn built(lang: Lang) -> PathBuf {
 }
 
 struct Contract {
-    lang: Lang,
     hosted: Hosted,
     _secrets: tempfile::TempDir,
 }
@@ -103,7 +102,6 @@ async fn contract(lang: Lang) -> Contract {
         workspace_root().join("data").display().to_string()
     );
     Contract {
-        lang,
         hosted: Hosted::load(&built(lang), lang.name(), Some(&manifest)).await,
         _secrets: secrets,
     }
@@ -133,8 +131,7 @@ impl Run {
 
 impl Contract {
     async fn call(&self, operation: &str, input: Value) -> Run {
-        self.call_with(operation, input, 1, None, CancellationToken::new())
-            .await
+        self.call_with(operation, input, 1, None).await
     }
 
     async fn call_with(
@@ -143,34 +140,12 @@ impl Contract {
         input: Value,
         attempt: u32,
         last_heartbeat: Option<Value>,
-        cancel: CancellationToken,
     ) -> Run {
-        let (signals, mut beats) = ActivitySignals::new(cancel);
-        let ctx = InvocationContext {
-            workflow_id: format!("wf-{}", self.lang.name()),
-            activity_id: "1".into(),
-            attempt,
-            last_heartbeat_details: last_heartbeat.as_ref().map(JsonText::from),
-        };
-        // Heartbeats are coalesced into a watch channel: collect each distinct one as it comes.
-        let collect = async {
-            let mut seen = Vec::new();
-            while beats.changed().await.is_ok() {
-                if let Some(details) = beats.borrow_and_update().as_ref() {
-                    seen.push(details.to_value());
-                }
-            }
-            seen
-        };
-        let invoke =
-            self.hosted
-                .runtime
-                .invoke(&self.hosted.plugin, operation, &input, &ctx, signals, None);
-        let (result, heartbeats) = tokio::join!(invoke, collect);
-        Run {
-            result: result.map(|done| done.output),
-            heartbeats,
-        }
+        let (result, heartbeats) = self
+            .hosted
+            .invoke_attempt(operation, input, attempt, last_heartbeat)
+            .await;
+        Run { result, heartbeats }
     }
 }
 
@@ -201,15 +176,7 @@ async fn echo_returns_its_input_and_the_attempt(lang: Lang) {
     let value = json!({"nested": [1, "two", null], "é": 3.5});
     let run = c.call("echo", json!({"value": value, "times": 2})).await;
     assert_eq!(run.ok(), &json!({"value": value, "times": 2, "attempt": 1}));
-    let run = c
-        .call_with(
-            "echo",
-            json!({"value": 1}),
-            3,
-            None,
-            CancellationToken::new(),
-        )
-        .await;
+    let run = c.call_with("echo", json!({"value": 1}), 3, None).await;
     assert_eq!(run.ok(), &json!({"value": 1, "times": 1, "attempt": 3}));
 }
 
@@ -310,13 +277,7 @@ async fn a_retry_resumes_from_the_last_heartbeat(lang: Lang) {
     let last = first.heartbeats.last().cloned();
     assert_eq!(last, Some(json!({"done": 3})), "{:?}", first.heartbeats);
     let second = c
-        .call_with(
-            "checkpoint",
-            json!({"steps": 5, "fail_at": 3}),
-            2,
-            last,
-            CancellationToken::new(),
-        )
+        .call_with("checkpoint", json!({"steps": 5, "fail_at": 3}), 2, last)
         .await;
     assert_eq!(
         second.ok(),
