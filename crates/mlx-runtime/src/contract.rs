@@ -42,6 +42,15 @@ pub struct PluginInfo {
     pub operations: Vec<OperationInfo>,
 }
 
+/// Whether `name` may name a plugin: 1-64 characters of a-z, 0-9, '_' or '-'.
+pub fn valid_plugin_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
+}
+
 impl PluginInfo {
     pub fn operation(&self, name: &str) -> Option<&OperationInfo> {
         self.operations.iter().find(|op| op.name == name)
@@ -55,13 +64,7 @@ impl PluginInfo {
     /// workflows and file names.
     pub fn validate(&self) -> Result<(), String> {
         let info = self;
-        let valid_name = |s: &str| {
-            !s.is_empty()
-                && s.len() <= 64
-                && s.chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
-        };
-        if !valid_name(&info.name) {
+        if !valid_plugin_name(&info.name) {
             return Err(format!(
                 "name {:?} must be 1-64 characters of a-z, 0-9, '_' or '-'",
                 info.name

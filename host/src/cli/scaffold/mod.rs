@@ -53,12 +53,11 @@ pub enum ScaffoldError {
     },
 }
 
+/// A plugin name the worker accepts, starting with a letter: the project's crate and
+/// package names are made from it, and those cannot start with a digit or a sign.
 fn valid_name(name: &str) -> bool {
-    name.len() <= 64
+    mlx_runtime::contract::valid_plugin_name(name)
         && name.starts_with(|c: char| c.is_ascii_lowercase())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
 }
 
 /// The Rust type `plugin!` declares for `word-count`: `WordCountPlugin`. The suffix keeps it
