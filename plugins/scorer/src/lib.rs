@@ -1,0 +1,1 @@
+//! `scorer` plugin (work in progress).

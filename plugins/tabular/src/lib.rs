@@ -1,0 +1,1 @@
+//! Tables for plugins (work in progress).
