@@ -1,1 +1,5 @@
-//! Tables for plugins (work in progress).
+//! Tables for plugins: CSV and Parquet in, typed columns, feature encoding, Parquet out.
+
+mod matrix;
+
+pub use matrix::Matrix;
