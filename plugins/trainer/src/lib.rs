@@ -5,11 +5,13 @@
 
 mod data;
 mod evaluate;
+mod families;
 mod files;
 mod metrics;
 mod model;
 mod model_file;
 mod register;
+mod report;
 mod train;
 
 #[cfg(test)]

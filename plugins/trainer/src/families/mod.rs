@@ -1,0 +1,1 @@
+//! Model families on smartcore (work in progress).

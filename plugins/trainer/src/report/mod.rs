@@ -1,0 +1,1 @@
+//! Metrics and SVG plots of an evaluation (work in progress).
