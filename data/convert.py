@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Rebuild data/breast_cancer.csv, data/iris.csv and data/digits.csv from a scikit-learn wheel.
+"""Rebuild data/{breast_cancer,iris,wine,digits,diabetes}.csv from a scikit-learn wheel.
 
 Usage: python3 data/convert.py /path/to/scikit_learn-*.whl [output_dir]
 
@@ -15,6 +15,10 @@ Numeric fields are copied as text, byte for byte, so nothing is re-rounded.
 digits.csv.gz is different: gzipped, no count line, the class is the digit itself (0-9,
 which load_digits uses as its target names) and the 64 pixel columns are named
 pixel_<row>_<col> by a format string in _base.py rather than listed.
+
+diabetes is the one regression dataset: diabetes_data_raw.csv.gz holds the unscaled features
+(load_diabetes(scaled=False)) space-separated, diabetes_target.csv.gz the target, one value a
+line in %.18e notation; every target is a whole number, written without the exponent.
 """
 
 import csv
@@ -43,10 +47,33 @@ IRIS_FEATURES = [
 DIGITS_FEATURES = [f"pixel_{row}_{col}" for row in range(8) for col in range(8)]
 DIGITS_ROWS = 1797
 
+WINE_FEATURES = [
+    "alcohol",
+    "malic_acid",
+    "ash",
+    "alcalinity_of_ash",
+    "magnesium",
+    "total_phenols",
+    "flavanoids",
+    "nonflavanoid_phenols",
+    "proanthocyanins",
+    "color_intensity",
+    "hue",
+    "od280/od315_of_diluted_wines",
+    "proline",
+]
+
+DIABETES_FEATURES = ["age", "sex", "bmi", "bp", "s1", "s2", "s3", "s4", "s5", "s6"]
+DIABETES_ROWS = 442
+
 DATASETS = [
     ("breast_cancer.csv", BREAST_CANCER_FEATURES),
     ("iris.csv", IRIS_FEATURES),
+    ("wine_data.csv", WINE_FEATURES),
 ]
+
+# The bundled file name -> the name written here.
+OUTPUT_NAMES = {"wine_data.csv": "wine.csv"}
 
 
 def convert(wheel: zipfile.ZipFile, name: str, features: list[str]) -> list[list[str]]:
@@ -74,6 +101,23 @@ def convert_digits(wheel: zipfile.ZipFile) -> list[list[str]]:
     return [DIGITS_FEATURES + ["target"]] + rows
 
 
+def convert_diabetes(wheel: zipfile.ZipFile) -> list[list[str]]:
+    def lines(name: str) -> list[str]:
+        text = gzip.decompress(wheel.read(f"sklearn/datasets/data/{name}")).decode("utf-8")
+        return text.splitlines()
+
+    data = [line.split() for line in lines("diabetes_data_raw.csv.gz")]
+    target = lines("diabetes_target.csv.gz")
+    assert len(data) == len(target) == DIABETES_ROWS, f"diabetes: {len(data)}/{len(target)} rows"
+    out = [DIABETES_FEATURES + ["target"]]
+    for row, value in zip(data, target):
+        assert len(row) == len(DIABETES_FEATURES), f"diabetes: ragged row {row}"
+        number = float(value)
+        assert number == int(number), f"diabetes: target {value!r} is not a whole number"
+        out.append(row + [str(int(number))])
+    return out
+
+
 def write(path: str, rows: list[list[str]]) -> None:
     with open(path, "w", newline="", encoding="utf-8") as f:
         csv.writer(f, lineterminator="\n").writerows(rows)
@@ -89,9 +133,13 @@ def main() -> None:
         for name, features in DATASETS:
             for feature in features:
                 assert f'"{feature}"' in base, f"feature name {feature!r} not in sklearn's _base.py"
-            write(os.path.join(out_dir, name), convert(wheel, name, features))
+            out_name = OUTPUT_NAMES.get(name, name)
+            write(os.path.join(out_dir, out_name), convert(wheel, name, features))
         assert '"pixel_{}_{}".format(row_idx, col_idx)' in base, "digits feature names changed"
         write(os.path.join(out_dir, "digits.csv"), convert_digits(wheel))
+        for feature in DIABETES_FEATURES:
+            assert f'"{feature}"' in base, f"feature name {feature!r} not in sklearn's _base.py"
+        write(os.path.join(out_dir, "diabetes.csv"), convert_diabetes(wheel))
 
 
 if __name__ == "__main__":
