@@ -1,0 +1,185 @@
+//! Clustering metrics: inertia (scikit-learn's `KMeans.inertia_`) and the mean silhouette
+//! coefficient (`silhouette_score(x, labels)`, Euclidean).
+
+use mlx_plugin_sdk::JsonSchema;
+use serde::Serialize;
+
+use super::{ReportError, invalid};
+
+/// Rows the silhouette is computed on: it compares every pair of rows, so its cost is
+/// quadratic (2000 rows: 4 million distances, well under a second in the guest). Beyond,
+/// it is computed on this many evenly spaced rows, which is deterministic where
+/// scikit-learn's `sample_size` draws at random.
+pub const SILHOUETTE_MAX_ROWS: usize = 2000;
+
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+pub struct ClusteringReport {
+    /// Clusters with at least one row.
+    pub n_clusters: u64,
+    /// Rows per cluster, indexed by cluster label.
+    pub cluster_sizes: Vec<u64>,
+    /// Sum of squared Euclidean distances from each row to its cluster's center.
+    pub inertia: f64,
+    /// Mean silhouette coefficient in [-1, 1]; null (with silhouette_undefined saying why)
+    /// unless there are between 2 and rows - 1 clusters.
+    pub silhouette: Option<f64>,
+    pub silhouette_undefined: Option<String>,
+    /// Rows the silhouette was computed on: all of them, or SILHOUETTE_MAX_ROWS evenly
+    /// spaced ones.
+    pub silhouette_rows: u64,
+    /// Rows evaluated.
+    pub n: u64,
+}
+
+/// Metrics of the cluster assignment `labels` of the rows `x`. `centers[label]` is the
+/// center the inertia is measured from; without centers, each cluster's mean.
+pub fn clustering_report(
+    x: &[Vec<f64>],
+    labels: &[usize],
+    centers: Option<&[Vec<f64>]>,
+) -> Result<ClusteringReport, ReportError> {
+    validate(x, labels, centers)?;
+    let n_labels = centers
+        .map_or(0, <[_]>::len)
+        .max(labels.iter().max().map_or(0, |m| m + 1));
+    let mut cluster_sizes = vec![0u64; n_labels];
+    for &l in labels {
+        cluster_sizes[l] += 1;
+    }
+    let means;
+    let centers = match centers {
+        Some(c) => c,
+        None => {
+            means = cluster_means(x, labels, &cluster_sizes);
+            &means
+        }
+    };
+    let inertia = x
+        .iter()
+        .zip(labels)
+        .map(|(row, &l)| squared_distance(row, &centers[l]))
+        .sum();
+    let rows: Vec<usize> = if x.len() <= SILHOUETTE_MAX_ROWS {
+        (0..x.len()).collect()
+    } else {
+        (0..SILHOUETTE_MAX_ROWS)
+            .map(|i| i * x.len() / SILHOUETTE_MAX_ROWS)
+            .collect()
+    };
+    let (silhouette, silhouette_undefined) = match silhouette(x, labels, &rows, n_labels) {
+        Ok(s) => (Some(s), None),
+        Err(reason) => (None, Some(reason)),
+    };
+    Ok(ClusteringReport {
+        n_clusters: cluster_sizes.iter().filter(|&&s| s > 0).count() as u64,
+        cluster_sizes,
+        inertia,
+        silhouette,
+        silhouette_undefined,
+        silhouette_rows: rows.len() as u64,
+        n: x.len() as u64,
+    })
+}
+
+fn validate(
+    x: &[Vec<f64>],
+    labels: &[usize],
+    centers: Option<&[Vec<f64>]>,
+) -> Result<(), ReportError> {
+    if x.len() != labels.len() {
+        return Err(invalid(format!(
+            "{} rows but {} labels",
+            x.len(),
+            labels.len()
+        )));
+    }
+    let Some(first) = x.first() else {
+        return Err(invalid("no rows to evaluate"));
+    };
+    let dim = first.len();
+    let all_rows = x.iter().chain(centers.into_iter().flatten());
+    for (i, row) in all_rows.enumerate() {
+        if row.len() != dim {
+            return Err(invalid(format!(
+                "row {i} has {} values, row 0 has {dim}",
+                row.len()
+            )));
+        }
+        if let Some(v) = row.iter().find(|v| !v.is_finite()) {
+            return Err(invalid(format!("row {i}: value {v} is not finite")));
+        }
+    }
+    // Without centers a label is bounded by the rows: n rows form at most n clusters, and
+    // an absurd label must not size the per-cluster vectors.
+    let bound = centers.map_or(x.len(), <[_]>::len);
+    if let Some(l) = labels.iter().find(|&&l| l >= bound) {
+        return Err(invalid(match centers {
+            Some(_) => format!("label {l} but {bound} centers"),
+            None => format!("label {l} but {bound} rows"),
+        }));
+    }
+    Ok(())
+}
+
+fn squared_distance(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(u, v)| (u - v) * (u - v)).sum()
+}
+
+fn cluster_means(x: &[Vec<f64>], labels: &[usize], sizes: &[u64]) -> Vec<Vec<f64>> {
+    let dim = x.first().map_or(0, Vec::len);
+    let mut sums = vec![vec![0.0; dim]; sizes.len()];
+    for (row, &l) in x.iter().zip(labels) {
+        for (s, v) in sums[l].iter_mut().zip(row) {
+            *s += v;
+        }
+    }
+    for (sum, &size) in sums.iter_mut().zip(sizes) {
+        sum.iter_mut().for_each(|s| *s /= size.max(1) as f64);
+    }
+    sums
+}
+
+/// Mean silhouette coefficient over `rows`, or why it is undefined.
+fn silhouette(
+    x: &[Vec<f64>],
+    labels: &[usize],
+    rows: &[usize],
+    n_labels: usize,
+) -> Result<f64, String> {
+    let mut sizes = vec![0usize; n_labels];
+    for &i in rows {
+        sizes[labels[i]] += 1;
+    }
+    let clusters = sizes.iter().filter(|&&s| s > 0).count();
+    if !(2..rows.len()).contains(&clusters) {
+        return Err(format!(
+            "the silhouette needs 2 to {} clusters (rows - 1); there are {clusters}",
+            rows.len().saturating_sub(1)
+        ));
+    }
+    let mut sums = vec![0.0; n_labels];
+    let mut total = 0.0;
+    for &i in rows {
+        sums.iter_mut().for_each(|s| *s = 0.0);
+        for &j in rows {
+            sums[labels[j]] += squared_distance(&x[i], &x[j]).sqrt();
+        }
+        let own = labels[i];
+        // A row alone in its cluster scores 0 (scikit-learn's 0/0 turned to 0).
+        if sizes[own] == 1 {
+            continue;
+        }
+        let a = sums[own] / (sizes[own] - 1) as f64;
+        let b = (0..n_labels)
+            .filter(|&l| l != own && sizes[l] > 0)
+            .map(|l| sums[l] / sizes[l] as f64)
+            .fold(f64::INFINITY, f64::min);
+        let denominator = a.max(b);
+        // Duplicate rows split across clusters give a = b = 0: scikit-learn's nan_to_num
+        // makes that 0 too.
+        if denominator > 0.0 {
+            total += (b - a) / denominator;
+        }
+    }
+    Ok(total / rows.len() as f64)
+}
