@@ -1,0 +1,92 @@
+//! CSV in and out. The `csv` crate reads records as text (with line numbers for errors) and
+//! [`crate::infer`] types each column; arrow's CSV reader would give us text cells too, as its
+//! own inference (dates, booleans) is not the rule this crate documents.
+
+use std::io::Read;
+use std::path::Path;
+
+use mlx_plugin_sdk::PluginError;
+
+use crate::error::{self, duplicate_column, malformed_csv};
+use crate::infer::infer;
+use crate::limits;
+use crate::table::{Column, ColumnData, Table, format_number};
+
+fn csv_error(path: &Path, e: csv::Error) -> PluginError {
+    if let csv::ErrorKind::Io(io) = e.kind() {
+        return error::read_failed(path, io);
+    }
+    malformed_csv(path, e)
+}
+
+/// Reads CSV text with a header row; `path` names the source in errors only.
+///
+/// Every row must have as many cells as the header, the text must be UTF-8 (a leading BOM is
+/// skipped), header names must be distinct, and there must be at least one data row.
+pub fn read_csv(input: impl Read, path: &Path) -> Result<Table, PluginError> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .from_reader(input);
+    let header: Vec<String> = reader
+        .headers()
+        .map_err(|e| csv_error(path, e))?
+        .iter()
+        .map(str::to_owned)
+        .collect();
+    if header.iter().all(String::is_empty) {
+        return Err(malformed_csv(
+            path,
+            "it is empty or its first line is blank; the first line must name the columns",
+        ));
+    }
+    limits::check_columns(path, header.len())?;
+    for (i, name) in header.iter().enumerate() {
+        if header[..i].contains(name) {
+            return Err(duplicate_column(path, name));
+        }
+    }
+
+    let mut cells: Vec<Vec<String>> = vec![Vec::new(); header.len()];
+    let mut record = csv::StringRecord::new();
+    let mut rows = 0usize;
+    while reader
+        .read_record(&mut record)
+        .map_err(|e| csv_error(path, e))?
+    {
+        rows += 1;
+        limits::check_cells(path, rows, header.len())?;
+        for (column, cell) in cells.iter_mut().zip(record.iter()) {
+            column.push(cell.to_owned());
+        }
+    }
+    if rows == 0 {
+        return Err(error::no_rows(path));
+    }
+    Ok(Table {
+        columns: header
+            .into_iter()
+            .zip(cells)
+            .map(|(name, cells)| Column {
+                name,
+                data: infer(cells),
+            })
+            .collect(),
+    })
+}
+
+/// The table as CSV text: a header, numbers in their shortest round-tripping form, missing
+/// cells empty (so they read back as missing).
+pub fn encode_csv(table: &Table) -> Result<Vec<u8>, csv::Error> {
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    writer.write_record(table.columns.iter().map(|c| c.name.as_bytes()))?;
+    let mut row: Vec<String> = Vec::with_capacity(table.columns.len());
+    for i in 0..table.rows() {
+        row.clear();
+        row.extend(table.columns.iter().map(|c| match &c.data {
+            ColumnData::Numeric(v) => v[i].map(format_number).unwrap_or_default(),
+            ColumnData::Categorical(v) => v[i].clone().unwrap_or_default(),
+        }));
+        writer.write_record(&row)?;
+    }
+    writer.into_inner().map_err(|e| e.into_error().into())
+}
