@@ -8,8 +8,8 @@ use super::{ReportError, invalid};
 
 /// Rows the silhouette is computed on: it compares every pair of rows, so its cost is
 /// quadratic (2000 rows: 4 million distances, well under a second in the guest). Beyond,
-/// it is computed on this many evenly spaced rows, which is deterministic where
-/// scikit-learn's `sample_size` draws at random.
+/// it is computed on a sample of this many rows, drawn like scikit-learn's `sample_size`
+/// does but from a fixed seed, so that a report is reproducible.
 pub const SILHOUETTE_MAX_ROWS: usize = 2000;
 
 #[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
@@ -24,8 +24,8 @@ pub struct ClusteringReport {
     /// unless there are between 2 and rows - 1 clusters.
     pub silhouette: Option<f64>,
     pub silhouette_undefined: Option<String>,
-    /// Rows the silhouette was computed on: all of them, or SILHOUETTE_MAX_ROWS evenly
-    /// spaced ones.
+    /// Rows the silhouette was computed on: all of them, or a fixed sample of
+    /// SILHOUETTE_MAX_ROWS.
     pub silhouette_rows: u64,
     /// Rows evaluated.
     pub n: u64,
@@ -59,13 +59,7 @@ pub fn clustering_report(
         .zip(labels)
         .map(|(row, &l)| squared_distance(row, &centers[l]))
         .sum();
-    let rows: Vec<usize> = if x.len() <= SILHOUETTE_MAX_ROWS {
-        (0..x.len()).collect()
-    } else {
-        (0..SILHOUETTE_MAX_ROWS)
-            .map(|i| i * x.len() / SILHOUETTE_MAX_ROWS)
-            .collect()
-    };
+    let rows = sample(x.len(), SILHOUETTE_MAX_ROWS);
     let (silhouette, silhouette_undefined) = match silhouette(x, labels, &rows, n_labels) {
         Ok(s) => (Some(s), None),
         Err(reason) => (None, Some(reason)),
@@ -119,6 +113,35 @@ fn validate(
         }));
     }
     Ok(())
+}
+
+/// `max` of the indices `0..n` (all when n <= max), in increasing order, drawn without
+/// replacement by a partial Fisher-Yates shuffle from a fixed seed. Not every k-th row:
+/// rows sorted or interleaved by cluster would alias with the stride and leave clusters
+/// out of the sample.
+fn sample(n: usize, max: usize) -> Vec<usize> {
+    let mut all: Vec<usize> = (0..n).collect();
+    if n <= max {
+        return all;
+    }
+    let mut state = 0x5EED_u64;
+    for i in 0..max {
+        let j = i + (splitmix64(&mut state) % (n - i) as u64) as usize;
+        all.swap(i, j);
+    }
+    all.truncate(max);
+    all.sort_unstable();
+    all
+}
+
+/// SplitMix64 (Steele, Lea and Flood 2014): a few lines, statistically sound for sampling,
+/// and the same sequence on every platform.
+fn splitmix64(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }
 
 fn squared_distance(a: &[f64], b: &[f64]) -> f64 {
@@ -182,4 +205,20 @@ fn silhouette(
         }
     }
     Ok(total / rows.len() as f64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sample;
+
+    #[test]
+    fn the_sample_is_fixed_distinct_and_sorted() {
+        assert_eq!(sample(5, 10), [0, 1, 2, 3, 4]);
+        let s = sample(1000, 100);
+        assert_eq!(s, sample(1000, 100));
+        assert_eq!(s.len(), 100);
+        assert!(s.windows(2).all(|w| w[0] < w[1]) && s[99] < 1000);
+        let odd = s.iter().filter(|&&i| i % 2 == 1).count();
+        assert!((30..70).contains(&odd), "{odd} odd of 100");
+    }
 }

@@ -13,6 +13,9 @@ mod regression;
 mod roc;
 mod svg;
 
+#[cfg(test)]
+mod tests;
+
 pub use classification::{ClassMetrics, ClassificationReport, classification_report};
 pub use clustering::{ClusteringReport, SILHOUETTE_MAX_ROWS, clustering_report};
 pub use regression::{RegressionReport, regression_report};

@@ -109,6 +109,13 @@ pub fn loss_curve_svg(rounds: &[usize], losses: &[f64]) -> Result<String, Report
         chart
             .configure_mesh()
             .x_desc("Round")
+            .x_label_formatter(&|x| {
+                if x.fract() == 0.0 {
+                    format!("{x:.0}")
+                } else {
+                    format!("{x}")
+                }
+            })
             .y_desc("Loss")
             .label_style((FONT, TEXT_SIZE))
             .draw()

@@ -83,7 +83,8 @@ pub fn importances_svg(names: &[String], values: &[f64]) -> Result<String, Repor
             let end = x_of(*value);
             root.draw(&Rectangle::new(
                 [(zero.min(end), y), (zero.max(end), y + BAR)],
-                color(0).filled(),
+                // Negative ones in another colour: a sign is easy to miss from the bar alone.
+                color(if *value < 0.0 { 1 } else { 0 }).filled(),
             ))
             .map_err(drawing)?;
             let middle = y + BAR / 2;

@@ -125,6 +125,8 @@ fn check_finite<'a>(
 }
 
 #[cfg(test)]
+mod plot_tests;
+#[cfg(test)]
 mod test_support;
 
 #[cfg(test)]
