@@ -5,7 +5,9 @@
 //! JSON Schema derived from these types, so every numeric field carries its range.
 
 use mlx_plugin_sdk::{JsonSchema, PluginError};
+use serde::de::{DeserializeOwned, Deserializer};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use super::Task;
 
@@ -18,7 +20,10 @@ pub const MAX_ESTIMATORS: u32 = 10_000;
 /// A model family with its hyperparameters. The task (classification, regression,
 /// clustering) is not part of it: `random_forest` is a classifier or a regressor depending on
 /// the target it is trained on.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+///
+/// `Deserialize` is written out below (see there why); serde's attributes here still shape the
+/// serialized form and the schema.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 #[serde(
     tag = "family",
     content = "hyperparameters",
@@ -47,6 +52,48 @@ pub enum ModelSpec {
     Ridge(RidgeParams),
     /// k-means with k-means++ initialization, smartcore `KMeans`. Clustering only.
     Kmeans(KmeansParams),
+}
+
+impl<'de> Deserialize<'de> for ModelSpec {
+    /// serde's adjacently tagged enums require the content even when every field of it has a
+    /// default, and `{"family": "random_forest"}` alone must mean the defaults: so the tag is
+    /// read first, and the hyperparameters (an empty object when absent) as that family's.
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        enum Family {
+            LogisticRegression,
+            DecisionTree,
+            RandomForest,
+            GradientBoosting,
+            LinearRegression,
+            Ridge,
+            Kmeans,
+        }
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Tagged {
+            family: Family,
+            #[serde(default)]
+            hyperparameters: Option<Value>,
+        }
+        fn params<T: DeserializeOwned, E: serde::de::Error>(h: Value) -> Result<T, E> {
+            serde_json::from_value(h).map_err(|e| E::custom(format!("hyperparameters: {e}")))
+        }
+        let tagged = Tagged::deserialize(deserializer)?;
+        let h = tagged
+            .hyperparameters
+            .unwrap_or_else(|| Value::Object(Default::default()));
+        Ok(match tagged.family {
+            Family::LogisticRegression => Self::LogisticRegression(params(h)?),
+            Family::DecisionTree => Self::DecisionTree(params(h)?),
+            Family::RandomForest => Self::RandomForest(params(h)?),
+            Family::GradientBoosting => Self::GradientBoosting(params(h)?),
+            Family::LinearRegression => Self::LinearRegression(params(h)?),
+            Family::Ridge => Self::Ridge(params(h)?),
+            Family::Kmeans => Self::Kmeans(params(h)?),
+        })
+    }
 }
 
 /// `hyperparameters` may be left out (every field has a default), but schemars lists an

@@ -1,1 +1,0 @@
-//! Every family on the real datasets in data/, resumption, and the model's serde form.
