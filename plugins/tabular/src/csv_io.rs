@@ -13,10 +13,15 @@ use crate::limits;
 use crate::table::{Column, ColumnData, Table, format_number};
 
 fn csv_error(path: &Path, e: csv::Error) -> PluginError {
-    if let csv::ErrorKind::Io(io) = e.kind() {
-        return error::read_failed(path, io);
-    }
-    malformed_csv(path, e)
+    let hint = match e.kind() {
+        csv::ErrorKind::Io(io) => return error::read_failed(path, io),
+        csv::ErrorKind::Utf8 { .. } => "; save the file as UTF-8",
+        csv::ErrorKind::UnequalLengths { .. } => {
+            "; every row must have as many cells as the header (quote cells that contain commas)"
+        }
+        _ => "",
+    };
+    malformed_csv(path, format!("{e}{hint}"))
 }
 
 /// Reads CSV text with a header row; `path` names the source in errors only.

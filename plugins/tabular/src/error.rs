@@ -61,17 +61,20 @@ pub const ERRORS: &[ErrorDecl] = &[
 ];
 
 /// An error opening or reading `path`. WASI reports a path outside every preopened directory
-/// as missing or not permitted, which no retry fixes; anything else may be transient.
+/// as missing or not permitted, which no retry fixes (nor does a directory where a file should
+/// be); anything else may be transient.
 pub(crate) fn read_failed(path: &Path, e: &io::Error) -> PluginError {
     let shown = path.display();
     match e.kind() {
-        io::ErrorKind::NotFound | io::ErrorKind::PermissionDenied => PluginError::invalid_input(
-            "ArtifactNotFound",
-            format!(
-                "cannot open {shown}: {e}. The file must exist inside a directory granted to \
+        io::ErrorKind::NotFound | io::ErrorKind::PermissionDenied | io::ErrorKind::IsADirectory => {
+            PluginError::invalid_input(
+                "ArtifactNotFound",
+                format!(
+                    "cannot open {shown}: {e}. The file must exist inside a directory granted to \
                      this plugin in its manifest"
-            ),
-        ),
+                ),
+            )
+        }
         _ => PluginError::retryable("ArtifactReadFailed", format!("reading {shown}: {e}")),
     }
     .with_details(json!({"path": shown.to_string()}))
@@ -88,9 +91,8 @@ pub(crate) fn write_failed(path: &Path, e: &io::Error) -> PluginError {
     match e.kind() {
         io::ErrorKind::NotFound
         | io::ErrorKind::PermissionDenied
-        | io::ErrorKind::ReadOnlyFilesystem => {
-            PluginError::invalid_input("OutputNotWritable", message)
-        }
+        | io::ErrorKind::ReadOnlyFilesystem
+        | io::ErrorKind::IsADirectory => PluginError::invalid_input("OutputNotWritable", message),
         _ => PluginError::retryable("ArtifactWriteFailed", message),
     }
     .with_details(json!({"path": shown.to_string()}))
@@ -116,6 +118,18 @@ pub(crate) fn malformed_parquet(path: &Path, what: impl std::fmt::Display) -> Pl
     .with_details(json!({"path": path.display().to_string()}))
 }
 
+pub(crate) fn encrypted_parquet(path: &Path) -> PluginError {
+    PluginError::invalid_input(
+        "MalformedParquet",
+        format!(
+            "{} is an encrypted Parquet file (magic PARE), which cannot be read here; write it \
+             without encryption",
+            path.display()
+        ),
+    )
+    .with_details(json!({"path": path.display().to_string()}))
+}
+
 pub(crate) fn duplicate_column(path: &Path, name: &str) -> PluginError {
     PluginError::invalid_input(
         "DuplicateColumn",
@@ -130,7 +144,7 @@ pub(crate) fn duplicate_column(path: &Path, name: &str) -> PluginError {
 pub(crate) fn no_rows(path: &Path) -> PluginError {
     PluginError::invalid_input(
         "NoRows",
-        format!("{} has a header but no data rows", path.display()),
+        format!("{} has columns but no data rows", path.display()),
     )
     .with_details(json!({"path": path.display().to_string()}))
 }

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::csv_io::{encode_csv, read_csv};
-use crate::error::{self, malformed_parquet};
+use crate::error::{self, encrypted_parquet};
 use crate::parquet_read::read_parquet;
 use crate::parquet_write::encode_parquet;
 use crate::table::Table;
@@ -63,10 +63,7 @@ pub fn read_table(path: &Path) -> Result<Table, PluginError> {
     match Format::detect(&head) {
         Format::Parquet => {
             if head.starts_with(ENCRYPTED_PARQUET_MAGIC) {
-                return Err(malformed_parquet(
-                    path,
-                    "it is encrypted (magic PARE), which is not supported",
-                ));
+                return Err(encrypted_parquet(path));
             }
             let mut data = head;
             file.read_to_end(&mut data)

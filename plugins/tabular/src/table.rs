@@ -145,3 +145,49 @@ pub fn values(column: &Column) -> Result<Vec<Option<f64>>, PluginError> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_drop_the_point_of_whole_numbers() {
+        let column = Column::numeric(
+            "y",
+            vec![Some(1.0), Some(2.5), None, Some(-0.0), Some(1e21)],
+        );
+        assert_eq!(
+            labels(&column),
+            [
+                Some("1".into()),
+                Some("2.5".into()),
+                None,
+                Some("-0".into()),
+                Some("1000000000000000000000".into()),
+            ]
+        );
+        assert_eq!(values(&column).unwrap()[1], Some(2.5));
+        let text = Column::categorical("t", vec![None, Some("a".into())]);
+        assert_eq!(labels(&text), [None, Some("a".to_string())]);
+        let err = values(&text).unwrap_err();
+        assert_eq!(err.type_name, "ColumnTypeMismatch");
+        assert!(err.message.contains("data row 2: \"a\""), "{err}");
+    }
+
+    #[test]
+    fn select_rows_and_column_lookup() {
+        let table = Table {
+            columns: vec![
+                Column::numeric("a", vec![Some(1.0), Some(2.0)]),
+                Column::categorical("b", vec![Some("x".into()), None]),
+            ],
+        };
+        assert_eq!(table.rows(), 2);
+        let picked = table.select_rows(&[1, 1, 0]);
+        assert_eq!(picked.rows(), 3);
+        assert_eq!(picked.columns[1].missing(), 2);
+        let err = table.column("c").unwrap_err();
+        assert_eq!(err.type_name, "ColumnNotFound");
+        assert!(err.message.contains(r#"["a", "b"]"#), "{err}");
+    }
+}

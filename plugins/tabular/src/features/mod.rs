@@ -105,3 +105,6 @@ impl FeatureSpec {
         self.columns.iter().map(|c| c.name.as_str()).collect()
     }
 }
+
+#[cfg(test)]
+mod tests;
