@@ -6,6 +6,8 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 use super::{FONT, MAX_LABEL_CHARS, TEXT_SIZE, TITLE_SIZE, drawing, label, text_width};
 use crate::report::ReportError;
 
+/// Classes up to which each cell shows its count (and every cell is drawn).
+pub const COUNTED_CLASSES: usize = 100;
 const GAP: i32 = 8;
 const MARGIN: i32 = 20;
 /// Darkest cell colour (matplotlib's "Blues" end).
@@ -27,10 +29,21 @@ pub fn confusion_matrix_svg(
             "the confusion matrix is not {k} x {k} like the classes"
         )));
     }
-    let names: Vec<String> = classes.iter().map(|c| label(c)).collect();
+    // Up to COUNTED_CLASSES every cell is big enough for its count; beyond, cells shrink
+    // so the SVG stays a few thousand pixels wide, and only what stays legible is drawn.
+    let cell = if k <= COUNTED_CLASSES {
+        (480 / k as i32).clamp(24, 64)
+    } else {
+        (2400 / k as i32).max(4)
+    };
+    let counted = cell >= 18;
+    let names: Vec<String> = if cell >= 10 {
+        classes.iter().map(|c| label(c)).collect()
+    } else {
+        Vec::new()
+    };
     let longest = names.iter().map(|n| n.chars().count()).max().unwrap_or(0);
     let label_room = text_width(longest.min(MAX_LABEL_CHARS), TEXT_SIZE) + GAP;
-    let cell = (480 / k as i32).clamp(24, 64);
     let axis_title = TEXT_SIZE as i32 + GAP;
     let (left, top) = (
         MARGIN + axis_title + label_room,
@@ -72,6 +85,11 @@ pub fn confusion_matrix_svg(
             let y = top + cell * i as i32;
             let row_total: u64 = row.iter().sum();
             for (j, &count) in row.iter().enumerate() {
+                // A white cell on the white background needs a rectangle only to carry
+                // its count.
+                if count == 0 && !counted {
+                    continue;
+                }
                 let x = left + cell * j as i32;
                 let share = if row_total == 0 {
                     0.0
@@ -85,6 +103,9 @@ pub fn confusion_matrix_svg(
                     fill.filled(),
                 ))
                 .map_err(drawing)?;
+                if !counted {
+                    continue;
+                }
                 let ink = if share > 0.5 { WHITE } else { BLACK };
                 let style = (FONT, count_size)
                     .into_font()

@@ -2,7 +2,7 @@
 
 use plotters::prelude::*;
 
-use super::{FONT, TEXT_SIZE, TITLE_SIZE, check_finite, color, drawing, label, padded};
+use super::{FONT, TEXT_SIZE, TITLE_SIZE, check_finite, color, drawing, label, padded, simplify};
 use crate::report::{ClassRoc, ReportError};
 
 /// Curves drawn by [`roc_svg`]: more would make the legend cover the plot.
@@ -56,6 +56,7 @@ pub fn roc_svg(curves: &[ClassRoc]) -> Result<String, ReportError> {
         for (i, c) in curves.iter().take(MAX_ROC_CURVES).enumerate() {
             let style = color(i).stroke_width(2);
             let points = c.curve.fpr.iter().copied().zip(c.curve.tpr.iter().copied());
+            let points = simplify(points, &(0.0..1.0), &(0.0..1.0));
             chart
                 .draw_series(LineSeries::new(points, style))
                 .map_err(drawing)?
@@ -95,6 +96,8 @@ pub fn loss_curve_svg(rounds: &[usize], losses: &[f64]) -> Result<String, Report
         .collect();
     let (x_lo, x_hi) = bounds(points.iter().map(|p| p.0));
     let (y_lo, y_hi) = bounds(points.iter().map(|p| p.1));
+    let (x_range, y_range) = (padded(x_lo, x_hi, 0.02), padded(y_lo.min(0.0), y_hi, 0.05));
+    let points = simplify(points, &x_range, &y_range);
     let mut out = String::new();
     {
         let root = SVGBackend::with_string(&mut out, (WIDTH, HEIGHT)).into_drawing_area();
@@ -104,7 +107,7 @@ pub fn loss_curve_svg(rounds: &[usize], losses: &[f64]) -> Result<String, Report
             .margin(16)
             .x_label_area_size(48)
             .y_label_area_size(64)
-            .build_cartesian_2d(padded(x_lo, x_hi, 0.02), padded(y_lo.min(0.0), y_hi, 0.05))
+            .build_cartesian_2d(x_range, y_range)
             .map_err(drawing)?;
         chart
             .configure_mesh()

@@ -110,6 +110,38 @@ fn thin(n: usize, max: usize) -> Vec<usize> {
     }
 }
 
+/// `points` less those that land in the same 1/1000 of the plot as the point kept before
+/// them (but the last): a curve of a hundred thousand examples becomes at most a few
+/// thousand points and looks the same, where drawing them all would make a megabyte of SVG.
+fn simplify(
+    points: impl IntoIterator<Item = (f64, f64)>,
+    x: &std::ops::Range<f64>,
+    y: &std::ops::Range<f64>,
+) -> Vec<(f64, f64)> {
+    let cell = |p: (f64, f64)| {
+        let scale = |v: f64, r: &std::ops::Range<f64>| {
+            ((v - r.start) / (r.end - r.start) * 1000.0).floor() as i64
+        };
+        (scale(p.0, x), scale(p.1, y))
+    };
+    let mut kept: Vec<(f64, f64)> = Vec::new();
+    let mut last = None;
+    let mut end = None;
+    for p in points {
+        let c = cell(p);
+        if last != Some(c) {
+            kept.push(p);
+            last = Some(c);
+            end = None;
+        } else {
+            end = Some(p);
+        }
+    }
+    // The curve still ends where it ends.
+    kept.extend(end);
+    kept
+}
+
 fn drawing(e: impl Display) -> ReportError {
     ReportError(format!("drawing the plot: {e}"))
 }
@@ -161,5 +193,19 @@ mod tests {
         assert_eq!(padded(0.0, 0.0, 0.1), -0.5..0.5);
         assert_eq!(thin(5, 10), [0, 1, 2, 3, 4]);
         assert_eq!(thin(10, 4), [0, 2, 5, 7]);
+    }
+
+    #[test]
+    fn curves_keep_one_point_per_visible_cell() {
+        let unit = 0.0..1.0;
+        let steps: Vec<(f64, f64)> = (0..=100_000)
+            .map(|i| (i as f64 / 1e5, (i % 2) as f64 * 1e-6))
+            .collect();
+        let kept = simplify(steps, &unit, &unit);
+        assert!(kept.len() <= 1002, "{}", kept.len());
+        assert_eq!(kept.last(), Some(&(1.0, 0.0)));
+        assert_eq!(kept[0], (0.0, 0.0));
+        let corners = [(0.0, 0.0), (0.0, 0.5), (0.5, 0.5), (0.5, 1.0), (1.0, 1.0)];
+        assert_eq!(simplify(corners, &unit, &unit), corners);
     }
 }

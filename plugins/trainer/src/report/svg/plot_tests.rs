@@ -63,6 +63,18 @@ fn confusion_matrix_of_many_classes_and_empty_rows() {
     assert_eq!(elements(&doc, "rect").len(), 1 + 40 * 40);
     assert!(texts(&doc).iter().any(|t| t.ends_with('…')));
     assert!(confusion_matrix_svg(&matrix[1..], &classes).is_err());
+
+    // Past COUNTED_CLASSES: no counts, no zero cells, no unreadable labels; still bounded.
+    let k = confusion::COUNTED_CLASSES * 3;
+    let classes: Vec<String> = (0..k).map(|i| format!("c{i}")).collect();
+    let matrix: Vec<Vec<u64>> = (0..k)
+        .map(|i| (0..k).map(|j| u64::from(i == j || j == 0)).collect())
+        .collect();
+    let svg = confusion_matrix_svg(&matrix, &classes).unwrap();
+    let doc = parse(&svg);
+    assert_eq!(elements(&doc, "rect").len(), 1 + 2 * k - 1);
+    assert_eq!(texts(&doc).len(), 3, "title and axis titles only");
+    assert!(svg.len() < 100_000, "{} bytes", svg.len());
     assert!(confusion_matrix_svg(&[], &[]).is_err());
 }
 
