@@ -1,39 +1,35 @@
-//! The `evaluate_model` operation: score a saved model on a labelled CSV.
+//! The `evaluate_model` operation: score a saved model on a CSV or Parquet file whose truth is
+//! known, and draw the plots of that score next to the metrics.
+
+use std::path::{Path, PathBuf};
 
 use mlx_plugin_sdk::{Context, ErrorDecl, JsonSchema, Operation, PluginError, log};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
 use crate::data;
-use crate::metrics::{Report, evaluate};
+use crate::errors::{FAMILIES, SCORING, concat, total};
+use crate::evaluation::{self, Metrics, Plots, Truth};
+use crate::families::Task;
 use crate::model_file;
 
 /// `evaluate_model`.
 pub struct EvaluateModel;
 
+const OWN_ERRORS: &[ErrorDecl] = &[
+    ErrorDecl::invalid_input("InvalidModel", "model is not a trainer model.json"),
+    ErrorDecl::invalid_input("UnsupportedModelFormat", "model is of another format"),
+];
+const PARTS: &[&[ErrorDecl]] = &[mlx_tabular::ERRORS, FAMILIES, SCORING, OWN_ERRORS];
+const EVALUATE_ERRORS: [ErrorDecl; total(PARTS)] = concat(PARTS);
+
 impl Operation for EvaluateModel {
     const NAME: &str = "evaluate_model";
-    const DOC: &str = "Scores a model.json written by train_model on a labelled CSV with the \
-                       model's feature columns (same names, same order) and its target column: \
-                       predicts every row and reports the metrics train_model reports for its \
-                       test split.";
-    const ERRORS: &[ErrorDecl] = &[
-        ErrorDecl::invalid_input("InvalidParameter", "the model records no target; pass one"),
-        ErrorDecl::invalid_input(
-            "ArtifactNotFound",
-            "model or data is missing or not granted",
-        ),
-        ErrorDecl::invalid_input("InvalidModel", "model is not a trainer model.json"),
-        ErrorDecl::invalid_input("UnsupportedModelFormat", "model is of a newer format"),
-        ErrorDecl::invalid_input("ColumnNotFound", "target is not in the header"),
-        ErrorDecl::invalid_input("HeaderMismatch", "data has other feature columns"),
-        ErrorDecl::invalid_input("NonNumericValue", "a feature cell is not a number"),
-        ErrorDecl::invalid_input("MalformedCsv", ""),
-        ErrorDecl::invalid_input("NoFeatures", "no column besides the target"),
-        ErrorDecl::invalid_input("NoRows", "data has no rows"),
-        ErrorDecl::invalid_input("UnknownClass", "data has a class the model does not know"),
-        ErrorDecl::retryable("ArtifactReadFailed", ""),
-    ];
+    const DOC: &str = "Scores a model.json written by train_model on a CSV or Parquet file with \
+                       the model's feature columns (encoded as in training) and its target: \
+                       the metrics train_model reports for its test split, and SVG plots in \
+                       plots_dir (confusion matrix and ROC curves for classifiers, residuals \
+                       for regressors, feature importances where the family has them).";
+    const ERRORS: &[ErrorDecl] = &EVALUATE_ERRORS;
     type Input = EvaluateInput;
     type Output = EvaluateOutput;
 
@@ -47,68 +43,76 @@ impl Operation for EvaluateModel {
 pub struct EvaluateInput {
     /// Path of model.json (train_model's model.path).
     pub model: String,
-    /// Path of a CSV with the model's feature columns and the target column.
+    /// Path of a CSV or Parquet file with the model's feature columns and its target column.
     pub data: String,
-    /// Class column; defaults to the one recorded in the model.
+    /// Target column; defaults to the one recorded in the model.
     #[serde(default)]
     pub target: Option<String>,
+    /// Where the SVG plots go. Default: an `evaluation` directory beside the model.
+    #[serde(default)]
+    pub plots_dir: Option<String>,
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct EvaluateOutput {
-    pub metrics: Report,
+    pub family: String,
+    pub metrics: Metrics,
     #[schemars(range(min = 1))]
     pub rows: u64,
-    /// confusion_matrix[true][predicted], in classes order.
-    pub confusion_matrix: Vec<Vec<u64>>,
-    pub classes: Vec<String>,
+    pub plots: Plots,
 }
 
 pub fn evaluate_model(input: EvaluateInput) -> Result<EvaluateOutput, PluginError> {
-    let model = model_file::parse(&model_file::read(&input.model)?, &input.model)?;
-    let target = input
-        .target
-        .or_else(|| model.target.clone())
-        .ok_or_else(|| {
-            PluginError::invalid_input(
-                "InvalidParameter",
-                format!(
-                    "{} does not record its target column; pass \"target\"",
-                    input.model
-                ),
-            )
-        })?;
-    let data = data::load(&input.data, &target)?;
-    // Weights are per position, so a reordered or renamed column would silently feed the
-    // wrong feature into each weight.
-    if data.features != model.features {
-        return Err(PluginError::invalid_input(
-            "HeaderMismatch",
+    let file = model_file::parse(&model_file::read(&input.model)?, &input.model)?;
+    let table = data::load(&input.data)?;
+    let x = file.features.transform(&table)?;
+    let target = input.target.as_deref().or(file.target.as_deref());
+    let need_target = || {
+        PluginError::invalid_input(
+            "MissingTarget",
             format!(
-                "{} has feature columns {:?} but the model was trained on {:?} (same names, \
-                 same order, besides the target {target:?})",
-                input.data, data.features, model.features
+                "{} does not record its target column; pass \"target\"",
+                input.model
             ),
         )
-        .with_details(json!({"expected": model.features, "found": data.features})));
-    }
-    if data.x.is_empty() {
-        return Err(PluginError::invalid_input(
-            "NoRows",
-            format!("{} has no rows to evaluate", input.data),
-        ));
-    }
-    let y = data.class_indices(&model.classes, &input.data)?;
-    let evaluation = evaluate(&model.predict(&data.x), &y, &model.classes);
+    };
+    let (classes_y, values_y);
+    let truth = match file.model.task() {
+        Task::Classification { .. } => {
+            let target = target.ok_or_else(need_target)?;
+            classes_y = data::class_indices(&table, target, &file.classes, &input.data)?;
+            Truth::Classes(&classes_y)
+        }
+        Task::Regression => {
+            let target = target.ok_or_else(need_target)?;
+            values_y = data::target_values(&table, target, &input.data)?;
+            Truth::Values(&values_y)
+        }
+        Task::Clustering => Truth::None,
+    };
+    let scored = evaluation::score(&file.model, &x, &truth, &file.classes)?;
+    let dir = input.plots_dir.map(PathBuf::from).unwrap_or_else(|| {
+        Path::new(&input.model)
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join("evaluation")
+    });
+    let names = file.features.output_names();
+    let plots = evaluation::write_plots(&dir, &scored, &truth, &file.model, &file.classes, &names)?;
+    let family = file.model.spec().family().to_string();
     log::info(
         "model evaluated",
-        &[("accuracy", &evaluation.accuracy), ("rows", &y.len())],
+        &[
+            ("family", &family),
+            ("rows", &x.rows),
+            ("plots", &dir.display().to_string()),
+        ],
     );
     Ok(EvaluateOutput {
-        confusion_matrix: evaluation.confusion_matrix.clone(),
-        metrics: evaluation.report(&model.classes),
-        rows: y.len() as u64,
-        classes: model.classes,
+        family,
+        metrics: scored.metrics,
+        rows: x.rows as u64,
+        plots,
     })
 }
 
@@ -118,11 +122,10 @@ mod tests {
     use std::path::Path;
 
     use mlx_plugin_sdk::{Context, ErrorKind};
-
-    use serde_json::Value;
+    use serde_json::{Value, json};
 
     use super::*;
-    use crate::pipeline_tests::{extract, input, train, workdir};
+    use crate::pipeline_tests::{extract, extract_regression, input, train, workdir};
 
     fn eval(dir: &Path, data: &str, extra: Value) -> Result<Value, PluginError> {
         let mut v = json!({"model": dir.join("model/model.json"), "data": dir.join(data)});
@@ -132,103 +135,85 @@ mod tests {
         Context::detached(1, None).call::<EvaluateModel>(v)
     }
 
-    #[test]
-    fn reproduces_train_model_metrics_on_the_same_split() {
-        for (name, data) in [("eval-iris", "iris.csv"), ("eval-bc", "breast_cancer.csv")] {
-            let dir = workdir(name);
-            extract(data, &dir);
-            let trained = train(input(&dir, json!({})), &Context::detached(1, None)).unwrap();
-            let out = eval(&dir, "test.csv", json!({})).unwrap();
-            // Every key evaluate reports, train_model reported identically for its test split.
-            let (m, t) = (&out["metrics"], &trained["metrics"]);
-            for (key, value) in m.as_object().unwrap() {
-                assert_eq!(value, &t[key], "{data}: metrics.{key}");
-            }
-            for key in ["accuracy", "f1_macro", "log_loss", "per_class"] {
-                assert!(!m[key].is_null(), "{data}: metrics.{key} missing");
-            }
-            assert_eq!(out["rows"], trained["test_rows"], "{data}");
-            assert_eq!(out["confusion_matrix"], t["confusion_matrix"], "{data}");
-            assert_eq!(out["classes"], t["classes"], "{data}");
-
-            // On the train split the same model gives train_model's train metrics.
-            let on_train = eval(&dir, "train.csv", json!({})).unwrap();
-            assert_eq!(on_train["rows"], trained["train_rows"], "{data}");
-            assert_eq!(
-                on_train["metrics"]["accuracy"], t["train_accuracy"],
-                "{data}"
-            );
-            let (a, b) = (
-                on_train["metrics"]["log_loss"].as_f64().unwrap(),
-                t["train_log_loss"].as_f64().unwrap(),
-            );
-            assert!((a - b).abs() < 1e-12, "{data}: train log loss {a} vs {b}");
-            fs::remove_dir_all(dir).unwrap();
-        }
+    fn svg(path: &Value) -> String {
+        let text = fs::read_to_string(path.as_str().unwrap()).unwrap();
+        assert!(text.contains("<svg"), "{path}: {text}");
+        text
     }
 
     #[test]
-    fn typed_errors() {
-        let dir = workdir("eval-errors");
-        let err = eval(&dir, "test.csv", json!({})).unwrap_err();
-        assert_eq!(
-            (err.kind, err.type_name.as_str()),
-            (ErrorKind::InvalidInput, "ArtifactNotFound")
-        );
-
-        extract("iris.csv", &dir);
-        train(
-            input(&dir, json!({"epochs": 20})),
+    fn reproduces_train_model_metrics_and_draws_the_plots() {
+        let dir = workdir("eval-forest");
+        extract("wine.csv", &dir);
+        let model = json!({"family": "random_forest", "hyperparameters": {"n_estimators": 15}});
+        let trained = train(
+            input(&dir, json!({"model": model})),
             &Context::detached(1, None),
         )
         .unwrap();
-        let test = fs::read_to_string(dir.join("test.csv")).unwrap();
-        let (header, rows) = test.split_once('\n').unwrap();
-        let write = |name: &str, text: String| fs::write(dir.join(name), text).unwrap();
-
-        // Feature columns swapped: same names, wrong positions for the weights.
-        let mut cols: Vec<&str> = header.split(',').collect();
-        cols.swap(0, 1);
-        write("swapped.csv", format!("{}\n{rows}", cols.join(",")));
+        let out = eval(&dir, "test.csv", json!({})).unwrap();
+        assert_eq!(out["metrics"], trained["metrics"]);
+        assert_eq!(out["rows"], trained["test_rows"]);
+        assert_eq!(out["family"], "random_forest");
+        let plots = &out["plots"];
+        assert!(svg(&plots["confusion_matrix"]).contains("class_2"));
+        svg(&plots["roc_curve"]);
+        svg(&plots["feature_importances"]);
         assert_eq!(
-            eval(&dir, "swapped.csv", json!({})).unwrap_err().type_name,
-            "HeaderMismatch"
+            plots["residuals"],
+            Value::Null,
+            "a classifier has no residuals"
         );
-
-        write("unknown.csv", format!("{header}\n1,2,3,4,daisy\n{rows}"));
-        let err = eval(&dir, "unknown.csv", json!({})).unwrap_err();
-        assert_eq!(err.type_name, "UnknownClass");
-        assert_eq!(err.details.unwrap()["unknown"], json!(["daisy"]));
-
-        write("empty.csv", format!("{header}\n"));
-        assert_eq!(
-            eval(&dir, "empty.csv", json!({})).unwrap_err().type_name,
-            "NoRows"
+        assert!(
+            plots["roc_curve"]
+                .as_str()
+                .unwrap()
+                .contains("model/evaluation/")
         );
+        fs::remove_dir_all(dir).unwrap();
+    }
 
-        let err = eval(&dir, "test.csv", json!({"target": "species"})).unwrap_err();
-        assert_eq!(err.type_name, "ColumnNotFound");
+    #[test]
+    fn regression_gets_residuals_and_clustering_no_truth() {
+        let dir = workdir("eval-regression");
+        extract_regression("diabetes.csv", &dir);
+        let extra = json!({"task": "regression", "model": {"family": "ridge"}});
+        let trained = train(input(&dir, extra), &Context::detached(1, None)).unwrap();
+        let plots_dir = dir.join("plots");
+        let out = eval(&dir, "test.csv", json!({"plots_dir": plots_dir})).unwrap();
+        assert_eq!(out["metrics"], trained["metrics"]);
+        svg(&out["plots"]["residuals"]);
+        svg(&out["plots"]["feature_importances"]);
+        assert!(plots_dir.join("residuals.svg").exists());
+        fs::remove_dir_all(dir).unwrap();
+    }
 
-        // A model that does not record its target needs one in the input.
-        let path = dir.join("model/model.json");
-        let mut model: Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
-        model.as_object_mut().unwrap().remove("target");
-        fs::write(&path, serde_json::to_vec(&model).unwrap()).unwrap();
-        assert_eq!(
-            eval(&dir, "test.csv", json!({})).unwrap_err().type_name,
-            "InvalidParameter"
-        );
-        let out = eval(&dir, "test.csv", json!({"target": "target"})).unwrap();
-        assert_eq!(out["rows"], 30);
-
+    #[test]
+    fn refuses_unknown_classes_other_formats_and_missing_files() {
+        let dir = workdir("eval-errors");
+        extract("iris.csv", &dir);
+        train(input(&dir, json!({})), &Context::detached(1, None)).unwrap();
         fs::write(
-            &path,
-            b"{\"format\": \"mlx-softmax-regression\", \"format_version\": 2}",
+            dir.join("odd.csv"),
+            "sepal length (cm),sepal width (cm),petal length (cm),petal width (cm),target\n\
+             5.1,3.5,1.4,0.2,daisy\n",
         )
         .unwrap();
+        let err = eval(&dir, "odd.csv", json!({})).unwrap_err();
         assert_eq!(
-            eval(&dir, "test.csv", json!({})).unwrap_err().type_name,
-            "UnsupportedModelFormat"
+            (err.kind, err.type_name.as_str()),
+            (ErrorKind::InvalidInput, "UnknownClass")
+        );
+        let err = eval(&dir, "missing.csv", json!({})).unwrap_err();
+        assert_eq!(err.type_name, "ArtifactNotFound");
+        let old = r#"{"format": "mlx-softmax-regression", "format_version": 1}"#;
+        fs::write(dir.join("model/model.json"), old).unwrap();
+        let err = eval(&dir, "test.csv", json!({})).unwrap_err();
+        assert_eq!(err.type_name, "UnsupportedModelFormat");
+        assert!(
+            err.message.contains("Train the model again"),
+            "{}",
+            err.message
         );
         fs::remove_dir_all(dir).unwrap();
     }

@@ -1,14 +1,16 @@
-//! `trainer` plugin: trains a softmax logistic regression on the csv plugin's train/test
-//! artifacts, checkpointing through heartbeats so a retried attempt resumes where the last
-//! one stopped, and writes the model with its test metrics as JSON; evaluates a saved model
-//! on other data and registers it in a versioned directory.
+//! `trainer` plugin: trains classifiers, regressors and clusterings of every family in
+//! `families` (smartcore) on CSV or Parquet splits, checkpointing ensembles so a retried
+//! attempt resumes where the last one stopped, and writes the model with its metrics as JSON;
+//! evaluates a saved model on other data (metrics and SVG plots) and registers it in a
+//! versioned directory.
 
+mod checkpoint;
 mod data;
+mod errors;
 mod evaluate;
+mod evaluation;
 mod families;
 mod files;
-mod metrics;
-mod model;
 mod model_file;
 mod register;
 mod report;
@@ -25,7 +27,7 @@ pub use train::TrainModel;
 mlx_plugin_sdk::plugin!(Trainer {
     name: "trainer",
     version: env!("CARGO_PKG_VERSION"),
-    description: "Trains, evaluates and registers classification models on CSV artifacts.",
+    description: "Trains, evaluates and registers models (classification, regression, clustering) on CSV or Parquet artifacts.",
     operations: [TrainModel, EvaluateModel, RegisterModel],
 });
 
@@ -61,7 +63,7 @@ mod tests {
         let path = |p: &str| dir.join(p).display().to_string();
         let inputs = [
             json!({"train": path("train.csv"), "test": path("test.csv"), "target": "target",
-                   "epochs": 20, "output_dir": path("model")}),
+                   "output_dir": path("model")}),
             json!({"model": path("model/model.json"), "data": path("test.csv")}),
             json!({"model": path("model/model.json"), "name": "iris",
                    "registry_dir": path("registry")}),

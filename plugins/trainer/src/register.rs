@@ -85,6 +85,10 @@ pub struct Entry {
     pub sha256: String,
     /// The model path registered from.
     pub source: String,
+    /// What was trained: `{family, hyperparameters}` as train_model's `model` input names it
+    /// (every hyperparameter, defaults included), and the task.
+    pub model: Value,
+    pub task: Value,
     pub metrics: Option<Map<String, Value>>,
     pub note: Option<String>,
 }
@@ -98,7 +102,7 @@ pub fn register_model(input: RegisterInput) -> Result<RegisterOutput, PluginErro
     let bytes = model_file::read(&input.model)?;
     // A registry is where deployments look; refusing a file that cannot be loaded here keeps
     // the failure at registration instead of at whoever pulls it later.
-    model_file::parse(&bytes, &input.model)?;
+    let model = model_file::parse(&bytes, &input.model)?;
     let base = Path::new(&input.registry_dir).join(&input.name);
     fs::create_dir_all(&base).map_err(|e| files::write_error(&base, e))?;
     let (version, dir) = claim_version(&base, highest_version(&base)?.saturating_add(1))?;
@@ -107,6 +111,8 @@ pub fn register_model(input: RegisterInput) -> Result<RegisterOutput, PluginErro
         version,
         sha256: sha256_hex(&bytes),
         source: input.model,
+        model: model.spec_json(),
+        task: json!(model.model.task()),
         metrics: input.metrics,
         note: input.note,
     };
@@ -225,11 +231,7 @@ mod tests {
     fn trained(name: &str) -> (PathBuf, PathBuf) {
         let dir = workdir(name);
         extract("iris.csv", &dir);
-        train(
-            input(&dir, json!({"epochs": 20})),
-            &Context::detached(1, None),
-        )
-        .unwrap();
+        train(input(&dir, json!({})), &Context::detached(1, None)).unwrap();
         let model = dir.join("model/model.json");
         (dir, model)
     }

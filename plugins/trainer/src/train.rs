@@ -1,50 +1,37 @@
-//! The `train_model` operation: load the split, train with checkpoints, evaluate, save.
+//! The `train_model` operation: read the split, encode features, train any family in
+//! checkpointed rounds, score the test split, write model.json.
 
 use std::fs;
 use std::path::Path;
 
-use mlx_plugin_sdk::labels::sorted_labels;
 use mlx_plugin_sdk::{Context, ErrorDecl, JsonSchema, Operation, PluginError, log};
+use mlx_tabular::{FeatureOptions, FeatureSpec, Missing, Table};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use sha2::{Digest, Sha256};
 
+use crate::checkpoint::{self, Progress, Saved};
 use crate::data;
+use crate::errors::{FAMILIES, SCORING, concat, total};
+use crate::evaluation::{self, Metrics, Truth};
+use crate::families::{Fit, Fitted, LogisticParams, ModelSpec, Target, Task};
 use crate::files;
-use crate::metrics::{Report, argmax, evaluate};
-use crate::model::{Softmax, Standardizer};
 use crate::model_file::{FORMAT, FORMAT_VERSION, ModelFile};
-
-pub const MAX_EPOCHS: u32 = 100_000;
+use crate::report;
 
 /// `train_model`.
 pub struct TrainModel;
 
 impl Operation for TrainModel {
     const NAME: &str = "train_model";
-    const DOC: &str = "Multinomial logistic regression by full-batch gradient descent on \
-                       standardized features (fitted on train only) with L2 regularization. \
-                       Heartbeats a checkpoint {epoch, loss, weights, bias} every \
-                       checkpoint_every epochs and resumes from the previous attempt's \
-                       checkpoint. Evaluates on test and writes model.json.";
-    const ERRORS: &[ErrorDecl] = &[
-        ErrorDecl::invalid_input("InvalidParameter", "a hyperparameter is out of range"),
-        ErrorDecl::invalid_input(
-            "ArtifactNotFound",
-            "train or test is missing or not granted",
-        ),
-        ErrorDecl::invalid_input("ColumnNotFound", "target is not in the header"),
-        ErrorDecl::invalid_input("HeaderMismatch", "train and test have other columns"),
-        ErrorDecl::invalid_input("NonNumericValue", "a feature cell is not a number"),
-        ErrorDecl::invalid_input("MalformedCsv", ""),
-        ErrorDecl::invalid_input("NoFeatures", "no column besides the target"),
-        ErrorDecl::invalid_input("NoRows", "train or test has no rows"),
-        ErrorDecl::invalid_input("TooFewClasses", "fewer than 2 classes"),
-        ErrorDecl::invalid_input("TrainingDiverged", "the loss is no longer finite"),
-        ErrorDecl::invalid_input("OutputNotWritable", "output_dir is not granted read-write"),
-        ErrorDecl::retryable("ArtifactReadFailed", ""),
-        ErrorDecl::retryable("ArtifactWriteFailed", ""),
-        ErrorDecl::CANCELLED,
-    ];
+    const DOC: &str = "Trains one model family (smartcore) on a CSV or Parquet train split: \
+                       features encoded from the train split only (one-hot categories, \
+                       imputation or refusal of missing values, scaling), ensembles trained \
+                       tree by tree or round by round with a checkpoint file every \
+                       checkpoint_every rounds and a heartbeat every round, resuming from the \
+                       previous attempt's checkpoint. Scores the test split and writes \
+                       model.json (family, hyperparameters, encoding, parameters, metrics).";
+    const ERRORS: &[ErrorDecl] = &TRAIN_ERRORS;
     type Input = TrainInput;
     type Output = TrainOutput;
 
@@ -53,43 +40,78 @@ impl Operation for TrainModel {
     }
 }
 
+const OWN_ERRORS: &[ErrorDecl] = &[
+    ErrorDecl::invalid_input("TooFewClasses", "the train split has fewer than 2 classes"),
+    ErrorDecl::permanent("ModelNotSerializable", ""),
+    ErrorDecl::permanent("CheckpointFailed", ""),
+    ErrorDecl::CANCELLED,
+];
+const PARTS: &[&[ErrorDecl]] = &[mlx_tabular::ERRORS, FAMILIES, SCORING, OWN_ERRORS];
+const TRAIN_ERRORS: [ErrorDecl; total(PARTS)] = concat(PARTS);
+
+/// What to learn from the rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskKind {
+    Classification,
+    Regression,
+    Clustering,
+}
+
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TrainInput {
-    /// Path of train.csv (csv plugin output).
+    /// Path of the training split, CSV or Parquet (csv plugin output).
     pub train: String,
-    /// Path of test.csv, same columns.
+    /// Path of the test split, same columns, CSV or Parquet.
     pub test: String,
-    /// Class column; all others are numeric features.
-    pub target: String,
-    #[serde(default = "default_epochs")]
-    #[schemars(range(min = 1, max = MAX_EPOCHS))]
-    pub epochs: u32,
-    #[serde(default = "default_learning_rate")]
-    #[schemars(extend("exclusiveMinimum" = 0))]
-    pub learning_rate: f64,
-    #[serde(default = "default_l2")]
-    #[schemars(range(min = 0))]
-    pub l2: f64,
+    /// The class (classification) or value (regression) column; unused by clustering.
+    #[serde(default)]
+    pub target: Option<String>,
+    /// Default: clustering for kmeans, classification otherwise.
+    #[serde(default)]
+    pub task: Option<TaskKind>,
+    /// The family and its hyperparameters. Default: logistic_regression with its defaults.
+    #[serde(default = "default_model")]
+    pub model: ModelSpec,
+    /// Feature columns, in this order. Default: every column but the target.
+    #[serde(default)]
+    #[schemars(length(min = 1))]
+    pub columns: Option<Vec<String>>,
+    /// Missing feature values: refuse (an error naming the column and row) or impute (the
+    /// train split's mean, or most frequent category).
+    #[serde(default)]
+    pub missing: Missing,
+    /// Standardize numeric features with the train split's mean and deviation. Default: on
+    /// for logistic_regression, linear_regression, ridge and kmeans; off for trees.
+    #[serde(default)]
+    pub scale: Option<bool>,
     #[serde(default = "default_output_dir")]
     pub output_dir: String,
-    /// Epochs between checkpoint heartbeats.
+    /// Rounds (trees, boosting rounds) between checkpoint files; every round heartbeats.
     #[serde(default = "default_checkpoint_every")]
-    #[schemars(range(min = 1))]
+    #[schemars(range(min = 1, max = 100_000))]
     pub checkpoint_every: u32,
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct TrainOutput {
     pub model: ModelRef,
-    pub metrics: TrainMetrics,
-    /// Epochs trained by this attempt.
-    pub epochs_run: u32,
-    pub resumed_from_epoch: Option<u32>,
+    pub family: String,
+    pub task: TaskKind,
+    /// The test split's metrics.
+    pub metrics: Metrics,
+    /// The same metrics on the train split (how well the model fits what it saw).
+    pub train_metrics: Metrics,
+    pub rounds: Rounds,
     #[schemars(range(min = 1))]
     pub train_rows: u64,
     #[schemars(range(min = 1))]
     pub test_rows: u64,
+    /// Model inputs after encoding (one-hot columns count one per category).
+    pub features: u64,
+    /// Training loss by round, where the family reports one.
+    pub loss_curve: Option<String>,
 }
 
 /// The written model.json.
@@ -97,211 +119,307 @@ pub struct TrainOutput {
 pub struct ModelRef {
     pub path: String,
     pub bytes: u64,
+    #[schemars(regex(pattern = "^[0-9a-f]{64}$"))]
+    pub sha256: String,
 }
 
-/// The test split's metrics, and how well the model fits its own training set.
-#[derive(Debug, Clone, Serialize, JsonSchema)]
-pub struct TrainMetrics {
-    #[serde(flatten)]
-    pub test: Report,
-    pub train_accuracy: f64,
-    pub train_log_loss: f64,
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Rounds {
+    /// Rounds the family trains: trees, boosting rounds; 1 for single-fit families.
+    pub total: u32,
+    /// Rounds trained by this attempt.
+    pub run: u32,
+    /// The round a previous attempt's checkpoint had reached, when this attempt resumed.
+    pub resumed_from: Option<u32>,
+    pub final_loss: Option<f64>,
 }
 
-fn default_epochs() -> u32 {
-    300
-}
-fn default_learning_rate() -> f64 {
-    0.1
-}
-fn default_l2() -> f64 {
-    1e-4
+fn default_model() -> ModelSpec {
+    ModelSpec::LogisticRegression(LogisticParams::default())
 }
 fn default_output_dir() -> String {
     "/artifacts/model".into()
 }
 fn default_checkpoint_every() -> u32 {
-    1
+    10
 }
 
-/// Heartbeat details: progress for people, and the point the next attempt resumes from.
-#[derive(Debug, Serialize, Deserialize)]
-struct Checkpoint {
-    epoch: u32,
-    loss: f64,
-    weights: Vec<Vec<f64>>,
-    bias: Vec<f64>,
+/// Families whose fit depends on the features' scale.
+fn scales_by_default(spec: &ModelSpec) -> bool {
+    matches!(
+        spec,
+        ModelSpec::LogisticRegression(_)
+            | ModelSpec::LinearRegression(_)
+            | ModelSpec::Ridge(_)
+            | ModelSpec::Kmeans(_)
+    )
 }
 
-fn invalid(message: String) -> PluginError {
-    PluginError::invalid_input("InvalidParameter", message)
+/// The split, encoded, with its targets.
+struct Prepared {
+    features: FeatureSpec,
+    x_train: crate::families::Matrix,
+    x_test: crate::families::Matrix,
+    y_train: Target,
+    y_test: Target,
+    classes: Vec<String>,
+    task: Task,
+    kind: TaskKind,
 }
 
-fn validate(input: &TrainInput) -> Result<(), PluginError> {
-    if input.epochs == 0 || input.epochs > MAX_EPOCHS {
-        return Err(invalid(format!(
-            "epochs must be 1..={MAX_EPOCHS}, got {}",
-            input.epochs
-        )));
-    }
-    if !(input.learning_rate.is_finite() && input.learning_rate > 0.0) {
-        return Err(invalid(format!(
-            "learning_rate must be > 0, got {}",
-            input.learning_rate
-        )));
-    }
-    if !(input.l2.is_finite() && input.l2 >= 0.0) {
-        return Err(invalid(format!("l2 must be >= 0, got {}", input.l2)));
-    }
-    if input.checkpoint_every == 0 {
-        return Err(invalid("checkpoint_every must be >= 1".into()));
-    }
-    Ok(())
-}
-
-/// A checkpoint from a previous attempt, if its shapes fit this model.
-fn resume_point(ctx: &Context, classes: usize, features: usize) -> Option<Checkpoint> {
-    let cp: Checkpoint = ctx.last_heartbeat()?;
-    let fits = cp.epoch >= 1
-        && cp.bias.len() == classes
-        && cp.weights.len() == classes
-        && cp.weights.iter().all(|w| w.len() == features)
-        && cp
-            .weights
-            .iter()
-            .flatten()
-            .chain(&cp.bias)
-            .all(|v| v.is_finite());
-    fits.then_some(cp)
-}
-
-pub fn train(input: TrainInput, ctx: &Context) -> Result<TrainOutput, PluginError> {
-    validate(&input)?;
-    let train = data::load(&input.train, &input.target)?;
-    let test = data::load(&input.test, &input.target)?;
-    if train.header != test.header {
-        return Err(PluginError::invalid_input(
-            "HeaderMismatch",
-            format!(
-                "{} and {} have different columns: {:?} vs {:?}",
-                input.train, input.test, train.header, test.header
-            ),
-        ));
-    }
-    if train.x.is_empty() || test.x.is_empty() {
-        return Err(PluginError::invalid_input(
-            "NoRows",
-            "the train and test sets must both have rows",
-        ));
-    }
-    let classes = sorted_labels(train.labels.iter().chain(&test.labels).map(String::as_str));
-    if classes.len() < 2 {
-        return Err(PluginError::invalid_input(
-            "TooFewClasses",
-            format!("need at least 2 classes, found {classes:?}"),
-        ));
-    }
-    let y_train = train.class_indices(&classes, &input.train)?;
-    let y_test = test.class_indices(&classes, &input.test)?;
-    let scaler = Standardizer::fit(&train.x);
-    let (x_train, x_test) = (scaler.transform(&train.x), scaler.transform(&test.x));
-
-    let mut model = Softmax::zeros(classes.len(), train.features.len());
-    let mut resumed_from = None;
-    if let Some(cp) = resume_point(ctx, classes.len(), train.features.len()) {
-        log::info(
-            "resuming from checkpoint",
-            &[("epoch", &cp.epoch), ("loss", &cp.loss)],
-        );
-        resumed_from = Some(cp.epoch);
-        model = Softmax {
-            weights: cp.weights,
-            bias: cp.bias,
-        };
-    }
-    let first = resumed_from.map_or(1, |e| e + 1);
-    let log_every = (input.epochs / 10).max(1);
-    let mut epochs_run = 0;
-    for epoch in first..=input.epochs {
-        let loss = model.step(&x_train, &y_train, input.learning_rate, input.l2);
-        epochs_run += 1;
-        if !loss.is_finite() {
+fn prepare(input: &TrainInput) -> Result<Prepared, PluginError> {
+    let kind = input.task.unwrap_or(match input.model {
+        ModelSpec::Kmeans(_) => TaskKind::Clustering,
+        _ => TaskKind::Classification,
+    });
+    let target = match (kind, &input.target) {
+        (TaskKind::Clustering, _) => None,
+        (_, Some(t)) => Some(t.as_str()),
+        (_, None) => {
             return Err(PluginError::invalid_input(
-                "TrainingDiverged",
-                format!(
-                    "the loss became {loss} at epoch {epoch}; lower learning_rate (now {})",
-                    input.learning_rate
-                ),
+                "MissingTarget",
+                format!("{kind:?} needs \"target\", the column to learn").to_lowercase(),
             ));
         }
-        if epoch.is_multiple_of(log_every) || epoch == input.epochs {
-            log::info(
-                "epoch",
-                &[("epoch", &epoch), ("of", &input.epochs), ("loss", &loss)],
-            );
-        }
-        if epoch.is_multiple_of(input.checkpoint_every) || epoch == input.epochs {
-            let cp = Checkpoint {
-                epoch,
-                loss,
-                weights: model.weights.clone(),
-                bias: model.bias.clone(),
-            };
-            if ctx.heartbeat(&cp) {
-                return Err(PluginError::cancelled(format!(
-                    "training cancelled after epoch {epoch}"
-                ))
-                .with_details(json!({"epoch": epoch})));
-            }
-        }
-    }
-
-    let evaluation = evaluate(&model.predict(&x_test), &y_test, &classes);
-    let train_probs = model.predict(&x_train);
-    let train_correct = train_probs
-        .iter()
-        .zip(&y_train)
-        .filter(|(p, y)| argmax(p) == **y)
-        .count();
-    let accuracy = evaluation.accuracy;
-    let metrics = TrainMetrics {
-        test: evaluation.report(&classes),
-        train_accuracy: train_correct as f64 / y_train.len() as f64,
-        train_log_loss: model.cross_entropy(&x_train, &y_train),
     };
-
-    let document = ModelFile {
-        format: FORMAT.into(),
-        format_version: FORMAT_VERSION,
-        target: Some(input.target.clone()),
-        features: train.features,
+    let train = data::load(&input.train)?;
+    let test = data::load(&input.test)?;
+    let options = FeatureOptions {
+        missing: input.missing,
+        scale: input
+            .scale
+            .unwrap_or_else(|| scales_by_default(&input.model)),
+    };
+    // A clustering run may still be given a target (e.g. the class): it is no feature.
+    let exclude = input.target.as_deref();
+    let features = FeatureSpec::fit(&train, exclude, input.columns.as_deref(), &options)?;
+    let x_train = features.transform(&train)?;
+    let x_test = features.transform(&test)?;
+    let (y_train, y_test, classes, task) = targets(kind, target, &train, &test, input)?;
+    Ok(Prepared {
+        features,
+        x_train,
+        x_test,
+        y_train,
+        y_test,
         classes,
-        standardization: scaler,
-        weights: model.weights,
-        bias: model.bias,
-        hyperparameters: json!({
-            "epochs": input.epochs, "learning_rate": input.learning_rate,
-            "l2": input.l2, "checkpoint_every": input.checkpoint_every,
-        }),
-        training: json!({"resumed_from_epoch": resumed_from, "epochs_run": epochs_run}),
-        metrics: json!(metrics),
-    };
-    let (path, bytes) = write_model(&input.output_dir, &document)?;
-    log::info("model trained", &[("accuracy", &accuracy), ("path", &path)]);
-    Ok(TrainOutput {
-        model: ModelRef { path, bytes },
-        metrics,
-        epochs_run,
-        resumed_from_epoch: resumed_from,
-        train_rows: y_train.len() as u64,
-        test_rows: y_test.len() as u64,
+        task,
+        kind,
     })
 }
 
-fn write_model(output_dir: &str, document: &ModelFile) -> Result<(String, u64), PluginError> {
+fn targets(
+    kind: TaskKind,
+    target: Option<&str>,
+    train: &Table,
+    test: &Table,
+    input: &TrainInput,
+) -> Result<(Target, Target, Vec<String>, Task), PluginError> {
+    let Some(target) = target else {
+        return Ok((Target::None, Target::None, Vec::new(), Task::Clustering));
+    };
+    if kind == TaskKind::Regression {
+        let y_train = data::target_values(train, target, &input.train)?;
+        let y_test = data::target_values(test, target, &input.test)?;
+        return Ok((
+            Target::Values(y_train),
+            Target::Values(y_test),
+            Vec::new(),
+            Task::Regression,
+        ));
+    }
+    // Classes come from the train split: a model cannot predict a class it never saw, so a
+    // test label outside them is reported (UnknownClass) rather than silently scored wrong.
+    let classes = data::classes(&[train], target)?;
+    if classes.len() < 2 {
+        return Err(PluginError::invalid_input(
+            "TooFewClasses",
+            format!(
+                "{} has {classes:?} in {target:?}: need at least 2 classes",
+                input.train
+            ),
+        ));
+    }
+    let y_train = data::class_indices(train, target, &classes, &input.train)?;
+    let y_test = data::class_indices(test, target, &classes, &input.test)?;
+    let task = Task::Classification {
+        classes: classes.len(),
+    };
+    Ok((
+        Target::Classes(y_train),
+        Target::Classes(y_test),
+        classes,
+        task,
+    ))
+}
+
+fn truth(y: &Target) -> Truth<'_> {
+    match y {
+        Target::Classes(c) => Truth::Classes(c),
+        Target::Values(v) => Truth::Values(v),
+        Target::None => Truth::None,
+    }
+}
+
+/// Trains in rounds from the previous attempt's checkpoint (if it fits this training), with
+/// a heartbeat every round and a checkpoint file every `checkpoint_every` rounds.
+fn fit(
+    input: &TrainInput,
+    p: &Prepared,
+    ctx: &Context,
+) -> Result<(Fitted, Rounds, Vec<(u32, f64)>), PluginError> {
+    input.model.validate(p.task)?;
+    let mut losses = Vec::new();
+    let mut resumed_from = None;
+    let mut fit = None;
+    if let Some(saved) = checkpoint::previous(ctx) {
+        let round = saved.state.rounds_done();
+        match Fit::resume(&input.model, p.task, &p.x_train, &p.y_train, saved.state) {
+            Ok(f) => {
+                log::info("resuming from checkpoint", &[("round", &round)]);
+                resumed_from = Some(round);
+                losses = saved.losses;
+                fit = Some(f);
+            }
+            Err(e) => log::warn(
+                "checkpoint does not fit this training; training from the start",
+                &[("reason", &e.message)],
+            ),
+        }
+    }
+    let mut fit = match fit {
+        Some(f) => f,
+        None => Fit::start(&input.model, p.task, &p.x_train, &p.y_train)?,
+    };
+    let total = fit.rounds_total();
+    let log_every = (total / 10).max(1);
+    let mut run = 0;
+    let mut last_file = None;
+    while fit.rounds_done() < total {
+        let report = fit.step()?;
+        run += 1;
+        if let Some(loss) = report.loss {
+            losses.push((report.round, loss));
+        }
+        let last = report.round >= total;
+        if report.round.is_multiple_of(log_every) || last {
+            log::info(
+                "round",
+                &[
+                    ("round", &report.round),
+                    ("of", &total),
+                    (
+                        "loss",
+                        &report.loss.map_or("none".into(), |l| l.to_string()),
+                    ),
+                ],
+            );
+        }
+        // The last round needs no checkpoint: the model file follows at once.
+        if !last && report.round.is_multiple_of(input.checkpoint_every) {
+            let saved = Saved {
+                state: fit.checkpoint()?,
+                losses: losses.clone(),
+            };
+            last_file = Some(checkpoint::write(&input.output_dir, &saved, report.round)?);
+        }
+        let progress = Progress {
+            round: report.round,
+            of: total,
+            loss: report.loss,
+            checkpoint: last_file.clone(),
+        };
+        if ctx.heartbeat(&progress) {
+            return Err(PluginError::cancelled(format!(
+                "training cancelled after round {}",
+                report.round
+            ))
+            .with_details(json!({"round": report.round})));
+        }
+    }
+    let final_loss = losses.last().map(|(_, l)| *l);
+    let fitted = fit.finish()?;
+    Ok((
+        fitted,
+        Rounds {
+            total,
+            run,
+            resumed_from,
+            final_loss,
+        },
+        losses,
+    ))
+}
+
+pub fn train(input: TrainInput, ctx: &Context) -> Result<TrainOutput, PluginError> {
+    let p = prepare(&input)?;
+    let (fitted, rounds, losses) = fit(&input, &p, ctx)?;
+    let test = evaluation::score(&fitted, &p.x_test, &truth(&p.y_test), &p.classes)?;
+    let train = evaluation::score(&fitted, &p.x_train, &truth(&p.y_train), &p.classes)?;
+    let loss_curve = write_loss_curve(&input.output_dir, &losses)?;
+    let family = fitted.spec().family().to_string();
+    let document = ModelFile {
+        format: FORMAT.into(),
+        format_version: FORMAT_VERSION,
+        target: input
+            .target
+            .clone()
+            .filter(|_| p.kind != TaskKind::Clustering),
+        classes: p.classes.clone(),
+        features: p.features.clone(),
+        model: fitted,
+        training: json!({
+            "rounds": rounds, "losses": losses, "train_rows": p.x_train.rows,
+            "test_rows": p.x_test.rows, "train": input.train, "test": input.test,
+        }),
+        metrics: json!({"test": test.metrics, "train": train.metrics}),
+    };
+    let model = write_model(&input.output_dir, &document)?;
+    // The checkpoint is superseded by the model; a leftover would only cost disk.
+    let _ = fs::remove_file(checkpoint::path(&input.output_dir));
+    log::info(
+        "model trained",
+        &[("family", &family), ("path", &model.path)],
+    );
+    Ok(TrainOutput {
+        model,
+        family,
+        task: p.kind,
+        metrics: test.metrics,
+        train_metrics: train.metrics,
+        rounds,
+        train_rows: p.x_train.rows as u64,
+        test_rows: p.x_test.rows as u64,
+        features: p.x_train.cols as u64,
+        loss_curve,
+    })
+}
+
+fn write_loss_curve(
+    output_dir: &str,
+    losses: &[(u32, f64)],
+) -> Result<Option<String>, PluginError> {
+    if losses.len() < 2 {
+        return Ok(None);
+    }
+    let rounds: Vec<usize> = losses.iter().map(|(r, _)| *r as usize).collect();
+    let values: Vec<f64> = losses.iter().map(|(_, l)| *l).collect();
+    let svg = report::loss_curve_svg(&rounds, &values)
+        .map_err(|e| PluginError::permanent("MetricsFailed", e.to_string()))?;
+    let path = Path::new(output_dir).join("loss_curve.svg");
+    fs::create_dir_all(output_dir).map_err(|e| files::write_error(Path::new(output_dir), e))?;
+    fs::write(&path, svg).map_err(|e| files::write_error(&path, e))?;
+    Ok(Some(path.display().to_string()))
+}
+
+fn write_model(output_dir: &str, document: &ModelFile) -> Result<ModelRef, PluginError> {
     let path = Path::new(output_dir).join("model.json");
-    let text = document.to_bytes();
+    let text = document.to_bytes()?;
     fs::create_dir_all(output_dir).map_err(|e| files::write_error(&path, e))?;
     fs::write(&path, &text).map_err(|e| files::write_error(&path, e))?;
-    Ok((path.display().to_string(), text.len() as u64))
+    Ok(ModelRef {
+        path: path.display().to_string(),
+        bytes: text.len() as u64,
+        sha256: checkpoint::hex(&Sha256::digest(&text)),
+    })
 }

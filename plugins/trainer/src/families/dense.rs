@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use smartcore::linalg::basic::matrix::DenseMatrix;
 
+use super::spec::task_name;
 use super::{Target, Task};
 
 pub type Dense = DenseMatrix<f64>;
@@ -134,7 +135,11 @@ impl TrainData {
             (task, _) => {
                 return Err(invalid(
                     "InvalidTarget",
-                    format!("{task:?} needs {} targets", expected_target(task)),
+                    format!(
+                        "{} needs {} targets",
+                        task_name(task),
+                        expected_target(task)
+                    ),
                 ));
             }
         };

@@ -170,7 +170,7 @@ impl Fit {
     pub fn rounds_done(&self) -> u32 {
         let done = match &self.state {
             State::Single(model) => usize::from(model.is_some()),
-            State::Forest(trees) => trees.len(),
+            State::Forest(trees) => trees.grown(),
             State::Boosting(b) => b.rounds_done(),
         };
         u32::try_from(done).unwrap_or(u32::MAX)
@@ -250,6 +250,7 @@ impl Fit {
     }
 
     /// Runs the remaining rounds without checkpoints and finishes.
+    #[cfg(test)]
     pub fn run_to_end(mut self) -> Result<Fitted, PluginError> {
         while self.rounds_done() < self.rounds_total() {
             self.step()?;

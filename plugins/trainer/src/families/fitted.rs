@@ -13,7 +13,7 @@ use super::forest::{self, Trees};
 use super::kmeans::{self, Kmeans};
 use super::linear::{Linear, Logistic, Ridge};
 use super::loss::argmax;
-use super::spec::ModelSpec;
+use super::spec::{ModelSpec, task_name};
 use super::tree::{Tree, vote_fractions};
 
 /// The smartcore model (or ensemble of them) of each family.
@@ -71,9 +71,9 @@ impl Fitted {
             return Err(PluginError::invalid_input(
                 "UnsupportedTask",
                 format!(
-                    "{} was trained for {:?}, which has no class probabilities",
+                    "this {} model does {}, which has no class probabilities",
                     self.spec.family(),
-                    self.task
+                    task_name(self.task)
                 ),
             ));
         };
@@ -146,9 +146,9 @@ impl Fitted {
     /// A model that does not fit its task: only a hand-edited model file gets here.
     fn mismatch(&self) -> PluginError {
         internal(format!(
-            "the {} model does not match its task {:?}",
+            "the {} model does not match its task, {}",
             self.spec.family(),
-            self.task
+            task_name(self.task)
         ))
     }
 }

@@ -38,15 +38,12 @@ pub enum Trees {
 }
 
 impl Trees {
-    pub fn len(&self) -> usize {
+    /// Trees grown so far.
+    pub fn grown(&self) -> usize {
         match self {
             Self::Classifier { trees, .. } => trees.len(),
             Self::Regressor(trees) => trees.len(),
         }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 

@@ -317,7 +317,7 @@ impl Default for KmeansParams {
 }
 
 /// The task a family was asked to do, in the words of the error messages.
-fn task_name(task: Task) -> &'static str {
+pub fn task_name(task: Task) -> &'static str {
     match task {
         Task::Classification { .. } => "classification",
         Task::Regression => "regression",

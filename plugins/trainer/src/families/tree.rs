@@ -75,15 +75,22 @@ pub fn vote_fractions(
     rows: usize,
     classes: usize,
 ) -> Result<Vec<Vec<f64>>, PluginError> {
+    // Counted, then divided once: summing 1/n per vote drifts past 1.0 (twenty 0.05s make
+    // 1.0000000000000002), which is no probability.
     let mut votes = vec![vec![0.0; classes]; rows];
-    let weight = 1.0 / trees.len().max(1) as f64;
+    let n = trees.len().max(1) as f64;
     for tree in trees {
         let labels = tree.predict(x).map_err(|e| predict_failed(family, e))?;
         for (row, label) in votes.iter_mut().zip(labels) {
             // Labels are class indices below `classes`, checked when training.
             if let Some(v) = row.get_mut(label as usize) {
-                *v += weight;
+                *v += 1.0;
             }
+        }
+    }
+    for row in &mut votes {
+        for v in row.iter_mut() {
+            *v /= n;
         }
     }
     Ok(votes)
