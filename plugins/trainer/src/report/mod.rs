@@ -3,9 +3,6 @@
 //! values). Metrics that are undefined for the data (ROC AUC with one class present, R² of one
 //! row, silhouette of one cluster) are `None` with a reason, never NaN: JSON cannot carry NaN.
 
-// Nothing calls this module (nor imports its re-exports) until evaluate_model is rebuilt
-// on it; that integration removes this allow.
-
 mod classification;
 mod clustering;
 mod regression;
