@@ -4,8 +4,6 @@
 //! Nothing here knows about files, CSV or Temporal: it takes a [`Matrix`] and its targets and
 //! returns models. `train_model` does the reading, the heartbeats and the writing.
 
-// Nothing calls this module until train_model is rebuilt on it; that integration removes these.
-
 mod boosting;
 mod dense;
 mod error;

@@ -45,24 +45,36 @@ pub fn split_criterion(criterion: Option<Criterion>) -> SplitCriterion {
     }
 }
 
-/// A regression tree with the contract's depth and leaf limits. `seed` orders the features a
-/// node tries, which decides between equally good splits.
+/// A regression tree's limits, in the contract's terms.
+pub struct RegTreeLimits {
+    pub max_depth: Option<u16>,
+    pub min_samples_leaf: usize,
+    pub min_samples_split: usize,
+    /// Orders the features a node tries, which decides between equally good splits.
+    pub seed: u64,
+}
+
+/// A least-squares regression tree on `y`, each row weighted by `weights` if given (a leaf
+/// then holds the weighted mean of its rows).
 pub fn fit_regression_tree(
     family: &str,
     x: &Dense,
     y: &[f64],
-    max_depth: Option<u16>,
-    min_samples_leaf: usize,
-    min_samples_split: usize,
-    seed: u64,
+    weights: Option<&[f64]>,
+    limits: &RegTreeLimits,
 ) -> Result<RegTree, PluginError> {
     let params = DecisionTreeRegressorParameters {
-        max_depth: smartcore_depth(max_depth),
-        min_samples_leaf,
-        min_samples_split,
-        seed: Some(seed),
+        max_depth: smartcore_depth(limits.max_depth),
+        min_samples_leaf: limits.min_samples_leaf,
+        min_samples_split: limits.min_samples_split,
+        seed: Some(limits.seed),
     };
-    DecisionTreeRegressor::fit(x, &y.to_vec(), params).map_err(|e| fit_failed(family, e))
+    let y = y.to_vec();
+    match weights {
+        Some(w) => DecisionTreeRegressor::fit_with_weights(x, &y, w, params),
+        None => DecisionTreeRegressor::fit(x, &y, params),
+    }
+    .map_err(|e| fit_failed(family, e))
 }
 
 /// Fraction of `trees` voting for each class, per row. A single smartcore classification tree
@@ -127,15 +139,13 @@ pub fn fit_classifier(
 }
 
 pub fn fit_regressor(p: &TreeParams, x: &Dense, y: &[f64]) -> Result<Tree, PluginError> {
-    let tree = fit_regression_tree(
-        "decision_tree",
-        x,
-        y,
-        p.max_depth,
-        p.min_samples_leaf,
-        p.min_samples_split,
-        0,
-    )?;
+    let limits = RegTreeLimits {
+        max_depth: p.max_depth,
+        min_samples_leaf: p.min_samples_leaf,
+        min_samples_split: p.min_samples_split,
+        seed: 0,
+    };
+    let tree = fit_regression_tree("decision_tree", x, y, None, &limits)?;
     Ok(Tree::Regressor(tree))
 }
 
