@@ -56,15 +56,19 @@ impl Logistic {
                         .map(|j| x.get((i, j)) * coef.get((r, j)))
                         .sum::<f64>();
             }
-            let mut probs = vec![0.0; self.classes];
-            if labels.len() == 2 {
+            let by_label = if labels.len() == 2 {
                 let p1 = sigmoid(scores[0]);
-                probs[labels[0] as usize] = 1.0 - p1;
-                probs[labels[1] as usize] = p1;
+                vec![1.0 - p1, p1]
             } else {
-                softmax_in_place(&mut scores);
-                for (label, p) in labels.iter().zip(&scores) {
-                    probs[*label as usize] = *p;
+                let mut p = scores.clone();
+                softmax_in_place(&mut p);
+                p
+            };
+            let mut probs = vec![0.0; self.classes];
+            // Labels are class indices below `classes`, checked when training.
+            for (label, p) in labels.iter().zip(&by_label) {
+                if let Some(slot) = probs.get_mut(*label as usize) {
+                    *slot = *p;
                 }
             }
             out.push(probs);
@@ -166,6 +170,12 @@ pub fn fit_ridge(p: &RidgeParams, x: &Dense, y: &[f64]) -> Result<Ridge, PluginE
 
 fn centered(x: &Dense, mean: &[f64]) -> Result<Dense, PluginError> {
     let (rows, cols) = x.shape();
+    if mean.len() != cols {
+        return Err(internal(format!(
+            "ridge: {} feature means for {cols} features",
+            mean.len()
+        )));
+    }
     let values = (0..rows)
         .flat_map(|i| (0..cols).map(move |j| (i, j)))
         .map(|(i, j)| x.get((i, j)) - mean[j])

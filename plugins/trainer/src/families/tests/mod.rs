@@ -3,6 +3,7 @@
 mod classification;
 mod clustering;
 mod data;
+mod errors;
 mod regression;
 mod resume;
 mod spec;

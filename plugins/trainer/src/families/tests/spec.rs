@@ -19,7 +19,9 @@ struct Input {
 }
 
 #[derive(Serialize, JsonSchema)]
-struct Output {}
+struct Output {
+    family: String,
+}
 
 impl Operation for TakesSpec {
     const NAME: &str = "takes_spec";
@@ -27,8 +29,10 @@ impl Operation for TakesSpec {
     type Input = Input;
     type Output = Output;
 
-    fn run(_: Input, _: &Context) -> Result<Output, PluginError> {
-        Ok(Output {})
+    fn run(input: Input, _: &Context) -> Result<Output, PluginError> {
+        Ok(Output {
+            family: input.model.family().into(),
+        })
     }
 }
 
