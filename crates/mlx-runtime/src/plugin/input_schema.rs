@@ -10,7 +10,8 @@
 
 use std::collections::HashMap;
 
-use jsonschema::{PatternOptions, Validator};
+use jsonschema::error::ValidationErrorKind;
+use jsonschema::{PatternOptions, ValidationError, Validator};
 use serde_json::Value;
 
 use super::schema_budget;
@@ -97,17 +98,87 @@ impl InputSchemas {
         let mut total = 0;
         let mut listed = Vec::new();
         for error in validator.iter_errors(input) {
-            total += 1;
-            if listed.len() < LISTED {
-                listed.push(Violation {
-                    path: error.instance_path().as_str().to_string(),
-                    rule: error.kind().keyword().to_string(),
-                    message: clip(&error.to_string()),
-                });
+            for violation in explain(error.to_owned(), 0) {
+                total += 1;
+                if listed.len() < LISTED {
+                    listed.push(violation);
+                }
             }
         }
         Err(Violations { listed, total })
     }
+}
+
+/// How deep [`explain`] follows unions within unions; schemas nest them a level or two.
+const UNION_DEPTH: usize = 4;
+
+/// One failure as the violations a person can act on. A tagged union (`oneOf` / `anyOf` whose
+/// variants each fix a property with `const`, as serde's tagged enums, pydantic's
+/// discriminated unions and zod's produce) fails as a whole with "not valid under any of the
+/// schemas", which names neither the bad field nor the choices. So: when exactly one variant's
+/// tag matched, its own violations are the answer; when no tag matched, the answer is the
+/// tag's allowed values.
+fn explain(error: ValidationError<'static>, depth: usize) -> Vec<Violation> {
+    let whole = Violation {
+        path: error.instance_path().as_str().to_string(),
+        rule: error.kind().keyword().to_string(),
+        message: clip(&error.to_string()),
+    };
+    if depth >= UNION_DEPTH {
+        return vec![whole];
+    }
+    let context = match error.into_parts().kind {
+        ValidationErrorKind::OneOfNotValid { context } | ValidationErrorKind::AnyOf { context }
+            if !context.is_empty() =>
+        {
+            context
+        }
+        _ => return vec![whole],
+    };
+    let tag_failure = |variant: &[ValidationError<'static>]| {
+        variant
+            .iter()
+            .position(|e| matches!(e.kind(), ValidationErrorKind::Constant { .. }))
+    };
+    let matched: Vec<usize> = (0..context.len())
+        .filter(|&i| tag_failure(&context[i]).is_none())
+        .collect();
+    match matched.as_slice() {
+        [only] => {
+            let variant = context.into_iter().nth(*only).unwrap_or_default();
+            return variant
+                .into_iter()
+                .flat_map(|e| explain(e, depth + 1))
+                .collect();
+        }
+        [] => {}
+        _ => return vec![whole],
+    }
+    // No variant's tag matched: when they all failed on the same tag, list its values.
+    let tags: Vec<&ValidationError<'static>> = context
+        .iter()
+        .filter_map(|v| tag_failure(v).map(|i| &v[i]))
+        .collect();
+    let path = tags[0].instance_path().as_str();
+    if tags.iter().any(|t| t.instance_path().as_str() != path) {
+        return vec![whole];
+    }
+    let allowed: Vec<String> = tags
+        .iter()
+        .filter_map(|t| match t.kind() {
+            ValidationErrorKind::Constant { expected_value } => Some(expected_value.to_string()),
+            _ => None,
+        })
+        .collect();
+    vec![Violation {
+        path: path.to_string(),
+        rule: "enum".into(),
+        message: clip(&format!(
+            "{} is not one of {}",
+            tags[0].instance(),
+            allowed.join(", ")
+        )),
+    }]
 }
 
 impl Violations {
@@ -179,6 +250,62 @@ mod tests {
             "required": ["value"],
             "additionalProperties": false,
         })
+    }
+
+    /// The schema serde + schemars give a tagged enum (`{family, hyperparameters}`).
+    fn tagged_union_schema() -> Value {
+        let variant = |family: &str, param: &str, minimum: u32| {
+            json!({
+                "type": "object",
+                "properties": {
+                    "family": {"type": "string", "const": family},
+                    "hyperparameters": {
+                        "type": "object",
+                        "properties": {param: {"type": "number", "minimum": minimum}},
+                        "additionalProperties": false,
+                    },
+                },
+                "required": ["family"],
+                "additionalProperties": false,
+            })
+        };
+        json!({
+            "type": "object",
+            "properties": {"model": {"oneOf": [
+                variant("random_forest", "n_estimators", 1),
+                variant("ridge", "alpha", 0),
+            ]}},
+        })
+    }
+
+    #[test]
+    fn a_tagged_union_names_the_variant_field_or_the_allowed_tags() {
+        let schemas = InputSchemas::compile(&info(tagged_union_schema())).unwrap();
+        let ok = json!({"model": {"family": "ridge", "hyperparameters": {"alpha": 2}}});
+        assert_eq!(schemas.check("op", &ok), Ok(()));
+
+        let bad = json!({"model": {"family": "random_forest",
+                                   "hyperparameters": {"n_estimators": 0}}});
+        let v = schemas.check("op", &bad).unwrap_err();
+        assert_eq!(v.listed.len(), 1, "{v:?}");
+        assert_eq!(v.listed[0].path, "/model/hyperparameters/n_estimators");
+        assert_eq!(v.listed[0].rule, "minimum");
+
+        let typo = json!({"model": {"family": "ridge", "hyperparameters": {"alpah": 1}}});
+        let v = schemas.check("op", &typo).unwrap_err();
+        assert_eq!(v.listed[0].rule, "additionalProperties", "{v:?}");
+        assert!(v.listed[0].message.contains("alpah"), "{v:?}");
+
+        let unknown = json!({"model": {"family": "svm"}});
+        let v = schemas.check("op", &unknown).unwrap_err();
+        assert_eq!(
+            (v.listed[0].path.as_str(), v.listed[0].rule.as_str()),
+            ("/model/family", "enum")
+        );
+        assert_eq!(
+            v.listed[0].message,
+            r#""svm" is not one of "random_forest", "ridge""#
+        );
     }
 
     #[test]
