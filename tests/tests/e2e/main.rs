@@ -21,6 +21,8 @@ mod http;
 mod js;
 /// Rust, JavaScript and Python plugins in one pipeline (`pipelines/features.yaml`).
 mod languages;
+/// Every trainer family next to scikit-learn on the bundled datasets (the README's table).
+mod parity;
 /// `PipelineWorkflow` on a real server: ordering, retries, failures, human steering.
 mod pipeline;
 /// `mlx-worker pipeline ...` and `schedule ...` as an operator types them.
