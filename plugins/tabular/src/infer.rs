@@ -42,6 +42,13 @@ pub fn infer(cells: Vec<String>) -> ColumnData {
     }
 }
 
+impl ColumnData {
+    /// A column typed from text cells by the rules of CSV files (see [`infer`]).
+    pub fn from_text(cells: Vec<String>) -> ColumnData {
+        infer(cells)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,6 +8,7 @@
 //! - [`labels`] and [`values`] read a target column as class labels or numbers.
 //! - Every error has its own type name, listed in [`ERRORS`].
 
+mod arrow_cells;
 mod csv_io;
 mod error;
 mod features;

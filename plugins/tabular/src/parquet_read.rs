@@ -3,34 +3,20 @@
 
 use std::path::Path;
 
-use arrow::array::{ArrayRef, AsArray};
-use arrow::compute::cast;
-use arrow::datatypes::{DataType, Field, Float64Type};
+use arrow::array::Array;
+use arrow::datatypes::Field;
 use bytes::Bytes;
 use mlx_plugin_sdk::PluginError;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde_json::json;
 
+use crate::arrow_cells::{is_numeric, numbers, texts};
 use crate::error::{duplicate_column, malformed_parquet, no_rows};
 use crate::limits;
 use crate::table::{Column, ColumnData, Table};
 
 /// Rows decoded at a time: arrow's default, a few MB per batch for a wide table.
 const BATCH_ROWS: usize = 8192;
-
-/// How an arrow type is read, if at all.
-fn kind(data_type: &DataType) -> Option<(DataType, bool)> {
-    use DataType::*;
-    match data_type {
-        Int8 | Int16 | Int32 | Int64 | UInt8 | UInt16 | UInt32 | UInt64 | Float16 | Float32
-        | Float64 | Decimal32(..) | Decimal64(..) | Decimal128(..) | Decimal256(..) => {
-            Some((Float64, true))
-        }
-        Utf8 | LargeUtf8 | Utf8View | Boolean => Some((Utf8, false)),
-        Dictionary(_, values) => kind(values),
-        _ => None,
-    }
-}
 
 fn unsupported(path: &Path, field: &Field) -> PluginError {
     PluginError::invalid_input(
@@ -51,22 +37,16 @@ fn unsupported(path: &Path, field: &Field) -> PluginError {
     }))
 }
 
-/// Appends an arrow array's cells to a column of the kind [`kind`] chose.
-fn append(data: &mut ColumnData, array: &ArrayRef, to: &DataType) -> Result<(), String> {
-    let array = cast(array, to).map_err(|e| e.to_string())?;
+/// Appends an arrow array's cells to a column of the kind [`is_numeric`] chose.
+fn append(data: &mut ColumnData, array: &dyn Array) -> Result<(), &'static str> {
     match data {
         ColumnData::Numeric(v) => {
-            let array = array
-                .as_primitive_opt::<Float64Type>()
-                .ok_or("a numeric column did not decode as numbers")?;
+            let cells = numbers(array).ok_or("a numeric column did not decode as numbers")?;
             // NaN is how pandas writes a missing number; it is missing in CSV too.
-            v.extend(array.iter().map(|x| x.filter(|x| !x.is_nan())));
+            v.extend(cells.into_iter().map(|x| x.filter(|x| !x.is_nan())));
         }
         ColumnData::Categorical(v) => {
-            let array = array
-                .as_string_opt::<i32>()
-                .ok_or("a text column did not decode as text")?;
-            v.extend(array.iter().map(|x| x.map(str::to_owned)));
+            v.extend(texts(array).ok_or("a text column did not decode as text")?);
         }
     }
     Ok(())
@@ -87,9 +67,8 @@ pub fn read_parquet(data: Vec<u8>, path: &Path) -> Result<Table, PluginError> {
     limits::check_cells(path, rows, fields.len())?;
 
     let mut columns = Vec::with_capacity(fields.len());
-    let mut targets = Vec::with_capacity(fields.len());
     for field in &fields {
-        let (to, numeric) = kind(field.data_type()).ok_or_else(|| unsupported(path, field))?;
+        let numeric = is_numeric(field.data_type()).ok_or_else(|| unsupported(path, field))?;
         if columns.iter().any(|c: &Column| c.name == *field.name()) {
             return Err(duplicate_column(path, field.name()));
         }
@@ -103,7 +82,6 @@ pub fn read_parquet(data: Vec<u8>, path: &Path) -> Result<Table, PluginError> {
             name: field.name().clone(),
             data,
         });
-        targets.push(to);
     }
 
     let reader = builder
@@ -112,8 +90,8 @@ pub fn read_parquet(data: Vec<u8>, path: &Path) -> Result<Table, PluginError> {
         .map_err(|e| malformed_parquet(path, e))?;
     for batch in reader {
         let batch = batch.map_err(|e| malformed_parquet(path, e))?;
-        for ((column, array), to) in columns.iter_mut().zip(batch.columns()).zip(&targets) {
-            append(&mut column.data, array, to)
+        for (column, array) in columns.iter_mut().zip(batch.columns()) {
+            append(&mut column.data, array.as_ref())
                 .map_err(|e| malformed_parquet(path, format!("column {:?}: {e}", column.name)))?;
         }
     }

@@ -51,7 +51,7 @@ impl Table {
                 .iter()
                 .map(|c| Column {
                     name: c.name.clone(),
-                    data: c.data.select(indices),
+                    data: c.data.select_rows(indices),
                 })
                 .collect(),
         }
@@ -106,7 +106,8 @@ impl ColumnData {
         }
     }
 
-    fn select(&self, indices: &[usize]) -> Self {
+    /// The cells at `indices`, in that order; indices must be below [`ColumnData::len`].
+    pub fn select_rows(&self, indices: &[usize]) -> Self {
         match self {
             ColumnData::Numeric(v) => ColumnData::Numeric(indices.iter().map(|&i| v[i]).collect()),
             ColumnData::Categorical(v) => {

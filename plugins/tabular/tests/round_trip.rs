@@ -7,10 +7,11 @@ use std::fs;
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, BooleanArray, Decimal128Array, DictionaryArray, Float32Array, Float64Array,
-    Int64Array, LargeStringArray, StringArray, UInt8Array,
+    ArrayRef, BooleanArray, Decimal128Array, Decimal256Array, DictionaryArray, Float16Array,
+    Float32Array, Float64Array, Int8Array, Int64Array, LargeStringArray, StringArray,
+    StringViewArray, UInt8Array,
 };
-use arrow::datatypes::Int32Type;
+use arrow::datatypes::{ArrowPrimitiveType, Float16Type, Int8Type, Int32Type, i256};
 use common::{Scratch, assert_error, dataset, parquet_of};
 use mlx_tabular::{Column, ColumnData, Format, Table, read_table, write_table};
 
@@ -172,6 +173,41 @@ fn parquet_from_other_writers_reads_with_documented_types() {
 }
 
 #[test]
+fn rarer_arrow_types_read_too() {
+    let dir = Scratch::new("rare");
+    let half = Float16Array::from(vec![Some(F16::from_f32(1.5)), None]);
+    let wide = Decimal256Array::from(vec![Some(i256::from_i128(-250)), None])
+        .with_precision_and_scale(40, 2)
+        .unwrap();
+    let view = StringViewArray::from(vec![Some("a long enough string to be out of line"), None]);
+    let coded = DictionaryArray::<Int8Type>::new(
+        Int8Array::from(vec![Some(1), None]),
+        Arc::new(Float64Array::from(vec![10.0, 20.0])),
+    );
+    let bytes = parquet_of(vec![
+        ("half", Arc::new(half) as ArrayRef),
+        ("wide", Arc::new(wide)),
+        ("view", Arc::new(view)),
+        ("coded", Arc::new(coded)),
+    ]);
+    let table = read_table(&dir.write("rare.parquet", bytes)).unwrap();
+    let data = |name: &str| table.column(name).unwrap().data.clone();
+    assert_eq!(data("half"), ColumnData::Numeric(vec![Some(1.5), None]));
+    assert_eq!(data("wide"), ColumnData::Numeric(vec![Some(-2.5), None]));
+    assert_eq!(
+        data("view"),
+        ColumnData::Categorical(vec![
+            Some("a long enough string to be out of line".into()),
+            None
+        ])
+    );
+    assert_eq!(data("coded"), ColumnData::Numeric(vec![Some(20.0), None]));
+}
+
+/// arrow's f16 (the `half` crate's, not a dependency here).
+type F16 = <Float16Type as ArrowPrimitiveType>::Native;
+
+#[test]
 fn writing_replaces_whole_files_and_refuses_unwritable_places() {
     let dir = Scratch::new("write");
     let table = Table {
@@ -209,4 +245,39 @@ fn format_serde_is_snake_case() {
         serde_json::from_str::<Format>("\"csv\"").unwrap(),
         Format::default()
     );
+}
+
+#[test]
+fn parquet_is_snappy_in_row_groups_of_a_million_rows() {
+    use parquet::basic::Compression;
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+
+    let dir = Scratch::new("groups");
+    let rows = (1 << 20) + 3;
+    let table = Table {
+        columns: vec![
+            Column::numeric("x", (0..rows).map(|i| Some(i as f64)).collect()),
+            Column::categorical(
+                "c",
+                (0..rows)
+                    .map(|i| (i % 7 == 0).then(|| "seven".into()))
+                    .collect(),
+            ),
+        ],
+    };
+    let path = dir.path("big.parquet");
+    write_table(&table, &path, Format::Parquet).unwrap();
+    let reader = SerializedFileReader::new(fs::File::open(&path).unwrap()).unwrap();
+    let groups = reader.metadata().row_groups();
+    assert_eq!(
+        groups.iter().map(|g| g.num_rows()).collect::<Vec<_>>(),
+        [1 << 20, 3]
+    );
+    assert!(
+        groups[0]
+            .columns()
+            .iter()
+            .all(|c| c.compression() == Compression::SNAPPY)
+    );
+    assert_eq!(read_table(&path).unwrap(), table);
 }
