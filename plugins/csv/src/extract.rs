@@ -1,27 +1,31 @@
-//! The `extract_data` operation: source CSV → filtered, split train.csv / test.csv artifacts.
+//! The `extract_data` operation: source CSV or Parquet → filtered, split train / test
+//! artifacts in CSV or Parquet.
 
-use std::fs::{self, File};
-use std::io::{self, BufReader};
+use std::fs;
 use std::path::Path;
 
 use mlx_plugin_sdk::labels::sorted_labels;
 use mlx_plugin_sdk::{Context, ErrorDecl, JsonSchema, Operation, PluginError, log};
+use mlx_tabular::Format;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
+use crate::filter::Filter;
+use crate::output::{self, write_error};
+use crate::source::{self, Source};
 use crate::split::split;
-use crate::table::{self, Filter, Table};
 
 /// `extract_data`: one place for its name, doc, types and errors.
 pub struct Extract;
 
 impl Operation for Extract {
     const NAME: &str = "extract_data";
-    const DOC: &str = "Reads a CSV file with a header row from a granted directory, keeps the \
-                       selected columns (target last) of the rows passing every filter, splits \
-                       them with a seeded shuffle (stratified by target by default) and writes \
-                       train.csv and test.csv with a header into output_dir. Returns paths and \
-                       counts, not data.";
+    const DOC: &str = "Reads a CSV file with a header row, or a Parquet file (told apart by \
+                       their first bytes), from a granted directory, keeps the selected columns \
+                       (target last) of the rows passing every filter, splits them with a seeded \
+                       shuffle (stratified by target by default) and writes train and test into \
+                       output_dir as train.csv and test.csv with a header, or as train.parquet \
+                       and test.parquet when format is parquet. Returns paths and counts, not \
+                       data.";
     const ERRORS: &[ErrorDecl] = &[
         ErrorDecl::invalid_input("SourceNotFound", "source is missing or outside every grant"),
         ErrorDecl::invalid_input("ColumnNotFound", "a named column is not in the header"),
@@ -29,6 +33,15 @@ impl Operation for Extract {
         ErrorDecl::invalid_input("InvalidFilter", "a filter value fits no cell type"),
         ErrorDecl::invalid_input("NonNumericValue", "a numeric filter meets a non-number"),
         ErrorDecl::invalid_input("MalformedCsv", "the source is not valid CSV"),
+        ErrorDecl::invalid_input("MalformedParquet", "the source is a damaged Parquet file"),
+        ErrorDecl::invalid_input(
+            "UnsupportedColumnType",
+            "a Parquet column is not numbers, text or booleans",
+        ),
+        ErrorDecl::invalid_input(
+            "TableTooLarge",
+            "the Parquet source exceeds mlx-tabular's caps",
+        ),
         ErrorDecl::invalid_input("InvalidParameter", "test_fraction is not in (0, 1)"),
         ErrorDecl::invalid_input("NoRows", "no rows pass, or a split is empty"),
         ErrorDecl::invalid_input("OutputNotWritable", "output_dir is not granted read-write"),
@@ -47,7 +60,8 @@ impl Operation for Extract {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExtractInput {
-    /// Path of the CSV file inside the plugin, e.g. /data/breast_cancer.csv.
+    /// Path of the CSV or Parquet file inside the plugin, e.g. /data/breast_cancer.csv. The
+    /// format is told by the file's first bytes, not its extension.
     pub source: String,
     /// Name of the class column.
     pub target: String,
@@ -59,7 +73,7 @@ pub struct ExtractInput {
     /// string lexically.
     #[serde(default)]
     pub filters: Vec<Filter>,
-    /// Share of the rows in test.csv.
+    /// Share of the rows in the test part.
     #[serde(default = "default_test_fraction")]
     #[schemars(extend("exclusiveMinimum" = 0, "exclusiveMaximum" = 1))]
     pub test_fraction: f64,
@@ -71,6 +85,10 @@ pub struct ExtractInput {
     pub stratify: bool,
     #[serde(default = "default_output_dir")]
     pub output_dir: String,
+    /// What train and test are written as: "csv" (train.csv, test.csv) or "parquet"
+    /// (train.parquet, test.parquet, Snappy, columns typed as mlx-tabular reads them).
+    #[serde(default)]
+    pub format: Format,
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
@@ -110,56 +128,6 @@ fn default_output_dir() -> String {
     "/artifacts/dataset".into()
 }
 
-fn open_source(path: &str) -> Result<File, PluginError> {
-    File::open(path).map_err(|e| match e.kind() {
-        // Outside every preopened directory WASI reports the path as missing or not permitted.
-        io::ErrorKind::NotFound | io::ErrorKind::PermissionDenied => PluginError::invalid_input(
-            "SourceNotFound",
-            format!(
-                "cannot open {path}: {e}. The file must exist in a directory granted to the csv \
-                 plugin in its manifest (usually mounted at /data)"
-            ),
-        )
-        .with_details(json!({"path": path})),
-        _ => PluginError::retryable("SourceReadFailed", format!("cannot open {path}: {e}")),
-    })
-}
-
-/// A write error. Paths outside every directory granted read-write (or inside a read-only
-/// one) fail the same way on every attempt, so those are `InvalidInput`; anything else may be
-/// transient.
-fn write_error(path: &Path, e: &io::Error) -> PluginError {
-    let message = format!(
-        "writing {}: {e}. output_dir must be inside a directory granted read-write (usually \
-         /artifacts)",
-        path.display()
-    );
-    match e.kind() {
-        io::ErrorKind::NotFound
-        | io::ErrorKind::PermissionDenied
-        | io::ErrorKind::ReadOnlyFilesystem => {
-            PluginError::invalid_input("OutputNotWritable", message)
-        }
-        _ => PluginError::retryable("ArtifactWriteFailed", message),
-    }
-}
-
-fn write_csv(path: &Path, header: &[&str], rows: &[&Vec<String>]) -> Result<(), PluginError> {
-    let failed = |e: csv::Error| match e.into_kind() {
-        csv::ErrorKind::Io(io) => write_error(path, &io),
-        other => PluginError::retryable(
-            "ArtifactWriteFailed",
-            format!("writing {}: {other:?}", path.display()),
-        ),
-    };
-    let mut writer = csv::Writer::from_path(path).map_err(failed)?;
-    writer.write_record(header).map_err(failed)?;
-    for row in rows {
-        writer.write_record(*row).map_err(failed)?;
-    }
-    writer.flush().map_err(|e| write_error(path, &e))
-}
-
 pub fn extract(input: ExtractInput, ctx: &Context) -> Result<ExtractOutput, PluginError> {
     if !(input.test_fraction > 0.0 && input.test_fraction < 1.0) {
         return Err(PluginError::invalid_input(
@@ -170,20 +138,14 @@ pub fn extract(input: ExtractInput, ctx: &Context) -> Result<ExtractOutput, Plug
             ),
         ));
     }
-    let file = open_source(&input.source)?;
-    let Table {
-        features,
-        target,
-        rows,
-        source_rows,
-    } = table::read(
-        BufReader::new(file),
+    let Source { table, typed } = source::read(
         &input.source,
         &input.target,
         input.columns.as_deref(),
         &input.filters,
         ctx,
     )?;
+    let (rows, source_rows) = (&table.rows, table.source_rows);
     if rows.is_empty() {
         return Err(PluginError::invalid_input(
             "NoRows",
@@ -214,18 +176,19 @@ pub fn extract(input: ExtractInput, ctx: &Context) -> Result<ExtractOutput, Plug
 
     let dir = Path::new(&input.output_dir);
     fs::create_dir_all(dir).map_err(|e| write_error(dir, &e))?;
-    let header: Vec<&str> = features
-        .iter()
-        .chain([&target])
-        .map(String::as_str)
-        .collect();
+    let typed = match input.format {
+        Format::Csv => None,
+        Format::Parquet => Some(output::typed(&table, typed.as_ref())?),
+    };
     let write_part = |name: &str, indices: &[usize]| -> Result<Part, PluginError> {
-        let path = dir.join(format!("{name}.csv"));
-        let part: Vec<&Vec<String>> = indices.iter().map(|&i| &rows[i]).collect();
-        write_csv(&path, &header, &part)?;
+        let path = dir.join(format!("{name}.{}", input.format.extension()));
+        match &typed {
+            None => output::write_csv(&path, &table, indices)?,
+            Some(typed) => output::write_parquet(&path, typed, indices)?,
+        }
         Ok(Part {
             path: path.display().to_string(),
-            rows: part.len() as u64,
+            rows: indices.len() as u64,
         })
     };
     let (train_part, test_part) = (write_part("train", &train)?, write_part("test", &test)?);
@@ -238,20 +201,21 @@ pub fn extract(input: ExtractInput, ctx: &Context) -> Result<ExtractOutput, Plug
             ("test", &test.len()),
         ],
     );
+    let selected_rows = rows.len() as u64;
     Ok(ExtractOutput {
         train: train_part,
         test: test_part,
-        features,
-        target,
+        features: table.features,
+        target: table.target,
         classes,
         source_rows,
-        selected_rows: rows.len() as u64,
+        selected_rows,
     })
 }
 
 #[cfg(test)]
 mod tests {
-    use serde_json::Value;
+    use serde_json::{Value, json};
 
     use super::*;
 

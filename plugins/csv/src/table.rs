@@ -1,92 +1,16 @@
-//! Reading a CSV source: column selection and row filters, streamed so only kept cells stay
-//! in memory.
+//! Reading a source: column selection and row filters. CSV is streamed so only kept cells stay
+//! in memory; a Parquet source, already read whole, is filtered through the same text cells.
 
 use std::io::Read;
 
-use mlx_plugin_sdk::schemars::{Schema, SchemaGenerator, json_schema};
-use mlx_plugin_sdk::{Context, JsonSchema, PluginError};
-use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use mlx_plugin_sdk::{Context, PluginError};
+use mlx_tabular::{ColumnData, format_number};
+use serde_json::json;
+
+use crate::filter::{Filter, Position, compile};
 
 /// Rows between progress heartbeats while reading.
 const HEARTBEAT_EVERY_ROWS: u64 = 10_000;
-
-/// Keeps the rows whose `column` compares to `value` as `op` says.
-// Serialize too: the schema shows `filters`' default only for a type it can write.
-#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Filter {
-    pub column: String,
-    pub op: Op,
-    /// A number compares numerically (cells must parse as numbers), a string lexically.
-    #[schemars(schema_with = "number_or_string")]
-    pub value: Value,
-}
-
-fn number_or_string(_: &mut SchemaGenerator) -> Schema {
-    json_schema!({"type": ["number", "string"]})
-}
-
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, JsonSchema)]
-pub enum Op {
-    #[serde(rename = "==")]
-    Eq,
-    #[serde(rename = "!=")]
-    Ne,
-    #[serde(rename = "<")]
-    Lt,
-    #[serde(rename = "<=")]
-    Le,
-    #[serde(rename = ">")]
-    Gt,
-    #[serde(rename = ">=")]
-    Ge,
-}
-
-impl Op {
-    fn holds<T: PartialOrd + ?Sized>(self, a: &T, b: &T) -> bool {
-        match self {
-            Op::Eq => a == b,
-            Op::Ne => a != b,
-            Op::Lt => a < b,
-            Op::Le => a <= b,
-            Op::Gt => a > b,
-            Op::Ge => a >= b,
-        }
-    }
-}
-
-enum Operand {
-    Number(f64),
-    Text(String),
-}
-
-struct CompiledFilter {
-    index: usize,
-    column: String,
-    op: Op,
-    operand: Operand,
-}
-
-impl CompiledFilter {
-    fn matches(&self, record: &csv::StringRecord, line: u64) -> Result<bool, PluginError> {
-        let cell = record.get(self.index).unwrap_or_default();
-        match &self.operand {
-            Operand::Text(text) => Ok(self.op.holds(cell, text.as_str())),
-            Operand::Number(number) => match cell.trim().parse::<f64>() {
-                Ok(value) => Ok(self.op.holds(&value, number)),
-                Err(_) => Err(PluginError::invalid_input(
-                    "NonNumericValue",
-                    format!(
-                        "the filter on column {:?} compares numbers, but line {line} has {cell:?}",
-                        self.column
-                    ),
-                )
-                .with_details(json!({"column": self.column, "line": line, "value": cell}))),
-            },
-        }
-    }
-}
 
 /// The kept part of a source: feature cells then the target cell, per selected row.
 #[derive(Debug)]
@@ -94,11 +18,13 @@ pub struct Table {
     pub features: Vec<String>,
     pub target: String,
     pub rows: Vec<Vec<String>>,
+    /// The source's index (from 0) of each kept row.
+    pub kept: Vec<usize>,
     /// Data rows in the source, before filtering.
     pub source_rows: u64,
 }
 
-fn column_index(header: &[String], name: &str) -> Result<usize, PluginError> {
+pub fn column_index(header: &[String], name: &str) -> Result<usize, PluginError> {
     header.iter().position(|h| h == name).ok_or_else(|| {
         PluginError::invalid_input(
             "ColumnNotFound",
@@ -139,34 +65,6 @@ fn select(
     Ok(indices)
 }
 
-fn compile(header: &[String], filters: &[Filter]) -> Result<Vec<CompiledFilter>, PluginError> {
-    filters
-        .iter()
-        .map(|f| {
-            let operand = match &f.value {
-                Value::Number(n) => n.as_f64().map(Operand::Number),
-                Value::String(s) => Some(Operand::Text(s.clone())),
-                _ => None,
-            }
-            .ok_or_else(|| {
-                PluginError::invalid_input(
-                    "InvalidFilter",
-                    format!(
-                        "the filter on column {:?} needs a number or a string value",
-                        f.column
-                    ),
-                )
-            })?;
-            Ok(CompiledFilter {
-                index: column_index(header, &f.column)?,
-                column: f.column.clone(),
-                op: f.op,
-                operand,
-            })
-        })
-        .collect()
-}
-
 fn csv_error(source: &str, e: csv::Error) -> PluginError {
     let line = e.position().map(|p| p.line());
     if let csv::ErrorKind::Io(io) = e.kind() {
@@ -201,22 +99,60 @@ pub fn read(
             format!("{source} has no header row"),
         ));
     }
-    let mut keep = select(&header, target, columns)?;
+    let records = reader.into_records().map(|record| {
+        let record = record.map_err(|e| csv_error(source, e))?;
+        let line = record.position().map_or(0, |p| p.line());
+        Ok((record, Position::Line(line)))
+    });
+    keep(&header, records, target, columns, filters, ctx)
+}
+
+/// The same selection from a table read from Parquet, its cells as text: numbers in their
+/// shortest form (1.0 as "1"), missing cells empty, as they would be in a CSV file.
+pub fn from_typed(
+    typed: &mlx_tabular::Table,
+    target: &str,
+    columns: Option<&[String]>,
+    filters: &[Filter],
+    ctx: &Context,
+) -> Result<Table, PluginError> {
+    let header: Vec<String> = typed.columns.iter().map(|c| c.name.clone()).collect();
+    let records = (0..typed.rows()).map(|i| {
+        let cells = typed.columns.iter().map(|c| match &c.data {
+            ColumnData::Numeric(v) => v[i].map(format_number).unwrap_or_default(),
+            ColumnData::Categorical(v) => v[i].clone().unwrap_or_default(),
+        });
+        Ok((
+            csv::StringRecord::from_iter(cells),
+            Position::Row(i as u64 + 1),
+        ))
+    });
+    keep(&header, records, target, columns, filters, ctx)
+}
+
+/// Keeps the selected columns (target last) of the records passing every filter.
+fn keep(
+    header: &[String],
+    records: impl Iterator<Item = Result<(csv::StringRecord, Position), PluginError>>,
+    target: &str,
+    columns: Option<&[String]>,
+    filters: &[Filter],
+    ctx: &Context,
+) -> Result<Table, PluginError> {
+    let mut keep = select(header, target, columns)?;
     let features = keep.iter().map(|&i| header[i].clone()).collect();
-    keep.push(column_index(&header, target)?);
-    let filters = compile(&header, filters)?;
+    keep.push(column_index(header, target)?);
+    let filters = compile(header, filters)?;
 
     let mut table = Table {
         features,
         target: target.to_owned(),
         rows: Vec::new(),
+        kept: Vec::new(),
         source_rows: 0,
     };
-    let mut record = csv::StringRecord::new();
-    while reader
-        .read_record(&mut record)
-        .map_err(|e| csv_error(source, e))?
-    {
+    for record in records {
+        let (record, at) = record?;
         table.source_rows += 1;
         if table.source_rows.is_multiple_of(HEARTBEAT_EVERY_ROWS)
             && ctx.heartbeat(&json!({"rows_read": table.source_rows}))
@@ -226,15 +162,15 @@ pub fn read(
                 table.source_rows
             )));
         }
-        let line = record.position().map_or(0, |p| p.line());
         let mut kept = true;
         for filter in &filters {
-            if !filter.matches(&record, line)? {
+            if !filter.matches(&record, at)? {
                 kept = false;
                 break;
             }
         }
         if kept {
+            table.kept.push(table.source_rows as usize - 1);
             table.rows.push(
                 keep.iter()
                     .map(|&i| record.get(i).unwrap_or_default().to_owned())
@@ -249,6 +185,7 @@ pub fn read(
 mod tests {
     use super::*;
     use mlx_plugin_sdk::ErrorKind;
+    use serde_json::Value;
 
     const CSV: &str = "a,b,label\n1,x,yes\n5,y,no\n3,z,yes\n";
 
