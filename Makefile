@@ -28,6 +28,7 @@ ADVISORY_DB ?= auto
 export MLX_TEMPORAL_CLI := $(TEMPORAL)
 
 include mk/python.mk
+include mk/ml.mk
 include mk/js.mk
 
 .PHONY: help tools wasm-target protoc plugins build run stop test bench lint layers deny fmt clean baseline
@@ -63,8 +64,9 @@ protoc:
 plugins: wasm-target
 	cd plugins && cargo build --release
 	mkdir -p $(PLUGINS_DIR)
-	cp $(WASM_OUT)/csv.wasm $(WASM_OUT)/trainer.wasm $(PLUGINS_DIR)/
+	cp $(WASM_OUT)/csv.wasm $(WASM_OUT)/trainer.wasm $(WASM_OUT)/scorer.wasm $(PLUGINS_DIR)/
 	cp plugins/csv/csv.toml $(PLUGINS_DIR)/csv.toml
+	cp plugins/scorer/scorer.toml $(PLUGINS_DIR)/scorer.toml
 
 # The Python and JavaScript example plugins beside the Rust ones (pipelines/features.yaml uses
 # all four). Their manifests grant ../../../data as laid out in plugins/target/<language>/;
@@ -83,7 +85,7 @@ run: build
 stop:
 	scripts/run-demo.sh stop
 
-test: tools plugins python-plugins python-test js-plugins js-test lint deny
+test: tools ml-tools plugins python-plugins python-test js-plugins js-test lint deny
 	cd plugins && cargo test --target x86_64-unknown-linux-gnu
 	# Benchmarks are not run here, only built, so they cannot rot. The worker binary is built
 	# here too, with the tests' features: the end-to-end tests run it as a child process and
