@@ -263,11 +263,14 @@ fn truth(y: &Target) -> Truth<'_> {
 
 /// Trains in rounds from the previous attempt's checkpoint (if it fits this training), with
 /// a heartbeat every round and a checkpoint file every `checkpoint_every` rounds.
-fn fit(
-    input: &TrainInput,
-    p: &Prepared,
-    ctx: &Context,
-) -> Result<(Fitted, Rounds, Vec<(u32, f64)>), PluginError> {
+/// A finished training: the model, its rounds and its loss curve.
+struct Trained {
+    fitted: Fitted,
+    rounds: Rounds,
+    losses: Vec<(u32, f64)>,
+}
+
+fn fit(input: &TrainInput, p: &Prepared, ctx: &Context) -> Result<Trained, PluginError> {
     input.model.validate(p.task)?;
     let mut losses = Vec::new();
     let mut resumed_from = None;
@@ -338,22 +341,25 @@ fn fit(
         }
     }
     let final_loss = losses.last().map(|(_, l)| *l);
-    let fitted = fit.finish()?;
-    Ok((
-        fitted,
-        Rounds {
+    Ok(Trained {
+        fitted: fit.finish()?,
+        rounds: Rounds {
             total,
             run,
             resumed_from,
             final_loss,
         },
         losses,
-    ))
+    })
 }
 
 pub fn train(input: TrainInput, ctx: &Context) -> Result<TrainOutput, PluginError> {
     let p = prepare(&input)?;
-    let (fitted, rounds, losses) = fit(&input, &p, ctx)?;
+    let Trained {
+        fitted,
+        rounds,
+        losses,
+    } = fit(&input, &p, ctx)?;
     let test = evaluation::score(&fitted, &p.x_test, &truth(&p.y_test), &p.classes)?;
     let train = evaluation::score(&fitted, &p.x_train, &truth(&p.y_train), &p.classes)?;
     let loss_curve = write_loss_curve(&input.output_dir, &losses)?;
