@@ -59,6 +59,8 @@ pub fn read(
             Ok(Source { table, typed: None })
         }
         Format::Parquet => {
+            let size = file.metadata().map_err(|e| read_failed(path, &e))?.len();
+            mlx_tabular::check_parquet_size(Path::new(path), size)?;
             let mut data = head;
             file.read_to_end(&mut data)
                 .map_err(|e| read_failed(path, &e))?;

@@ -2,6 +2,7 @@
 //! [`crate::infer`] types each column; arrow's CSV reader would give us text cells too, as its
 //! own inference (dates, booleans) is not the rule this crate documents.
 
+use std::collections::HashSet;
 use std::io::Read;
 use std::path::Path;
 
@@ -22,6 +23,28 @@ fn csv_error(path: &Path, e: csv::Error) -> PluginError {
         _ => "",
     };
     malformed_csv(path, format!("{e}{hint}"))
+}
+
+/// A column's cells as read, packed in one string: a `String` per cell would triple the
+/// memory a numeric column takes before it is typed.
+#[derive(Default)]
+struct TextColumn {
+    text: String,
+    ends: Vec<usize>,
+}
+
+impl TextColumn {
+    fn push(&mut self, cell: &str) {
+        self.text.push_str(cell);
+        self.ends.push(self.text.len());
+    }
+
+    fn cells(&self) -> impl Iterator<Item = &str> + Clone {
+        let starts = std::iter::once(0).chain(self.ends.iter().copied());
+        starts
+            .zip(&self.ends)
+            .map(|(start, &end)| self.text.get(start..end).unwrap_or_default())
+    }
 }
 
 /// Reads CSV text with a header row; `path` names the source in errors only.
@@ -45,13 +68,12 @@ pub fn read_csv(input: impl Read, path: &Path) -> Result<Table, PluginError> {
         ));
     }
     limits::check_columns(path, header.len())?;
-    for (i, name) in header.iter().enumerate() {
-        if header[..i].contains(name) {
-            return Err(duplicate_column(path, name));
-        }
+    let mut seen = HashSet::with_capacity(header.len());
+    if let Some(name) = header.iter().find(|name| !seen.insert(name.as_str())) {
+        return Err(duplicate_column(path, name));
     }
 
-    let mut cells: Vec<Vec<String>> = vec![Vec::new(); header.len()];
+    let mut cells: Vec<TextColumn> = (0..header.len()).map(|_| TextColumn::default()).collect();
     let mut record = csv::StringRecord::new();
     let mut rows = 0usize;
     while reader
@@ -61,7 +83,7 @@ pub fn read_csv(input: impl Read, path: &Path) -> Result<Table, PluginError> {
         rows += 1;
         limits::check_cells(path, rows, header.len())?;
         for (column, cell) in cells.iter_mut().zip(record.iter()) {
-            column.push(cell.to_owned());
+            column.push(cell);
         }
     }
     if rows == 0 {
@@ -73,7 +95,7 @@ pub fn read_csv(input: impl Read, path: &Path) -> Result<Table, PluginError> {
             .zip(cells)
             .map(|(name, cells)| Column {
                 name,
-                data: infer(cells),
+                data: infer(cells.cells()),
             })
             .collect(),
     })

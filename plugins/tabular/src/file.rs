@@ -12,6 +12,7 @@ use serde_json::json;
 
 use crate::csv_io::{encode_csv, read_csv};
 use crate::error::{self, encrypted_parquet};
+use crate::limits;
 use crate::parquet_read::read_parquet;
 use crate::parquet_write::encode_parquet;
 use crate::table::Table;
@@ -65,6 +66,11 @@ pub fn read_table(path: &Path) -> Result<Table, PluginError> {
             if head.starts_with(ENCRYPTED_PARQUET_MAGIC) {
                 return Err(encrypted_parquet(path));
             }
+            let size = file
+                .metadata()
+                .map_err(|e| error::read_failed(path, &e))?
+                .len();
+            limits::check_parquet_size(path, size)?;
             let mut data = head;
             file.read_to_end(&mut data)
                 .map_err(|e| error::read_failed(path, &e))?;

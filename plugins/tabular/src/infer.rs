@@ -19,10 +19,11 @@ fn number(cell: &str) -> Option<f64> {
 }
 
 /// Types a column of text cells. Missing cells (see [`MISSING_TOKENS`]) become `None` either
-/// way; a column with no present cell at all is numeric (all missing).
-pub fn infer(cells: Vec<String>) -> ColumnData {
+/// way; a column with no present cell at all is numeric (all missing). Two passes over the
+/// cells (the iterator is cloned), so callers need not hold them as `String`s.
+pub fn infer<'a>(cells: impl Iterator<Item = &'a str> + Clone) -> ColumnData {
     let numbers: Option<Vec<Option<f64>>> = cells
-        .iter()
+        .clone()
         .map(|c| {
             if is_missing(c) {
                 Some(None)
@@ -35,8 +36,7 @@ pub fn infer(cells: Vec<String>) -> ColumnData {
         Some(values) => ColumnData::Numeric(values),
         None => ColumnData::Categorical(
             cells
-                .into_iter()
-                .map(|c| (!is_missing(&c)).then_some(c))
+                .map(|c| (!is_missing(c)).then(|| c.to_owned()))
                 .collect(),
         ),
     }
@@ -45,7 +45,7 @@ pub fn infer(cells: Vec<String>) -> ColumnData {
 impl ColumnData {
     /// A column typed from text cells by the rules of CSV files (see [`infer`]).
     pub fn from_text(cells: Vec<String>) -> ColumnData {
-        infer(cells)
+        infer(cells.iter().map(String::as_str))
     }
 }
 
@@ -53,8 +53,8 @@ impl ColumnData {
 mod tests {
     use super::*;
 
-    fn cells(v: &[&str]) -> Vec<String> {
-        v.iter().map(|s| s.to_string()).collect()
+    fn cells<'a>(v: &'a [&'a str]) -> impl Iterator<Item = &'a str> + Clone {
+        v.iter().copied()
     }
 
     #[test]

@@ -27,7 +27,7 @@ pub use features::{
 };
 pub use file::{Format, read_table, write_table};
 pub use infer::{MISSING_TOKENS, is_missing};
-pub use limits::{MAX_CELLS, MAX_COLUMNS};
+pub use limits::{MAX_CELLS, MAX_COLUMNS, MAX_PARQUET_BYTES, check_parquet_size};
 pub use matrix::Matrix;
 pub use parquet_read::read_parquet;
 pub use table::{Column, ColumnData, Table, format_number, labels, values};

@@ -12,9 +12,13 @@ use serde_json::json;
 pub const MAX_COLUMNS: usize = 10_000;
 
 /// Most cells (rows × columns) a table may have. Ten million numeric cells take 160 MB as
-/// `Option<f64>`, and about twice that while CSV text is being typed: within a plugin's
-/// default 512 MiB of linear memory, with room for the encoded matrix and a model.
+/// `Option<f64>`, plus the text of the column being typed while a CSV file is read (about
+/// 10 bytes a cell): within a plugin's default 512 MiB of linear memory, with room left.
 pub const MAX_CELLS: usize = 10_000_000;
+
+/// Largest Parquet file read: it is read whole into memory before decoding, and a file this
+/// size holding no more than [`MAX_CELLS`] cells would already be unusually loose.
+pub const MAX_PARQUET_BYTES: u64 = 256 << 20;
 
 fn too_large(path: &Path, what: String) -> PluginError {
     PluginError::invalid_input(
@@ -28,6 +32,7 @@ fn too_large(path: &Path, what: String) -> PluginError {
         "path": path.display().to_string(),
         "max_columns": MAX_COLUMNS,
         "max_cells": MAX_CELLS,
+        "max_parquet_bytes": MAX_PARQUET_BYTES,
     }))
 }
 
@@ -47,6 +52,19 @@ pub fn check_cells(path: &Path, rows: usize, columns: usize) -> Result<(), Plugi
             path,
             format!(
                 "has {rows} rows of {columns} columns, more than the {MAX_CELLS} cells allowed"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Refuses a Parquet file larger than [`MAX_PARQUET_BYTES`], before it is read.
+pub fn check_parquet_size(path: &Path, bytes: u64) -> Result<(), PluginError> {
+    if bytes > MAX_PARQUET_BYTES {
+        return Err(too_large(
+            path,
+            format!(
+                "is a Parquet file of {bytes} bytes, more than the {MAX_PARQUET_BYTES} allowed"
             ),
         ));
     }

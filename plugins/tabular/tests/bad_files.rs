@@ -11,7 +11,7 @@ use arrow::array::{
 use arrow::datatypes::Int32Type;
 use common::{Scratch, assert_error, parquet_of};
 use mlx_plugin_sdk::{ErrorKind, PluginError};
-use mlx_tabular::{ColumnData, MAX_COLUMNS, read_table};
+use mlx_tabular::{ColumnData, MAX_CELLS, MAX_COLUMNS, MAX_PARQUET_BYTES, read_table};
 
 fn small_parquet() -> Vec<u8> {
     parquet_of(vec![
@@ -63,6 +63,32 @@ fn too_many_columns_are_refused_before_reading_rows() {
     let dir = Scratch::new("wide");
     let header: Vec<String> = (0..=MAX_COLUMNS).map(|i| format!("c{i}")).collect();
     let err = read_err(&dir, "wide.csv", header.join(",") + "\n");
+    assert_error(&err, "TableTooLarge");
+}
+
+#[test]
+fn too_many_cells_are_refused_while_reading() {
+    let dir = Scratch::new("cells");
+    let row = vec!["0"; MAX_COLUMNS].join(",") + "\n";
+    let header: Vec<String> = (0..MAX_COLUMNS).map(|i| format!("c{i}")).collect();
+    let rows = MAX_CELLS / MAX_COLUMNS + 1;
+    let err = read_err(
+        &dir,
+        "tall.csv",
+        header.join(",") + "\n" + &row.repeat(rows),
+    );
+    assert_error(&err, "TableTooLarge");
+    assert!(err.message.contains("cells"), "{err}");
+}
+
+#[test]
+fn oversized_parquet_is_refused_before_reading() {
+    let dir = Scratch::new("huge");
+    let path = dir.write("huge.parquet", "PAR1");
+    // Sparse: the length is what counts, and it costs no disk.
+    let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    file.set_len(MAX_PARQUET_BYTES + 1).unwrap();
+    let err = read_table(&path).unwrap_err();
     assert_error(&err, "TableTooLarge");
 }
 
