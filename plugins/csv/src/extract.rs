@@ -40,7 +40,7 @@ impl Operation for Extract {
         ),
         ErrorDecl::invalid_input(
             "TableTooLarge",
-            "the Parquet source exceeds mlx-tabular's caps",
+            "a Parquet source exceeds mlx-tabular's caps (bytes, columns, cells)",
         ),
         ErrorDecl::invalid_input("InvalidParameter", "test_fraction is not in (0, 1)"),
         ErrorDecl::invalid_input("NoRows", "no rows pass, or a split is empty"),
