@@ -309,20 +309,27 @@ fn split_binary_scores(graph: &mut pb::GraphProto) {
         if labels != 2 || !single_score {
             continue;
         }
-        let leaves = node.attribute[ids].ints.len();
-        node.attribute[ids]
+        // Each leaf becomes two entries side by side (tract wants a leaf's entries together
+        // and tree ids never decreasing): -w on class 0, w on class 1.
+        node.attribute[ids].ints = node.attribute[ids]
             .ints
-            .extend(std::iter::repeat_n(1, leaves));
+            .iter()
+            .flat_map(|_| [0, 1])
+            .collect();
         for at in [nodes, trees] {
-            let copy = node.attribute[at].ints.clone();
-            node.attribute[at].ints.extend(copy);
+            let doubled = node.attribute[at]
+                .ints
+                .iter()
+                .flat_map(|&x| [x, x])
+                .collect();
+            node.attribute[at].ints = doubled;
         }
-        let w = &mut node.attribute[weights].floats;
-        let positive = w.clone();
-        for x in w.iter_mut() {
-            *x = -*x;
-        }
-        w.extend(positive);
+        let split = node.attribute[weights]
+            .floats
+            .iter()
+            .flat_map(|&w| [-w, w])
+            .collect();
+        node.attribute[weights].floats = split;
         let b = base
             .and_then(|i| node.attribute[i].floats.first().copied())
             .unwrap_or(0.0);
@@ -706,10 +713,10 @@ mod tests {
         let mut graph = binary_booster("LOGISTIC");
         split_binary_scores(&mut graph);
         let node = &graph.node[0];
-        assert_eq!(attr(node, "class_ids").ints, [0, 0, 1, 1]);
-        assert_eq!(attr(node, "class_nodeids").ints, [1, 2, 1, 2]);
+        assert_eq!(attr(node, "class_ids").ints, [0, 1, 0, 1]);
+        assert_eq!(attr(node, "class_nodeids").ints, [1, 1, 2, 2]);
         assert_eq!(attr(node, "class_treeids").ints, [0, 0, 0, 0]);
-        assert_eq!(attr(node, "class_weights").floats, [0.25, -0.5, -0.25, 0.5]);
+        assert_eq!(attr(node, "class_weights").floats, [0.25, -0.25, -0.5, 0.5]);
         // sigmoid(-s - b) = 1 - sigmoid(s + b)
         assert_eq!(attr(node, "base_values").floats, [-0.125, 0.125]);
 

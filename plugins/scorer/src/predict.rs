@@ -544,11 +544,17 @@ pub fn predict(input: PredictInput, ctx: &Context) -> Result<PredictOutput, Plug
         }
     };
     let output = Path::new(&input.output);
-    if let Some(parent) = output.parent().filter(|p| !p.as_os_str().is_empty()) {
+    // A directory that is already there is left alone: a read-only grant's root cannot even
+    // be "created" again, and the write below says what is wrong with it.
+    if let Some(parent) = output
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty() && !p.is_dir())
+    {
         std::fs::create_dir_all(parent).map_err(|e| {
             let message = format!(
-                "cannot create {}: {e}. The output must be inside a directory granted \
-                 read-write (usually /artifacts)",
+                "cannot write {}: creating {}: {e}. The output must be inside a directory \
+                 granted read-write (usually /artifacts)",
+                input.output,
                 parent.display()
             );
             match e.kind() {
