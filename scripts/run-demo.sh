@@ -76,13 +76,22 @@ echo "running MLTrainingWorkflow $WORKFLOW_ID"
 "$TEMPORAL" workflow execute --address "$ADDRESS" --task-queue "$QUEUE" \
   --type MLTrainingWorkflow --workflow-id "$WORKFLOW_ID" --input "$INPUT" -o json \
   >"$RUN/demo-result.json"
-python3 - "$RUN/demo-result.json" <<'PY'
+# The worker's artifacts root: a run's /artifacts/... is $HOST_ARTIFACTS/<workflow id>/...
+HOST_ARTIFACTS="$RUN/artifacts"
+python3 - "$RUN/demo-result.json" "$HOST_ARTIFACTS/$WORKFLOW_ID" <<'PY'
 import json, sys
 out = json.load(open(sys.argv[1]))
 result = out.get("result", out)
+on_host = lambda p: p and p.replace("/artifacts/", sys.argv[2] + "/", 1)
 print(json.dumps(result, indent=2))
-m = result.get("metrics", {})
-print(f"\ntest accuracy {m.get('accuracy')}, macro F1 {m.get('f1_macro', m.get('macro_f1'))}")
+m, r = result["metrics"], result["rounds"]
+print(f"\n{result['family']} ({result['task']}), {r['run']} of {r['total']} rounds, "
+      f"final training loss {r['final_loss']}")
+print(f"test accuracy {m['accuracy']:.4f}, macro F1 {m['f1_macro']:.4f}, "
+      f"ROC AUC {m['roc_auc']}, log loss {m['log_loss']:.4f} ({m['n']} rows)")
+print(f"model:       {on_host(result['model']['path'])}")
+if result.get("loss_curve"):
+    print(f"loss curve:  {on_host(result['loss_curve'])}")
 PY
 echo
 echo "artifacts:   $RUN/artifacts/$WORKFLOW_ID/"
@@ -120,12 +129,24 @@ wait $FOLLOWER || status=$?
 cat "$RUN/pipeline.log"
 "$WORKER" pipeline status "$PIPELINE_ID"
 [[ $status == 0 ]] || { echo "the pipeline did not succeed (exit $status)"; exit 1; }
-"$WORKER" pipeline output "$PIPELINE_ID" register | python3 -c '
+python3 - "$("$WORKER" pipeline output "$PIPELINE_ID" evaluate)" \
+  "$("$WORKER" pipeline output "$PIPELINE_ID" register)" "$HOST_ARTIFACTS/$PIPELINE_ID" <<'PY'
 import json, sys
-r = json.load(sys.stdin)
-e = r["entry"]
-print("registered %s v%s (accuracy %.4f, sha256 %s...) at %s" % (
-    e["name"], e["version"], e["metrics"]["accuracy"], e["sha256"][:12], r["model_path"]))'
+ev, reg = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+on_host = lambda p: p and p.replace("/artifacts/", sys.argv[3] + "/", 1)
+m = ev["metrics"]
+print(f"evaluate: {ev['family']} on {ev['rows']} test rows: accuracy {m['accuracy']:.4f}, "
+      f"macro F1 {m['f1_macro']:.4f}, ROC AUC {m['roc_auc']}, log loss {m['log_loss']:.4f}")
+print(f"  confusion matrix {m['confusion_matrix']} (rows: true {', '.join(m['classes'])})")
+print("plots (SVG):")
+for name, path in ev["plots"].items():
+    if path:
+        print(f"  {name:20} {on_host(path)}")
+e = reg["entry"]
+print("registered %s v%s: %s %s (accuracy %.4f, sha256 %s...) at %s" % (
+    e["name"], e["version"], e["model"]["family"], json.dumps(e["model"]["hyperparameters"]),
+    e["metrics"]["accuracy"], e["sha256"][:12], on_host(reg["model_path"])))
+PY
 echo "registry:    $RUN/artifacts/$PIPELINE_ID/registry/"
 echo "Temporal Web UI: http://127.0.0.1:$UI_PORT/namespaces/default/workflows/$PIPELINE_ID"
 

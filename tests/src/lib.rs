@@ -444,7 +444,8 @@ impl Drop for TestWorker {
 /// choosing (what an operator's service manager would give it); killed on drop.
 pub struct WorkerProcess {
     pub task_queue: String,
-    pub artifacts: tempfile::TempDir,
+    /// Shared with its [`WorkerProcess::successor`], if any: removed when the last goes.
+    pub artifacts: Arc<tempfile::TempDir>,
     child: Child,
 }
 
@@ -471,6 +472,43 @@ impl WorkerProcess {
         Self::spawn(binary, server, plugins, None, env, args)
     }
 
+    /// Another worker process on this one's task queue and artifacts directory (and the
+    /// process-wide compile cache), with `env` and extra `run` flags: the worker that takes
+    /// over when this one is killed, as on a host whose worker is restarted. Activities that
+    /// this one left behind are retried on it, and their checkpoint files are where they were.
+    pub fn successor(
+        &self,
+        binary: &Path,
+        server: &DevServer,
+        plugins: &Path,
+        env: &[(&str, &str)],
+        args: &[&str],
+    ) -> anyhow::Result<Self> {
+        let child = Self::command(
+            binary,
+            server,
+            plugins,
+            &self.task_queue,
+            self.artifacts.path(),
+            compile_cache(),
+            env,
+            args,
+        )?;
+        Ok(Self {
+            task_queue: self.task_queue.clone(),
+            artifacts: self.artifacts.clone(),
+            child,
+        })
+    }
+
+    /// Kills the process at once (SIGKILL: no drain, no final heartbeat, as a crash or the
+    /// OOM killer would) and waits for it; its artifacts stay.
+    pub fn kill(&mut self) -> anyhow::Result<()> {
+        self.child.kill()?;
+        self.child.wait()?;
+        Ok(())
+    }
+
     /// [`WorkerProcess::start_with`] with its compile cache in `cache_dir` rather than the
     /// process-wide one: a second start on the same directory is a warm start.
     pub fn start_with_cache(
@@ -495,14 +533,42 @@ impl WorkerProcess {
         let artifacts = tempfile::tempdir()?;
         let task_queue = unique("tq");
         let cache_dir: &Path = cache_dir.unwrap_or_else(|| compile_cache());
+        let child = Self::command(
+            binary,
+            server,
+            plugins,
+            &task_queue,
+            artifacts.path(),
+            cache_dir,
+            env,
+            args,
+        )?;
+        Ok(Self {
+            task_queue,
+            artifacts: Arc::new(artifacts),
+            child,
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn command(
+        binary: &Path,
+        server: &DevServer,
+        plugins: &Path,
+        task_queue: &str,
+        artifacts: &Path,
+        cache_dir: &Path,
+        env: &[(&str, &str)],
+        args: &[&str],
+    ) -> anyhow::Result<Child> {
         let mut command = Command::new(binary);
         command
             .arg("run")
             .arg("--plugins-dir")
             .arg(plugins)
             .arg("--artifacts-dir")
-            .arg(artifacts.path())
-            .args(["--task-queue", &task_queue, "--address", &server.address])
+            .arg(artifacts)
+            .args(["--task-queue", task_queue, "--address", &server.address])
             .arg("--cache-dir")
             .arg(cache_dir)
             .args(args)
@@ -511,13 +577,7 @@ impl WorkerProcess {
             .env("RUST_LOG", "info")
             .envs(env.iter().copied())
             .stdin(Stdio::null());
-        let child = spawn_tied(command, libc::SIGKILL)
-            .with_context(|| format!("starting {}", binary.display()))?;
-        Ok(Self {
-            task_queue,
-            artifacts,
-            child,
-        })
+        spawn_tied(command, libc::SIGKILL).with_context(|| format!("starting {}", binary.display()))
     }
 
     /// The worker's process id, for reading what it uses from the OS ([`proc_stats`]).
@@ -581,6 +641,31 @@ pub async fn activity_heartbeating(server: &DevServer, workflow_id: &str) -> any
         .pending_activities
         .iter()
         .any(|a| a.last_heartbeat_time.is_some()))
+}
+
+/// The heartbeat details (JSON) the server holds for the pending activity `activity_id` of
+/// `workflow_id` (a pipeline's step id): what its next attempt would be given. None while it
+/// has not heartbeated, or is not pending.
+pub async fn pending_heartbeat(
+    server: &DevServer,
+    workflow_id: &str,
+    activity_id: &str,
+) -> anyhow::Result<Option<Value>> {
+    let client = server.client().await?;
+    let handle = client.get_workflow_handle::<mlx_worker::temporal::RunPluginWorkflow>(workflow_id);
+    let description = handle
+        .describe(temporalio_client::WorkflowDescribeOptions::default())
+        .await?;
+    let details = description
+        .raw_description
+        .pending_activities
+        .iter()
+        .find(|a| a.activity_id == activity_id)
+        .and_then(|a| a.heartbeat_details.as_ref())
+        .and_then(|d| d.payloads.first())
+        .map(|p| serde_json::from_slice(&p.data))
+        .transpose()?;
+    Ok(details)
 }
 
 /// A GET on loopback with a plain HTTP/1.0 request; returns status code and body.

@@ -64,7 +64,8 @@ fn activity_failed(err: ActivityExecutionError) -> WorkflowTermination {
 struct TrainingInput {
     /// Input of the data source's `extract_data`.
     extract: Value,
-    /// Hyperparameters for `train_model`; data references are filled in from `extract`.
+    /// Input of `train_model` (`model: {family, hyperparameters}`, `task`, `checkpoint_every`,
+    /// ...); `train`, `test` and `target` are filled in from `extract`'s output.
     #[serde(default)]
     train: serde_json::Map<String, Value>,
     #[serde(default = "default_source")]
@@ -80,8 +81,7 @@ fn default_trainer() -> String {
     "trainer".into()
 }
 
-const TRAINING_SHAPE: &str =
-    r#"{"extract": {...extract_data input...}, "train": {...hyperparameters...}}"#;
+const TRAINING_SHAPE: &str = r#"{"extract": {...extract_data input...}, "train": {"model": {"family": "random_forest", "hyperparameters": {...}}, ...}}"#;
 
 /// Extract a dataset, then train and evaluate a model on it.
 #[workflow]
@@ -143,9 +143,11 @@ impl MLTrainingWorkflow {
 
         Ok(json!({
             "model": trained["model"],
+            "family": trained["family"],
+            "task": trained["task"],
             "metrics": trained["metrics"],
-            "epochs_run": trained["epochs_run"],
-            "resumed_from_epoch": trained["resumed_from_epoch"],
+            "rounds": trained["rounds"],
+            "loss_curve": trained["loss_curve"],
             "dataset": extract,
         }))
     }

@@ -329,23 +329,22 @@ async fn the_example_pipeline_runs_rust_javascript_and_python_plugins() -> anyho
         "evaluating the engineered test split reproduces training's own test metrics"
     );
     assert_eq!(
-        evaluated["classes"],
+        evaluated["metrics"]["classes"],
         json!(["setosa", "versicolor", "virginica"])
     );
+    assert_eq!(trained["family"], "logistic_regression", "{trained:#}");
     // The model was fitted on the engineered file: its own standardisation found the means
     // already at 0 and the deviations at 1.
     let model = read_json(&on_host(&worker, &id, &trained["model"]["path"]));
-    assert_eq!(model["features"], json!(FEATURES));
-    let fitted = &model["standardization"];
-    for (mean, std) in fitted["mean"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .zip(fitted["std"].as_array().unwrap())
-    {
+    let columns = model["features"]["columns"].as_array().unwrap();
+    let names: Vec<&Value> = columns.iter().map(|c| &c["name"]).collect();
+    assert_eq!(json!(names), json!(FEATURES));
+    for column in columns {
+        let scale = &column["encoding"]["scale"];
         assert!(
-            mean.as_f64().unwrap().abs() < 1e-9 && (std.as_f64().unwrap() - 1.0).abs() < 1e-9,
-            "{fitted}"
+            scale["mean"].as_f64().unwrap().abs() < 1e-9
+                && (scale["std"].as_f64().unwrap() - 1.0).abs() < 1e-9,
+            "{column}"
         );
     }
     worker.stop().await
@@ -473,7 +472,13 @@ async fn missing_cells_are_imputed_and_text_one_hot_encoded_before_training() ->
         &id,
         &steps["train"]["output"]["model"]["path"],
     ));
-    assert_eq!(model["features"], json!(columns[..columns.len() - 1]));
+    let names: Vec<&Value> = model["features"]["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| &c["name"])
+        .collect();
+    assert_eq!(json!(names), json!(columns[..columns.len() - 1]));
     let accuracy = steps["evaluate"]["output"]["metrics"]["accuracy"]
         .as_f64()
         .unwrap();

@@ -9,11 +9,13 @@
 use std::time::Duration;
 
 use mlx_e2e::{
-    PluginsDir, TestWorker, events, eventually, find, shared_server, unique, workspace_root,
+    PluginsDir, TestWorker, WorkerProcess, events, eventually, find, pending_heartbeat,
+    shared_server, unique, workspace_root,
 };
 use mlx_pipeline::{Decision, ParamChange, PipelineStatus, RunState, StepStatus};
 use mlx_worker::temporal::PipelineWorkflow;
 use serde_json::{Value, json};
+use sha2::Digest;
 use temporalio_client::{
     Client, WorkflowCancelOptions, WorkflowExecuteUpdateOptions, WorkflowFetchHistoryOptions,
     WorkflowGetResultOptions, WorkflowHandle, WorkflowQueryOptions, WorkflowSignalOptions,
@@ -806,6 +808,42 @@ async fn the_example_training_pipeline_registers_a_good_approved_model() -> anyh
     let registered = std::fs::read(on_host(&steps["register"]["output"]["model_path"]))?;
     let trained = std::fs::read(on_host(&steps["train"]["output"]["model"]["path"]))?;
     assert_eq!(registered, trained);
+
+    // The example trains a random forest, one tree a round.
+    let train = &steps["train"]["output"];
+    assert_eq!(train["family"], "random_forest", "{train:#}");
+    assert_eq!(
+        train["rounds"],
+        json!({"total": 100, "run": 100, "resumed_from": null, "final_loss": null}),
+        "{train:#}"
+    );
+    // Evaluation drew its plots into the run's artifacts; a classifier has no residuals.
+    let evaluate = &steps["evaluate"]["output"];
+    assert_eq!(evaluate["family"], "random_forest");
+    let plots = &evaluate["plots"];
+    for plot in ["confusion_matrix", "roc_curve", "feature_importances"] {
+        let svg = std::fs::read_to_string(on_host(&plots[plot]))
+            .map_err(|e| anyhow::anyhow!("plot {plot} ({}): {e}", plots[plot]))?;
+        assert!(svg.contains("<svg"), "{plot}: {svg:.200}");
+    }
+    assert_eq!(plots["residuals"], Value::Null, "{plots:#}");
+    assert_eq!(
+        evaluate["metrics"]["confusion_matrix"],
+        train["metrics"]["confusion_matrix"]
+    );
+    // The registry entry says what was trained: the family and every hyperparameter (the
+    // spec's, and the defaults of the others).
+    assert_eq!(entry["model"]["family"], "random_forest", "{entry:#}");
+    let hyperparameters = &entry["model"]["hyperparameters"];
+    for (name, value) in [("n_estimators", 100), ("max_depth", 8), ("seed", 42)] {
+        assert_eq!(hyperparameters[name], value, "{name}: {entry:#}");
+    }
+    assert_eq!(hyperparameters["min_samples_leaf"], 1, "{entry:#}");
+    assert_eq!(
+        entry["task"],
+        json!({"classification": {"classes": 2}}),
+        "{entry:#}"
+    );
     worker.stop().await
 }
 
@@ -834,4 +872,110 @@ async fn the_example_training_pipeline_skips_approval_and_registry_for_a_weak_mo
     );
     assert_eq!(result["steps"]["evaluate"]["status"], "succeeded");
     worker.stop().await
+}
+
+/// The example spec, for a forest of `trees` small trees with one checkpoint file half-way
+/// and a train step retried 1 s after 3 s without a heartbeat, stopping after `evaluate`.
+fn forest_training(trees: u64) -> anyhow::Result<Value> {
+    let mut spec = training(2.0)?; // No accuracy reaches 2: approval and registry are skipped.
+    spec["params"]["model"] = json!({
+        "family": "random_forest",
+        "hyperparameters": {"n_estimators": trees, "max_depth": 3, "seed": 42},
+    });
+    let steps = spec["steps"].as_array_mut().unwrap();
+    let train = steps.iter_mut().find(|s| s["id"] == "train").unwrap();
+    train["input"]["checkpoint_every"] = json!(trees / 2);
+    train["timeouts"]["heartbeat_secs"] = json!(3);
+    train["retry"]["initial_interval_secs"] = json!(1);
+    Ok(spec)
+}
+
+/// The worker process training a random forest is killed (SIGKILL: no drain, no last word to
+/// Temporal) once the server holds a heartbeat naming a checkpoint file. Its successor on the
+/// same task queue and host gets the retry after the heartbeat timeout, with that heartbeat,
+/// and grows only the trees still missing; the run completes.
+///
+/// The trainer keeps one checkpoint file, rewritten every `checkpoint_every` rounds, and
+/// resumes only from the file the server's heartbeat names (its digest); Temporal sends
+/// heartbeats at most every 0.8 × the heartbeat timeout. So the checkpoint is taken once,
+/// half-way: a few seconds of trees after it, far more than the heartbeat and the kill take.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_forest_whose_worker_is_killed_resumes_from_its_checkpoint() -> anyhow::Result<()> {
+    const TREES: u64 = 3000;
+    let server = shared_server().await?;
+    let plugins = PluginsDir::with(&["csv", "trainer"]);
+    plugins.grant_data("csv");
+    let binary = mlx_e2e::worker_binary();
+    let mut first = WorkerProcess::start(binary, server, plugins.path(), &[])?;
+    let client = server.client().await?;
+    let id = unique("training-killed");
+    client
+        .start_workflow(
+            PipelineWorkflow::run,
+            mlx_worker::temporal::payload::json_input(&forest_training(TREES)?),
+            WorkflowStartOptions::new(first.task_queue.clone(), id.clone()).build(),
+        )
+        .await?;
+    let handle = client.get_workflow_handle::<PipelineWorkflow>(&id);
+
+    let seen = eventually(
+        Duration::from_secs(180),
+        "a train heartbeat naming a checkpoint",
+        || async {
+            let beat = pending_heartbeat(server, &id, "train").await.ok()??;
+            (!beat["checkpoint"].is_null()).then_some(beat)
+        },
+    )
+    .await?;
+    first.kill()?;
+    assert!(
+        seen["round"].as_u64().unwrap() < TREES,
+        "training ended before the kill: {seen}"
+    );
+    assert_eq!(seen["checkpoint"]["rounds"], TREES / 2, "{seen}");
+    let checkpoint = first
+        .artifacts
+        .path()
+        .join(mlx_runtime::sandbox::workflow_dir_name(&id))
+        .join(
+            seen["checkpoint"]["path"]
+                .as_str()
+                .unwrap()
+                .trim_start_matches("/artifacts/"),
+        );
+    let on_disk =
+        std::fs::read(&checkpoint).map_err(|e| anyhow::anyhow!("{}: {e}", checkpoint.display()))?;
+    assert_eq!(
+        seen["checkpoint"]["sha256"],
+        format!("{:x}", sha2::Sha256::digest(&on_disk)),
+        "the file is the one the heartbeat names"
+    );
+
+    let second = first.successor(binary, server, plugins.path(), &[], &[])?;
+    let result = tokio::time::timeout(
+        Duration::from_secs(600),
+        handle.get_result(WorkflowGetResultOptions::default()),
+    )
+    .await??;
+    let steps = &result["steps"];
+    let train = &steps["train"]["output"];
+    let rounds = &train["rounds"];
+    assert_eq!(
+        (&rounds["resumed_from"], &rounds["run"], &rounds["total"]),
+        (&json!(TREES / 2), &json!(TREES / 2), &json!(TREES)),
+        "attempt 2 grows the trees attempt 1 did not: {train:#}"
+    );
+    // Attempt 1 timed out (no heartbeat from the dead worker), attempt 2 completed.
+    assert_eq!(step(&status(&handle).await?, "train").attempt, Some(2));
+    assert!(!checkpoint.exists(), "the model supersedes the checkpoint");
+    assert_eq!(steps["evaluate"]["status"], "succeeded", "{result:#}");
+    assert!(
+        steps["evaluate"]["output"]["metrics"]["accuracy"]
+            .as_f64()
+            .unwrap()
+            > 0.9,
+        "{result:#}"
+    );
+    drop(second);
+    Ok(())
 }

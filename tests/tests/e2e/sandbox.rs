@@ -418,6 +418,10 @@ async fn a_well_formed_raw_heartbeat_is_accepted() {
     assert_eq!(ok["cancelled"], false);
 }
 
+/// A random forest grows one tree a round, with a checkpoint file every `checkpoint_every`
+/// rounds named (path, SHA-256, rounds) in the heartbeats. Attempt 1 is cancelled once a
+/// heartbeat names a checkpoint; attempt 2, given attempt 1's last heartbeat as Temporal
+/// would, grows only the trees still missing.
 #[tokio::test]
 async fn trainer_resumes_from_the_checkpoint_of_a_previous_attempt() {
     let artifacts = tempfile::tempdir().unwrap();
@@ -431,56 +435,104 @@ async fn trainer_resumes_from_the_checkpoint_of_a_previous_attempt() {
             data.display().to_string()
         ),
     );
+    // Every round's heartbeat reaches the test, none held back by the rate limit.
+    plugins.write_manifest("trainer", "[limits]\nheartbeats_per_sec = 1000\n");
     let csv = load(&rt, &plugins, "csv").await;
     let trainer = load(&rt, &plugins, "trainer").await;
     let split = json!({"source": "/data/iris.csv", "target": "target", "seed": 3});
     let extracted = invoke(&rt, &csv, "extract_data", split).await.unwrap();
-    let train_input = |epochs: u32| {
-        json!({
-            "train": extracted["train"]["path"], "test": extracted["test"]["path"],
-            "target": "target", "epochs": epochs,
-        })
-    };
+    // Far more trees than attempt 1 grows before it sees the cancellation (at its next
+    // yield to this test's runtime, within one 10 ms epoch tick).
+    const TREES: u64 = 500;
+    let input = json!({
+        "train": extracted["train"]["path"], "test": extracted["test"]["path"],
+        "target": "target", "checkpoint_every": 5,
+        "model": {"family": "random_forest",
+                  "hyperparameters": {"n_estimators": TREES, "max_depth": 3, "seed": 7}},
+    });
 
-    // Attempt 1 runs 20 epochs; its last heartbeat is the checkpoint.
-    let (signals, heartbeats) = ActivitySignals::new(CancellationToken::new());
-    rt.invoke(
-        &trainer,
-        "train_model",
-        &train_input(20),
-        &ctx(1, None),
-        signals,
-        None,
-    )
-    .await
-    .unwrap();
-    let checkpoint = heartbeats
+    // Attempt 1 is cancelled as soon as a heartbeat names a checkpoint file.
+    let cancel = CancellationToken::new();
+    let (signals, mut heartbeats) = ActivitySignals::new(cancel.clone());
+    let canceller = tokio::spawn(async move {
+        while heartbeats.changed().await.is_ok() {
+            let beat = heartbeats
+                .borrow_and_update()
+                .as_ref()
+                .map(|d| d.to_value());
+            if beat.is_some_and(|b| !b["checkpoint"].is_null()) {
+                cancel.cancel();
+                break;
+            }
+        }
+        heartbeats
+    });
+    let err = rt
+        .invoke(
+            &trainer,
+            "train_model",
+            &input,
+            &ctx(1, None),
+            signals,
+            None,
+        )
+        .await
+        .expect_err("attempt 1 is cancelled long before its last tree");
+    assert!(
+        matches!(
+            err,
+            InvocationError::Cancelled {
+                acknowledged_by_plugin: true
+            }
+        ),
+        "{err:?}"
+    );
+    let heartbeats = canceller.await.unwrap();
+    let last = heartbeats
         .borrow()
         .as_ref()
         .expect("trainer heartbeats")
         .to_value();
-    assert_eq!(checkpoint["epoch"], 20, "{checkpoint}");
+    let checkpoint = &last["checkpoint"];
+    let saved = checkpoint["rounds"]
+        .as_u64()
+        .expect("a checkpoint's rounds");
+    assert!(saved >= 5 && saved % 5 == 0, "{last}");
+    assert!(last["round"].as_u64().unwrap() >= saved, "{last}");
+    assert_eq!(last["of"], TREES, "{last}");
+    assert_eq!(checkpoint["sha256"].as_str().unwrap().len(), 64, "{last}");
+    let on_host = artifacts.path().join("wf-1").join(
+        checkpoint["path"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("/artifacts/"),
+    );
+    assert!(on_host.is_file(), "{} is missing", on_host.display());
 
-    // Attempt 2, asked for 50 epochs, continues from there instead of starting over.
+    // Attempt 2, given attempt 1's last heartbeat, continues from its checkpoint.
     let (signals, _) = ActivitySignals::new(CancellationToken::new());
     let out = rt
         .invoke(
             &trainer,
             "train_model",
-            &train_input(50),
-            &ctx(2, Some(checkpoint)),
+            &input,
+            &ctx(2, Some(last)),
             signals,
             None,
         )
         .await
         .unwrap()
         .output;
-    assert_eq!(out["resumed_from_epoch"], 20, "{out:#}");
-    assert_eq!(out["epochs_run"], 30, "{out:#}");
+    let rounds = &out["rounds"];
+    assert_eq!(rounds["resumed_from"], saved, "{out:#}");
+    assert_eq!(rounds["run"], TREES - saved, "{out:#}");
+    assert_eq!(rounds["total"], TREES, "{out:#}");
+    assert_eq!(out["family"], "random_forest", "{out:#}");
     assert!(
-        out["metrics"]["accuracy"].as_f64().unwrap() > 0.7,
+        out["metrics"]["accuracy"].as_f64().unwrap() > 0.85,
         "{out:#}"
     );
+    assert!(!on_host.exists(), "the model supersedes the checkpoint");
 }
 
 #[tokio::test]

@@ -61,7 +61,40 @@ async fn training_workflow_runs_end_to_end() -> anyhow::Result<()> {
         .join(&id)
         .join(model_ref.trim_start_matches("/artifacts/"));
     let model: Value = serde_json::from_slice(&std::fs::read(&on_host)?)?;
-    assert!(model["weights"].is_array(), "model file has weights");
+    assert_eq!(model["format"], "mlx-trainer-model");
+    // The spec as given, every other hyperparameter at its default.
+    let spec = &model["model"]["spec"];
+    assert_eq!(
+        spec["family"], input["train"]["model"]["family"],
+        "{spec:#}"
+    );
+    for (name, value) in input["train"]["model"]["hyperparameters"]
+        .as_object()
+        .unwrap()
+    {
+        assert_eq!(&spec["hyperparameters"][name], value, "{name}: {spec:#}");
+    }
+
+    // The demo trains gradient boosting: 100 rounds, each with its training loss, in one
+    // attempt, and its loss curve drawn beside the model.
+    assert_eq!(result["family"], "gradient_boosting", "{result:#}");
+    assert_eq!(result["task"], "classification", "{result:#}");
+    let rounds = &result["rounds"];
+    assert_eq!(
+        (&rounds["total"], &rounds["run"], &rounds["resumed_from"]),
+        (&json!(100), &json!(100), &Value::Null),
+        "{result:#}"
+    );
+    assert!(rounds["final_loss"].as_f64().unwrap() > 0.0, "{result:#}");
+    let curve = result["loss_curve"].as_str().expect("a loss curve");
+    let curve = std::fs::read_to_string(
+        worker
+            .artifacts
+            .path()
+            .join(&id)
+            .join(curve.trim_start_matches("/artifacts/")),
+    )?;
+    assert!(curve.contains("<svg"), "{curve:.200}");
 
     // History says which plugin bytes produced each result.
     let events_ = history(&handle).await?;
