@@ -37,5 +37,7 @@ mod replay;
 mod sandbox;
 /// `mlx-worker plugin new`: a newcomer's project, built, deployed and called by a workflow.
 mod scaffold;
+/// The scorer plugin on scikit-learn models exported with skl2onnx (`make ml-tools`).
+mod scorer;
 /// `RunPluginWorkflow` and `plugin_activity` end to end, from Rust, the CLI and Python.
 mod temporal;
