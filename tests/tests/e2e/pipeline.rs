@@ -809,7 +809,11 @@ async fn the_example_training_pipeline_registers_a_good_approved_model() -> anyh
     let trained = std::fs::read(on_host(&steps["train"]["output"]["model"]["path"]))?;
     assert_eq!(registered, trained);
 
-    // The example trains a random forest, one tree a round.
+    // The example trains a random forest, one tree a round, on Parquet splits.
+    for split in ["train", "test"] {
+        let path = steps["extract"]["output"][split]["path"].as_str().unwrap();
+        assert!(path.ends_with(".parquet"), "{path}");
+    }
     let train = &steps["train"]["output"];
     assert_eq!(train["family"], "random_forest", "{train:#}");
     assert_eq!(
