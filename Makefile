@@ -144,11 +144,9 @@ clean:
 	cd plugins && cargo clean
 	rm -rf build .run
 
-# scikit-learn on the demo's exact split, for comparison with the trainer plugin (README).
-baseline: build
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check scikit-learn==1.9.1
-	rm -rf build/baseline && mkdir -p build/baseline
-	$(WORKER) plugin invoke $(PLUGINS_DIR)/csv.wasm extract_data \
-	  "$$(python3 -c 'import json;print(json.dumps(json.load(open("scripts/demo-input.json"))["extract"]))')" \
-	  --artifacts-dir build/baseline >/dev/null
-	$(VENV)/bin/python scripts/sklearn_baseline.py build/baseline/local/dataset/train.csv build/baseline/local/dataset/test.csv
+# Every trainer family next to scikit-learn on the bundled datasets, same split, matched
+# hyperparameters: runs the parity test (tests/tests/e2e/parity.rs) and writes its table into
+# README.md.
+baseline: tools ml-tools plugins
+	MLX_PARITY_README=1 MLX_E2E_COMPILE_CACHE=$(E2E_COMPILE_CACHE) \
+	  cargo test -p mlx-e2e --test e2e parity:: -- --nocapture
