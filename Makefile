@@ -26,6 +26,10 @@ SUPPLY_CHAIN ?= $(firstword $(wildcard ../shared/supply-chain /work/shared/suppl
 ADVISORY_DB ?= auto
 
 export MLX_TEMPORAL_CLI := $(TEMPORAL)
+# Incremental caches grow with every rebuild and are the largest part of a debug target
+# (a CI run on a clean clone ran out of disk with them); a developer who wants them sets
+# CARGO_INCREMENTAL=1.
+export CARGO_INCREMENTAL ?= 0
 
 include mk/python.mk
 include mk/ml.mk
