@@ -144,21 +144,22 @@ fn every_family_trains_on_real_data() {
 }
 
 #[test]
-fn cancelled_attempt_resumes_from_its_checkpoint_file() {
+fn cancelled_attempt_resumes_from_its_checkpoint_journal() {
     let dir = workdir("resume");
     extract("iris.csv", &dir);
-    let extra = json!({
-        "model": {"family": "random_forest", "hyperparameters": {"n_estimators": 20, "seed": 3}},
-        "checkpoint_every": 5,
-    });
-    let full = train(input(&dir, extra.clone()), &Context::detached(1, None)).unwrap();
-    assert!(
-        !dir.join("model/checkpoint.json").exists(),
-        "removed once the model is written"
-    );
+    let forest = |seed: u64| {
+        json!({
+            "model": {"family": "random_forest",
+                      "hyperparameters": {"n_estimators": 20, "seed": seed}},
+            "checkpoint_every": 5,
+        })
+    };
+    let journal = dir.join("model/checkpoint.jsonl");
+    let full = train(input(&dir, forest(3)), &Context::detached(1, None)).unwrap();
+    assert!(!journal.exists(), "removed once the model is written");
 
     let first = Context::detached(1, None).cancel_after(12);
-    let err = train(input(&dir, extra.clone()), &first).unwrap_err();
+    let err = train(input(&dir, forest(3)), &first).unwrap_err();
     assert_eq!(
         (err.kind, err.type_name.as_str()),
         (ErrorKind::Retryable, "Cancelled")
@@ -168,20 +169,33 @@ fn cancelled_attempt_resumes_from_its_checkpoint_file() {
     assert_eq!(last["round"], 12);
     assert_eq!(last["checkpoint"]["rounds"], 10);
 
-    let second = Context::detached(2, Some(&last.to_string()));
-    let resumed = train(input(&dir, extra.clone()), &second).unwrap();
+    // The journal is its own record: a retry resumes from it whatever heartbeat (if any) the
+    // server kept, since Temporal throttles them.
+    let second = Context::detached(2, None);
+    let resumed = train(input(&dir, forest(3)), &second).unwrap();
     assert_eq!(resumed["rounds"]["resumed_from"], 10);
     assert_eq!(resumed["rounds"]["run"], 10);
     // Trees are seeded by their index, so resuming reproduces the uninterrupted forest.
     assert_eq!(resumed["metrics"], full["metrics"]);
+    assert!(!journal.exists());
 
-    // A checkpoint whose file changed since its heartbeat is not trusted.
+    // A line torn by a kill is dropped: the retry resumes from the whole rounds before it.
     let third = Context::detached(1, None).cancel_after(7);
-    train(input(&dir, extra.clone()), &third).unwrap_err();
-    let beat = third.recorded_heartbeats().last().unwrap().to_string();
-    std::fs::write(dir.join("model/checkpoint.json"), b"{}").unwrap();
-    let fresh = train(input(&dir, extra), &Context::detached(2, Some(&beat))).unwrap();
+    train(input(&dir, forest(3)), &third).unwrap_err();
+    let mut bytes = std::fs::read(&journal).unwrap();
+    bytes.extend_from_slice(br#"{"round":6,"loss":null,"record":{"#);
+    std::fs::write(&journal, bytes).unwrap();
+    let torn = train(input(&dir, forest(3)), &Context::detached(2, None)).unwrap();
+    assert_eq!(torn["rounds"]["resumed_from"], 5);
+    assert_eq!(torn["metrics"], full["metrics"]);
+
+    // A journal of other training (another seed) is not resumed.
+    let other = Context::detached(1, None).cancel_after(7);
+    train(input(&dir, forest(4)), &other).unwrap_err();
+    assert!(journal.exists());
+    let fresh = train(input(&dir, forest(3)), &Context::detached(2, None)).unwrap();
     assert_eq!(fresh["rounds"]["resumed_from"], Value::Null);
+    assert_eq!(fresh["rounds"]["run"], 20);
     assert_eq!(fresh["metrics"], full["metrics"]);
     std::fs::remove_dir_all(dir).unwrap();
 }

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use crate::checkpoint::{self, Progress, Saved};
+use crate::checkpoint::{self, Journal, Progress};
 use crate::data;
 use crate::errors::{FAMILIES, SCORING, concat, total};
 use crate::evaluation::{self, Metrics, Truth};
@@ -27,9 +27,9 @@ impl Operation for TrainModel {
     const DOC: &str = "Trains one model family (smartcore) on a CSV or Parquet train split: \
                        features encoded from the train split only (one-hot categories, \
                        imputation or refusal of missing values, scaling), ensembles trained \
-                       tree by tree or round by round with a checkpoint file every \
-                       checkpoint_every rounds and a heartbeat every round, resuming from the \
-                       previous attempt's checkpoint. Scores the test split and writes \
+                       tree by tree or round by round, appended to a checkpoint journal \
+                       every checkpoint_every rounds with a heartbeat every round, resuming \
+                       from the journal a previous attempt left. Scores the test split and writes \
                        model.json (family, hyperparameters, encoding, parameters, metrics).";
     const ERRORS: &[ErrorDecl] = &TRAIN_ERRORS;
     type Input = TrainInput;
@@ -88,7 +88,8 @@ pub struct TrainInput {
     pub scale: Option<bool>,
     #[serde(default = "default_output_dir")]
     pub output_dir: String,
-    /// Rounds (trees, boosting rounds) between checkpoint files; every round heartbeats.
+    /// Rounds (trees, boosting rounds) between appends to the checkpoint journal; every
+    /// round heartbeats.
     #[serde(default = "default_checkpoint_every")]
     #[schemars(range(min = 1, max = 100_000))]
     pub checkpoint_every: u32,
@@ -261,8 +262,6 @@ fn truth(y: &Target) -> Truth<'_> {
     }
 }
 
-/// Trains in rounds from the previous attempt's checkpoint (if it fits this training), with
-/// a heartbeat every round and a checkpoint file every `checkpoint_every` rounds.
 /// A finished training: the model, its rounds and its loss curve.
 struct Trained {
     fitted: Fitted,
@@ -270,33 +269,67 @@ struct Trained {
     losses: Vec<(u32, f64)>,
 }
 
-fn fit(input: &TrainInput, p: &Prepared, ctx: &Context) -> Result<Trained, PluginError> {
-    input.model.validate(p.task)?;
-    let mut losses = Vec::new();
-    let mut resumed_from = None;
-    let mut fit = None;
-    if let Some(saved) = checkpoint::previous(ctx) {
-        let round = saved.state.rounds_done();
-        match Fit::resume(&input.model, p.task, &p.x_train, &p.y_train, saved.state) {
-            Ok(f) => {
-                log::info("resuming from checkpoint", &[("round", &round)]);
-                resumed_from = Some(round);
-                losses = saved.losses;
-                fit = Some(f);
-            }
-            Err(e) => log::warn(
+/// The previous attempt's journal, if it is of this training, as the fit it reached and the
+/// journal to go on appending to.
+fn resume(
+    input: &TrainInput,
+    p: &Prepared,
+) -> Result<Option<(Fit, Journal, Vec<(u32, f64)>)>, PluginError> {
+    let Some(previous) = checkpoint::previous(&input.output_dir) else {
+        return Ok(None);
+    };
+    let losses = previous
+        .rounds
+        .iter()
+        .filter_map(|r| Some((r.round, r.loss?)))
+        .collect();
+    let records = previous.rounds.iter().map(|r| r.record.clone()).collect();
+    match Fit::resume(
+        &input.model,
+        p.task,
+        &p.x_train,
+        &p.y_train,
+        &previous.header,
+        records,
+    ) {
+        Ok(fit) => {
+            let journal = Journal::continue_from(&input.output_dir, &previous)?;
+            log::info(
+                "resuming from checkpoint",
+                &[("round", &previous.rounds.len())],
+            );
+            Ok(Some((fit, journal, losses)))
+        }
+        Err(e) => {
+            log::warn(
                 "checkpoint does not fit this training; training from the start",
                 &[("reason", &e.message)],
-            ),
+            );
+            Ok(None)
         }
     }
-    let mut fit = match fit {
-        Some(f) => f,
-        None => Fit::start(&input.model, p.task, &p.x_train, &p.y_train)?,
+}
+
+/// Trains in rounds from the previous attempt's journal (if it is of this training), with a
+/// heartbeat every round and the rounds appended to the journal every `checkpoint_every`.
+fn fit(input: &TrainInput, p: &Prepared, ctx: &Context) -> Result<Trained, PluginError> {
+    input.model.validate(p.task)?;
+    let (mut fit, mut journal, mut losses, resumed_from) = match resume(input, p)? {
+        Some((fit, journal, losses)) => {
+            let done = fit.rounds_done();
+            (fit, Some(journal), losses, Some(done))
+        }
+        None => (
+            Fit::start(&input.model, p.task, &p.x_train, &p.y_train)?,
+            None,
+            Vec::new(),
+            None,
+        ),
     };
     let total = fit.rounds_total();
     let log_every = (total / 10).max(1);
     let mut run = 0;
+    let mut pending = Vec::new();
     let mut last_file = None;
     while fit.rounds_done() < total {
         let report = fit.step()?;
@@ -319,12 +352,20 @@ fn fit(input: &TrainInput, p: &Prepared, ctx: &Context) -> Result<Trained, Plugi
             );
         }
         // The last round needs no checkpoint: the model file follows at once.
-        if !last && report.round.is_multiple_of(input.checkpoint_every) {
-            let saved = Saved {
-                state: fit.checkpoint()?,
-                losses: losses.clone(),
-            };
-            last_file = Some(checkpoint::write(&input.output_dir, &saved, report.round)?);
+        if !last {
+            pending.push(checkpoint::Round {
+                round: report.round,
+                loss: report.loss,
+                record: fit.record(report.round)?,
+            });
+            if report.round.is_multiple_of(input.checkpoint_every) {
+                let journal = match &mut journal {
+                    Some(j) => j,
+                    None => journal.insert(Journal::create(&input.output_dir, &fit.header())?),
+                };
+                last_file = Some(journal.append(&pending)?);
+                pending.clear();
+            }
         }
         let progress = Progress {
             round: report.round,
@@ -381,7 +422,7 @@ pub fn train(input: TrainInput, ctx: &Context) -> Result<TrainOutput, PluginErro
         metrics: json!({"test": test.metrics, "train": train.metrics}),
     };
     let model = write_model(&input.output_dir, &document)?;
-    // The checkpoint is superseded by the model; a leftover would only cost disk.
+    // The journal is superseded by the model; a leftover would only cost disk.
     let _ = fs::remove_file(checkpoint::path(&input.output_dir));
     log::info(
         "model trained",

@@ -20,6 +20,7 @@
 
 use mlx_plugin_sdk::PluginError;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use super::dense::{Dense, Label};
 use super::error::predict_failed;
@@ -73,6 +74,26 @@ impl Boosted {
 
     pub fn rounds_done(&self) -> usize {
         self.rounds.len()
+    }
+
+    /// The serde form of round `i`'s trees, one round of a checkpoint journal.
+    pub fn record(&self, i: usize) -> serde_json::Result<Value> {
+        serde_json::to_value(&self.rounds[i])
+    }
+
+    /// Adds the round a [`Boosted::record`] holds.
+    pub fn push_record(&mut self, record: Value) -> Result<(), String> {
+        let trees: Vec<RegTree> =
+            serde_json::from_value(record).map_err(|e| format!("not a boosting round: {e}"))?;
+        if trees.len() != self.outputs() {
+            return Err(format!(
+                "{} trees, for a model of {} outputs",
+                trees.len(),
+                self.outputs()
+            ));
+        }
+        self.rounds.push(trees);
+        Ok(())
     }
 
     pub fn outputs(&self) -> usize {

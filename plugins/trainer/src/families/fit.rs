@@ -16,7 +16,7 @@ use super::{Target, Task, kmeans, linear, tree};
 
 /// Bumped when the state's serde form changes (ours or smartcore's), so that a checkpoint
 /// written by another build is refused rather than misread.
-const CHECKPOINT_VERSION: u32 = 1;
+const CHECKPOINT_VERSION: u32 = 2;
 
 /// What one [`Fit::step`] did.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -38,30 +38,20 @@ enum State {
     Boosting(Boosted),
 }
 
-/// A training run's resumable state, for `train_model` to save between rounds and hand to
-/// [`Fit::resume`] in a retried attempt. It may be megabytes (a forest's trees); it carries the
-/// spec, the task and a digest of the training data, so it resumes only the same training.
+/// What a checkpoint journal begins with: the training it belongs to. A journal resumes only
+/// the same spec, task, training data (by digest) and format; the rounds follow it as
+/// [`Fit::record`]s.
 #[derive(Debug, Serialize, Deserialize)]
-pub struct Checkpoint {
+pub struct Header {
     version: u32,
     spec: ModelSpec,
     task: Task,
     data: DataKey,
-    rounds_done: u32,
-    /// [`State`]'s serde form: smartcore's models are not `Clone`, so the checkpoint holds a
-    /// serialized copy of the state rather than the state.
-    state: Value,
-}
-
-impl Checkpoint {
-    pub fn rounds_done(&self) -> u32 {
-        self.rounds_done
-    }
 }
 
 /// Training in progress: [`Fit::start`] or [`Fit::resume`], [`Fit::step`] until
-/// [`Fit::rounds_done`] reaches [`Fit::rounds_total`] (checkpointing in between), then
-/// [`Fit::finish`].
+/// [`Fit::rounds_done`] reaches [`Fit::rounds_total`] (saving [`Fit::record`]s in between),
+/// then [`Fit::finish`].
 #[derive(Debug)]
 pub struct Fit {
     spec: ModelSpec,
@@ -113,51 +103,54 @@ impl Fit {
         Ok(fit)
     }
 
-    /// Continues the training `checkpoint` saved. Refuses (`CheckpointMismatch`) a checkpoint
-    /// of another spec, task or training data, or of another build's format; the caller then
-    /// starts afresh.
+    /// Continues the training a journal saved: `header`, then the [`Fit::record`]s of rounds
+    /// 1, 2, … in order. Refuses (`CheckpointMismatch`) a journal of another spec, task or
+    /// training data, of another build's format, or with a record that is not of this model;
+    /// the caller then starts afresh.
     pub fn resume(
         spec: &ModelSpec,
         task: Task,
         x: &Matrix,
         y: &Target,
-        checkpoint: Checkpoint,
+        header: &Header,
+        records: Vec<Value>,
     ) -> Result<Fit, PluginError> {
         let mut fit = Self::start(spec, task, x, y)?;
-        if checkpoint.version != CHECKPOINT_VERSION {
+        if header.version != CHECKPOINT_VERSION {
             return Err(mismatch(format!(
                 "format {} (this build writes {CHECKPOINT_VERSION})",
-                checkpoint.version
+                header.version
             )));
         }
-        if checkpoint.spec != *spec {
+        if header.spec != *spec {
             return Err(mismatch(format!(
                 "it trains {:?}, not {spec:?}",
-                checkpoint.spec
+                header.spec
             )));
         }
-        if checkpoint.task != task {
-            return Err(mismatch(format!("it is for {:?}", checkpoint.task)));
+        if header.task != task {
+            return Err(mismatch(format!("it is for {:?}", header.task)));
         }
-        if checkpoint.data != fit.data.key {
+        if header.data != fit.data.key {
             return Err(mismatch(format!(
                 "it was made on other training data ({}×{}, sha256 {})",
-                checkpoint.data.rows, checkpoint.data.cols, checkpoint.data.sha256
+                header.data.rows, header.data.cols, header.data.sha256
             )));
         }
-        let state: State = serde_json::from_value(checkpoint.state)
-            .map_err(|e| mismatch(format!("its state is unreadable: {e}")))?;
-        if !same_kind(&fit.state, &state) {
-            return Err(mismatch("its state is of another kind of model".into()));
-        }
-        fit.state = state;
-        if fit.rounds_done() != checkpoint.rounds_done || fit.rounds_done() > fit.rounds_total() {
+        if records.len() >= fit.rounds_total() as usize {
             return Err(mismatch(format!(
-                "it claims {} of {} rounds but holds {}",
-                checkpoint.rounds_done,
-                fit.rounds_total(),
-                fit.rounds_done()
+                "it holds {} rounds of {}",
+                records.len(),
+                fit.rounds_total()
             )));
+        }
+        for (i, record) in records.into_iter().enumerate() {
+            let pushed = match &mut fit.state {
+                State::Forest(trees) => trees.push_record(record),
+                State::Boosting(b) => b.push_record(record),
+                State::Single(_) => Err("a single-fit family has no rounds to resume".into()),
+            };
+            pushed.map_err(|e| mismatch(format!("round {}: {e}", i + 1)))?;
         }
         fit.rebuild_scores()?;
         Ok(fit)
@@ -217,18 +210,31 @@ impl Fit {
         Ok(RoundReport { round, loss })
     }
 
-    /// The state so far, to save; [`Fit::resume`] continues from it.
-    pub fn checkpoint(&self) -> Result<Checkpoint, PluginError> {
-        let state = serde_json::to_value(&self.state)
-            .map_err(|e| internal(format!("serializing the training state: {e}")))?;
-        Ok(Checkpoint {
+    /// What a journal of this training begins with.
+    pub fn header(&self) -> Header {
+        Header {
             version: CHECKPOINT_VERSION,
             spec: self.spec.clone(),
             task: self.task,
             data: self.data.key.clone(),
-            rounds_done: self.rounds_done(),
-            state,
-        })
+        }
+    }
+
+    /// What round `round` (1 for the first) added, to append to the journal: a forest's tree
+    /// or a boosting round's trees. Single-fit families have nothing to resume mid-way.
+    pub fn record(&self, round: u32) -> Result<Value, PluginError> {
+        let i = (round as usize)
+            .checked_sub(1)
+            .filter(|&i| i < self.rounds_done() as usize)
+            .ok_or_else(|| internal(format!("no round {round} to record")))?;
+        let value = match &self.state {
+            State::Forest(trees) => trees.record(i),
+            State::Boosting(b) => b.record(i),
+            State::Single(_) => {
+                return Err(internal("a single-fit family has no rounds to record"));
+            }
+        };
+        value.map_err(|e| internal(format!("serializing round {round}: {e}")))
     }
 
     /// The trained model, once every round is done.
@@ -278,19 +284,6 @@ fn check_data(spec: &ModelSpec, data: &TrainData) -> Result<(), PluginError> {
             format!("k is {}, but there are only {} rows", p.k, data.rows),
         )),
         _ => Ok(()),
-    }
-}
-
-fn same_kind(a: &State, b: &State) -> bool {
-    match (a, b) {
-        (State::Single(_), State::Single(_)) => true,
-        (
-            State::Forest(Trees::Classifier { classes: a, .. }),
-            State::Forest(Trees::Classifier { classes: b, .. }),
-        ) => a == b,
-        (State::Forest(Trees::Regressor(_)), State::Forest(Trees::Regressor(_))) => true,
-        (State::Boosting(a), State::Boosting(b)) => a.outputs() == b.outputs(),
-        _ => false,
     }
 }
 

@@ -7,6 +7,7 @@
 
 use mlx_plugin_sdk::PluginError;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use smartcore::ensemble::random_forest_classifier::{
     RandomForestClassifier, RandomForestClassifierParameters,
 };
@@ -45,6 +46,27 @@ impl Trees {
             Self::Regressor(trees) => trees.len(),
         }
     }
+
+    /// The serde form of tree `i`, one round of a checkpoint journal.
+    pub fn record(&self, i: usize) -> serde_json::Result<Value> {
+        match self {
+            Self::Classifier { trees, .. } => serde_json::to_value(&trees[i]),
+            Self::Regressor(trees) => serde_json::to_value(&trees[i]),
+        }
+    }
+
+    /// Adds the tree a [`Trees::record`] holds.
+    pub fn push_record(&mut self, record: Value) -> Result<(), String> {
+        match self {
+            Self::Classifier { trees, .. } => trees.push(from_record(record)?),
+            Self::Regressor(trees) => trees.push(from_record(record)?),
+        }
+        Ok(())
+    }
+}
+
+fn from_record<T: serde::de::DeserializeOwned>(record: Value) -> Result<T, String> {
+    serde_json::from_value(record).map_err(|e| format!("not a tree of this forest: {e}"))
 }
 
 /// Features each split considers, for `features` columns.

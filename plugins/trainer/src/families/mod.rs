@@ -1,5 +1,5 @@
 //! Model families on smartcore: what to train ([`ModelSpec`]), training in resumable rounds
-//! ([`Fit`], [`Checkpoint`]) and the trained model ([`Fitted`]).
+//! ([`Fit`], [`Header`]) and the trained model ([`Fitted`]).
 //!
 //! Nothing here knows about files, CSV or Temporal: it takes a [`Matrix`] and its targets and
 //! returns models. `train_model` does the reading, the heartbeats and the writing.
@@ -19,7 +19,7 @@ mod tree;
 #[cfg(test)]
 mod tests;
 
-pub use fit::{Checkpoint, Fit};
+pub use fit::{Fit, Header};
 pub use fitted::Fitted;
 pub use mlx_tabular::Matrix;
 pub use spec::{LogisticParams, ModelSpec};

@@ -1,9 +1,10 @@
-//! A training interrupted after any round and resumed from its checkpoint gives the model an
-//! uninterrupted run gives, bit for bit; a checkpoint of other training is refused.
+//! A training interrupted after any round and resumed from its journal (header and round
+//! records) gives the model an uninterrupted run gives, bit for bit; a journal of other
+//! training is refused.
 
 use serde_json::{Value, json};
 
-use super::super::{Checkpoint, Fit, Matrix, Target, Task};
+use super::super::{Fit, Header, Matrix, Target, Task};
 use super::data::{Dataset, load, spec};
 
 fn classes(data: &Dataset) -> (Task, Target) {
@@ -13,7 +14,19 @@ fn classes(data: &Dataset) -> (Task, Target) {
     (task, Target::Classes(data.classes.clone()))
 }
 
-/// Trains 10 rounds uninterrupted, and again stopping after 4 with the checkpoint going
+/// What a journal of `fit`'s rounds so far holds, through JSON text as through the file.
+fn journal(fit: &Fit) -> (Header, Vec<Value>) {
+    let text = serde_json::to_string(&fit.header()).unwrap();
+    let records = (1..=fit.rounds_done())
+        .map(|r| {
+            let line = serde_json::to_string(&fit.record(r).unwrap()).unwrap();
+            serde_json::from_str(&line).unwrap()
+        })
+        .collect();
+    (serde_json::from_str(&text).unwrap(), records)
+}
+
+/// Trains 10 rounds uninterrupted, and again stopping after 4 with the journal going
 /// through JSON text (as it does through a file between attempts); compares everything.
 fn check_resume_is_exact(spec_json: Value, task: Task, x: &Matrix, y: &Target) {
     let spec = spec(spec_json);
@@ -29,11 +42,10 @@ fn check_resume_is_exact(spec_json: Value, task: Task, x: &Matrix, y: &Target) {
     for _ in 0..4 {
         first.step().unwrap();
     }
-    let text = serde_json::to_string(&first.checkpoint().unwrap()).unwrap();
+    let (header, records) = journal(&first);
     drop(first);
-    let checkpoint: Checkpoint = serde_json::from_str(&text).unwrap();
-    assert_eq!(checkpoint.rounds_done(), 4);
-    let mut resumed = Fit::resume(&spec, task, x, y, checkpoint).unwrap();
+    assert_eq!(records.len(), 4);
+    let mut resumed = Fit::resume(&spec, task, x, y, &header, records).unwrap();
     assert_eq!(resumed.rounds_done(), 4);
     let mut resumed_losses = Vec::new();
     while resumed.rounds_done() < resumed.rounds_total() {
@@ -121,23 +133,27 @@ fn the_trees_of_a_forest_are_seeded_apart() {
 }
 
 #[test]
-fn a_checkpoint_of_other_training_is_refused() {
+fn a_journal_of_other_training_is_refused() {
     let data = load("iris.csv");
     let (task, y) = classes(&data);
     let forest = |seed: u64| {
         spec(json!({"family": "random_forest",
                     "hyperparameters": {"n_estimators": 10, "seed": seed}}))
     };
-    let checkpoint = || {
-        let mut fit = Fit::start(&forest(0), task, &data.x, &y).unwrap();
-        fit.step().unwrap();
-        let text = serde_json::to_string(&fit.checkpoint().unwrap()).unwrap();
-        serde_json::from_str::<Checkpoint>(&text).unwrap()
-    };
+    let mut fit = Fit::start(&forest(0), task, &data.x, &y).unwrap();
+    fit.step().unwrap();
+    let (header, records) = journal(&fit);
     let refused = |result: Result<Fit, mlx_plugin_sdk::PluginError>| {
         assert_eq!(result.unwrap_err().type_name, "CheckpointMismatch");
     };
-    refused(Fit::resume(&forest(1), task, &data.x, &y, checkpoint()));
+    refused(Fit::resume(
+        &forest(1),
+        task,
+        &data.x,
+        &y,
+        &header,
+        records.clone(),
+    ));
     let fewer = data.x.select_rows(&(0..149).collect::<Vec<_>>());
     let y_fewer = Target::Classes(data.classes[..149].to_vec());
     refused(Fit::resume(
@@ -145,17 +161,50 @@ fn a_checkpoint_of_other_training_is_refused() {
         task,
         &fewer,
         &y_fewer,
-        checkpoint(),
+        &header,
+        records.clone(),
     ));
     let mut changed = data.x.clone();
     changed.data[0] += 1.0;
-    refused(Fit::resume(&forest(0), task, &changed, &y, checkpoint()));
-    let mut other_version = serde_json::to_value(checkpoint()).unwrap();
-    other_version["version"] = json!(0);
+    refused(Fit::resume(
+        &forest(0),
+        task,
+        &changed,
+        &y,
+        &header,
+        records.clone(),
+    ));
+    let mut other_version = serde_json::to_value(&header).unwrap();
+    other_version["version"] = json!(1);
     let other_version = serde_json::from_value(other_version).unwrap();
-    refused(Fit::resume(&forest(0), task, &data.x, &y, other_version));
+    refused(Fit::resume(
+        &forest(0),
+        task,
+        &data.x,
+        &y,
+        &other_version,
+        records.clone(),
+    ));
+    // A record that is not a tree of this forest, e.g. a boosting round's list of trees.
+    refused(Fit::resume(
+        &forest(0),
+        task,
+        &data.x,
+        &y,
+        &header,
+        vec![json!([records[0]])],
+    ));
+    // As many records as rounds: nothing left to resume, so nothing to trust.
+    refused(Fit::resume(
+        &forest(0),
+        task,
+        &data.x,
+        &y,
+        &header,
+        vec![records[0].clone(); 10],
+    ));
     // The right training resumes.
-    let fit = Fit::resume(&forest(0), task, &data.x, &y, checkpoint()).unwrap();
+    let fit = Fit::resume(&forest(0), task, &data.x, &y, &header, records).unwrap();
     assert_eq!(fit.rounds_done(), 1);
 }
 
