@@ -5,10 +5,12 @@
 //! - [`temporal`]: the `plugin_activity` activity, the workflows, and the worker loop.
 //! - [`config`]: the daemon's configuration (file, environment, flags), defined once.
 //! - [`daemon`]: the long-running worker (health, metrics, telemetry, drain) and `dev`.
+//! - [`step_cache`]: results reused by identical later steps (`cache: true` in a pipeline).
 //! - [`cli`]: the commands other than `run`: plugin tools, and the `pipeline` and `schedule`
 //!   clients that start, watch and steer runs.
 
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod step_cache;
 pub mod temporal;

@@ -10,6 +10,6 @@ pub mod state;
 
 pub use spec::{OnFailure, PipelineSpec, RetrySpec, SpecError, StepKind, StepSpec, TimeoutSpec};
 pub use state::{
-    Decision, ParamChange, PipelineState, PipelineStatus, RunState, StartStep, StepResult,
-    StepState, StepStatus,
+    CacheSource, Decision, ParamChange, PipelineState, PipelineStatus, RunState, StartStep,
+    StepResult, StepState, StepStatus,
 };

@@ -21,6 +21,21 @@ pub struct PipelineSpec {
     /// Steps run only as another step's `on_failure = {compensate = ID}`, never in the DAG.
     #[serde(default)]
     pub compensations: Vec<StepSpec>,
+    /// Whether plugin steps reuse an earlier identical run's result (docs/pipelines.md, "Step
+    /// caching"); a step's own `cache` overrides it. Off unless asked for: a step whose
+    /// plugin reads the clock or the network is not a function of its input.
+    #[serde(default)]
+    pub cache: bool,
+    /// Set by `pipeline run --no-cache`: no step uses the cache, whatever it asks.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub no_cache: bool,
+}
+
+impl PipelineSpec {
+    /// Whether `step` is looked up in (and stored to) the step cache.
+    pub fn caches(&self, step: &StepSpec) -> bool {
+        step.kind == StepKind::Plugin && !self.no_cache && step.cache.unwrap_or(self.cache)
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
@@ -54,6 +69,10 @@ pub struct StepSpec {
     pub timeouts: TimeoutSpec,
     #[serde(default)]
     pub on_failure: OnFailure,
+    /// Reuse the result of an earlier run of the same plugin build, operation, input and
+    /// input files (default: the pipeline's `cache`).
+    #[serde(default)]
+    pub cache: Option<bool>,
 }
 
 /// Temporal's retry policy, spelled out. Defaults: 1 s, ×2, at most 60 s apart, 3 attempts.
@@ -337,6 +356,12 @@ impl StepSpec {
                     err(
                         "type".into(),
                         "an approval step has no plugin, operation or input".into(),
+                    );
+                }
+                if self.cache == Some(true) {
+                    err(
+                        "cache".into(),
+                        "an approval step is a person's decision: it is never cached".into(),
                     );
                 }
             }

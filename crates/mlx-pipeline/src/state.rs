@@ -65,8 +65,19 @@ pub struct StepState {
     pub output_ref: Option<String>,
     /// Why it failed, was skipped, or who decided an approval.
     pub note: Option<String>,
+    /// The earlier run whose result this step reused (step caching), instead of running.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cached_from: Option<CacheSource>,
     #[serde(skip)]
     pub output: Option<Value>,
+}
+
+/// Where a cached result came from: the step run that produced it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CacheSource {
+    pub workflow_id: String,
+    pub run_id: Option<String>,
+    pub step: String,
 }
 
 /// Where a whole run is. Serialised in snake_case, as the status query has always shown it.
@@ -118,14 +129,26 @@ pub struct StartStep {
     pub plugin: String,
     pub operation: String,
     pub input: Value,
+    /// Look the result up in the step cache first ([`PipelineSpec::caches`]).
+    pub cache: bool,
 }
 
 /// How a step run ended, as the workflow saw it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum StepResult {
-    Succeeded { output: Value, attempt: Option<u32> },
-    Failed { error: String, attempt: Option<u32> },
-    Cancelled { reason: String },
+    Succeeded {
+        output: Value,
+        attempt: Option<u32>,
+        /// Set when the result came from the step cache.
+        cached_from: Option<CacheSource>,
+    },
+    Failed {
+        error: String,
+        attempt: Option<u32>,
+    },
+    Cancelled {
+        reason: String,
+    },
 }
 
 /// A person's decision on an approval step.
@@ -302,6 +325,7 @@ impl PipelineState {
                 step.started_at_ms = Some(now_ms);
                 starts.push(StartStep {
                     id: id.to_string(),
+                    cache: self.spec.caches(&spec),
                     plugin: spec.plugin.unwrap_or_default(),
                     operation: spec.operation.unwrap_or_default(),
                     input,
@@ -325,9 +349,22 @@ impl PipelineState {
         let step = self.steps.get_mut(id).expect("known step");
         step.ended_at_ms = Some(now_ms);
         let error = match result {
-            StepResult::Succeeded { output, attempt } => {
+            StepResult::Succeeded {
+                output,
+                attempt,
+                cached_from,
+            } => {
                 step.status = StepStatus::Succeeded;
                 step.attempt = attempt;
+                // Every view of the status (CLI, query) shows the note: say where it came from.
+                step.note = cached_from.as_ref().map(|from| {
+                    let run = from.run_id.as_deref().unwrap_or("?");
+                    format!(
+                        "cached: the result of step `{}` in {} (run {run})",
+                        from.step, from.workflow_id
+                    )
+                });
+                step.cached_from = cached_from;
                 step.output = Some(output);
                 step.output_ref = Some(format!("step_output:{id}"));
                 return;
@@ -404,6 +441,9 @@ impl PipelineState {
                 if let Some(note) = &s.note {
                     entry["note"] = Value::String(note.clone());
                 }
+                if let Some(from) = &s.cached_from {
+                    entry["cached_from"] = serde_json::json!(from);
+                }
                 (s.id.clone(), entry)
             })
             .collect();
@@ -469,6 +509,7 @@ impl PipelineState {
                     "approved": true, "by": decision.by, "comment": decision.comment,
                 }),
                 attempt: None,
+                cached_from: None,
             }
         } else {
             StepResult::Failed {
@@ -589,6 +630,7 @@ fn fresh(step: &StepSpec, compensation: bool) -> StepState {
         ended_at_ms: None,
         output_ref: None,
         note: None,
+        cached_from: None,
         output: None,
     }
 }

@@ -16,6 +16,7 @@ fn ok(output: Value) -> StepResult {
     StepResult::Succeeded {
         output,
         attempt: Some(1),
+        cached_from: None,
     }
 }
 
@@ -329,4 +330,85 @@ fn compensation_waits_for_running_steps_and_a_failing_run_ends_its_approvals() {
     s.finish("undo", ok(json!({})), 5);
     assert!(s.is_done());
     assert_eq!(s.status().state, RunState::Failed);
+}
+
+/// `cache` is the pipeline's default, a step's own `cache` overrides it, and `no_cache`
+/// (`pipeline run --no-cache`) turns it off for every step.
+#[test]
+fn cache_is_asked_for_by_the_pipeline_or_the_step_and_no_cache_wins() {
+    let spec = |pipeline_cache: bool, no_cache: bool| {
+        json!({
+            "name": "c", "cache": pipeline_cache, "no_cache": no_cache,
+            "steps": [
+                {"id": "default", "plugin": "p", "operation": "op"},
+                {"id": "on", "plugin": "p", "operation": "op", "cache": true},
+                {"id": "off", "plugin": "p", "operation": "op", "cache": false},
+            ]
+        })
+    };
+    let asked = |v: Value| -> Vec<(String, bool)> {
+        state(v)
+            .advance(1)
+            .into_iter()
+            .map(|s| (s.id, s.cache))
+            .collect()
+    };
+    let pairs = |d, on, off| {
+        vec![
+            ("default".to_string(), d),
+            ("on".to_string(), on),
+            ("off".to_string(), off),
+        ]
+    };
+    assert_eq!(asked(spec(false, false)), pairs(false, true, false));
+    assert_eq!(asked(spec(true, false)), pairs(true, true, false));
+    assert_eq!(asked(spec(true, true)), pairs(false, false, false));
+
+    let approval =
+        json!({"name": "a", "steps": [{"id": "gate", "type": "approval", "cache": true}]});
+    let spec: PipelineSpec = serde_json::from_value(approval).unwrap();
+    let errors = spec.validate(None).unwrap_err();
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.to_string().contains("never cached")),
+        "{errors:?}"
+    );
+}
+
+/// A cached result counts as a success (later steps and conditions see `succeeded`), and the
+/// status and result say which run it came from.
+#[test]
+fn a_cached_result_succeeds_and_names_its_source() {
+    let mut s = state(diamond());
+    s.advance(1);
+    let from = CacheSource {
+        workflow_id: "earlier".into(),
+        run_id: Some("r1".into()),
+        step: "a".into(),
+    };
+    s.finish(
+        "a",
+        StepResult::Succeeded {
+            output: json!({"x": 7}),
+            attempt: Some(1),
+            cached_from: Some(from.clone()),
+        },
+        2,
+    );
+    assert_eq!(ids(&s.advance(3)), ["b", "c"]);
+    let a = s.step("a").unwrap();
+    assert_eq!(a.status, StepStatus::Succeeded);
+    assert_eq!(a.cached_from, Some(from));
+    assert!(
+        a.note.as_deref().unwrap().contains("earlier"),
+        "{:?}",
+        a.note
+    );
+    let result = s.result();
+    assert_eq!(
+        result["steps"]["a"]["cached_from"]["workflow_id"],
+        "earlier"
+    );
+    assert!(result["steps"]["b"].get("cached_from").is_none());
 }

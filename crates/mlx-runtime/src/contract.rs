@@ -149,6 +149,10 @@ pub struct PluginRequest {
     pub operation: String,
     #[serde(default)]
     pub input: Value,
+    /// Reuse an earlier identical invocation's result from the worker's step cache (and store
+    /// this one's). Left out of the payload when false, so requests read as they always have.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cache: bool,
 }
 
 /// JSON checked once and kept as text: heartbeat details travel guest -> host -> Temporal ->

@@ -100,6 +100,10 @@ pub struct RunArgs {
     /// server stayed unreachable (a server that goes away is retried for two minutes).
     #[arg(long)]
     pub wait: bool,
+    /// Run every step, whatever `cache` the spec asks for (the results still go to nobody's
+    /// cache: a step stores only when it looked up).
+    #[arg(long)]
+    pub no_cache: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -226,7 +230,8 @@ async fn signal(connect: &ConnectArgs, id: &str, pause: bool) -> Result<ExitCode
 
 async fn start(connect: &ConnectArgs, args: RunArgs) -> Result<ExitCode, CliError> {
     // Checked before connecting: a bad spec is exit 2 whether or not a server is up.
-    let spec = args.spec.load().await?;
+    let mut spec = args.spec.load().await?;
+    spec.no_cache |= args.no_cache;
     let generated = args.id.is_none();
     let id = args.id.unwrap_or_else(|| default_id(&spec.name));
     let input = serde_json::to_value(&spec)

@@ -230,6 +230,7 @@ mod tests {
                     ended_at_ms: None,
                     output_ref: None,
                     note: None,
+                    cached_from: None,
                     output: None,
                 })
                 .collect(),

@@ -2,6 +2,7 @@
 //! forwarding heartbeats and cancellation, and classify whatever happens for Temporal.
 
 use std::{
+    path::PathBuf,
     sync::Arc,
     time::{Duration, Instant, SystemTime},
 };
@@ -14,13 +15,17 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use super::payload::{decode_heartbeat_details, decode_request, json_text_payload, result_payload};
+use super::payload::{
+    decode_heartbeat_details, decode_request, json_text_payload, mark_cached, result_payload,
+};
+use crate::step_cache::StepCache;
+use mlx_pipeline::CacheSource;
 use mlx_runtime::{
     PluginHost,
-    contract::{InvocationContext, JsonText},
+    contract::{InvocationContext, JsonText, PluginRequest},
     failure::{Failure, InvocationError},
-    plugin::registry::PluginRegistry,
-    sandbox::capabilities::activity::ActivitySignals,
+    plugin::{loader::LoadedPlugin, registry::PluginRegistry},
+    sandbox::{capabilities::activity::ActivitySignals, workflow_dir_name},
 };
 
 /// Largest result payload sent to Temporal. Its default blob limit is 2 MiB (gRPC's message
@@ -52,6 +57,31 @@ impl PluginActivities {
             runtime,
             registry,
             max_input_bytes,
+        }
+    }
+}
+
+impl PluginActivities {
+    /// The step cache and this invocation's key, when the worker has an artifacts directory
+    /// (the cache lives beside the runs' directories) and the key can be made.
+    fn cache_slot(
+        &self,
+        plugin: &LoadedPlugin,
+        request: &PluginRequest,
+        invocation: &InvocationContext,
+    ) -> Option<(StepCache, String, PathBuf)> {
+        let Some(artifacts) = &self.runtime.settings().artifacts_dir else {
+            tracing::warn!("cache asked for, but the worker has no artifacts directory");
+            return None;
+        };
+        let cache = StepCache::new(artifacts);
+        let run_dir = artifacts.join(workflow_dir_name(&invocation.workflow_id));
+        match cache.key(plugin, &request.operation, &request.input, &run_dir) {
+            Ok(key) => Some((cache, key, run_dir)),
+            Err(e) => {
+                tracing::warn!("step not cached: {e}");
+                None
+            }
         }
     }
 }
@@ -111,6 +141,33 @@ impl PluginActivities {
             let span = tracing::Span::current();
             span.record("version", plugin.info.version.as_str());
             span.record("digest", plugin.digest.as_str());
+            let cache = request
+                .cache
+                .then(|| self.cache_slot(&plugin, &request, &invocation))
+                .flatten();
+            if let Some((cache, key, run_dir)) = &cache {
+                match cache.get(key, run_dir) {
+                    Ok(Some(hit)) => {
+                        span.record("outcome", "cached");
+                        tracing::info!(
+                            from_workflow = %hit.from.workflow_id,
+                            from_step = %hit.from.step,
+                            "served from the step cache"
+                        );
+                        let mut raw = result_payload(
+                            &hit.output,
+                            &plugin.info.name,
+                            &plugin.info.version,
+                            &plugin.digest,
+                            invocation.attempt,
+                        );
+                        mark_cached(&mut raw, &hit.from);
+                        return Ok(raw);
+                    }
+                    Ok(None) => {}
+                    Err(e) => tracing::warn!("step cache lookup failed; running the step: {e}"),
+                }
+            }
 
             let cancel = CancellationToken::new();
             let (signals, mut details) = ActivitySignals::new(cancel.clone());
@@ -164,6 +221,18 @@ impl PluginActivities {
                         peak_memory_bytes = done.peak_memory_bytes,
                         "invocation succeeded"
                     );
+                    if let Some((cache, key, run_dir)) = &cache {
+                        let from = CacheSource {
+                            workflow_id: invocation.workflow_id.clone(),
+                            run_id: ctx.info().workflow_run_id.clone(),
+                            step: invocation.activity_id.clone(),
+                        };
+                        // The step succeeded: a cache that cannot keep it costs a rerun later,
+                        // not this result.
+                        if let Err(e) = cache.put(key, &done.output, from, run_dir) {
+                            tracing::warn!("storing in the step cache failed: {e}");
+                        }
+                    }
                     Ok(raw)
                 }
                 Err(err) => {

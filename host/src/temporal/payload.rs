@@ -4,6 +4,7 @@
 use serde_json::Value;
 use temporalio_common::{data_converters::RawValue, protos::temporal::api::common::v1::Payload};
 
+use mlx_pipeline::CacheSource;
 use mlx_runtime::{
     contract::{JsonText, PluginRequest},
     failure::InvocationError,
@@ -153,15 +154,38 @@ pub fn result_payload(
     RawValue::new(vec![payload])
 }
 
-/// A result as a workflow reads it: the JSON, and the attempt if the worker recorded it.
-pub fn decode_result(raw: &RawValue) -> Result<(Value, Option<u32>), String> {
+/// Where a result served from the step cache came from (JSON of [`CacheSource`]); absent on a
+/// result the plugin computed.
+const CACHED_FROM_KEY: &str = "mlx-cached-from";
+
+/// Marks a result as served from the step cache. Metadata, not output: callers of other SDKs
+/// read the same JSON either way.
+pub fn mark_cached(raw: &mut RawValue, from: &CacheSource) {
+    let json = serde_json::to_vec(from).expect("plain strings");
+    for payload in &mut raw.payloads {
+        payload
+            .metadata
+            .insert(CACHED_FROM_KEY.into(), json.clone());
+    }
+}
+
+/// A result as a workflow reads it.
+#[derive(Debug, PartialEq)]
+pub struct ActivityResult {
+    pub output: Value,
+    /// The attempt, if the worker recorded it.
+    pub attempt: Option<u32>,
+    pub cached_from: Option<CacheSource>,
+}
+
+pub fn decode_result(raw: &RawValue) -> Result<ActivityResult, String> {
     let [payload] = raw.payloads.as_slice() else {
         return Err(format!(
             "{} result payloads, expected 1",
             raw.payloads.len()
         ));
     };
-    let value = match payload.metadata.get(ENCODING).map(Vec::as_slice) {
+    let output = match payload.metadata.get(ENCODING).map(Vec::as_slice) {
         Some(NULL) => Value::Null,
         _ => serde_json::from_slice(&payload.data)
             .map_err(|e| format!("the result is not JSON: {e}"))?,
@@ -170,7 +194,15 @@ pub fn decode_result(raw: &RawValue) -> Result<(Value, Option<u32>), String> {
         .metadata
         .get(ATTEMPT_KEY)
         .and_then(|a| std::str::from_utf8(a).ok()?.parse().ok());
-    Ok((value, attempt))
+    let cached_from = payload
+        .metadata
+        .get(CACHED_FROM_KEY)
+        .and_then(|c| serde_json::from_slice(c).ok());
+    Ok(ActivityResult {
+        output,
+        attempt,
+        cached_from,
+    })
 }
 
 #[cfg(test)]
@@ -255,15 +287,30 @@ mod tests {
     }
 
     #[test]
-    fn results_carry_their_attempt_beside_the_json() {
-        let raw = result_payload(&serde_json::json!({"ok": 1}), "p", "1.0", "sha", 3);
-        assert_eq!(
-            decode_result(&raw).unwrap(),
-            (serde_json::json!({"ok": 1}), Some(3))
-        );
+    fn results_carry_their_attempt_and_cache_source_beside_the_json() {
+        let mut raw = result_payload(&serde_json::json!({"ok": 1}), "p", "1.0", "sha", 3);
+        let plain = ActivityResult {
+            output: serde_json::json!({"ok": 1}),
+            attempt: Some(3),
+            cached_from: None,
+        };
+        assert_eq!(decode_result(&raw).unwrap(), plain);
+        let from = CacheSource {
+            workflow_id: "wf".into(),
+            run_id: Some("run".into()),
+            step: "train".into(),
+        };
+        mark_cached(&mut raw, &from);
+        let cached = decode_result(&raw).unwrap();
+        assert_eq!(cached.cached_from, Some(from));
+        assert_eq!(cached.output, plain.output);
         // From another worker that records no attempt.
         let raw = RawValue::new(vec![json_payload("[1]")]);
-        assert_eq!(decode_result(&raw).unwrap(), (serde_json::json!([1]), None));
+        let other = decode_result(&raw).unwrap();
+        assert_eq!(
+            (other.output, other.attempt),
+            (serde_json::json!([1]), None)
+        );
     }
 
     #[test]

@@ -384,6 +384,7 @@ fn run_step(
         plugin: start.plugin,
         operation: start.operation,
         input: start.input,
+        cache: start.cache,
     };
     let ctx = ctx.clone();
     Box::pin(async move {
@@ -394,7 +395,11 @@ fn run_step(
         );
         let result = match activity.await {
             Ok(raw) => match decode_result(&raw) {
-                Ok((output, attempt)) => StepResult::Succeeded { output, attempt },
+                Ok(result) => StepResult::Succeeded {
+                    output: result.output,
+                    attempt: result.attempt,
+                    cached_from: result.cached_from,
+                },
                 Err(error) => StepResult::Failed {
                     error,
                     attempt: None,

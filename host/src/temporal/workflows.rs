@@ -24,7 +24,7 @@ use super::{
 /// The JSON a `plugin_activity` returned.
 fn result_json(raw: RawValue) -> WorkflowResult<Value> {
     decode_result(&raw)
-        .map(|(output, _attempt)| output)
+        .map(|result| result.output)
         .map_err(|e| {
             WorkflowTermination::failed_application(
                 ApplicationFailure::builder(format!("plugin_activity result: {e}"))
@@ -100,6 +100,7 @@ impl MLTrainingWorkflow {
                     plugin: input.source_plugin,
                     operation: "extract_data".into(),
                     input: input.extract,
+                    cache: false,
                 }),
                 ActivityOptions::with_start_to_close_timeout(Duration::from_secs(2 * 60 * 60))
                     .heartbeat_timeout(Duration::from_secs(60))
@@ -124,6 +125,7 @@ impl MLTrainingWorkflow {
                     plugin: input.trainer_plugin,
                     operation: "train_model".into(),
                     input: Value::Object(train),
+                    cache: false,
                 }),
                 ActivityOptions::with_start_to_close_timeout(Duration::from_secs(2 * 60 * 60))
                     .heartbeat_timeout(Duration::from_secs(60))
@@ -222,6 +224,7 @@ impl RunPluginWorkflow {
                 plugin: step.plugin,
                 operation: step.operation,
                 input: step.input,
+                cache: false,
             }),
             options,
         )

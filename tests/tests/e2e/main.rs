@@ -39,5 +39,7 @@ mod sandbox;
 mod scaffold;
 /// The scorer plugin on scikit-learn models exported with skl2onnx (`make ml-tools`).
 mod scorer;
+/// Step caching: hits, misses on a changed plugin, input or file, `--no-cache`, replay.
+mod step_cache;
 /// `RunPluginWorkflow` and `plugin_activity` end to end, from Rust, the CLI and Python.
 mod temporal;

@@ -22,7 +22,7 @@ use temporalio_client::{
 };
 use temporalio_sdk::workflow_replayer::{WorkflowReplayer, WorkflowReplayerOptions};
 
-type Pipeline = WorkflowHandle<Client, PipelineWorkflow>;
+pub(crate) type Pipeline = WorkflowHandle<Client, PipelineWorkflow>;
 
 async fn setup() -> anyhow::Result<(TestWorker, Client, PluginsDir)> {
     let server = shared_server().await?;
@@ -48,7 +48,7 @@ async fn start(
     Ok(client.get_workflow_handle::<PipelineWorkflow>(id))
 }
 
-async fn status(handle: &Pipeline) -> anyhow::Result<PipelineStatus> {
+pub(crate) async fn status(handle: &Pipeline) -> anyhow::Result<PipelineStatus> {
     Ok(handle
         .query(
             PipelineWorkflow::status,
@@ -110,7 +110,7 @@ fn position(timeline: &[(String, String)], id: &str, kind: &str) -> usize {
         .unwrap_or_else(|| panic!("no {kind} of {id} in {timeline:?}"))
 }
 
-async fn history_json(handle: &Pipeline) -> anyhow::Result<Vec<u8>> {
+pub(crate) async fn history_json(handle: &Pipeline) -> anyhow::Result<Vec<u8>> {
     Ok(handle
         .fetch_history(WorkflowFetchHistoryOptions::default())
         .to_json()
@@ -123,7 +123,7 @@ fn history_events(json: &[u8]) -> Vec<Value> {
 }
 
 /// Replays a finished history against this build's workflow code (and records it when asked).
-async fn replay(name: &str, json: &[u8]) -> anyhow::Result<()> {
+pub(crate) async fn replay(name: &str, json: &[u8]) -> anyhow::Result<()> {
     if std::env::var_os("MLX_RECORD_HISTORIES").is_some() {
         let dir = workspace_root().join("tests/histories");
         std::fs::create_dir_all(&dir)?;

@@ -509,7 +509,10 @@ async fn trainer_resumes_from_the_checkpoint_of_a_previous_attempt() {
     // The journal: a header line, then one line per tree; it may have gone on after the
     // heartbeat this test saw, until attempt 1 saw the cancellation.
     let journaled = std::fs::read_to_string(&on_host).unwrap().lines().count() as u64 - 1;
-    assert!(journaled >= saved && journaled % 5 == 0, "{journaled} after {last}");
+    assert!(
+        journaled >= saved && journaled % 5 == 0,
+        "{journaled} after {last}"
+    );
 
     // Attempt 2, given attempt 1's last heartbeat, continues from the journal.
     let (signals, _) = ActivitySignals::new(CancellationToken::new());
