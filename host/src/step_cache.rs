@@ -20,7 +20,7 @@ use std::{
 };
 
 use mlx_pipeline::CacheSource;
-use mlx_runtime::plugin::loader::LoadedPlugin;
+use mlx_runtime::plugin::{loader::LoadedPlugin, manifest::DirGrant};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -95,26 +95,13 @@ impl StepCache {
         input: &Value,
         run_dir: &Path,
     ) -> Result<String, CacheError> {
-        let mut paths = Vec::new();
-        strings(input, &mut paths);
-        paths.sort();
-        paths.dedup();
-        let mut files = Vec::new();
-        let mut budget = MAX_FILES;
-        for guest in paths {
-            let Some(host) = resolve(plugin, guest, run_dir)? else {
-                continue;
-            };
-            files.push((guest.to_string(), content_digest(&host, &mut budget)?));
-        }
-        let material = serde_json::json!({
-            "format": FORMAT,
-            "plugin": plugin.digest,
-            "operation": operation,
-            "input": canonical(input),
-            "files": files,
-        });
-        Ok(hex(&Sha256::digest(material.to_string())))
+        key(
+            &plugin.digest,
+            &plugin.manifest.dirs,
+            operation,
+            input,
+            run_dir,
+        )
     }
 
     fn entry_path(&self, key: &str) -> PathBuf {
@@ -237,6 +224,36 @@ impl StepCache {
     }
 }
 
+/// [`StepCache::key`], for a plugin of `digest` with `grants`.
+fn key(
+    digest: &str,
+    grants: &[DirGrant],
+    operation: &str,
+    input: &Value,
+    run_dir: &Path,
+) -> Result<String, CacheError> {
+    let mut paths = Vec::new();
+    strings(input, &mut paths);
+    paths.sort();
+    paths.dedup();
+    let mut files = Vec::new();
+    let mut budget = MAX_FILES;
+    for guest in paths {
+        let Some(host) = resolve(grants, guest, run_dir)? else {
+            continue;
+        };
+        files.push((guest.to_string(), content_digest(&host, &mut budget)?));
+    }
+    let material = serde_json::json!({
+        "format": FORMAT,
+        "plugin": digest,
+        "operation": operation,
+        "input": canonical(input),
+        "files": files,
+    });
+    Ok(hex(&Sha256::digest(material.to_string())))
+}
+
 /// Every string in `value` that looks like an absolute path.
 fn strings<'a>(value: &'a Value, out: &mut Vec<&'a str>) {
     match value {
@@ -250,7 +267,7 @@ fn strings<'a>(value: &'a Value, out: &mut Vec<&'a str>) {
 /// The host path of a guest path the plugin can read: under `/artifacts` (the run's
 /// directory) or a `[[filesystem]]` grant. None for any other string.
 fn resolve(
-    plugin: &LoadedPlugin,
+    grants: &[DirGrant],
     guest: &str,
     run_dir: &Path,
 ) -> Result<Option<PathBuf>, CacheError> {
@@ -265,7 +282,7 @@ fn resolve(
     if let Some(rest) = under(ARTIFACTS) {
         return Ok(Some(run_dir.join(relative(&rest)?)));
     }
-    let mut grants: Vec<_> = plugin.manifest.dirs.iter().collect();
+    let mut grants: Vec<_> = grants.iter().collect();
     grants.sort_by_key(|g| std::cmp::Reverse(g.guest.len()));
     for grant in grants {
         if let Some(rest) = under(&grant.guest) {
@@ -434,3 +451,7 @@ fn canonical(value: &Value) -> Value {
 fn hex(digest: &[u8]) -> String {
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+#[cfg(test)]
+#[path = "step_cache_tests.rs"]
+mod tests;

@@ -510,7 +510,7 @@ async fn trainer_resumes_from_the_checkpoint_of_a_previous_attempt() {
     // heartbeat this test saw, until attempt 1 saw the cancellation.
     let journaled = std::fs::read_to_string(&on_host).unwrap().lines().count() as u64 - 1;
     assert!(
-        journaled >= saved && journaled % 5 == 0,
+        journaled >= saved && journaled.is_multiple_of(5),
         "{journaled} after {last}"
     );
 
