@@ -269,12 +269,16 @@ struct Trained {
     losses: Vec<(u32, f64)>,
 }
 
-/// The previous attempt's journal, if it is of this training, as the fit it reached and the
-/// journal to go on appending to.
-fn resume(
-    input: &TrainInput,
-    p: &Prepared,
-) -> Result<Option<(Fit, Journal, Vec<(u32, f64)>)>, PluginError> {
+/// Where a previous attempt's journal left the training.
+struct Resumed {
+    fit: Fit,
+    /// The journal, to go on appending to.
+    journal: Journal,
+    losses: Vec<(u32, f64)>,
+}
+
+/// The previous attempt's journal, if it is of this training.
+fn resume(input: &TrainInput, p: &Prepared) -> Result<Option<Resumed>, PluginError> {
     let Some(previous) = checkpoint::previous(&input.output_dir) else {
         return Ok(None);
     };
@@ -298,7 +302,11 @@ fn resume(
                 "resuming from checkpoint",
                 &[("round", &previous.rounds.len())],
             );
-            Ok(Some((fit, journal, losses)))
+            Ok(Some(Resumed {
+                fit,
+                journal,
+                losses,
+            }))
         }
         Err(e) => {
             log::warn(
@@ -315,7 +323,11 @@ fn resume(
 fn fit(input: &TrainInput, p: &Prepared, ctx: &Context) -> Result<Trained, PluginError> {
     input.model.validate(p.task)?;
     let (mut fit, mut journal, mut losses, resumed_from) = match resume(input, p)? {
-        Some((fit, journal, losses)) => {
+        Some(Resumed {
+            fit,
+            journal,
+            losses,
+        }) => {
             let done = fit.rounds_done();
             (fit, Some(journal), losses, Some(done))
         }
