@@ -36,8 +36,12 @@ async fn recorded_pipeline_histories_replay() -> anyhow::Result<()> {
     let files = histories();
     // Every scenario of pipeline.rs: ordering, retry, continue, compensation, approval,
     // a compensation waiting for a running step, rejection, pause, cancel-step and cancelling
-    // the whole pipeline.
-    assert!(files.len() >= 10, "recorded histories: {files:?}");
+    // the whole pipeline; and step_cache.rs's run whose steps were served from the cache.
+    assert!(files.len() >= 11, "recorded histories: {files:?}");
+    assert!(
+        files.iter().any(|f| f.ends_with("cached.json")),
+        "recorded histories: {files:?}"
+    );
     let replayer = replayer()?;
     for file in files {
         let history = WorkflowHistory::from_json(&std::fs::read(&file)?)?;
