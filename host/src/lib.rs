@@ -6,11 +6,13 @@
 //! - [`config`]: the daemon's configuration (file, environment, flags), defined once.
 //! - [`daemon`]: the long-running worker (health, metrics, telemetry, drain) and `dev`.
 //! - [`step_cache`]: results reused by identical later steps (`cache: true` in a pipeline).
+//! - [`lineage`]: provenance records of what each step read and wrote, and the run's graph.
 //! - [`cli`]: the commands other than `run`: plugin tools, and the `pipeline` and `schedule`
 //!   clients that start, watch and steer runs.
 
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod lineage;
 pub mod step_cache;
 pub mod temporal;

@@ -28,8 +28,8 @@ use sha2::{Digest, Sha256};
 /// Bumped when what goes into a key or an entry changes, so old entries are misses.
 const FORMAT: u32 = 1;
 /// Files hashed for one key: a step naming a directory of more is not cached.
-const MAX_FILES: usize = 10_000;
-const ARTIFACTS: &str = "/artifacts";
+pub(crate) const MAX_FILES: usize = 10_000;
+pub(crate) const ARTIFACTS: &str = "/artifacts";
 
 #[derive(Debug, thiserror::Error)]
 pub enum CacheError {
@@ -255,7 +255,7 @@ fn key(
 }
 
 /// Every string in `value` that looks like an absolute path.
-fn strings<'a>(value: &'a Value, out: &mut Vec<&'a str>) {
+pub(crate) fn strings<'a>(value: &'a Value, out: &mut Vec<&'a str>) {
     match value {
         Value::String(s) if s.starts_with('/') => out.push(s),
         Value::Array(items) => items.iter().for_each(|v| strings(v, out)),
@@ -266,7 +266,7 @@ fn strings<'a>(value: &'a Value, out: &mut Vec<&'a str>) {
 
 /// The host path of a guest path the plugin can read: under `/artifacts` (the run's
 /// directory) or a `[[filesystem]]` grant. None for any other string.
-fn resolve(
+pub(crate) fn resolve(
     grants: &[DirGrant],
     guest: &str,
     run_dir: &Path,
@@ -293,7 +293,7 @@ fn resolve(
 }
 
 /// `path` as a relative path of plain components: `..` could name files outside the run.
-fn relative(path: &str) -> Result<PathBuf, CacheError> {
+pub(crate) fn relative(path: &str) -> Result<PathBuf, CacheError> {
     let rel = Path::new(path.trim_start_matches('/'));
     if rel.components().all(|c| matches!(c, Component::Normal(_))) {
         Ok(rel.to_path_buf())
@@ -306,7 +306,7 @@ fn relative(path: &str) -> Result<PathBuf, CacheError> {
 
 /// Refuses a path through a symbolic link: a plugin may make links in its artifacts
 /// directory, and the worker must not read or write through them outside the run.
-fn no_symlinks(base: &Path, rel: &Path) -> Result<(), CacheError> {
+pub(crate) fn no_symlinks(base: &Path, rel: &Path) -> Result<(), CacheError> {
     let mut path = base.to_path_buf();
     for component in rel.components() {
         path.push(component);
@@ -362,7 +362,7 @@ fn take(budget: &mut usize, path: &Path) -> Result<(), CacheError> {
 
 /// The regular files at `path` (itself, or under it in name order) as (`rel`/…, host path).
 /// Symbolic links are not followed.
-fn walk(
+pub(crate) fn walk(
     path: &Path,
     rel: &Path,
     budget: &mut usize,
@@ -392,7 +392,7 @@ fn walk(
     Ok(files)
 }
 
-fn hash_file(path: &Path) -> Result<String, CacheError> {
+pub(crate) fn hash_file(path: &Path) -> Result<String, CacheError> {
     let mut file = fs::File::open(path).map_err(io_error(path))?;
     let mut hasher = Sha256::new();
     io::copy(&mut file, &mut hasher).map_err(io_error(path))?;
@@ -448,7 +448,7 @@ fn canonical(value: &Value) -> Value {
     }
 }
 
-fn hex(digest: &[u8]) -> String {
+pub(crate) fn hex(digest: &[u8]) -> String {
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 

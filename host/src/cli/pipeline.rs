@@ -44,6 +44,19 @@ pub enum PipelineCommand {
     /// Check a spec file without a server (exit 2 listing every problem) and print the JSON
     /// `PipelineWorkflow` takes, e.g. for `temporal workflow start --input`.
     Check(SpecArgs),
+    /// What each step of a run read and wrote (by digest), what ran (plugin, version, component
+    /// digest), and which step each read file came from. Reads the provenance records the
+    /// workers wrote under the artifacts root; no server needed.
+    Lineage {
+        /// Workflow id of the run.
+        id: String,
+        /// The workers' artifacts root (`worker.artifacts_dir`).
+        #[arg(long, env = "MLX_ARTIFACTS_DIR", default_value = "artifacts")]
+        artifacts_dir: std::path::PathBuf,
+        /// The graph as JSON (steps with their records, edges between them).
+        #[arg(long)]
+        json: bool,
+    },
     /// Each step's status, attempt, start, duration and note, and the run's state.
     Status {
         /// Workflow id of the run.
@@ -133,6 +146,26 @@ pub async fn run(args: PipelineArgs) -> Result<ExitCode, CliError> {
                 .map_err(|e| CliError::Local(format!("cannot print the spec: {e}")))?;
             // Piped into `head` or a closed pipe: not an error worth a panic.
             let _ = writeln!(std::io::stdout(), "{json}");
+            Ok(ExitCode::SUCCESS)
+        }
+        PipelineCommand::Lineage {
+            id,
+            artifacts_dir,
+            json,
+        } => {
+            let graph = crate::lineage::graph(&artifacts_dir, &id).map_err(|e| {
+                CliError::Local(format!(
+                    "no lineage of {id} under {}: {e}",
+                    artifacts_dir.display()
+                ))
+            })?;
+            let text = if json {
+                serde_json::to_string_pretty(&graph)
+                    .map_err(|e| CliError::Local(format!("cannot print the graph: {e}")))?
+            } else {
+                crate::lineage::render(&graph)
+            };
+            let _ = writeln!(std::io::stdout(), "{text}");
             Ok(ExitCode::SUCCESS)
         }
         PipelineCommand::Status { id, json } => {

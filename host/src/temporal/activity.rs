@@ -18,7 +18,7 @@ use tracing::Instrument;
 use super::payload::{
     decode_heartbeat_details, decode_request, json_text_payload, mark_cached, result_payload,
 };
-use crate::step_cache::StepCache;
+use crate::{lineage, step_cache::StepCache};
 use mlx_pipeline::CacheSource;
 use mlx_runtime::{
     PluginHost,
@@ -62,6 +62,38 @@ impl PluginActivities {
 }
 
 impl PluginActivities {
+    /// Writes the step's provenance record (lineage). Lineage is a record of what happened:
+    /// failing to keep it is logged, never the step's failure.
+    fn record_lineage(
+        &self,
+        plugin: &LoadedPlugin,
+        request: &PluginRequest,
+        invocation: &InvocationContext,
+        run_id: Option<String>,
+        output: &serde_json::Value,
+        cached_from: Option<CacheSource>,
+    ) {
+        let Some(artifacts) = &self.runtime.settings().artifacts_dir else {
+            return;
+        };
+        let call = lineage::Invocation {
+            plugin: &plugin.info.name,
+            version: &plugin.info.version,
+            digest: &plugin.digest,
+            grants: &plugin.manifest.dirs,
+            operation: &request.operation,
+            input: &request.input,
+            workflow_id: &invocation.workflow_id,
+            run_id,
+            step: &invocation.activity_id,
+            attempt: invocation.attempt,
+        };
+        let run_dir = workflow_dir_name(&invocation.workflow_id);
+        if let Err(e) = lineage::record(artifacts, &run_dir, &call, output, cached_from) {
+            tracing::warn!("recording lineage failed: {e}");
+        }
+    }
+
     /// The step cache and this invocation's key, when the worker has an artifacts directory
     /// (the cache lives beside the runs' directories) and the key can be made.
     fn cache_slot(
@@ -161,6 +193,14 @@ impl PluginActivities {
                             &plugin.digest,
                             invocation.attempt,
                         );
+                        self.record_lineage(
+                            &plugin,
+                            &request,
+                            &invocation,
+                            ctx.info().workflow_run_id.clone(),
+                            &hit.output,
+                            Some(hit.from.clone()),
+                        );
                         mark_cached(&mut raw, &hit.from);
                         return Ok(raw);
                     }
@@ -233,6 +273,14 @@ impl PluginActivities {
                             tracing::warn!("storing in the step cache failed: {e}");
                         }
                     }
+                    self.record_lineage(
+                        &plugin,
+                        &request,
+                        &invocation,
+                        ctx.info().workflow_run_id.clone(),
+                        &done.output,
+                        None,
+                    );
                     Ok(raw)
                 }
                 Err(err) => {

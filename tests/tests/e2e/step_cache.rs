@@ -115,7 +115,7 @@ async fn identical_steps_reuse_results_and_any_change_is_a_miss() -> anyhow::Res
 
     // 2. The same again: extract and train come from run 1; evaluate runs, on the model file
     // the cache put into this run's artifacts, and measures what run 1 measured.
-    let (_, second, two) = run(&client, &worker, "cache-hit", spec(1)).await?;
+    let (second_id, second, two) = run(&client, &worker, "cache-hit", spec(1)).await?;
     succeeded(&two);
     assert_eq!(cached_from(&two, "extract"), Some(first_id.clone()));
     assert_eq!(cached_from(&two, "train"), Some(first_id.clone()));
@@ -143,6 +143,63 @@ async fn identical_steps_reuse_results_and_any_change_is_a_miss() -> anyhow::Res
         "{train:?}"
     );
     replay("cached", &history_json(&second).await?).await?;
+
+    // Lineage: run 1's graph links extract -> train -> evaluate by the digests of the split
+    // and model files; run 2's cached steps say where they came from.
+    let lineage = |id: &str| -> anyhow::Result<Value> {
+        let out = std::process::Command::new(binary)
+            .args(["pipeline", "lineage", id, "--json", "--artifacts-dir"])
+            .arg(worker.artifacts.path())
+            .output()?;
+        anyhow::ensure!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok(serde_json::from_slice(&out.stdout)?)
+    };
+    let graph = lineage(&first_id)?;
+    let edges: Vec<(String, String, String)> = graph["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let s = |k: &str| e[k].as_str().unwrap().to_string();
+            (s("from"), s("to"), s("path"))
+        })
+        .collect();
+    for (from, to, path) in [
+        ("extract", "train", "/artifacts/dataset/train.csv"),
+        ("extract", "evaluate", "/artifacts/dataset/test.csv"),
+        ("train", "evaluate", "/artifacts/model/model.json"),
+    ] {
+        assert!(
+            edges.contains(&(from.into(), to.into(), path.into())),
+            "{from} -> {to} ({path}) missing: {graph:#}"
+        );
+    }
+    let steps = graph["steps"].as_array().unwrap();
+    let train = steps.iter().find(|s| s["step"] == "train").unwrap();
+    assert_eq!(train["plugin"], "trainer");
+    assert!(train["digest"].as_str().unwrap().starts_with("sha256:"));
+    assert!(
+        train["reads"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["path"] == "/artifacts/dataset/train.csv")
+    );
+    let graph_two = lineage(&second_id)?;
+    let cached_train = graph_two["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["step"] == "train")
+        .unwrap();
+    assert_eq!(
+        cached_train["cached_from"]["workflow_id"],
+        first_id.as_str()
+    );
 
     // 3. no_cache (`pipeline run --no-cache`): everything runs.
     let mut uncached = spec(1);
