@@ -935,7 +935,10 @@ async fn a_forest_whose_worker_is_killed_resumes_from_its_checkpoint() -> anyhow
         "training ended before the kill: {seen}"
     );
     let seen_rounds = seen["checkpoint"]["rounds"].as_u64().unwrap();
-    assert!(seen_rounds >= 10 && seen_rounds.is_multiple_of(10), "{seen}");
+    assert!(
+        seen_rounds >= 10 && seen_rounds.is_multiple_of(10),
+        "{seen}"
+    );
     let checkpoint = first
         .artifacts
         .path()
