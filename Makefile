@@ -109,7 +109,7 @@ bench: tools plugins
 	cargo bench -p mlx-e2e --bench e2e
 	# The trainer as Wasm vs native (the bench builds its native example itself), then
 	# startup with 20 plugins and RSS per in-flight invocation (release worker).
-	cargo bench -p mlx-e2e --bench compute
+	cargo bench -p mlx-e2e --bench ml
 	cargo bench -p mlx-e2e --bench startup
 	cargo bench -p mlx-e2e --bench host_memory
 	cargo bench -p mlx-e2e --bench languages
