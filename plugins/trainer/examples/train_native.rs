@@ -1,5 +1,5 @@
 //! The trainer's `train_model` as a native program: the same source and inputs as the
-//! component, so the compute benchmark (`tests/benches/compute.rs`) can put a price on running
+//! component, so the ML compute benchmark (`tests/benches/ml.rs`) can put a price on running
 //! it as Wasm.
 //!
 //! The modules are compiled in by path rather than linked from the library: the library is a
