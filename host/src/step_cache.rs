@@ -29,6 +29,9 @@ use sha2::{Digest, Sha256};
 const FORMAT: u32 = 1;
 /// Files hashed for one key: a step naming a directory of more is not cached.
 pub(crate) const MAX_FILES: usize = 10_000;
+/// Bytes of files one entry may keep: the cache's copies are disk the worker spends on a
+/// plugin's behalf, so a result naming more is not cached. The default per-call write quota.
+pub const MAX_ENTRY_BYTES: u64 = 1 << 30;
 pub(crate) const ARTIFACTS: &str = "/artifacts";
 
 #[derive(Debug, thiserror::Error)]
@@ -77,13 +80,21 @@ pub struct Hit {
 pub struct StepCache {
     /// `<artifacts>/.step-cache`.
     root: PathBuf,
+    max_entry_bytes: u64,
 }
 
 impl StepCache {
     pub fn new(artifacts_dir: &Path) -> Self {
         Self {
             root: artifacts_dir.join(".step-cache"),
+            max_entry_bytes: MAX_ENTRY_BYTES,
         }
+    }
+
+    /// The same cache keeping at most `bytes` of files per entry.
+    pub fn with_max_entry_bytes(mut self, bytes: u64) -> Self {
+        self.max_entry_bytes = bytes;
+        self
     }
 
     /// The key of invoking `operation` of `plugin` on `input` in the run whose artifacts are in
@@ -178,7 +189,7 @@ impl StepCache {
         strings(output, &mut named);
         named.sort();
         named.dedup();
-        let mut files = Vec::new();
+        let mut found = Vec::new();
         let mut budget = MAX_FILES;
         for guest in named {
             let Some(rel) = guest.strip_prefix(ARTIFACTS) else {
@@ -186,14 +197,25 @@ impl StepCache {
             };
             let rel = relative(rel)?;
             no_symlinks(run_dir, &rel)?;
-            let host = run_dir.join(&rel);
-            for (file_rel, file_host) in walk(&host, &rel, &mut budget)? {
-                let sha256 = self.store_blob(&file_host)?;
-                files.push(StoredFile {
-                    path: file_rel.display().to_string(),
-                    sha256,
-                });
-            }
+            found.extend(walk(&run_dir.join(&rel), &rel, &mut budget)?);
+        }
+        let mut bytes = 0u64;
+        for (_, file) in &found {
+            bytes += fs::metadata(file).map_err(io_error(file))?.len();
+        }
+        if bytes > self.max_entry_bytes {
+            return Err(CacheError::NotCacheable(format!(
+                "the files its result names hold {bytes} bytes, more than the {} an entry keeps",
+                self.max_entry_bytes
+            )));
+        }
+        let mut files = Vec::new();
+        for (file_rel, file_host) in found {
+            let sha256 = self.store_blob(&file_host)?;
+            files.push(StoredFile {
+                path: file_rel.display().to_string(),
+                sha256,
+            });
         }
         let entry = Entry {
             format: FORMAT,

@@ -148,3 +148,26 @@ fn the_cache_never_reads_or_writes_through_a_plugins_symbolic_link() {
         "weights"
     );
 }
+
+#[test]
+fn a_result_naming_more_bytes_than_an_entry_keeps_is_not_cached() {
+    let d = dirs();
+    let cache = StepCache::new(&d.artifacts).with_max_entry_bytes(10);
+    let run = d.artifacts.join("run-1");
+    fs::write(run.join("small"), "12345").unwrap();
+    fs::write(run.join("big"), "0123456789ab").unwrap();
+    cache
+        .put(
+            "small",
+            &json!({"f": "/artifacts/small"}),
+            source("s"),
+            &run,
+        )
+        .unwrap();
+    let err = cache
+        .put("big", &json!({"f": "/artifacts/big"}), source("s"), &run)
+        .unwrap_err();
+    assert!(err.to_string().contains("12 bytes"), "{err}");
+    assert!(!d.artifacts.join(".step-cache/entries/big.json").exists());
+    assert!(cache.get("big", &run).unwrap().is_none());
+}
