@@ -21,7 +21,8 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::step_cache::{
-    ARTIFACTS, CacheError, MAX_FILES, hash_file, hex, no_symlinks, relative, resolve, strings, walk,
+    ARTIFACTS, CacheError, MAX_FILES, hash_file, hex, named_paths, no_symlinks, relative, resolve,
+    walk,
 };
 
 /// Bumped when the record's shape changes.
@@ -113,7 +114,11 @@ pub fn record(
         move |source| CacheError::Io { path, source }
     };
     fs::create_dir_all(&dir).map_err(io(&dir))?;
-    let path = dir.join(format!("{}.json", sanitize(call.step)));
+    // Step ids are free text in a spec: named as workflow ids are, for the same reasons.
+    let path = dir.join(format!(
+        "{}.json",
+        mlx_runtime::sandbox::workflow_dir_name(call.step)
+    ));
     let mut tmp = tempfile::NamedTempFile::new_in(&dir).map_err(io(&dir))?;
     serde_json::to_writer_pretty(&mut tmp, &provenance).map_err(|source| CacheError::Entry {
         path: path.clone(),
@@ -121,21 +126,6 @@ pub fn record(
     })?;
     tmp.persist(&path).map_err(|e| io(&path)(e.error))?;
     Ok(Some(provenance))
-}
-
-/// A step id as a file name: ids are free text in a spec.
-fn sanitize(step: &str) -> String {
-    let safe = !step.is_empty()
-        && step.len() <= 128
-        && !step.starts_with('.')
-        && step
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-    if safe {
-        step.into()
-    } else {
-        format!("step-{}", &hex(&Sha256::digest(step.as_bytes()))[..32])
-    }
 }
 
 /// The regular files `value` names (each file of a named directory), with their digests.
@@ -146,10 +136,7 @@ fn named_files(
     run_dir: &Path,
     artifacts_only: bool,
 ) -> Result<Vec<FileDigest>, CacheError> {
-    let mut paths = Vec::new();
-    strings(value, &mut paths);
-    paths.sort();
-    paths.dedup();
+    let paths = named_paths(value);
     let mut budget = MAX_FILES;
     let mut files = Vec::new();
     for guest in paths {

@@ -185,10 +185,7 @@ impl StepCache {
         from: CacheSource,
         run_dir: &Path,
     ) -> Result<(), CacheError> {
-        let mut named = Vec::new();
-        strings(output, &mut named);
-        named.sort();
-        named.dedup();
+        let named = named_paths(output);
         let mut found = Vec::new();
         let mut budget = MAX_FILES;
         for guest in named {
@@ -254,10 +251,7 @@ fn key(
     input: &Value,
     run_dir: &Path,
 ) -> Result<String, CacheError> {
-    let mut paths = Vec::new();
-    strings(input, &mut paths);
-    paths.sort();
-    paths.dedup();
+    let paths = named_paths(input);
     let mut files = Vec::new();
     let mut budget = MAX_FILES;
     for guest in paths {
@@ -276,8 +270,17 @@ fn key(
     Ok(hex(&Sha256::digest(material.to_string())))
 }
 
-/// Every string in `value` that looks like an absolute path.
-pub(crate) fn strings<'a>(value: &'a Value, out: &mut Vec<&'a str>) {
+/// Every string in `value` that looks like an absolute path, sorted, each once: the order a
+/// key or a record lists them in, whatever order the JSON had.
+pub(crate) fn named_paths(value: &Value) -> Vec<&str> {
+    let mut paths = Vec::new();
+    strings(value, &mut paths);
+    paths.sort();
+    paths.dedup();
+    paths
+}
+
+fn strings<'a>(value: &'a Value, out: &mut Vec<&'a str>) {
     match value {
         Value::String(s) if s.starts_with('/') => out.push(s),
         Value::Array(items) => items.iter().for_each(|v| strings(v, out)),
