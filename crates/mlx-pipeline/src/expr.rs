@@ -8,8 +8,11 @@
 //! not     := "!" not | compare
 //! compare := operand (("==" | "!=" | "<" | "<=" | ">" | ">=") operand)?
 //! operand := number | 'text' | "text" | true | false | null | path | "(" expr ")"
-//! path    := params.NAME(.KEY)* | steps.ID.output(.KEY)* | steps.ID.status
+//! path    := params.NAME(.KEY)* | steps.ID.output(.KEY)* | steps.ID.status | item(.KEY)*
 //! ```
+//!
+//! `item` is the value one run of a fan-out step (`for_each` or `matrix`) is for; it exists
+//! only in such a step's input.
 //!
 //! A path that leads nowhere (a key the output lacks) is `null`. `==`/`!=` compare any two
 //! values; `<`, `<=`, `>`, `>=` compare two numbers or two strings and are an error otherwise,
@@ -27,6 +30,8 @@ pub enum Root {
     Output(String),
     /// A step's status (`steps.ID.status`): succeeded, failed, skipped.
     Status(String),
+    /// The current item of a fan-out step (`item...`).
+    Item,
 }
 
 /// A reference to a value: a root and keys into it (array indices are keys of digits).
@@ -40,7 +45,7 @@ impl Path {
     /// The step a path reads from, if any.
     pub fn step(&self) -> Option<&str> {
         match &self.root {
-            Root::Param(_) => None,
+            Root::Param(_) | Root::Item => None,
             Root::Output(id) | Root::Status(id) => Some(id),
         }
     }
@@ -81,7 +86,11 @@ impl Path {
                 keys: Vec::new(),
             }),
             ["steps", ..] => bad("a step path is steps.ID.output[.KEY...] or steps.ID.status"),
-            _ => bad("a path starts with params. or steps."),
+            ["item", keys @ ..] => Ok(Self {
+                root: Root::Item,
+                keys: keys.iter().map(|k| (*k).to_string()).collect(),
+            }),
+            _ => bad("a path starts with params., steps. or item"),
         }
     }
 }
@@ -92,6 +101,7 @@ impl fmt::Display for Path {
             Root::Param(name) => write!(f, "params.{name}")?,
             Root::Output(id) => write!(f, "steps.{id}.output")?,
             Root::Status(id) => write!(f, "steps.{id}.status")?,
+            Root::Item => f.write_str("item")?,
         }
         self.keys.iter().try_for_each(|k| write!(f, ".{k}"))
     }
@@ -459,6 +469,7 @@ mod tests {
                 Root::Param(name) => self.0["params"].get(name).cloned(),
                 Root::Output(id) => self.0["steps"][id].get("output").cloned(),
                 Root::Status(id) => self.0["steps"][id].get("status").cloned(),
+                Root::Item => self.0.get("item").cloned(),
             }
         }
     }

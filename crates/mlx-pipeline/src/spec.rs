@@ -73,7 +73,54 @@ pub struct StepSpec {
     /// input files (default: the pipeline's `cache`).
     #[serde(default)]
     pub cache: Option<bool>,
+    /// Runs the step once per item of this list (a list, or one `${...}` reference to a
+    /// list), `${item}` in its input being that item ([`FanOut`]).
+    #[serde(default)]
+    pub for_each: Option<Value>,
+    /// Runs the step once per combination of these lists, `${item.KEY}` being one value of
+    /// each ([`FanOut`]).
+    #[serde(default)]
+    pub matrix: Option<BTreeMap<String, Value>>,
+    /// Most items of a fan-out step running at once (default: all, as worker slots allow).
+    #[serde(default)]
+    pub concurrency: Option<u32>,
+    /// Share of items that must succeed for the step to succeed (default 1: all).
+    #[serde(default)]
+    pub min_success_ratio: Option<f64>,
+    /// Which succeeded item a fan-out step names `best` in its output.
+    #[serde(default)]
+    pub best: Option<Best>,
 }
+
+impl StepSpec {
+    /// Whether the step runs once per item.
+    pub fn fans_out(&self) -> bool {
+        self.for_each.is_some() || self.matrix.is_some()
+    }
+}
+
+/// Picks one item of a fan-out step by a number in its output: the highest (`max`, default)
+/// or lowest; ties go to the first item.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Best {
+    /// Dotted keys into an item's output, e.g. `metrics.accuracy`.
+    pub by: String,
+    #[serde(default)]
+    pub order: Order,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Order {
+    #[default]
+    Max,
+    Min,
+}
+
+/// Most items one fan-out step may run: each is an activity whose result stays in the
+/// workflow's history (docs/pipelines.md, "Fan-out").
+pub const MAX_ITEMS: usize = 1000;
 
 /// Temporal's retry policy, spelled out. Defaults: 1 s, ×2, at most 60 s apart, 3 attempts.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
@@ -220,6 +267,7 @@ impl PipelineSpec {
             }
             step.check_kind(plugins, &mut |f, m| err(id, f, m));
             step.check_policies(&mut |f, m| err(id, f, m));
+            step.check_fan_out(in_dag, &mut |f, m| err(id, f, m));
             // A step may read params and the steps it (transitively) depends on: those are
             // finished when it starts. A compensation may read any DAG step.
             let readable = |target: &str| match ancestors.get(step.id.as_str()) {
@@ -238,8 +286,22 @@ impl PipelineSpec {
                 Ok(paths) => refs.extend(paths.into_iter().map(|p| ("input", p))),
                 Err(e) => problems.push(("input".into(), e)),
             }
+            let lists = step.for_each.iter().map(|v| ("for_each", v));
+            let axes = step.matrix.iter().flatten().map(|(_, v)| ("matrix", v));
+            for (field, list) in lists.chain(axes) {
+                match template::paths(list) {
+                    Ok(paths) => refs.extend(paths.into_iter().map(|p| (field, p))),
+                    Err(e) => problems.push((field.into(), e)),
+                }
+            }
             for (field, path) in refs {
-                if let Root::Param(name) = &path.root
+                if path.root == Root::Item && (field != "input" || !step.fans_out()) {
+                    let why = format!(
+                        "`{path}`: `item` is defined only in the input of a step with \
+                         `for_each` or `matrix`"
+                    );
+                    problems.push((field.into(), why));
+                } else if let Root::Param(name) = &path.root
                     && !self.params.contains_key(name)
                 {
                     let declared: Vec<&str> = self.params.keys().map(String::as_str).collect();
@@ -393,6 +455,79 @@ impl StepSpec {
         }
     }
 
+    fn check_fan_out(&self, in_dag: bool, err: &mut dyn FnMut(String, String)) {
+        if !self.fans_out() {
+            let options = [
+                ("concurrency", self.concurrency.is_some()),
+                ("min_success_ratio", self.min_success_ratio.is_some()),
+                ("best", self.best.is_some()),
+            ];
+            for (field, set) in options {
+                if set {
+                    err(
+                        field.into(),
+                        "applies only to a step with `for_each` or `matrix`".into(),
+                    );
+                }
+            }
+            return;
+        }
+        if self.for_each.is_some() && self.matrix.is_some() {
+            err(
+                "for_each".into(),
+                "a step has `for_each` or `matrix`, not both".into(),
+            );
+        }
+        if self.kind == StepKind::Approval || !in_dag {
+            err(
+                "for_each".into(),
+                "only a plugin step in the DAG can fan out (not an approval or a compensation)"
+                    .into(),
+            );
+        }
+        if self.matrix.as_ref().is_some_and(BTreeMap::is_empty) {
+            err("matrix".into(), "needs at least one list".into());
+        }
+        let lists = self.for_each.iter().map(|v| ("for_each".to_string(), v));
+        let axes = self
+            .matrix
+            .iter()
+            .flatten()
+            .map(|(k, v)| (format!("matrix.{k}"), v));
+        for (field, list) in lists.chain(axes) {
+            match list {
+                Value::Array(items) if items.len() > MAX_ITEMS => {
+                    err(field, format!("{} items; at most {MAX_ITEMS}", items.len()))
+                }
+                Value::Array(_) => {}
+                Value::String(text) if is_one_reference(text) => {}
+                _ => err(
+                    field,
+                    "must be a list, or one `${...}` reference to a list".into(),
+                ),
+            }
+        }
+        if self.concurrency == Some(0) {
+            err("concurrency".into(), "must be at least 1".into());
+        }
+        if let Some(ratio) = self.min_success_ratio
+            && !(0.0..=1.0).contains(&ratio)
+        {
+            err("min_success_ratio".into(), "must be from 0 to 1".into());
+        }
+        if let Some(best) = &self.best
+            && (best.by.is_empty() || best.by.split('.').any(str::is_empty))
+        {
+            err(
+                "best.by".into(),
+                format!(
+                    "{:?} must be dotted keys into an item's output, e.g. metrics.accuracy",
+                    best.by
+                ),
+            );
+        }
+    }
+
     fn check_policies(&self, err: &mut dyn FnMut(String, String)) {
         let r = &self.retry;
         if !(r.initial_interval_secs.is_finite() && r.initial_interval_secs > 0.0) {
@@ -426,6 +561,12 @@ impl StepSpec {
             );
         }
     }
+}
+
+/// `${...}` alone: a reference that stands for a whole value, such as a list.
+pub(crate) fn is_one_reference(text: &str) -> bool {
+    let text = text.trim();
+    text.starts_with("${") && text.ends_with('}') && text.matches("${").count() == 1
 }
 
 fn valid_id(id: &str) -> bool {

@@ -68,6 +68,25 @@ pub struct StepState {
     /// The earlier run whose result this step reused (step caching), instead of running.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cached_from: Option<CacheSource>,
+    /// A fan-out step's items, in order, once it started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub items: Option<Vec<ItemState>>,
+    #[serde(skip)]
+    pub output: Option<Value>,
+}
+
+/// One run of a fan-out step, for one item.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ItemState {
+    pub item: Value,
+    pub status: StepStatus,
+    pub attempt: Option<u32>,
+    pub started_at_ms: Option<u64>,
+    pub ended_at_ms: Option<u64>,
+    /// Why it failed or did not start.
+    pub note: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cached_from: Option<CacheSource>,
     #[serde(skip)]
     pub output: Option<Value>,
 }
@@ -131,6 +150,19 @@ pub struct StartStep {
     pub input: Value,
     /// Look the result up in the step cache first ([`PipelineSpec::caches`]).
     pub cache: bool,
+    /// Which item of a fan-out step this run is for.
+    pub item: Option<usize>,
+}
+
+impl StartStep {
+    /// The activity id: the step id, and `.N` for item N of a fan-out step (step ids have no
+    /// dots, so the two never collide).
+    pub fn activity_id(&self) -> String {
+        match self.item {
+            Some(i) => format!("{}.{i}", self.id),
+            None => self.id.clone(),
+        }
+    }
 }
 
 /// How a step run ended, as the workflow saw it.
@@ -236,6 +268,7 @@ impl PipelineState {
         }
         // Compensations wait until nothing else runs, so they see every step's final output
         // (a step running beside the one that failed may be what they undo).
+        self.advance_fan_outs(now_ms, &mut starts);
         let busy = self.steps.values().any(|s| s.status == StepStatus::Running);
         if !busy {
             for id in std::mem::take(&mut self.compensate) {
@@ -318,6 +351,10 @@ impl PipelineState {
             step.started_at_ms = Some(now_ms);
             return;
         }
+        if spec.fans_out() {
+            self.start_fan_out(&spec, now_ms, starts);
+            return;
+        }
         match template::resolve(&spec.input, self) {
             Ok(input) => {
                 let step = self.steps.get_mut(id).expect("known step");
@@ -329,6 +366,7 @@ impl PipelineState {
                     plugin: spec.plugin.unwrap_or_default(),
                     operation: spec.operation.unwrap_or_default(),
                     input,
+                    item: None,
                 });
             }
             Err(e) => self.finish(
@@ -436,7 +474,10 @@ impl PipelineState {
             .map(|s| {
                 let mut entry = serde_json::json!({"status": s.status});
                 if let Some(output) = &s.output {
-                    entry["output"] = output.clone();
+                    entry["output"] = match &s.items {
+                        Some(_) => fan_out::without_item_outputs(output),
+                        None => output.clone(),
+                    };
                 }
                 if let Some(note) = &s.note {
                     entry["note"] = Value::String(note.clone());
@@ -596,6 +637,7 @@ impl PipelineState {
     /// workflow, and waiting approvals end here.
     pub fn cancel(&mut self, now_ms: u64) {
         self.cancelled = true;
+        self.stop_fan_outs("the pipeline was cancelled", now_ms);
         for id in self.waiting_approval() {
             self.finish(
                 &id,
@@ -631,6 +673,7 @@ fn fresh(step: &StepSpec, compensation: bool) -> StepState {
         output_ref: None,
         note: None,
         cached_from: None,
+        items: None,
         output: None,
     }
 }
@@ -642,9 +685,14 @@ fn reads_param(step: &StepSpec, name: &str) -> bool {
         .as_deref()
         .and_then(|w| Expr::parse(w).ok())
         .is_some_and(|e| e.paths().iter().any(|p| is_it(&p.root)));
-    let in_input = template::paths(&step.input)
-        .map(|paths| paths.iter().any(|p| is_it(&p.root)))
-        .unwrap_or(false);
+    let lists = step
+        .for_each
+        .iter()
+        .chain(step.matrix.iter().flat_map(|m| m.values()));
+    let in_input = std::iter::once(&step.input)
+        .chain(lists)
+        .filter_map(|v| template::paths(v).ok())
+        .any(|paths| paths.iter().any(|p| is_it(&p.root)));
     in_when || in_input
 }
 
@@ -668,9 +716,13 @@ impl Scope for PipelineState {
             Root::Status(id) => Some(Value::String(
                 self.steps.get(id)?.status.as_str().to_string(),
             )),
+            Root::Item => None,
         }
     }
 }
+
+#[path = "fan_out.rs"]
+mod fan_out;
 
 #[cfg(test)]
 #[path = "state_tests.rs"]

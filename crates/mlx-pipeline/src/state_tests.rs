@@ -412,3 +412,367 @@ fn a_cached_result_succeeds_and_names_its_source() {
     );
     assert!(result["steps"]["b"].get("cached_from").is_none());
 }
+
+/// A sweep: `train` once per learning rate, two at a time, the best by accuracy.
+fn sweep(extra: Value) -> Value {
+    let mut train = json!({
+        "id": "train", "plugin": "trainer", "operation": "train_model",
+        "depends_on": ["extract"],
+        "for_each": "${params.rates}",
+        "concurrency": 2,
+        "best": {"by": "metrics.accuracy"},
+        "input": {"data": "${steps.extract.output.path}", "lr": "${item}",
+                  "label": "lr=${item}"}
+    });
+    train
+        .as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().unwrap().clone());
+    json!({
+        "name": "sweep",
+        "params": {"rates": [0.1, 0.2, 0.3, 0.4]},
+        "steps": [
+            {"id": "extract", "plugin": "csv", "operation": "extract_data"},
+            train,
+            {"id": "evaluate", "plugin": "trainer", "operation": "evaluate_model",
+             "depends_on": ["train"],
+             "input": {"model": "${steps.train.output.best.output.model}"}}
+        ]
+    })
+}
+
+fn items(starts: &[StartStep]) -> Vec<String> {
+    starts.iter().map(StartStep::activity_id).collect()
+}
+
+#[test]
+fn a_fan_out_runs_each_item_within_its_concurrency_and_names_the_best() {
+    let mut s = state(sweep(json!({})));
+    s.advance(1);
+    s.finish("extract", ok(json!({"path": "/artifacts/d.csv"})), 2);
+    let first = s.advance(3);
+    assert_eq!(items(&first), ["train.0", "train.1"], "two at a time");
+    assert_eq!(
+        first[1].input,
+        json!({"data": "/artifacts/d.csv", "lr": 0.2, "label": "lr=0.2"})
+    );
+    assert_eq!(status(&s, "train"), StepStatus::Running);
+    s.finish_item(
+        "train",
+        1,
+        ok(json!({"metrics": {"accuracy": 0.9}, "model": "m1"})),
+        4,
+    );
+    assert_eq!(
+        items(&s.advance(5)),
+        ["train.2"],
+        "a freed slot takes the next item"
+    );
+    s.finish_item(
+        "train",
+        0,
+        ok(json!({"metrics": {"accuracy": 0.8}, "model": "m0"})),
+        6,
+    );
+    s.finish_item(
+        "train",
+        2,
+        ok(json!({"metrics": {"accuracy": 0.95}, "model": "m2"})),
+        7,
+    );
+    assert_eq!(items(&s.advance(8)), ["train.3"]);
+    assert_eq!(
+        status(&s, "train"),
+        StepStatus::Running,
+        "until its last item ends"
+    );
+    s.finish_item(
+        "train",
+        3,
+        ok(json!({"metrics": {"accuracy": 0.95}, "model": "m3"})),
+        9,
+    );
+    assert_eq!(status(&s, "train"), StepStatus::Succeeded);
+    let output = s.output("train").unwrap();
+    assert_eq!(output["succeeded"], 4);
+    assert_eq!(output["items"][2]["output"]["model"], "m2");
+    assert_eq!(output["best"]["index"], 2, "the first of equals: {output}");
+    assert_eq!(output["best"]["item"], 0.3);
+    let note = s.step("train").unwrap().note.clone().unwrap();
+    assert!(
+        note.contains("4 of 4 items succeeded; best: item 2 (0.3)"),
+        "{note}"
+    );
+    let next = s.advance(10);
+    assert_eq!(
+        next[0].input,
+        json!({"model": "m2"}),
+        "later steps read the best"
+    );
+    let result = s.result();
+    assert!(
+        result["steps"]["train"]["output"]["items"][0]
+            .get("output")
+            .is_none()
+    );
+    assert_eq!(
+        result["steps"]["train"]["output"]["best"]["output"]["model"],
+        "m2"
+    );
+}
+
+#[test]
+fn a_matrix_runs_every_combination_in_key_order() {
+    let mut s = state(json!({
+        "name": "grid",
+        "params": {"depths": [3, 5]},
+        "steps": [{"id": "t", "plugin": "p", "operation": "o",
+                   "matrix": {"depth": "${params.depths}", "family": ["rf", "gb", "lr"]},
+                   "best": {"by": "loss", "order": "min"},
+                   "input": {"d": "${item.depth}", "f": "${item.family}"}}]
+    }));
+    let starts = s.advance(1);
+    let inputs: Vec<Value> = starts.iter().map(|s| s.input.clone()).collect();
+    assert_eq!(inputs.len(), 6);
+    assert_eq!(inputs[0], json!({"d": 3, "f": "rf"}));
+    assert_eq!(inputs[1], json!({"d": 3, "f": "gb"}));
+    assert_eq!(inputs[5], json!({"d": 5, "f": "lr"}));
+    for (i, loss) in [0.5, 0.2, 0.9, 0.1, 0.3, 0.4].into_iter().enumerate() {
+        s.finish_item("t", i, ok(json!({"loss": loss})), 2);
+    }
+    let output = s.output("t").unwrap();
+    assert_eq!(output["best"]["item"], json!({"depth": 5, "family": "rf"}));
+    assert!(s.is_done());
+}
+
+#[test]
+fn min_success_ratio_decides_and_stops_early_when_it_cannot_be_met() {
+    let mut s = state(sweep(json!({"min_success_ratio": 0.5})));
+    s.advance(1);
+    s.finish("extract", ok(json!({"path": "p"})), 2);
+    s.advance(3);
+    s.finish_item("train", 0, failed("Trap: out of memory"), 4);
+    s.finish_item("train", 1, ok(json!({"metrics": {"accuracy": 0.7}})), 5);
+    s.advance(6);
+    s.finish_item("train", 2, ok(json!({"metrics": {"accuracy": 0.6}})), 7);
+    s.advance(8);
+    s.finish_item("train", 3, failed("InvalidParameter: lr"), 9);
+    assert_eq!(
+        status(&s, "train"),
+        StepStatus::Succeeded,
+        "2 of 4 meet 0.5"
+    );
+    let output = s.output("train").unwrap();
+    assert_eq!(
+        (output["succeeded"].clone(), output["failed"].clone()),
+        (json!(2), json!(2))
+    );
+    assert_eq!(output["items"][0]["error"], "Trap: out of memory");
+    assert_eq!(output["best"]["index"], 1);
+
+    // All must succeed (the default): the first failure leaves nothing worth starting.
+    let mut s = state(sweep(json!({})));
+    s.advance(1);
+    s.finish("extract", ok(json!({"path": "p"})), 2);
+    s.advance(3);
+    s.finish_item("train", 0, failed("Trap: boom"), 4);
+    assert_eq!(
+        status(&s, "train"),
+        StepStatus::Running,
+        "item 1 still runs"
+    );
+    assert!(
+        s.advance(5).is_empty(),
+        "no new item starts once the step cannot succeed"
+    );
+    s.finish_item("train", 1, ok(json!({"metrics": {"accuracy": 0.7}})), 6);
+    assert_eq!(status(&s, "train"), StepStatus::Failed);
+    let note = s.step("train").unwrap().note.clone().unwrap();
+    assert!(note.starts_with("1 of 4 items succeeded; min_success_ratio 1 needs 4. First failure: item 0 (0.1): Trap: boom"), "{note}");
+    let items = s.step("train").unwrap().items.clone().unwrap();
+    assert_eq!(items[3].status, StepStatus::Skipped);
+    assert_eq!(s.status().state, RunState::Failed);
+}
+
+#[test]
+fn a_list_from_an_earlier_step_and_a_value_that_is_not_a_list() {
+    let v = |list: &str| {
+        json!({
+            "name": "x",
+            "steps": [
+                {"id": "a", "plugin": "p", "operation": "o"},
+                {"id": "b", "plugin": "p", "operation": "o", "depends_on": ["a"],
+                 "for_each": list, "input": {"shard": "${item}"}}
+            ]
+        })
+    };
+    let mut s = state(v("${steps.a.output.shards}"));
+    s.advance(1);
+    s.finish("a", ok(json!({"shards": ["s0", "s1"]})), 2);
+    assert_eq!(items(&s.advance(3)), ["b.0", "b.1"]);
+
+    let mut s = state(v("${steps.a.output.shards}"));
+    s.advance(1);
+    s.finish("a", ok(json!({"shards": "s0"})), 2);
+    assert!(s.advance(3).is_empty());
+    assert_eq!(status(&s, "b"), StepStatus::Failed);
+    assert_eq!(
+        s.step("b").unwrap().note.as_deref(),
+        Some("for_each: \"s0\" is not a list")
+    );
+
+    // An empty list is a step with nothing to do: it succeeds.
+    let mut s = state(v("${steps.a.output.shards}"));
+    s.advance(1);
+    s.finish("a", ok(json!({"shards": []})), 2);
+    assert!(s.advance(3).is_empty());
+    assert_eq!(status(&s, "b"), StepStatus::Succeeded);
+    assert!(s.is_done());
+}
+
+#[test]
+fn cancelling_a_fan_out_stops_its_items_and_pauses_hold_the_rest() {
+    let mut s = state(sweep(json!({})));
+    s.advance(1);
+    s.finish("extract", ok(json!({"path": "p"})), 2);
+    s.advance(3);
+    s.paused = true;
+    s.finish_item("train", 0, ok(json!({"metrics": {"accuracy": 0.7}})), 4);
+    assert!(s.advance(5).is_empty(), "paused: no new item");
+    s.paused = false;
+    assert_eq!(items(&s.advance(6)), ["train.2"]);
+    s.check_cancel("train").unwrap();
+    s.finish_item(
+        "train",
+        1,
+        StepResult::Cancelled {
+            reason: "cancelled by ada".into(),
+        },
+        7,
+    );
+    s.finish_item(
+        "train",
+        2,
+        StepResult::Cancelled {
+            reason: "cancelled by ada".into(),
+        },
+        8,
+    );
+    assert_eq!(status(&s, "train"), StepStatus::Cancelled);
+    assert_eq!(
+        s.step("train").unwrap().note.as_deref(),
+        Some("cancelled by ada")
+    );
+    let items = s.step("train").unwrap().items.clone().unwrap();
+    assert_eq!(
+        items[3].note.as_deref(),
+        Some("not started: the step was cancelled")
+    );
+    assert!(s.is_done());
+}
+
+#[test]
+fn item_outputs_past_the_budget_fail_the_item_and_stop_the_rest() {
+    let mut s = state(sweep(json!({"concurrency": 1})));
+    s.advance(1);
+    s.finish("extract", ok(json!({"path": "p"})), 2);
+    s.advance(3);
+    let big = "x".repeat(fan_out::MAX_ITEM_OUTPUT_BYTES - 1000);
+    s.finish_item(
+        "train",
+        0,
+        ok(json!({"metrics": {"accuracy": 0.7}, "blob": big})),
+        4,
+    );
+    s.advance(5);
+    s.finish_item(
+        "train",
+        1,
+        ok(json!({"metrics": {"accuracy": 0.8}, "blob": "y".repeat(2000)})),
+        6,
+    );
+    assert_eq!(status(&s, "train"), StepStatus::Failed);
+    let items = s.step("train").unwrap().items.clone().unwrap();
+    assert!(
+        items[1]
+            .note
+            .as_deref()
+            .unwrap()
+            .contains("return artifact paths")
+    );
+    assert_eq!(items[2].status, StepStatus::Cancelled);
+}
+
+#[test]
+fn fan_out_mistakes_are_named_before_anything_runs() {
+    let check = |extra: Value| {
+        let spec: PipelineSpec = serde_json::from_value(sweep(extra)).unwrap();
+        spec.validate(None)
+            .unwrap_err()
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+    };
+    let errors = check(json!({"matrix": {"a": [1]}, "concurrency": 0, "min_success_ratio": 1.5}));
+    for e in [
+        "step `train`, for_each: a step has `for_each` or `matrix`, not both",
+        "step `train`, concurrency: must be at least 1",
+        "step `train`, min_success_ratio: must be from 0 to 1",
+    ] {
+        assert!(
+            errors.iter().any(|m| m == e),
+            "missing {e:?} in {errors:#?}"
+        );
+    }
+    let errors = check(json!({"for_each": 3}));
+    assert!(
+        errors
+            .iter()
+            .any(|m| m.contains("for_each: must be a list")),
+        "{errors:#?}"
+    );
+    let errors = check(json!({"for_each": "${params.nope}"}));
+    assert!(
+        errors.iter().any(|m| m.contains("no param `nope`")),
+        "{errors:#?}"
+    );
+
+    let mut v = sweep(json!({}));
+    v["steps"][2]["input"]["lr"] = json!("${item}");
+    v["steps"][2]["best"] = json!({"by": "a"});
+    let spec: PipelineSpec = serde_json::from_value(v).unwrap();
+    let errors: Vec<String> = spec
+        .validate(None)
+        .unwrap_err()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert!(
+        errors
+            .iter()
+            .any(|m| m.contains("step `evaluate`, input: `item`: `item` is defined only")),
+        "{errors:#?}"
+    );
+    assert!(
+        errors
+            .iter()
+            .any(|m| m
+                == "step `evaluate`, best: applies only to a step with `for_each` or `matrix`"),
+        "{errors:#?}"
+    );
+}
+
+#[test]
+fn a_param_a_fan_out_lists_from_is_locked_once_it_starts() {
+    let mut s = state(sweep(json!({})));
+    let change = ParamChange {
+        name: "rates".into(),
+        value: json!([0.5]),
+    };
+    s.check_param(&change).unwrap();
+    s.advance(1);
+    s.finish("extract", ok(json!({"path": "p"})), 2);
+    s.advance(3);
+    let err = s.check_param(&change).unwrap_err();
+    assert!(err.contains("already started: train"), "{err}");
+}

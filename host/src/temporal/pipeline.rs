@@ -102,7 +102,7 @@ impl PipelineWorkflow {
         });
         // Polled in order with the workflow's own waker (`select_all`): the SDK fails a task
         // woken by anything else, and combinators like FuturesUnordered wake themselves.
-        let mut running: Vec<LocalBoxFuture<'static, (String, StepResult)>> = Vec::new();
+        let mut running: Vec<LocalBoxFuture<'static, (Run, StepResult)>> = Vec::new();
         let mut tokens: BTreeMap<String, WorkflowCancellationToken> = BTreeMap::new();
         // Why a person cancelled a step: the activity's cancellation does not carry it back.
         let mut reasons: BTreeMap<String, String> = BTreeMap::new();
@@ -116,10 +116,13 @@ impl PipelineWorkflow {
                 }
             }
             for start in ctx.state_mut(|s| s.pipeline_mut().advance(now)) {
-                let token = ctx.cancellation_token().child_token();
+                // One token per step: cancelling a fan-out step cancels all its items.
+                let token = tokens
+                    .entry(start.id.clone())
+                    .or_insert_with(|| ctx.cancellation_token().child_token())
+                    .clone();
                 let step = &specs[&start.id];
-                running.push(run_step(ctx, start, step, token.clone()));
-                tokens.insert(step.id.clone(), token);
+                running.push(run_step(ctx, start, step, token));
             }
             if running.is_empty() && ctx.state(|s| s.pipeline().is_done()) {
                 break;
@@ -127,11 +130,10 @@ impl PipelineWorkflow {
             let event = next_event(ctx, &mut running, cancelling).await;
             let now = now_ms(ctx);
             match event {
-                Event::Finished(((id, mut result), index)) => {
+                Event::Finished((((id, item), mut result), index)) => {
                     drop(running.remove(index));
-                    tokens.remove(&id);
                     if let StepResult::Cancelled { reason } = &mut result {
-                        *reason = reasons.remove(&id).unwrap_or_else(|| {
+                        *reason = reasons.get(&id).cloned().unwrap_or_else(|| {
                             if cancelling {
                                 "the pipeline was cancelled".into()
                             } else {
@@ -139,7 +141,18 @@ impl PipelineWorkflow {
                             }
                         });
                     }
-                    ctx.state_mut(|s| s.pipeline_mut().finish(&id, result, now));
+                    let ended = ctx.state_mut(|s| {
+                        let run = s.pipeline_mut();
+                        match item {
+                            Some(index) => run.finish_item(&id, index, result, now),
+                            None => run.finish(&id, result, now),
+                        }
+                        run.step(&id).is_some_and(|s| s.status.is_finished())
+                    });
+                    if ended {
+                        tokens.remove(&id);
+                        reasons.remove(&id);
+                    }
                 }
                 Event::Changed => {}
                 Event::Cancelled => {
@@ -306,7 +319,7 @@ impl PipelineWorkflow {
 /// cancellation (once). Branches are polled in this order, so replay sees the same choice.
 async fn next_event(
     ctx: &WorkflowContext<PipelineWorkflow>,
-    running: &mut [LocalBoxFuture<'static, (String, StepResult)>],
+    running: &mut [LocalBoxFuture<'static, (Run, StepResult)>],
     cancelling: bool,
 ) -> Event {
     let seen = ctx.state(|s| s.changes);
@@ -340,29 +353,36 @@ async fn next_event(
     }
 }
 
+/// One activity of a step: the step id, and the item for a fan-out step's.
+type Run = (String, Option<usize>);
+
 enum Event {
-    /// A step's result, and its index in `running`.
-    Finished(((String, StepResult), usize)),
+    /// A step's (or item's) result, and its index in `running`.
+    Finished(((Run, StepResult), usize)),
     Changed,
     Cancelled,
 }
 
-/// Starts one plugin step as `plugin_activity`; the future ends with how it ended.
+/// Starts one plugin step (or one item of a fan-out step) as `plugin_activity`; the future
+/// ends with how it ended.
 fn run_step(
     ctx: &WorkflowContext<PipelineWorkflow>,
     start: StartStep,
     step: &StepSpec,
     token: WorkflowCancellationToken,
-) -> LocalBoxFuture<'static, (String, StepResult)> {
+) -> LocalBoxFuture<'static, (Run, StepResult)> {
     let retry = &step.retry;
     let options = ActivityOptions::with_start_to_close_timeout(Duration::from_secs(
         step.timeouts.start_to_close_secs,
     ))
-    // The step id is the activity id: `describe` shows a running step's attempt under it.
-    .activity_id(start.id.clone())
+    // The step id (`ID.N` for item N) is the activity id: `describe` shows a running step's
+    // attempt under it, and the worker names the step's lineage and cache records by it.
+    .activity_id(start.activity_id())
     .summary(format!(
         "{}: {}.{}",
-        start.id, start.plugin, start.operation
+        start.activity_id(),
+        start.plugin,
+        start.operation
     ))
     .maybe_heartbeat_timeout(step.timeouts.heartbeat_secs.map(Duration::from_secs))
     // Wait for the plugin to acknowledge, so a cancelled step has stopped when it is reported.
@@ -379,7 +399,7 @@ fn run_step(
     )
     .build();
     let max_attempts = retry.max_attempts;
-    let id = start.id;
+    let id = (start.id, start.item);
     let request = PluginRequest {
         plugin: start.plugin,
         operation: start.operation,
