@@ -456,3 +456,27 @@ impl Scope for ItemScope<'_> {
         }
     }
 }
+
+impl super::StepState {
+    /// A fan-out step's items in one line, e.g. `items: 12 succeeded, 3 running, 35 pending
+    /// (of 50)`, for views that cannot show a row per item.
+    pub fn items_summary(&self) -> Option<String> {
+        let items = self.items.as_ref()?;
+        let order = [
+            StepStatus::Succeeded,
+            StepStatus::Failed,
+            StepStatus::Cancelled,
+            StepStatus::Skipped,
+            StepStatus::Running,
+            StepStatus::Pending,
+        ];
+        let counts: Vec<String> = order
+            .iter()
+            .filter_map(|status| {
+                let n = items.iter().filter(|i| i.status == *status).count();
+                (n > 0).then(|| format!("{n} {}", status.as_str()))
+            })
+            .collect();
+        Some(format!("items: {} (of {})", counts.join(", "), items.len()))
+    }
+}

@@ -64,7 +64,7 @@ fn tail(step: &StepState) -> String {
     if let Some(attempt) = step.attempt {
         out.push_str(&format!(" (attempt {attempt})"));
     }
-    if let Some(note) = &step.note {
+    if let Some(note) = super::view::step_note(step) {
         out.push_str(&format!(": {note}"));
     }
     out
@@ -78,7 +78,8 @@ pub struct Plain {
     /// Whether a look that got no status was reported already.
     told: bool,
     state: Option<RunState>,
-    steps: BTreeMap<String, (StepStatus, Option<u32>)>,
+    /// Per step: status, retry attempt, and how many of its items ended.
+    steps: BTreeMap<String, (StepStatus, Option<u32>, usize)>,
 }
 
 impl Plain {
@@ -95,7 +96,10 @@ impl Plain {
         }
         for step in &status.steps {
             // A first attempt becoming known is no news; a retry is.
-            let key = (step.status, step.attempt.filter(|a| *a > 1));
+            // So is each fan-out item that ends: `--wait` shows a sweep's progress.
+            let ended = step.items.iter().flatten();
+            let ended = ended.filter(|i| i.status.is_finished()).count();
+            let key = (step.status, step.attempt.filter(|a| *a > 1), ended);
             if self.steps.get(&step.id) != Some(&key) {
                 self.steps.insert(step.id.clone(), key);
                 lines.push(format!(
@@ -166,7 +170,7 @@ impl Live {
                 step.status.as_str(),
                 step_elapsed(step, now_ms).unwrap_or_default(),
                 attempt.unwrap_or_default(),
-                step.note.as_deref().unwrap_or_default(),
+                super::view::step_note(step).unwrap_or_default(),
             ));
         }
     }
@@ -231,6 +235,7 @@ mod tests {
                     output_ref: None,
                     note: None,
                     cached_from: None,
+                    items: None,
                     output: None,
                 })
                 .collect(),

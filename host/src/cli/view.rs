@@ -146,6 +146,26 @@ pub fn fill_pending(status: &mut PipelineStatus, pending: &BTreeMap<String, Pend
                 step.note = p.note();
             }
         }
+        // A fan-out step's items are activities `ID.N`.
+        for (index, item) in step.items.iter_mut().flatten().enumerate() {
+            if let Some(p) = pending.get(&format!("{}.{index}", step.id))
+                && item.status == StepStatus::Running
+            {
+                item.attempt = Some(p.attempt);
+                if item.note.is_none() {
+                    item.note = p.note();
+                }
+            }
+        }
+    }
+}
+
+/// A step's note, after its items' counts when it fans out.
+pub fn step_note(step: &StepState) -> Option<String> {
+    match (step.items_summary(), &step.note) {
+        (Some(items), Some(note)) => Some(format!("{items}; {note}")),
+        (Some(items), None) => Some(items),
+        (None, note) => note.clone(),
     }
 }
 
@@ -182,7 +202,7 @@ pub fn status_table(status: &PipelineStatus, now_ms: u64) -> String {
                 s.attempt.map(|a| a.to_string()).unwrap_or_default(),
                 s.started_at_ms.map(clock).unwrap_or_default(),
                 step_elapsed(s, now_ms).unwrap_or_default(),
-                s.note.clone().unwrap_or_default(),
+                step_note(s).unwrap_or_default(),
             ]
         })
         .collect();
@@ -211,8 +231,54 @@ mod tests {
             output_ref: None,
             note: None,
             cached_from: None,
+            items: None,
             output: None,
         }
+    }
+
+    #[test]
+    fn a_fan_out_shows_its_items_in_one_note_and_their_attempts() {
+        let item = |status| mlx_pipeline::ItemState {
+            item: json!(0.1),
+            status,
+            attempt: None,
+            started_at_ms: Some(1_000),
+            ended_at_ms: None,
+            note: None,
+            cached_from: None,
+            output: None,
+        };
+        let mut s = status();
+        s.steps[1].items = Some(vec![
+            item(StepStatus::Succeeded),
+            item(StepStatus::Running),
+            item(StepStatus::Pending),
+        ]);
+        let pending = BTreeMap::from([(
+            "train.1".to_string(),
+            PendingStep {
+                attempt: 3,
+                last_failure: Some("Trap: out of fuel".into()),
+                next_attempt_ms: None,
+            },
+        )]);
+        fill_pending(&mut s, &pending);
+        let items = s.steps[1].items.as_ref().unwrap();
+        assert_eq!(items[1].attempt, Some(3));
+        assert_eq!(
+            items[1].note.as_deref(),
+            Some("last failure: Trap: out of fuel")
+        );
+        assert_eq!(
+            step_note(&s.steps[1]).as_deref(),
+            Some("items: 1 succeeded, 1 running, 1 pending (of 3)")
+        );
+        s.steps[1].note = Some("why".into());
+        let text = status_table(&s, 4_000);
+        assert!(
+            text.contains("items: 1 succeeded, 1 running, 1 pending (of 3); why"),
+            "{text}"
+        );
     }
 
     fn status() -> PipelineStatus {

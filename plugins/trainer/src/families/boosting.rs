@@ -25,6 +25,7 @@ use serde_json::Value;
 use super::dense::{Dense, Label};
 use super::error::predict_failed;
 use super::loss::{log_loss, mse, normalized, softmax_in_place};
+use super::math::ln;
 use super::spec::BoostingParams;
 use super::tree::{RegTree, RegTreeLimits, fit_regression_tree, tree_seed};
 
@@ -54,7 +55,7 @@ impl Boosted {
         let n = labels.len().max(1) as f64;
         let init = counts
             .into_iter()
-            .map(|c| (c / n).max(PRIOR_FLOOR).ln())
+            .map(|c| ln((c / n).max(PRIOR_FLOOR)))
             .collect();
         Self {
             init,

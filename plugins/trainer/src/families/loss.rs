@@ -1,5 +1,7 @@
 //! The few numerics the families share: probabilities from scores, and training losses.
 
+use super::math::{exp, ln};
+
 /// Smallest probability used in a logarithm, as scikit-learn's `log_loss` clips.
 pub const PROB_FLOOR: f64 = 1e-15;
 
@@ -8,7 +10,7 @@ pub fn softmax_in_place(scores: &mut [f64]) {
     let max = scores.iter().copied().fold(f64::NEG_INFINITY, f64::max);
     let mut sum = 0.0;
     for s in scores.iter_mut() {
-        *s = (*s - max).exp();
+        *s = exp(*s - max);
         sum += *s;
     }
     for s in scores.iter_mut() {
@@ -19,9 +21,9 @@ pub fn softmax_in_place(scores: &mut [f64]) {
 /// The logistic function, in the form that does not overflow for either sign.
 pub fn sigmoid(s: f64) -> f64 {
     if s >= 0.0 {
-        1.0 / (1.0 + (-s).exp())
+        1.0 / (1.0 + exp(-s))
     } else {
-        let e = s.exp();
+        let e = exp(s);
         e / (1.0 + e)
     }
 }
@@ -31,7 +33,7 @@ pub fn log_loss<'a>(probs: impl IntoIterator<Item = &'a [f64]>, labels: &[u32]) 
     let mut total = 0.0;
     for (p, &label) in probs.into_iter().zip(labels) {
         let p = p.get(label as usize).copied().unwrap_or(0.0);
-        total -= p.max(PROB_FLOOR).ln();
+        total -= ln(p.max(PROB_FLOOR));
     }
     total / labels.len().max(1) as f64
 }

@@ -13,6 +13,8 @@ mod forest;
 mod kmeans;
 mod linear;
 mod loss;
+/// Shared with the metrics in `report`, which take logarithms too.
+pub(crate) mod math;
 mod spec;
 mod tree;
 

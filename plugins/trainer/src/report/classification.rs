@@ -15,6 +15,8 @@
 use mlx_plugin_sdk::JsonSchema;
 use serde::Serialize;
 
+use crate::families::math::ln;
+
 use super::roc::{self, RocAuc};
 use super::{ReportError, invalid};
 
@@ -116,7 +118,7 @@ pub fn classification_report(
     let log_loss = proba
         .iter()
         .zip(y_true)
-        .map(|(p, &truth)| -p[truth].clamp(eps, 1.0 - eps).ln())
+        .map(|(p, &truth)| -ln(p[truth].clamp(eps, 1.0 - eps)))
         .sum::<f64>()
         / n as f64;
     Ok(ClassificationReport {
