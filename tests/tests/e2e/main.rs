@@ -13,6 +13,8 @@ mod cli;
 mod contract;
 /// The daemon (`mlx-worker run` and `dev`) as a child process against a real server.
 mod daemon;
+/// Fan-out steps: items within their concurrency, the best one, success ratios, history.
+mod fan_out;
 /// Hostile plugins as real activities next to a healthy neighbour.
 mod hostile;
 /// Outbound HTTP through `wasi:http` against loopback servers.

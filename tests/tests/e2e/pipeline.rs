@@ -24,7 +24,7 @@ use temporalio_sdk::workflow_replayer::{WorkflowReplayer, WorkflowReplayerOption
 
 pub(crate) type Pipeline = WorkflowHandle<Client, PipelineWorkflow>;
 
-async fn setup() -> anyhow::Result<(TestWorker, Client, PluginsDir)> {
+pub(crate) async fn setup() -> anyhow::Result<(TestWorker, Client, PluginsDir)> {
     let server = shared_server().await?;
     let plugins = PluginsDir::with(&["testkit"]);
     let worker = TestWorker::start(server, plugins.path()).await?;
@@ -32,7 +32,7 @@ async fn setup() -> anyhow::Result<(TestWorker, Client, PluginsDir)> {
     Ok((worker, client, plugins))
 }
 
-async fn start(
+pub(crate) async fn start(
     client: &Client,
     worker: &TestWorker,
     id: &str,
@@ -58,7 +58,7 @@ pub(crate) async fn status(handle: &Pipeline) -> anyhow::Result<PipelineStatus> 
         .await?)
 }
 
-fn step<'a>(status: &'a PipelineStatus, id: &str) -> &'a mlx_pipeline::StepState {
+pub(crate) fn step<'a>(status: &'a PipelineStatus, id: &str) -> &'a mlx_pipeline::StepState {
     status
         .steps
         .iter()
@@ -66,7 +66,11 @@ fn step<'a>(status: &'a PipelineStatus, id: &str) -> &'a mlx_pipeline::StepState
         .unwrap_or_else(|| panic!("no step {id} in {status:#?}"))
 }
 
-async fn wait_for_step(handle: &Pipeline, id: &str, want: StepStatus) -> anyhow::Result<()> {
+pub(crate) async fn wait_for_step(
+    handle: &Pipeline,
+    id: &str,
+    want: StepStatus,
+) -> anyhow::Result<()> {
     eventually(
         Duration::from_secs(60),
         &format!("step {id} {want:?}"),
@@ -79,7 +83,7 @@ async fn wait_for_step(handle: &Pipeline, id: &str, want: StepStatus) -> anyhow:
 }
 
 /// `(activity id, event type)` of every activity event, in history order.
-fn activity_timeline(events_: &[Value]) -> Vec<(String, String)> {
+pub(crate) fn activity_timeline(events_: &[Value]) -> Vec<(String, String)> {
     let mut scheduled = std::collections::BTreeMap::new();
     let mut timeline = Vec::new();
     for event in events_ {
@@ -117,7 +121,7 @@ pub(crate) async fn history_json(handle: &Pipeline) -> anyhow::Result<Vec<u8>> {
         .await?)
 }
 
-fn history_events(json: &[u8]) -> Vec<Value> {
+pub(crate) fn history_events(json: &[u8]) -> Vec<Value> {
     let history: Value = serde_json::from_slice(json).expect("history JSON");
     history["events"].as_array().cloned().unwrap_or_default()
 }
@@ -140,7 +144,7 @@ pub(crate) async fn replay(name: &str, json: &[u8]) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("replaying {name}: {e:?}"))
 }
 
-fn echo(id: &str, deps: &[&str], input: Value) -> Value {
+pub(crate) fn echo(id: &str, deps: &[&str], input: Value) -> Value {
     json!({"id": id, "plugin": "testkit", "operation": "echo", "depends_on": deps, "input": input})
 }
 

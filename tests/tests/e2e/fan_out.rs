@@ -1,0 +1,210 @@
+//! Fan-out steps on a real server: items as activities `STEP.N` within the concurrency limit,
+//! the best item read by the next step, `min_success_ratio`, and how much history an item
+//! costs (the figure docs/pipelines.md states).
+
+use std::collections::BTreeSet;
+
+use mlx_e2e::unique;
+use mlx_pipeline::{RunState, StepStatus};
+use mlx_worker::temporal::PipelineWorkflow;
+use serde_json::{Value, json};
+use temporalio_client::{WorkflowDescribeOptions, WorkflowGetResultOptions, WorkflowQueryOptions};
+
+use crate::pipeline::{
+    activity_timeline, echo, history_events, history_json, replay, setup, start, status, step,
+};
+
+/// Most items whose activities were open at once, from the history's order of events.
+fn most_at_once(timeline: &[(String, String)], step: &str) -> usize {
+    let mut open = BTreeSet::new();
+    let mut most = 0;
+    for (id, kind) in timeline {
+        if !id.starts_with(&format!("{step}.")) {
+            continue;
+        }
+        if kind == "scheduled" {
+            open.insert(id.clone());
+        } else {
+            open.remove(id);
+        }
+        most = most.max(open.len());
+    }
+    most
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sweep_runs_its_items_two_at_a_time_and_the_next_step_reads_the_best()
+-> anyhow::Result<()> {
+    let (worker, client, _plugins) = setup().await?;
+    let spec = json!({
+        "name": "sweep",
+        "params": {"rates": [0.1, 0.3, 0.2, 0.05, 0.4]},
+        "steps": [
+            echo("prepare", &[], json!({"data": "/artifacts/train.csv"})),
+            {"id": "train", "plugin": "testkit", "operation": "echo", "depends_on": ["prepare"],
+             "for_each": "${params.rates}", "concurrency": 2,
+             // The echo's output is its input: the "score" is the rate itself.
+             "best": {"by": "input.score"},
+             "input": {"data": "${steps.prepare.output.input.data}", "score": "${item}",
+                       "label": "lr=${item}"}},
+            echo("evaluate", &["train"], json!({"model": "${steps.train.output.best.output.input.label}",
+                                                 "of": "${steps.train.output.succeeded}"}))
+        ]
+    });
+    let id = unique("fan-out-sweep");
+    let handle = start(&client, &worker, &id, spec).await?;
+    let result = handle
+        .get_result(WorkflowGetResultOptions::default())
+        .await?;
+    let steps = &result["steps"];
+    assert_eq!(
+        steps["evaluate"]["output"]["input"],
+        json!({"model": "lr=0.4", "of": 5}),
+        "{result:#}"
+    );
+    let train = &steps["train"]["output"];
+    assert_eq!(train["best"]["index"], 4, "{train:#}");
+    assert_eq!(train["items"][2]["item"], 0.2, "items keep their order");
+    assert!(
+        train["items"][0].get("output").is_none(),
+        "the run's result leaves item outputs out: {train:#}"
+    );
+    let full = handle
+        .query(
+            PipelineWorkflow::step_output,
+            "train".to_string(),
+            WorkflowQueryOptions::default(),
+        )
+        .await?;
+    assert_eq!(full["items"][1]["output"]["input"]["label"], "lr=0.3");
+    assert_eq!(full["items"][1]["output"]["activity_id"], "train.1");
+
+    let status = status(&handle).await?;
+    let train = step(&status, "train");
+    assert_eq!(train.status, StepStatus::Succeeded);
+    let items = train.items.as_ref().expect("items in the status");
+    assert!(items.iter().all(|i| i.status == StepStatus::Succeeded));
+    assert!(items.iter().all(|i| i.attempt == Some(1)), "{items:#?}");
+    assert_eq!(
+        train.items_summary().as_deref(),
+        Some("items: 5 succeeded (of 5)")
+    );
+    assert!(
+        train
+            .note
+            .as_deref()
+            .unwrap()
+            .contains("best: item 4 (0.4)"),
+        "{train:#?}"
+    );
+
+    let json = history_json(&handle).await?;
+    let timeline = activity_timeline(&history_events(&json));
+    let scheduled: Vec<&str> = timeline
+        .iter()
+        .filter(|(id, kind)| id.starts_with("train.") && kind == "scheduled")
+        .map(|(id, _)| id.as_str())
+        .collect();
+    assert_eq!(
+        scheduled,
+        ["train.0", "train.1", "train.2", "train.3", "train.4"]
+    );
+    assert_eq!(most_at_once(&timeline, "train"), 2, "{timeline:?}");
+    replay("fan_out", &json).await?;
+    worker.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn failed_items_fail_the_step_unless_min_success_ratio_allows_them() -> anyhow::Result<()> {
+    let (worker, client, _plugins) = setup().await?;
+    // Every item fails, each its own way (`fail` with the item as its input).
+    let spec = |ratio: f64| {
+        json!({
+            "name": "ratio",
+            "steps": [{
+                "id": "try", "plugin": "testkit", "operation": "fail",
+                "for_each": [{"kind": "permanent", "type_name": "Diverged", "message": "loss is NaN"},
+                             {"kind": "invalid_input", "type_name": "BadRate", "message": "lr < 0"}],
+                "min_success_ratio": ratio,
+                "input": "${item}",
+                "retry": {"max_attempts": 1}
+            }]
+        })
+    };
+    let strict = start(&client, &worker, &unique("fan-out-strict"), spec(0.5)).await?;
+    let err = strict
+        .get_result(WorkflowGetResultOptions::default())
+        .await
+        .expect_err("no item can succeed");
+    let text = format!("{err:?}");
+    assert!(
+        text.contains("0 of 2 items succeeded; min_success_ratio 0.5 needs 1"),
+        "{text}"
+    );
+    assert!(text.contains("Diverged: loss is NaN"), "{text}");
+    let status = status(&strict).await?;
+    assert_eq!(status.state, RunState::Failed);
+    let items = step(&status, "try").items.clone().unwrap();
+    assert_eq!(items[1].note.as_deref(), Some("BadRate: lr < 0"));
+
+    let lenient = start(&client, &worker, &unique("fan-out-lenient"), spec(0.0)).await?;
+    let result = lenient
+        .get_result(WorkflowGetResultOptions::default())
+        .await?;
+    let output = &result["steps"]["try"]["output"];
+    assert_eq!(
+        (output["succeeded"].clone(), output["failed"].clone()),
+        (json!(0), json!(2))
+    );
+    assert_eq!(
+        output["items"][0]["error"], "Diverged: loss is NaN",
+        "{output:#}"
+    );
+    worker.stop().await
+}
+
+/// 200 items through one step: every one an activity of three events, and what that costs in
+/// history, printed for docs/pipelines.md. The bounds are Temporal's warning limits (10,240
+/// events, 10 MiB), far above what 200 echo items need.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sweep_of_200_items_stays_small_in_history() -> anyhow::Result<()> {
+    let (worker, client, _plugins) = setup().await?;
+    let items: Vec<Value> = (0..200)
+        .map(|i| json!({"lr": f64::from(i) / 1000.0}))
+        .collect();
+    let spec = json!({
+        "name": "wide",
+        "params": {"grid": items},
+        "steps": [{"id": "train", "plugin": "testkit", "operation": "echo",
+                   "for_each": "${params.grid}", "concurrency": 20,
+                   "best": {"by": "input.lr", "order": "min"},
+                   "input": {"lr": "${item.lr}"}}]
+    });
+    let handle = start(&client, &worker, &unique("fan-out-200"), spec).await?;
+    let result = handle
+        .get_result(WorkflowGetResultOptions::default())
+        .await?;
+    assert_eq!(result["steps"]["train"]["output"]["succeeded"], 200);
+    assert_eq!(result["steps"]["train"]["output"]["best"]["index"], 0);
+    let info = handle
+        .describe(WorkflowDescribeOptions::default())
+        .await?
+        .raw_description
+        .workflow_execution_info
+        .expect("execution info");
+    let (events, bytes) = (info.history_length, info.history_size_bytes);
+    let timeline = activity_timeline(&history_events(&history_json(&handle).await?));
+    assert_eq!(timeline.len(), 400, "scheduled + completed per item");
+    assert!(most_at_once(&timeline, "train") <= 20, "{timeline:?}");
+    println!(
+        "200-item sweep: {events} events, {bytes} bytes of history: {:.1} events and {} bytes \
+         per item",
+        events as f64 / 200.0,
+        bytes / 200
+    );
+    assert!(
+        events < 10_240 && bytes < 10 << 20,
+        "{events} events, {bytes} bytes"
+    );
+    worker.stop().await
+}
