@@ -4,14 +4,18 @@
 
 use std::collections::BTreeSet;
 
-use mlx_e2e::unique;
+use mlx_e2e::{unique, workspace_root};
 use mlx_pipeline::{RunState, StepStatus};
 use mlx_worker::temporal::PipelineWorkflow;
 use serde_json::{Value, json};
-use temporalio_client::{WorkflowDescribeOptions, WorkflowGetResultOptions, WorkflowQueryOptions};
+use temporalio_client::{
+    WorkflowDescribeOptions, WorkflowExecuteUpdateOptions, WorkflowGetResultOptions,
+    WorkflowQueryOptions,
+};
 
 use crate::pipeline::{
-    activity_timeline, echo, history_events, history_json, replay, setup, start, status, step,
+    activity_timeline, decision, echo, history_events, history_json, replay, setup, start, status,
+    step, training_worker, wait_for_step,
 };
 
 /// Most items whose activities were open at once, from the history's order of events.
@@ -206,5 +210,103 @@ async fn a_sweep_of_200_items_stays_small_in_history() -> anyhow::Result<()> {
         events < 10_240 && bytes < 10 << 20,
         "{events} events, {bytes} bytes"
     );
+    worker.stop().await
+}
+
+/// The example sweep in the repo (pipelines/sweep.yaml) on the real csv and trainer plugins:
+/// four gradient-boosted models, the lowest validation log loss evaluated on the held-out split
+/// and registered once approved; run again, every unchanged step comes from the cache.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_example_sweep_picks_evaluates_and_registers_the_best_and_reruns_from_cache()
+-> anyhow::Result<()> {
+    let (worker, client, _plugins) = training_worker().await?;
+    let spec = mlx_pipeline::load::load(&workspace_root().join("pipelines/sweep.yaml"))?;
+    let spec = serde_json::to_value(spec)?;
+    let run = |id: String| {
+        let (client, worker, spec) = (&client, &worker, spec.clone());
+        async move {
+            let handle = start(client, worker, &id, spec).await?;
+            wait_for_step(&handle, "approve", StepStatus::WaitingApproval).await?;
+            handle
+                .execute_update(
+                    PipelineWorkflow::approve,
+                    decision("approve"),
+                    WorkflowExecuteUpdateOptions::default(),
+                )
+                .await?;
+            handle
+                .get_result(WorkflowGetResultOptions::default())
+                .await?;
+            let sweep = handle
+                .query(
+                    PipelineWorkflow::step_output,
+                    "sweep".to_string(),
+                    WorkflowQueryOptions::default(),
+                )
+                .await?;
+            let register = handle
+                .query(
+                    PipelineWorkflow::step_output,
+                    "register".to_string(),
+                    WorkflowQueryOptions::default(),
+                )
+                .await?;
+            anyhow::Ok((handle, sweep, register))
+        }
+    };
+    let first_id = unique("sweep-first");
+    let (first, sweep, register) = run(first_id.clone()).await?;
+    let items = sweep["items"].as_array().unwrap();
+    assert_eq!(items.len(), 4, "{sweep:#}");
+    let losses: Vec<f64> = items
+        .iter()
+        .map(|i| i["output"]["metrics"]["log_loss"].as_f64().unwrap())
+        .collect();
+    let lowest = losses.iter().copied().fold(f64::INFINITY, f64::min);
+    let best = &sweep["best"];
+    assert_eq!(
+        best["output"]["metrics"]["log_loss"].as_f64(),
+        Some(lowest),
+        "{losses:?}"
+    );
+    let rate = best["item"].as_f64().unwrap();
+    assert_eq!(
+        best["output"]["model"]["path"],
+        format!("/artifacts/sweep/lr-{rate}/model.json"),
+        "each item trains into its own directory"
+    );
+    let entry = &register["entry"];
+    assert_eq!(
+        entry["model"]["hyperparameters"]["learning_rate"], rate,
+        "{entry:#}"
+    );
+    assert_eq!(entry["model"]["family"], "gradient_boosting");
+    let history = history_json(&first).await?;
+    let timeline = activity_timeline(&history_events(&history));
+    assert!(most_at_once(&timeline, "sweep") <= 2, "{timeline:?}");
+    let output_bytes: usize = items.iter().map(|i| i["output"].to_string().len()).sum();
+    println!(
+        "sweep of 4 trainer items: {} bytes of output per item",
+        output_bytes / items.len()
+    );
+
+    // The same spec again: every plugin step but `register` (cache: false) is a cache hit,
+    // items included, and the same model wins.
+    let (second, again, _) = run(unique("sweep-second")).await?;
+    let status = status(&second).await?;
+    for id in ["extract", "split", "evaluate"] {
+        let from = step(&status, id).cached_from.clone();
+        assert_eq!(from.map(|f| f.workflow_id), Some(first_id.clone()), "{id}");
+    }
+    let items = step(&status, "sweep").items.clone().unwrap();
+    for (n, item) in items.iter().enumerate() {
+        let from = item.cached_from.clone().expect("item from the cache");
+        assert_eq!(
+            (from.workflow_id.as_str(), from.step),
+            (first_id.as_str(), format!("sweep.{n}"))
+        );
+    }
+    assert_eq!(step(&status, "register").cached_from, None);
+    assert_eq!(again["best"]["index"], best["index"]);
     worker.stop().await
 }

@@ -422,7 +422,7 @@ fn chrono_seconds(text: &str) -> f64 {
     h * 3600.0 + m * 60.0 + s
 }
 
-fn decision(step: &str) -> Decision {
+pub(crate) fn decision(step: &str) -> Decision {
     Decision {
         step: step.into(),
         by: Some("ana".into()),
@@ -753,7 +753,7 @@ async fn a_bad_spec_fails_once_naming_every_problem() -> anyhow::Result<()> {
 }
 
 /// A worker serving the real csv and trainer plugins, csv granted the bundled data.
-async fn training_worker() -> anyhow::Result<(TestWorker, Client, PluginsDir)> {
+pub(crate) async fn training_worker() -> anyhow::Result<(TestWorker, Client, PluginsDir)> {
     let server = shared_server().await?;
     let plugins = PluginsDir::with(&["csv", "trainer"]);
     plugins.grant_data("csv");
