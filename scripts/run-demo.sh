@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Starts a persistent Temporal dev server and the worker, runs the demo MLTrainingWorkflow on
 # the bundled dataset and prints its result, then the example pipelines: training.yaml (Rust
-# plugins, an approval gate) and features.yaml (Rust, JavaScript and Python plugins in one run).
+# plugins, an approval gate), sweep.yaml (a fan-out over learning rates, run twice to show the
+# step cache) and features.yaml (Rust, JavaScript and Python plugins in one run).
 # Both keep running so the Web UI can be browsed; `make stop` (this script with `stop`) ends them.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -13,6 +14,28 @@ PORT=${TEMPORAL_PORT:-7233}
 UI_PORT=${TEMPORAL_UI_PORT:-8233}
 QUEUE=${TASK_QUEUE:-mlx-plugins}
 ADDRESS="127.0.0.1:$PORT"
+
+# Plays the person at a pipeline's approval gate: waits until `approve` waits (or the run
+# ends), then approves it. Sets FOLLOWER to the `pipeline run --wait` process to wait for.
+approve_when_asked() { # workflow-id follower-pid
+  local id=$1 state=""
+  FOLLOWER=$2
+  for _ in $(seq 1500); do
+    state=$("$WORKER" pipeline status "$id" --json 2>/dev/null | python3 -c '
+import json, sys
+s = json.load(sys.stdin)
+gate = next(st for st in s["steps"] if st["id"] == "approve")
+print("waiting" if gate["status"] == "waiting_approval" else s["state"])' 2>/dev/null || true)
+    [[ $state == waiting || $state == succeeded || $state == failed ]] && break
+    kill -0 "$FOLLOWER" 2>/dev/null || break
+    sleep 0.2
+  done
+  if [[ $state == waiting ]]; then
+    echo "the approval step is waiting; approving it as a person would:"
+    echo "  mlx-worker pipeline approve $id approve --comment 'make run demo'"
+    "$WORKER" pipeline approve "$id" approve --by demo --comment "make run demo"
+  fi
+}
 
 stop_pid() { # name
   local file="$RUN/$1.pid"
@@ -107,23 +130,7 @@ echo "running the pipeline pipelines/training.yaml as $PIPELINE_ID"
 # the Python and JavaScript ones included; the worker checks names when a step runs.
 "$WORKER" pipeline run "$ROOT/pipelines/training.yaml" \
   --id "$PIPELINE_ID" --wait >"$RUN/pipeline.log" 2>&1 &
-FOLLOWER=$!
-state=""
-for i in $(seq 600); do
-  state=$("$WORKER" pipeline status "$PIPELINE_ID" --json 2>/dev/null | python3 -c '
-import json, sys
-s = json.load(sys.stdin)
-gate = next(st for st in s["steps"] if st["id"] == "approve")
-print("waiting" if gate["status"] == "waiting_approval" else s["state"])' 2>/dev/null || true)
-  [[ $state == waiting || $state == succeeded || $state == failed ]] && break
-  kill -0 $FOLLOWER 2>/dev/null || break
-  sleep 0.2
-done
-if [[ $state == waiting ]]; then
-  echo "the approval step is waiting; approving it as a person would:"
-  echo "  mlx-worker pipeline approve $PIPELINE_ID approve --comment 'make run demo'"
-  "$WORKER" pipeline approve "$PIPELINE_ID" approve --by demo --comment "make run demo"
-fi
+approve_when_asked "$PIPELINE_ID" $!
 status=0
 wait $FOLLOWER || status=$?
 cat "$RUN/pipeline.log"
@@ -149,6 +156,40 @@ print("registered %s v%s: %s %s (accuracy %.4f, sha256 %s...) at %s" % (
 PY
 echo "registry:    $RUN/artifacts/$PIPELINE_ID/registry/"
 echo "Temporal Web UI: http://127.0.0.1:$UI_PORT/namespaces/default/workflows/$PIPELINE_ID"
+
+# A hyperparameter sweep (pipelines/sweep.yaml): one gradient-boosted model per learning rate,
+# two at a time, the lowest validation log loss evaluated and registered behind the approval
+# gate. Run twice: the second run takes every unchanged step from the step cache.
+for round in first second; do
+  SWEEP_ID="sweep-demo-$round-$(date +%Y%m%d-%H%M%S)"
+  echo
+  echo "running the pipeline pipelines/sweep.yaml as $SWEEP_ID ($round run)"
+  "$WORKER" pipeline run "$ROOT/pipelines/sweep.yaml" --id "$SWEEP_ID" --wait \
+    >"$RUN/sweep.log" 2>&1 &
+  approve_when_asked "$SWEEP_ID" $!
+  status=0
+  wait $FOLLOWER || status=$?
+  cat "$RUN/sweep.log"
+  "$WORKER" pipeline status "$SWEEP_ID"
+  [[ $status == 0 ]] || { echo "the pipeline did not succeed (exit $status)"; exit 1; }
+done
+python3 - "$("$WORKER" pipeline output "$SWEEP_ID" sweep)" \
+  "$("$WORKER" pipeline output "$SWEEP_ID" evaluate)" \
+  "$("$WORKER" pipeline output "$SWEEP_ID" register)" <<'PY'
+import json, sys
+sweep, ev, reg = (json.loads(a) for a in sys.argv[1:])
+print("sweep (validation split):")
+for n, item in enumerate(sweep["items"]):
+    m = item["output"]["metrics"]
+    mark = "  <- best" if n == sweep["best"]["index"] else ""
+    print(f"  learning_rate {item['item']:<5} log loss {m['log_loss']:.4f}  accuracy {m['accuracy']:.4f}{mark}")
+m = ev["metrics"]
+print(f"best on the held-out test split: accuracy {m['accuracy']:.4f}, log loss {m['log_loss']:.4f}")
+e = reg["entry"]
+print(f"registered {e['name']} v{e['version']} (sha256 {e['sha256'][:12]}...)")
+PY
+echo "lineage:     $WORKER pipeline lineage $SWEEP_ID --artifacts-dir $RUN/artifacts"
+echo "Temporal Web UI: http://127.0.0.1:$UI_PORT/namespaces/default/workflows/$SWEEP_ID"
 
 # Three languages in one run (pipelines/features.yaml): csv (Rust) splits iris, validate
 # (JavaScript) checks both splits, features (Python) engineers them, trainer (Rust) trains and
