@@ -4,7 +4,10 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use mlx_worker::{
-    cli::{self, CliError, pipeline::PipelineArgs, plugin::PluginArgs, schedule::ScheduleArgs},
+    cli::{
+        self, CliError, pipeline::PipelineArgs, plugin::PluginArgs, registry::RegistryArgs,
+        schedule::ScheduleArgs,
+    },
     config::{Settings, run_args::RunArgs},
     daemon::{
         self, DaemonError, Stopped,
@@ -38,6 +41,9 @@ enum Command {
     Pipeline(Box<PipelineArgs>),
     /// Temporal Schedules that start pipeline runs.
     Schedule(Box<ScheduleArgs>),
+    /// The model registry `register_model` writes: its models and versions, with metrics,
+    /// approval and lineage. Reads the registry directory; no server needed.
+    Registry(RegistryArgs),
 }
 
 fn main() -> ExitCode {
@@ -160,6 +166,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Run(_) | Command::Dev(_) => unreachable!("handled in main"),
         Command::Pipeline(args) => Ok(cli_exit(cli::pipeline::run(*args).await)),
         Command::Schedule(args) => Ok(cli_exit(cli::schedule::run(*args).await)),
+        Command::Registry(args) => Ok(cli_exit(cli::registry::run(args))),
         Command::Plugin(command) => cli::plugin::run(command).await,
     }
 }

@@ -8,6 +8,8 @@
 //!   `follow`: `run --wait`'s loop; `progress`: what it shows, live (a terminal) or as plain
 //!   lines (a pipe, a log);
 //!   `format`: times, durations and tables; `schedule_spec`: a schedule's times in one line.
+//! - [`registry`]: `registry list|show`, the model registry read from its directory (no
+//!   server).
 //! - [`retry`]: every call to the server rides out a server that is briefly unreachable.
 
 mod follow;
@@ -15,6 +17,7 @@ mod format;
 pub mod pipeline;
 pub mod plugin;
 mod progress;
+pub mod registry;
 pub mod retry;
 pub mod scaffold;
 pub mod schedule;
