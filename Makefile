@@ -71,6 +71,9 @@ plugins: wasm-target
 	cp $(WASM_OUT)/csv.wasm $(WASM_OUT)/trainer.wasm $(WASM_OUT)/scorer.wasm $(PLUGINS_DIR)/
 	cp plugins/csv/csv.toml $(PLUGINS_DIR)/csv.toml
 	cp plugins/scorer/scorer.toml $(PLUGINS_DIR)/scorer.toml
+	# The trainer's manifest grants the shared model registry, which must exist to load.
+	cp plugins/trainer/trainer.toml $(PLUGINS_DIR)/trainer.toml
+	mkdir -p $(ROOT)/registry
 
 # The Python and JavaScript example plugins beside the Rust ones (pipelines/features.yaml uses
 # all four). Their manifests grant ../../../data as laid out in plugins/target/<language>/;
