@@ -14,5 +14,6 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod lineage;
+pub mod openlineage;
 pub mod step_cache;
 pub mod temporal;

@@ -115,6 +115,26 @@ layered! {
         #[serde(default)]
         #[command(flatten)]
         pub telemetry: TelemetryConfig,
+        #[serde(default)]
+        #[command(flatten)]
+        pub lineage: LineageConfig,
+    }
+}
+
+layered! {
+    /// `[lineage]`: where the worker sends OpenLineage run events (docs/pipelines.md,
+    /// "Lineage"). Off unless a URL is set.
+    #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, clap::Args)]
+    #[serde(deny_unknown_fields)]
+    #[command(next_help_heading = "Lineage [lineage]")]
+    pub struct LineageConfig {
+        /// OpenLineage events to a JSON-lines file (file:///path/events.jsonl) or an HTTP
+        /// endpoint (http://host:5000, POST /api/v1/lineage) [default: off].
+        #[arg(long, env = "MLX_OPENLINEAGE_URL")]
+        pub openlineage_url: Option<String>,
+        /// The namespace of the jobs the events name [default: mlx].
+        #[arg(long, env = "MLX_OPENLINEAGE_NAMESPACE")]
+        pub openlineage_namespace: Option<String>,
     }
 }
 
@@ -295,6 +315,11 @@ impl ConfigFile {
                 health_address: None,
                 otlp_endpoint: None,
             },
+            lineage: LineageConfig {
+                // Where events go is the operator's choice; none is sent until one is made.
+                openlineage_url: None,
+                openlineage_namespace: Some("mlx".into()),
+            },
         }
     }
 
@@ -307,9 +332,22 @@ impl ConfigFile {
             temporal,
             worker: w,
             telemetry: t,
+            lineage,
         } = merged.clone();
         // Only reachable if `defaults()` lost a key; an error rather than a panic all the same.
         let unset = |key: &str| ConfigError::Invalid(format!("{key} is not set"));
+        let openlineage = match lineage.openlineage_url {
+            None => None,
+            Some(url) => {
+                let sink = url
+                    .parse()
+                    .map_err(|e| ConfigError::Invalid(format!("lineage.openlineage_url: {e}")))?;
+                let namespace = lineage
+                    .openlineage_namespace
+                    .ok_or_else(|| unset("lineage.openlineage_namespace"))?;
+                Some((sink, namespace))
+            }
+        };
         let plugins_dir = w.plugins_dir.ok_or_else(|| {
             ConfigError::Invalid(
                 "no plugins directory: pass --plugins-dir, set MLX_PLUGINS_DIR or \
@@ -348,6 +386,7 @@ impl ConfigFile {
             metrics_address: t.metrics_address,
             health_address: t.health_address,
             otlp_endpoint: t.otlp_endpoint,
+            openlineage,
             #[cfg(feature = "native-echo")]
             native_echo: false,
             merged,
@@ -373,6 +412,8 @@ pub struct Settings {
     pub metrics_address: Option<SocketAddr>,
     pub health_address: Option<SocketAddr>,
     pub otlp_endpoint: Option<String>,
+    /// Where OpenLineage events go, and their jobs' namespace.
+    pub openlineage: Option<(crate::openlineage::Sink, String)>,
     /// Benchmarks only (`run --native-echo`): a native echo activity instead of the plugins.
     /// Not a file key: a benchmark switch has no place in an operator's configuration.
     #[cfg(feature = "native-echo")]

@@ -35,6 +35,10 @@ const EVERY_KEY: &str = r#"
     metrics_address = "127.0.0.1:9464"
     health_address = "127.0.0.1:9465"
     otlp_endpoint = "http://127.0.0.1:4318"
+
+    [lineage]
+    openlineage_url = "http://127.0.0.1:5000"
+    openlineage_namespace = "ml-platform"
 "#;
 
 /// The same as [`EVERY_KEY`], as flags.
@@ -58,6 +62,8 @@ const EVERY_FLAG: &[&str] = &[
     "--metrics-address=127.0.0.1:9464",
     "--health-address=127.0.0.1:9465",
     "--otlp-endpoint=http://127.0.0.1:4318",
+    "--openlineage-url=http://127.0.0.1:5000",
+    "--openlineage-namespace=ml-platform",
 ];
 
 #[derive(Parser)]
@@ -67,7 +73,7 @@ struct Run {
 }
 
 /// Each section: its name, its file keys and its flags.
-fn sections() -> [(&'static str, &'static [&'static str], Command); 3] {
+fn sections() -> [(&'static str, &'static [&'static str], Command); 4] {
     let flags = Command::new("section");
     [
         (
@@ -83,7 +89,12 @@ fn sections() -> [(&'static str, &'static [&'static str], Command); 3] {
         (
             "telemetry",
             TelemetryConfig::KEYS,
-            TelemetryConfig::augment_args(flags),
+            TelemetryConfig::augment_args(flags.clone()),
+        ),
+        (
+            "lineage",
+            LineageConfig::KEYS,
+            LineageConfig::augment_args(flags),
         ),
     ]
 }
@@ -324,4 +335,36 @@ fn file_errors_keep_their_cause_as_the_source() {
         .and_then(|e| e.downcast_ref::<toml::de::Error>());
     assert!(parse.is_some(), "{bad:?}");
     assert!(bad.to_string().contains("not_a_key"), "{bad}");
+}
+
+#[test]
+fn an_openlineage_url_is_checked_when_the_configuration_is_resolved() {
+    let file = parse(
+        "[worker]\nplugins_dir = \"/p\"\n[lineage]\nopenlineage_url = \"file:///tmp/ol.jsonl\"\n",
+    )
+    .unwrap();
+    let settings = file.resolve().unwrap();
+    assert_eq!(
+        settings.openlineage,
+        Some((
+            crate::openlineage::Sink::File("/tmp/ol.jsonl".into()),
+            "mlx".to_string()
+        ))
+    );
+    let file =
+        parse("[worker]\nplugins_dir = \"/p\"\n[lineage]\nopenlineage_url = \"kafka://x\"\n")
+            .unwrap();
+    let err = file.resolve().unwrap_err().to_string();
+    assert!(
+        err.contains("lineage.openlineage_url") && err.contains("kafka"),
+        "{err}"
+    );
+    assert_eq!(
+        parse("[worker]\nplugins_dir = \"/p\"\n")
+            .unwrap()
+            .resolve()
+            .unwrap()
+            .openlineage,
+        None
+    );
 }

@@ -60,6 +60,7 @@ impl DevArgs {
                 ..Default::default()
             },
             telemetry: TelemetryConfig::default(),
+            lineage: Default::default(),
         };
         let flags = ConfigFile {
             temporal: TemporalConfig::default(),
@@ -68,6 +69,7 @@ impl DevArgs {
                 log_format,
                 ..self.telemetry.clone()
             },
+            lineage: Default::default(),
         };
         dev.overridden_by(flags).resolve()
     }

@@ -219,6 +219,7 @@ pub async fn run(
     worker_settings.graceful_shutdown = Some(grace);
     worker_settings.metrics = metrics;
     worker_settings.max_input_bytes = settings.max_input_bytes;
+    worker_settings.openlineage = settings.openlineage.clone();
     #[cfg(feature = "native-echo")]
     {
         worker_settings.native_echo = settings.native_echo;

@@ -18,7 +18,7 @@ use tracing::Instrument;
 use super::payload::{
     decode_heartbeat_details, decode_request, json_text_payload, mark_cached, result_payload,
 };
-use crate::{lineage, step_cache::StepCache};
+use crate::{lineage, openlineage, step_cache::StepCache};
 use mlx_pipeline::CacheSource;
 use mlx_runtime::{
     PluginHost,
@@ -45,6 +45,7 @@ pub struct PluginActivities {
     runtime: Arc<PluginHost>,
     registry: Arc<PluginRegistry>,
     max_input_bytes: usize,
+    openlineage: Option<Arc<openlineage::Emitter>>,
 }
 
 impl PluginActivities {
@@ -52,18 +53,21 @@ impl PluginActivities {
         runtime: Arc<PluginHost>,
         registry: Arc<PluginRegistry>,
         max_input_bytes: usize,
+        openlineage: Option<Arc<openlineage::Emitter>>,
     ) -> Self {
         Self {
             runtime,
             registry,
             max_input_bytes,
+            openlineage,
         }
     }
 }
 
 impl PluginActivities {
-    /// Writes the step's provenance record (lineage). Lineage is a record of what happened:
-    /// failing to keep it is logged, never the step's failure.
+    /// Writes the step's provenance record (lineage) and sends its OpenLineage COMPLETE
+    /// event. Lineage is a record of what happened: failing to keep it is logged, never the
+    /// step's failure.
     fn record_lineage(
         &self,
         plugin: &LoadedPlugin,
@@ -74,6 +78,14 @@ impl PluginActivities {
         cached_from: Option<CacheSource>,
     ) {
         let Some(artifacts) = &self.runtime.settings().artifacts_dir else {
+            if let Some(emitter) = &self.openlineage {
+                let step = ol_step(plugin, request, invocation, run_id.as_deref());
+                let files = openlineage::Files {
+                    run_dir: std::path::Path::new("/artifacts"),
+                    grants: &plugin.manifest.dirs,
+                };
+                emitter.complete(&step, &files, &[], &[], cached_from.as_ref());
+            }
             return;
         };
         let call = lineage::Invocation {
@@ -89,8 +101,40 @@ impl PluginActivities {
             attempt: invocation.attempt,
         };
         let run_dir = workflow_dir_name(&invocation.workflow_id);
-        if let Err(e) = lineage::record(artifacts, &run_dir, &call, output, cached_from) {
-            tracing::warn!("recording lineage failed: {e}");
+        let record = lineage::record(artifacts, &run_dir, &call, output, cached_from.clone())
+            .unwrap_or_else(|e| {
+                tracing::warn!("recording lineage failed: {e}");
+                None
+            });
+        if let Some(emitter) = &self.openlineage {
+            let step = ol_step(plugin, request, invocation, call.run_id.as_deref());
+            let run_dir = artifacts.join(&run_dir);
+            let files = openlineage::Files {
+                run_dir: &run_dir,
+                grants: &plugin.manifest.dirs,
+            };
+            let (reads, writes) = record.map(|r| (r.reads, r.writes)).unwrap_or_default();
+            emitter.complete(&step, &files, &reads, &writes, cached_from.as_ref());
+        }
+    }
+
+    /// An OpenLineage START (no error) or FAIL event, when the worker sends them.
+    fn lineage_event(
+        &self,
+        plugin: &LoadedPlugin,
+        request: &PluginRequest,
+        invocation: &InvocationContext,
+        ctx: &ActivityContext,
+        error: Option<&str>,
+    ) {
+        let Some(emitter) = &self.openlineage else {
+            return;
+        };
+        let run_id = ctx.info().workflow_run_id.clone();
+        let step = ol_step(plugin, request, invocation, run_id.as_deref());
+        match error {
+            None => emitter.start_event(&step),
+            Some(message) => emitter.fail(&step, message),
         }
     }
 
@@ -115,6 +159,25 @@ impl PluginActivities {
                 None
             }
         }
+    }
+}
+
+fn ol_step<'a>(
+    plugin: &'a LoadedPlugin,
+    request: &'a PluginRequest,
+    invocation: &'a InvocationContext,
+    run_id: Option<&'a str>,
+) -> openlineage::Step<'a> {
+    openlineage::Step {
+        plugin: &plugin.info.name,
+        version: &plugin.info.version,
+        digest: &plugin.digest,
+        operation: &request.operation,
+        input: &request.input,
+        workflow_id: &invocation.workflow_id,
+        run_id,
+        step: &invocation.activity_id,
+        attempt: invocation.attempt,
     }
 }
 
@@ -180,6 +243,7 @@ impl PluginActivities {
             if let Some((cache, key, run_dir)) = &cache {
                 match cache.get(key, run_dir) {
                     Ok(Some(hit)) => {
+                        self.lineage_event(&plugin, &request, &invocation, &ctx, None);
                         span.record("outcome", "cached");
                         tracing::info!(
                             from_workflow = %hit.from.workflow_id,
@@ -209,6 +273,7 @@ impl PluginActivities {
                 }
             }
 
+            self.lineage_event(&plugin, &request, &invocation, &ctx, None);
             let cancel = CancellationToken::new();
             let (signals, mut details) = ActivitySignals::new(cancel.clone());
             let deadline = ctx.info().deadline.map(instant_from_system_time);
@@ -293,6 +358,8 @@ impl PluginActivities {
                         "invocation failed: {}",
                         cut(&failure.message)
                     );
+                    let message = format!("{}: {}", failure.type_name, cut(&failure.message));
+                    self.lineage_event(&plugin, &request, &invocation, &ctx, Some(&message));
                     Err(activity_error(&err, failure, invocation.attempt))
                 }
             }

@@ -43,6 +43,8 @@ pub struct WorkerSettings {
     pub metrics: Option<Arc<dyn CoreMeter>>,
     /// Largest request `plugin_activity` accepts, in JSON bytes.
     pub max_input_bytes: usize,
+    /// Where OpenLineage events go, and their jobs' namespace; None: not sent.
+    pub openlineage: Option<(crate::openlineage::Sink, String)>,
     /// Benchmarks only: serve `plugin_activity` with the native echo instead of plugins.
     #[cfg(feature = "native-echo")]
     pub native_echo: bool,
@@ -56,6 +58,7 @@ impl WorkerSettings {
             graceful_shutdown: None,
             metrics: None,
             max_input_bytes: DEFAULT_MAX_INPUT_BYTES,
+            openlineage: None,
             #[cfg(feature = "native-echo")]
             native_echo: false,
         }
@@ -198,6 +201,10 @@ pub async fn run(
     let sdk_runtime = temporalio_sdk::Runtime::from_current_tokio(runtime_options)
         .map_err(WorkerError::worker("the SDK runtime"))?;
     let slots = settings.max_concurrent_activities.max(1);
+    let openlineage = settings
+        .openlineage
+        .clone()
+        .map(|(sink, namespace)| crate::openlineage::Emitter::start(sink, namespace));
     let tuner = TunerHolder::builder()
         .workflow_task_slot_supplier(FixedSizeSlotSupplier::new(100))
         .activity_task_slot_supplier(FixedSizeSlotSupplier::new(slots))
@@ -224,6 +231,7 @@ pub async fn run(
             runtime,
             registry,
             settings.max_input_bytes,
+            openlineage,
         ))
     };
     #[cfg(not(feature = "native-echo"))]
@@ -231,6 +239,7 @@ pub async fn run(
         runtime,
         registry,
         settings.max_input_bytes,
+        openlineage,
     ));
     let options = options.build();
     let mut worker = Worker::new(&sdk_runtime, client, options)

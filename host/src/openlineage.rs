@@ -1,0 +1,332 @@
+//! OpenLineage run events for every plugin invocation: START when it begins, COMPLETE (with
+//! the files it read and wrote as input and output datasets, each versioned by its SHA-256) or
+//! FAIL (with the error) when it ends, to a JSON-lines file or an HTTP endpoint (Marquez and
+//! other consumers take `POST /api/v1/lineage`).
+//!
+//! Events go through a bounded queue to one background task, so a slow or absent endpoint
+//! never delays a step: when the queue is full the event is dropped and counted in the log.
+//! Lineage is a record of what happened; failing to deliver it never fails the step.
+
+use std::{
+    fs::OpenOptions,
+    io::Write,
+    path::{Path, PathBuf},
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use tokio::sync::mpsc;
+
+use crate::lineage::FileDigest;
+use mlx_pipeline::CacheSource;
+use mlx_runtime::plugin::manifest::DirGrant;
+
+/// Events waiting for the sender; past this, new events are dropped (and counted).
+const QUEUE: usize = 1024;
+/// How long one HTTP delivery may take before it is given up (and logged).
+const HTTP_TIMEOUT: Duration = Duration::from_secs(10);
+const PRODUCER: &str = concat!(
+    "https://github.com/mlx-plugin-worker/mlx-worker/tree/v",
+    env!("CARGO_PKG_VERSION")
+);
+const RUN_EVENT: &str = "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent";
+const PARENT: &str =
+    "https://openlineage.io/spec/facets/1-2-0/ParentRunFacet.json#/$defs/ParentRunFacet";
+const ENGINE: &str = "https://openlineage.io/spec/facets/1-1-1/ProcessingEngineRunFacet.json#/$defs/ProcessingEngineRunFacet";
+const ERROR: &str = "https://openlineage.io/spec/facets/1-0-1/ErrorMessageRunFacet.json#/$defs/ErrorMessageRunFacet";
+const JOB_TYPE: &str =
+    "https://openlineage.io/spec/facets/2-0-4/JobTypeJobFacet.json#/$defs/JobTypeJobFacet";
+const VERSION: &str = "https://openlineage.io/spec/facets/1-0-1/DatasetVersionDatasetFacet.json#/$defs/DatasetVersionDatasetFacet";
+/// Our own run facet: what ran, by digest. Documented in docs/pipelines.md ("Lineage").
+const MLX_FACET: &str =
+    "https://github.com/mlx-plugin-worker/mlx-worker/blob/main/docs/pipelines.md#lineage";
+
+/// Where events go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Sink {
+    /// Appended as one JSON object per line.
+    File(PathBuf),
+    /// POSTed one at a time to `<url>/api/v1/lineage` (plain HTTP).
+    Http(url::Url),
+}
+
+impl std::str::FromStr for Sink {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let url = url::Url::parse(text)
+            .map_err(|e| format!("{text:?} is not a file:// or http:// URL: {e}"))?;
+        match url.scheme() {
+            "file" => url
+                .to_file_path()
+                .map(Sink::File)
+                .map_err(|()| format!("{text:?}: a file URL needs an absolute path")),
+            "http" => Ok(Sink::Http(url)),
+            other => Err(format!(
+                "{text:?}: scheme {other} is not supported; use file:///path/events.jsonl or \
+                 http://host:port (for https, a local forwarder)"
+            )),
+        }
+    }
+}
+
+/// What one invocation was, for its events.
+pub struct Step<'a> {
+    pub plugin: &'a str,
+    pub version: &'a str,
+    pub digest: &'a str,
+    pub operation: &'a str,
+    pub input: &'a Value,
+    pub workflow_id: &'a str,
+    pub run_id: Option<&'a str>,
+    pub step: &'a str,
+    pub attempt: u32,
+}
+
+/// Files as datasets: the run's `/artifacts/...` and the plugin's grants, by host path.
+pub struct Files<'a> {
+    pub run_dir: &'a Path,
+    pub grants: &'a [DirGrant],
+}
+
+pub struct Emitter {
+    queue: mpsc::Sender<Value>,
+    namespace: String,
+    dropped: AtomicU64,
+}
+
+impl Emitter {
+    /// Starts the sending task on the current tokio runtime.
+    pub fn start(sink: Sink, namespace: String) -> Arc<Self> {
+        let (queue, events) = mpsc::channel(QUEUE);
+        tokio::spawn(deliver(sink, events));
+        Arc::new(Self {
+            queue,
+            namespace,
+            dropped: AtomicU64::new(0),
+        })
+    }
+
+    pub fn start_event(&self, step: &Step<'_>) {
+        self.send(event(&self.namespace, "START", step, None, &[], &[], None));
+    }
+
+    pub fn complete(
+        &self,
+        step: &Step<'_>,
+        files: &Files<'_>,
+        reads: &[FileDigest],
+        writes: &[FileDigest],
+        cached_from: Option<&CacheSource>,
+    ) {
+        let inputs = datasets(reads, files);
+        let outputs = datasets(writes, files);
+        let ev = event(
+            &self.namespace,
+            "COMPLETE",
+            step,
+            None,
+            &inputs,
+            &outputs,
+            cached_from,
+        );
+        self.send(ev);
+    }
+
+    pub fn fail(&self, step: &Step<'_>, message: &str) {
+        self.send(event(
+            &self.namespace,
+            "FAIL",
+            step,
+            Some(message),
+            &[],
+            &[],
+            None,
+        ));
+    }
+
+    fn send(&self, event: Value) {
+        if self.queue.try_send(event).is_err() {
+            let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+            tracing::warn!(
+                dropped = n,
+                "OpenLineage queue full or closed: event dropped"
+            );
+        }
+    }
+}
+
+async fn deliver(sink: Sink, mut events: mpsc::Receiver<Value>) {
+    while let Some(event) = events.recv().await {
+        let result = match &sink {
+            Sink::File(path) => append(path, &event),
+            Sink::Http(url) => post(url, &event).await,
+        };
+        if let Err(e) = result {
+            tracing::warn!("OpenLineage event not delivered: {e}");
+        }
+    }
+}
+
+fn append(path: &Path, event: &Value) -> Result<(), String> {
+    let mut line = event.to_string();
+    line.push('\n');
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .and_then(|mut f| f.write_all(line.as_bytes()))
+        .map_err(|e| format!("{}: {e}", path.display()))
+}
+
+async fn post(url: &url::Url, event: &Value) -> Result<(), String> {
+    use http_body_util::{BodyExt, Full};
+    use hyper_util::rt::TokioIo;
+    let host = url.host_str().ok_or("the URL has no host")?.to_string();
+    let port = url.port_or_known_default().unwrap_or(80);
+    let path = format!("{}/api/v1/lineage", url.path().trim_end_matches('/'));
+    let body = event.to_string();
+    let send = async {
+        let stream = tokio::net::TcpStream::connect((host.as_str(), port))
+            .await
+            .map_err(|e| format!("connecting to {host}:{port}: {e}"))?;
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| e.to_string())?;
+        tokio::spawn(connection);
+        let request = hyper::Request::post(path.as_str())
+            .header("host", format!("{host}:{port}"))
+            .header("content-type", "application/json")
+            .body(Full::new(bytes::Bytes::from(body)))
+            .map_err(|e| e.to_string())?;
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|e| e.to_string())?;
+        let status = response.status();
+        let _ = response.into_body().collect().await;
+        if status.is_success() {
+            Ok(())
+        } else {
+            Err(format!("{url}: HTTP {status}"))
+        }
+    };
+    tokio::time::timeout(HTTP_TIMEOUT, send)
+        .await
+        .map_err(|_| format!("{url}: no answer in {HTTP_TIMEOUT:?}"))?
+}
+
+/// One run event. Pure, so its shape is unit-tested.
+fn event(
+    namespace: &str,
+    kind: &str,
+    step: &Step<'_>,
+    error: Option<&str>,
+    inputs: &[Value],
+    outputs: &[Value],
+    cached_from: Option<&CacheSource>,
+) -> Value {
+    let parent_run = match step.run_id {
+        Some(id) if uuid::Uuid::parse_str(id).is_ok() => id.to_string(),
+        _ => uuid_of(&[step.workflow_id]),
+    };
+    let mut run_facets = json!({
+        "parent": {
+            "_producer": PRODUCER, "_schemaURL": PARENT,
+            "run": {"runId": parent_run},
+            "job": {"namespace": namespace, "name": step.workflow_id},
+        },
+        "processing_engine": {
+            "_producer": PRODUCER, "_schemaURL": ENGINE,
+            "version": env!("CARGO_PKG_VERSION"), "name": "mlx-worker",
+        },
+        "mlx": {
+            "_producer": PRODUCER, "_schemaURL": MLX_FACET,
+            "plugin": step.plugin, "version": step.version, "digest": step.digest,
+            "operation": step.operation, "step": step.step, "attempt": step.attempt,
+            "input_sha256": crate::step_cache::hex(&Sha256::digest(step.input.to_string())),
+            "cached_from": cached_from,
+        },
+    });
+    if let Some(message) = error {
+        run_facets["errorMessage"] = json!({
+            "_producer": PRODUCER, "_schemaURL": ERROR,
+            "message": message, "programmingLanguage": "WebAssembly",
+        });
+    }
+    let attempt = step.attempt.to_string();
+    json!({
+        "eventType": kind,
+        "eventTime": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        "producer": PRODUCER,
+        "schemaURL": RUN_EVENT,
+        "run": {
+            // One OpenLineage run per attempt: START and its COMPLETE or FAIL share it.
+            "runId": uuid_of(&[step.workflow_id, &parent_run, step.step, &attempt]),
+            "facets": run_facets,
+        },
+        "job": {
+            "namespace": namespace,
+            // A job is what recurs: the plugin operation, whichever pipeline runs it.
+            "name": format!("{}.{}", step.plugin, step.operation),
+            "facets": {"jobType": {
+                "_producer": PRODUCER, "_schemaURL": JOB_TYPE,
+                "processingType": "BATCH", "integration": "MLX", "jobType": "TASK",
+            }},
+        },
+        "inputs": inputs,
+        "outputs": outputs,
+    })
+}
+
+/// The files as datasets: namespace `file`, name the absolute host path (so the file one
+/// step writes and another reads is one dataset), version its SHA-256.
+fn datasets(files: &[FileDigest], where_: &Files<'_>) -> Vec<Value> {
+    files
+        .iter()
+        .map(|f| {
+            json!({
+                "namespace": "file",
+                "name": host_path(&f.path, where_).display().to_string(),
+                "facets": {"version": {
+                    "_producer": PRODUCER, "_schemaURL": VERSION, "datasetVersion": f.sha256,
+                }},
+            })
+        })
+        .collect()
+}
+
+fn host_path(guest: &str, files: &Files<'_>) -> PathBuf {
+    if let Some(rest) = guest.strip_prefix("/artifacts/") {
+        return files.run_dir.join(rest);
+    }
+    for grant in files.grants {
+        if let Ok(rest) = Path::new(guest).strip_prefix(&grant.guest) {
+            return grant.host.join(rest);
+        }
+    }
+    PathBuf::from(guest)
+}
+
+/// A stable UUID (version 8, RFC 9562's custom layout) from SHA-256 of the parts, so START
+/// and COMPLETE of one attempt name the same run without any state between them.
+fn uuid_of(parts: &[&str]) -> String {
+    let mut hash = Sha256::new();
+    for part in parts {
+        hash.update(part.as_bytes());
+        hash.update([0]);
+    }
+    let digest = hash.finalize();
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    uuid::Uuid::new_v8(bytes).to_string()
+}
+
+#[cfg(test)]
+#[path = "openlineage_tests.rs"]
+mod tests;
