@@ -31,6 +31,7 @@ mod pipeline;
 mod pipeline_cli;
 /// A Python plugin (componentize-py, the mlx_plugin SDK): `make python-plugins` builds it.
 mod python;
+mod registry;
 /// Hot reload of plugin files and manifests.
 mod reload;
 /// Recorded pipeline histories replay against the current workflow code.
