@@ -33,6 +33,7 @@ export CARGO_INCREMENTAL ?= 0
 
 include mk/python.mk
 include mk/ml.mk
+include mk/lineage.mk
 include mk/js.mk
 
 .PHONY: help tools wasm-target protoc plugins build run stop test bench lint layers deny fmt clean baseline
@@ -92,7 +93,7 @@ run: build
 stop:
 	scripts/run-demo.sh stop
 
-test: tools ml-tools plugins python-plugins python-test js-plugins js-test lint deny
+test: tools ml-tools lineage-tools plugins python-plugins python-test js-plugins js-test lint deny
 	cd plugins && cargo test --target x86_64-unknown-linux-gnu
 	# Benchmarks are not run here, only built, so they cannot rot. The worker binary is built
 	# here too, with the tests' features: the end-to-end tests run it as a child process and

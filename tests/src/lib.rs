@@ -373,6 +373,15 @@ pub struct TestWorker {
 
 impl TestWorker {
     pub async fn start(server: &DevServer, plugins: &Path) -> anyhow::Result<Self> {
+        Self::start_with(server, plugins, |_| {}).await
+    }
+
+    /// [`TestWorker::start`] with worker settings changed by `configure` (e.g. OpenLineage).
+    pub async fn start_with(
+        server: &DevServer,
+        plugins: &Path,
+        configure: impl FnOnce(&mut WorkerSettings),
+    ) -> anyhow::Result<Self> {
         // Worker and plugin logs go to stderr: `cargo test -- --nocapture` shows them.
         let _ = mlx_worker::daemon::telemetry::init(
             mlx_worker::daemon::telemetry::LogFormat::Human,
@@ -392,7 +401,8 @@ impl TestWorker {
         let task_queue = unique("tq");
         let client = server.client().await?;
         let (stop, stopped) = oneshot::channel::<()>();
-        let settings = WorkerSettings::new(task_queue.clone(), 4);
+        let mut settings = WorkerSettings::new(task_queue.clone(), 4);
+        configure(&mut settings);
         let rt = runtime.clone();
         // The SDK's worker future is not `Send`: it gets a thread and an executor of its own,
         // as it would in the daemon.
