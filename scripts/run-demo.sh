@@ -137,10 +137,12 @@ cat "$RUN/pipeline.log"
 "$WORKER" pipeline status "$PIPELINE_ID"
 [[ $status == 0 ]] || { echo "the pipeline did not succeed (exit $status)"; exit 1; }
 python3 - "$("$WORKER" pipeline output "$PIPELINE_ID" evaluate)" \
-  "$("$WORKER" pipeline output "$PIPELINE_ID" register)" "$HOST_ARTIFACTS/$PIPELINE_ID" <<'PY'
+  "$("$WORKER" pipeline output "$PIPELINE_ID" register)" "$HOST_ARTIFACTS/$PIPELINE_ID" \
+  "$ROOT/registry" <<'PY'
 import json, sys
 ev, reg = json.loads(sys.argv[1]), json.loads(sys.argv[2])
-on_host = lambda p: p and p.replace("/artifacts/", sys.argv[3] + "/", 1)
+on_host = lambda p: p and p.replace("/artifacts/", sys.argv[3] + "/", 1).replace(
+    "/registry/", sys.argv[4] + "/", 1)
 m = ev["metrics"]
 print(f"evaluate: {ev['family']} on {ev['rows']} test rows: accuracy {m['accuracy']:.4f}, "
       f"macro F1 {m['f1_macro']:.4f}, ROC AUC {m['roc_auc']}, log loss {m['log_loss']:.4f}")
@@ -154,7 +156,7 @@ print("registered %s v%s: %s %s (accuracy %.4f, sha256 %s...) at %s" % (
     e["name"], e["version"], e["model"]["family"], json.dumps(e["model"]["hyperparameters"]),
     e["metrics"]["accuracy"], e["sha256"][:12], on_host(reg["model_path"])))
 PY
-echo "registry:    $RUN/artifacts/$PIPELINE_ID/registry/"
+echo "registry:    $ROOT/registry/ (mlx-worker registry list --registry-dir $ROOT/registry)"
 echo "Temporal Web UI: http://127.0.0.1:$UI_PORT/namespaces/default/workflows/$PIPELINE_ID"
 
 # A hyperparameter sweep (pipelines/sweep.yaml): one gradient-boosted model per learning rate,
@@ -186,7 +188,8 @@ for n, item in enumerate(sweep["items"]):
 m = ev["metrics"]
 print(f"best on the held-out test split: accuracy {m['accuracy']:.4f}, log loss {m['log_loss']:.4f}")
 e = reg["entry"]
-print(f"registered {e['name']} v{e['version']} (sha256 {e['sha256'][:12]}...)")
+again = " (already registered: the same model bytes)" if reg.get("already_registered") else ""
+print(f"registered {e['name']} v{e['version']} (sha256 {e['sha256'][:12]}...){again}")
 PY
 echo "lineage:     $WORKER pipeline lineage $SWEEP_ID --artifacts-dir $RUN/artifacts"
 echo "Temporal Web UI: http://127.0.0.1:$UI_PORT/namespaces/default/workflows/$SWEEP_ID"

@@ -219,7 +219,7 @@ async fn a_sweep_of_200_items_stays_small_in_history() -> anyhow::Result<()> {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_example_sweep_picks_evaluates_and_registers_the_best_and_reruns_from_cache()
 -> anyhow::Result<()> {
-    let (worker, client, _plugins) = training_worker().await?;
+    let (worker, client, plugins) = training_worker().await?;
     let spec = mlx_pipeline::load::load(&workspace_root().join("pipelines/sweep.yaml"))?;
     let spec = serde_json::to_value(spec)?;
     let run = |id: String| {
@@ -281,6 +281,8 @@ async fn the_example_sweep_picks_evaluates_and_registers_the_best_and_reruns_fro
         "{entry:#}"
     );
     assert_eq!(entry["model"]["family"], "gradient_boosting");
+    assert_eq!(entry["version"], 1);
+    assert_eq!(entry["approval"]["approved"], true, "{entry:#}");
     let history = history_json(&first).await?;
     let timeline = activity_timeline(&history_events(&history));
     assert!(most_at_once(&timeline, "sweep") <= 2, "{timeline:?}");
@@ -292,7 +294,15 @@ async fn the_example_sweep_picks_evaluates_and_registers_the_best_and_reruns_fro
 
     // The same spec again: every plugin step but `register` (cache: false) is a cache hit,
     // items included, and the same model wins.
-    let (second, again, _) = run(unique("sweep-second")).await?;
+    let (second, again, registered) = run(unique("sweep-second")).await?;
+    // The same model (the same bytes, from the cache) approved again is still one version.
+    assert_eq!(registered["entry"]["version"], 1, "{registered:#}");
+    assert_eq!(registered["already_registered"], true, "{registered:#}");
+    let versions: Vec<_> = std::fs::read_dir(plugins.path().join("registry/breast-cancer-gb"))?
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|name| name.starts_with('v'))
+        .collect();
+    assert_eq!(versions, ["v1"]);
     let status = status(&second).await?;
     for id in ["extract", "split", "evaluate"] {
         let from = step(&status, id).cached_from.clone();

@@ -757,9 +757,24 @@ pub(crate) async fn training_worker() -> anyhow::Result<(TestWorker, Client, Plu
     let server = shared_server().await?;
     let plugins = PluginsDir::with(&["csv", "trainer"]);
     plugins.grant_data("csv");
+    grant_registry(&plugins);
     let worker = TestWorker::start(server, plugins.path()).await?;
     let client = server.client().await?;
     Ok((worker, client, plugins))
+}
+
+/// The trainer's shared registry at /registry, as its manifest in the repo grants one: a
+/// directory inside the plugins directory, so it lives as long as the test's plugins.
+pub(crate) fn grant_registry(plugins: &PluginsDir) {
+    let registry = plugins.path().join("registry");
+    std::fs::create_dir_all(&registry).unwrap();
+    plugins.write_manifest(
+        "trainer",
+        &format!(
+            "[[filesystem]]\nhost = {:?}\nguest = \"/registry\"\naccess = \"read-write\"\n",
+            registry.display().to_string()
+        ),
+    );
 }
 
 /// The example in the repo (pipelines/training.yaml) with `min_accuracy` set.
@@ -774,7 +789,7 @@ fn training(min_accuracy: f64) -> anyhow::Result<Value> {
 /// the bundled breast-cancer data: a good enough model is registered once a person approved it.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_example_training_pipeline_registers_a_good_approved_model() -> anyhow::Result<()> {
-    let (worker, client, _plugins) = training_worker().await?;
+    let (worker, client, plugins) = training_worker().await?;
     let id = unique("training-good");
     let good = start(&client, &worker, &id, training(0.9)?).await?;
     wait_for_step(&good, "approve", StepStatus::WaitingApproval).await?;
@@ -800,13 +815,22 @@ async fn the_example_training_pipeline_registers_a_good_approved_model() -> anyh
     assert_eq!(entry["version"], 1);
     assert_eq!(entry["note"], "approved by ana");
     assert_eq!(entry["metrics"]["accuracy"], accuracy);
-    // The registered model is a real file in this run's artifacts, byte for byte the trained one.
+    assert_eq!(entry["approval"]["by"], "ana", "{entry:#}");
+    assert_eq!(
+        steps["register"]["output"]["path"],
+        "/registry/breast-cancer/v1/entry.json"
+    );
+    // The registered model is a real file in the shared registry, byte for byte the trained one.
     let on_host = |guest: &Value| {
-        worker
-            .artifacts
-            .path()
-            .join(&id)
-            .join(guest.as_str().unwrap().trim_start_matches("/artifacts/"))
+        let guest = guest.as_str().unwrap();
+        match guest.strip_prefix("/registry/") {
+            Some(rest) => plugins.path().join("registry").join(rest),
+            None => worker
+                .artifacts
+                .path()
+                .join(&id)
+                .join(guest.trim_start_matches("/artifacts/")),
+        }
     };
     let registered = std::fs::read(on_host(&steps["register"]["output"]["model_path"]))?;
     let trained = std::fs::read(on_host(&steps["train"]["output"]["model"]["path"]))?;
