@@ -315,7 +315,8 @@ impl PipelineState {
                 cached_from: None,
             }
         };
-        let mut note = format!("{succeeded} of {total} items succeeded");
+        // The counts are the items' own (`items_summary`); the note adds what they cannot say.
+        let mut note = None;
         if let (StepResult::Succeeded { output, .. }, Some(best)) = (&mut result, &spec.best) {
             match pick(&items, &best.by, best.order) {
                 Some(index) => {
@@ -324,8 +325,8 @@ impl PipelineState {
                         "index": index, "item": chosen.item, "output": chosen.output,
                     });
                     let value = lookup(chosen.output.as_ref(), &best.by);
-                    note.push_str(&format!(
-                        "; best: item {index} ({}), {} = {value}",
+                    note = Some(format!(
+                        "best: item {index} ({}), {} = {value}",
                         chosen.item, best.by
                     ));
                 }
@@ -343,7 +344,7 @@ impl PipelineState {
         let succeeded_step = matches!(result, StepResult::Succeeded { .. });
         self.finish(id, result, now_ms);
         if succeeded_step {
-            self.steps.get_mut(id).expect("known step").note = Some(note);
+            self.steps.get_mut(id).expect("known step").note = note;
         }
     }
 }
@@ -477,6 +478,16 @@ impl super::StepState {
                 (n > 0).then(|| format!("{n} {}", status.as_str()))
             })
             .collect();
-        Some(format!("items: {} (of {})", counts.join(", "), items.len()))
+        let cached = items.iter().filter(|i| i.cached_from.is_some()).count();
+        let cached = if cached > 0 {
+            format!(", {cached} from the cache")
+        } else {
+            String::new()
+        };
+        Some(format!(
+            "items: {} (of {}){cached}",
+            counts.join(", "),
+            items.len()
+        ))
     }
 }

@@ -317,6 +317,10 @@ async fn the_example_sweep_picks_evaluates_and_registers_the_best_and_reruns_fro
         );
     }
     assert_eq!(step(&status, "register").cached_from, None);
+    assert_eq!(
+        step(&status, "sweep").items_summary().as_deref(),
+        Some("items: 4 succeeded (of 4), 4 from the cache")
+    );
     assert_eq!(again["best"]["index"], best["index"]);
     worker.stop().await
 }
