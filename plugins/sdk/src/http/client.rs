@@ -1,4 +1,4 @@
-//! The GET itself, on the raw WASI 0.2 bindings: blocking on pollables keeps the component's
+//! GET, POST and PUT, on the raw WASI 0.2 bindings: blocking on pollables keeps the component's
 //! imports to wasi:http and wasi:io, with no async runtime.
 
 use wasi::http::outgoing_handler;
@@ -112,6 +112,16 @@ pub fn post<K: AsRef<str>, V: AsRef<[u8]>>(
     body: &[u8],
 ) -> Result<Response, HttpError> {
     send(Method::Post, url, headers, Some(body))
+}
+
+/// Sends a PUT with `body`, as [`post`] does (e.g. an upload to an object or artifact
+/// store); the same `[http] max_request_kb` cap applies.
+pub fn put<K: AsRef<str>, V: AsRef<[u8]>>(
+    url: &Url<'_>,
+    headers: &[(K, V)],
+    body: &[u8],
+) -> Result<Response, HttpError> {
+    send(Method::Put, url, headers, Some(body))
 }
 
 /// Largest write `blocking-write-and-flush` accepts.

@@ -1,4 +1,5 @@
-//! Outbound HTTP through `wasi:http` (cargo feature `http`).
+//! Outbound HTTP through `wasi:http` (cargo feature `http`): [`get`], and [`post`] and [`put`]
+//! with a request body.
 //!
 //! The feature is off by default because the host refuses to load a component importing
 //! `wasi:http` unless its manifest has an `[http]` grant; a plugin that does not fetch
@@ -26,6 +27,6 @@ mod client;
 mod error;
 mod url;
 
-pub use client::{Body, MAX_CHUNK, Response, get, post};
+pub use client::{Body, MAX_CHUNK, Response, get, post, put};
 pub use error::{HttpError, HttpErrorKind};
 pub use url::{Url, parse};
