@@ -11,7 +11,8 @@
 //! dot): `entries/<key>.json` and `blobs/<sha256>`, each written under a temporary name and
 //! renamed, so a reader sees a whole file or none and two workers storing the same step at
 //! once both leave a valid entry. Workers that share the artifacts root (docs/fleet.md) share
-//! the cache. Nothing is evicted: deleting the directory empties it.
+//! the cache. It is kept within `worker.step_cache_max_mb`, least recently used entries first
+//! ([`evict`]).
 
 use std::{
     fs,
@@ -77,6 +78,7 @@ pub struct Hit {
     pub from: CacheSource,
 }
 
+#[derive(Debug, Clone)]
 pub struct StepCache {
     /// `<artifacts>/.step-cache`.
     root: PathBuf,
@@ -132,8 +134,10 @@ impl StepCache {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(io_error(&path)(e)),
         };
-        let entry: Entry =
-            serde_json::from_slice(&bytes).map_err(|source| CacheError::Entry { path, source })?;
+        let entry: Entry = serde_json::from_slice(&bytes).map_err(|source| CacheError::Entry {
+            path: path.clone(),
+            source,
+        })?;
         if entry.format != FORMAT {
             return Ok(None);
         }
@@ -171,6 +175,7 @@ impl StepCache {
                 return Ok(None);
             }
         }
+        Self::touch(&path);
         Ok(Some(Hit {
             output: entry.output,
             from: entry.from,
@@ -480,3 +485,6 @@ pub(crate) fn hex(digest: &[u8]) -> String {
 #[cfg(test)]
 #[path = "step_cache_tests.rs"]
 mod tests;
+
+#[path = "step_cache_evict.rs"]
+pub mod evict;

@@ -171,3 +171,74 @@ fn a_result_naming_more_bytes_than_an_entry_keeps_is_not_cached() {
     assert!(!d.artifacts.join(".step-cache/entries/big.json").exists());
     assert!(cache.get("big", &run).unwrap().is_none());
 }
+
+/// Sets a file's modification time `secs` seconds ago.
+fn age(path: &Path, secs: u64) {
+    let at = std::time::SystemTime::now() - std::time::Duration::from_secs(secs);
+    fs::File::options()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_modified(at)
+        .unwrap();
+}
+
+#[test]
+fn eviction_drops_least_recently_used_entries_and_the_blobs_only_they_named() {
+    let d = dirs();
+    let cache = StepCache::new(&d.artifacts);
+    let run = d.artifacts.join("run-1");
+    fs::write(run.join("shared"), "s".repeat(1000)).unwrap();
+    for (name, size) in [("a", 3000), ("b", 3000), ("c", 3000)] {
+        fs::write(run.join(name), name.repeat(size)).unwrap();
+        let output = json!({"own": format!("/artifacts/{name}"), "shared": "/artifacts/shared"});
+        cache.put(name, &output, source(name), &run).unwrap();
+    }
+    let entries = d.artifacts.join(".step-cache/entries");
+    // Stored a, b, c; then a was used again, so b is the least recently used.
+    age(&entries.join("a.json"), 300);
+    age(&entries.join("b.json"), 200);
+    age(&entries.join("c.json"), 100);
+    let run2 = d.artifacts.join("run-2");
+    cache.get("a", &run2).unwrap().expect("a hit");
+
+    let nothing = cache.evict(u64::MAX).unwrap();
+    assert_eq!((nothing.entries, nothing.blobs), (0, 0));
+    // Room for two entries and their blobs, not three.
+    let freed = cache.evict(nothing.before - 2000).unwrap();
+    assert_eq!((freed.entries, freed.blobs), (1, 1), "{freed:?}");
+    assert!(!entries.join("b.json").exists());
+    assert!(cache.get("b", &run2).unwrap().is_none());
+    cache.get("a", &run2).unwrap().expect("a was used last");
+    cache.get("c", &run2).unwrap().expect("c is newer than b");
+    assert_eq!(
+        fs::read_to_string(run2.join("shared")).unwrap(),
+        "s".repeat(1000),
+        "a blob another entry names stays"
+    );
+    // Too small for anything: everything goes, and later lookups are misses.
+    let all = cache.evict(0).unwrap();
+    assert_eq!((all.entries, all.blobs), (2, 3), "{all:?}");
+    assert!(cache.get("c", &run2).unwrap().is_none());
+}
+
+#[test]
+fn a_blob_no_entry_names_goes_only_when_it_is_old() {
+    let d = dirs();
+    let cache = StepCache::new(&d.artifacts);
+    let blobs = d.artifacts.join(".step-cache/blobs");
+    fs::create_dir_all(&blobs).unwrap();
+    let young = blobs.join("a".repeat(64));
+    let old = blobs.join("b".repeat(64));
+    let temporary = blobs.join(".tmpXYZ");
+    for file in [&young, &old, &temporary] {
+        fs::write(file, "bytes").unwrap();
+    }
+    age(&old, evict::BLOB_GRACE.as_secs() + 60);
+    age(&temporary, evict::BLOB_GRACE.as_secs() + 60);
+    let freed = cache.evict(u64::MAX).unwrap();
+    assert_eq!((freed.entries, freed.blobs), (0, 1));
+    assert!(young.exists(), "its entry is probably being written");
+    assert!(!old.exists());
+    assert!(temporary.exists(), "another worker's store in progress");
+}

@@ -208,6 +208,10 @@ layered! {
         /// InvalidRequest before any sandbox is made [default: 2097152].
         #[arg(long, env = "MLX_MAX_INPUT_BYTES")]
         pub max_input_bytes: Option<usize>,
+        /// Most disk the step cache (`<artifacts_dir>/.step-cache`) may take, in MiB; least
+        /// recently used entries go first [default: 20480].
+        #[arg(long, env = "MLX_STEP_CACHE_MAX_MB")]
+        pub step_cache_max_mb: Option<u64>,
     }
 }
 
@@ -308,6 +312,8 @@ impl ConfigFile {
                 // Temporal's own default payload limit: larger never arrives anyway, and an
                 // operator may lower it to keep inputs to references, not data.
                 max_input_bytes: Some(2 << 20),
+                // Room for many runs' datasets and models on a worker's disk, not all of it.
+                step_cache_max_mb: Some(20 << 10),
             },
             telemetry: TelemetryConfig {
                 log_format: Some(LogFormat::Human),
@@ -382,6 +388,10 @@ impl ConfigFile {
             max_input_bytes: w
                 .max_input_bytes
                 .ok_or_else(|| unset("worker.max_input_bytes"))?,
+            step_cache_max_bytes: w
+                .step_cache_max_mb
+                .ok_or_else(|| unset("worker.step_cache_max_mb"))?
+                .saturating_mul(1 << 20),
             log_format: t.log_format.ok_or_else(|| unset("telemetry.log_format"))?,
             metrics_address: t.metrics_address,
             health_address: t.health_address,
@@ -408,6 +418,7 @@ pub struct Settings {
     pub fuel_metering: bool,
     pub shutdown_grace: Duration,
     pub max_input_bytes: usize,
+    pub step_cache_max_bytes: u64,
     pub log_format: LogFormat,
     pub metrics_address: Option<SocketAddr>,
     pub health_address: Option<SocketAddr>,

@@ -29,6 +29,7 @@ const EVERY_KEY: &str = r#"
     fuel_metering = true
     shutdown_grace_secs = 7
     max_input_bytes = 65536
+    step_cache_max_mb = 512
 
     [telemetry]
     log_format = "json"
@@ -59,6 +60,7 @@ const EVERY_FLAG: &[&str] = &[
     "--fuel-metering=true",
     "--shutdown-grace-secs=7",
     "--max-input-bytes=65536",
+    "--step-cache-max-mb=512",
     "--metrics-address=127.0.0.1:9464",
     "--health-address=127.0.0.1:9465",
     "--otlp-endpoint=http://127.0.0.1:4318",

@@ -3,7 +3,7 @@
 
 use std::{
     path::PathBuf,
-    sync::Arc,
+    sync::{Arc, OnceLock},
     time::{Duration, Instant, SystemTime},
 };
 
@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use temporalio_common::{data_converters::RawValue, error::ApplicationFailure};
 use temporalio_macros::activities;
 use temporalio_sdk::activities::{ActivityContext, ActivityError};
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -46,7 +46,13 @@ pub struct PluginActivities {
     registry: Arc<PluginRegistry>,
     max_input_bytes: usize,
     openlineage: Option<Arc<openlineage::Emitter>>,
+    step_cache_max_bytes: u64,
+    /// Wakes the worker's eviction task, started by the first store.
+    eviction: OnceLock<Arc<Notify>>,
 }
+
+/// Shortest time between two eviction passes of one worker: a pass lists the whole cache.
+const EVICTION_INTERVAL: Duration = Duration::from_secs(10);
 
 impl PluginActivities {
     pub fn new(
@@ -60,7 +66,47 @@ impl PluginActivities {
             registry,
             max_input_bytes,
             openlineage,
+            step_cache_max_bytes: super::worker::DEFAULT_STEP_CACHE_MAX_BYTES,
+            eviction: OnceLock::new(),
         }
+    }
+
+    /// Keeps the step cache within `bytes`.
+    pub fn step_cache_max_bytes(mut self, bytes: u64) -> Self {
+        self.step_cache_max_bytes = bytes;
+        self
+    }
+
+    /// After a store: asks for an eviction pass, run off the activity's path by one task per
+    /// worker that coalesces requests and rests [`EVICTION_INTERVAL`] between passes (stores
+    /// come in bursts, and a pass lists every entry).
+    fn request_eviction(&self, cache: &StepCache) {
+        let max = self.step_cache_max_bytes;
+        let wake = self.eviction.get_or_init(|| {
+            let wake = Arc::new(Notify::new());
+            let (woken, cache) = (wake.clone(), cache.clone());
+            tokio::spawn(async move {
+                loop {
+                    woken.notified().await;
+                    let pass = cache.clone();
+                    match tokio::task::spawn_blocking(move || pass.evict(max)).await {
+                        Ok(Ok(freed)) if freed.entries + freed.blobs > 0 => tracing::info!(
+                            entries = freed.entries,
+                            blobs = freed.blobs,
+                            bytes = freed.bytes,
+                            before = freed.before,
+                            "step cache over its size: least recently used entries evicted"
+                        ),
+                        Ok(Ok(_)) => {}
+                        Ok(Err(e)) => tracing::warn!("step cache eviction failed: {e}"),
+                        Err(e) => tracing::warn!("step cache eviction stopped: {e}"),
+                    }
+                    tokio::time::sleep(EVICTION_INTERVAL).await;
+                }
+            });
+            wake
+        });
+        wake.notify_one();
     }
 }
 
@@ -334,8 +380,9 @@ impl PluginActivities {
                         };
                         // The step succeeded: a cache that cannot keep it costs a rerun later,
                         // not this result.
-                        if let Err(e) = cache.put(key, &done.output, from, run_dir) {
-                            tracing::warn!("storing in the step cache failed: {e}");
+                        match cache.put(key, &done.output, from, run_dir) {
+                            Ok(()) => self.request_eviction(cache),
+                            Err(e) => tracing::warn!("storing in the step cache failed: {e}"),
                         }
                     }
                     self.record_lineage(

@@ -30,6 +30,8 @@ fn wants_tls(settings: &ConnectionSettings) -> bool {
 
 /// Temporal's own default payload limit.
 pub const DEFAULT_MAX_INPUT_BYTES: usize = 2 << 20;
+/// Also `worker.step_cache_max_mb`'s default (config), for embedders that build settings here.
+pub const DEFAULT_STEP_CACHE_MAX_BYTES: u64 = 20 << 30;
 
 #[derive(Debug, Clone)]
 pub struct WorkerSettings {
@@ -43,6 +45,8 @@ pub struct WorkerSettings {
     pub metrics: Option<Arc<dyn CoreMeter>>,
     /// Largest request `plugin_activity` accepts, in JSON bytes.
     pub max_input_bytes: usize,
+    /// Most bytes the step cache may keep (eviction, least recently used first).
+    pub step_cache_max_bytes: u64,
     /// Where OpenLineage events go, and their jobs' namespace; None: not sent.
     pub openlineage: Option<(crate::openlineage::Sink, String)>,
     /// Benchmarks only: serve `plugin_activity` with the native echo instead of plugins.
@@ -58,6 +62,7 @@ impl WorkerSettings {
             graceful_shutdown: None,
             metrics: None,
             max_input_bytes: DEFAULT_MAX_INPUT_BYTES,
+            step_cache_max_bytes: DEFAULT_STEP_CACHE_MAX_BYTES,
             openlineage: None,
             #[cfg(feature = "native-echo")]
             native_echo: false,
@@ -227,20 +232,16 @@ pub async fn run(
         );
         options.register_activities(super::native_echo::NativeEchoActivity)
     } else {
-        options.register_activities(PluginActivities::new(
-            runtime,
-            registry,
-            settings.max_input_bytes,
-            openlineage,
-        ))
+        options.register_activities(
+            PluginActivities::new(runtime, registry, settings.max_input_bytes, openlineage)
+                .step_cache_max_bytes(settings.step_cache_max_bytes),
+        )
     };
     #[cfg(not(feature = "native-echo"))]
-    let options = options.register_activities(PluginActivities::new(
-        runtime,
-        registry,
-        settings.max_input_bytes,
-        openlineage,
-    ));
+    let options = options.register_activities(
+        PluginActivities::new(runtime, registry, settings.max_input_bytes, openlineage)
+            .step_cache_max_bytes(settings.step_cache_max_bytes),
+    );
     let options = options.build();
     let mut worker = Worker::new(&sdk_runtime, client, options)
         .map_err(WorkerError::worker("creating the worker"))?;

@@ -254,3 +254,40 @@ async fn identical_steps_reuse_results_and_any_change_is_a_miss() -> anyhow::Res
     );
     Ok(())
 }
+
+/// A worker whose cache may keep nothing (`--step-cache-max-mb 0`): each result it stores is
+/// evicted by the pass that follows the store, so the next identical run runs every step.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cache_over_its_size_is_evicted_and_the_next_run_misses() -> anyhow::Result<()> {
+    let server = shared_server().await?;
+    let plugins = PluginsDir::with(&["csv", "trainer"]);
+    plugins.grant_data("csv");
+    let binary = mlx_e2e::worker_binary();
+    let worker = WorkerProcess::start_with(
+        binary,
+        server,
+        plugins.path(),
+        &[],
+        &["--step-cache-max-mb", "0"],
+    )?;
+    let client = server.client().await?;
+    let (_, _, one) = run(&client, &worker, "cache-evicted-1", spec(7)).await?;
+    succeeded(&one);
+    let cache = worker.artifacts.path().join(".step-cache");
+    mlx_e2e::eventually(
+        std::time::Duration::from_secs(180),
+        "the step cache emptied by eviction",
+        || async {
+            let left = |dir: &str| std::fs::read_dir(cache.join(dir)).map_or(0, |d| d.count());
+            (cache.join("entries").is_dir() && left("entries") == 0 && left("blobs") == 0)
+                .then_some(())
+        },
+    )
+    .await?;
+    let (_, _, two) = run(&client, &worker, "cache-evicted-2", spec(7)).await?;
+    succeeded(&two);
+    for step in ["extract", "train"] {
+        assert_eq!(cached_from(&two, step), None, "{two:#}");
+    }
+    Ok(())
+}
