@@ -286,6 +286,7 @@ async fn the_example_sweep_picks_evaluates_and_registers_the_best_and_reruns_fro
     let history = history_json(&first).await?;
     let timeline = activity_timeline(&history_events(&history));
     assert!(most_at_once(&timeline, "sweep") <= 2, "{timeline:?}");
+    replay("sweep", &history).await?;
     let output_bytes: usize = items.iter().map(|i| i["output"].to_string().len()).sum();
     println!(
         "sweep of 4 trainer items: {} bytes of output per item",
