@@ -16,6 +16,11 @@ use crate::spec::{MAX_ITEMS, Order, StepSpec};
 /// in the workflow's history, and the step's output goes into the run's result: past this,
 /// no more items start, so a sweep cannot push the history toward Temporal's limits.
 pub const MAX_ITEM_OUTPUT_BYTES: usize = 2 << 20;
+/// Most fan-out items running at once in one run, over all its steps. Temporal refuses a
+/// workflow more than 2,000 pending activities (`limit.numPendingActivities.error`), and a
+/// refused schedule fails the workflow task over and over: with at most 500 plain steps
+/// beside them, this keeps a run below that whatever its specs ask.
+pub const MAX_RUNNING_ITEMS: usize = 1000;
 
 impl PipelineState {
     /// Resolves the step's items and starts the first of them.
@@ -93,8 +98,9 @@ impl PipelineState {
             .iter()
             .filter(|i| i.status == StepStatus::Running)
             .count();
+        let mut room = MAX_RUNNING_ITEMS.saturating_sub(self.running_items());
         for (index, item) in items.iter().enumerate() {
-            if running >= limit {
+            if running >= limit || room == 0 {
                 break;
             }
             if item.status != StepStatus::Pending {
@@ -111,6 +117,7 @@ impl PipelineState {
                 Ok(input) => {
                     state.status = StepStatus::Running;
                     running += 1;
+                    room -= 1;
                     starts.push(StartStep {
                         id: spec.id.clone(),
                         plugin: spec.plugin.clone().unwrap_or_default(),
@@ -128,6 +135,16 @@ impl PipelineState {
             }
         }
         self.settle(spec, now_ms);
+    }
+
+    /// Items running in the whole run.
+    fn running_items(&self) -> usize {
+        let items = self
+            .steps
+            .values()
+            .filter_map(|s| s.items.as_ref())
+            .flatten();
+        items.filter(|i| i.status == StepStatus::Running).count()
     }
 
     fn item_mut(&mut self, id: &str, index: usize) -> &mut ItemState {

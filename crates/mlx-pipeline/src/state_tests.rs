@@ -773,3 +773,23 @@ fn a_param_a_fan_out_lists_from_is_locked_once_it_starts() {
     let err = s.check_param(&change).unwrap_err();
     assert!(err.contains("already started: train"), "{err}");
 }
+
+#[test]
+fn a_run_never_has_more_than_max_running_items_pending_in_temporal() {
+    let list: Vec<u32> = (0..700).collect();
+    let fan = |id: &str| {
+        json!({"id": id, "plugin": "p", "operation": "o",
+               "for_each": list.clone(), "input": {"n": "${item}"}})
+    };
+    let mut s = state(json!({"name": "wide", "steps": [fan("a"), fan("b")]}));
+    let first = s.advance(1);
+    assert_eq!(
+        first.len(),
+        fan_out::MAX_RUNNING_ITEMS,
+        "700 of a, 300 of b"
+    );
+    assert_eq!(first.iter().filter(|s| s.id == "b").count(), 300);
+    s.finish_item("a", 0, ok(json!({})), 2);
+    let next = s.advance(3);
+    assert_eq!(items(&next), ["b.300"], "one slot freed, one item started");
+}
