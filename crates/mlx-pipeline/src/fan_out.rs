@@ -21,6 +21,9 @@ pub const MAX_ITEM_OUTPUT_BYTES: usize = 2 << 20;
 /// refused schedule fails the workflow task over and over: with at most 500 plain steps
 /// beside them, this keeps a run below that whatever its specs ask.
 pub const MAX_RUNNING_ITEMS: usize = 1000;
+/// Most bytes of item inputs one fan-out step starts: each is an activity input kept in the
+/// history, like the outputs [`MAX_ITEM_OUTPUT_BYTES`] bounds.
+pub const MAX_ITEM_INPUT_BYTES: usize = 2 << 20;
 
 impl PipelineState {
     /// Resolves the step's items and starts the first of them.
@@ -110,11 +113,22 @@ impl PipelineState {
                 run: self,
                 item: &item.item,
             };
-            let resolved = template::resolve(&spec.input, &scope);
+            let spent = self.fan_out_inputs.get(&spec.id).copied().unwrap_or(0);
+            let resolved = template::resolve(&spec.input, &scope).and_then(|input| {
+                let size = input.to_string().len();
+                if spent + size > MAX_ITEM_INPUT_BYTES {
+                    return Err(format!(
+                        "{size} bytes would bring the step's item inputs past \
+                         {MAX_ITEM_INPUT_BYTES}: pass artifact paths, not data"
+                    ));
+                }
+                Ok((input, size))
+            });
+            let over_budget = matches!(&resolved, Err(e) if e.contains("item inputs past"));
             let state = &mut self.item_mut(&spec.id, index);
             state.started_at_ms = Some(now_ms);
             match resolved {
-                Ok(input) => {
+                Ok((input, size)) => {
                     state.status = StepStatus::Running;
                     running += 1;
                     room -= 1;
@@ -126,11 +140,17 @@ impl PipelineState {
                         cache,
                         item: Some(index),
                     });
+                    *self.fan_out_inputs.entry(spec.id.clone()).or_default() += size;
                 }
                 Err(e) => {
                     state.status = StepStatus::Failed;
                     state.ended_at_ms = Some(now_ms);
                     state.note = Some(format!("input: {e}"));
+                    if over_budget {
+                        let why = "not started: the step's item inputs reached their budget";
+                        self.stop_items(&spec.id, StepStatus::Cancelled, why, now_ms);
+                        break;
+                    }
                 }
             }
         }

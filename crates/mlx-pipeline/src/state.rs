@@ -213,6 +213,8 @@ pub struct PipelineState {
     /// Compensation steps asked for by failed steps, not yet started.
     compensate: Vec<String>,
     pub cancelled: bool,
+    /// Bytes of item inputs each fan-out step has started (they stay in the history).
+    fan_out_inputs: BTreeMap<String, usize>,
 }
 
 impl PipelineState {

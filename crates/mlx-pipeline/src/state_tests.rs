@@ -793,3 +793,36 @@ fn a_run_never_has_more_than_max_running_items_pending_in_temporal() {
     let next = s.advance(3);
     assert_eq!(items(&next), ["b.300"], "one slot freed, one item started");
 }
+
+#[test]
+fn item_inputs_past_their_budget_fail_the_item_and_start_no_more() {
+    let big = "x".repeat(fan_out::MAX_ITEM_INPUT_BYTES / 3);
+    let mut s = state(json!({
+        "name": "heavy",
+        "params": {"blob": big},
+        "steps": [{"id": "t", "plugin": "p", "operation": "o", "for_each": [1, 2, 3, 4, 5],
+                   "min_success_ratio": 0.0,
+                   "input": {"n": "${item}", "data": "${params.blob}"}}]
+    }));
+    let started = s.advance(1);
+    assert_eq!(items(&started), ["t.0", "t.1"], "a third would pass 2 MiB");
+    let list = s.step("t").unwrap().items.clone().unwrap();
+    assert!(
+        list[2]
+            .note
+            .as_deref()
+            .unwrap()
+            .contains("pass artifact paths"),
+        "{:?}",
+        list[2]
+    );
+    assert_eq!(list[4].status, StepStatus::Cancelled);
+    s.finish_item("t", 0, ok(json!({})), 2);
+    s.finish_item("t", 1, ok(json!({})), 3);
+    assert!(s.advance(4).is_empty());
+    assert_eq!(
+        status(&s, "t"),
+        StepStatus::Succeeded,
+        "min_success_ratio 0"
+    );
+}
