@@ -104,8 +104,9 @@ pub fn get<K: AsRef<str>, V: AsRef<[u8]>>(
     send(Method::Get, url, headers, None)
 }
 
-/// Sends a POST with `body` (streamed to the host in small writes), then waits for the
-/// response head as [`get`] does. The host caps request bodies at `[http] max_request_kb`.
+/// Sends a POST with `body` (streamed to the host in small writes, announced with its
+/// `content-length` unless `headers` has one), then waits for the response head as [`get`]
+/// does. The host caps request bodies at `[http] max_request_kb`.
 pub fn post<K: AsRef<str>, V: AsRef<[u8]>>(
     url: &Url<'_>,
     headers: &[(K, V)],
@@ -143,6 +144,22 @@ fn send<K: AsRef<str>, V: AsRef<[u8]>>(
                 format!("header {name:?} refused: {e:?}"),
             )
         })?;
+    }
+    // The length is known, so it is announced: without it the host sends the body chunked,
+    // and WSGI apps (Flask behind MLflow's server, for one) then read an empty body.
+    if let Some(bytes) = body
+        && !headers
+            .iter()
+            .any(|(name, _)| name.as_ref().eq_ignore_ascii_case("content-length"))
+    {
+        fields
+            .append("content-length", bytes.len().to_string().as_bytes())
+            .map_err(|e| {
+                HttpError::new(
+                    HttpErrorKind::HeaderRefused,
+                    format!("header \"content-length\" refused: {e:?}"),
+                )
+            })?;
     }
     let request = OutgoingRequest::new(fields);
     let scheme = if url.https {
