@@ -2,15 +2,15 @@
 //! the best item read by the next step, `min_success_ratio`, and how much history an item
 //! costs (the figure docs/pipelines.md states).
 
-use std::collections::BTreeSet;
+use std::{collections::BTreeSet, time::Duration};
 
-use mlx_e2e::{unique, workspace_root};
+use mlx_e2e::{eventually, unique, workspace_root};
 use mlx_pipeline::{RunState, StepStatus};
 use mlx_worker::temporal::PipelineWorkflow;
 use serde_json::{Value, json};
 use temporalio_client::{
     WorkflowDescribeOptions, WorkflowExecuteUpdateOptions, WorkflowGetResultOptions,
-    WorkflowQueryOptions,
+    WorkflowQueryOptions, WorkflowSignalOptions,
 };
 
 use crate::pipeline::{
@@ -323,5 +323,95 @@ async fn the_example_sweep_picks_evaluates_and_registers_the_best_and_reruns_fro
         Some("items: 4 succeeded (of 4), 4 from the cache")
     );
     assert_eq!(again["best"]["index"], best["index"]);
+    worker.stop().await
+}
+
+/// Items that run until released: cancelling the step cancels both running ones (one token
+/// for the step), the third never starts, and the step ends `cancelled` with the person's
+/// reason; a paused run starts no new item until resumed.
+#[tokio::test(flavor = "multi_thread")]
+async fn pausing_holds_new_items_and_cancelling_the_step_stops_them_all() -> anyhow::Result<()> {
+    let (worker, client, _plugins) = setup().await?;
+    let spec = json!({
+        "name": "held-items",
+        "steps": [{
+            "id": "wait", "plugin": "testkit", "operation": "wait_for_file",
+            "for_each": ["a", "b", "c", "d"], "concurrency": 2, "on_failure": "continue",
+            "input": {"path": "/artifacts/release-${item}"},
+            "timeouts": {"start_to_close_secs": 300, "heartbeat_secs": 10}
+        }]
+    });
+    let id = unique("fan-out-held");
+    let handle = start(&client, &worker, &id, spec).await?;
+    let items_in = |want: &'static [StepStatus]| {
+        let handle = &handle;
+        async move {
+            eventually(
+                Duration::from_secs(60),
+                &format!("items {want:?}"),
+                || async {
+                    let status = status(handle).await.ok()?;
+                    let items = step(&status, "wait").items.clone()?;
+                    let now: Vec<StepStatus> = items.iter().map(|i| i.status).collect();
+                    (now == want).then_some(())
+                },
+            )
+            .await
+        }
+    };
+    use StepStatus::{Cancelled, Pending, Running, Succeeded};
+    items_in(&[Running, Running, Pending, Pending]).await?;
+    handle
+        .signal(
+            PipelineWorkflow::pause,
+            (),
+            WorkflowSignalOptions::default(),
+        )
+        .await?;
+    mlx_e2e::release(worker.artifacts.path(), &id, "release-a", "done");
+    // Paused: a's slot stays empty.
+    items_in(&[Succeeded, Running, Pending, Pending]).await?;
+    handle
+        .signal(
+            PipelineWorkflow::resume,
+            (),
+            WorkflowSignalOptions::default(),
+        )
+        .await?;
+    items_in(&[Succeeded, Running, Running, Pending]).await?;
+    handle
+        .execute_update(
+            PipelineWorkflow::cancel_step,
+            decision("wait"),
+            WorkflowExecuteUpdateOptions::default(),
+        )
+        .await?;
+    let result = handle
+        .get_result(WorkflowGetResultOptions::default())
+        .await?;
+    let wait = &result["steps"]["wait"];
+    assert_eq!(wait["status"], "cancelled", "{result:#}");
+    assert_eq!(wait["note"], "cancelled by ana: checked the metrics");
+    let status = status(&handle).await?;
+    let items = step(&status, "wait").items.clone().unwrap();
+    let now: Vec<StepStatus> = items.iter().map(|i| i.status).collect();
+    assert_eq!(now, [Succeeded, Cancelled, Cancelled, Cancelled]);
+    assert_eq!(
+        items[3].note.as_deref(),
+        Some("not started: the step was cancelled")
+    );
+    let json = history_json(&handle).await?;
+    let timeline = activity_timeline(&history_events(&json));
+    let cancelled: Vec<&str> = timeline
+        .iter()
+        .filter(|(_, kind)| kind == "cancelled")
+        .map(|(id, _)| id.as_str())
+        .collect();
+    assert_eq!(cancelled.len(), 2, "b and c: {timeline:?}");
+    assert!(
+        !timeline.iter().any(|(id, _)| id == "wait.3"),
+        "d never ran"
+    );
+    replay("fan_out_cancelled", &json).await?;
     worker.stop().await
 }

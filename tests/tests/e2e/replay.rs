@@ -37,7 +37,7 @@ async fn recorded_pipeline_histories_replay() -> anyhow::Result<()> {
     // Every scenario of pipeline.rs: ordering, retry, continue, compensation, approval,
     // a compensation waiting for a running step, rejection, pause, cancel-step and cancelling
     // the whole pipeline; and step_cache.rs's run whose steps were served from the cache.
-    assert!(files.len() >= 13, "recorded histories: {files:?}");
+    assert!(files.len() >= 14, "recorded histories: {files:?}");
     assert!(
         files.iter().any(|f| f.ends_with("cached.json")),
         "recorded histories: {files:?}"
