@@ -34,6 +34,7 @@ export CARGO_INCREMENTAL ?= 0
 include mk/python.mk
 include mk/ml.mk
 include mk/lineage.mk
+include mk/mlflow.mk
 include mk/js.mk
 
 .PHONY: help tools wasm-target protoc plugins build run stop test bench lint layers deny fmt clean baseline
@@ -69,7 +70,7 @@ protoc:
 plugins: wasm-target
 	cd plugins && cargo build --release
 	mkdir -p $(PLUGINS_DIR)
-	cp $(WASM_OUT)/csv.wasm $(WASM_OUT)/trainer.wasm $(WASM_OUT)/scorer.wasm $(PLUGINS_DIR)/
+	cp $(WASM_OUT)/csv.wasm $(WASM_OUT)/trainer.wasm $(WASM_OUT)/scorer.wasm $(WASM_OUT)/mlflow.wasm $(PLUGINS_DIR)/
 	cp plugins/csv/csv.toml $(PLUGINS_DIR)/csv.toml
 	cp plugins/scorer/scorer.toml $(PLUGINS_DIR)/scorer.toml
 	# The trainer's manifest grants the shared model registry, which must exist to load.
@@ -93,7 +94,7 @@ run: build
 stop:
 	scripts/run-demo.sh stop
 
-test: tools ml-tools lineage-tools plugins python-plugins python-test js-plugins js-test lint deny
+test: tools ml-tools lineage-tools mlflow-tools plugins python-plugins python-test js-plugins js-test lint deny
 	cd plugins && cargo test --target x86_64-unknown-linux-gnu
 	# Benchmarks are not run here, only built, so they cannot rot. The worker binary is built
 	# here too, with the tests' features: the end-to-end tests run it as a child process and
