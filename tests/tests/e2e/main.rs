@@ -23,6 +23,8 @@ mod http;
 mod js;
 /// Rust, JavaScript and Python plugins in one pipeline (`pipelines/features.yaml`).
 mod languages;
+/// The mlflow plugin logging a pipeline's training run to a real `mlflow server`.
+mod mlflow;
 /// OpenLineage run events to a file and an HTTP endpoint, checked by openlineage-python.
 mod openlineage;
 /// Every trainer family next to scikit-learn on the bundled datasets (the README's table).
