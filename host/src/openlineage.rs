@@ -75,18 +75,8 @@ impl std::str::FromStr for Sink {
     }
 }
 
-/// What one invocation was, for its events.
-pub struct Step<'a> {
-    pub plugin: &'a str,
-    pub version: &'a str,
-    pub digest: &'a str,
-    pub operation: &'a str,
-    pub input: &'a Value,
-    pub workflow_id: &'a str,
-    pub run_id: Option<&'a str>,
-    pub step: &'a str,
-    pub attempt: u32,
-}
+/// What one invocation was, for its events: the record lineage keeps of it.
+pub type Step<'a> = crate::lineage::Invocation<'a>;
 
 /// Files as datasets: the run's `/artifacts/...` and the plugin's grants, by host path.
 pub struct Files<'a> {
@@ -231,7 +221,7 @@ fn event(
     outputs: &[Value],
     cached_from: Option<&CacheSource>,
 ) -> Value {
-    let parent_run = match step.run_id {
+    let parent_run = match step.run_id.as_deref() {
         Some(id) if uuid::Uuid::parse_str(id).is_ok() => id.to_string(),
         _ => uuid_of(&[step.workflow_id]),
     };

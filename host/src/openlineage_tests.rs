@@ -5,10 +5,11 @@ fn step(input: &Value) -> Step<'_> {
         plugin: "trainer",
         version: "0.1.0",
         digest: "sha256:abc",
+        grants: &[],
         operation: "train_model",
         input,
         workflow_id: "sweep-1",
-        run_id: Some("0196f6a4-6b5e-7d3c-9f1e-2a3b4c5d6e7f"),
+        run_id: Some("0196f6a4-6b5e-7d3c-9f1e-2a3b4c5d6e7f".into()),
         step: "sweep.2",
         attempt: 1,
     }

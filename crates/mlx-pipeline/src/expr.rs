@@ -52,18 +52,8 @@ impl Path {
 
     /// The value `path` leads to in `scope`; `null` where it leads nowhere.
     pub fn lookup(&self, scope: &dyn Scope) -> Value {
-        let mut value = scope.root(&self.root).unwrap_or(Value::Null);
-        for key in &self.keys {
-            value = match value {
-                Value::Object(mut map) => map.remove(key).unwrap_or(Value::Null),
-                Value::Array(mut items) => match key.parse::<usize>() {
-                    Ok(i) if i < items.len() => items.swap_remove(i),
-                    _ => Value::Null,
-                },
-                _ => Value::Null,
-            };
-        }
-        value
+        let root = scope.root(&self.root).unwrap_or(Value::Null);
+        descend(root, self.keys.iter().map(String::as_str))
     }
 
     fn parse(text: &str) -> Result<Self, String> {
@@ -105,6 +95,22 @@ impl fmt::Display for Path {
         }
         self.keys.iter().try_for_each(|k| write!(f, ".{k}"))
     }
+}
+
+/// The value `keys` lead to inside `value` (array indices are keys of digits); `null` where
+/// they lead nowhere.
+pub fn descend<'a>(mut value: Value, keys: impl IntoIterator<Item = &'a str>) -> Value {
+    for key in keys {
+        value = match value {
+            Value::Object(mut map) => map.remove(key).unwrap_or(Value::Null),
+            Value::Array(mut items) => match key.parse::<usize>() {
+                Ok(i) if i < items.len() => items.swap_remove(i),
+                _ => Value::Null,
+            },
+            _ => Value::Null,
+        };
+    }
+    value
 }
 
 /// What paths are read from while evaluating.

@@ -157,6 +157,14 @@ impl PipelineState {
         self.settle(spec, now_ms);
     }
 
+    fn running_fan_outs(&self) -> Vec<StepSpec> {
+        let steps = self.spec.steps.iter();
+        steps
+            .filter(|s| s.fans_out() && self.steps[&s.id].status == StepStatus::Running)
+            .cloned()
+            .collect()
+    }
+
     /// Items running in the whole run.
     fn running_items(&self) -> usize {
         let items = self
@@ -235,14 +243,7 @@ impl PipelineState {
     /// Starts items freed by finished ones, or, once the run is stopping, ends those that
     /// never will start.
     pub(super) fn advance_fan_outs(&mut self, now_ms: u64, starts: &mut Vec<StartStep>) {
-        let running: Vec<StepSpec> = self
-            .spec
-            .steps
-            .iter()
-            .filter(|s| s.fans_out() && self.steps[&s.id].status == StepStatus::Running)
-            .cloned()
-            .collect();
-        for spec in running {
+        for spec in self.running_fan_outs() {
             match &self.failure {
                 Some(why) => {
                     let why = format!("not started: {why}");
@@ -256,14 +257,7 @@ impl PipelineState {
 
     /// The run is being cancelled: items not yet started never will.
     pub(super) fn stop_fan_outs(&mut self, why: &str, now_ms: u64) {
-        let running: Vec<StepSpec> = self
-            .spec
-            .steps
-            .iter()
-            .filter(|s| s.fans_out() && self.steps[&s.id].status == StepStatus::Running)
-            .cloned()
-            .collect();
-        for spec in running {
+        for spec in self.running_fan_outs() {
             self.stop_items(
                 &spec.id,
                 StepStatus::Cancelled,
@@ -452,18 +446,7 @@ fn pick(items: &[ItemState], by: &str, order: Order) -> Option<usize> {
 }
 
 fn lookup(output: Option<&Value>, by: &str) -> Value {
-    let mut value = output.cloned().unwrap_or(Value::Null);
-    for key in by.split('.') {
-        value = match value {
-            Value::Object(mut map) => map.remove(key).unwrap_or(Value::Null),
-            Value::Array(mut list) => match key.parse::<usize>() {
-                Ok(i) if i < list.len() => list.swap_remove(i),
-                _ => Value::Null,
-            },
-            _ => Value::Null,
-        };
-    }
-    value
+    crate::expr::descend(output.cloned().unwrap_or(Value::Null), by.split('.'))
 }
 
 /// The output as the run's result carries it: items without their outputs (the result is

@@ -123,44 +123,27 @@ impl PluginActivities {
         output: &serde_json::Value,
         cached_from: Option<CacheSource>,
     ) {
-        let Some(artifacts) = &self.runtime.settings().artifacts_dir else {
-            if let Some(emitter) = &self.openlineage {
-                let step = ol_step(plugin, request, invocation, run_id.as_deref());
-                let files = openlineage::Files {
-                    run_dir: std::path::Path::new("/artifacts"),
-                    grants: &plugin.manifest.dirs,
-                };
-                emitter.complete(&step, &files, &[], &[], cached_from.as_ref());
+        let call = invocation_record(plugin, request, invocation, run_id);
+        // Without an artifacts directory there are no files to record, only the event.
+        let (run_dir, record) = match &self.runtime.settings().artifacts_dir {
+            Some(artifacts) => {
+                let name = workflow_dir_name(&invocation.workflow_id);
+                let record = lineage::record(artifacts, &name, &call, output, cached_from.clone())
+                    .unwrap_or_else(|e| {
+                        tracing::warn!("recording lineage failed: {e}");
+                        None
+                    });
+                (artifacts.join(name), record)
             }
-            return;
+            None => (PathBuf::from("/artifacts"), None),
         };
-        let call = lineage::Invocation {
-            plugin: &plugin.info.name,
-            version: &plugin.info.version,
-            digest: &plugin.digest,
-            grants: &plugin.manifest.dirs,
-            operation: &request.operation,
-            input: &request.input,
-            workflow_id: &invocation.workflow_id,
-            run_id,
-            step: &invocation.activity_id,
-            attempt: invocation.attempt,
-        };
-        let run_dir = workflow_dir_name(&invocation.workflow_id);
-        let record = lineage::record(artifacts, &run_dir, &call, output, cached_from.clone())
-            .unwrap_or_else(|e| {
-                tracing::warn!("recording lineage failed: {e}");
-                None
-            });
         if let Some(emitter) = &self.openlineage {
-            let step = ol_step(plugin, request, invocation, call.run_id.as_deref());
-            let run_dir = artifacts.join(&run_dir);
             let files = openlineage::Files {
                 run_dir: &run_dir,
                 grants: &plugin.manifest.dirs,
             };
             let (reads, writes) = record.map(|r| (r.reads, r.writes)).unwrap_or_default();
-            emitter.complete(&step, &files, &reads, &writes, cached_from.as_ref());
+            emitter.complete(&call, &files, &reads, &writes, cached_from.as_ref());
         }
     }
 
@@ -177,7 +160,7 @@ impl PluginActivities {
             return;
         };
         let run_id = ctx.info().workflow_run_id.clone();
-        let step = ol_step(plugin, request, invocation, run_id.as_deref());
+        let step = invocation_record(plugin, request, invocation, run_id);
         match error {
             None => emitter.start_event(&step),
             Some(message) => emitter.fail(&step, message),
@@ -208,16 +191,18 @@ impl PluginActivities {
     }
 }
 
-fn ol_step<'a>(
+/// What an invocation was, as lineage records it and OpenLineage events describe it.
+fn invocation_record<'a>(
     plugin: &'a LoadedPlugin,
     request: &'a PluginRequest,
     invocation: &'a InvocationContext,
-    run_id: Option<&'a str>,
-) -> openlineage::Step<'a> {
-    openlineage::Step {
+    run_id: Option<String>,
+) -> lineage::Invocation<'a> {
+    lineage::Invocation {
         plugin: &plugin.info.name,
         version: &plugin.info.version,
         digest: &plugin.digest,
+        grants: &plugin.manifest.dirs,
         operation: &request.operation,
         input: &request.input,
         workflow_id: &invocation.workflow_id,
