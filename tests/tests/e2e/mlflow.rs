@@ -247,6 +247,78 @@ async fn a_pipeline_logs_its_training_run_to_mlflow() -> anyhow::Result<()> {
     worker.stop().await
 }
 
+/// The sweep pattern (the step proposed for pipelines/sweep.yaml): a fan-out `log_run` over
+/// a fan-out training step's items logs one run per model, each tagged with its own item
+/// step (`track.0`, `track.1`).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sweep_logs_one_run_per_item() -> anyhow::Result<()> {
+    let mlflow = MlflowServer::start().await?;
+    let (worker, _plugins) = worker(&mlflow.uri()).await?;
+    let client = shared_server().await?.client().await?;
+    let id = unique("mlflow-sweep");
+    let spec = json!({
+        "name": "tracked-sweep",
+        "params": {"learning_rates": [0.1, 0.3], "tracking_uri": mlflow.uri()},
+        "steps": [
+            {"id": "extract", "plugin": "csv", "operation": "extract_data",
+             "input": {"source": "/data/breast_cancer.csv", "target": "target",
+                       "test_fraction": 0.25, "seed": 7, "format": "parquet"}},
+            {"id": "sweep", "plugin": "trainer", "operation": "train_model",
+             "depends_on": ["extract"], "for_each": "${params.learning_rates}",
+             "best": {"by": "metrics.log_loss", "order": "min"},
+             "input": {"train": "${steps.extract.output.train.path}",
+                       "test": "${steps.extract.output.test.path}",
+                       "target": "${steps.extract.output.target}",
+                       "model": {"family": "gradient_boosting",
+                                 "hyperparameters": {"learning_rate": "${item}",
+                                                     "n_estimators": 5}},
+                       "output_dir": "/artifacts/sweep/lr-${item}"}},
+            {"id": "track", "plugin": "mlflow", "operation": "log_run",
+             "depends_on": ["sweep"], "for_each": "${steps.sweep.output.items}",
+             "concurrency": 2, "cache": false,
+             "input": {"tracking_uri": "${params.tracking_uri}", "experiment": "sweep",
+                       "run_name": "lr-${item.item}",
+                       "metrics": "${item.output.metrics}",
+                       "model": "${item.output.model.path}"}},
+        ],
+    });
+    let handle = start(&client, &worker, &id, spec).await?;
+    let result = handle
+        .get_result(WorkflowGetResultOptions::default())
+        .await?;
+    let items = result["steps"]["track"]["output"]["items"]
+        .as_array()
+        .unwrap();
+    assert_eq!(items.len(), 2, "{result:#}");
+    let runs = python(SWEEP_RUNS, &[&mlflow.uri(), "sweep", &id])?;
+    assert_eq!(
+        runs,
+        json!({
+            "lr-0.1": ["track.0", "0.1", 5, "FINISHED"],
+            "lr-0.3": ["track.1", "0.3", 5, "FINISHED"],
+        }),
+        "{result:#}"
+    );
+    worker.stop().await
+}
+
+/// The runs of one pipeline run as `{run_name: [step, learning rate, loss points, status]}`.
+const SWEEP_RUNS: &str = r#"
+import json, sys
+import mlflow
+uri, experiment, workflow_id = sys.argv[1:4]
+client = mlflow.MlflowClient(uri)
+experiment_id = client.get_experiment_by_name(experiment).experiment_id
+runs = client.search_runs(
+    [experiment_id], filter_string=f"tags.\"mlx.workflow_id\" = '{workflow_id}'")
+print(json.dumps({
+    r.info.run_name: [
+        r.data.tags["mlx.step"], r.data.params["hyperparameters.learning_rate"],
+        len(client.get_metric_history(r.info.run_id, "train_loss")), r.info.status]
+    for r in runs
+}))
+"#;
+
 /// The same step run twice (same workflow id, same activity id: what a retry after a lost
 /// result looks like to the plugin) leaves one finished run, and the second call says so. A
 /// run an earlier attempt left unfinished (here made by MLflow's client, with a param the
