@@ -1,7 +1,8 @@
 //! The mlflow plugin against a real `mlflow server` (`make mlflow-tools`: PyPI mlflow, SQLite
 //! backend, artifacts proxied, on loopback): a pipeline trains a model and logs it, and the
-//! run is read back through MLflow's own Python client. Also: a retried step finds its run
-//! instead of logging a second one, and an origin the manifest does not grant is refused.
+//! run is read back through MLflow's own Python client. Also: a sweep logs one run per item,
+//! a retried step finds its run instead of logging a second one, and an origin the manifest
+//! does not grant is refused.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
