@@ -88,7 +88,9 @@ build: tools plugins python-plugins js-plugins
 	done
 	cargo build -p mlx-worker
 
-run: build
+# The demo also starts a local MLflow server (the sweep logs its models there) and checks its
+# OpenLineage events with openlineage-python.
+run: build mlflow-tools lineage-tools
 	PLUGINS_DIR=$(PLUGINS_DIR) WORKER=$(WORKER) TEMPORAL=$(TEMPORAL) scripts/run-demo.sh
 
 stop:

@@ -14,6 +14,10 @@ PORT=${TEMPORAL_PORT:-7233}
 UI_PORT=${TEMPORAL_UI_PORT:-8233}
 QUEUE=${TASK_QUEUE:-mlx-plugins}
 ADDRESS="127.0.0.1:$PORT"
+MLFLOW=${MLFLOW:-$ROOT/tools/mlflow-venv/bin/mlflow}
+MLFLOW_PORT=${MLFLOW_PORT:-5000}
+TRACKING_URI="http://127.0.0.1:$MLFLOW_PORT"
+LINEAGE_PYTHON=${LINEAGE_PYTHON:-$ROOT/tools/lineage-venv/bin/python}
 
 # Plays the person at a pipeline's approval gate: waits until `approve` waits (or the run
 # ends), then approves it. Sets FOLLOWER to the `pipeline run --wait` process to wait for.
@@ -52,6 +56,7 @@ stop_pid() { # name
 
 if [[ ${1:-} == stop ]]; then
   stop_pid worker
+  stop_pid mlflow
   stop_pid temporal
   exit 0
 fi
@@ -59,6 +64,7 @@ fi
 mkdir -p "$RUN"
 # Whatever a previous `make run` left behind is replaced, not duplicated.
 stop_pid worker
+stop_pid mlflow
 stop_pid temporal
 
 echo "starting Temporal dev server on $ADDRESS (history persisted in .run/temporal.db)"
@@ -77,8 +83,30 @@ for i in $(seq 150); do
   [[ $i == 150 ]] && { echo "the dev server did not become healthy in 30 s"; exit 1; }
 done
 
-echo "starting the worker (logs in .run/worker.log)"
+# The sweep logs its models to MLflow (SQLite and artifacts under .run/mlflow).
+echo "starting MLflow on $TRACKING_URI (logs in .run/mlflow.log)"
+mkdir -p "$RUN/mlflow"
+"$MLFLOW" server --host 127.0.0.1 --port "$MLFLOW_PORT" --workers 1 \
+  --backend-store-uri "sqlite:///$RUN/mlflow/mlflow.db" \
+  --artifacts-destination "$RUN/mlflow/artifacts" >"$RUN/mlflow.log" 2>&1 &
+echo $! >"$RUN/mlflow.pid"
+# The mlflow plugin may reach that server and nothing else (loopback only when listed).
+printf '%s\n' "# Written by scripts/run-demo.sh: the demo's MLflow server." "[http]" \
+  "allow = [\"$TRACKING_URI\"]" "max_request_kb = 65536" "[limits]" "memory_mb = 256" \
+  "timeout_secs = 300" >"$PLUGINS_DIR/mlflow.toml"
+for i in $(seq 600); do
+  python3 -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)' \
+    "$TRACKING_URI/health" >/dev/null 2>&1 && break
+  if ! kill -0 "$(cat "$RUN/mlflow.pid")" 2>/dev/null; then
+    echo "MLflow exited; see .run/mlflow.log:"; tail -20 "$RUN/mlflow.log"; exit 1
+  fi
+  sleep 0.2
+  [[ $i == 600 ]] && { echo "MLflow did not become healthy in 120 s"; exit 1; }
+done
+
+echo "starting the worker (logs in .run/worker.log, OpenLineage events in .run/openlineage.jsonl)"
 TEMPORAL_ADDRESS=$ADDRESS "$WORKER" run --plugins-dir "$PLUGINS_DIR" --task-queue "$QUEUE" \
+  --openlineage-url "file://$RUN/openlineage.jsonl" \
   --artifacts-dir "$RUN/artifacts" --cache-dir "$RUN/cache" >"$RUN/worker.log" 2>&1 &
 echo $! >"$RUN/worker.pid"
 # It polls once every plugin is loaded. The first start compiles the Python and JavaScript
@@ -162,12 +190,14 @@ echo "Temporal Web UI: http://127.0.0.1:$UI_PORT/namespaces/default/workflows/$P
 # A hyperparameter sweep (pipelines/sweep.yaml): one gradient-boosted model per learning rate,
 # two at a time, the lowest validation log loss evaluated and registered behind the approval
 # gate. Run twice: the second run takes every unchanged step from the step cache.
+SWEEP_IDS=()
 for round in first second; do
   SWEEP_ID="sweep-demo-$round-$(date +%Y%m%d-%H%M%S)"
+  SWEEP_IDS+=("$SWEEP_ID")
   echo
   echo "running the pipeline pipelines/sweep.yaml as $SWEEP_ID ($round run)"
   "$WORKER" pipeline run "$ROOT/pipelines/sweep.yaml" --id "$SWEEP_ID" --wait \
-    >"$RUN/sweep.log" 2>&1 &
+    --param "tracking_uri=$TRACKING_URI" >"$RUN/sweep.log" 2>&1 &
   approve_when_asked "$SWEEP_ID" $!
   status=0
   wait $FOLLOWER || status=$?
@@ -191,7 +221,27 @@ e = reg["entry"]
 again = " (already registered: the same model bytes)" if reg.get("already_registered") else ""
 print(f"registered {e['name']} v{e['version']} (sha256 {e['sha256'][:12]}...){again}")
 PY
+# What MLflow has of the sweep, through MLflow's own client.
+"$(dirname "$MLFLOW")/python" - "$TRACKING_URI" "${SWEEP_IDS[@]}" <<'PY'
+import sys
+from mlflow import MlflowClient
+client = MlflowClient(sys.argv[1])
+exp = client.get_experiment_by_name("breast-cancer-sweep")
+runs = [run for pipeline in sys.argv[2:] for run in client.search_runs(
+    [exp.experiment_id], f"tags.`mlx.workflow_id` = '{pipeline}'",
+    order_by=["attributes.start_time ASC"])]
+print(f"MLflow ({sys.argv[1]}/#/experiments/{exp.experiment_id}), experiment {exp.name}:")
+for r in runs:
+    history = client.get_metric_history(r.info.run_id, "train_loss")
+    print(f"  {r.info.run_name:8} {r.info.status:9} learning_rate "
+          f"{r.data.params.get('hyperparameters.learning_rate')}, validation log loss "
+          f"{r.data.metrics.get('log_loss', float('nan')):.4f}, {len(history)} train_loss "
+          f"points, from pipeline {r.data.tags.get('mlx.workflow_id')}")
+PY
 echo "lineage:     $WORKER pipeline lineage $SWEEP_ID --artifacts-dir $RUN/artifacts"
+"$LINEAGE_PYTHON" "$ROOT/scripts/check_openlineage.py" "$RUN/openlineage.jsonl" \
+  | python3 -c 'import json, sys; s = json.load(sys.stdin); print("OpenLineage:", s["events"], "events", s["types"], "in", sys.argv[1] + ", each accepted by openlineage-python")' \
+  "$RUN/openlineage.jsonl"
 echo "Temporal Web UI: http://127.0.0.1:$UI_PORT/namespaces/default/workflows/$SWEEP_ID"
 
 # Three languages in one run (pipelines/features.yaml): csv (Rust) splits iris, validate

@@ -75,20 +75,20 @@ pub struct StepSpec {
     pub cache: Option<bool>,
     /// Runs the step once per item of this list (a list, or one `${...}` reference to a
     /// list), `${item}` in its input being that item ([`FanOut`]).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub for_each: Option<Value>,
     /// Runs the step once per combination of these lists, `${item.KEY}` being one value of
     /// each ([`FanOut`]).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub matrix: Option<BTreeMap<String, Value>>,
     /// Most items of a fan-out step running at once (default: all, as worker slots allow).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub concurrency: Option<u32>,
     /// Share of items that must succeed for the step to succeed (default 1: all).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_success_ratio: Option<f64>,
     /// Which succeeded item a fan-out step names `best` in its output.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub best: Option<Best>,
 }
 
