@@ -10,7 +10,7 @@
 //! Everything lives under `<artifacts>/.step-cache/` (`workflow_dir_name` never starts with a
 //! dot): `entries/<key>.json` and `blobs/<sha256>`, each written under a temporary name and
 //! renamed, so a reader sees a whole file or none and two workers storing the same step at
-//! once both leave a valid entry. Workers that share the artifacts root (docs/fleet.md) share
+//! once both leave a valid entry. Workers that share the artifacts root (docs/pipelines.md, "Step caching") share
 //! the cache. It is kept within `worker.step_cache_max_mb`, least recently used entries first
 //! ([`evict`]).
 
