@@ -37,7 +37,7 @@ include mk/lineage.mk
 include mk/mlflow.mk
 include mk/js.mk
 
-.PHONY: help tools wasm-target protoc plugins build run stop test bench lint layers deny fmt clean baseline
+.PHONY: help tools wasm-target protoc plugins build run stop test bench soak lint layers deny fmt clean baseline
 
 help:
 	@echo "make run    build everything, start Temporal + worker, run the demo ML pipeline"
@@ -120,6 +120,13 @@ bench: tools plugins
 	cargo bench -p mlx-e2e --bench startup
 	cargo bench -p mlx-e2e --bench host_memory
 	cargo bench -p mlx-e2e --bench languages
+
+# One release worker under steady load with hot reloads, sampled once a second (issue 18);
+# not part of `make test` or `make bench`: it runs for MLX_SOAK_SECS (default 1800). Report
+# and SVG plots in target/soak/; see BENCHMARKS.md, "Soak".
+soak: tools plugins
+	cargo build --release -p mlx-worker --features native-echo
+	cargo bench -p mlx-e2e --bench soak
 
 # The crates enforce the layers (ARCHITECTURE.md): pipeline logic without wasmtime or
 # Temporal, the runtime without Temporal.
