@@ -14,7 +14,8 @@
 //!
 //! Once a second: the worker's VmRSS, RssAnon, open fds and threads (`/proc`) and a few
 //! gauges from its Prometheus endpoint. Knobs: MLX_SOAK_SECS (1800), MLX_SOAK_WARMUP_SECS
-//! (600: growth is measured after it), MLX_SOAK_RELOAD_SECS (180). Output: stdout,
+//! (600: growth is measured after it), MLX_SOAK_RELOAD_SECS (180), MLX_SOAK_WORKER_ARGS
+//! (extra `run` flags, e.g. `--max-concurrent-activities 4`). Output: stdout,
 //! target/soak/report.md, samples.csv and SVG plots beside it. Not a test: nothing asserts.
 
 use std::{
@@ -55,6 +56,8 @@ pub struct Config {
     pub secs: u64,
     pub warmup_secs: u64,
     pub reload_secs: u64,
+    /// Extra `mlx-worker run` flags, e.g. a smaller pool to see whether growth is bounded by it.
+    pub worker_args: String,
 }
 
 fn env_secs(name: &str, default: u64) -> anyhow::Result<u64> {
@@ -241,18 +244,18 @@ async fn reload(
     every: Duration,
     until: Instant,
 ) -> anyhow::Result<()> {
-    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-    loop {
-        tick.tick().await;
-        if Instant::now() >= until {
-            return Ok(());
-        }
+    let mut next = Instant::now() + every;
+    // The last reload is one that fits before `until`: the run ends when the load does.
+    while next < until {
+        tokio::time::sleep_until(next.into()).await;
+        next += every;
         let n = counters.reloads.load(Ordering::Relaxed) + 1;
         let tmp = plugins.join(".testkit.wasm.tmp");
         std::fs::write(&tmp, rebuilt_testkit(&format!("reload-{n}"))?)?;
         std::fs::rename(&tmp, plugins.join("testkit.wasm"))?;
         counters.reloads.store(n, Ordering::Relaxed);
     }
+    Ok(())
 }
 
 fn out_dir() -> PathBuf {
@@ -266,7 +269,8 @@ async fn soak(binary: &Path, config: &Config) -> anyhow::Result<(Vec<Sample>, u6
     let server = DevServer::start().await?;
     let plugins = PluginsDir::with(&["testkit"]);
     let metrics = format!("127.0.0.1:{}", free_port());
-    let args = ["--metrics-address", metrics.as_str()];
+    let mut args = vec!["--metrics-address", metrics.as_str()];
+    args.extend(config.worker_args.split_whitespace());
     let worker = WorkerProcess::start_with(binary, &server, plugins.path(), &QUIET, &args)?;
     let client = server.client().await?;
     // Serving at all (plugins loaded, polling) before the clock starts.
@@ -306,11 +310,13 @@ async fn main() -> anyhow::Result<()> {
         secs: env_secs("MLX_SOAK_SECS", 1800)?,
         warmup_secs: env_secs("MLX_SOAK_WARMUP_SECS", 600)?,
         reload_secs: env_secs("MLX_SOAK_RELOAD_SECS", 180)?.max(1),
+        worker_args: std::env::var("MLX_SOAK_WORKER_ARGS").unwrap_or_default(),
     };
     let binary = release_worker()?;
     eprintln!(
-        "soak: {} s ({} s warm-up), a reload every {} s, {IN_FLIGHT} workflows in flight",
-        config.secs, config.warmup_secs, config.reload_secs
+        "soak: {} s ({} s warm-up), a reload every {} s, {IN_FLIGHT} workflows in flight, \
+         worker flags {:?}",
+        config.secs, config.warmup_secs, config.reload_secs, config.worker_args
     );
     let (samples, reloads) = soak(&binary, &config).await?;
     let dir = out_dir();

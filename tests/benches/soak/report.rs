@@ -167,13 +167,14 @@ pub fn write(
          `RunPluginWorkflow`s, {}-step echo pipelines, fan-out pipelines over {} items, \
          permanently failing `fail` invocations (1 in 10 workflows), and a rebuilt testkit \
          renamed into the plugins directory every {} s ({reloads} reloads). Sampled once a \
-         second ({} samples).\n\n",
+         second ({} samples). Extra worker flags: `{}`.\n\n",
         crate::IN_FLIGHT,
         last.secs,
         crate::CHAIN,
         crate::FAN_OUT,
         config.reload_secs,
         samples.len(),
+        config.worker_args,
     );
 
     md.push_str(
