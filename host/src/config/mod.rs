@@ -208,6 +208,10 @@ layered! {
         /// InvalidRequest before any sandbox is made [default: 2097152].
         #[arg(long, env = "MLX_MAX_INPUT_BYTES")]
         pub max_input_bytes: Option<usize>,
+        /// Workflows kept in memory between their tasks (sticky cache), least recently used
+        /// evicted first; 0 replays every task from history [default: 1000].
+        #[arg(long, env = "MLX_MAX_CACHED_WORKFLOWS")]
+        pub max_cached_workflows: Option<usize>,
         /// Most disk the step cache (`<artifacts_dir>/.step-cache`) may take, in MiB; least
         /// recently used entries go first [default: 20480].
         #[arg(long, env = "MLX_STEP_CACHE_MAX_MB")]
@@ -314,6 +318,9 @@ impl ConfigFile {
                 max_input_bytes: Some(2 << 20),
                 // Room for many runs' datasets and models on a worker's disk, not all of it.
                 step_cache_max_mb: Some(20 << 10),
+                // The SDK's own default. A cached pipeline holds its spec and its steps'
+                // outputs, so this bounds the workflows' share of memory (docs/configuration.md).
+                max_cached_workflows: Some(1000),
             },
             telemetry: TelemetryConfig {
                 log_format: Some(LogFormat::Human),
@@ -388,6 +395,9 @@ impl ConfigFile {
             max_input_bytes: w
                 .max_input_bytes
                 .ok_or_else(|| unset("worker.max_input_bytes"))?,
+            max_cached_workflows: w
+                .max_cached_workflows
+                .ok_or_else(|| unset("worker.max_cached_workflows"))?,
             step_cache_max_bytes: w
                 .step_cache_max_mb
                 .ok_or_else(|| unset("worker.step_cache_max_mb"))?
@@ -419,6 +429,7 @@ pub struct Settings {
     pub shutdown_grace: Duration,
     pub max_input_bytes: usize,
     pub step_cache_max_bytes: u64,
+    pub max_cached_workflows: usize,
     pub log_format: LogFormat,
     pub metrics_address: Option<SocketAddr>,
     pub health_address: Option<SocketAddr>,

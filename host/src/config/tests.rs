@@ -29,6 +29,7 @@ const EVERY_KEY: &str = r#"
     fuel_metering = true
     shutdown_grace_secs = 7
     max_input_bytes = 65536
+    max_cached_workflows = 50
     step_cache_max_mb = 512
 
     [telemetry]
@@ -60,6 +61,7 @@ const EVERY_FLAG: &[&str] = &[
     "--fuel-metering=true",
     "--shutdown-grace-secs=7",
     "--max-input-bytes=65536",
+    "--max-cached-workflows=50",
     "--step-cache-max-mb=512",
     "--metrics-address=127.0.0.1:9464",
     "--health-address=127.0.0.1:9465",

@@ -221,6 +221,7 @@ pub async fn run(
     worker_settings.max_input_bytes = settings.max_input_bytes;
     worker_settings.openlineage = settings.openlineage.clone();
     worker_settings.step_cache_max_bytes = settings.step_cache_max_bytes;
+    worker_settings.max_cached_workflows = settings.max_cached_workflows;
     #[cfg(feature = "native-echo")]
     {
         worker_settings.native_echo = settings.native_echo;

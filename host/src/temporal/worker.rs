@@ -47,6 +47,8 @@ pub struct WorkerSettings {
     pub max_input_bytes: usize,
     /// Most bytes the step cache may keep (eviction, least recently used first).
     pub step_cache_max_bytes: u64,
+    /// Workflows the SDK keeps in memory between tasks (its sticky cache).
+    pub max_cached_workflows: usize,
     /// Where OpenLineage events go, and their jobs' namespace; None: not sent.
     pub openlineage: Option<(crate::openlineage::Sink, String)>,
     /// Benchmarks only: serve `plugin_activity` with the native echo instead of plugins.
@@ -63,6 +65,7 @@ impl WorkerSettings {
             metrics: None,
             max_input_bytes: DEFAULT_MAX_INPUT_BYTES,
             step_cache_max_bytes: DEFAULT_STEP_CACHE_MAX_BYTES,
+            max_cached_workflows: 1000,
             openlineage: None,
             #[cfg(feature = "native-echo")]
             native_echo: false,
@@ -218,6 +221,7 @@ pub async fn run(
         .build();
     let options = WorkerOptions::new(settings.task_queue.clone())
         .tuner(tuner)
+        .max_cached_workflows(settings.max_cached_workflows)
         .maybe_graceful_shutdown_period(settings.graceful_shutdown)
         .register_workflow::<MLTrainingWorkflow>()
         .map_err(WorkerError::worker("registering a workflow"))?

@@ -415,3 +415,39 @@ async fn pausing_holds_new_items_and_cancelling_the_step_stops_them_all() -> any
     replay("fan_out_cancelled", &json).await?;
     worker.stop().await
 }
+
+/// A worker that caches no workflow (`max_cached_workflows = 0`) replays the whole history on
+/// every workflow task: a fan-out run must decide the same at each replay to finish at all.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_fan_out_replays_on_every_task_when_no_workflow_is_cached() -> anyhow::Result<()> {
+    let server = mlx_e2e::shared_server().await?;
+    let plugins = mlx_e2e::PluginsDir::with(&["testkit"]);
+    let worker = mlx_e2e::TestWorker::start_with(server, plugins.path(), |s| {
+        s.max_cached_workflows = 0;
+    })
+    .await?;
+    let client = server.client().await?;
+    let spec = json!({
+        "name": "uncached",
+        "steps": [
+            {"id": "grid", "plugin": "testkit", "operation": "echo",
+             "matrix": {"a": [1, 2, 3], "b": ["x", "y"]}, "concurrency": 3,
+             "best": {"by": "input.a"}, "input": {"a": "${item.a}", "b": "${item.b}"}},
+            echo("after", &["grid"], json!({"best": "${steps.grid.output.best.item}"}))
+        ]
+    });
+    let handle = start(&client, &worker, &unique("fan-out-uncached"), spec).await?;
+    let result = handle
+        .get_result(WorkflowGetResultOptions::default())
+        .await?;
+    assert_eq!(
+        result["steps"]["grid"]["output"]["succeeded"], 6,
+        "{result:#}"
+    );
+    assert_eq!(
+        result["steps"]["after"]["output"]["input"]["best"],
+        json!({"a": 3, "b": "x"}),
+        "the first of the highest"
+    );
+    worker.stop().await
+}
