@@ -254,7 +254,7 @@ async fn invoke(
     let plugin = runtime.load(&file).await?;
     let cancel = CancellationToken::new();
     let (signals, mut heartbeats) = ActivitySignals::new(cancel.clone());
-    tokio::spawn(async move {
+    let printer = tokio::spawn(async move {
         while heartbeats.changed().await.is_ok() {
             if let Some(details) = heartbeats.borrow_and_update().clone() {
                 eprintln!("heartbeat: {details}");
@@ -274,10 +274,13 @@ async fn invoke(
         attempt: 1,
         last_heartbeat_details: None,
     };
-    match runtime
+    let result = runtime
         .invoke(&plugin, &operation, &input, &ctx, signals, None)
-        .await
-    {
+        .await;
+    // The invocation dropped the sender: the printer ends once it has shown the last
+    // heartbeat, which the process must not exit before (a fast plugin's last one was lost).
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(10), printer).await;
+    match result {
         Ok(done) => {
             println!("{}", serde_json::to_string_pretty(&done.output)?);
             Ok(ExitCode::SUCCESS)
