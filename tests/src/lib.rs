@@ -31,6 +31,7 @@ use tokio::sync::oneshot;
 pub mod bench;
 pub mod components;
 pub mod proc_stats;
+pub mod s3;
 
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
