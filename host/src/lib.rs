@@ -14,6 +14,7 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod lineage;
+pub mod oci;
 pub mod openlineage;
 pub mod step_cache;
 pub mod temporal;

@@ -30,6 +30,7 @@ use tokio::sync::oneshot;
 
 pub mod bench;
 pub mod components;
+pub mod oci_registry;
 pub mod proc_stats;
 pub mod s3;
 

@@ -15,6 +15,9 @@ use mlx_runtime::{
 };
 use tokio_util::sync::CancellationToken;
 
+use super::CliError;
+use crate::oci;
+
 /// `mlx-worker plugin …`: the command and what every plugin command shares.
 #[derive(clap::Args)]
 pub struct PluginArgs {
@@ -72,6 +75,42 @@ pub enum PluginCommand {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
+    /// Push a component (and its manifest) to an OCI registry as a Wasm artifact; prints the
+    /// reference pinned by digest (oci://HOST/REPO@sha256:…) for `worker.plugin_refs`.
+    Push {
+        /// The component, NAME.wasm; it must load as the worker would load it.
+        file: PathBuf,
+        /// Where to: oci://HOST/REPOSITORY:TAG.
+        reference: String,
+        /// The plugin manifest to push with it [default: NAME.toml beside FILE, if any].
+        #[arg(long)]
+        manifest: Option<PathBuf>,
+        #[command(flatten)]
+        registry: RegistryArgs,
+    },
+    /// Fetch a plugin from an OCI registry into a plugins directory, every digest verified;
+    /// NAME.toml, then NAME.wasm, each renamed into place whole.
+    Pull {
+        /// oci://HOST/REPOSITORY:TAG, or pinned: oci://HOST/REPOSITORY@sha256:DIGEST.
+        reference: String,
+        #[arg(long, env = "MLX_PLUGINS_DIR")]
+        plugins_dir: PathBuf,
+        /// The file name [default: the artifact's title annotation, else the repository's
+        /// last path segment].
+        #[arg(long)]
+        name: Option<String>,
+        #[command(flatten)]
+        registry: RegistryArgs,
+    },
+}
+
+/// How `push` and `pull` reach a registry. Credentials: `MLX_OCI_USERNAME` and
+/// `MLX_OCI_PASSWORD`, else the docker config file, else anonymous.
+#[derive(clap::Args)]
+pub struct RegistryArgs {
+    /// Plain HTTP to a registry off loopback (loopback registries always are).
+    #[arg(long)]
+    insecure: bool,
 }
 
 /// Runs one plugin command; the exit status says whether what it checked was acceptable.
@@ -105,7 +144,151 @@ pub async fn run(args: PluginArgs) -> anyhow::Result<ExitCode> {
             artifacts_dir,
             workflow_id,
         } => invoke(settings, file, operation, input, artifacts_dir, workflow_id).await,
+        PluginCommand::Push {
+            file,
+            reference,
+            manifest,
+            registry,
+        } => Ok(exit(
+            push(settings, &file, &reference, manifest, registry).await,
+        )),
+        PluginCommand::Pull {
+            reference,
+            plugins_dir,
+            name,
+            registry,
+        } => Ok(exit(
+            pull(&reference, &plugins_dir, name.as_deref(), registry).await,
+        )),
     }
+}
+
+/// A registry command's outcome as `CliError`'s exit statuses: 2 for what a retry will not
+/// fix, 69 for a registry that stayed unreachable, 1 otherwise.
+fn exit(result: Result<(), CliError>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+fn registry_error(what: String, e: oci::OciError) -> CliError {
+    if e.is_unreachable() {
+        CliError::Unreachable {
+            what,
+            source: Box::new(e),
+        }
+    } else if e.is_permanent() {
+        CliError::Usage(format!("{what}: {e}"))
+    } else {
+        CliError::Local(format!("{what}: {e}"))
+    }
+}
+
+async fn push(
+    settings: Settings,
+    file: &Path,
+    reference: &str,
+    manifest: Option<PathBuf>,
+    registry: RegistryArgs,
+) -> Result<(), CliError> {
+    let target: oci::PluginRef = reference
+        .parse()
+        .map_err(|e: oci::RefError| CliError::Usage(e.to_string()))?;
+    let read = |path: &Path| {
+        std::fs::read(path).map_err(|e| CliError::Usage(format!("{}: {e}", path.display())))
+    };
+    let beside = mlx_runtime::plugin::manifest::manifest_path_for(file);
+    let manifest_path = manifest.or_else(|| beside.exists().then(|| beside.clone()));
+    let wasm = read(file)?;
+    let manifest = manifest_path.as_deref().map(read).transpose()?;
+    // Loaded as the worker would (compiled, linked, manifest read, described) so that what
+    // the registry holds is known to load, and its name and version are the plugin's own.
+    let staged = tempfile::tempdir().map_err(|e| CliError::Local(e.to_string()))?;
+    let load_path = match (&manifest_path, &manifest) {
+        (Some(path), Some(bytes)) if *path != beside => {
+            let stem = file.file_stem().unwrap_or_default();
+            let copy = staged.path().join(stem).with_extension("wasm");
+            std::fs::write(&copy, &wasm)
+                .and_then(|()| std::fs::write(copy.with_extension("toml"), bytes))
+                .map_err(|e| CliError::Local(e.to_string()))?;
+            copy
+        }
+        _ => file.to_path_buf(),
+    };
+    let host = settings
+        .host()
+        .map_err(|e| CliError::Local(format!("{e:#}")))?;
+    let plugin = host.load(&load_path).await.map_err(|e| {
+        CliError::Usage(format!(
+            "{} does not load, so it was not pushed: {e}",
+            file.display()
+        ))
+    })?;
+    let artifact = oci::Artifact {
+        name: plugin.info.name.clone(),
+        version: Some(plugin.info.version.clone()).filter(|v| !v.is_empty()),
+        wasm,
+        manifest,
+    };
+    let access = oci::Access {
+        insecure: registry.insecure,
+    };
+    let pinned = oci::push(&artifact, &target, &access)
+        .await
+        .map_err(|e| registry_error(format!("pushing {target}"), e))?;
+    eprintln!(
+        "pushed {} {}{} to {target}",
+        artifact.name,
+        artifact.version.as_deref().unwrap_or_default(),
+        if artifact.manifest.is_some() {
+            " with its manifest"
+        } else {
+            ""
+        }
+    );
+    println!("{pinned}");
+    Ok(())
+}
+
+async fn pull(
+    reference: &str,
+    plugins_dir: &Path,
+    name: Option<&str>,
+    registry: RegistryArgs,
+) -> Result<(), CliError> {
+    let source: oci::PluginRef = reference
+        .parse()
+        .map_err(|e: oci::RefError| CliError::Usage(e.to_string()))?;
+    let access = oci::Access {
+        insecure: registry.insecure,
+    };
+    let fetched = oci::fetch(&source, &access)
+        .await
+        .map_err(|e| registry_error(format!("pulling {source}"), e))?;
+    let name = fetched
+        .name(&source, name)
+        .map_err(|e| CliError::Usage(e.to_string()))?;
+    std::fs::create_dir_all(plugins_dir)
+        .map_err(|e| CliError::Local(format!("{}: {e}", plugins_dir.display())))?;
+    oci::install(plugins_dir, &name, &fetched)
+        .map_err(|e| registry_error(format!("pulling {source}"), e))?;
+    let toml = plugins_dir.join(format!("{name}.toml"));
+    if fetched.manifest.is_none() && toml.exists() {
+        eprintln!(
+            "warning: the artifact has no plugin manifest; {} was left as it was",
+            toml.display()
+        );
+    }
+    eprintln!(
+        "pulled {name} into {}",
+        plugins_dir.join(format!("{name}.wasm")).display()
+    );
+    println!("{}", source.pinned(&fetched.digest));
+    Ok(())
 }
 
 /// The host settings of a plugin command, and whether its cache directory is the per-user

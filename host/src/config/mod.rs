@@ -40,6 +40,7 @@ impl Value for u64 {}
 impl Value for usize {}
 impl Value for SocketAddr {}
 impl Value for LogFormat {}
+impl Value for Vec<String> {}
 
 impl Value for PathBuf {
     fn relative_to(&mut self, base: &Path) {
@@ -189,6 +190,11 @@ layered! {
         /// watched for changes. Required.
         #[arg(long, env = "MLX_PLUGINS_DIR")]
         pub plugins_dir: Option<PathBuf>,
+        /// Plugins pulled from OCI registries into plugins_dir at start, each pinned by digest
+        /// (oci://HOST/REPO@sha256:…; docs/oci.md). The flag repeats, also as --plugin-ref;
+        /// the variable is a comma-separated list [default: none].
+        #[arg(long, visible_alias = "plugin-ref", env = "MLX_PLUGIN_REFS", value_delimiter = ',')]
+        pub plugin_refs: Option<Vec<String>>,
         /// Precompiled components, so a restart compiles nothing; must be the worker's own
         /// [default: cache].
         #[arg(long, env = "MLX_CACHE_DIR")]
@@ -306,6 +312,8 @@ impl ConfigFile {
                 max_concurrent_activities: Some(16),
                 // Which plugins to serve is the one thing there is no sensible guess for.
                 plugins_dir: None,
+                // Plugins come from the directory alone unless registries are named.
+                plugin_refs: None,
                 // Relative to the working directory, like any relative path not from the file.
                 cache_dir: Some("cache".into()),
                 artifacts_dir: Some("artifacts".into()),
@@ -368,6 +376,18 @@ impl ConfigFile {
                     .into(),
             )
         })?;
+        // Pinned, so that every worker runs identical bytes: a tag may move between starts.
+        let plugin_refs = w
+            .plugin_refs
+            .unwrap_or_default()
+            .iter()
+            .map(|r| crate::oci::PluginRef::parse_pinned(r))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| {
+                ConfigError::Invalid(format!(
+                    "worker.plugin_refs (--plugin-refs, MLX_PLUGIN_REFS): {e}"
+                ))
+            })?;
         let max_concurrent_activities = w
             .max_concurrent_activities
             .ok_or_else(|| unset("worker.max_concurrent_activities"))?;
@@ -381,6 +401,7 @@ impl ConfigFile {
             task_queue: w.task_queue.ok_or_else(|| unset("worker.task_queue"))?,
             max_concurrent_activities,
             plugins_dir,
+            plugin_refs,
             cache_dir: w.cache_dir.ok_or_else(|| unset("worker.cache_dir"))?,
             artifacts_dir: w
                 .artifacts_dir
@@ -423,6 +444,7 @@ pub struct Settings {
     pub task_queue: String,
     pub max_concurrent_activities: usize,
     pub plugins_dir: PathBuf,
+    pub plugin_refs: Vec<crate::oci::PluginRef>,
     pub cache_dir: PathBuf,
     pub artifacts_dir: PathBuf,
     pub fuel_metering: bool,

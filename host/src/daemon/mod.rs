@@ -164,6 +164,17 @@ pub async fn run(
             e,
         )
     })?;
+    // Plugins pinned in worker.plugin_refs are in the directory before anything reads it.
+    if !settings.plugin_refs.is_empty() {
+        crate::oci::pull_pinned(
+            &settings.plugin_refs,
+            &plugins_dir,
+            &absolute(&settings.cache_dir)?,
+            &crate::oci::Access::default(),
+        )
+        .await
+        .map_err(|e| DaemonError::setup("worker.plugin_refs", e))?;
+    }
     // Watching starts first: a file changed while the others load is not missed.
     let watcher = PluginWatcher::start(&plugins_dir)?;
     let registry = Arc::new(PluginRegistry::load_dir(&runtime, &plugins_dir).await?);

@@ -25,6 +25,8 @@ mod js;
 mod languages;
 /// The mlflow plugin logging a pipeline's training run to a real `mlflow server`.
 mod mlflow;
+/// Plugins from an OCI registry: `plugin push|pull` and a worker's pinned `plugin_refs`.
+mod oci;
 /// OpenLineage run events to a file and an HTTP endpoint, checked by openlineage-python.
 mod openlineage;
 /// Every trainer family next to scikit-learn on the bundled datasets (the README's table).
