@@ -16,5 +16,6 @@ pub mod daemon;
 pub mod lineage;
 pub mod oci;
 pub mod openlineage;
+pub mod run_files;
 pub mod step_cache;
 pub mod temporal;

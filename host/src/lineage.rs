@@ -75,18 +75,20 @@ fn dir(artifacts: &Path, run_dir_name: &str) -> PathBuf {
     artifacts.join(".lineage").join(run_dir_name)
 }
 
-/// Writes the record of a successful invocation whose result is `output`, in the run whose
-/// artifacts are `<artifacts>/<run_dir_name>`. A step that touched no file gets none.
+/// Writes the record of a successful invocation whose result is `output`, for the run whose
+/// records are under `<artifacts>/.lineage/<run_dir_name>`; its files were in `run_dir` (the
+/// run's directory, or the invocation's copy of it with a shared store). A step that touched
+/// no file gets none.
 pub fn record(
     artifacts: &Path,
     run_dir_name: &str,
+    run_dir: &Path,
     call: &Invocation<'_>,
     output: &Value,
     cached_from: Option<CacheSource>,
 ) -> Result<Option<Provenance>, CacheError> {
-    let run_dir = artifacts.join(run_dir_name);
-    let reads = named_files(call.input, call.grants, &run_dir, false)?;
-    let writes = named_files(output, &[], &run_dir, true)?;
+    let reads = named_files(call.input, call.grants, run_dir, false)?;
+    let writes = named_files(output, &[], run_dir, true)?;
     if reads.is_empty() && writes.is_empty() {
         return Ok(None);
     }
@@ -319,6 +321,7 @@ mod tests {
         let quiet = record(
             artifacts,
             &run,
+            &run_dir,
             &call("echo", &none, "echo"),
             &json!({}),
             None,
@@ -329,6 +332,7 @@ mod tests {
         record(
             artifacts,
             &run,
+            &run_dir,
             &call("extract", &none, "extract_data"),
             &extract_out,
             None,
@@ -341,6 +345,7 @@ mod tests {
         let train = record(
             artifacts,
             &run,
+            &run_dir,
             &call("train", &train_in, "train_model"),
             &train_out,
             None,
@@ -370,6 +375,7 @@ mod tests {
         record(
             artifacts,
             &run,
+            &run_dir,
             &call("other", &train_in, "train_model"),
             &json!({}),
             None,
@@ -395,7 +401,15 @@ mod tests {
         std::os::unix::fs::symlink(&outside, run_dir.join("out")).unwrap();
         let input = json!({});
         let out = json!({"f": "/artifacts/out/secret"});
-        let made = record(&artifacts, "wf", &call("s", &input, "op"), &out, None).unwrap();
+        let made = record(
+            &artifacts,
+            "wf",
+            &run_dir,
+            &call("s", &input, "op"),
+            &out,
+            None,
+        )
+        .unwrap();
         assert!(made.is_none(), "{made:?}");
     }
 }

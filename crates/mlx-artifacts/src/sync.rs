@@ -66,22 +66,26 @@ pub(crate) async fn materialise(
     tokio::fs::create_dir_all(work_dir)
         .await
         .map_err(|e| StoreError::local("creating", work_dir, e))?;
-    stream::iter(&snapshot.files)
-        .map(|(rel, digest)| async move {
-            let blob = fetch_blob(inner, digest).await?;
-            let dest = work_dir.join(rel);
-            // A copy, never a link: a plugin may write to its inputs, and the cache (and the
-            // other runs sharing its blobs) must not see that.
-            blocking(move || {
-                if let Some(parent) = dest.parent() {
-                    std::fs::create_dir_all(parent)
-                        .map_err(|e| StoreError::local("creating", parent, e))?;
-                }
-                std::fs::copy(&blob, &dest)
-                    .map(drop)
-                    .map_err(|e| StoreError::local("copying to", dest, e))
-            })
-            .await
+    // Owned items and clones in each future: futures borrowing from the closure's arguments
+    // are not `Send` for every lifetime, which a Temporal activity future must be.
+    stream::iter(snapshot.files.clone())
+        .map(|(rel, digest)| {
+            let (inner, dest) = (inner.clone(), work_dir.join(&rel));
+            async move {
+                let blob = fetch_blob(&inner, &digest).await?;
+                // A copy, never a link: a plugin may write to its inputs, and the cache (and the
+                // other runs sharing its blobs) must not see that.
+                blocking(move || {
+                    if let Some(parent) = dest.parent() {
+                        std::fs::create_dir_all(parent)
+                            .map_err(|e| StoreError::local("creating", parent, e))?;
+                    }
+                    std::fs::copy(&blob, &dest)
+                        .map(drop)
+                        .map_err(|e| StoreError::local("copying to", dest, e))
+                })
+                .await
+            }
         })
         .buffer_unordered(CONCURRENCY)
         .try_collect::<Vec<()>>()
@@ -219,17 +223,21 @@ pub(crate) async fn commit(
     let files = blocking(move || walk(&root)).await?;
     let present: Vec<String> = files.iter().map(|(rel, _)| rel.clone()).collect();
 
+    let before_files = Arc::new(before.files.clone());
     let changed: Vec<(String, FileDigest, u64)> = stream::iter(files)
-        .map(|(rel, path)| async move {
-            let hashed = path.clone();
-            let digest = blocking(move || hash_file(&hashed)).await?;
-            if before.files.get(&rel) == Some(&digest) {
-                return Ok(None);
+        .map(|(rel, path)| {
+            let (inner, before_files) = (inner.clone(), before_files.clone());
+            async move {
+                let hashed = path.clone();
+                let digest = blocking(move || hash_file(&hashed)).await?;
+                if before_files.get(&rel) == Some(&digest) {
+                    return Ok(None);
+                }
+                let (cache, sha) = (inner.clone(), digest.sha256.clone());
+                let cached = blocking(move || cache.cache.insert_file(&path, &sha)).await?;
+                let uploaded = upload_blob(&inner, &digest, &cached).await?;
+                Ok::<_, StoreError>(Some((rel, digest, uploaded)))
             }
-            let (cache, sha) = (inner.clone(), digest.sha256.clone());
-            let cached = blocking(move || cache.cache.insert_file(&path, &sha)).await?;
-            let uploaded = upload_blob(inner, &digest, &cached).await?;
-            Ok::<_, StoreError>(Some((rel, digest, uploaded)))
         })
         .buffer_unordered(CONCURRENCY)
         .try_filter_map(|x| async move { Ok(x) })

@@ -91,6 +91,10 @@ pub enum InvocationError {
     },
     #[error("sandbox unavailable: {0}")]
     Sandbox(String),
+    /// The run's files could not be brought from, or committed to, the shared artifact store
+    /// (`worker.artifacts_store`); `retryable` is the store error's own classification.
+    #[error("artifact store: {message}")]
+    Artifacts { message: String, retryable: bool },
 }
 
 /// The failure types the host itself classifies; a plugin's own errors carry the type name
@@ -116,6 +120,8 @@ pub enum FailureType {
     PluginOutputTooLarge,
     Cancelled,
     SandboxUnavailable,
+    ArtifactsUnavailable,
+    ArtifactsRefused,
 }
 
 impl FailureType {
@@ -138,6 +144,8 @@ impl FailureType {
         Self::PluginOutputTooLarge,
         Self::Cancelled,
         Self::SandboxUnavailable,
+        Self::ArtifactsUnavailable,
+        Self::ArtifactsRefused,
     ];
 
     /// The Temporal application failure type: stable, retry policies match on it.
@@ -161,6 +169,8 @@ impl FailureType {
             Self::PluginOutputTooLarge => "PluginOutputTooLarge",
             Self::Cancelled => "Cancelled",
             Self::SandboxUnavailable => "SandboxUnavailable",
+            Self::ArtifactsUnavailable => "ArtifactsUnavailable",
+            Self::ArtifactsRefused => "ArtifactsRefused",
         }
     }
 
@@ -174,6 +184,9 @@ impl FailureType {
             Self::PluginTrapped => true,
             // The worker is short of capacity, not the request at fault.
             Self::SandboxUnavailable => true,
+            // The store was unreachable or answered 5xx/429: it may answer the next attempt,
+            // on this worker or another.
+            Self::ArtifactsUnavailable => true,
             // Malformed or unknown requests, and inputs their schema refuses, never succeed; an ungranted capability needs an
             // operator; memory, open-file, disk, host-memory, fuel and stack limits are hit
             // again by the same input; output and contract violations are plugin bugs; a
@@ -192,6 +205,10 @@ impl FailureType {
             | Self::PluginContractViolation
             | Self::PluginInvalidOutput
             | Self::PluginOutputTooLarge
+            // Refused by the store (credentials, missing bucket) or by its bounds (a run's
+            // files over the fetch limit, a symlink written): the same again until an
+            // operator or the pipeline changes something.
+            | Self::ArtifactsRefused
             | Self::Cancelled => false,
         }
     }
@@ -237,6 +254,12 @@ impl InvocationError {
             E::OutputTooLarge { .. } => T::PluginOutputTooLarge,
             E::Cancelled { .. } => T::Cancelled,
             E::Sandbox(_) => T::SandboxUnavailable,
+            E::Artifacts {
+                retryable: true, ..
+            } => T::ArtifactsUnavailable,
+            E::Artifacts {
+                retryable: false, ..
+            } => T::ArtifactsRefused,
         })
     }
 

@@ -247,10 +247,33 @@ impl PluginHost {
         signals: ActivitySignals,
         deadline: Option<Instant>,
     ) -> Result<Invocation, InvocationError> {
+        let artifacts = self
+            .settings
+            .artifacts_dir
+            .as_ref()
+            .map(|dir| dir.join(sandbox::workflow_dir_name(&ctx.workflow_id)));
+        self.invoke_in(artifacts, plugin, operation, input, ctx, signals, deadline)
+            .await
+    }
+
+    /// [`Self::invoke`] with `artifacts` behind `/artifacts` instead of the workflow's
+    /// directory under the worker's root: a private copy the caller prepared (and owns).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn invoke_in(
+        &self,
+        artifacts: Option<PathBuf>,
+        plugin: &LoadedPlugin,
+        operation: &str,
+        input: &Value,
+        ctx: &InvocationContext,
+        signals: ActivitySignals,
+        deadline: Option<Instant>,
+    ) -> Result<Invocation, InvocationError> {
         let start = Instant::now();
         let instantiated = OnceLock::new();
         let result = self
             .invoke_inner(
+                artifacts,
                 plugin,
                 operation,
                 input,
@@ -278,6 +301,7 @@ impl PluginHost {
     #[allow(clippy::too_many_arguments)]
     async fn invoke_inner(
         &self,
+        artifacts: Option<PathBuf>,
         plugin: &LoadedPlugin,
         operation: &str,
         input: &Value,
@@ -305,11 +329,6 @@ impl PluginHost {
         let limits = &plugin.manifest.limits;
         let start = Instant::now();
         let deadline = deadline.map_or(start + limits.timeout, |d| d.min(start + limits.timeout));
-        let artifacts = self
-            .settings
-            .artifacts_dir
-            .as_ref()
-            .map(|dir| dir.join(sandbox::workflow_dir_name(&ctx.workflow_id)));
         // Wait for a slot of this plugin, but never past the deadline nor after cancellation.
         let cancel = signals.cancel_token().clone();
         let _slot = match &plugin.slots {

@@ -222,6 +222,24 @@ layered! {
         /// recently used entries go first [default: 20480].
         #[arg(long, env = "MLX_STEP_CACHE_MAX_MB")]
         pub step_cache_max_mb: Option<u64>,
+        /// Run as a version of this Temporal Worker Deployment: the build id is derived from
+        /// the plugin set, workflows are pinned to the version they start on, and the plugins
+        /// directory is read once (a new set is a new version) [default: off].
+        #[arg(long, env = "MLX_DEPLOYMENT_NAME")]
+        pub deployment_name: Option<String>,
+        /// Keep runs' artifacts in this object store, shared by every worker: s3://bucket/prefix,
+        /// gs://…, az://…, or file:///shared/path. Each invocation works on a private local
+        /// copy; what it writes becomes visible when it succeeds [default: off, local only].
+        #[arg(long, env = "MLX_ARTIFACTS_STORE")]
+        pub artifacts_store: Option<String>,
+        /// Most bytes of a run's files one invocation may fetch from the store, in MiB; a run
+        /// holding more fails its steps with ArtifactsRefused [default: 10240].
+        #[arg(long, env = "MLX_ARTIFACTS_FETCH_MAX_MB")]
+        pub artifacts_fetch_max_mb: Option<u64>,
+        /// Most disk this worker's cache of store blobs (`<artifacts_dir>/.blob-cache`) may take,
+        /// in MiB; least recently used first out [default: 20480].
+        #[arg(long, env = "MLX_ARTIFACTS_CACHE_MAX_MB")]
+        pub artifacts_cache_max_mb: Option<u64>,
     }
 }
 
@@ -329,6 +347,15 @@ impl ConfigFile {
                 // The SDK's own default. A cached pipeline holds its spec and its steps'
                 // outputs, so this bounds the workflows' share of memory (docs/configuration.md).
                 max_cached_workflows: Some(1000),
+                // Versioning changes how tasks are routed: an operator opts in for a fleet.
+                deployment_name: None,
+                // Local artifacts need nothing else; a fleet names its store.
+                artifacts_store: None,
+                // A run's datasets and models, not a data lake: a step that reads more should
+                // read it from its source (a granted directory or HTTP), not through /artifacts.
+                artifacts_fetch_max_mb: Some(10 << 10),
+                // As the step cache: room for many runs' files on a worker's disk.
+                artifacts_cache_max_mb: Some(20 << 10),
             },
             telemetry: TelemetryConfig {
                 log_format: Some(LogFormat::Human),
@@ -423,6 +450,24 @@ impl ConfigFile {
                 .step_cache_max_mb
                 .ok_or_else(|| unset("worker.step_cache_max_mb"))?
                 .saturating_mul(1 << 20),
+            deployment_name: match w.deployment_name {
+                Some(name) if name.trim().is_empty() || name.contains('.') => {
+                    return Err(ConfigError::Invalid(format!(
+                        "worker.deployment_name {name:?}: give a non-empty name without '.' \
+                         (Temporal joins it to the build id with a '.')"
+                    )));
+                }
+                name => name,
+            },
+            artifacts_store: w.artifacts_store,
+            artifacts_fetch_max_bytes: w
+                .artifacts_fetch_max_mb
+                .ok_or_else(|| unset("worker.artifacts_fetch_max_mb"))?
+                .saturating_mul(1 << 20),
+            artifacts_cache_max_bytes: w
+                .artifacts_cache_max_mb
+                .ok_or_else(|| unset("worker.artifacts_cache_max_mb"))?
+                .saturating_mul(1 << 20),
             log_format: t.log_format.ok_or_else(|| unset("telemetry.log_format"))?,
             metrics_address: t.metrics_address,
             health_address: t.health_address,
@@ -452,6 +497,12 @@ pub struct Settings {
     pub max_input_bytes: usize,
     pub step_cache_max_bytes: u64,
     pub max_cached_workflows: usize,
+    /// The Worker Deployment this worker is a version of, when versioning is on.
+    pub deployment_name: Option<String>,
+    /// The shared artifact store's URL, when runs' files live there.
+    pub artifacts_store: Option<String>,
+    pub artifacts_fetch_max_bytes: u64,
+    pub artifacts_cache_max_bytes: u64,
     pub log_format: LogFormat,
     pub metrics_address: Option<SocketAddr>,
     pub health_address: Option<SocketAddr>,

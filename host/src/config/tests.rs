@@ -32,6 +32,10 @@ const EVERY_KEY: &str = r#"
     max_input_bytes = 65536
     max_cached_workflows = 50
     step_cache_max_mb = 512
+    deployment_name = "ml-fleet"
+    artifacts_store = "s3://ml-artifacts/runs"
+    artifacts_fetch_max_mb = 2048
+    artifacts_cache_max_mb = 4096
 
     [telemetry]
     log_format = "json"
@@ -66,6 +70,10 @@ const EVERY_FLAG: &[&str] = &[
     "--max-input-bytes=65536",
     "--max-cached-workflows=50",
     "--step-cache-max-mb=512",
+    "--deployment-name=ml-fleet",
+    "--artifacts-store=s3://ml-artifacts/runs",
+    "--artifacts-fetch-max-mb=2048",
+    "--artifacts-cache-max-mb=4096",
     "--metrics-address=127.0.0.1:9464",
     "--health-address=127.0.0.1:9465",
     "--otlp-endpoint=http://127.0.0.1:4318",
@@ -120,6 +128,23 @@ fn flags(command: &Command) -> Vec<(String, String, String)> {
             )
         })
         .collect()
+}
+
+#[test]
+fn a_deployment_name_must_be_usable_in_a_version_name() {
+    for bad in ["", "  ", "fleet.v2"] {
+        let file = parse(&format!(
+            "[worker]\nplugins_dir = \"/p\"\ndeployment_name = {bad:?}\n"
+        ))
+        .unwrap();
+        let err = file.resolve().unwrap_err().to_string();
+        assert!(err.contains("worker.deployment_name"), "{err}");
+    }
+    let file = parse("[worker]\nplugins_dir = \"/p\"\ndeployment_name = \"fleet\"\n").unwrap();
+    assert_eq!(
+        file.resolve().unwrap().deployment_name.as_deref(),
+        Some("fleet")
+    );
 }
 
 #[test]

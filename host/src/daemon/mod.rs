@@ -15,9 +15,12 @@ use std::{
     time::Duration,
 };
 
-use temporalio_common::telemetry::{
-    HistogramBucketOverrides, PrometheusExporterOptions, metrics::CoreMeter,
-    start_prometheus_metric_exporter,
+use temporalio_common::{
+    telemetry::{
+        HistogramBucketOverrides, PrometheusExporterOptions, metrics::CoreMeter,
+        start_prometheus_metric_exporter,
+    },
+    worker::WorkerDeploymentVersion,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -175,8 +178,12 @@ pub async fn run(
         .await
         .map_err(|e| DaemonError::setup("worker.plugin_refs", e))?;
     }
-    // Watching starts first: a file changed while the others load is not missed.
-    let watcher = PluginWatcher::start(&plugins_dir)?;
+    // Watching starts first: a file changed while the others load is not missed. A deployment
+    // version never watches (below).
+    let watcher = match settings.deployment_name {
+        None => Some(PluginWatcher::start(&plugins_dir)?),
+        Some(_) => None,
+    };
     let registry = Arc::new(PluginRegistry::load_dir(&runtime, &plugins_dir).await?);
     if registry.is_empty() {
         tracing::warn!(dir = %plugins_dir.display(), "no plugins yet; requests fail with UnknownPlugin until some are added");
@@ -187,11 +194,29 @@ pub async fn run(
         return Ok(Stopped::Drained);
     };
     health.connected.store(true, Ordering::SeqCst);
-    tokio::spawn(watcher.run(
-        runtime.clone(),
-        registry.clone(),
-        stop.clone().cancelled_owned(),
-    ));
+    let deployment = match &settings.deployment_name {
+        // A version is its plugin set: a changed directory would serve pinned runs bytes they
+        // did not start with, so a versioned worker reads it once and a new set is a new
+        // version, rolled out as new workers.
+        Some(name) => {
+            let version = deployment_version(name, &registry)?;
+            tracing::info!(
+                "plugins directory read once (deployment version {}.{}): changes take effect \
+                 in workers of a new version",
+                version.deployment_name,
+                version.build_id
+            );
+            Some(version)
+        }
+        None => None,
+    };
+    if let Some(watcher) = watcher {
+        tokio::spawn(watcher.run(
+            runtime.clone(),
+            registry.clone(),
+            stop.clone().cancelled_owned(),
+        ));
+    }
 
     let grace = settings.shutdown_grace;
     let cancelled = Arc::new(AtomicUsize::new(0));
@@ -233,6 +258,21 @@ pub async fn run(
     worker_settings.openlineage = settings.openlineage.clone();
     worker_settings.step_cache_max_bytes = settings.step_cache_max_bytes;
     worker_settings.max_cached_workflows = settings.max_cached_workflows;
+    worker_settings.deployment = deployment;
+    worker_settings.run_files = match &settings.artifacts_store {
+        None => None,
+        Some(url) => {
+            let files = crate::run_files::RunFiles::open(
+                url,
+                &absolute(&settings.artifacts_dir)?,
+                settings.artifacts_fetch_max_bytes,
+                settings.artifacts_cache_max_bytes,
+            )
+            .map_err(|e| DaemonError::setup(format!("worker.artifacts_store {url}"), e))?;
+            tracing::info!(store = %url, "runs' artifacts on the shared store");
+            Some(Arc::new(files))
+        }
+    };
     #[cfg(feature = "native-echo")]
     {
         worker_settings.native_echo = settings.native_echo;
@@ -243,6 +283,23 @@ pub async fn run(
         0 => Stopped::Drained,
         n => Stopped::CancelledInFlight(n),
     })
+}
+
+/// The Worker Deployment version of a worker serving `registry`: its build id is the worker's
+/// version and the plugin set's digest, so every machine with the same binary and files is the
+/// same version, and any change of bytes is a new one.
+fn deployment_version(
+    name: &str,
+    registry: &PluginRegistry,
+) -> Result<WorkerDeploymentVersion, DaemonError> {
+    let digest = registry
+        .set_digest()
+        .map_err(|e| DaemonError::setup("the plugin set's digest", e))?;
+    let hex = digest.trim_start_matches("sha256:");
+    Ok(WorkerDeploymentVersion::builder()
+        .deployment_name(name)
+        .build_id(format!("{}-{}", env!("CARGO_PKG_VERSION"), &hex[..12]))
+        .build())
 }
 
 /// Connects, retrying with backoff while the server is unreachable (a worker started before

@@ -2,7 +2,7 @@
 //! forwarding heartbeats and cancellation, and classify whatever happens for Temporal.
 
 use std::{
-    path::PathBuf,
+    path::{Path, PathBuf},
     sync::{Arc, OnceLock},
     time::{Duration, Instant, SystemTime},
 };
@@ -18,7 +18,7 @@ use tracing::Instrument;
 use super::payload::{
     decode_heartbeat_details, decode_request, json_text_payload, mark_cached, result_payload,
 };
-use crate::{lineage, openlineage, step_cache::StepCache};
+use crate::{lineage, openlineage, run_files::RunFiles, step_cache::StepCache};
 use mlx_pipeline::CacheSource;
 use mlx_runtime::{
     PluginHost,
@@ -49,6 +49,8 @@ pub struct PluginActivities {
     step_cache_max_bytes: u64,
     /// Wakes the worker's eviction task, started by the first store.
     eviction: OnceLock<Arc<Notify>>,
+    /// The shared artifact store, when runs' files live there rather than on this disk.
+    run_files: Option<Arc<RunFiles>>,
 }
 
 /// Shortest time between two eviction passes of one worker: a pass lists the whole cache.
@@ -68,7 +70,21 @@ impl PluginActivities {
             openlineage,
             step_cache_max_bytes: super::worker::DEFAULT_STEP_CACHE_MAX_BYTES,
             eviction: OnceLock::new(),
+            run_files: None,
         }
+    }
+
+    /// Runs' files from the shared store: each invocation on a private copy, committed when
+    /// it succeeds.
+    pub fn run_files(mut self, files: Option<Arc<RunFiles>>) -> Self {
+        self.run_files = files;
+        self
+    }
+
+    /// Where `/artifacts` is for an invocation that has no private copy.
+    fn local_run_dir(&self, invocation: &InvocationContext) -> Option<PathBuf> {
+        let root = self.runtime.settings().artifacts_dir.as_ref()?;
+        Some(root.join(workflow_dir_name(&invocation.workflow_id)))
     }
 
     /// Keeps the step cache within `bytes`.
@@ -114,6 +130,7 @@ impl PluginActivities {
     /// Writes the step's provenance record (lineage) and sends its OpenLineage COMPLETE
     /// event. Lineage is a record of what happened: failing to keep it is logged, never the
     /// step's failure.
+    #[allow(clippy::too_many_arguments)]
     fn record_lineage(
         &self,
         plugin: &LoadedPlugin,
@@ -122,20 +139,28 @@ impl PluginActivities {
         run_id: Option<String>,
         output: &serde_json::Value,
         cached_from: Option<CacheSource>,
+        run_dir: Option<&Path>,
     ) {
         let call = invocation_record(plugin, request, invocation, run_id);
         // Without an artifacts directory there are no files to record, only the event.
-        let (run_dir, record) = match &self.runtime.settings().artifacts_dir {
-            Some(artifacts) => {
+        let (run_dir, record) = match (&self.runtime.settings().artifacts_dir, run_dir) {
+            (Some(artifacts), Some(run_dir)) => {
                 let name = workflow_dir_name(&invocation.workflow_id);
-                let record = lineage::record(artifacts, &name, &call, output, cached_from.clone())
-                    .unwrap_or_else(|e| {
-                        tracing::warn!("recording lineage failed: {e}");
-                        None
-                    });
-                (artifacts.join(name), record)
+                let record = lineage::record(
+                    artifacts,
+                    &name,
+                    run_dir,
+                    &call,
+                    output,
+                    cached_from.clone(),
+                )
+                .unwrap_or_else(|e| {
+                    tracing::warn!("recording lineage failed: {e}");
+                    None
+                });
+                (run_dir.to_path_buf(), record)
             }
-            None => (PathBuf::from("/artifacts"), None),
+            _ => (PathBuf::from("/artifacts"), None),
         };
         if let Some(emitter) = &self.openlineage {
             let files = openlineage::Files {
@@ -173,21 +198,40 @@ impl PluginActivities {
         &self,
         plugin: &LoadedPlugin,
         request: &PluginRequest,
-        invocation: &InvocationContext,
+        run_dir: Option<&Path>,
     ) -> Option<(StepCache, String, PathBuf)> {
-        let Some(artifacts) = &self.runtime.settings().artifacts_dir else {
+        let (Some(artifacts), Some(run_dir)) = (&self.runtime.settings().artifacts_dir, run_dir)
+        else {
             tracing::warn!("cache asked for, but the worker has no artifacts directory");
             return None;
         };
         let cache = StepCache::new(artifacts);
-        let run_dir = artifacts.join(workflow_dir_name(&invocation.workflow_id));
-        match cache.key(plugin, &request.operation, &request.input, &run_dir) {
-            Ok(key) => Some((cache, key, run_dir)),
+        match cache.key(plugin, &request.operation, &request.input, run_dir) {
+            Ok(key) => Some((cache, key, run_dir.to_path_buf())),
             Err(e) => {
                 tracing::warn!("step not cached: {e}");
                 None
             }
         }
+    }
+}
+
+impl PluginActivities {
+    /// A failure of the worker's own part of an invocation (the run's files), logged as a
+    /// plugin failure would be.
+    fn failed_outside_the_plugin(
+        &self,
+        err: &InvocationError,
+        invocation: &InvocationContext,
+    ) -> ActivityError {
+        let failure = err.failure();
+        tracing::warn!(
+            failure = %failure.type_name,
+            retryable = failure.retryable,
+            "invocation failed: {}",
+            cut(&failure.message)
+        );
+        activity_error(err, failure, invocation.attempt)
     }
 }
 
@@ -267,13 +311,36 @@ impl PluginActivities {
             let span = tracing::Span::current();
             span.record("version", plugin.info.version.as_str());
             span.record("digest", plugin.digest.as_str());
+            let run_id = ctx.info().workflow_run_id.clone();
+            // With a shared store, a private copy of the run's files; dropped (removed) when
+            // this invocation ends, however it ends.
+            let copy = match &self.run_files {
+                Some(files) => Some(
+                    files
+                        .checkout(&invocation, run_id.as_deref())
+                        .await
+                        .map_err(|e| self.failed_outside_the_plugin(&e, &invocation))?,
+                ),
+                None => None,
+            };
+            let run_dir = match &copy {
+                Some(copy) => Some(copy.dir.clone()),
+                None => self.local_run_dir(&invocation),
+            };
             let cache = request
                 .cache
-                .then(|| self.cache_slot(&plugin, &request, &invocation))
+                .then(|| self.cache_slot(&plugin, &request, run_dir.as_deref()))
                 .flatten();
-            if let Some((cache, key, run_dir)) = &cache {
-                match cache.get(key, run_dir) {
+            if let Some((cache, key, cache_dir)) = &cache {
+                match cache.get(key, cache_dir) {
                     Ok(Some(hit)) => {
+                        // The restored files reach other workers as the step's own would.
+                        if let (Some(files), Some(copy)) = (&self.run_files, &copy) {
+                            files
+                                .commit(copy)
+                                .await
+                                .map_err(|e| self.failed_outside_the_plugin(&e, &invocation))?;
+                        }
                         self.lineage_event(&plugin, &request, &invocation, &ctx, None);
                         span.record("outcome", "cached");
                         tracing::info!(
@@ -295,6 +362,7 @@ impl PluginActivities {
                             ctx.info().workflow_run_id.clone(),
                             &hit.output,
                             Some(hit.from.clone()),
+                            run_dir.as_deref(),
                         );
                         mark_cached(&mut raw, &hit.from);
                         return Ok(raw);
@@ -308,7 +376,8 @@ impl PluginActivities {
             let cancel = CancellationToken::new();
             let (signals, mut details) = ActivitySignals::new(cancel.clone());
             let deadline = ctx.info().deadline.map(instant_from_system_time);
-            let run = self.runtime.invoke(
+            let run = self.runtime.invoke_in(
+                run_dir.clone(),
                 &plugin,
                 &request.operation,
                 &request.input,
@@ -349,6 +418,23 @@ impl PluginActivities {
                 }
                 Ok((done, raw))
             });
+            // Only a success is committed: a failed attempt's files stay on this worker, so
+            // its retry, here or elsewhere, starts from the same inputs.
+            let result = match (result, &self.run_files, &copy) {
+                (Ok(done), Some(files), Some(copy)) => match files.commit(copy).await {
+                    Ok(commit) => {
+                        tracing::info!(
+                            written = commit.written.len(),
+                            removed = commit.removed.len(),
+                            uploaded_bytes = commit.uploaded_bytes,
+                            "step's files committed to the artifact store"
+                        );
+                        Ok(done)
+                    }
+                    Err(e) => Err(e),
+                },
+                (result, ..) => result,
+            };
             match result {
                 Ok((done, raw)) => {
                     span.record("outcome", "ok");
@@ -377,6 +463,7 @@ impl PluginActivities {
                         ctx.info().workflow_run_id.clone(),
                         &done.output,
                         None,
+                        run_dir.as_deref(),
                     );
                     Ok(raw)
                 }

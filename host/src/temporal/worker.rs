@@ -6,7 +6,10 @@ use temporalio_client::{
     Client, ClientOptions, ClientTlsOptions, Connection, TlsOptions,
     envconfig::LoadClientConfigProfileOptions,
 };
-use temporalio_common::telemetry::{TelemetryOptions, metrics::CoreMeter};
+use temporalio_common::{
+    telemetry::{TelemetryOptions, metrics::CoreMeter},
+    worker::{VersioningBehavior, WorkerDeploymentOptions, WorkerDeploymentVersion},
+};
 use temporalio_sdk::{
     Worker, WorkerOptions,
     runtime::RuntimeOptions,
@@ -51,6 +54,10 @@ pub struct WorkerSettings {
     pub max_cached_workflows: usize,
     /// Where OpenLineage events go, and their jobs' namespace; None: not sent.
     pub openlineage: Option<(crate::openlineage::Sink, String)>,
+    /// The Worker Deployment version this worker is, when versioning is on; None: unversioned.
+    pub deployment: Option<WorkerDeploymentVersion>,
+    /// Runs' files on the shared artifact store; None: on this worker's disk.
+    pub run_files: Option<Arc<crate::run_files::RunFiles>>,
     /// Benchmarks only: serve `plugin_activity` with the native echo instead of plugins.
     #[cfg(feature = "native-echo")]
     pub native_echo: bool,
@@ -67,6 +74,8 @@ impl WorkerSettings {
             step_cache_max_bytes: DEFAULT_STEP_CACHE_MAX_BYTES,
             max_cached_workflows: 1000,
             openlineage: None,
+            deployment: None,
+            run_files: None,
             #[cfg(feature = "native-echo")]
             native_echo: false,
         }
@@ -223,6 +232,15 @@ pub async fn run(
         .tuner(tuner)
         .max_cached_workflows(settings.max_cached_workflows)
         .maybe_graceful_shutdown_period(settings.graceful_shutdown)
+        .maybe_deployment_options(settings.deployment.clone().map(|version| {
+            // Pinned: a run finishes on the plugin set it started with, whatever is rolled out
+            // meanwhile (the whole point of a version per plugin set). Activities a pinned
+            // workflow schedules on its own task queue go to the same version.
+            WorkerDeploymentOptions::new(version)
+                .use_worker_versioning(true)
+                .default_versioning_behavior(VersioningBehavior::Pinned)
+                .build()
+        }))
         .register_workflow::<MLTrainingWorkflow>()
         .map_err(WorkerError::worker("registering a workflow"))?
         .register_workflow::<RunPluginWorkflow>()
@@ -238,19 +256,29 @@ pub async fn run(
     } else {
         options.register_activities(
             PluginActivities::new(runtime, registry, settings.max_input_bytes, openlineage)
-                .step_cache_max_bytes(settings.step_cache_max_bytes),
+                .step_cache_max_bytes(settings.step_cache_max_bytes)
+                .run_files(settings.run_files.clone()),
         )
     };
     #[cfg(not(feature = "native-echo"))]
     let options = options.register_activities(
         PluginActivities::new(runtime, registry, settings.max_input_bytes, openlineage)
-            .step_cache_max_bytes(settings.step_cache_max_bytes),
+            .step_cache_max_bytes(settings.step_cache_max_bytes)
+            .run_files(settings.run_files.clone()),
     );
     let options = options.build();
     let mut worker = Worker::new(&sdk_runtime, client, options)
         .map_err(WorkerError::worker("creating the worker"))?;
     let stop = worker.shutdown_handle();
-    tracing::info!(task_queue = %settings.task_queue, "worker polling");
+    match &settings.deployment {
+        Some(v) => tracing::info!(
+            task_queue = %settings.task_queue,
+            deployment = %v.deployment_name,
+            build_id = %v.build_id,
+            "worker polling as deployment version {}.{}", v.deployment_name, v.build_id
+        ),
+        None => tracing::info!(task_queue = %settings.task_queue, "worker polling"),
+    }
     let run = worker.run();
     tokio::pin!(run);
     tokio::select! {

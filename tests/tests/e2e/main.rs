@@ -42,6 +42,8 @@ mod registry;
 mod reload;
 /// Recorded pipeline histories replay against the current workflow code.
 mod replay;
+/// Plugin rollouts as Worker Deployment versions: a run finishes on the plugin set it began with.
+mod rollout;
 /// The sandbox without Temporal: every way an invocation ends, classified.
 mod sandbox;
 /// `mlx-worker plugin new`: a newcomer's project, built, deployed and called by a workflow.

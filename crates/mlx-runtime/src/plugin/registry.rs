@@ -163,6 +163,29 @@ impl PluginRegistry {
         self.read().by_name.is_empty()
     }
 
+    /// `sha256:<hex>` of what this registry serves: every plugin's name, component digest and
+    /// manifest bytes, in name order. Two workers with the same files get the same digest on
+    /// any machine (manifests are hashed as written, before their paths are resolved), so it
+    /// can name a Worker Deployment version.
+    pub fn set_digest(&self) -> Result<String, LoadError> {
+        use sha2::{Digest, Sha256};
+        let mut set = Sha256::new();
+        for (name, plugin) in &self.read().by_name {
+            let manifest = match &plugin.manifest.source {
+                Some(path) => {
+                    let bytes = std::fs::read(path).map_err(|source| LoadError::Read {
+                        path: path.clone(),
+                        source,
+                    })?;
+                    format!("sha256:{:x}", Sha256::digest(&bytes))
+                }
+                None => "-".into(),
+            };
+            set.update(format!("{name} {} {manifest}\n", plugin.digest));
+        }
+        Ok(format!("sha256:{:x}", set.finalize()))
+    }
+
     /// Files refused since start.
     pub fn refused_count(&self) -> u64 {
         self.refused.load(Ordering::Relaxed)

@@ -1,0 +1,122 @@
+//! A run's files on the shared artifact store (`worker.artifacts_store`), as one invocation
+//! sees them: a private local copy of what the run has committed, mounted at `/artifacts`,
+//! and, when the invocation succeeds, one commit of what it changed.
+//!
+//! A copy per invocation (not one directory per run, as without a store) because fan-out
+//! items of one run write at once on one worker, and a commit must carry only its own
+//! invocation's files, whole; and because a retry must see the inputs of its first attempt,
+//! not what that attempt left half-written.
+
+use std::path::{Path, PathBuf};
+
+use mlx_artifacts::{ArtifactStore, Commit, Snapshot, StoreError};
+use mlx_runtime::{
+    contract::InvocationContext, failure::InvocationError, sandbox::workflow_dir_name,
+};
+
+/// The worker's side of the store: where copies are made and how much one may fetch.
+#[derive(Debug)]
+pub struct RunFiles {
+    store: ArtifactStore,
+    /// `<artifacts_dir>/.work`: one directory per invocation in flight.
+    work_root: PathBuf,
+    fetch_max_bytes: u64,
+}
+
+/// One invocation's copy of its run's files; removed (in the background) when dropped.
+pub struct WorkCopy {
+    pub dir: PathBuf,
+    run: String,
+    commit_id: String,
+    before: Snapshot,
+}
+
+impl Drop for WorkCopy {
+    fn drop(&mut self) {
+        let dir = self.dir.clone();
+        // Off the activity's path: a model directory can take a while to delete.
+        let remove = move || {
+            if let Err(e) = std::fs::remove_dir_all(&dir)
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                tracing::warn!(dir = %dir.display(), "removing a work copy failed: {e}");
+            }
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => drop(runtime.spawn_blocking(remove)),
+            Err(_) => remove(),
+        }
+    }
+}
+
+impl RunFiles {
+    pub fn open(
+        url: &str,
+        artifacts_dir: &Path,
+        fetch_max_bytes: u64,
+        cache_max_bytes: u64,
+    ) -> Result<Self, StoreError> {
+        let work_root = artifacts_dir.join(".work");
+        // Copies left by a worker that was killed: nothing else owns them.
+        if work_root.exists()
+            && let Err(e) = std::fs::remove_dir_all(&work_root)
+        {
+            tracing::warn!(dir = %work_root.display(), "clearing old work copies failed: {e}");
+        }
+        let store = ArtifactStore::open(url, &artifacts_dir.join(".blob-cache"), cache_max_bytes)?;
+        Ok(Self {
+            store,
+            work_root,
+            fetch_max_bytes,
+        })
+    }
+
+    /// A fresh copy of the run's committed files for this invocation. `run_id` (Temporal's)
+    /// keeps commit ids of a reused workflow id apart.
+    pub async fn checkout(
+        &self,
+        invocation: &InvocationContext,
+        run_id: Option<&str>,
+    ) -> Result<WorkCopy, InvocationError> {
+        let run = workflow_dir_name(&invocation.workflow_id);
+        let step = workflow_dir_name(&invocation.activity_id);
+        let commit_id = workflow_dir_name(&format!(
+            "{step}.{}.{}",
+            invocation.attempt,
+            run_id.unwrap_or("-")
+        ));
+        let dir = self
+            .work_root
+            .join(&run)
+            .join(format!("{commit_id}.{}", uuid::Uuid::new_v4().simple()));
+        let before = self
+            .store
+            .materialise(&run, &dir, self.fetch_max_bytes)
+            .await;
+        // Built before the error check, so a half-made copy is removed too.
+        let mut copy = WorkCopy {
+            dir,
+            run,
+            commit_id,
+            before: Snapshot::default(),
+        };
+        copy.before = before.map_err(|e| classified("fetching the run's files", &e))?;
+        Ok(copy)
+    }
+
+    /// Uploads what the invocation changed in `copy` and commits it: from now on every
+    /// worker's copies of the run have it.
+    pub async fn commit(&self, copy: &WorkCopy) -> Result<Commit, InvocationError> {
+        self.store
+            .commit(&copy.run, &copy.dir, &copy.before, &copy.commit_id)
+            .await
+            .map_err(|e| classified("committing the step's files", &e))
+    }
+}
+
+fn classified(doing: &str, e: &StoreError) -> InvocationError {
+    InvocationError::Artifacts {
+        message: format!("{doing}: {e}"),
+        retryable: e.is_retryable(),
+    }
+}
