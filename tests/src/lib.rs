@@ -513,6 +513,33 @@ impl WorkerProcess {
         })
     }
 
+    /// Another worker process on this one's task queue with an artifacts directory of its own:
+    /// a second machine of a fleet, sharing nothing local with this one.
+    pub fn peer(
+        &self,
+        binary: &Path,
+        server: &DevServer,
+        plugins: &Path,
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<Self> {
+        let artifacts = tempfile::tempdir()?;
+        let child = Self::command(
+            binary,
+            server,
+            plugins,
+            &self.task_queue,
+            artifacts.path(),
+            compile_cache(),
+            env,
+            &[],
+        )?;
+        Ok(Self {
+            task_queue: self.task_queue.clone(),
+            artifacts: Arc::new(artifacts),
+            child,
+        })
+    }
+
     /// Kills the process at once (SIGKILL: no drain, no final heartbeat, as a crash or the
     /// OOM killer would) and waits for it; its artifacts stay.
     pub fn kill(&mut self) -> anyhow::Result<()> {

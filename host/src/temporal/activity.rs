@@ -316,10 +316,13 @@ impl PluginActivities {
             // this invocation ends, however it ends.
             let copy = match &self.run_files {
                 Some(files) => Some(
-                    files
-                        .checkout(&invocation, run_id.as_deref())
-                        .await
-                        .map_err(|e| self.failed_outside_the_plugin(&e, &invocation))?,
+                    heartbeating(
+                        &ctx,
+                        &invocation.last_heartbeat_details,
+                        files.checkout(&invocation, run_id.as_deref()),
+                    )
+                    .await
+                    .map_err(|e| self.failed_outside_the_plugin(&e, &invocation))?,
                 ),
                 None => None,
             };
@@ -336,8 +339,8 @@ impl PluginActivities {
                     Ok(Some(hit)) => {
                         // The restored files reach other workers as the step's own would.
                         if let (Some(files), Some(copy)) = (&self.run_files, &copy) {
-                            files
-                                .commit(copy)
+                            let last = &invocation.last_heartbeat_details;
+                            heartbeating(&ctx, last, files.commit(copy))
                                 .await
                                 .map_err(|e| self.failed_outside_the_plugin(&e, &invocation))?;
                         }
@@ -421,7 +424,13 @@ impl PluginActivities {
             // Only a success is committed: a failed attempt's files stay on this worker, so
             // its retry, here or elsewhere, starts from the same inputs.
             let result = match (result, &self.run_files, &copy) {
-                (Ok(done), Some(files), Some(copy)) => match files.commit(copy).await {
+                (Ok(done), Some(files), Some(copy)) => match heartbeating(
+                    &ctx,
+                    &last.clone().or_else(|| recorded.clone()),
+                    files.commit(copy),
+                )
+                .await
+                {
                     Ok(commit) => {
                         tracing::info!(
                             written = commit.written.len(),
@@ -498,11 +507,7 @@ async fn heartbeat_bridge(
     cancel: CancellationToken,
     latest: &mut Option<JsonText>,
 ) -> std::convert::Infallible {
-    let interval = ctx
-        .info()
-        .heartbeat_timeout
-        .filter(|t| !t.is_zero())
-        .map(|t| (t / 3).max(MIN_AUTO_HEARTBEAT));
+    let interval = heartbeat_interval(ctx);
     let mut details_open = true;
     loop {
         let tick = async {
@@ -525,6 +530,35 @@ async fn heartbeat_bridge(
                 record(ctx, latest).await;
             }
             _ = tick => record(ctx, latest).await,
+        }
+    }
+}
+
+/// How often the host heartbeats on an invocation's behalf: a third of the heartbeat timeout,
+/// if one is set.
+fn heartbeat_interval(ctx: &ActivityContext) -> Option<Duration> {
+    ctx.info()
+        .heartbeat_timeout
+        .filter(|t| !t.is_zero())
+        .map(|t| (t / 3).max(MIN_AUTO_HEARTBEAT))
+}
+
+/// Runs the worker's own part of an invocation (fetching or committing the run's files)
+/// while heartbeating `details`: a long transfer must not look like a dead worker, and the
+/// checkpoint must stay the plugin's last.
+async fn heartbeating<T>(
+    ctx: &ActivityContext,
+    details: &Option<JsonText>,
+    work: impl Future<Output = T>,
+) -> T {
+    let Some(interval) = heartbeat_interval(ctx) else {
+        return work.await;
+    };
+    tokio::pin!(work);
+    loop {
+        tokio::select! {
+            out = &mut work => return out,
+            () = tokio::time::sleep(interval) => record(ctx, details).await,
         }
     }
 }

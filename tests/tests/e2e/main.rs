@@ -15,6 +15,8 @@ mod contract;
 mod daemon;
 /// Fan-out steps: items within their concurrency, the best one, success ratios, history.
 mod fan_out;
+/// A fleet sharing only Temporal and an S3 store: a pipeline across two workers, kill -9 mid-upload.
+mod fleet;
 /// Hostile plugins as real activities next to a healthy neighbour.
 mod hostile;
 /// Outbound HTTP through `wasi:http` against loopback servers.

@@ -778,7 +778,7 @@ pub(crate) fn grant_registry(plugins: &PluginsDir) {
 }
 
 /// The example in the repo (pipelines/training.yaml) with `min_accuracy` set.
-fn training(min_accuracy: f64) -> anyhow::Result<Value> {
+pub(crate) fn training(min_accuracy: f64) -> anyhow::Result<Value> {
     let mut spec = mlx_pipeline::load::load(&workspace_root().join("pipelines/training.yaml"))?;
     spec.params
         .insert("min_accuracy".into(), json!(min_accuracy));

@@ -1,0 +1,275 @@
+//! A fleet that shares nothing but Temporal and an S3 store (`worker.artifacts_store`): real
+//! `mlx-worker` processes, each with its own artifacts directory (its local disk), and a real
+//! S3-compatible server (s3s-fs, `make s3-tools`). Which worker ran a step is read from the
+//! history (`ActivityTaskStarted.identity` is the worker's `pid@host`).
+
+use std::{collections::BTreeMap, path::Path, time::Duration};
+
+use mlx_e2e::{
+    DevServer, PluginsDir, WorkerProcess, eventually, history_of, s3::S3Server, shared_server,
+    unique, worker_binary,
+};
+use mlx_pipeline::StepStatus;
+use mlx_worker::temporal::PipelineWorkflow;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use temporalio_client::{Client, WorkflowExecuteUpdateOptions, WorkflowGetResultOptions};
+
+use crate::pipeline::{Pipeline, decision, grant_registry, status, step, training};
+
+const BUCKET: &str = "fleet";
+
+/// The environment of a worker keeping artifacts on `s3`.
+fn store_env(s3: &S3Server) -> Vec<(&'static str, String)> {
+    let mut env = s3.env();
+    env.push(("MLX_ARTIFACTS_STORE", format!("s3://{BUCKET}/runs")));
+    env
+}
+
+fn as_refs<'a>(env: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+    env.iter().map(|(k, v)| (*k, v.as_str())).collect()
+}
+
+async fn start(
+    client: &Client,
+    task_queue: &str,
+    id: &str,
+    spec: &Value,
+) -> anyhow::Result<Pipeline> {
+    client
+        .start_workflow(
+            PipelineWorkflow::run,
+            mlx_worker::temporal::payload::json_input(spec),
+            temporalio_client::WorkflowStartOptions::new(task_queue.to_string(), id.to_string())
+                .build(),
+        )
+        .await?;
+    Ok(client.get_workflow_handle::<PipelineWorkflow>(id))
+}
+
+/// Waits (generously: real training on a loaded machine) for step `id` to be `want`.
+async fn wait_for(handle: &Pipeline, id: &str, want: StepStatus) -> anyhow::Result<()> {
+    eventually(
+        Duration::from_secs(600),
+        &format!("step {id} {want:?}"),
+        || async {
+            let status = status(handle).await.ok()?;
+            (step(&status, id).status == want).then_some(())
+        },
+    )
+    .await
+}
+
+/// Activity id → identity of the worker that started its last attempt.
+async fn who_ran(
+    server: &DevServer,
+    workflow_id: &str,
+) -> anyhow::Result<BTreeMap<String, String>> {
+    let events = history_of(server, workflow_id).await?;
+    let mut scheduled = BTreeMap::new();
+    let mut ran = BTreeMap::new();
+    for event in &events {
+        let attributes = &event["attributes"];
+        if let Some(a) = attributes.get("ActivityTaskScheduledEventAttributes") {
+            let activity = a["activity_id"].as_str().unwrap_or_default().to_string();
+            scheduled.insert(event["event_id"].as_i64(), activity);
+        }
+        if let Some(a) = attributes.get("ActivityTaskStartedEventAttributes")
+            && let Some(activity) = scheduled.get(&a["scheduled_event_id"].as_i64())
+        {
+            let identity = a["identity"].as_str().unwrap_or_default().to_string();
+            ran.insert(activity.clone(), identity);
+        }
+    }
+    Ok(ran)
+}
+
+fn ran_on(ran: &BTreeMap<String, String>, activity: &str, worker: &WorkerProcess) -> bool {
+    ran.get(activity)
+        .is_some_and(|identity| identity.starts_with(&format!("{}@", worker.pid())))
+}
+
+/// The example training pipeline with a hand-off gate after `extract`: the test stops the
+/// first worker there and starts a second, so the split files can only reach `train` through
+/// the store.
+fn handed_off() -> anyhow::Result<Value> {
+    let mut spec = training(0.9)?;
+    let steps = spec["steps"].as_array_mut().expect("steps");
+    let train = steps
+        .iter_mut()
+        .find(|s| s["id"] == "train")
+        .expect("a train step");
+    train["depends_on"] = json!(["handoff"]);
+    steps.insert(
+        1,
+        json!({"id": "handoff", "type": "approval", "depends_on": ["extract"]}),
+    );
+    Ok(spec)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_training_pipeline_runs_across_two_workers_through_s3() -> anyhow::Result<()> {
+    let server = shared_server().await?;
+    let client = server.client().await?;
+    let s3 = S3Server::start().await;
+    s3.create_bucket(BUCKET);
+    let plugins = PluginsDir::with(&["csv", "trainer"]);
+    plugins.grant_data("csv");
+    grant_registry(&plugins);
+    let env = store_env(&s3);
+
+    let mut first = WorkerProcess::start(worker_binary(), server, plugins.path(), &as_refs(&env))?;
+    let id = unique("fleet-training");
+    let run = start(&client, &first.task_queue, &id, &handed_off()?).await?;
+    wait_for(&run, "handoff", StepStatus::WaitingApproval).await?;
+    first.terminate();
+    first.exit_status(Duration::from_secs(120)).await?;
+
+    let second = first.peer(worker_binary(), server, plugins.path(), &as_refs(&env))?;
+    let updates = WorkflowExecuteUpdateOptions::default;
+    run.execute_update(PipelineWorkflow::approve, decision("handoff"), updates())
+        .await?;
+    wait_for(&run, "approve", StepStatus::WaitingApproval).await?;
+    run.execute_update(PipelineWorkflow::approve, decision("approve"), updates())
+        .await?;
+    let result = run.get_result(WorkflowGetResultOptions::default()).await?;
+    let steps = &result["steps"];
+    let accuracy = steps["evaluate"]["output"]["metrics"]["accuracy"]
+        .as_f64()
+        .unwrap_or_default();
+    assert!(accuracy >= 0.9, "{result:#}");
+    assert_eq!(steps["register"]["status"], "succeeded", "{result:#}");
+
+    let ran = who_ran(server, &id).await?;
+    assert!(
+        ran_on(&ran, "extract", &first),
+        "extract on the first: {ran:?}"
+    );
+    for later in ["train", "evaluate", "register"] {
+        assert!(
+            ran_on(&ran, later, &second),
+            "{later} on the second: {ran:?}"
+        );
+    }
+    // Nothing of the run on either worker's disk outside its work copies: the files went
+    // through the store.
+    let run_dir = mlx_runtime::sandbox::workflow_dir_name(&id);
+    for worker in [&first, &second] {
+        assert!(!worker.artifacts.path().join(&run_dir).exists());
+    }
+    let committed = commits(&s3, &run_dir);
+    assert!(
+        committed.len() >= 3,
+        "extract, train, evaluate commit: {committed:?}"
+    );
+    Ok(())
+}
+
+/// The commit manifests of `run` on the server, by file name.
+fn commits(s3: &S3Server, run: &str) -> BTreeMap<String, Value> {
+    // The store's prefix is `runs`, and under it a run's commits are `runs/<run>/commits`.
+    let dir = s3
+        .root()
+        .join(BUCKET)
+        .join("runs/runs")
+        .join(run)
+        .join("commits");
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return BTreeMap::new();
+    };
+    entries
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".json"))
+        .map(|e| {
+            let text = std::fs::read_to_string(e.path()).unwrap();
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                serde_json::from_str(&text).unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// Whether a multipart upload has parts on the server: s3s-fs keeps each part as
+/// `.upload_id-<id>.part-<n>` in its root until the upload completes.
+fn upload_in_progress(root: &Path) -> bool {
+    std::fs::read_dir(root).is_ok_and(|entries| {
+        entries
+            .filter_map(|e| e.ok())
+            .any(|e| e.file_name().to_string_lossy().starts_with(".upload_id-"))
+    })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_worker_killed_mid_upload_leaves_no_half_artifact_and_the_retry_succeeds()
+-> anyhow::Result<()> {
+    const MB: u64 = 256;
+    let server = shared_server().await?;
+    let client = server.client().await?;
+    let s3 = S3Server::start().await;
+    s3.create_bucket(BUCKET);
+    let plugins = PluginsDir::with(&["hostile"]);
+    plugins.write_manifest("hostile", "[limits]\ndisk_mb = 1024\n");
+    let env = store_env(&s3);
+
+    let mut first = WorkerProcess::start(worker_binary(), server, plugins.path(), &as_refs(&env))?;
+    let id = unique("fleet-kill");
+    let spec = json!({"name": "big", "steps": [{
+        "id": "write", "plugin": "hostile", "operation": "disk_fill",
+        "input": {"path": "/artifacts/big.bin", "mb": MB},
+        "timeouts": {"start_to_close_secs": 600, "heartbeat_secs": 5},
+        "retry": {"initial_interval_secs": 1, "max_attempts": 3}
+    }]});
+    let run = start(&client, &first.task_queue, &id, &spec).await?;
+    // 256 MiB go up in 32 parts: killed at the first, the upload is surely unfinished.
+    eventually(
+        Duration::from_secs(300),
+        "the upload's first part on the server",
+        || {
+            let started = upload_in_progress(&s3.root());
+            async move { started.then_some(()) }
+        },
+    )
+    .await?;
+    first.kill()?;
+    let run_dir = mlx_runtime::sandbox::workflow_dir_name(&id);
+    assert!(
+        commits(&s3, &run_dir).is_empty(),
+        "killed before its commit: nothing of the step may be visible"
+    );
+
+    let second = first.peer(worker_binary(), server, plugins.path(), &as_refs(&env))?;
+    let result = run.get_result(WorkflowGetResultOptions::default()).await?;
+    assert_eq!(
+        result["steps"]["write"]["output"]["written_mb"], MB,
+        "{result:#}"
+    );
+    let ran = who_ran(server, &id).await?;
+    assert!(ran_on(&ran, "write", &second), "{ran:?}");
+
+    // One commit, naming the whole file, whose blob on the server is exactly those bytes.
+    let committed = commits(&s3, &run_dir);
+    assert_eq!(committed.len(), 1, "{committed:?}");
+    let file = &committed.values().next().unwrap()["files"]["big.bin"];
+    let sha = file["sha256"].as_str().expect("big.bin committed");
+    assert_eq!(file["size"], MB << 20);
+    let blob = s3.root().join(BUCKET).join("runs/blobs/sha256").join(sha);
+    let mut hasher = Sha256::new();
+    let mut reader = std::fs::File::open(&blob)?;
+    std::io::copy(&mut reader, &mut hasher)?;
+    assert_eq!(format!("{:x}", hasher.finalize()), sha);
+    let expected = {
+        let mut h = Sha256::new();
+        let chunk = vec![0xa5u8; 1 << 20];
+        for _ in 0..MB {
+            h.update(&chunk);
+        }
+        format!("{:x}", h.finalize())
+    };
+    assert_eq!(
+        sha, expected,
+        "the committed file is the plugin's whole output"
+    );
+    drop(second); // Stops it only now: it served the retry.
+    Ok(())
+}
