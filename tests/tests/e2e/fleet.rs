@@ -3,11 +3,11 @@
 //! S3-compatible server (s3s-fs, `make s3-tools`). Which worker ran a step is read from the
 //! history (`ActivityTaskStarted.identity` is the worker's `pid@host`).
 
-use std::{collections::BTreeMap, path::Path, time::Duration};
+use std::{collections::BTreeMap, path::Path, process::Command, time::Duration};
 
 use mlx_e2e::{
-    DevServer, PluginsDir, WorkerProcess, eventually, history_of, s3::S3Server, shared_server,
-    unique, worker_binary,
+    DevServer, PluginsDir, WorkerProcess, compile_cache, eventually, history_of,
+    oci_registry::OciRegistry, printed, s3::S3Server, shared_server, unique, worker_binary,
 };
 use mlx_pipeline::StepStatus;
 use mlx_worker::temporal::PipelineWorkflow;
@@ -271,5 +271,124 @@ async fn a_worker_killed_mid_upload_leaves_no_half_artifact_and_the_retry_succee
         "the committed file is the plugin's whole output"
     );
     drop(second); // Stops it only now: it served the retry.
+    Ok(())
+}
+
+/// `mlx-worker plugin push` of a component and its manifest; returns the pinned reference.
+fn push(registry: &OciRegistry, plugins: &PluginsDir, name: &str) -> String {
+    let out = Command::new(worker_binary())
+        .args(["plugin", "push"])
+        .arg(plugins.path().join(format!("{name}.wasm")))
+        .arg(format!("oci://{}/ml/{name}:v1", registry.host))
+        .env_remove("MLX_OCI_USERNAME")
+        .env_remove("MLX_OCI_PASSWORD")
+        .env("MLX_CACHE_DIR", compile_cache())
+        .output()
+        .expect("running plugin push");
+    assert!(out.status.success(), "push {name}: {}", printed(&out));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// The identity of the worker running `activity` of `workflow_id` once it has heartbeated.
+async fn running_on(server: &DevServer, workflow_id: &str, activity: &str) -> Option<String> {
+    let client = server.client().await.ok()?;
+    let handle = client.get_workflow_handle::<PipelineWorkflow>(workflow_id);
+    let description = handle
+        .describe(temporalio_client::WorkflowDescribeOptions::default())
+        .await
+        .ok()?;
+    description
+        .raw_description
+        .pending_activities
+        .iter()
+        .find(|a| a.activity_id == activity && a.heartbeat_details.is_some())
+        .map(|a| a.last_worker_identity.clone())
+        .filter(|identity| !identity.is_empty())
+}
+
+/// Issue 17's whole fleet: two workers sharing nothing but Temporal, S3 and the OCI registry
+/// (their plugins pulled by digest into plugins directories of their own), the example training
+/// pipeline across them, and the worker training the model killed (SIGKILL) mid-step. The
+/// survivor takes the retry, reading its inputs from the store, and the run completes.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_fleet_sharing_only_temporal_s3_and_a_registry_loses_nothing_to_kill_9()
+-> anyhow::Result<()> {
+    let server = shared_server().await?;
+    let client = server.client().await?;
+    let s3 = S3Server::start().await;
+    s3.create_bucket(BUCKET);
+    let registry = OciRegistry::start().await?;
+    let source = PluginsDir::with(&["csv", "trainer"]);
+    source.grant_data("csv");
+    grant_registry(&source);
+    let refs = ["csv", "trainer"].map(|name| push(&registry, &source, name));
+    let mut env = store_env(&s3);
+    env.push(("MLX_PLUGIN_REFS", refs.join(",")));
+    let env = as_refs(&env);
+    let (own_a, own_b) = (PluginsDir::with(&[]), PluginsDir::with(&[]));
+
+    let mut spec = handed_off()?;
+    let train = spec["steps"]
+        .as_array_mut()
+        .and_then(|steps| steps.iter_mut().find(|s| s["id"] == "train"))
+        .expect("a train step");
+    // Long enough to be killed mid-step; a dead worker's attempt times out in 10 s.
+    train["input"]["model"] = json!({"family": "random_forest",
+        "hyperparameters": {"n_estimators": 3000, "max_depth": 8, "seed": 42}});
+    train["timeouts"] = json!({"start_to_close_secs": 1800, "heartbeat_secs": 10});
+    train["retry"]["initial_interval_secs"] = json!(1);
+
+    let a = WorkerProcess::start(worker_binary(), server, own_a.path(), &env)?;
+    let id = unique("fleet-kill9");
+    let run = start(&client, &a.task_queue, &id, &spec).await?;
+    wait_for(&run, "handoff", StepStatus::WaitingApproval).await?;
+    let b = a.peer(worker_binary(), server, own_b.path(), &env)?;
+    let mut workers = [a, b];
+    let updates = WorkflowExecuteUpdateOptions::default;
+    run.execute_update(PipelineWorkflow::approve, decision("handoff"), updates())
+        .await?;
+    let trainer = eventually(
+        Duration::from_secs(300),
+        "train running and heartbeating",
+        || running_on(server, &id, "train"),
+    )
+    .await?;
+    let victim = workers
+        .iter()
+        .position(|w| trainer.starts_with(&format!("{}@", w.pid())))
+        .unwrap_or_else(|| panic!("train runs on neither worker: {trainer}"));
+    workers[victim].kill()?;
+    let survivor = &workers[1 - victim];
+
+    wait_for(&run, "approve", StepStatus::WaitingApproval).await?;
+    run.execute_update(PipelineWorkflow::approve, decision("approve"), updates())
+        .await?;
+    let result = run.get_result(WorkflowGetResultOptions::default()).await?;
+    let steps = &result["steps"];
+    assert!(
+        steps["evaluate"]["output"]["metrics"]["accuracy"]
+            .as_f64()
+            .is_some_and(|a| a >= 0.9),
+        "{result:#}"
+    );
+    assert_eq!(steps["register"]["status"], "succeeded", "{result:#}");
+    let ran = who_ran(server, &id).await?;
+    for later in ["train", "evaluate", "register"] {
+        assert!(
+            ran_on(&ran, later, survivor),
+            "{later} on the survivor: {ran:?}"
+        );
+    }
+    // Each worker pulled the pinned plugins into its own directory, byte for byte.
+    for own in [&own_a, &own_b] {
+        for name in ["csv", "trainer"] {
+            let file = format!("{name}.wasm");
+            assert_eq!(
+                std::fs::read(own.path().join(&file))?,
+                std::fs::read(source.path().join(&file))?,
+                "{file}"
+            );
+        }
+    }
     Ok(())
 }
