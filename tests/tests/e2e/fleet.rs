@@ -9,7 +9,7 @@ use mlx_e2e::{
     DevServer, PluginsDir, WorkerProcess, compile_cache, eventually, history_of,
     oci_registry::OciRegistry, printed, s3::S3Server, shared_server, unique, worker_binary,
 };
-use mlx_pipeline::StepStatus;
+use mlx_pipeline::{RunState, StepStatus};
 use mlx_worker::temporal::PipelineWorkflow;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -47,17 +47,21 @@ async fn start(
     Ok(client.get_workflow_handle::<PipelineWorkflow>(id))
 }
 
-/// Waits (generously: real training on a loaded machine) for step `id` to be `want`.
+/// Waits (generously: real training on a loaded machine) for step `id` to be `want`; fails at
+/// once if the run fails instead.
 async fn wait_for(handle: &Pipeline, id: &str, want: StepStatus) -> anyhow::Result<()> {
     eventually(
         Duration::from_secs(600),
         &format!("step {id} {want:?}"),
         || async {
             let status = status(handle).await.ok()?;
-            (step(&status, id).status == want).then_some(())
+            if matches!(status.state, RunState::Failing | RunState::Failed) {
+                return Some(Err(anyhow::anyhow!("the run failed: {status:#?}")));
+            }
+            (step(&status, id).status == want).then_some(Ok(()))
         },
     )
-    .await
+    .await?
 }
 
 /// Activity id → identity of the worker that started its last attempt.
@@ -390,5 +394,75 @@ async fn a_fleet_sharing_only_temporal_s3_and_a_registry_loses_nothing_to_kill_9
             );
         }
     }
+    Ok(())
+}
+
+/// extract → train (cached), a gate, evaluate (uncached) on iris.
+fn cached_then_gated() -> Value {
+    json!({
+        "name": "fleet-cached", "cache": true,
+        "steps": [
+            {"id": "extract", "plugin": "csv", "operation": "extract_data",
+             "input": {"source": "/data/iris.csv", "target": "target", "seed": 3}},
+            {"id": "train", "plugin": "trainer", "operation": "train_model",
+             "depends_on": ["extract"],
+             "input": {"train": "${steps.extract.output.train.path}",
+                       "test": "${steps.extract.output.test.path}", "target": "target",
+                       "model": {"family": "decision_tree", "hyperparameters": {"max_depth": 4}}}},
+            {"id": "gate", "type": "approval", "depends_on": ["train"]},
+            {"id": "evaluate", "plugin": "trainer", "operation": "evaluate_model",
+             "depends_on": ["gate"], "cache": false,
+             "input": {"model": "${steps.train.output.model.path}",
+                       "data": "${steps.extract.output.test.path}"}}
+        ]
+    })
+}
+
+/// A step served from a worker's step cache commits the files it restores, like a step that
+/// ran: a second run's `evaluate`, on another worker, reads the model its cached `train`
+/// named, which only ever reached the store through that commit.
+#[tokio::test(flavor = "multi_thread")]
+async fn files_a_cached_step_restores_reach_other_workers() -> anyhow::Result<()> {
+    let server = shared_server().await?;
+    let client = server.client().await?;
+    let s3 = S3Server::start().await;
+    s3.create_bucket(BUCKET);
+    let plugins = PluginsDir::with(&["csv", "trainer"]);
+    plugins.grant_data("csv");
+    grant_registry(&plugins);
+    let env = store_env(&s3);
+    let mut first = WorkerProcess::start(worker_binary(), server, plugins.path(), &as_refs(&env))?;
+    let updates = WorkflowExecuteUpdateOptions::default;
+
+    let one = start(
+        &client,
+        &first.task_queue,
+        &unique("fleet-cache-1"),
+        &cached_then_gated(),
+    )
+    .await?;
+    wait_for(&one, "gate", StepStatus::WaitingApproval).await?;
+    one.execute_update(PipelineWorkflow::approve, decision("gate"), updates())
+        .await?;
+    one.get_result(WorkflowGetResultOptions::default()).await?;
+
+    let id = unique("fleet-cache-2");
+    let two = start(&client, &first.task_queue, &id, &cached_then_gated()).await?;
+    wait_for(&two, "gate", StepStatus::WaitingApproval).await?;
+    let status = status(&two).await?;
+    for cached in ["extract", "train"] {
+        assert!(step(&status, cached).cached_from.is_some(), "{status:#?}");
+    }
+    first.terminate();
+    first.exit_status(Duration::from_secs(120)).await?;
+    let second = first.peer(worker_binary(), server, plugins.path(), &as_refs(&env))?;
+    two.execute_update(PipelineWorkflow::approve, decision("gate"), updates())
+        .await?;
+    let result = two.get_result(WorkflowGetResultOptions::default()).await?;
+    assert_eq!(
+        result["steps"]["evaluate"]["status"], "succeeded",
+        "{result:#}"
+    );
+    assert!(ran_on(&who_ran(server, &id).await?, "evaluate", &second));
     Ok(())
 }
