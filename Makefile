@@ -130,13 +130,15 @@ soak: tools plugins
 	cargo build --release -p mlx-worker --features native-echo
 	cargo bench -p mlx-e2e --bench soak
 
-# The crates enforce the layers (ARCHITECTURE.md): pipeline logic without wasmtime or
-# Temporal, the runtime without Temporal.
+# The crates enforce the layers (ARCHITECTURE.md): pipeline logic and the artifact store
+# without wasmtime or Temporal, the runtime without Temporal.
 layers:
 	@! cargo tree -p mlx-pipeline -e normal --prefix none | grep -iE '^(wasmtime|temporalio)' \
 	  || { echo "mlx-pipeline must not depend on wasmtime or Temporal"; exit 1; }
 	@! cargo tree -p mlx-runtime -e normal --prefix none | grep -iE '^temporalio' \
 	  || { echo "mlx-runtime must not depend on Temporal"; exit 1; }
+	@! cargo tree -p mlx-artifacts -e normal --prefix none | grep -iE '^(wasmtime|temporalio)' \
+	  || { echo "mlx-artifacts must not depend on wasmtime or Temporal"; exit 1; }
 
 # Built once, pinned: the path names the version, so bumping it installs the new one.
 $(CARGO_DENY):
