@@ -218,10 +218,12 @@ async fn a_worker_killed_mid_upload_leaves_no_half_artifact_and_the_retry_succee
 
     let mut first = WorkerProcess::start(worker_binary(), server, plugins.path(), &as_refs(&env))?;
     let id = unique("fleet-kill");
+    // The dead worker's attempt times out after 30 s without heartbeats. Less is flaky on a
+    // loaded machine: the SDK sends heartbeats at most every 0.8 × the timeout.
     let spec = json!({"name": "big", "steps": [{
         "id": "write", "plugin": "hostile", "operation": "disk_fill",
         "input": {"path": "/artifacts/big.bin", "mb": MB},
-        "timeouts": {"start_to_close_secs": 600, "heartbeat_secs": 5},
+        "timeouts": {"start_to_close_secs": 900, "heartbeat_secs": 30},
         "retry": {"initial_interval_secs": 1, "max_attempts": 3}
     }]});
     let run = start(&client, &first.task_queue, &id, &spec).await?;
@@ -336,10 +338,10 @@ async fn a_fleet_sharing_only_temporal_s3_and_a_registry_loses_nothing_to_kill_9
         .as_array_mut()
         .and_then(|steps| steps.iter_mut().find(|s| s["id"] == "train"))
         .expect("a train step");
-    // Long enough to be killed mid-step; a dead worker's attempt times out in 10 s.
+    // Long enough to be killed mid-step; a dead worker's attempt times out in 20 s.
     train["input"]["model"] = json!({"family": "random_forest",
         "hyperparameters": {"n_estimators": 3000, "max_depth": 8, "seed": 42}});
-    train["timeouts"] = json!({"start_to_close_secs": 1800, "heartbeat_secs": 10});
+    train["timeouts"] = json!({"start_to_close_secs": 1800, "heartbeat_secs": 20});
     train["retry"]["initial_interval_secs"] = json!(1);
 
     let a = WorkerProcess::start(worker_binary(), server, own_a.path(), &env)?;
