@@ -56,13 +56,12 @@ impl RunFiles {
         fetch_max_bytes: u64,
         cache_max_bytes: u64,
     ) -> Result<Self, StoreError> {
-        let work_root = artifacts_dir.join(".work");
-        // Copies left by a worker that was killed: nothing else owns them.
-        if work_root.exists()
-            && let Err(e) = std::fs::remove_dir_all(&work_root)
-        {
-            tracing::warn!(dir = %work_root.display(), "clearing old work copies failed: {e}");
-        }
+        // Per process: workers may share an artifacts directory (the step cache allows it),
+        // and one starting must not delete another's copies in flight.
+        let work_root = artifacts_dir
+            .join(".work")
+            .join(std::process::id().to_string());
+        clear_dead_copies(&artifacts_dir.join(".work"));
         let store = ArtifactStore::open(url, &artifacts_dir.join(".blob-cache"), cache_max_bytes)?;
         Ok(Self {
             store,
@@ -114,9 +113,51 @@ impl RunFiles {
     }
 }
 
+/// Removes the copies of worker processes that are gone (killed before they could), and any
+/// of an earlier process with this one's id. Where `/proc` does not say, nothing is removed.
+fn clear_dead_copies(root: &Path) {
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return;
+    };
+    let own = std::process::id().to_string();
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let is_pid = !name.is_empty() && name.bytes().all(|b| b.is_ascii_digit());
+        let dead = name == own
+            || (Path::new("/proc/self").exists() && !Path::new("/proc").join(&name).exists());
+        if is_pid
+            && dead
+            && let Err(e) = std::fs::remove_dir_all(entry.path())
+        {
+            tracing::warn!(dir = %entry.path().display(), "clearing old work copies failed: {e}");
+        }
+    }
+}
+
 fn classified(doing: &str, e: &StoreError) -> InvocationError {
     InvocationError::Artifacts {
         message: format!("{doing}: {e}"),
         retryable: e.is_retryable(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_copies_of_processes_that_are_gone_are_cleared() {
+        let root = tempfile::tempdir().unwrap();
+        let own = std::process::id().to_string();
+        // pid 1 is alive on any Linux; a pid above the kernel's maximum never is.
+        for name in [own.as_str(), "1", "4194305", "not-a-pid"] {
+            std::fs::create_dir_all(root.path().join(name).join("run")).unwrap();
+        }
+        clear_dead_copies(root.path());
+        let left: std::collections::BTreeSet<String> = std::fs::read_dir(root.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(left, ["1", "not-a-pid"].map(String::from).into());
     }
 }
