@@ -8,7 +8,7 @@ use mlx_worker::{
         self, CliError, pipeline::PipelineArgs, plugin::PluginArgs, registry::RegistryArgs,
         schedule::ScheduleArgs,
     },
-    config::{Settings, run_args::RunArgs},
+    config::{ConfigError, Settings, run_args::RunArgs},
     daemon::{
         self, DaemonError, Stopped,
         dev::{self, DevArgs},
@@ -103,7 +103,9 @@ fn main() -> ExitCode {
                 print!("{}", settings.to_toml());
                 return ExitCode::SUCCESS;
             }
-            tokio.block_on(run(settings))
+            let log_format = cli.log_format;
+            let reread = move || args.settings(log_format);
+            tokio.block_on(run(settings, reread))
         }
         (Command::Dev(args), Some(settings)) => {
             let stopped = tokio.block_on(dev::run(*args, settings, shutdown_signal()));
@@ -128,8 +130,43 @@ fn main() -> ExitCode {
 
 /// Exit status: 0 drained cleanly, 3 in-flight activities had to be cancelled at shutdown,
 /// 2 configuration or plugins unusable at start, 1 any other failure.
-async fn run(settings: Settings) -> ExitCode {
-    exit_code(daemon::run(settings, shutdown_signal()).await)
+async fn run(
+    settings: Settings,
+    reread: impl Fn() -> Result<Settings, ConfigError> + Send + 'static,
+) -> ExitCode {
+    let (reloads, rx) = tokio::sync::mpsc::channel(1);
+    tokio::spawn(reload_on_sighup(reread, reloads));
+    exit_code(daemon::run_with(settings, shutdown_signal(), rx).await)
+}
+
+/// SIGHUP re-reads the configuration (file, flags, environment, as at start) and hands it to
+/// the daemon; one that no longer resolves is reported and the worker goes on as it was.
+async fn reload_on_sighup(
+    reread: impl Fn() -> Result<Settings, ConfigError>,
+    reloads: tokio::sync::mpsc::Sender<Settings>,
+) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hangup = match signal(SignalKind::hangup()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!("SIGHUP will not reload the configuration: {e}");
+            return;
+        }
+    };
+    while hangup.recv().await.is_some() {
+        match reread() {
+            Ok(settings) => {
+                tracing::info!("SIGHUP: configuration re-read");
+                if reloads.send(settings).await.is_err() {
+                    return;
+                }
+            }
+            Err(e) => tracing::error!(
+                "SIGHUP: the configuration does not resolve, nothing changed; fix it and \
+                 reload again: {e}"
+            ),
+        }
+    }
 }
 
 fn exit_code(stopped: Result<Stopped, DaemonError>) -> ExitCode {

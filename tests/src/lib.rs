@@ -631,11 +631,20 @@ impl WorkerProcess {
 
     /// Sends SIGTERM, as a service manager stopping the worker would.
     pub fn terminate(&self) {
+        self.signal("TERM");
+    }
+
+    /// Sends SIGHUP, as `systemctl reload` would: the worker re-reads its configuration.
+    pub fn reload(&self) {
+        self.signal("HUP");
+    }
+
+    fn signal(&self, name: &str) {
         let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
+            .args([&format!("-{name}"), &self.child.id().to_string()])
             .status()
             .expect("running kill");
-        assert!(status.success(), "kill -TERM failed");
+        assert!(status.success(), "kill -{name} failed");
     }
 
     /// Waits for the process to exit, up to `limit`.

@@ -1,5 +1,6 @@
 //! The long-running worker, as `mlx-worker run` starts it: health endpoint, metrics, compile
-//! cache, plugins (watched for changes), a connection to Temporal (retried until it succeeds),
+//! cache, plugins (watched for changes; `plugin_refs` pulled at start and on each re-read
+//! configuration), a connection to Temporal (retried until it succeeds),
 //! and the poll loop, until `shutdown` resolves. Then it drains: polling stops, in-flight
 //! activities keep running (and heartbeating) for the grace period, and whatever still runs
 //! after it is cancelled.
@@ -22,6 +23,7 @@ use temporalio_common::{
     },
     worker::WorkerDeploymentVersion,
 };
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use mlx_runtime::{
@@ -45,6 +47,7 @@ use mlx_runtime::observer::Observer;
 pub mod dev;
 pub mod health;
 pub mod metrics;
+mod refs;
 pub mod telemetry;
 
 /// How the daemon ended without an error.
@@ -100,6 +103,16 @@ const MAX_CONNECT_BACKOFF: Duration = Duration::from_secs(30);
 pub async fn run(
     settings: Settings,
     shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<Stopped, DaemonError> {
+    run_with(settings, shutdown, mpsc::channel(1).1).await
+}
+
+/// [`run`], told of each re-read configuration (`mlx-worker run` re-reads it on SIGHUP):
+/// a changed `worker.plugin_refs` is pulled and served (refs.rs).
+pub async fn run_with(
+    settings: Settings,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    reloads: mpsc::Receiver<Settings>,
 ) -> Result<Stopped, DaemonError> {
     let stop = CancellationToken::new();
     tokio::spawn({
@@ -168,16 +181,13 @@ pub async fn run(
         )
     })?;
     // Plugins pinned in worker.plugin_refs are in the directory before anything reads it.
-    if !settings.plugin_refs.is_empty() {
-        crate::oci::pull_pinned(
-            &settings.plugin_refs,
-            &plugins_dir,
-            &absolute(&settings.cache_dir)?,
-            &crate::oci::Access::default(),
-        )
-        .await
-        .map_err(|e| DaemonError::setup("worker.plugin_refs", e))?;
-    }
+    let pinned = refs::PinnedPlugins::pull(
+        settings.plugin_refs.clone(),
+        plugins_dir.clone(),
+        absolute(&settings.cache_dir)?,
+    )
+    .await
+    .map_err(|e| DaemonError::setup("worker.plugin_refs", e))?;
     // Watching starts first: a file changed while the others load is not missed. A deployment
     // version never watches (below).
     let watcher = match settings.deployment_name {
@@ -217,6 +227,13 @@ pub async fn run(
             stop.clone().cancelled_owned(),
         ));
     }
+    tokio::spawn(refs::follow(
+        pinned,
+        settings.clone(),
+        reloads,
+        deployment.is_some(),
+        stop.clone(),
+    ));
 
     let grace = settings.shutdown_grace;
     let cancelled = Arc::new(AtomicUsize::new(0));

@@ -5,6 +5,7 @@
 use std::{
     path::Path,
     process::{Command, Output},
+    time::Duration,
 };
 
 use mlx_e2e::{
@@ -39,12 +40,24 @@ fn stdout(out: &Output) -> String {
 /// The testkit component with a manifest beside it, pushed to `repository:tag`; returns the
 /// plugins directory it came from and the pinned reference `push` printed.
 fn push_testkit(registry: &OciRegistry, repository: &str, tag: &str) -> (PluginsDir, String) {
-    let plugins = PluginsDir::with(&["testkit"]);
-    plugins.write_manifest("testkit", MANIFEST);
+    push_component("testkit", registry, repository, tag)
+}
+
+/// The component built as `file.wasm` (the plugin's own name is in the component) with a
+/// manifest beside it, pushed to `repository:tag`.
+fn push_component(
+    file: &str,
+    registry: &OciRegistry,
+    repository: &str,
+    tag: &str,
+) -> (PluginsDir, String) {
+    let plugins = PluginsDir::with(&[file]);
+    let name = file;
+    plugins.write_manifest(name, MANIFEST);
     let none = tempfile::tempdir().unwrap();
     let out = mlx_worker(none.path())
         .args(["plugin", "push"])
-        .arg(plugins.path().join("testkit.wasm"))
+        .arg(plugins.path().join(format!("{name}.wasm")))
         .arg(format!("oci://{}/{repository}:{tag}", registry.host))
         .output()
         .unwrap();
@@ -261,6 +274,84 @@ async fn a_worker_pulls_its_pinned_plugins_and_serves_them() -> anyhow::Result<(
     assert_eq!(
         result.map_err(anyhow::Error::msg)?["input"]["from"],
         "registry"
+    );
+    Ok(())
+}
+
+/// Echoes `value` through plugin `name` on `worker` (the testkit's `echo` and the contract's
+/// both give it back): Ok with what came back, or the failure.
+async fn echo_via(
+    worker: &WorkerProcess,
+    name: &str,
+) -> anyhow::Result<Result<serde_json::Value, String>> {
+    let server = shared_server().await?;
+    let step = json!({"plugin": name, "operation": "echo", "input": {"value": name}});
+    let (result, _) = run_step_on(server, &worker.task_queue, &unique("oci-hup"), step).await?;
+    Ok(result)
+}
+
+fn write_refs(config: &Path, refs: &[&str]) {
+    let list: Vec<String> = refs.iter().map(|r| format!("{r:?}")).collect();
+    std::fs::write(
+        config,
+        format!("[worker]\nplugin_refs = [{}]\n", list.join(", ")),
+    )
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sighup_pulls_a_changed_plugin_ref_list_and_the_worker_serves_it() -> anyhow::Result<()> {
+    let registry = OciRegistry::start().await?;
+    let (_first, testkit) = push_testkit(&registry, "e2e/hup-testkit", "v1");
+    let (_second, contract) = push_component("contract_rust", &registry, "e2e/hup-contract", "v1");
+    let server = shared_server().await?;
+    let dir = tempfile::tempdir()?;
+    let config = dir.path().join("worker.toml");
+    write_refs(&config, &[&testkit]);
+    let plugins = tempfile::tempdir()?;
+    let docker_config = tempfile::tempdir()?;
+    let worker = WorkerProcess::start_with(
+        mlx_e2e::worker_binary(),
+        server,
+        plugins.path(),
+        &[("DOCKER_CONFIG", docker_config.path().to_str().unwrap())],
+        &["--config", config.to_str().unwrap()],
+    )?;
+    let echoed = echo_via(&worker, "testkit").await?;
+    assert_eq!(
+        echoed.map_err(anyhow::Error::msg)?["input"]["value"],
+        "testkit"
+    );
+    let unknown = echo_via(&worker, "contract-rust").await?.unwrap_err();
+    assert!(unknown.contains("UnknownPlugin"), "{unknown}");
+
+    // The list now names only the contract plugin: it is pulled and served, and testkit, which
+    // the list dropped, is removed and no longer served.
+    write_refs(&config, &[&contract]);
+    worker.reload();
+    let served = mlx_e2e::eventually(
+        Duration::from_secs(120),
+        "the new plugin served",
+        || async { echo_via(&worker, "contract-rust").await.ok()?.ok() },
+    )
+    .await?;
+    assert_eq!(served["value"], "contract-rust");
+    let gone = mlx_e2e::eventually(
+        Duration::from_secs(120),
+        "the dropped plugin unloaded",
+        || async {
+            echo_via(&worker, "testkit")
+                .await
+                .ok()?
+                .err()
+                .filter(|e| e.contains("UnknownPlugin"))
+        },
+    )
+    .await?;
+    assert!(gone.contains("testkit"), "{gone}");
+    assert_eq!(
+        files_in(plugins.path()),
+        ["contract-rust.toml", "contract-rust.wasm"]
     );
     Ok(())
 }
