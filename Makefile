@@ -38,6 +38,7 @@ include mk/mlflow.mk
 include mk/s3.mk
 include mk/js.mk
 include mk/oci.mk
+include mk/ui.mk
 
 .PHONY: help tools wasm-target protoc plugins build run stop test bench soak lint layers deny fmt clean baseline
 
@@ -98,7 +99,7 @@ run: build mlflow-tools lineage-tools
 stop:
 	scripts/run-demo.sh stop
 
-test: tools ml-tools lineage-tools mlflow-tools oci-tools s3-tools plugins python-plugins python-test js-plugins js-test lint deny
+test: tools ml-tools lineage-tools mlflow-tools oci-tools s3-tools ui-tools plugins python-plugins python-test js-plugins js-test lint deny
 	cd plugins && cargo test --target x86_64-unknown-linux-gnu
 	# Benchmarks are not run here, only built, so they cannot rot. The worker binary is built
 	# here too, with the tests' features: the end-to-end tests run it as a child process and

@@ -12,6 +12,8 @@ WORKER=${WORKER:-$ROOT/target/debug/mlx-worker}
 PLUGINS_DIR=${PLUGINS_DIR:-$ROOT/build/plugins}
 PORT=${TEMPORAL_PORT:-7233}
 UI_PORT=${TEMPORAL_UI_PORT:-8233}
+# The pipelines page (`mlx-worker ui`).
+PAGE_PORT=${MLX_UI_PORT:-8080}
 QUEUE=${TASK_QUEUE:-mlx-plugins}
 ADDRESS="127.0.0.1:$PORT"
 MLFLOW=${MLFLOW:-$ROOT/tools/mlflow-venv/bin/mlflow}
@@ -55,6 +57,7 @@ stop_pid() { # name
 }
 
 if [[ ${1:-} == stop ]]; then
+  stop_pid ui
   stop_pid worker
   stop_pid mlflow
   stop_pid temporal
@@ -63,6 +66,7 @@ fi
 
 mkdir -p "$RUN"
 # Whatever a previous `make run` left behind is replaced, not duplicated.
+stop_pid ui
 stop_pid worker
 stop_pid mlflow
 stop_pid temporal
@@ -279,4 +283,22 @@ print(f"evaluate (Rust): test accuracy {m['accuracy']:.4f}, macro F1 {m['f1_macr
 PY
 echo "artifacts:   $RUN/artifacts/$FEATURES_ID/"
 echo "Temporal Web UI: http://127.0.0.1:$UI_PORT/namespaces/default/workflows/$FEATURES_ID"
-echo "The dev server and worker keep running; stop them with: make stop"
+
+# The pipelines page, and one more training run left at its approval gate for a person to
+# approve there (the demo does not approve this one).
+"$WORKER" ui --listen "127.0.0.1:$PAGE_PORT" --address "$ADDRESS" \
+  --temporal-ui "http://127.0.0.1:$UI_PORT" >"$RUN/ui.log" 2>&1 &
+echo $! >"$RUN/ui.pid"
+for i in $(seq 150); do
+  grep -q "pipelines UI:" "$RUN/ui.log" && break
+  kill -0 "$(cat "$RUN/ui.pid")" 2>/dev/null || { echo "the UI exited; see .run/ui.log:"; cat "$RUN/ui.log"; exit 1; }
+  sleep 0.2
+done
+PAGE=$(grep -o 'http://[^ ]*' "$RUN/ui.log" | head -1)
+GATED_ID="training-approve-me-$(date +%Y%m%d-%H%M%S)"
+"$WORKER" pipeline run "$ROOT/pipelines/training.yaml" --id "$GATED_ID" >/dev/null
+echo
+echo "Temporal Web UI: http://127.0.0.1:$UI_PORT/namespaces/default/workflows"
+echo "Pipelines UI:    $PAGE"
+echo "  $GATED_ID waits for your approval there: open the address, then the run, click 'approve'"
+echo "The dev server, worker and pipelines UI keep running; stop them with: make stop"

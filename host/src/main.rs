@@ -6,7 +6,7 @@ use clap::{Parser, Subcommand};
 use mlx_worker::{
     cli::{
         self, CliError, pipeline::PipelineArgs, plugin::PluginArgs, registry::RegistryArgs,
-        schedule::ScheduleArgs,
+        schedule::ScheduleArgs, ui::UiArgs,
     },
     config::{ConfigError, Settings, run_args::RunArgs},
     daemon::{
@@ -44,6 +44,8 @@ enum Command {
     /// The model registry `register_model` writes: its models and versions, with metrics,
     /// approval and lineage. Reads the registry directory; no server needed.
     Registry(RegistryArgs),
+    /// A web page for pipeline runs: the DAG live, step details, approvals with a click.
+    Ui(Box<UiArgs>),
 }
 
 fn main() -> ExitCode {
@@ -56,8 +58,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     // The client commands print what the person asked for; the plugin loading that
     // `--plugins-dir` does would otherwise log a line per plugin into it.
-    if matches!(cli.command, Command::Pipeline(_) | Command::Schedule(_))
-        && std::env::var_os("RUST_LOG").is_none()
+    if matches!(
+        cli.command,
+        Command::Pipeline(_) | Command::Schedule(_) | Command::Ui(_)
+    ) && std::env::var_os("RUST_LOG").is_none()
     {
         // SAFETY: single-threaded here; no other thread reads the environment yet.
         unsafe { std::env::set_var("RUST_LOG", "warn") };
@@ -204,6 +208,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Pipeline(args) => Ok(cli_exit(cli::pipeline::run(*args).await)),
         Command::Schedule(args) => Ok(cli_exit(cli::schedule::run(*args).await)),
         Command::Registry(args) => Ok(cli_exit(cli::registry::run(args))),
+        Command::Ui(args) => Ok(cli_exit(cli::ui::run(*args).await)),
         Command::Plugin(command) => cli::plugin::run(command).await,
     }
 }

@@ -29,6 +29,7 @@ use temporalio_common::HasWorkflowDefinition;
 use tokio::sync::oneshot;
 
 pub mod bench;
+pub mod browser;
 pub mod components;
 pub mod oci_registry;
 pub mod proc_stats;

@@ -52,6 +52,9 @@ pub struct StepState {
     pub id: String,
     /// `plugin.operation`, `approval`, or `compensation: plugin.operation`.
     pub kind: String,
+    /// The steps this one waits for (the spec's `depends_on`): the DAG's edges.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub depends_on: Vec<String>,
     pub status: StepStatus,
     /// The attempt that produced the result, where Temporal tells the workflow (successes; a
     /// failure after its last allowed attempt). A running step's attempt is in the activity's
@@ -668,6 +671,7 @@ fn fresh(step: &StepSpec, compensation: bool) -> StepState {
         } else {
             what
         },
+        depends_on: step.depends_on.clone(),
         status: StepStatus::Pending,
         attempt: None,
         started_at_ms: None,

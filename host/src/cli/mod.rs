@@ -23,6 +23,8 @@ pub mod scaffold;
 pub mod schedule;
 mod schedule_spec;
 pub mod spec_args;
+pub mod steer;
+pub mod ui;
 mod view;
 
 use std::path::PathBuf;

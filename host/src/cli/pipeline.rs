@@ -6,9 +6,8 @@ use std::{io::Write, process::ExitCode};
 
 use serde_json::Value;
 use temporalio_client::{
-    NamespacedClient, WorkflowExecuteUpdateOptions, WorkflowExecutionInfo, WorkflowQueryOptions,
-    WorkflowSignalOptions, WorkflowStartOptions,
-    errors::{WorkflowInteractionError, WorkflowStartError, WorkflowUpdateError},
+    NamespacedClient, WorkflowExecutionInfo, WorkflowQueryOptions, WorkflowStartOptions,
+    errors::WorkflowStartError,
 };
 
 use super::{
@@ -17,6 +16,7 @@ use super::{
     format::now_ms,
     retry::patiently,
     spec_args::SpecArgs,
+    steer::{Steer, steer},
     view::{Pipeline, look, status_table},
 };
 use mlx_pipeline::{Decision, ParamChange, load::parse_value};
@@ -133,6 +133,17 @@ pub struct DecisionArgs {
     pub by: Option<String>,
 }
 
+impl DecisionArgs {
+    fn into_decision(self) -> (String, Decision) {
+        let decision = Decision {
+            step: self.step,
+            by: self.by,
+            comment: self.comment,
+        };
+        (self.id, decision)
+    }
+}
+
 pub async fn run(args: PipelineArgs) -> Result<ExitCode, CliError> {
     let connect = &args.connect;
     let handle = |id: &str, client: &temporalio_client::Client| {
@@ -172,32 +183,26 @@ pub async fn run(args: PipelineArgs) -> Result<ExitCode, CliError> {
             let client = connect.client().await?;
             status(&handle(&id, &client), json).await
         }
-        PipelineCommand::Pause { id } => signal(connect, &id, true).await,
-        PipelineCommand::Resume { id } => signal(connect, &id, false).await,
-        PipelineCommand::Approve(d) => decide(connect, d, Decide::Approve).await,
-        PipelineCommand::Reject(d) => decide(connect, d, Decide::Reject).await,
-        PipelineCommand::CancelStep(d) => decide(connect, d, Decide::Cancel).await,
+        PipelineCommand::Pause { id } => told(connect, &id, Steer::Pause).await,
+        PipelineCommand::Resume { id } => told(connect, &id, Steer::Resume).await,
+        PipelineCommand::Approve(d) => {
+            let (id, decision) = d.into_decision();
+            told(connect, &id, Steer::Approve(decision)).await
+        }
+        PipelineCommand::Reject(d) => {
+            let (id, decision) = d.into_decision();
+            told(connect, &id, Steer::Reject(decision)).await
+        }
+        PipelineCommand::CancelStep(d) => {
+            let (id, decision) = d.into_decision();
+            told(connect, &id, Steer::CancelStep(decision)).await
+        }
         PipelineCommand::SetParam { id, name, value } => {
-            let client = connect.client().await?;
             let change = ParamChange {
-                name: name.clone(),
+                name,
                 value: parse_value(&value),
             };
-            let new = change.value.clone();
-            let handle = handle(&id, &client);
-            let options = once_only();
-            let old = patiently(|| {
-                let (handle, change, options, id) = (&handle, change.clone(), options.clone(), &id);
-                async move {
-                    handle
-                        .execute_update(PipelineWorkflow::set_param, change, options)
-                        .await
-                        .map_err(|e| update_error(id, "set-param", e))
-                }
-            })
-            .await?;
-            println!("param `{name}`: {old} -> {new}");
-            Ok(ExitCode::SUCCESS)
+            told(connect, &id, Steer::SetParam(change)).await
         }
         PipelineCommand::Output { id, step } => {
             let client = connect.client().await?;
@@ -222,42 +227,10 @@ pub async fn run(args: PipelineArgs) -> Result<ExitCode, CliError> {
     }
 }
 
-/// Options for an update that a retry must not apply twice: every try carries the same update
-/// id, and the server answers a repeated one with the first one's outcome.
-fn once_only() -> WorkflowExecuteUpdateOptions {
-    WorkflowExecuteUpdateOptions::builder()
-        .update_id(uuid::Uuid::new_v4().to_string())
-        .build()
-}
-
-async fn signal(connect: &ConnectArgs, id: &str, pause: bool) -> Result<ExitCode, CliError> {
+/// Sends `what` to run `id` and prints what happened.
+async fn told(connect: &ConnectArgs, id: &str, what: Steer) -> Result<ExitCode, CliError> {
     let client = connect.client().await?;
-    let handle = client.get_workflow_handle::<PipelineWorkflow>(id.to_string());
-    let what = if pause { "pause" } else { "resume" };
-    // One request id for every try: the server applies the signal once.
-    let request_id = uuid::Uuid::new_v4().to_string();
-    patiently(|| {
-        let handle = &handle;
-        let options = WorkflowSignalOptions::builder()
-            .request_id(request_id.clone())
-            .build();
-        async move {
-            let sent = if pause {
-                handle.signal(PipelineWorkflow::pause, (), options).await
-            } else {
-                handle.signal(PipelineWorkflow::resume, (), options).await
-            };
-            sent.map_err(|e| match e {
-                // Also a run that has already closed: the server's message says which.
-                WorkflowInteractionError::NotFound(status) => {
-                    CliError::temporal(format!("{what} `{id}`"), status.message())
-                }
-                other => CliError::temporal(format!("{what} `{id}`"), other),
-            })
-        }
-    })
-    .await?;
-    println!("{what} sent to `{id}`");
+    println!("{}", steer(&client, id, what).await?);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -341,77 +314,6 @@ async fn status(handle: &Pipeline, json: bool) -> Result<ExitCode, CliError> {
         print!("{}", status_table(&status, now_ms()));
     }
     Ok(ExitCode::SUCCESS)
-}
-
-#[derive(Clone, Copy)]
-enum Decide {
-    Approve,
-    Reject,
-    Cancel,
-}
-
-async fn decide(
-    connect: &ConnectArgs,
-    args: DecisionArgs,
-    what: Decide,
-) -> Result<ExitCode, CliError> {
-    let client = connect.client().await?;
-    let handle = client.get_workflow_handle::<PipelineWorkflow>(args.id.clone());
-    let decision = Decision {
-        step: args.step.clone(),
-        by: args.by,
-        comment: args.comment,
-    };
-    let name = match what {
-        Decide::Approve => "approve",
-        Decide::Reject => "reject",
-        Decide::Cancel => "cancel-step",
-    };
-    let options = once_only();
-    let now = patiently(|| {
-        let (handle, decision, options, id) =
-            (&handle, decision.clone(), options.clone(), &args.id);
-        async move {
-            let result = match what {
-                Decide::Approve => {
-                    handle
-                        .execute_update(PipelineWorkflow::approve, decision, options)
-                        .await
-                }
-                Decide::Reject => {
-                    handle
-                        .execute_update(PipelineWorkflow::reject, decision, options)
-                        .await
-                }
-                Decide::Cancel => {
-                    handle
-                        .execute_update(PipelineWorkflow::cancel_step, decision, options)
-                        .await
-                }
-            };
-            result.map_err(|e| update_error(id, name, e))
-        }
-    })
-    .await?;
-    println!("step `{}`: {now}", args.step);
-    Ok(ExitCode::SUCCESS)
-}
-
-/// A validator's refusal is the workflow's answer to a wrong request (exit 2, its reason
-/// printed); anything else is a failure to ask.
-fn update_error(id: &str, what: &str, e: WorkflowUpdateError) -> CliError {
-    match e {
-        WorkflowUpdateError::Failed(failure) => CliError::Refused {
-            workflow: id.to_string(),
-            what: what.to_string(),
-            reason: failure.message.clone(),
-        },
-        // Also a run that has already closed: the server's message says which.
-        WorkflowUpdateError::NotFound(status) => {
-            CliError::temporal(format!("{what} on `{id}`"), status.message())
-        }
-        other => CliError::temporal(format!("{what} on `{id}`"), other),
-    }
 }
 
 fn pretty(value: &Value) -> String {

@@ -228,6 +228,7 @@ mod tests {
                 .map(|(id, status, attempt)| StepState {
                     id: id.to_string(),
                     kind: "testkit.echo".into(),
+                    depends_on: Vec::new(),
                     status: *status,
                     attempt: *attempt,
                     started_at_ms: None,

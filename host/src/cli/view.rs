@@ -224,6 +224,7 @@ mod tests {
         StepState {
             id: id.into(),
             kind: "testkit.echo".into(),
+            depends_on: Vec::new(),
             status,
             attempt: None,
             started_at_ms: Some(1_000),

@@ -56,3 +56,5 @@ mod scorer;
 mod step_cache;
 /// `RunPluginWorkflow` and `plugin_activity` end to end, from Rust, the CLI and Python.
 mod temporal;
+/// `mlx-worker ui` in headless Chromium: the DAG live, the approval clicked, notes as text.
+mod ui;

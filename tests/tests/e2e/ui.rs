@@ -1,0 +1,217 @@
+//! `mlx-worker ui` in a real headless Chromium against a real dev server and worker: the run's
+//! DAG updates as steps finish, the approval is given with a click, a plugin's note with HTML
+//! in it shows as text, and the page refuses requests without the token or the CSRF header.
+
+use std::{
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use fantoccini::Locator;
+use mlx_e2e::{
+    DevServer, TestWorker, browser::Browser, eventually, free_port, http_get, shared_server,
+    spawn_tied, unique,
+};
+use serde_json::{Value, json};
+
+use crate::pipeline::{echo, setup, start};
+
+const TOKEN: &str = "e2e-ui-token-0123456789abcdef";
+/// A step note as a hostile plugin could write it: markup that would run if the page used it.
+const HOSTILE: &str = r#"<img src=x onerror="document.title='pwned'"><b id=injected>bold</b>"#;
+const LIMIT: Duration = Duration::from_secs(120);
+
+/// The page's server, `mlx-worker ui`, as a child process; killed on drop.
+struct UiProcess {
+    address: String,
+    child: Child,
+}
+
+impl UiProcess {
+    async fn start(server: &DevServer) -> anyhow::Result<Self> {
+        let address = format!("127.0.0.1:{}", free_port());
+        let mut command = Command::new(mlx_e2e::worker_binary());
+        command
+            .args(["ui", "--listen", &address, "--address", &server.address])
+            .args(["--temporal-ui", "http://127.0.0.1:8233"])
+            .env("MLX_UI_TOKEN", TOKEN)
+            .stdout(Stdio::null())
+            .stdin(Stdio::null());
+        let child = spawn_tied(command, libc::SIGKILL)?;
+        let ui = Self { address, child };
+        // Up once it answers at all: without the token, 401.
+        eventually(LIMIT, "the UI to listen", || async {
+            http_get(&ui.address, "/")
+                .await
+                .ok()
+                .filter(|(s, _)| *s == 401)
+        })
+        .await?;
+        Ok(ui)
+    }
+}
+
+impl Drop for UiProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn spec() -> Value {
+    json!({
+        "name": "ui-demo",
+        "steps": [
+            echo("extract", &[], json!({"rows": 150})),
+            {"id": "noisy", "plugin": "testkit", "operation": "fail", "depends_on": ["extract"],
+             "input": {"kind": "permanent", "message": HOSTILE}, "on_failure": "continue"},
+            {"id": "gate", "type": "approval", "depends_on": ["extract"]},
+            echo("register", &["gate"], json!({"label": "v1"}))
+        ]
+    })
+}
+
+/// What `fetch` from the page answers, as `[status, body]`: requests made with the page's own
+/// cookie, as a script on another origin could not.
+async fn fetch_from_page(
+    browser: &Browser,
+    body: Value,
+    csrf: bool,
+) -> anyhow::Result<(u64, String)> {
+    let answer = browser
+        .client
+        .execute_async(
+            r#"const [body, csrf, done] = arguments;
+               const headers = {"content-type": "application/json"};
+               if (csrf) headers["x-mlx-csrf"] = document.querySelector('meta[name="mlx-csrf"]').content;
+               fetch("/api/action", {method: "POST", headers, body: JSON.stringify(body)})
+                 .then(async (r) => done([r.status, await r.text()]));"#,
+            vec![body, json!(csrf)],
+        )
+        .await?;
+    Ok((
+        answer[0].as_u64().unwrap_or_default(),
+        answer[1].as_str().unwrap_or_default().to_string(),
+    ))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_person_watches_the_dag_and_approves_the_gate_in_a_real_browser() -> anyhow::Result<()> {
+    let (worker, client, _plugins): (TestWorker, _, _) = setup().await?;
+    let server = shared_server().await?;
+    let id = unique("ui-demo");
+    let run = start(&client, &worker, &id, spec()).await?;
+    let ui = UiProcess::start(server).await?;
+    let browser = Browser::start().await?;
+    let page = &browser.client;
+
+    // The printed address carries the token once; the page then lives on its cookie.
+    page.goto(&format!("http://{}/?token={TOKEN}", ui.address))
+        .await?;
+    let row = browser
+        .wait_for(&format!("tr[data-run=\"{id}\"]"), LIMIT)
+        .await?;
+    assert!(row.text().await?.contains("ui-demo"));
+    browser.screenshot("runs").await?;
+
+    page.goto(&format!("http://{}/#/run/{id}", ui.address))
+        .await?;
+    browser
+        .wait_for(
+            "g.node[data-step=\"extract\"][data-state=\"succeeded\"]",
+            LIMIT,
+        )
+        .await?;
+    browser
+        .wait_for(
+            "g.node[data-step=\"gate\"][data-state=\"waiting_approval\"]",
+            LIMIT,
+        )
+        .await?;
+    let noisy = browser
+        .wait_for("g.node[data-step=\"noisy\"][data-state=\"failed\"]", LIMIT)
+        .await?;
+    // Edges: extract feeds the three others.
+    let edges = page.find_all(Locator::Css("svg.dag path.edge")).await?;
+    assert_eq!(edges.len(), 3);
+
+    // The hostile note is text: no element was made from it, and its handler never ran.
+    noisy.click().await?;
+    let note = browser.wait_for("#note", LIMIT).await?;
+    assert!(
+        note.text().await?.contains(HOSTILE),
+        "{}",
+        note.text().await?
+    );
+    assert!(page.find(Locator::Css("#injected")).await.is_err());
+    assert!(page.find(Locator::Css("#note img")).await.is_err());
+    assert_ne!(page.title().await?, "pwned");
+
+    // Without the page's CSRF value an action is refused, whatever the cookie.
+    let approve = json!({"id": id, "action": "approve", "step": "gate"});
+    let (status, _) = fetch_from_page(&browser, approve, false).await?;
+    assert_eq!(status, 403);
+    // An update the workflow refuses answers with the workflow's own reason.
+    let wrong = json!({"id": id, "action": "approve", "step": "extract"});
+    let (status, body) = fetch_from_page(&browser, wrong, true).await?;
+    assert_eq!(status, 409, "{body}");
+    assert!(body.contains("not waiting for approval"), "{body}");
+
+    // The approval, with a click.
+    let gate = browser
+        .wait_for("g.node[data-step=\"gate\"]", LIMIT)
+        .await?;
+    gate.click().await?;
+    browser
+        .wait_for("#comment", LIMIT)
+        .await?
+        .send_keys("looks good")
+        .await?;
+    browser.screenshot("run-waiting-approval").await?;
+    browser.wait_for("#approve", LIMIT).await?.click().await?;
+    browser
+        .wait_for(
+            "g.node[data-step=\"register\"][data-state=\"succeeded\"]",
+            LIMIT,
+        )
+        .await?;
+    browser
+        .wait_for("h1 .state[data-state=\"succeeded\"]", LIMIT)
+        .await?;
+    browser.screenshot("run-succeeded").await?;
+    let decided = crate::pipeline::status(&run).await?;
+    let gate = crate::pipeline::step(&decided, "gate");
+    assert!(
+        gate.note
+            .as_deref()
+            .unwrap_or_default()
+            .contains("looks good"),
+        "{gate:?}"
+    );
+
+    browser.close().await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_the_token_nothing_is_served() -> anyhow::Result<()> {
+    let server = shared_server().await?;
+    let ui = UiProcess::start(server).await?;
+    for path in [
+        "/",
+        "/app.js",
+        "/api/runs",
+        "/?token=wrong-token-of-some-length",
+    ] {
+        let (status, _) = http_get(&ui.address, path).await?;
+        assert_eq!(status, 401, "{path}");
+    }
+    // Off loopback, a token must be set: refused at start, before anything listens.
+    let out = Command::new(mlx_e2e::worker_binary())
+        .args(["ui", "--listen", "0.0.0.0:0", "--address", &server.address])
+        .env_remove("MLX_UI_TOKEN")
+        .output()?;
+    assert_eq!(out.status.code(), Some(2), "{}", mlx_e2e::printed(&out));
+    assert!(mlx_e2e::printed(&out).contains("MLX_UI_TOKEN"));
+    Ok(())
+}
