@@ -72,6 +72,13 @@ if ! $live_ok; then
   offline=(--offline)
 fi
 
+# cargo-deny reads the whole graph, every platform's crates included, through `cargo metadata`,
+# which is offline with the snapshot: a fresh machine's builds never downloaded the crates only
+# other platforms use (windows-sys, say), so both workspaces' are fetched first (crates.io is
+# reachable where GitHub is not).
+cargo fetch --locked --quiet
+cargo fetch --locked --quiet --manifest-path plugins/Cargo.toml
+
 echo "cargo deny: host workspace"
 "$CARGO_DENY" "${offline[@]}" check
 echo "cargo deny: guest plugins workspace (plugins/)"
