@@ -78,10 +78,15 @@ impl std::str::FromStr for Sink {
 /// What one invocation was, for its events: the record lineage keeps of it.
 pub type Step<'a> = crate::lineage::Invocation<'a>;
 
-/// Files as datasets: the run's `/artifacts/...` and the plugin's grants, by host path.
+/// Files as datasets: the run's `/artifacts/...` and the plugin's grants, by host path; with
+/// a shared artifact store, the run's files by their place in the store instead (a worker's
+/// copy is private and gone after the step; the store's name is the same on every worker).
 pub struct Files<'a> {
     pub run_dir: &'a Path,
     pub grants: &'a [DirGrant],
+    /// `(namespace, name prefix)` of the run's files on the store, e.g.
+    /// `("s3://bucket", "prefix/runs/RUN")`.
+    pub store: Option<(String, String)>,
 }
 
 pub struct Emitter {
@@ -275,14 +280,25 @@ fn event(
 }
 
 /// The files as datasets: namespace `file`, name the absolute host path (so the file one
-/// step writes and another reads is one dataset), version its SHA-256.
+/// step writes and another reads is one dataset), version its SHA-256. The run's files on a
+/// store: the store's namespace (`s3://bucket`, OpenLineage's convention) and the file's
+/// logical place under the run (`prefix/runs/RUN/train.csv`).
 fn datasets(files: &[FileDigest], where_: &Files<'_>) -> Vec<Value> {
     files
         .iter()
         .map(|f| {
+            let (namespace, name) = match (&where_.store, f.path.strip_prefix("/artifacts/")) {
+                (Some((namespace, prefix)), Some(rest)) => {
+                    (namespace.clone(), format!("{prefix}/{rest}"))
+                }
+                _ => (
+                    "file".to_string(),
+                    host_path(&f.path, where_).display().to_string(),
+                ),
+            };
             json!({
-                "namespace": "file",
-                "name": host_path(&f.path, where_).display().to_string(),
+                "namespace": namespace,
+                "name": name,
                 "facets": {"version": {
                     "_producer": PRODUCER, "_schemaURL": VERSION, "datasetVersion": f.sha256,
                 }},

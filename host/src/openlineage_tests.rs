@@ -27,6 +27,7 @@ fn start_and_complete_of_one_attempt_share_a_run_and_datasets_are_host_files() {
     let files = Files {
         run_dir: Path::new("/var/mlx/artifacts/sweep-1"),
         grants: &grants,
+        store: None,
     };
     let reads = [
         FileDigest {
@@ -144,4 +145,30 @@ async fn events_are_appended_as_json_lines() {
         .map(|l| serde_json::from_str::<Value>(l).unwrap()["eventType"].to_string())
         .collect();
     assert_eq!(kinds, ["\"START\"", "\"FAIL\""]);
+}
+
+#[test]
+fn with_a_store_the_runs_files_are_named_by_the_store_and_grants_by_host_path() {
+    let grants = [DirGrant {
+        host: "/srv/data".into(),
+        guest: "/data".into(),
+        access: mlx_runtime::plugin::manifest::Access::ReadOnly,
+    }];
+    let files = Files {
+        run_dir: Path::new("/var/mlx/artifacts/.work/4242/sweep-1-abc"),
+        grants: &grants,
+        store: Some(("s3://ml".into(), "prefix/runs/sweep-1".into())),
+    };
+    let read = |path: &str| FileDigest {
+        path: path.into(),
+        sha256: "33".repeat(32),
+    };
+    let sets = datasets(
+        &[read("/artifacts/train.csv"), read("/data/iris.csv")],
+        &files,
+    );
+    assert_eq!(sets[0]["namespace"], "s3://ml");
+    assert_eq!(sets[0]["name"], "prefix/runs/sweep-1/train.csv");
+    assert_eq!(sets[1]["namespace"], "file");
+    assert_eq!(sets[1]["name"], "/srv/data/iris.csv");
 }

@@ -18,6 +18,8 @@ use mlx_runtime::{
 #[derive(Debug)]
 pub struct RunFiles {
     store: ArtifactStore,
+    /// `worker.artifacts_store` as configured, for naming the run's files in lineage.
+    url: String,
     /// `<artifacts_dir>/.work`: one directory per invocation in flight.
     work_root: PathBuf,
     fetch_max_bytes: u64,
@@ -65,9 +67,18 @@ impl RunFiles {
         let store = ArtifactStore::open(url, &artifacts_dir.join(".blob-cache"), cache_max_bytes)?;
         Ok(Self {
             store,
+            url: url.to_string(),
             work_root,
             fetch_max_bytes,
         })
+    }
+
+    /// Where a run's files are, for OpenLineage: `(namespace, name prefix)`, the namespace
+    /// being the store's scheme and bucket (`s3://bucket`) and the names logical places under
+    /// `PREFIX/runs/RUN/` (the bytes are content-addressed; the version facet is their digest).
+    /// A store on a local path is namespace `file`, as the worker's own files are.
+    pub fn dataset_root(&self, workflow_id: &str) -> (String, String) {
+        dataset_root(&self.url, workflow_id)
     }
 
     /// A fresh copy of the run's committed files for this invocation. `run_id` (Temporal's)
@@ -141,6 +152,24 @@ fn classified(doing: &str, e: &StoreError) -> InvocationError {
     }
 }
 
+fn dataset_root(url: &str, workflow_id: &str) -> (String, String) {
+    let run = workflow_dir_name(workflow_id);
+    let url = url.trim_end_matches('/');
+    let (namespace, path) = match url.split_once("://") {
+        Some(("file", path)) => ("file".to_string(), path.to_string()),
+        Some((scheme, rest)) => {
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            (format!("{scheme}://{bucket}"), prefix.to_string())
+        }
+        None => ("file".to_string(), url.to_string()),
+    };
+    let name = match path.trim_matches('/') {
+        "" if namespace != "file" => format!("runs/{run}"),
+        _ => format!("{}/runs/{run}", path.trim_end_matches('/')),
+    };
+    (namespace, name)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -159,5 +188,21 @@ mod tests {
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
         assert_eq!(left, ["1", "not-a-pid"].map(String::from).into());
+    }
+
+    #[test]
+    fn lineage_names_a_runs_files_by_the_store_not_the_worker() {
+        let of = |url: &str| dataset_root(url, "sweep-1");
+        let pair = |a: &str, b: &str| (a.to_string(), b.to_string());
+        assert_eq!(
+            of("s3://ml/runs-store/"),
+            pair("s3://ml", "runs-store/runs/sweep-1")
+        );
+        assert_eq!(of("gs://ml"), pair("gs://ml", "runs/sweep-1"));
+        assert_eq!(
+            of("file:///srv/store"),
+            pair("file", "/srv/store/runs/sweep-1")
+        );
+        assert_eq!(of("/srv/store"), pair("file", "/srv/store/runs/sweep-1"));
     }
 }

@@ -166,6 +166,10 @@ impl PluginActivities {
             let files = openlineage::Files {
                 run_dir: &run_dir,
                 grants: &plugin.manifest.dirs,
+                store: self
+                    .run_files
+                    .as_ref()
+                    .map(|f| f.dataset_root(&invocation.workflow_id)),
             };
             let (reads, writes) = record.map(|r| (r.reads, r.writes)).unwrap_or_default();
             emitter.complete(&call, &files, &reads, &writes, cached_from.as_ref());
