@@ -247,13 +247,18 @@ impl PluginHost {
         signals: ActivitySignals,
         deadline: Option<Instant>,
     ) -> Result<Invocation, InvocationError> {
-        let artifacts = self
-            .settings
-            .artifacts_dir
-            .as_ref()
-            .map(|dir| dir.join(sandbox::workflow_dir_name(&ctx.workflow_id)));
+        let artifacts = self.run_dir(&ctx.workflow_id);
         self.invoke_in(artifacts, plugin, operation, input, ctx, signals, deadline)
             .await
+    }
+
+    /// The workflow's own directory under the artifacts root, what `/artifacts` is when no
+    /// caller prepared another: the one place this rule lives. None without a root.
+    pub fn run_dir(&self, workflow_id: &str) -> Option<PathBuf> {
+        self.settings
+            .artifacts_dir
+            .as_ref()
+            .map(|dir| dir.join(sandbox::workflow_dir_name(workflow_id)))
     }
 
     /// [`Self::invoke`] with `artifacts` behind `/artifacts` instead of the workflow's

@@ -83,8 +83,7 @@ impl PluginActivities {
 
     /// Where `/artifacts` is for an invocation that has no private copy.
     fn local_run_dir(&self, invocation: &InvocationContext) -> Option<PathBuf> {
-        let root = self.runtime.settings().artifacts_dir.as_ref()?;
-        Some(root.join(workflow_dir_name(&invocation.workflow_id)))
+        self.runtime.run_dir(&invocation.workflow_id)
     }
 
     /// Keeps the step cache within `bytes`.
