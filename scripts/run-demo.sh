@@ -287,7 +287,7 @@ echo "Temporal Web UI: http://127.0.0.1:$UI_PORT/namespaces/default/workflows/$F
 # The pipelines page, and one more training run left at its approval gate for a person to
 # approve there (the demo does not approve this one).
 "$WORKER" ui --listen "127.0.0.1:$PAGE_PORT" --address "$ADDRESS" \
-  --temporal-ui "http://127.0.0.1:$UI_PORT" >"$RUN/ui.log" 2>&1 &
+  --temporal-ui "http://127.0.0.1:$UI_PORT" --artifacts-dir "$RUN/artifacts" >"$RUN/ui.log" 2>&1 &
 echo $! >"$RUN/ui.pid"
 for i in $(seq 150); do
   grep -q "pipelines UI:" "$RUN/ui.log" && break

@@ -75,6 +75,9 @@ pub struct Snapshot {
     pub execution: WorkflowExecutionStatus,
     pub run_id: String,
     pub task_queue: String,
+    /// The last heartbeat details of each running step's activity (activity id = step id,
+    /// `ID.N` for fan-out items), e.g. the trainer's `{"round", "of", "loss"}`.
+    pub progress: BTreeMap<String, serde_json::Value>,
 }
 
 impl Snapshot {
@@ -126,8 +129,19 @@ pub async fn look(handle: &Pipeline) -> Result<Snapshot, CliError> {
             e => Err(e),
         },
     };
+    let progress = description
+        .raw_description
+        .pending_activities
+        .iter()
+        .filter_map(|a| {
+            let payload = a.heartbeat_details.as_ref()?.payloads.first()?;
+            let details = serde_json::from_slice(&payload.data).ok()?;
+            Some((a.activity_id.clone(), details))
+        })
+        .collect();
     Ok(Snapshot {
         status,
+        progress,
         execution: description.status(),
         run_id: description.run_id().to_string(),
         task_queue: description.task_queue().to_string(),

@@ -3,6 +3,7 @@
 //! in it shows as text, and the page refuses requests without the token or the CSRF header.
 
 use std::{
+    path::Path,
     process::{Child, Command, Stdio},
     time::Duration,
 };
@@ -29,10 +30,20 @@ struct UiProcess {
 
 impl UiProcess {
     async fn start(server: &DevServer) -> anyhow::Result<Self> {
+        Self::start_with(server, None).await
+    }
+
+    /// With the workers' artifacts root, so the page shows the pictures steps wrote.
+    async fn start_with(server: &DevServer, artifacts: Option<&Path>) -> anyhow::Result<Self> {
         let address = format!("127.0.0.1:{}", free_port());
         let mut command = Command::new(mlx_e2e::worker_binary());
+        if let Some(dir) = artifacts {
+            command.arg("ui").arg("--artifacts-dir").arg(dir);
+        } else {
+            command.arg("ui");
+        }
         command
-            .args(["ui", "--listen", &address, "--address", &server.address])
+            .args(["--listen", &address, "--address", &server.address])
             .args(["--temporal-ui", "http://127.0.0.1:8233"])
             .env("MLX_UI_TOKEN", TOKEN)
             .stdout(Stdio::null())
@@ -213,5 +224,87 @@ async fn without_the_token_nothing_is_served() -> anyhow::Result<()> {
         .output()?;
     assert_eq!(out.status.code(), Some(2), "{}", mlx_e2e::printed(&out));
     assert!(mlx_e2e::printed(&out).contains("MLX_UI_TOKEN"));
+    Ok(())
+}
+
+/// Whether every `img.plot` on the page has loaded as a picture; how many there are.
+async fn plots_loaded(browser: &Browser) -> anyhow::Result<(bool, usize)> {
+    let answer = browser
+        .client
+        .execute(
+            "const imgs = [...document.querySelectorAll('img.plot')];
+             return [imgs.every((i) => i.complete && i.naturalWidth > 0), imgs.length];",
+            vec![],
+        )
+        .await?;
+    Ok((
+        answer[0].as_bool().unwrap_or(false),
+        answer[1].as_u64().unwrap_or(0) as usize,
+    ))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_example_training_run_shows_its_evaluation_plots_inline() -> anyhow::Result<()> {
+    let (worker, client, _plugins) = crate::pipeline::training_worker().await?;
+    let server = shared_server().await?;
+    let id = unique("ui-training");
+    start(&client, &worker, &id, crate::pipeline::training(0.9)?).await?;
+    let ui = UiProcess::start_with(server, Some(worker.artifacts.path())).await?;
+    let browser = Browser::start().await?;
+    let page = &browser.client;
+    page.goto(&format!("http://{}/?token={TOKEN}", ui.address))
+        .await?;
+    page.goto(&format!("http://{}/#/run/{id}", ui.address))
+        .await?;
+    let training = Duration::from_secs(600);
+    browser
+        .wait_for(
+            "g.node[data-step=\"evaluate\"][data-state=\"succeeded\"]",
+            training,
+        )
+        .await?
+        .click()
+        .await?;
+    browser.wait_for("#output img.plot", LIMIT).await?;
+    let (loaded, count) = eventually(LIMIT, "the plots to load", || async {
+        plots_loaded(&browser).await.ok().filter(|(ok, _)| *ok)
+    })
+    .await?;
+    assert!(loaded);
+    assert!(
+        count >= 2,
+        "confusion matrix and ROC curve at least: {count}"
+    );
+    browser.screenshot("run-evaluate-plots").await?;
+
+    // Served only as pictures of this run: the model itself is not, nor a way out.
+    let (status, _) = http_get(
+        &ui.address,
+        &format!("/api/file?id={id}&path=/artifacts/../../etc/passwd"),
+    )
+    .await?;
+    assert_eq!(status, 401, "no token, no file");
+    let fetched = page
+        .execute_async(
+            "const [id, done] = arguments;
+             Promise.all(['/artifacts/model/model.json', '/artifacts/../x.svg'].map((p) =>
+               fetch(`/api/file?id=${encodeURIComponent(id)}&path=${encodeURIComponent(p)}`)
+                 .then((r) => r.status))).then(done);",
+            vec![json!(id)],
+        )
+        .await?;
+    assert_eq!(fetched, json!([404, 404]));
+
+    // The gate, approved from the page, lets the run finish.
+    browser
+        .wait_for("g.node[data-step=\"approve\"]", LIMIT)
+        .await?
+        .click()
+        .await?;
+    browser.wait_for("#approve", LIMIT).await?.click().await?;
+    browser
+        .wait_for("h1 .state[data-state=\"succeeded\"]", training)
+        .await?;
+    browser.close().await?;
     Ok(())
 }

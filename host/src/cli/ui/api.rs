@@ -7,7 +7,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use futures::StreamExt;
 use hyper::StatusCode;
 use serde_json::{Value, json};
-use temporalio_client::{Client, WorkflowExecutionStatus, WorkflowListOptions};
+use temporalio_client::{
+    Client, WorkflowExecutionStatus, WorkflowListOptions, WorkflowQueryOptions,
+};
 
 use super::{
     Ui,
@@ -159,12 +161,39 @@ pub(super) async fn run(ui: &Ui, id: &str) -> Answer {
                     "execution": state_name(snapshot.execution),
                     "task_queue": snapshot.task_queue,
                     "status": status,
+                    "progress": snapshot.progress,
+                    "files": ui.artifacts_dir.is_some(),
                     "error": why,
                 }),
             )
         }
         Err(e @ CliError::NotFound(_)) => error(StatusCode::NOT_FOUND, e),
         Err(e) => error(StatusCode::BAD_GATEWAY, e),
+    }
+}
+
+/// `GET /api/output?id=ID&step=STEP`: a finished step's output (the `step_output` query, as
+/// `pipeline output`); fetched once per step by the page, not polled.
+pub(super) async fn output(ui: &Ui, id: &str, step: &str) -> Answer {
+    let handle = ui
+        .client
+        .get_workflow_handle::<PipelineWorkflow>(id.to_string());
+    let options = WorkflowQueryOptions::builder()
+        .rpc_options(
+            temporalio_client::RpcOptions::builder()
+                .timeout(std::time::Duration::from_secs(5))
+                .build(),
+        )
+        .build();
+    match handle
+        .query(PipelineWorkflow::step_output, step.to_string(), options)
+        .await
+    {
+        Ok(output) => json(StatusCode::OK, &json!({ "output": output })),
+        Err(e) => error(
+            StatusCode::BAD_GATEWAY,
+            CliError::query(format!("output of `{step}` in `{id}`"), e),
+        ),
     }
 }
 

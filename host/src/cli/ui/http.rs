@@ -106,13 +106,16 @@ fn asset(body: &str, content_type: &'static str) -> Answer {
 /// and its answers are not cached (they hold run state, and the token's cookie is set here).
 fn secured(mut response: Answer) -> Answer {
     let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
-            "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; \
-             img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
-        ),
-    );
+    // A file a step wrote carries a stricter policy of its own (files.rs).
+    if !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
+        headers.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(
+                "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; \
+                 img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+            ),
+        );
+    }
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
@@ -122,7 +125,9 @@ fn secured(mut response: Answer) -> Answer {
         header::REFERRER_POLICY,
         HeaderValue::from_static("no-referrer"),
     );
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if !headers.contains_key(header::CACHE_CONTROL) {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
     response
 }
 
@@ -173,6 +178,22 @@ async fn answer(ui: &Ui, req: Request<Incoming>) -> Answer {
             None => json(
                 StatusCode::BAD_REQUEST,
                 &serde_json::json!({"error": "which run? ?id=WORKFLOW_ID"}),
+            ),
+        },
+        (&Method::GET, "/api/output") => {
+            match (query_param(&req, "id"), query_param(&req, "step")) {
+                (Some(id), Some(step)) => api::output(ui, &id, &step).await,
+                _ => json(
+                    StatusCode::BAD_REQUEST,
+                    &serde_json::json!({"error": "?id=WORKFLOW_ID&step=STEP"}),
+                ),
+            }
+        }
+        (&Method::GET, "/api/file") => match (query_param(&req, "id"), query_param(&req, "path")) {
+            (Some(id), Some(path)) => super::files::serve(ui, &id, &path),
+            _ => text(
+                StatusCode::BAD_REQUEST,
+                "?id=WORKFLOW_ID&path=/artifacts/...\n",
             ),
         },
         (&Method::POST, "/api/action") => {

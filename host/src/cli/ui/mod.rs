@@ -15,6 +15,7 @@ use std::{net::SocketAddr, process::ExitCode, sync::Arc};
 use super::{CliError, ConnectArgs};
 
 mod api;
+mod files;
 mod http;
 
 #[derive(Debug, clap::Args)]
@@ -27,6 +28,10 @@ pub struct UiArgs {
     /// The address of Temporal's Web UI, for links to a run's history [default: none].
     #[arg(long, env = "MLX_TEMPORAL_UI")]
     pub temporal_ui: Option<String>,
+    /// The workers' artifacts root (`worker.artifacts_dir`, on this machine or a shared
+    /// filesystem): the page then shows the SVG plots and loss curves steps wrote there.
+    #[arg(long, env = "MLX_ARTIFACTS_DIR")]
+    pub artifacts_dir: Option<std::path::PathBuf>,
 }
 
 /// What every request handler shares.
@@ -36,6 +41,7 @@ pub(crate) struct Ui {
     pub csrf: String,
     /// Prefix of a run's page in Temporal's UI (namespace included), or empty.
     pub temporal_ui: String,
+    pub artifacts_dir: Option<std::path::PathBuf>,
 }
 
 /// A secret of 244 random bits (two v4 UUIDs), as text fit for a URL and a header.
@@ -81,6 +87,7 @@ pub async fn run(args: UiArgs) -> Result<ExitCode, CliError> {
         token,
         csrf: secret(),
         temporal_ui,
+        artifacts_dir: args.artifacts_dir,
     });
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await

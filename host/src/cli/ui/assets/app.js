@@ -10,6 +10,11 @@ const view = document.getElementById("view");
 const errorBox = document.getElementById("error");
 let timer = null;
 let selected = null;
+// Per step of the run on screen: the (round, loss) points its heartbeats reported while the
+// page watched, and finished steps' outputs (fetched once).
+let curves = new Map();
+let outputs = new Map();
+let expanded = new Map();
 
 function el(tag, attrs, ...children) {
   const node = document.createElement(tag);
@@ -146,6 +151,71 @@ function drawDag(status) {
   return root;
 }
 
+const PICTURE = /^\/artifacts\/[^?#]+\.(svg|png)$/;
+
+function pictures(value, found = []) {
+  if (typeof value === "string" && PICTURE.test(value)) found.push(value);
+  else if (value && typeof value === "object") Object.values(value).forEach((v) => pictures(v, found));
+  return found;
+}
+
+// Loss by round as a line, drawn from the points in hand.
+function lossChart(points) {
+  const W = 320, H = 150, P = 30;
+  const root = svg("svg", { class: "curve", viewBox: `0 0 ${W} ${H}`, width: W, height: H, "data-points": points.length });
+  if (points.length < 2) {
+    root.append(svg("text", { x: P, y: H / 2 }, "waiting for more rounds"));
+    return root;
+  }
+  const rounds = points.map((p) => p.round), losses = points.map((p) => p.loss);
+  const [r0, r1] = [Math.min(...rounds), Math.max(...rounds)];
+  const [l0, l1] = [Math.min(...losses), Math.max(...losses)];
+  const x = (r) => P + ((r - r0) / Math.max(1, r1 - r0)) * (W - 2 * P);
+  const y = (l) => H - P - ((l - l0) / Math.max(1e-12, l1 - l0)) * (H - 2 * P);
+  root.append(svg("polyline", { fill: "none", stroke: "#1570ef", "stroke-width": 2,
+    points: points.map((p) => `${x(p.round)},${y(p.loss)}`).join(" ") }));
+  root.append(svg("text", { x: P, y: H - 8 }, `round ${r0}`), svg("text", { x: W - P - 60, y: H - 8 }, `round ${r1}`));
+  root.append(svg("text", { x: 2, y: P - 8 }, `loss ${l1.toPrecision(4)}`), svg("text", { x: 2, y: H - P + 14 }, `${l0.toPrecision(4)}`));
+  return root;
+}
+
+function trackProgress(run) {
+  for (const [activity, p] of Object.entries(run.progress || {})) {
+    if (!p || typeof p.round !== "number" || typeof p.loss !== "number") continue;
+    const points = curves.get(activity) || [];
+    if (!points.length || points[points.length - 1].round < p.round) points.push({ round: p.round, loss: p.loss });
+    curves.set(activity, points);
+  }
+}
+
+function outputSection(run, step) {
+  const key = step.id;
+  const section = el("div", { id: "output" });
+  const known = outputs.get(key);
+  if (known === undefined) {
+    outputs.set(key, null);
+    api(`/api/output?id=${encodeURIComponent(run.workflow_id)}&step=${encodeURIComponent(step.id)}`)
+      .then((answer) => { outputs.set(key, answer.output); if (lastRun) render(lastRun); })
+      .catch((e) => outputs.set(key, { error: e.message }));
+    return section;
+  }
+  if (known === null) return section;
+  const found = pictures(known);
+  if (found.length && run.files) {
+    section.append(el("h2", {}, "Plots"));
+    for (const path of found) {
+      section.append(el("figure", {}, el("img", { class: "plot", alt: path,
+        src: `/api/file?id=${encodeURIComponent(run.workflow_id)}&path=${encodeURIComponent(path)}` }),
+        el("figcaption", { class: "muted" }, path)));
+    }
+  }
+  // Open by default when there is nothing else to see; a person's toggle survives redraws.
+  const open = expanded.has(key) ? expanded.get(key) : !found.length;
+  section.append(el("details", { open: open ? "" : null, on: { toggle: (e) => expanded.set(key, e.target.open) } },
+    el("summary", {}, "Output"), el("pre", {}, JSON.stringify(known, null, 2))));
+  return section;
+}
+
 function stepPanel(run, step) {
   if (!step) return el("div", { class: "panel muted" }, "Click a step to see it.");
   const rows = [
@@ -157,6 +227,13 @@ function stepPanel(run, step) {
   const panel = el("div", { class: "panel", id: "step" }, el("h2", {}, step.id),
     el("dl", {}, ...rows.filter(([, v]) => v !== "").flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)])));
   if (step.note) panel.append(el("h2", {}, "Note"), el("pre", { id: "note" }, step.note));
+  const progress = (run.progress || {})[step.id];
+  if (step.status === "running" && progress) {
+    panel.append(el("h2", {}, "Progress"), el("pre", { id: "progress" }, JSON.stringify(progress)));
+  }
+  const points = curves.get(step.id);
+  if (points && points.length) panel.append(el("h2", {}, "Training loss"), lossChart(points));
+  if (step.status === "succeeded" && step.output_ref) panel.append(outputSection(run, step));
   if (step.items) {
     panel.append(el("h2", {}, "Items"), el("table", {}, el("tbody", {}, ...step.items.map((it, i) =>
       el("tr", {}, el("td", {}, String(i)), el("td", {}, JSON.stringify(it.item)), el("td", {}, badge(it.status)), el("td", {}, it.note || ""))))));
@@ -191,6 +268,7 @@ let lastRun = null;
 
 function render(run) {
   lastRun = run;
+  trackProgress(run);
   const s = run.status;
   const head = el("div", {}, el("h1", {}, run.workflow_id, " ", badge(s ? s.state : run.execution)),
     el("p", { class: "muted" }, s ? `pipeline ${s.pipeline} · ` : "", `run ${run.run_id} · `,
@@ -223,6 +301,8 @@ async function refreshRun(id) {
 
 async function showRun(id) {
   selected = null;
+  curves = new Map();
+  outputs = new Map();
   await poll(() => refreshRun(id), 1000);
 }
 
@@ -237,7 +317,9 @@ async function poll(refresh, every) {
     if (!typing) {
       try { await refresh(); showError(""); } catch (e) { showError(e.message); }
     }
-    await new Promise((r) => setTimeout(r, every));
+    // A closed run changes no more: its page looks again only now and then.
+    const closed = lastRun && view.contains(document.getElementById("dag")) && lastRun.execution !== "running";
+    await new Promise((r) => setTimeout(r, closed ? Math.max(every, 10000) : every));
   }
 }
 
