@@ -153,6 +153,8 @@ deny: $(CARGO_DENY)
 
 lint: layers
 	cargo fmt --all -- --check
+	# The pipelines page's script is served as written: a syntax error would only show in a browser.
+	node --check host/src/cli/ui/assets/app.js
 	cargo clippy --workspace --all-targets -- -D warnings
 	# The shipped worker, without the benchmark-only features the end-to-end crate turns on.
 	cargo clippy -p mlx-worker --all-targets -- -D warnings

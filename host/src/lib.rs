@@ -13,6 +13,7 @@
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod http_client;
 pub mod lineage;
 pub mod oci;
 pub mod openlineage;

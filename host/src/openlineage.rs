@@ -180,40 +180,21 @@ fn append(path: &Path, event: &Value) -> Result<(), String> {
 }
 
 async fn post(url: &url::Url, event: &Value) -> Result<(), String> {
-    use http_body_util::{BodyExt, Full};
-    use hyper_util::rt::TokioIo;
-    let host = url.host_str().ok_or("the URL has no host")?.to_string();
-    let port = url.port_or_known_default().unwrap_or(80);
     let path = format!("{}/api/v1/lineage", url.path().trim_end_matches('/'));
-    let body = event.to_string();
-    let send = async {
-        let stream = tokio::net::TcpStream::connect((host.as_str(), port))
-            .await
-            .map_err(|e| format!("connecting to {host}:{port}: {e}"))?;
-        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| e.to_string())?;
-        tokio::spawn(connection);
-        let request = hyper::Request::post(path.as_str())
-            .header("host", format!("{host}:{port}"))
-            .header("content-type", "application/json")
-            .body(Full::new(bytes::Bytes::from(body)))
-            .map_err(|e| e.to_string())?;
-        let response = sender
-            .send_request(request)
-            .await
-            .map_err(|e| e.to_string())?;
-        let status = response.status();
-        let _ = response.into_body().collect().await;
-        if status.is_success() {
-            Ok(())
-        } else {
-            Err(format!("{url}: HTTP {status}"))
-        }
-    };
-    tokio::time::timeout(HTTP_TIMEOUT, send)
-        .await
-        .map_err(|_| format!("{url}: no answer in {HTTP_TIMEOUT:?}"))?
+    let (status, _) = crate::http_client::request(
+        hyper::Method::POST,
+        url,
+        &path,
+        Some(event.to_string()),
+        HTTP_TIMEOUT,
+        64 * 1024,
+    )
+    .await?;
+    if status.is_success() {
+        Ok(())
+    } else {
+        Err(format!("{url}: HTTP {status}"))
+    }
 }
 
 /// One run event. Pure, so its shape is unit-tested.

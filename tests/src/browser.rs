@@ -71,6 +71,27 @@ impl Browser {
         .await
     }
 
+    /// Clicks what `css` matches, once a click goes through: a page that redraws replaces its
+    /// elements (a stale one, or one not yet laid out, refuses the click), so it is found again
+    /// each try.
+    pub async fn click(&self, css: &str, limit: Duration) -> anyhow::Result<()> {
+        eventually(limit, &format!("a click on {css}"), || async {
+            let element = self.client.find(Locator::Css(css)).await.ok()?;
+            element.click().await.ok()
+        })
+        .await
+    }
+
+    /// Types `text` into what `css` matches, found again each try as [`Browser::click`] does.
+    pub async fn type_into(&self, css: &str, text: &str, limit: Duration) -> anyhow::Result<()> {
+        eventually(limit, &format!("typing into {css}"), || async {
+            let element = self.client.find(Locator::Css(css)).await.ok()?;
+            element.clear().await.ok()?;
+            element.send_keys(text).await.ok()
+        })
+        .await
+    }
+
     /// Saves a screenshot as `target/ui-screenshots/NAME.png` (a test artifact).
     pub async fn screenshot(&self, name: &str) -> anyhow::Result<PathBuf> {
         let dir = workspace_root().join("target/ui-screenshots");

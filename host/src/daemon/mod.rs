@@ -127,7 +127,7 @@ pub async fn run_with(
         let (bound, server) = health::serve(addr, health.clone())
             .await
             .map_err(|e| DaemonError::setup(format!("health endpoint on {addr}"), e))?;
-        tracing::info!(address = %bound, "health endpoint: /healthz, /readyz");
+        tracing::info!(address = %bound, "health endpoint: /healthz, /readyz, /plugins");
         tokio::spawn(server);
     }
     let metrics = match settings.metrics_address {
@@ -198,6 +198,7 @@ pub async fn run_with(
     if registry.is_empty() {
         tracing::warn!(dir = %plugins_dir.display(), "no plugins yet; requests fail with UnknownPlugin until some are added");
     }
+    let _ = health.plugins.set(registry.clone());
     health.plugins_loaded.store(true, Ordering::SeqCst);
 
     let Some(client) = connect_until(&settings.temporal, &stop).await? else {

@@ -3,7 +3,6 @@
 //! in it shows as text, and the page refuses requests without the token or the CSRF header.
 
 use std::{
-    path::Path,
     process::{Child, Command, Stdio},
     time::Duration,
 };
@@ -30,21 +29,17 @@ struct UiProcess {
 
 impl UiProcess {
     async fn start(server: &DevServer) -> anyhow::Result<Self> {
-        Self::start_with(server, None).await
+        Self::start_with(server, &[]).await
     }
 
-    /// With the workers' artifacts root, so the page shows the pictures steps wrote.
-    async fn start_with(server: &DevServer, artifacts: Option<&Path>) -> anyhow::Result<Self> {
+    /// With more `ui` flags, e.g. `--artifacts-dir` or `--worker`.
+    async fn start_with(server: &DevServer, extra: &[&str]) -> anyhow::Result<Self> {
         let address = format!("127.0.0.1:{}", free_port());
         let mut command = Command::new(mlx_e2e::worker_binary());
-        if let Some(dir) = artifacts {
-            command.arg("ui").arg("--artifacts-dir").arg(dir);
-        } else {
-            command.arg("ui");
-        }
         command
-            .args(["--listen", &address, "--address", &server.address])
+            .args(["ui", "--listen", &address, "--address", &server.address])
             .args(["--temporal-ui", "http://127.0.0.1:8233"])
+            .args(extra)
             .env("MLX_UI_TOKEN", TOKEN)
             .stdout(Stdio::null())
             .stdin(Stdio::null());
@@ -139,15 +134,14 @@ async fn a_person_watches_the_dag_and_approves_the_gate_in_a_real_browser() -> a
             LIMIT,
         )
         .await?;
-    let noisy = browser
-        .wait_for("g.node[data-step=\"noisy\"][data-state=\"failed\"]", LIMIT)
-        .await?;
+    let noisy = "g.node[data-step=\"noisy\"][data-state=\"failed\"] rect";
+    browser.wait_for(noisy, LIMIT).await?;
     // Edges: extract feeds the three others.
     let edges = page.find_all(Locator::Css("svg.dag path.edge")).await?;
     assert_eq!(edges.len(), 3);
 
     // The hostile note is text: no element was made from it, and its handler never ran.
-    noisy.click().await?;
+    browser.click(noisy, LIMIT).await?;
     let note = browser.wait_for("#note", LIMIT).await?;
     assert!(
         note.text().await?.contains(HOSTILE),
@@ -169,17 +163,12 @@ async fn a_person_watches_the_dag_and_approves_the_gate_in_a_real_browser() -> a
     assert!(body.contains("not waiting for approval"), "{body}");
 
     // The approval, with a click.
-    let gate = browser
-        .wait_for("g.node[data-step=\"gate\"]", LIMIT)
-        .await?;
-    gate.click().await?;
     browser
-        .wait_for("#comment", LIMIT)
-        .await?
-        .send_keys("looks good")
+        .click("g.node[data-step=\"gate\"] rect", LIMIT)
         .await?;
+    browser.type_into("#comment", "looks good", LIMIT).await?;
     browser.screenshot("run-waiting-approval").await?;
-    browser.wait_for("#approve", LIMIT).await?.click().await?;
+    browser.click("#approve", LIMIT).await?;
     browser
         .wait_for(
             "g.node[data-step=\"register\"][data-state=\"succeeded\"]",
@@ -249,7 +238,8 @@ async fn the_example_training_run_shows_its_evaluation_plots_inline() -> anyhow:
     let server = shared_server().await?;
     let id = unique("ui-training");
     start(&client, &worker, &id, crate::pipeline::training(0.9)?).await?;
-    let ui = UiProcess::start_with(server, Some(worker.artifacts.path())).await?;
+    let artifacts = worker.artifacts.path().to_str().unwrap();
+    let ui = UiProcess::start_with(server, &["--artifacts-dir", artifacts]).await?;
     let browser = Browser::start().await?;
     let page = &browser.client;
     page.goto(&format!("http://{}/?token={TOKEN}", ui.address))
@@ -257,14 +247,9 @@ async fn the_example_training_run_shows_its_evaluation_plots_inline() -> anyhow:
     page.goto(&format!("http://{}/#/run/{id}", ui.address))
         .await?;
     let training = Duration::from_secs(600);
-    browser
-        .wait_for(
-            "g.node[data-step=\"evaluate\"][data-state=\"succeeded\"]",
-            training,
-        )
-        .await?
-        .click()
-        .await?;
+    let evaluate = "g.node[data-step=\"evaluate\"][data-state=\"succeeded\"] rect";
+    browser.wait_for(evaluate, training).await?;
+    browser.click(evaluate, LIMIT).await?;
     browser.wait_for("#output img.plot", LIMIT).await?;
     let (loaded, count) = eventually(LIMIT, "the plots to load", || async {
         plots_loaded(&browser).await.ok().filter(|(ok, _)| *ok)
@@ -297,14 +282,72 @@ async fn the_example_training_run_shows_its_evaluation_plots_inline() -> anyhow:
 
     // The gate, approved from the page, lets the run finish.
     browser
-        .wait_for("g.node[data-step=\"approve\"]", LIMIT)
-        .await?
-        .click()
+        .click("g.node[data-step=\"approve\"] rect", LIMIT)
         .await?;
-    browser.wait_for("#approve", LIMIT).await?.click().await?;
+    browser.click("#approve", LIMIT).await?;
     browser
         .wait_for("h1 .state[data-state=\"succeeded\"]", training)
         .await?;
     browser.close().await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn schedules_and_the_plugins_workers_serve_are_listed() -> anyhow::Result<()> {
+    let server = shared_server().await?;
+    let plugins = mlx_e2e::PluginsDir::with(&["testkit"]);
+    let health = format!("127.0.0.1:{}", free_port());
+    let worker = mlx_e2e::WorkerProcess::start_with(
+        mlx_e2e::worker_binary(),
+        server,
+        plugins.path(),
+        &[],
+        &["--health-address", &health],
+    )?;
+    let schedule = unique("ui-hourly");
+    let spec = mlx_e2e::workspace_root().join("pipelines/training.yaml");
+    let created = Command::new(mlx_e2e::worker_binary())
+        .args(["schedule", "create", &schedule])
+        .arg(&spec)
+        .args(["--every", "1h", "--task-queue", &worker.task_queue])
+        .args(["--address", &server.address])
+        .output()?;
+    assert!(created.status.success(), "{}", mlx_e2e::printed(&created));
+
+    let ui = UiProcess::start_with(server, &["--worker", &format!("http://{health}")]).await?;
+    let browser = Browser::start().await?;
+    let page = &browser.client;
+    page.goto(&format!("http://{}/?token={TOKEN}", ui.address))
+        .await?;
+    page.goto(&format!("http://{}/#/schedules", ui.address))
+        .await?;
+    let row = browser
+        .wait_for(&format!("tr[data-schedule=\"{schedule}\"]"), LIMIT)
+        .await?;
+    let text = row.text().await?;
+    assert!(text.contains("1h"), "{text}");
+    assert!(text.contains("no"), "not paused: {text}");
+
+    page.goto(&format!("http://{}/#/plugins", ui.address))
+        .await?;
+    let testkit = browser
+        .wait_for("tr[data-plugin=\"testkit\"]", LIMIT)
+        .await?;
+    let text = testkit.text().await?;
+    assert!(text.contains("sha256:"), "{text}");
+    assert!(text.contains("echo"), "its operations: {text}");
+    browser.screenshot("plugins").await?;
+    browser.close().await?;
+
+    let deleted = Command::new(mlx_e2e::worker_binary())
+        .args([
+            "schedule",
+            "delete",
+            &schedule,
+            "--address",
+            &server.address,
+        ])
+        .output()?;
+    assert!(deleted.status.success(), "{}", mlx_e2e::printed(&deleted));
     Ok(())
 }

@@ -180,6 +180,8 @@ async fn answer(ui: &Ui, req: Request<Incoming>) -> Answer {
                 &serde_json::json!({"error": "which run? ?id=WORKFLOW_ID"}),
             ),
         },
+        (&Method::GET, "/api/plugins") => super::catalog::plugins(ui).await,
+        (&Method::GET, "/api/schedules") => super::catalog::schedules(ui).await,
         (&Method::GET, "/api/output") => {
             match (query_param(&req, "id"), query_param(&req, "step")) {
                 (Some(id), Some(step)) => api::output(ui, &id, &step).await,

@@ -15,6 +15,7 @@ use std::{net::SocketAddr, process::ExitCode, sync::Arc};
 use super::{CliError, ConnectArgs};
 
 mod api;
+mod catalog;
 mod files;
 mod http;
 
@@ -32,6 +33,10 @@ pub struct UiArgs {
     /// filesystem): the page then shows the SVG plots and loss curves steps wrote there.
     #[arg(long, env = "MLX_ARTIFACTS_DIR")]
     pub artifacts_dir: Option<std::path::PathBuf>,
+    /// A worker's health endpoint (`worker.health_address`), e.g. http://10.0.0.5:9090, whose
+    /// `/plugins` the Plugins view shows; repeat for each worker (plain HTTP).
+    #[arg(long = "worker", env = "MLX_UI_WORKERS", value_delimiter = ',')]
+    pub workers: Vec<url::Url>,
 }
 
 /// What every request handler shares.
@@ -42,6 +47,7 @@ pub(crate) struct Ui {
     /// Prefix of a run's page in Temporal's UI (namespace included), or empty.
     pub temporal_ui: String,
     pub artifacts_dir: Option<std::path::PathBuf>,
+    pub workers: Vec<url::Url>,
 }
 
 /// A secret of 244 random bits (two v4 UUIDs), as text fit for a URL and a header.
@@ -88,6 +94,7 @@ pub async fn run(args: UiArgs) -> Result<ExitCode, CliError> {
         csrf: secret(),
         temporal_ui,
         artifacts_dir: args.artifacts_dir,
+        workers: args.workers,
     });
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await

@@ -15,6 +15,7 @@ let selected = null;
 let curves = new Map();
 let outputs = new Map();
 let expanded = new Map();
+let drafts = new Map();
 
 function el(tag, attrs, ...children) {
   const node = document.createElement(tag);
@@ -89,6 +90,51 @@ async function showRuns(params) {
     if (!data.runs.length) body.replaceChildren(el("tr", {}, el("td", { colspan: 5, class: "muted" }, "no runs")));
   };
   await poll(refresh, 5000);
+}
+
+// Schedules and plugins ----------------------------------------------------------------------
+
+const runLink = (id) => el("a", { href: `#/run/${encodeURIComponent(id)}` }, id);
+
+async function showSchedules() {
+  const body = el("tbody");
+  view.replaceChildren(el("h1", {}, "Schedules"), el("table", { id: "schedules" },
+    el("thead", {}, el("tr", {}, ...["Schedule", "Times", "Paused", "Next runs", "Recent runs"].map((h) => el("th", {}, h)))),
+    body));
+  await poll(async () => {
+    const data = await api("/api/schedules");
+    body.replaceChildren(...data.schedules.map((s) => el("tr", { "data-schedule": s.id },
+      el("td", {}, s.id), el("td", {}, s.times || ""),
+      el("td", {}, s.paused ? `yes${s.note ? ` (${s.note})` : ""}` : "no"),
+      el("td", {}, ...s.next_ms.map((t) => el("div", {}, time(t)))),
+      el("td", {}, ...s.recent.slice(-5).reverse().map((r) => el("div", {}, runLink(r.workflow_id), " ", el("span", { class: "muted" }, time(r.started_ms))))))));
+    if (!data.schedules.length) body.replaceChildren(el("tr", {}, el("td", { colspan: 5, class: "muted" }, "no pipeline schedules")));
+  }, 10000);
+}
+
+async function showPlugins() {
+  const list = el("div", { id: "plugins" });
+  view.replaceChildren(el("h1", {}, "Plugins"), list);
+  await poll(async () => {
+    const data = await api("/api/plugins");
+    if (!data.workers.length) {
+      list.replaceChildren(el("p", { class: "muted" }, "No workers given: start the page with --worker http://HOST:PORT (a worker's health_address)."));
+      return;
+    }
+    const operation = (o) => el("details", {},
+      el("summary", {}, o.name),
+      el("div", { class: "muted" }, o.description),
+      el("pre", {}, JSON.stringify(o.input_schema, null, 2)));
+    const plugin = (p) => el("tr", { "data-plugin": p.name },
+      el("td", {}, el("strong", {}, p.name), " ", p.version, el("div", { class: "muted" }, p.description)),
+      el("td", { class: "muted" }, p.digest),
+      el("td", {}, ...p.operations.map(operation)));
+    const worker = (w) => el("div", { class: "panel", "data-worker": w.worker },
+      el("h2", {}, w.worker),
+      w.error ? el("p", { class: "error" }, w.error)
+        : el("table", {}, el("tbody", {}, ...(w.plugins || []).map(plugin))));
+    list.replaceChildren(...data.workers.map(worker));
+  }, 60000);
 }
 
 // A run --------------------------------------------------------------------------------------
@@ -240,7 +286,10 @@ function stepPanel(run, step) {
   }
   const actions = el("div", { class: "actions" });
   if (step.status === "waiting_approval") {
-    const comment = el("textarea", { id: "comment", placeholder: "comment (optional)" });
+    // What a person typed survives the once-a-second redraw.
+    const comment = el("textarea", { id: "comment", placeholder: "comment (optional)",
+      on: { input: (e) => drafts.set(step.id, e.target.value) } });
+    comment.value = drafts.get(step.id) || "";
     panel.append(el("h2", {}, "Approval"), comment);
     actions.append(
       el("button", { class: "primary", id: "approve", on: { click: () => act(run, { action: "approve", step: step.id, comment: comment.value }) } }, "Approve"),
@@ -328,6 +377,8 @@ function route() {
   const [path, query] = hash.split("?");
   const m = path.match(/^\/run\/(.+)$/);
   if (m) showRun(decodeURIComponent(m[1]));
+  else if (path === "/schedules") showSchedules();
+  else if (path === "/plugins") showPlugins();
   else showRuns(new URLSearchParams(query || ""));
 }
 
