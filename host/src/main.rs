@@ -8,7 +8,7 @@ use mlx_worker::{
         self, CliError, pipeline::PipelineArgs, plugin::PluginArgs, registry::RegistryArgs,
         schedule::ScheduleArgs, ui::UiArgs,
     },
-    config::{ConfigError, Settings, run_args::RunArgs},
+    config::{ConfigError, Settings, run_args::RunArgs, watch::ConfigWatch},
     daemon::{
         self, DaemonError, Stopped,
         dev::{self, DevArgs},
@@ -108,8 +108,9 @@ fn main() -> ExitCode {
                 return ExitCode::SUCCESS;
             }
             let log_format = cli.log_format;
+            let config = args.config.clone();
             let reread = move || args.settings(log_format);
-            tokio.block_on(run(settings, reread))
+            tokio.block_on(run(settings, reread, config))
         }
         (Command::Dev(args), Some(settings)) => {
             let stopped = tokio.block_on(dev::run(*args, settings, shutdown_signal()));
@@ -137,36 +138,51 @@ fn main() -> ExitCode {
 async fn run(
     settings: Settings,
     reread: impl Fn() -> Result<Settings, ConfigError> + Send + 'static,
+    config: Option<std::path::PathBuf>,
 ) -> ExitCode {
     let (reloads, rx) = tokio::sync::mpsc::channel(1);
-    tokio::spawn(reload_on_sighup(reread, reloads));
+    tokio::spawn(reload_when_asked(reread, reloads, config));
     exit_code(daemon::run_with(settings, shutdown_signal(), rx).await)
 }
 
-/// SIGHUP re-reads the configuration (file, flags, environment, as at start) and hands it to
-/// the daemon; one that no longer resolves is reported and the worker goes on as it was.
-async fn reload_on_sighup(
+/// SIGHUP, or a change of the `--config` file, re-reads the configuration (file, flags,
+/// environment, as at start) and hands it to the daemon; one that no longer resolves is
+/// reported and the worker goes on as it was.
+async fn reload_when_asked(
     reread: impl Fn() -> Result<Settings, ConfigError>,
     reloads: tokio::sync::mpsc::Sender<Settings>,
+    config: Option<std::path::PathBuf>,
 ) {
     use tokio::signal::unix::{SignalKind, signal};
     let mut hangup = match signal(SignalKind::hangup()) {
-        Ok(s) => s,
+        Ok(s) => Some(s),
         Err(e) => {
             tracing::warn!("SIGHUP will not reload the configuration: {e}");
-            return;
+            None
         }
     };
-    while hangup.recv().await.is_some() {
+    let mut watch = config.as_deref().and_then(|path| {
+        ConfigWatch::start(path)
+            .inspect_err(|e| {
+                tracing::warn!(file = %path.display(), "changes to the configuration file will not be noticed (SIGHUP still reloads it): {e}")
+            })
+            .ok()
+    });
+    loop {
+        let why = tokio::select! {
+            Some(()) = async { hangup.as_mut()?.recv().await } => "SIGHUP",
+            Some(()) = async { watch.as_mut()?.changed().await } => "the configuration file changed",
+            else => return,
+        };
         match reread() {
             Ok(settings) => {
-                tracing::info!("SIGHUP: configuration re-read");
+                tracing::info!("{why}: configuration re-read");
                 if reloads.send(settings).await.is_err() {
                     return;
                 }
             }
             Err(e) => tracing::error!(
-                "SIGHUP: the configuration does not resolve, nothing changed; fix it and \
+                "{why}: the configuration does not resolve, nothing changed; fix it and \
                  reload again: {e}"
             ),
         }

@@ -14,6 +14,7 @@ use std::{
 use serde::{Deserialize, Serialize};
 
 pub mod run_args;
+pub mod watch;
 
 use crate::daemon::telemetry::LogFormat;
 

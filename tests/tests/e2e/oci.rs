@@ -300,14 +300,20 @@ fn write_refs(config: &Path, refs: &[&str]) {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn sighup_pulls_a_changed_plugin_ref_list_and_the_worker_serves_it() -> anyhow::Result<()> {
+async fn a_changed_plugin_ref_list_is_pulled_on_sighup_and_when_the_file_changes()
+-> anyhow::Result<()> {
     let registry = OciRegistry::start().await?;
     let (_first, testkit) = push_testkit(&registry, "e2e/hup-testkit", "v1");
     let (_second, contract) = push_component("contract_rust", &registry, "e2e/hup-contract", "v1");
     let server = shared_server().await?;
     let dir = tempfile::tempdir()?;
+    // The worker's --config is a link into another directory, which it does not watch: an edit
+    // of the target is seen only on SIGHUP. Replacing the link is a change it sees by itself.
+    let elsewhere = tempfile::tempdir()?;
+    let target = elsewhere.path().join("real.toml");
+    write_refs(&target, &[&testkit]);
     let config = dir.path().join("worker.toml");
-    write_refs(&config, &[&testkit]);
+    std::os::unix::fs::symlink(&target, &config)?;
     let plugins = tempfile::tempdir()?;
     let docker_config = tempfile::tempdir()?;
     let worker = WorkerProcess::start_with(
@@ -327,7 +333,7 @@ async fn sighup_pulls_a_changed_plugin_ref_list_and_the_worker_serves_it() -> an
 
     // The list now names only the contract plugin: it is pulled and served, and testkit, which
     // the list dropped, is removed and no longer served.
-    write_refs(&config, &[&contract]);
+    write_refs(&target, &[&contract]);
     worker.reload();
     let served = mlx_e2e::eventually(
         Duration::from_secs(120),
@@ -353,6 +359,21 @@ async fn sighup_pulls_a_changed_plugin_ref_list_and_the_worker_serves_it() -> an
         files_in(plugins.path()),
         ["contract-rust.toml", "contract-rust.wasm"]
     );
+
+    // No signal this time: the link is replaced (renamed over, as a mounted ConfigMap's is),
+    // and the worker notices.
+    let next = elsewhere.path().join("next.toml");
+    write_refs(&next, &[&contract, &testkit]);
+    let staged = dir.path().join("..data_tmp");
+    std::os::unix::fs::symlink(&next, &staged)?;
+    std::fs::rename(&staged, &config)?;
+    let back = mlx_e2e::eventually(Duration::from_secs(120), "testkit served again", || async {
+        echo_via(&worker, "testkit").await.ok()?.ok()
+    })
+    .await?;
+    assert_eq!(back["input"]["value"], "testkit");
+    let still = echo_via(&worker, "contract-rust").await?;
+    assert_eq!(still.map_err(anyhow::Error::msg)?["value"], "contract-rust");
     Ok(())
 }
 

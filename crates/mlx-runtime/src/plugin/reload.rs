@@ -150,7 +150,8 @@ fn component_for(dir: &Path, path: &Path) -> Option<PathBuf> {
     registry::is_component_file(&wasm).then_some(wasm)
 }
 
-fn is_content_change(kind: &EventKind) -> bool {
+/// Whether a watch event may have changed a file's content (not a read, not metadata).
+pub fn is_content_change(kind: &EventKind) -> bool {
     match kind {
         EventKind::Create(_) | EventKind::Remove(_) => true,
         EventKind::Modify(ModifyKind::Metadata(_)) => false,
