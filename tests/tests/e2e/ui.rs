@@ -233,11 +233,16 @@ async fn plots_loaded(browser: &Browser) -> anyhow::Result<(bool, usize)> {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn the_example_training_run_shows_its_evaluation_plots_inline() -> anyhow::Result<()> {
+async fn the_example_training_run_shows_its_loss_curve_and_evaluation_plots_inline()
+-> anyhow::Result<()> {
     let (worker, client, _plugins) = crate::pipeline::training_worker().await?;
     let server = shared_server().await?;
     let id = unique("ui-training");
-    start(&client, &worker, &id, crate::pipeline::training(0.9)?).await?;
+    // Gradient boosting: a loss by round, so a loss curve (the forest has none).
+    let mut spec = crate::pipeline::training(0.9)?;
+    spec["params"]["model"] = json!({"family": "gradient_boosting",
+        "hyperparameters": {"n_estimators": 40, "learning_rate": 0.2, "max_depth": 3, "seed": 7}});
+    start(&client, &worker, &id, spec).await?;
     let artifacts = worker.artifacts.path().to_str().unwrap();
     let ui = UiProcess::start_with(server, &["--artifacts-dir", artifacts]).await?;
     let browser = Browser::start().await?;
@@ -261,6 +266,22 @@ async fn the_example_training_run_shows_its_evaluation_plots_inline() -> anyhow:
         "confusion matrix and ROC curve at least: {count}"
     );
     browser.screenshot("run-evaluate-plots").await?;
+
+    // The training step's loss curve, drawn by the trainer, inline too.
+    browser
+        .click("g.node[data-step=\"train\"] rect", LIMIT)
+        .await?;
+    browser
+        .wait_for("#output img.plot[alt*=\"loss\"]", LIMIT)
+        .await?;
+    eventually(LIMIT, "the loss curve to load", || async {
+        plots_loaded(&browser)
+            .await
+            .ok()
+            .filter(|(ok, n)| *ok && *n >= 1)
+    })
+    .await?;
+    browser.screenshot("run-loss-curve").await?;
 
     // Served only as pictures of this run: the model itself is not, nor a way out.
     let (status, _) = http_get(
