@@ -92,6 +92,21 @@ impl Browser {
         .await
     }
 
+    /// The text of what `css` matches once it contains `part` (found again each try, as the
+    /// page redraws).
+    pub async fn text_with(
+        &self,
+        css: &str,
+        part: &str,
+        limit: Duration,
+    ) -> anyhow::Result<String> {
+        eventually(limit, &format!("{css} containing {part:?}"), || async {
+            let element = self.client.find(Locator::Css(css)).await.ok()?;
+            element.text().await.ok().filter(|t| t.contains(part))
+        })
+        .await
+    }
+
     /// Saves a screenshot as `target/ui-screenshots/NAME.png` (a test artifact).
     pub async fn screenshot(&self, name: &str) -> anyhow::Result<PathBuf> {
         let dir = workspace_root().join("target/ui-screenshots");

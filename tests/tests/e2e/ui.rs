@@ -151,6 +151,12 @@ async fn a_person_watches_the_dag_and_approves_the_gate_in_a_real_browser() -> a
     assert!(page.find(Locator::Css("#injected")).await.is_err());
     assert!(page.find(Locator::Css("#note img")).await.is_err());
     assert_ne!(page.title().await?, "pwned");
+    // The step as the run's history has it: its resolved input and the attempt that ended it.
+    let attempts = browser.text_with("#attempts", "failed", LIMIT).await?;
+    assert!(attempts.contains("noisy"), "{attempts}");
+    let input = browser.text_with("#input", "permanent", LIMIT).await?;
+    assert!(input.contains("onerror"), "shown as text: {input}");
+    assert!(page.find(Locator::Css("#injected")).await.is_err());
 
     // Without the page's CSRF value an action is refused, whatever the cookie.
     let approve = json!({"id": id, "action": "approve", "step": "gate"});

@@ -181,6 +181,13 @@ async fn answer(ui: &Ui, req: Request<Incoming>) -> Answer {
             ),
         },
         (&Method::GET, "/api/plugins") => super::catalog::plugins(ui).await,
+        (&Method::GET, "/api/step") => match (query_param(&req, "id"), query_param(&req, "step")) {
+            (Some(id), Some(step)) => super::step::step(ui, &id, &step).await,
+            _ => json(
+                StatusCode::BAD_REQUEST,
+                &serde_json::json!({"error": "?id=WORKFLOW_ID&step=STEP"}),
+            ),
+        },
         (&Method::GET, "/api/schedules") => super::catalog::schedules(ui).await,
         (&Method::GET, "/api/output") => {
             match (query_param(&req, "id"), query_param(&req, "step")) {

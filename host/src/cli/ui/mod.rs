@@ -18,6 +18,7 @@ mod api;
 mod catalog;
 mod files;
 mod http;
+mod step;
 
 #[derive(Debug, clap::Args)]
 pub struct UiArgs {

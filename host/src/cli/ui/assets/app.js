@@ -16,6 +16,8 @@ let curves = new Map();
 let outputs = new Map();
 let expanded = new Map();
 let drafts = new Map();
+// What the run's history says of a step, fetched again only when its state or attempt changes.
+let histories = new Map();
 
 function el(tag, attrs, ...children) {
   const node = document.createElement(tag);
@@ -262,6 +264,27 @@ function outputSection(run, step) {
   return section;
 }
 
+function historySection(run, step) {
+  const section = el("div", { id: "history" });
+  const version = `${step.status}/${step.attempt}/${(step.items || []).length}`;
+  const known = histories.get(step.id);
+  if (!known || known.version !== version) {
+    histories.set(step.id, { version, rows: known ? known.rows : null });
+    api(`/api/step?id=${encodeURIComponent(run.workflow_id)}&step=${encodeURIComponent(step.id)}`)
+      .then((answer) => { histories.set(step.id, { version, rows: answer.activities }); if (lastRun) render(lastRun); })
+      .catch(() => {});
+  }
+  const rows = (histories.get(step.id) || {}).rows;
+  if (!rows || !rows.length) return section;
+  section.append(el("h2", {}, "Input"), el("pre", { id: "input" }, JSON.stringify(rows[0].input, null, 2)));
+  section.append(el("h2", {}, "Attempts"), el("table", { id: "attempts" },
+    el("thead", {}, el("tr", {}, ...["Activity", "Attempt", "Worker", "Started", "Outcome", "Message"].map((h) => el("th", {}, h)))),
+    el("tbody", {}, ...rows.map((r) => el("tr", {},
+      el("td", {}, r.activity_id), el("td", {}, r.attempt ?? ""), el("td", {}, r.worker ?? ""),
+      el("td", {}, time(r.started_ms)), el("td", {}, r.outcome), el("td", {}, r.message ?? ""))))));
+  return section;
+}
+
 function stepPanel(run, step) {
   if (!step) return el("div", { class: "panel muted" }, "Click a step to see it.");
   const rows = [
@@ -280,6 +303,7 @@ function stepPanel(run, step) {
   const points = curves.get(step.id);
   if (points && points.length) panel.append(el("h2", {}, "Training loss"), lossChart(points));
   if (step.status === "succeeded" && step.output_ref) panel.append(outputSection(run, step));
+  if (!step.kind.startsWith("approval")) panel.append(historySection(run, step));
   if (step.items) {
     panel.append(el("h2", {}, "Items"), el("table", {}, el("tbody", {}, ...step.items.map((it, i) =>
       el("tr", {}, el("td", {}, String(i)), el("td", {}, JSON.stringify(it.item)), el("td", {}, badge(it.status)), el("td", {}, it.note || ""))))));
@@ -352,6 +376,7 @@ async function showRun(id) {
   selected = null;
   curves = new Map();
   outputs = new Map();
+  histories = new Map();
   await poll(() => refreshRun(id), 1000);
 }
 
