@@ -107,6 +107,23 @@ async fn a_person_watches_the_dag_and_approves_the_gate_in_a_real_browser() -> a
     let server = shared_server().await?;
     let id = unique("ui-demo");
     let run = start(&client, &worker, &id, spec()).await?;
+    // A run that fails at its second step, for the runs list's failing step.
+    let failing_id = unique("ui-fails");
+    let failing = start(
+        &client,
+        &worker,
+        &failing_id,
+        json!({"name": "ui-fails", "steps": [
+            echo("first", &[], json!({})),
+            {"id": "breaks", "plugin": "testkit", "operation": "fail", "depends_on": ["first"],
+             "input": {"kind": "permanent", "message": "boom"}}
+        ]}),
+    )
+    .await?;
+    let ended = failing
+        .get_result(temporalio_client::WorkflowGetResultOptions::default())
+        .await;
+    assert!(ended.is_err(), "the run fails");
     let ui = UiProcess::start(server).await?;
     let browser = Browser::start().await?;
     let page = &browser.client;
@@ -114,10 +131,16 @@ async fn a_person_watches_the_dag_and_approves_the_gate_in_a_real_browser() -> a
     // The printed address carries the token once; the page then lives on its cookie.
     page.goto(&format!("http://{}/?token={TOKEN}", ui.address))
         .await?;
-    let row = browser
-        .wait_for(&format!("tr[data-run=\"{id}\"]"), LIMIT)
+    browser
+        .text_with(&format!("tr[data-run=\"{id}\"]"), "ui-demo", LIMIT)
         .await?;
-    assert!(row.text().await?.contains("ui-demo"));
+    browser
+        .text_with(
+            &format!("tr[data-run=\"{failing_id}\"] td.failing"),
+            "breaks",
+            LIMIT,
+        )
+        .await?;
     browser.screenshot("runs").await?;
 
     page.goto(&format!("http://{}/#/run/{id}", ui.address))
@@ -142,12 +165,7 @@ async fn a_person_watches_the_dag_and_approves_the_gate_in_a_real_browser() -> a
 
     // The hostile note is text: no element was made from it, and its handler never ran.
     browser.click(noisy, LIMIT).await?;
-    let note = browser.wait_for("#note", LIMIT).await?;
-    assert!(
-        note.text().await?.contains(HOSTILE),
-        "{}",
-        note.text().await?
-    );
+    browser.text_with("#note", HOSTILE, LIMIT).await?;
     assert!(page.find(Locator::Css("#injected")).await.is_err());
     assert!(page.find(Locator::Css("#note img")).await.is_err());
     assert_ne!(page.title().await?, "pwned");
@@ -348,20 +366,15 @@ async fn schedules_and_the_plugins_workers_serve_are_listed() -> anyhow::Result<
         .await?;
     page.goto(&format!("http://{}/#/schedules", ui.address))
         .await?;
-    let row = browser
-        .wait_for(&format!("tr[data-schedule=\"{schedule}\"]"), LIMIT)
-        .await?;
-    let text = row.text().await?;
-    assert!(text.contains("1h"), "{text}");
+    let row = format!("tr[data-schedule=\"{schedule}\"]");
+    let text = browser.text_with(&row, "1h", LIMIT).await?;
     assert!(text.contains("no"), "not paused: {text}");
 
     page.goto(&format!("http://{}/#/plugins", ui.address))
         .await?;
-    let testkit = browser
-        .wait_for("tr[data-plugin=\"testkit\"]", LIMIT)
+    let text = browser
+        .text_with("tr[data-plugin=\"testkit\"]", "sha256:", LIMIT)
         .await?;
-    let text = testkit.text().await?;
-    assert!(text.contains("sha256:"), "{text}");
     assert!(text.contains("echo"), "its operations: {text}");
     browser.screenshot("plugins").await?;
     browser.close().await?;

@@ -111,7 +111,16 @@ pub(super) async fn runs(ui: &Ui, params: &[(String, String)]) -> Answer {
     }
     let wanted = param("pipeline").map(|p| p.to_lowercase());
     match list(&ui.client, &query, wanted.as_deref()).await {
-        Ok(runs) => json(StatusCode::OK, &json!({ "runs": runs })),
+        Ok(mut runs) => {
+            for run in runs.iter_mut().filter(|r| r["state"] == "failed") {
+                let (id, run_id) = (run["workflow_id"].clone(), run["run_id"].clone());
+                let (Some(id), Some(run_id)) = (id.as_str(), run_id.as_str()) else {
+                    continue;
+                };
+                run["failing_step"] = json!(super::step::failing_step_of(ui, id, run_id).await);
+            }
+            json(StatusCode::OK, &json!({ "runs": runs }))
+        }
         Err(e) => error(StatusCode::BAD_GATEWAY, format!("listing runs: {e}")),
     }
 }

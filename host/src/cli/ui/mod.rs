@@ -49,6 +49,8 @@ pub(crate) struct Ui {
     pub temporal_ui: String,
     pub artifacts_dir: Option<std::path::PathBuf>,
     pub workers: Vec<url::Url>,
+    /// Failed runs' failing steps, by run id (step.rs).
+    pub failing: std::sync::Mutex<std::collections::HashMap<String, Option<String>>>,
 }
 
 /// A secret of 244 random bits (two v4 UUIDs), as text fit for a URL and a header.
@@ -96,6 +98,7 @@ pub async fn run(args: UiArgs) -> Result<ExitCode, CliError> {
         temporal_ui,
         artifacts_dir: args.artifacts_dir,
         workers: args.workers,
+        failing: Default::default(),
     });
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await

@@ -7,7 +7,7 @@
 use base64::Engine;
 use hyper::StatusCode;
 use serde_json::{Value, json};
-use temporalio_client::WorkflowFetchHistoryOptions;
+use temporalio_client::{HistoryEventFilterType, WorkflowFetchHistoryOptions};
 
 use super::{
     Ui,
@@ -90,6 +90,64 @@ pub(super) fn activities(events: &[Value], step: &str) -> Vec<Value> {
     found.into_iter().map(|(_, row)| row).collect()
 }
 
+/// The step a failed run failed on, from its close event: the workflow fails with the run's
+/// status as the failure's details, and the first failed step there is the one.
+pub(super) fn failing_step(close: &[Value]) -> Option<String> {
+    let failed = close.first()?["attributes"].get("WorkflowExecutionFailedEventAttributes")?;
+    // The failure's oneof is spelled by the history's JSON form (`applicationFailureInfo`,
+    // `application_failure_info`, or under `failure_info`): found by name, whichever it is.
+    let info = find_key(&failed["failure"], "applicationfailureinfo")?;
+    let status = payload(&info["details"]);
+    status["steps"]
+        .as_array()?
+        .iter()
+        .find(|s| s["status"] == "failed")
+        .and_then(|s| s["id"].as_str())
+        .map(str::to_string)
+}
+
+/// The first value under `value` whose key, lowercased without `_`, is `key`.
+fn find_key<'a>(value: &'a Value, key: &str) -> Option<&'a Value> {
+    let object = value.as_object()?;
+    for (k, v) in object {
+        if k.replace('_', "").to_lowercase() == key {
+            return Some(v);
+        }
+    }
+    object.values().find_map(|v| find_key(v, key))
+}
+
+/// [`failing_step`] of run `id`, asked of the server once per run: a closed run's history no
+/// longer changes. At most [`FAILING_CACHE`] answers are kept.
+pub(super) async fn failing_step_of(ui: &Ui, id: &str, run_id: &str) -> Option<String> {
+    if let Some(known) = ui.failing.lock().ok()?.get(run_id) {
+        return known.clone();
+    }
+    let handle = ui
+        .client
+        .get_workflow_handle::<PipelineWorkflow>(id.to_string());
+    let options = WorkflowFetchHistoryOptions::builder()
+        .event_filter_type(HistoryEventFilterType::CloseEvent)
+        .build();
+    let bytes = handle.fetch_history(options).to_json().await.ok()?;
+    let history: Value = serde_json::from_slice(&bytes).ok()?;
+    let step = failing_step(
+        history["events"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default(),
+    );
+    let mut cache = ui.failing.lock().ok()?;
+    if cache.len() >= FAILING_CACHE {
+        cache.clear();
+    }
+    cache.insert(run_id.to_string(), step.clone());
+    step
+}
+
+/// Failed runs whose failing step is remembered (a few hundred bytes each).
+const FAILING_CACHE: usize = 10_000;
+
 pub(super) async fn step(ui: &Ui, id: &str, step: &str) -> Answer {
     let handle = ui
         .client
@@ -152,5 +210,27 @@ mod tests {
         assert_eq!(row["outcome"], "failed");
         assert_eq!(row["message"], "<b>boom</b>");
         assert_eq!(row["ended_ms"], 1_796_083_204_000i64);
+    }
+
+    #[test]
+    fn a_failed_runs_close_event_names_its_failing_step() {
+        let status = json!({"steps": [{"id": "extract", "status": "succeeded"},
+                                      {"id": "train", "status": "failed"},
+                                      {"id": "register", "status": "skipped"}]});
+        let close = vec![
+            json!({"attributes": {"WorkflowExecutionFailedEventAttributes": {
+            "failure": {"application_failure_info": {"details": {"payloads": [
+                {"data": b64(status.clone())}]}}}}}}),
+        ];
+        assert_eq!(failing_step(&close).as_deref(), Some("train"));
+        let nested = vec![
+            json!({"attributes": {"WorkflowExecutionFailedEventAttributes": {
+            "failure": {"message": "x", "failure_info": {"ApplicationFailureInfo": {"details":
+                {"payloads": [{"data": b64(status)}]}}}}}}}),
+        ];
+        assert_eq!(failing_step(&nested).as_deref(), Some("train"));
+        let completed =
+            vec![json!({"attributes": {"WorkflowExecutionCompletedEventAttributes": {}}})];
+        assert_eq!(failing_step(&completed), None);
     }
 }

@@ -78,7 +78,7 @@ async function showRuns(params) {
   const body = el("tbody");
   view.replaceChildren(el("h1", {}, "Runs"), el("div", { class: "filters" }, pipeline, state),
     el("table", { id: "runs" },
-      el("thead", {}, el("tr", {}, ...["Run", "Pipeline", "State", "Started", "Duration"].map((h) => el("th", {}, h)))),
+      el("thead", {}, el("tr", {}, ...["Run", "Pipeline", "State", "Started", "Duration", "Failing step"].map((h) => el("th", {}, h)))),
       body));
   const refresh = async () => {
     const q = new URLSearchParams({ pipeline: pipeline.value, state: state.value });
@@ -88,8 +88,9 @@ async function showRuns(params) {
       el("td", {}, r.pipeline),
       el("td", {}, badge(r.state)),
       el("td", {}, time(r.start_ms)),
-      el("td", {}, duration(r.start_ms, r.close_ms)))));
-    if (!data.runs.length) body.replaceChildren(el("tr", {}, el("td", { colspan: 5, class: "muted" }, "no runs")));
+      el("td", {}, duration(r.start_ms, r.close_ms)),
+      el("td", { class: "failing" }, r.failing_step || ""))));
+    if (!data.runs.length) body.replaceChildren(el("tr", {}, el("td", { colspan: 6, class: "muted" }, "no runs")));
   };
   await poll(refresh, 5000);
 }
