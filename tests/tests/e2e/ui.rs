@@ -391,3 +391,39 @@ async fn schedules_and_the_plugins_workers_serve_are_listed() -> anyhow::Result<
     assert!(deleted.status.success(), "{}", mlx_e2e::printed(&deleted));
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_page_opened_mid_training_draws_the_rounds_before_it_from_the_journal()
+-> anyhow::Result<()> {
+    let (worker, client, _plugins) = crate::pipeline::training_worker().await?;
+    let server = shared_server().await?;
+    let id = unique("ui-journal");
+    // Many cheap rounds, a checkpoint every 10: long enough to open the page while it trains.
+    let mut spec = crate::pipeline::training(0.9)?;
+    spec["params"]["model"] = json!({"family": "gradient_boosting",
+        "hyperparameters": {"n_estimators": 3000, "learning_rate": 0.01, "max_depth": 2, "seed": 7}});
+    start(&client, &worker, &id, spec).await?;
+    let artifacts = worker.artifacts.path().to_str().unwrap();
+    let ui = UiProcess::start_with(server, &["--artifacts-dir", artifacts]).await?;
+    let browser = Browser::start().await?;
+    let page = &browser.client;
+    page.goto(&format!("http://{}/?token={TOKEN}", ui.address))
+        .await?;
+    page.goto(&format!("http://{}/#/run/{id}", ui.address))
+        .await?;
+    let running = "g.node[data-step=\"train\"][data-state=\"running\"] rect";
+    browser.wait_for(running, Duration::from_secs(300)).await?;
+    browser.click(running, LIMIT).await?;
+    // Heartbeats reach the server about once per 48 s here (0.8 x heartbeat_secs 60), so
+    // twenty points within seconds come from the checkpoint journal.
+    let points = eventually(LIMIT, "the journal's rounds drawn", || async {
+        let curve = page.find(Locator::Css("svg.curve")).await.ok()?;
+        let n: usize = curve.attr("data-points").await.ok()??.parse().ok()?;
+        (n >= 20).then_some(n)
+    })
+    .await?;
+    assert!(points >= 20);
+    browser.screenshot("run-training-live").await?;
+    browser.close().await?;
+    Ok(())
+}

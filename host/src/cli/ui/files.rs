@@ -32,6 +32,20 @@ fn content_type(path: &Path) -> Option<&'static str> {
 /// The host file `/artifacts/...` of run `id` names, if it is a picture inside the run's
 /// directory (checked after symlinks are resolved).
 pub(super) fn resolve(root: &Path, id: &str, guest: &str) -> Result<PathBuf, &'static str> {
+    resolve_if(root, id, guest, |rest| {
+        content_type(rest)
+            .map(|_| ())
+            .ok_or("only .svg and .png files are served")
+    })
+}
+
+/// [`resolve`] for any file `allowed` accepts (by its path under `/artifacts/`).
+fn resolve_if(
+    root: &Path,
+    id: &str,
+    guest: &str,
+    allowed: impl Fn(&Path) -> Result<(), &'static str>,
+) -> Result<PathBuf, &'static str> {
     let rest = guest
         .strip_prefix("/artifacts/")
         .ok_or("only files under /artifacts/ are served")?;
@@ -39,7 +53,7 @@ pub(super) fn resolve(root: &Path, id: &str, guest: &str) -> Result<PathBuf, &'s
     if !rest.components().all(|c| matches!(c, Component::Normal(_))) {
         return Err("a plain path under /artifacts/, without `..`");
     }
-    content_type(rest).ok_or("only .svg and .png files are served")?;
+    allowed(rest)?;
     let run = root.join(workflow_dir_name(id));
     let real_run = run.canonicalize().map_err(|_| "no such run directory")?;
     let real = run.join(rest).canonicalize().map_err(|_| "no such file")?;
@@ -47,6 +61,51 @@ pub(super) fn resolve(root: &Path, id: &str, guest: &str) -> Result<PathBuf, &'s
         return Err("the file leads out of the run's directory");
     }
     Ok(real)
+}
+
+/// Most of a checkpoint journal read: its rounds carry whole trees, so a long training's journal
+/// is large; the losses are a few bytes a round.
+const MAX_JOURNAL_BYTES: u64 = 256 << 20;
+
+/// The `(round, loss)` pairs of a trainer's checkpoint journal: one JSON line per round after
+/// a header; lines without both (the header, a torn last line) are skipped.
+pub(super) fn journal_losses(text: impl std::io::BufRead) -> Vec<(u64, f64)> {
+    text.lines()
+        .map_while(Result::ok)
+        .filter_map(|line| {
+            let value: serde_json::Value = serde_json::from_str(&line).ok()?;
+            Some((value["round"].as_u64()?, value["loss"].as_f64()?))
+        })
+        .collect()
+}
+
+/// `GET /api/journal?id=RUN&path=/artifacts/.../checkpoint.jsonl`: the losses by round a
+/// training step has checkpointed so far, for the page's curve (the rounds before it opened).
+pub(super) fn journal(ui: &Ui, id: &str, guest: &str) -> Answer {
+    let Some(root) = &ui.artifacts_dir else {
+        return text(
+            StatusCode::NOT_FOUND,
+            "this page was started without --artifacts-dir\n",
+        );
+    };
+    let only_journals = |rest: &Path| match rest.file_name().and_then(|n| n.to_str()) {
+        Some("checkpoint.jsonl") => Ok(()),
+        _ => Err("only checkpoint.jsonl journals are read"),
+    };
+    let path = match resolve_if(root, id, guest, only_journals) {
+        Ok(path) => path,
+        Err(why) => return text(StatusCode::NOT_FOUND, &format!("{why}\n")),
+    };
+    let Ok(file) = std::fs::File::open(&path) else {
+        return text(StatusCode::NOT_FOUND, "unreadable\n");
+    };
+    use std::io::Read;
+    let reader = std::io::BufReader::new(file.take(MAX_JOURNAL_BYTES));
+    let rounds: Vec<serde_json::Value> = journal_losses(reader)
+        .into_iter()
+        .map(|(round, loss)| serde_json::json!({"round": round, "loss": loss}))
+        .collect();
+    super::http::json(StatusCode::OK, &serde_json::json!({ "rounds": rounds }))
 }
 
 pub(super) fn serve(ui: &Ui, id: &str, guest: &str) -> Answer {
@@ -110,5 +169,14 @@ mod tests {
         }
         // Another run's id cannot reach this run's files.
         assert!(resolve(root.path(), "../run-1", "/artifacts/eval/roc.svg").is_err());
+    }
+
+    #[test]
+    fn a_journals_losses_are_read_and_its_header_and_torn_line_skipped() {
+        let text = "{\"header\": {\"family\": \"gradient_boosting\"}}\n\
+                    {\"round\": 1, \"loss\": 0.5, \"record\": {\"trees\": []}}\n\
+                    {\"round\": 2, \"loss\": 0.25, \"record\": {}}\n\
+                    {\"round\": 3, \"lo";
+        assert_eq!(journal_losses(text.as_bytes()), [(1, 0.5), (2, 0.25)]);
     }
 }

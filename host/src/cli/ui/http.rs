@@ -198,6 +198,15 @@ async fn answer(ui: &Ui, req: Request<Incoming>) -> Answer {
                 ),
             }
         }
+        (&Method::GET, "/api/journal") => {
+            match (query_param(&req, "id"), query_param(&req, "path")) {
+                (Some(id), Some(path)) => super::files::journal(ui, &id, &path),
+                _ => text(
+                    StatusCode::BAD_REQUEST,
+                    "?id=WORKFLOW_ID&path=/artifacts/.../checkpoint.jsonl\n",
+                ),
+            }
+        }
         (&Method::GET, "/api/file") => match (query_param(&req, "id"), query_param(&req, "path")) {
             (Some(id), Some(path)) => super::files::serve(ui, &id, &path),
             _ => text(

@@ -18,6 +18,8 @@ let expanded = new Map();
 let drafts = new Map();
 // What the run's history says of a step, fetched again only when its state or attempt changes.
 let histories = new Map();
+// Per training step: when its checkpoint journal was last read, and whether it is final.
+let journals = new Map();
 
 function el(tag, attrs, ...children) {
   const node = document.createElement(tag);
@@ -237,6 +239,29 @@ function trackProgress(run) {
   }
 }
 
+// The rounds a training step checkpointed (those before the page opened included), merged
+// into its curve; read again every 10 s while it runs.
+function loadJournal(run, step) {
+  const seen = journals.get(step.id);
+  const now = Date.now();
+  if (seen && (seen.done || now - seen.at < 10000)) return;
+  journals.set(step.id, { at: now, done: false });
+  const rows = (histories.get(step.id) || {}).rows;
+  const input = (rows && rows[0] && rows[0].input) || {};
+  const progress = (run.progress || {})[step.id];
+  const dir = (input.output_dir || "/artifacts/model").replace(/\/$/, "");
+  const path = (progress && progress.checkpoint && progress.checkpoint.path) || `${dir}/checkpoint.jsonl`;
+  api(`/api/journal?id=${encodeURIComponent(run.workflow_id)}&path=${encodeURIComponent(path)}`)
+    .then((answer) => {
+      const byRound = new Map((curves.get(step.id) || []).map((p) => [p.round, p]));
+      for (const r of answer.rounds) byRound.set(r.round, r);
+      curves.set(step.id, [...byRound.values()].sort((a, b) => a.round - b.round));
+      journals.set(step.id, { at: now, done: step.status !== "running" });
+      if (lastRun) render(lastRun);
+    })
+    .catch(() => {});
+}
+
 function outputSection(run, step) {
   const key = step.id;
   const section = el("div", { id: "output" });
@@ -301,6 +326,7 @@ function stepPanel(run, step) {
   if (step.status === "running" && progress) {
     panel.append(el("h2", {}, "Progress"), el("pre", { id: "progress" }, JSON.stringify(progress)));
   }
+  if (run.files && step.kind.endsWith(".train_model") && step.status !== "pending") loadJournal(run, step);
   const points = curves.get(step.id);
   if (points && points.length) panel.append(el("h2", {}, "Training loss"), lossChart(points));
   if (step.status === "succeeded" && step.output_ref) panel.append(outputSection(run, step));
@@ -378,6 +404,7 @@ async function showRun(id) {
   curves = new Map();
   outputs = new Map();
   histories = new Map();
+  journals = new Map();
   await poll(() => refreshRun(id), 1000);
 }
 
