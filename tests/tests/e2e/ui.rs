@@ -57,6 +57,58 @@ impl UiProcess {
     }
 }
 
+impl UiProcess {
+    /// Opens `hash` (`#/run/ID`, `#/plugins`…) in `browser`, through the address with the token
+    /// first, as a person following the printed address would.
+    async fn open(&self, browser: &Browser, hash: &str) -> anyhow::Result<()> {
+        let page = &browser.client;
+        page.goto(&format!("http://{}/?token={TOKEN}", self.address))
+            .await?;
+        page.goto(&format!("http://{}/{hash}", self.address))
+            .await?;
+        Ok(())
+    }
+}
+
+/// A gradient-boosting run of the example training pipeline on a worker with the real csv and
+/// trainer plugins, and the page (with the worker's artifacts) open on it in a browser.
+struct TrainingPage {
+    id: String,
+    browser: Browser,
+    ui: UiProcess,
+    _worker: TestWorker,
+    _plugins: mlx_e2e::PluginsDir,
+}
+
+impl TrainingPage {
+    async fn open(prefix: &str, hyperparameters: Value) -> anyhow::Result<Self> {
+        let (worker, client, plugins) = crate::pipeline::training_worker().await?;
+        let server = shared_server().await?;
+        let id = unique(prefix);
+        let mut spec = crate::pipeline::training(0.9)?;
+        spec["params"]["model"] =
+            json!({"family": "gradient_boosting", "hyperparameters": hyperparameters});
+        start(&client, &worker, &id, spec).await?;
+        let artifacts = worker.artifacts.path().to_str().unwrap();
+        let ui = UiProcess::start_with(server, &["--artifacts-dir", artifacts]).await?;
+        let browser = Browser::start().await?;
+        ui.open(&browser, &format!("#/run/{id}")).await?;
+        Ok(Self {
+            id,
+            browser,
+            ui,
+            _worker: worker,
+            _plugins: plugins,
+        })
+    }
+}
+
+impl TrainingPage {
+    async fn close(self) -> anyhow::Result<()> {
+        self.browser.close().await
+    }
+}
+
 impl Drop for UiProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -259,29 +311,21 @@ async fn plots_loaded(browser: &Browser) -> anyhow::Result<(bool, usize)> {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_example_training_run_shows_its_loss_curve_and_evaluation_plots_inline()
 -> anyhow::Result<()> {
-    let (worker, client, _plugins) = crate::pipeline::training_worker().await?;
-    let server = shared_server().await?;
-    let id = unique("ui-training");
     // Gradient boosting: a loss by round, so a loss curve (the forest has none).
-    let mut spec = crate::pipeline::training(0.9)?;
-    spec["params"]["model"] = json!({"family": "gradient_boosting",
-        "hyperparameters": {"n_estimators": 40, "learning_rate": 0.2, "max_depth": 3, "seed": 7}});
-    start(&client, &worker, &id, spec).await?;
-    let artifacts = worker.artifacts.path().to_str().unwrap();
-    let ui = UiProcess::start_with(server, &["--artifacts-dir", artifacts]).await?;
-    let browser = Browser::start().await?;
+    let run = TrainingPage::open(
+        "ui-training",
+        json!({"n_estimators": 40, "learning_rate": 0.2, "max_depth": 3, "seed": 7}),
+    )
+    .await?;
+    let (browser, id) = (&run.browser, &run.id);
     let page = &browser.client;
-    page.goto(&format!("http://{}/?token={TOKEN}", ui.address))
-        .await?;
-    page.goto(&format!("http://{}/#/run/{id}", ui.address))
-        .await?;
     let training = Duration::from_secs(600);
     let evaluate = "g.node[data-step=\"evaluate\"][data-state=\"succeeded\"] rect";
     browser.wait_for(evaluate, training).await?;
     browser.click(evaluate, LIMIT).await?;
     browser.wait_for("#output img.plot", LIMIT).await?;
     let (loaded, count) = eventually(LIMIT, "the plots to load", || async {
-        plots_loaded(&browser).await.ok().filter(|(ok, _)| *ok)
+        plots_loaded(browser).await.ok().filter(|(ok, _)| *ok)
     })
     .await?;
     assert!(loaded);
@@ -299,7 +343,7 @@ async fn the_example_training_run_shows_its_loss_curve_and_evaluation_plots_inli
         .wait_for("#output img.plot[alt*=\"loss\"]", LIMIT)
         .await?;
     eventually(LIMIT, "the loss curve to load", || async {
-        plots_loaded(&browser)
+        plots_loaded(browser)
             .await
             .ok()
             .filter(|(ok, n)| *ok && *n >= 1)
@@ -309,7 +353,7 @@ async fn the_example_training_run_shows_its_loss_curve_and_evaluation_plots_inli
 
     // Served only as pictures of this run: the model itself is not, nor a way out.
     let (status, _) = http_get(
-        &ui.address,
+        &run.ui.address,
         &format!("/api/file?id={id}&path=/artifacts/../../etc/passwd"),
     )
     .await?;
@@ -333,7 +377,7 @@ async fn the_example_training_run_shows_its_loss_curve_and_evaluation_plots_inli
     browser
         .wait_for("h1 .state[data-state=\"succeeded\"]", training)
         .await?;
-    browser.close().await?;
+    run.close().await?;
     Ok(())
 }
 
@@ -362,10 +406,7 @@ async fn schedules_and_the_plugins_workers_serve_are_listed() -> anyhow::Result<
     let ui = UiProcess::start_with(server, &["--worker", &format!("http://{health}")]).await?;
     let browser = Browser::start().await?;
     let page = &browser.client;
-    page.goto(&format!("http://{}/?token={TOKEN}", ui.address))
-        .await?;
-    page.goto(&format!("http://{}/#/schedules", ui.address))
-        .await?;
+    ui.open(&browser, "#/schedules").await?;
     let row = format!("tr[data-schedule=\"{schedule}\"]");
     let text = browser.text_with(&row, "1h", LIMIT).await?;
     assert!(text.contains("no"), "not paused: {text}");
@@ -395,22 +436,14 @@ async fn schedules_and_the_plugins_workers_serve_are_listed() -> anyhow::Result<
 #[tokio::test(flavor = "multi_thread")]
 async fn a_page_opened_mid_training_draws_the_rounds_before_it_from_the_journal()
 -> anyhow::Result<()> {
-    let (worker, client, _plugins) = crate::pipeline::training_worker().await?;
-    let server = shared_server().await?;
-    let id = unique("ui-journal");
     // Many cheap rounds, a checkpoint every 10: long enough to open the page while it trains.
-    let mut spec = crate::pipeline::training(0.9)?;
-    spec["params"]["model"] = json!({"family": "gradient_boosting",
-        "hyperparameters": {"n_estimators": 3000, "learning_rate": 0.01, "max_depth": 2, "seed": 7}});
-    start(&client, &worker, &id, spec).await?;
-    let artifacts = worker.artifacts.path().to_str().unwrap();
-    let ui = UiProcess::start_with(server, &["--artifacts-dir", artifacts]).await?;
-    let browser = Browser::start().await?;
+    let run = TrainingPage::open(
+        "ui-journal",
+        json!({"n_estimators": 3000, "learning_rate": 0.01, "max_depth": 2, "seed": 7}),
+    )
+    .await?;
+    let browser = &run.browser;
     let page = &browser.client;
-    page.goto(&format!("http://{}/?token={TOKEN}", ui.address))
-        .await?;
-    page.goto(&format!("http://{}/#/run/{id}", ui.address))
-        .await?;
     let running = "g.node[data-step=\"train\"][data-state=\"running\"] rect";
     browser.wait_for(running, Duration::from_secs(300)).await?;
     browser.click(running, LIMIT).await?;
@@ -424,6 +457,6 @@ async fn a_page_opened_mid_training_draws_the_rounds_before_it_from_the_journal(
     .await?;
     assert!(points >= 20);
     browser.screenshot("run-training-live").await?;
-    browser.close().await?;
+    run.close().await?;
     Ok(())
 }

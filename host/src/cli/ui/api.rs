@@ -2,8 +2,6 @@
 //! the actions. Nothing here is cached: a page polling once a second costs what a person
 //! running `pipeline status` once a second costs.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use futures::StreamExt;
 use hyper::StatusCode;
 use serde_json::{Value, json};
@@ -18,6 +16,7 @@ use super::{
 use crate::{
     cli::{
         CliError,
+        format::millis,
         steer::{Steer, steer},
         view::look,
     },
@@ -49,11 +48,6 @@ fn state_name(status: WorkflowExecutionStatus) -> &'static str {
         WorkflowExecutionStatus::ContinuedAsNew => "continued_as_new",
         _ => "unknown",
     }
-}
-
-fn ms(time: Option<SystemTime>) -> Option<u64> {
-    time.and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-        .map(|d| d.as_millis() as u64)
 }
 
 /// The pipeline's name as `pipeline run` makes ids (`NAME-YYYYMMDDTHHMMSSZ-XXXXXX`) and
@@ -144,8 +138,8 @@ async fn list(
             "run_id": run.run_id(),
             "pipeline": name,
             "state": state_name(run.status()),
-            "start_ms": ms(run.start_time()),
-            "close_ms": ms(run.close_time()),
+            "start_ms": run.start_time().map(millis),
+            "close_ms": run.close_time().map(millis),
         }));
     }
     Ok(runs)

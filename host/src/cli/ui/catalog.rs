@@ -1,7 +1,7 @@
 //! What the page shows beside runs: the plugins workers serve (from each worker's read-only
 //! `GET /plugins` on its health endpoint) and the pipeline schedules (from Temporal).
 
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 
 use futures::StreamExt;
 use hyper::{Method, StatusCode};
@@ -13,18 +13,12 @@ use super::{
     Ui,
     http::{Answer, json},
 };
-use crate::cli::schedule_spec::summarize;
+use crate::cli::{format::millis, schedule_spec::summarize};
 
 /// How long one worker may take to say what it serves, and how much it may say.
 const WORKER_TIMEOUT: Duration = Duration::from_secs(5);
 const MAX_PLUGINS_ANSWER: usize = 8 << 20;
 const PIPELINE_WORKFLOW: &str = "PipelineWorkflow";
-
-fn ms(t: std::time::SystemTime) -> Option<u64> {
-    t.duration_since(UNIX_EPOCH)
-        .ok()
-        .map(|d| d.as_millis() as u64)
-}
 
 /// `GET /api/plugins`: each `--worker`'s answer, or why it gave none.
 pub(super) async fn plugins(ui: &Ui) -> Answer {
@@ -81,7 +75,7 @@ pub(super) async fn schedules(ui: &Ui) -> Answer {
             .filter_map(|a| {
                 let run = a.start_workflow_result.as_ref()?;
                 let at = a.actual_time.as_ref().and_then(proto_ts_to_system_time);
-                Some(json!({"workflow_id": run.workflow_id, "started_ms": at.and_then(ms)}))
+                Some(json!({"workflow_id": run.workflow_id, "started_ms": at.map(millis)}))
             })
             .collect();
         schedules.push(json!({
@@ -89,7 +83,7 @@ pub(super) async fn schedules(ui: &Ui) -> Answer {
             "times": info.and_then(|i| i.spec.as_ref()).map(summarize),
             "paused": entry.paused(),
             "note": entry.note(),
-            "next_ms": entry.future_action_times().into_iter().take(3).filter_map(ms).collect::<Vec<_>>(),
+            "next_ms": entry.future_action_times().into_iter().take(3).map(millis).collect::<Vec<_>>(),
             "recent": recent,
         }));
     }
