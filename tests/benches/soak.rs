@@ -24,7 +24,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use anyhow::{Context, ensure};
+use anyhow::Context;
 use mlx_e2e::{
     DevServer, PluginsDir, WorkerProcess, bench::release_worker, components, eventually, free_port,
     unique, workspace_root,
@@ -223,19 +223,6 @@ async fn drive(
 
 /// testkit with a custom section appended, tagged `tag`: the same code with another digest,
 /// as a rebuilt plugin would be.
-fn rebuilt_testkit(tag: &str) -> anyhow::Result<Vec<u8>> {
-    let mut bytes = std::fs::read(components().join("testkit.wasm"))?;
-    let section_name = b"mlx-soak";
-    let mut payload = vec![section_name.len() as u8];
-    payload.extend_from_slice(section_name);
-    payload.extend_from_slice(tag.as_bytes());
-    ensure!(payload.len() < 128, "one-byte LEB128 size");
-    bytes.push(0);
-    bytes.push(payload.len() as u8);
-    bytes.extend_from_slice(&payload);
-    Ok(bytes)
-}
-
 /// Renames a rebuilt testkit into place every `every` until `until`: the watcher sees one
 /// complete file, as with an operator's `install`.
 async fn reload(
@@ -251,7 +238,7 @@ async fn reload(
         next += every;
         let n = counters.reloads.load(Ordering::Relaxed) + 1;
         let tmp = plugins.join(".testkit.wasm.tmp");
-        std::fs::write(&tmp, rebuilt_testkit(&format!("reload-{n}"))?)?;
+        std::fs::write(&tmp, components::variant("testkit", &format!("reload-{n}")))?;
         std::fs::rename(&tmp, plugins.join("testkit.wasm"))?;
         counters.reloads.store(n, Ordering::Relaxed);
     }

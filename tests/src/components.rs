@@ -22,6 +22,27 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{compile_cache, host_settings, worker_binary, workspace_root};
 
+/// `bytes` of a component with a custom section (`mlx-rebuild`, holding `tag`) appended: the
+/// same code and behaviour under another digest, as a rebuilt plugin would be.
+pub fn rebuilt(mut bytes: Vec<u8>, tag: &str) -> Vec<u8> {
+    let name = b"mlx-rebuild";
+    // Section id 0, its size, then the name's length, the name and the payload; every size is
+    // below 128, so each LEB128 is one byte.
+    let size = 1 + name.len() + tag.len();
+    assert!(size < 128, "tag too long for a one-byte LEB128 size: {tag}");
+    bytes.extend_from_slice(&[0, size as u8, name.len() as u8]);
+    bytes.extend_from_slice(name);
+    bytes.extend_from_slice(tag.as_bytes());
+    bytes
+}
+
+/// The built component `name` ([`crate::components`]) [`rebuilt`] with `tag`.
+pub fn variant(name: &str, tag: &str) -> Vec<u8> {
+    let path = crate::components().join(format!("{name}.wasm"));
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    rebuilt(bytes, tag)
+}
+
 /// Newest modification time of the files directly in `dir` with one of `extensions`.
 fn newest(dir: &Path, extensions: &[&str]) -> SystemTime {
     let mut newest = SystemTime::UNIX_EPOCH;

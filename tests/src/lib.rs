@@ -738,6 +738,25 @@ pub async fn http_get(addr: &str, path: &str) -> std::io::Result<(u16, String)> 
     Ok((status, body))
 }
 
+/// In Prometheus text `text`, the sum of `name`'s series whose labels contain `filter`, or
+/// None if it has none. A name matches only whole (`name{` or `name `), so `_total` does not
+/// catch `_total_bucket`.
+pub fn metric(text: &str, name: &str, filter: &str) -> Option<f64> {
+    let mut found = None;
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let Some(rest) = line.strip_prefix(name) else {
+            continue;
+        };
+        if !(rest.starts_with('{') || rest.starts_with(' ')) || !rest.contains(filter) {
+            continue;
+        }
+        if let Some(v) = line.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()) {
+            *found.get_or_insert(0.0) += v;
+        }
+    }
+    found
+}
+
 impl Drop for WorkerProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();

@@ -4,10 +4,7 @@
 
 use std::{
     path::{Path, PathBuf},
-    sync::{
-        Arc, OnceLock,
-        atomic::{AtomicUsize, Ordering},
-    },
+    sync::{Arc, OnceLock},
     time::{Duration, Instant},
 };
 
@@ -21,6 +18,7 @@ use crate::{
     contract::{GuestError, InvocationContext},
     engine::{EngineSettings, build_engine},
     failure::InvocationError,
+    live::LiveCount,
     observer::{Observer, Outcome},
     outcome,
     plugin::{
@@ -70,7 +68,8 @@ pub struct PluginHost {
     settings: HostSettings,
     sandboxes: Arc<Sandboxes>,
     loader: Loader,
-    active: Arc<AtomicUsize>,
+    /// Guest instances alive for invocations.
+    active: LiveCount,
     /// Host file descriptors the invocations may hold between them ([`descriptor_budget`]).
     descriptors: Arc<Semaphore>,
     descriptor_budget: usize,
@@ -122,23 +121,6 @@ enum Ended<R> {
     Interrupted,
 }
 
-/// Counts an invocation as active for as long as it lives, however it ends (even when its
-/// future is dropped mid-call).
-struct ActiveGuard(Arc<AtomicUsize>);
-
-impl ActiveGuard {
-    fn new(counter: &Arc<AtomicUsize>) -> Self {
-        counter.fetch_add(1, Ordering::SeqCst);
-        Self(counter.clone())
-    }
-}
-
-impl Drop for ActiveGuard {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
 impl PluginHost {
     pub fn new(settings: HostSettings) -> wasmtime::Result<Arc<Self>> {
         let engine = build_engine(&settings.engine)?;
@@ -160,7 +142,7 @@ impl PluginHost {
             settings,
             sandboxes,
             loader,
-            active: Arc::new(AtomicUsize::new(0)),
+            active: LiveCount::default(),
             descriptors: Arc::new(Semaphore::new(
                 descriptor_budget.min(Semaphore::MAX_PERMITS),
             )),
@@ -206,7 +188,13 @@ impl PluginHost {
 
     /// Guest instances currently alive for invocations (not counting `describe` at load).
     pub fn active_invocations(&self) -> usize {
-        self.active.load(Ordering::SeqCst)
+        self.active.get()
+    }
+
+    /// Plugin versions alive: those in the registry plus replaced or removed ones whose last
+    /// invocation has not yet ended. More than the registry holds for long means a leak.
+    pub fn plugin_versions_alive(&self) -> usize {
+        self.loader.versions_alive()
     }
 
     pub fn engine(&self) -> &Engine {
@@ -330,7 +318,7 @@ impl PluginHost {
                 violations: violations.to_json(),
             });
         }
-        let _active = ActiveGuard::new(&self.active);
+        let _active = self.active.enter();
         let limits = &plugin.manifest.limits;
         let start = Instant::now();
         let deadline = deadline.map_or(start + limits.timeout, |d| d.min(start + limits.timeout));

@@ -20,6 +20,7 @@ pub mod contract;
 pub mod engine;
 pub mod failure;
 pub mod host;
+pub mod live;
 pub mod observer;
 mod outcome;
 pub mod plugin;

@@ -45,6 +45,7 @@ use metrics::PluginMetrics;
 use mlx_runtime::observer::Observer;
 
 pub mod dev;
+mod gauges;
 pub mod health;
 pub mod metrics;
 mod refs;
@@ -227,6 +228,9 @@ pub async fn run_with(
             registry.clone(),
             stop.clone().cancelled_owned(),
         ));
+    }
+    if let Some(meter) = metrics.clone() {
+        tokio::spawn(gauges::record(meter, runtime.clone(), stop.clone()));
     }
     tokio::spawn(refs::follow(
         pinned,

@@ -6,7 +6,7 @@ use plotters::prelude::*;
 
 use crate::{
     Config,
-    sample::{GAUGES, Sample},
+    sample::{GAUGES, HEAP_FREE, HEAP_IN_USE, INSTANCES, SLOTS, STICKY, Sample, TASKS, VERSIONS},
 };
 
 fn mib(bytes: u64) -> f64 {
@@ -104,6 +104,14 @@ pub fn write(
     let series = |f: &dyn Fn(&Sample) -> f64| -> Vec<(f64, f64)> {
         samples.iter().map(|s| (minutes(s), f(s))).collect()
     };
+    // A gauge the worker did not report (an older worker, another allocator) is left out.
+    let gauge_series = |k: usize, scale: f64| -> Vec<(f64, f64)> {
+        samples
+            .iter()
+            .filter_map(|s| s.gauges[k].map(|v| (minutes(s), v * scale)))
+            .collect()
+    };
+    let to_mib = 1.0 / f64::from(1 << 20);
     // When each reload happened: the first sample that counted it.
     let reload_at: Vec<f64> = samples
         .windows(2)
@@ -118,6 +126,11 @@ pub fn write(
         &[
             ("VmRSS", series(&|s| mib(s.rss))),
             ("RssAnon", series(&|s| mib(s.rss_anon))),
+            ("heap in use", gauge_series(HEAP_IN_USE, to_mib)),
+            (
+                "heap free (kept by the allocator)",
+                gauge_series(HEAP_FREE, to_mib),
+            ),
         ],
         &reload_at,
     )?;
@@ -133,6 +146,18 @@ pub fn write(
         "Worker threads",
         "threads",
         &[("threads", series(&|s| s.threads as f64))],
+        &reload_at,
+    )?;
+    plot(
+        &dir.join("alive.svg"),
+        "What the worker holds alive",
+        "count",
+        &[
+            ("tokio tasks", gauge_series(TASKS, 1.0)),
+            ("sticky workflows", gauge_series(STICKY, 1.0)),
+            ("guest instances", gauge_series(INSTANCES, 1.0)),
+            ("plugin versions", gauge_series(VERSIONS, 1.0)),
+        ],
         &reload_at,
     )?;
     plot(
@@ -179,8 +204,8 @@ pub fn write(
 
     md.push_str(
         "## Per minute (the last sample of each)\n\n\
-         | min | VmRSS MiB | RssAnon MiB | fds | threads | activities | activities/s | losses | reloads | sticky cache | activity slots used |\n\
-         | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n",
+         | min | VmRSS MiB | RssAnon MiB | heap in use MiB | heap free MiB | fds | threads | tasks | activities | activities/s | losses | reloads | sticky cache | activity slots used | instances | plugin versions |\n\
+         | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n",
     );
     let mut previous = first;
     let mut minute = 1;
@@ -195,20 +220,30 @@ pub fn write(
                 .map(|v| format!("{v:.0}"))
                 .unwrap_or_else(|| "–".into())
         };
+        let g_mib = |k: usize| {
+            s.gauges[k]
+                .map(|v| format!("{:.1}", v * to_mib))
+                .unwrap_or_else(|| "–".into())
+        };
         writeln!(
             md,
-            "| {:.1} | {:.1} | {:.1} | {} | {} | {} | {:.0} | {} | {} | {} | {} |",
+            "| {:.1} | {:.1} | {:.1} | {} | {} | {} | {} | {} | {} | {:.0} | {} | {} | {} | {} | {} | {} |",
             minutes(s),
             mib(s.rss),
             mib(s.rss_anon),
+            g_mib(HEAP_IN_USE),
+            g_mib(HEAP_FREE),
             s.fds,
             s.threads,
+            g(TASKS),
             s.activities,
             rate,
             s.losses,
             s.reloads,
-            g(0),
-            g(1),
+            g(STICKY),
+            g(SLOTS),
+            g(INSTANCES),
+            g(VERSIONS),
         )?;
         previous = s;
         minute = (s.secs / 60.0).floor() as u32 + 1;
@@ -240,6 +275,18 @@ pub fn write(
                 .map(|s| (s.activities as f64, mib(s.rss_anon)))
                 .collect::<Vec<_>>(),
         );
+        let heap_per_act = slope(
+            &after
+                .iter()
+                .filter_map(|s| s.gauges[HEAP_IN_USE].map(|v| (s.activities as f64, v * to_mib)))
+                .collect::<Vec<_>>(),
+        );
+        let heap_free_per_act = slope(
+            &after
+                .iter()
+                .filter_map(|s| s.gauges[HEAP_FREE].map(|v| (s.activities as f64, v * to_mib)))
+                .collect::<Vec<_>>(),
+        );
         let f = |v: Option<f64>, scale: f64| {
             v.map(|v| format!("{:+.2}", v * scale))
                 .unwrap_or_else(|| "–".into())
@@ -251,6 +298,8 @@ pub fn write(
              | | value |\n| --- | --- |\n\
              | VmRSS growth per 100,000 activities (least-squares slope), MiB | **{}** |\n\
              | RssAnon growth per 100,000 activities, MiB | {} |\n\
+             | heap in use, growth per 100,000 activities, MiB | {} |\n\
+             | heap free (kept by the allocator), growth per 100,000 activities, MiB | {} |\n\
              | VmRSS growth per hour (slope over time), MiB | {} |\n\
              | VmRSS growth per 100,000 activities, end − start, MiB | {:+.2} |\n",
             a.secs,
@@ -261,6 +310,8 @@ pub fn write(
             mib(b.rss) - mib(a.rss),
             f(per_act, 1e5),
             f(anon_per_act, 1e5),
+            f(heap_per_act, 1e5),
+            f(heap_free_per_act, 1e5),
             f(per_sec, 3600.0),
             if acts > 0.0 {
                 (mib(b.rss) - mib(a.rss)) / acts * 1e5
@@ -284,10 +335,9 @@ pub fn write(
          {} activities in {wall:.0} s: **{:.1} activities/s**; losses (a workflow that did \
          not end as expected): **{}**; reloads: {reloads}. Peak VmRSS {:.1} MiB; fds {}–{}, \
          threads {}–{} over the run.\n\n\
-         Not measured: heap in use (the worker uses the system allocator and exposes no \
-         allocator statistics; RssAnon, the anonymous resident memory, is the nearest \
-         outside view), and live tasks, stores or instances (no such gauge on `/metrics`).\n\n\
-         Plots: rss.svg, fds.svg, threads.svg, throughput.svg (grey lines: reloads); \
+         Plots: rss.svg (with the allocator's heap in use and free), alive.svg (tasks, \
+         sticky workflows, guest instances, plugin versions), fds.svg, threads.svg, \
+         throughput.svg (grey lines: reloads); \
          every sample: samples.csv.",
         mib(first.rss),
         mib(last.rss),

@@ -6,7 +6,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use mlx_e2e::{http_get, proc_stats::status_bytes};
+use mlx_e2e::{http_get, metric as gauge, proc_stats::status_bytes};
 
 /// What the load has done so far, shared by the drivers and the sampler.
 #[derive(Default)]
@@ -18,10 +18,10 @@ pub struct Counters {
     pub reloads: AtomicU64,
 }
 
-/// Prometheus series summed over their labels (slot gauges restricted to activities): the
-/// worker exposes no allocator statistics and no count of live stores or tasks, so these
-/// are the nearest things to "what is alive" it does expose.
-pub const GAUGES: [(&str, &str); 4] = [
+/// Prometheus series summed over their labels (slot gauges restricted to activities): what
+/// the SDK and the worker count as alive, and the allocator's own view of the heap
+/// (daemon/gauges.rs). Indexes below name the ones the report reads.
+pub const GAUGES: [(&str, &str); 9] = [
     ("temporal_sticky_cache_size", ""),
     (
         "temporal_worker_task_slots_used",
@@ -29,7 +29,19 @@ pub const GAUGES: [(&str, &str); 4] = [
     ),
     ("mlx_plugin_invocations_total", ""),
     ("mlx_plugin_reloads_total", ""),
+    ("mlx_worker_heap_in_use_bytes", ""),
+    ("mlx_worker_heap_free_bytes", ""),
+    ("mlx_worker_tasks", ""),
+    ("mlx_plugin_instances_alive", ""),
+    ("mlx_plugin_versions_alive", ""),
 ];
+pub const STICKY: usize = 0;
+pub const SLOTS: usize = 1;
+pub const HEAP_IN_USE: usize = 4;
+pub const HEAP_FREE: usize = 5;
+pub const TASKS: usize = 6;
+pub const INSTANCES: usize = 7;
+pub const VERSIONS: usize = 8;
 
 #[derive(Clone, Debug)]
 pub struct Sample {
@@ -60,24 +72,6 @@ fn threads(pid: u32) -> u64 {
                 .and_then(|v| v.trim().parse().ok())
         })
         .unwrap_or(0)
-}
-
-/// The sum of `name`'s series whose labels contain `filter`, or None if it has none. A name
-/// matches only whole (`name{` or `name `), so `_total` does not catch `_total_bucket`.
-pub fn gauge(text: &str, name: &str, filter: &str) -> Option<f64> {
-    let mut found = None;
-    for line in text.lines().filter(|l| !l.starts_with('#')) {
-        let Some(rest) = line.strip_prefix(name) else {
-            continue;
-        };
-        if !(rest.starts_with('{') || rest.starts_with(' ')) || !rest.contains(filter) {
-            continue;
-        }
-        if let Some(v) = line.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()) {
-            *found.get_or_insert(0.0) += v;
-        }
-    }
-    found
 }
 
 /// Reads once a second from `start` to `until`; a second missed on a busy machine is

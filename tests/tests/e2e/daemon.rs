@@ -337,6 +337,84 @@ async fn ready_and_metrics_count_invocations() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Waits until every `(gauge, value)` reads so on the metrics endpoint (the worker records
+/// them once a second).
+async fn gauges_read(metrics: &str, what: &str, want: &[(&str, f64)]) -> anyhow::Result<()> {
+    eventually(Duration::from_secs(60), what, || async {
+        let (_, scraped) = http_get(metrics, "/metrics").await.ok()?;
+        want.iter()
+            .all(|(name, value)| mlx_e2e::metric(&scraped, name, "") == Some(*value))
+            .then_some(())
+    })
+    .await
+}
+
+/// The gauges a soak reads to tell a leak from work left alive (issue 18): the heap and tasks
+/// are reported, and a plugin replaced mid-invocation stays alive only until that invocation
+/// ends, then its compiled component is released.
+#[tokio::test(flavor = "multi_thread")]
+async fn gauges_count_what_is_alive_and_a_replaced_plugin_is_released() -> anyhow::Result<()> {
+    let server = shared_server().await?;
+    let o = observed(server, &[]).await?;
+    echo_on(server, &o.worker, 1).await?;
+    gauges_read(
+        &o.metrics,
+        "one version, no instance",
+        &[
+            ("mlx_plugin_versions_alive", 1.0),
+            ("mlx_plugin_instances_alive", 0.0),
+        ],
+    )
+    .await?;
+    let (_, scraped) = http_get(&o.metrics, "/metrics").await?;
+    let heap = mlx_e2e::metric(&scraped, "mlx_worker_heap_in_use_bytes", "");
+    assert!(heap.is_some_and(|b| b > 1e6), "heap in use: {heap:?}");
+    let tasks = mlx_e2e::metric(&scraped, "mlx_worker_tasks", "");
+    assert!(tasks.is_some_and(|n| n >= 1.0), "tasks: {tasks:?}");
+
+    let step = json!({
+        "plugin": "testkit", "operation": "wait_for_file",
+        "input": {"path": "/artifacts/release"},
+        "start_to_close_secs": 300, "heartbeat_timeout_secs": 10,
+    });
+    let id = unique("held");
+    let running = tokio::spawn({
+        let (queue, id) = (o.worker.task_queue.clone(), id.clone());
+        async move { run_step_on(server, &queue, &id, step).await }
+    });
+    eventually(
+        Duration::from_secs(60),
+        "the activity heartbeats",
+        || async { activity_heartbeating(server, &id).await.ok().filter(|b| *b) },
+    )
+    .await?;
+    let tmp = o.plugins.path().join(".testkit.wasm.tmp");
+    std::fs::write(&tmp, mlx_e2e::components::variant("testkit", "gauges"))?;
+    std::fs::rename(&tmp, o.plugins.path().join("testkit.wasm"))?;
+    gauges_read(
+        &o.metrics,
+        "the old version held by its invocation",
+        &[
+            ("mlx_plugin_versions_alive", 2.0),
+            ("mlx_plugin_instances_alive", 1.0),
+        ],
+    )
+    .await?;
+
+    mlx_e2e::release(o.worker.artifacts.path(), &id, "release", "done");
+    let (result, _) = running.await??;
+    result.map_err(anyhow::Error::msg)?;
+    gauges_read(
+        &o.metrics,
+        "the old version released",
+        &[
+            ("mlx_plugin_versions_alive", 1.0),
+            ("mlx_plugin_instances_alive", 0.0),
+        ],
+    )
+    .await
+}
+
 /// A corrupt file dropped in is refused, counted, and the good plugin keeps serving.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_corrupt_file_dropped_in_is_counted_and_the_good_plugin_serves() -> anyhow::Result<()> {

@@ -20,21 +20,6 @@ use tokio_util::sync::CancellationToken;
 
 const WAIT: Duration = Duration::from_secs(20);
 
-/// The same component with a custom section appended: identical behaviour, another digest,
-/// like a rebuilt plugin.
-fn variant(name: &str, tag: &str) -> Vec<u8> {
-    let mut bytes = std::fs::read(components().join(format!("{name}.wasm"))).unwrap();
-    let section_name = b"mlx-test";
-    let mut payload = vec![section_name.len() as u8];
-    payload.extend_from_slice(section_name);
-    payload.extend_from_slice(tag.as_bytes());
-    assert!(payload.len() < 128, "one-byte LEB128 size");
-    bytes.push(0);
-    bytes.push(payload.len() as u8);
-    bytes.extend_from_slice(&payload);
-    bytes
-}
-
 fn digest_of(bytes: &[u8]) -> String {
     use sha2::{Digest, Sha256};
     format!("sha256:{:x}", Sha256::digest(bytes))
@@ -141,7 +126,7 @@ async fn a_replaced_plugin_serves_new_calls_while_the_call_in_flight_keeps_its_v
     })
     .await
     .unwrap();
-    let v2 = variant("testkit", "v2");
+    let v2 = components::variant("testkit", "v2");
     // A plain (non-atomic) copy, as `cp` would do it.
     std::fs::write(dir.join("testkit.wasm"), &v2).unwrap();
     digest_becomes(&w.registry, "testkit", Some(&digest_of(&v2))).await;

@@ -24,16 +24,7 @@ use crate::pipeline::{Pipeline, decision, echo, wait_for_step};
 /// The testkit component with a custom section appended: the same plugin, other bytes, so a
 /// second plugin set (and a second version) as a new build of a plugin would be.
 fn rebuilt_testkit(dir: &PluginsDir) -> String {
-    let mut bytes = std::fs::read(components().join("testkit.wasm")).unwrap();
-    let name = b"mlx-rollout-test";
-    let payload = b"set B";
-    // A custom section: id 0, LEB128 size, then a name (LEB128 length + bytes) and payload;
-    // both sizes are below 128, so each LEB128 is one byte.
-    bytes.push(0);
-    bytes.push((1 + name.len() + payload.len()) as u8);
-    bytes.push(name.len() as u8);
-    bytes.extend_from_slice(name);
-    bytes.extend_from_slice(payload);
+    let bytes = components::variant("testkit", "set B");
     std::fs::write(dir.path().join("testkit.wasm"), &bytes).unwrap();
     format!("sha256:{:x}", Sha256::digest(&bytes))
 }

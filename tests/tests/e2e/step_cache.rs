@@ -74,15 +74,8 @@ fn succeeded(result: &Value) {
 /// A component with a custom section appended: the same code, other bytes, another digest.
 fn rebuild(plugins: &Path, name: &str) {
     let path = plugins.join(format!("{name}.wasm"));
-    let mut bytes = std::fs::read(&path).unwrap();
-    let section_name = b"mlx-test-rebuild";
-    let payload = unique("build");
-    let size = 1 + section_name.len() + payload.len();
-    assert!(size < 128, "one-byte LEB128 size");
-    bytes.extend_from_slice(&[0, size as u8, section_name.len() as u8]);
-    bytes.extend_from_slice(section_name);
-    bytes.extend_from_slice(payload.as_bytes());
-    std::fs::write(&path, bytes).unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+    std::fs::write(&path, mlx_e2e::components::rebuilt(bytes, &unique("build"))).unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -22,6 +22,7 @@ use crate::{
     bindings::PluginWorldPre,
     contract::PluginInfo,
     engine::{BoxError, EngineError},
+    live::{Live, LiveCount},
     plugin::{
         compile_cache::{self, CompileCache},
         imports,
@@ -127,6 +128,7 @@ pub struct LoadedPlugin {
     pub(crate) slots: Option<Arc<Semaphore>>,
     /// Each operation's input validator, compiled once for this version of the plugin.
     pub(crate) inputs: Arc<InputSchemas>,
+    _alive: Live,
 }
 
 impl std::fmt::Debug for LoadedPlugin {
@@ -146,6 +148,8 @@ pub struct Loader {
     linker: Linker<GuestState>,
     cache: Option<Arc<CompileCache>>,
     stats: Arc<CompileStats>,
+    /// Every [`LoadedPlugin`] made here and not yet dropped.
+    versions: LiveCount,
     /// The engine's memory ceiling: a manifest may only ask for less.
     max_memory_bytes: u64,
 }
@@ -161,12 +165,17 @@ impl Loader {
             sandboxes,
             cache,
             stats: Arc::default(),
+            versions: LiveCount::default(),
             max_memory_bytes,
         })
     }
 
     pub fn stats(&self) -> &CompileStats {
         &self.stats
+    }
+
+    pub fn versions_alive(&self) -> usize {
+        self.versions.get()
     }
 
     /// Reads and compiles a component file; returns it with its digest.
@@ -286,6 +295,7 @@ impl Loader {
             pre,
             slots,
             inputs: Arc::new(inputs),
+            _alive: self.versions.enter(),
         })
     }
 
