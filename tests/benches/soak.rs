@@ -15,7 +15,8 @@
 //! Once a second: the worker's VmRSS, RssAnon, open fds and threads (`/proc`) and a few
 //! gauges from its Prometheus endpoint. Knobs: MLX_SOAK_SECS (1800), MLX_SOAK_WARMUP_SECS
 //! (600: growth is measured after it), MLX_SOAK_RELOAD_SECS (180), MLX_SOAK_WORKER_ARGS
-//! (extra `run` flags, e.g. `--max-concurrent-activities 4`). Output: stdout,
+//! (extra `run` flags, e.g. `--max-concurrent-activities 4`), MLX_SOAK_PARKED (500 pipelines
+//! parked at an approval gate before the load, to weigh a cached workflow: parked.rs). Output: stdout,
 //! target/soak/report.md, samples.csv and SVG plots beside it. Not a test: nothing asserts.
 
 use std::{
@@ -35,6 +36,8 @@ use temporalio_client::{Client, WorkflowGetResultOptions, WorkflowStartOptions};
 use tokio::sync::Semaphore;
 
 // Under soak/ so that Cargo does not take them for benchmarks of their own.
+#[path = "soak/parked.rs"]
+mod parked;
 #[path = "soak/report.rs"]
 mod report;
 #[path = "soak/sample.rs"]
@@ -58,6 +61,9 @@ pub struct Config {
     pub reload_secs: u64,
     /// Extra `mlx-worker run` flags, e.g. a smaller pool to see whether growth is bounded by it.
     pub worker_args: String,
+    /// Pipelines parked at an approval gate before the load starts (parked.rs): what a cached
+    /// workflow costs, and cached ones sitting through the whole run.
+    pub parked: u64,
 }
 
 fn env_secs(name: &str, default: u64) -> anyhow::Result<u64> {
@@ -252,7 +258,10 @@ fn out_dir() -> PathBuf {
         .join("soak")
 }
 
-async fn soak(binary: &Path, config: &Config) -> anyhow::Result<(Vec<Sample>, u64)> {
+async fn soak(
+    binary: &Path,
+    config: &Config,
+) -> anyhow::Result<(Vec<Sample>, u64, Option<parked::Parked>)> {
     let server = DevServer::start().await?;
     let plugins = PluginsDir::with(&["testkit"]);
     let metrics = format!("127.0.0.1:{}", free_port());
@@ -268,6 +277,10 @@ async fn soak(binary: &Path, config: &Config) -> anyhow::Result<(Vec<Sample>, u6
             .filter(|ok| *ok)
     })
     .await?;
+    let parked = match config.parked {
+        0 => None,
+        n => Some(parked::park(&client, &worker.task_queue, &metrics, n).await?),
+    };
 
     let counters = Arc::new(Counters::default());
     let start = Instant::now();
@@ -288,7 +301,7 @@ async fn soak(binary: &Path, config: &Config) -> anyhow::Result<(Vec<Sample>, u6
     drive(client, worker.task_queue.clone(), counters.clone(), until).await?;
     reloading.await??;
     let samples = sampling.await??;
-    Ok((samples, counters.reloads.load(Ordering::Relaxed)))
+    Ok((samples, counters.reloads.load(Ordering::Relaxed), parked))
 }
 
 #[tokio::main]
@@ -298,6 +311,7 @@ async fn main() -> anyhow::Result<()> {
         warmup_secs: env_secs("MLX_SOAK_WARMUP_SECS", 600)?,
         reload_secs: env_secs("MLX_SOAK_RELOAD_SECS", 180)?.max(1),
         worker_args: std::env::var("MLX_SOAK_WORKER_ARGS").unwrap_or_default(),
+        parked: env_secs("MLX_SOAK_PARKED", 500)?,
     };
     let binary = release_worker()?;
     eprintln!(
@@ -305,10 +319,10 @@ async fn main() -> anyhow::Result<()> {
          worker flags {:?}",
         config.secs, config.warmup_secs, config.reload_secs, config.worker_args
     );
-    let (samples, reloads) = soak(&binary, &config).await?;
+    let (samples, reloads, parked) = soak(&binary, &config).await?;
     let dir = out_dir();
     std::fs::create_dir_all(&dir)?;
-    let markdown = report::write(&dir, &config, &samples, reloads)?;
+    let markdown = report::write(&dir, &config, &samples, reloads, parked.as_ref())?;
     print!("{markdown}");
     eprintln!("written to {}", dir.join("report.md").display());
     Ok(())

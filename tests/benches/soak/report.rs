@@ -96,6 +96,7 @@ pub fn write(
     config: &Config,
     samples: &[Sample],
     reloads: u64,
+    parked: Option<&crate::parked::Parked>,
 ) -> anyhow::Result<String> {
     anyhow::ensure!(samples.len() >= 2, "fewer than two samples");
     let first = &samples[0];
@@ -321,6 +322,25 @@ pub fn write(
         )?;
     } else {
         md.push_str("The run was not longer than its warm-up: no growth figure.\n");
+    }
+
+    if let Some(p) = parked {
+        let mib_each = p.bytes_each() / f64::from(1 << 20);
+        writeln!(
+            md,
+            "\n## A cached workflow\n\n\
+             Before the load, {} pipelines (an echo step, then an approval gate nobody \
+             decides) were parked: the sticky cache held {:.0}, and the heap in use went \
+             {:.1} → {:.1} MiB: **{:.1} KiB per cached pipeline**. They stayed parked \
+             through the run. At the default `worker.max_cached_workflows` (1,000), cached \
+             pipelines like these hold about {:.0} MiB.",
+            p.count,
+            p.cached,
+            p.heap_before / f64::from(1 << 20),
+            p.heap_after / f64::from(1 << 20),
+            p.bytes_each() / 1024.0,
+            mib_each * 1000.0,
+        )?;
     }
 
     let wall = last.secs - first.secs;
