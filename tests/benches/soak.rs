@@ -53,7 +53,8 @@ const FAN_OUT: usize = 5;
 /// Far above any healthy workflow's time here: one that takes longer counts as lost.
 const WORKFLOW_LIMIT: Duration = Duration::from_secs(120);
 /// Warnings only: a log line per invocation would measure the terminal, and its buffers.
-const QUIET: [(&str, &str); 1] = [("RUST_LOG", "warn")];
+/// Plus the worker loop's own rare events (an activity worker replaced).
+const QUIET: [(&str, &str); 1] = [("RUST_LOG", "warn,mlx_worker::temporal::worker=info")];
 
 pub struct Config {
     pub secs: u64,
@@ -74,7 +75,7 @@ fn env_secs(name: &str, default: u64) -> anyhow::Result<u64> {
 }
 
 /// What a workflow of the rotation is and how many activities it runs when it goes right.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug)]
 enum Kind {
     Echo,
     Chain,
@@ -145,8 +146,14 @@ fn plugin_step(operation: &str, input: Value) -> Value {
 }
 
 /// Runs one workflow of `kind` to its end; true if it ended as it should.
-async fn run_one(client: &Client, queue: &str, kind: Kind, n: u64) -> anyhow::Result<bool> {
-    let id = unique("soak");
+async fn run_one(
+    client: &Client,
+    queue: &str,
+    kind: Kind,
+    n: u64,
+    id: &str,
+) -> anyhow::Result<bool> {
+    let id = id.to_string();
     let options = || WorkflowStartOptions::new(queue.to_string(), id.clone()).build();
     let wait = WorkflowGetResultOptions::default;
     match kind {
@@ -195,13 +202,15 @@ async fn drive(
 ) -> anyhow::Result<()> {
     let slots = Arc::new(Semaphore::new(IN_FLIGHT));
     let mut n = 0u64;
+    let started = Instant::now();
     while Instant::now() < until {
         let permit = slots.clone().acquire_owned().await?;
         let kind = ROTATION[(n % ROTATION.len() as u64) as usize];
         let (client, queue, counters) = (client.clone(), queue.clone(), counters.clone());
         tokio::spawn(async move {
             let _permit = permit;
-            match run_one(&client, &queue, kind, n).await {
+            let id = unique("soak");
+            match run_one(&client, &queue, kind, n, &id).await {
                 Ok(true) => {
                     counters
                         .activities
@@ -212,10 +221,14 @@ async fn drive(
                     }
                 }
                 Ok(false) => {
+                    eprintln!("lost a workflow ({id}, {kind:?}): it ended otherwise than expected");
                     counters.losses.fetch_add(1, Ordering::Relaxed);
                 }
                 Err(e) => {
-                    eprintln!("lost a workflow: {e:#}");
+                    eprintln!(
+                        "lost a workflow ({id}, {kind:?}, at {:.0} s): {e:#}",
+                        started.elapsed().as_secs_f64()
+                    );
                     counters.losses.fetch_add(1, Ordering::Relaxed);
                 }
             }
@@ -271,7 +284,7 @@ async fn soak(
     let client = server.client().await?;
     // Serving at all (plugins loaded, polling) before the clock starts.
     eventually(Duration::from_secs(120), "a first echo", || async {
-        run_one(&client, &worker.task_queue, Kind::Echo, 0)
+        run_one(&client, &worker.task_queue, Kind::Echo, 0, &unique("soak"))
             .await
             .ok()
             .filter(|ok| *ok)

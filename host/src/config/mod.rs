@@ -221,7 +221,7 @@ layered! {
         pub max_cached_workflows: Option<usize>,
         /// Activities one SDK activity worker runs before a fresh one replaces it, releasing
         /// the memory the Temporal SDK keeps per activity (about 300 bytes); nothing running
-        /// is cancelled [default: 50000].
+        /// is cancelled [default: 10000].
         #[arg(long, env = "MLX_ACTIVITIES_PER_WORKER")]
         pub activities_per_worker: Option<u64>,
         /// Most disk the step cache (`<artifacts_dir>/.step-cache`) may take, in MiB; least
@@ -354,7 +354,7 @@ impl ConfigFile {
                 // outputs, so this bounds the workflows' share of memory (docs/configuration.md).
                 max_cached_workflows: Some(1000),
                 // The SDK (temporalio-sdk 1.1.1) never frees its per-activity cancellation
-                // entries: replacing the activity worker this often caps them near 15 MiB.
+                // entries: replacing the activity worker this often caps them near 3 MiB.
                 activities_per_worker: Some(crate::temporal::worker::DEFAULT_ACTIVITIES_PER_WORKER),
                 // Versioning changes how tasks are routed: an operator opts in for a fleet.
                 deployment_name: None,

@@ -48,8 +48,9 @@ pub const DEFAULT_MAX_INPUT_BYTES: usize = 2 << 20;
 pub const DEFAULT_STEP_CACHE_MAX_BYTES: u64 = 20 << 30;
 
 /// Activities one activity worker starts before a fresh one replaces it: the SDK's memory per
-/// activity (about 300 bytes, [`run`]) is bounded by this many, about 15 MiB.
-pub const DEFAULT_ACTIVITIES_PER_WORKER: u64 = 50_000;
+/// activity (about 300 bytes, [`run`]) is bounded by this many, about 3 MiB. A replacement
+/// costs a new poller on the existing connection and a moment without one.
+pub const DEFAULT_ACTIVITIES_PER_WORKER: u64 = 10_000;
 
 #[derive(Debug, Clone)]
 pub struct WorkerSettings {
@@ -244,6 +245,34 @@ impl Running {
     }
 }
 
+/// Whether the server lets a stopping worker's polls complete instead of cutting them (the
+/// namespace capability `workerPollCompleteOnShutdown`, server dynamic config
+/// `frontend.enableCancelWorkerPollsOnShutdown`). Without it a task the server hands to a
+/// poll that is being cut is lost until its timeout, so activity workers are not replaced.
+async fn polls_complete_on_shutdown(client: &Client) -> bool {
+    use temporalio_client::{NamespacedClient, tonic};
+    use temporalio_common::protos::temporal::api::workflowservice::v1::DescribeNamespaceRequest;
+    let request = DescribeNamespaceRequest {
+        namespace: client.namespace(),
+        ..Default::default()
+    };
+    let mut service = client.connection().workflow_service();
+    match service
+        .describe_namespace(tonic::Request::new(request))
+        .await
+    {
+        Ok(response) => response
+            .into_inner()
+            .namespace_info
+            .and_then(|info| info.capabilities)
+            .is_some_and(|c| c.worker_poll_complete_on_shutdown),
+        Err(status) => {
+            tracing::warn!("describing the namespace for its capabilities: {status}");
+            false
+        }
+    }
+}
+
 /// Polls `settings.task_queue` for the workflows and `plugin_activity` until `shutdown`
 /// resolves, then stops polling and lets in-flight tasks finish.
 ///
@@ -255,7 +284,9 @@ impl Running {
 /// polling at once, its successor polls from the next moment, and it is dropped, map and all, when
 /// its last activity ends: nothing running is cancelled. Until then both may run activities,
 /// so for that while up to twice `max_concurrent_activities` can run (the instance pool holds
-/// twice that many sandboxes for this reason).
+/// twice that many sandboxes for this reason). Only on a server that lets stopping workers'
+/// polls complete ([`polls_complete_on_shutdown`]): elsewhere a replacement could lose the
+/// task of a poll it cuts, which the soak saw as workflows stuck until their timeouts.
 pub async fn run(
     client: Client,
     settings: &WorkerSettings,
@@ -263,15 +294,23 @@ pub async fn run(
     registry: Arc<PluginRegistry>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), WorkerError> {
-    let telemetry = TelemetryOptions::builder()
-        .maybe_metrics(settings.metrics.clone())
-        .build();
-    let runtime_options = RuntimeOptions::builder()
-        .telemetry_options(telemetry)
-        .build()
-        .map_err(WorkerError::worker("runtime options"))?;
-    let sdk_runtime = temporalio_sdk::Runtime::from_current_tokio(runtime_options)
-        .map_err(WorkerError::worker("the SDK runtime"))?;
+    let sdk_runtime = |heartbeat: Option<Duration>| {
+        let telemetry = TelemetryOptions::builder()
+            .maybe_metrics(settings.metrics.clone())
+            .build();
+        let options = RuntimeOptions::builder()
+            .telemetry_options(telemetry)
+            .heartbeat_interval(heartbeat)
+            .build()
+            .map_err(WorkerError::worker("runtime options"))?;
+        temporalio_sdk::Runtime::from_current_tokio(options)
+            .map_err(WorkerError::worker("the SDK runtime"))
+    };
+    // The workflow worker heartbeats to the server (its Workers page) every minute, the SDK's
+    // default. Activity workers do not: a heartbeating worker stays registered with the client
+    // after it stops, with a thread of its own, so each replaced one would leave both behind.
+    let workflow_runtime = sdk_runtime(Some(Duration::from_secs(60)))?;
+    let activity_runtime = sdk_runtime(None)?;
     let slots = settings.max_concurrent_activities.max(1);
     let openlineage = settings
         .openlineage
@@ -305,7 +344,7 @@ pub async fn run(
         .register_workflow::<PipelineWorkflow>()
         .map_err(WorkerError::worker("registering a workflow"))?
         .build();
-    let workflows = Worker::new(&sdk_runtime, client.clone(), workflow_options)
+    let workflows = Worker::new(&workflow_runtime, client.clone(), workflow_options)
         .map_err(WorkerError::worker("creating the workflow worker"))?;
 
     let plugins = PluginActivities::new(runtime, registry, settings.max_input_bytes, openlineage)
@@ -342,7 +381,7 @@ pub async fn run(
                 options.register_activities(super::native_echo::NativeEchoActivity)
             }
         };
-        Worker::new(&sdk_runtime, client.clone(), options.build())
+        Worker::new(&activity_runtime, client.clone(), options.build())
             .map_err(WorkerError::worker("creating an activity worker"))
     };
 
@@ -357,7 +396,17 @@ pub async fn run(
         ),
         None => tracing::info!(task_queue = %settings.task_queue, "worker polling"),
     }
-    let per_worker = settings.activities_per_worker.max(1);
+    let per_worker = if polls_complete_on_shutdown(&client).await {
+        settings.activities_per_worker.max(1)
+    } else {
+        tracing::warn!(
+            "the Temporal server cuts a stopping worker's polls (it does not offer \
+             workerPollCompleteOnShutdown; set frontend.enableCancelWorkerPollsOnShutdown=true in \
+             its dynamic config): the activity worker is not replaced, so the SDK's memory per \
+             activity (about 300 bytes) grows until the worker restarts"
+        );
+        u64::MAX
+    };
     let mut generation = 0u64;
     // Activities started before the current activity worker began.
     let mut since = 0u64;

@@ -440,19 +440,29 @@ async fn a_replaced_activity_worker_finishes_what_it_runs_and_its_successor_serv
         || async { activity_heartbeating(server, &id).await.ok().filter(|b| *b) },
     )
     .await?;
-    // Echoes until the worker has replaced its activity worker twice (it looks once a
+    // Echoes until the worker has replaced its activity worker six times (it looks once a
     // second): each one served, whichever activity worker polled it.
     let mut n = 0;
-    eventually(Duration::from_secs(120), "two replacements", || {
+    eventually(Duration::from_secs(180), "six replacements", || {
         n += 1;
         let (worker, metrics) = (&o.worker, &o.metrics);
         async move {
             echo_on(server, worker, n).await.ok()?;
             let (_, scraped) = http_get(metrics, "/metrics").await.ok()?;
-            mlx_e2e::metric(&scraped, "mlx_activity_workers_replaced", "").filter(|&r| r >= 2.0)
+            mlx_e2e::metric(&scraped, "mlx_activity_workers_replaced", "").filter(|&r| r >= 6.0)
         }
     })
     .await?;
+    // A replaced SDK worker that stayed registered would keep its threads (the core's
+    // per-worker ones are named thus): one set, the workflow worker's, is all there may be.
+    let threads = mlx_e2e::proc_stats::thread_names(o.worker.pid())?;
+    for name in ["temporal-real-s", "workflow-proces"] {
+        let n = threads.iter().filter(|t| t.as_str() == name).count();
+        assert!(
+            n <= 1,
+            "{n} threads named {name} after six replacements: {threads:?}"
+        );
+    }
     // Still running on the first activity worker, and not cancelled by its replacement.
     assert!(
         activity_heartbeating(server, &id).await?,
