@@ -75,7 +75,6 @@ echo "starting Temporal dev server on $ADDRESS (history persisted in .run/tempor
 "$TEMPORAL" server start-dev --ip 127.0.0.1 --port "$PORT" --ui-port "$UI_PORT" \
   --db-filename "$RUN/temporal.db" --log-level warn \
   --dynamic-config-value activity.enableStandalone=true \
-  --dynamic-config-value frontend.enableCancelWorkerPollsOnShutdown=true \
   >"$RUN/temporal.log" 2>&1 &
 echo $! >"$RUN/temporal.pid"
 

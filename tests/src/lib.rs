@@ -311,13 +311,7 @@ impl DevServer {
             .args(["--http-port", &free_port().to_string()])
             .args(["--metrics-port", &free_port().to_string()])
             .args(["--log-level", "error"])
-            .args(["--dynamic-config-value", "activity.enableStandalone=true"])
-            // Polls complete rather than being cut when a worker stops: no task is lost when a
-            // worker replaces its activity worker or restarts (worker.rs, `run`).
-            .args([
-                "--dynamic-config-value",
-                "frontend.enableCancelWorkerPollsOnShutdown=true",
-            ]);
+            .args(["--dynamic-config-value", "activity.enableStandalone=true"]);
         if let Some(db) = db {
             command.arg("--db-filename").arg(db);
         }

@@ -63,16 +63,3 @@ pub fn command_name(pid: u32) -> anyhow::Result<String> {
         .trim()
         .to_string())
 }
-
-/// The names of `pid`'s threads (`/proc/<pid>/task/*/comm`, at most 15 bytes each).
-pub fn thread_names(pid: u32) -> anyhow::Result<Vec<String>> {
-    let dir = format!("/proc/{pid}/task");
-    let mut names = Vec::new();
-    for task in std::fs::read_dir(&dir).with_context(|| format!("reading {dir}"))? {
-        // A thread may end between the listing and the read.
-        if let Ok(name) = std::fs::read_to_string(task?.path().join("comm")) {
-            names.push(name.trim().to_string());
-        }
-    }
-    Ok(names)
-}

@@ -219,11 +219,6 @@ layered! {
         /// evicted first; 0 replays every task from history [default: 1000].
         #[arg(long, env = "MLX_MAX_CACHED_WORKFLOWS")]
         pub max_cached_workflows: Option<usize>,
-        /// Activities one SDK activity worker runs before a fresh one replaces it, releasing
-        /// the memory the Temporal SDK keeps per activity (about 300 bytes); nothing running
-        /// is cancelled [default: 10000].
-        #[arg(long, env = "MLX_ACTIVITIES_PER_WORKER")]
-        pub activities_per_worker: Option<u64>,
         /// Most disk the step cache (`<artifacts_dir>/.step-cache`) may take, in MiB; least
         /// recently used entries go first [default: 20480].
         #[arg(long, env = "MLX_STEP_CACHE_MAX_MB")]
@@ -353,9 +348,6 @@ impl ConfigFile {
                 // The SDK's own default. A cached pipeline holds its spec and its steps'
                 // outputs, so this bounds the workflows' share of memory (docs/configuration.md).
                 max_cached_workflows: Some(1000),
-                // The SDK (temporalio-sdk 1.1.1) never frees its per-activity cancellation
-                // entries: replacing the activity worker this often caps them near 3 MiB.
-                activities_per_worker: Some(crate::temporal::worker::DEFAULT_ACTIVITIES_PER_WORKER),
                 // Versioning changes how tasks are routed: an operator opts in for a fleet.
                 deployment_name: None,
                 // Local artifacts need nothing else; a fleet names its store.
@@ -455,9 +447,6 @@ impl ConfigFile {
             max_cached_workflows: w
                 .max_cached_workflows
                 .ok_or_else(|| unset("worker.max_cached_workflows"))?,
-            activities_per_worker: w
-                .activities_per_worker
-                .ok_or_else(|| unset("worker.activities_per_worker"))?,
             step_cache_max_bytes: w
                 .step_cache_max_mb
                 .ok_or_else(|| unset("worker.step_cache_max_mb"))?
@@ -509,7 +498,6 @@ pub struct Settings {
     pub max_input_bytes: usize,
     pub step_cache_max_bytes: u64,
     pub max_cached_workflows: usize,
-    pub activities_per_worker: u64,
     /// The Worker Deployment this worker is a version of, when versioning is on.
     pub deployment_name: Option<String>,
     /// The shared artifact store's URL, when runs' files live there.

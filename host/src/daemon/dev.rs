@@ -100,10 +100,6 @@ pub async fn run(
             "127.0.0.1",
             "--log-level",
             "warn",
-            // Polls complete rather than being cut when a worker stops, so replacing the
-            // activity worker or restarting loses no task (temporal/worker.rs, `run`).
-            "--dynamic-config-value",
-            "frontend.enableCancelWorkerPollsOnShutdown=true",
         ])
         .args(["--port", &args.port.to_string()])
         .args(["--ui-port", &args.ui_port.to_string()]);

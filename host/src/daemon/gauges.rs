@@ -3,13 +3,7 @@
 //! tell a leak (heap in use grows) from fragmentation (free heap grows, in use does not),
 //! and both from work left alive (tasks, sandboxes, replaced plugin versions).
 
-use std::{
-    sync::{
-        Arc,
-        atomic::{AtomicU64, Ordering},
-    },
-    time::Duration,
-};
+use std::{sync::Arc, time::Duration};
 
 use mlx_runtime::PluginHost;
 use temporalio_common::telemetry::metrics::{
@@ -25,7 +19,6 @@ struct Gauges {
     tasks: Gauge,
     instances: Gauge,
     versions: Gauge,
-    replaced: Gauge,
     none: MetricAttributes,
 }
 
@@ -69,17 +62,11 @@ impl Gauges {
                  still finishing an invocation",
                 "",
             ),
-            replaced: gauge(
-                "mlx_activity_workers_replaced",
-                "Activity workers replaced by fresh ones since start (worker.activities_per_worker)",
-                "",
-            ),
             none: meter.new_attributes(NewAttributes::from(vec![])),
         }
     }
 
-    fn record(&self, runtime: &PluginHost, replaced: u64) {
-        self.replaced.record(replaced, &self.none);
+    fn record(&self, runtime: &PluginHost) {
         if let Some(heap) = heap() {
             self.heap_in_use.record(heap.in_use, &self.none);
             self.heap_free.record(heap.free, &self.none);
@@ -96,19 +83,14 @@ impl Gauges {
 }
 
 /// Records the gauges every second until `stop`.
-pub async fn record(
-    meter: Arc<dyn CoreMeter>,
-    runtime: Arc<PluginHost>,
-    replaced: Arc<AtomicU64>,
-    stop: CancellationToken,
-) {
+pub async fn record(meter: Arc<dyn CoreMeter>, runtime: Arc<PluginHost>, stop: CancellationToken) {
     let gauges = Gauges::new(meter.as_ref());
     let mut tick = tokio::time::interval(EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
-            _ = tick.tick() => gauges.record(&runtime, replaced.load(Ordering::Relaxed)),
+            _ = tick.tick() => gauges.record(&runtime),
         }
     }
 }

@@ -229,6 +229,9 @@ pub async fn run_with(
             stop.clone().cancelled_owned(),
         ));
     }
+    if let Some(meter) = metrics.clone() {
+        tokio::spawn(gauges::record(meter, runtime.clone(), stop.clone()));
+    }
     tokio::spawn(refs::follow(
         pinned,
         settings.clone(),
@@ -277,15 +280,6 @@ pub async fn run_with(
     worker_settings.openlineage = settings.openlineage.clone();
     worker_settings.step_cache_max_bytes = settings.step_cache_max_bytes;
     worker_settings.max_cached_workflows = settings.max_cached_workflows;
-    worker_settings.activities_per_worker = settings.activities_per_worker;
-    if let Some(meter) = worker_settings.metrics.clone() {
-        tokio::spawn(gauges::record(
-            meter,
-            runtime.clone(),
-            worker_settings.replaced.clone(),
-            stop.clone(),
-        ));
-    }
     worker_settings.deployment = deployment;
     worker_settings.run_files = match &settings.artifacts_store {
         None => None,

@@ -3,10 +3,7 @@
 
 use std::{
     path::{Path, PathBuf},
-    sync::{
-        Arc, OnceLock,
-        atomic::{AtomicU64, Ordering},
-    },
+    sync::{Arc, OnceLock},
     time::{Duration, Instant, SystemTime},
 };
 
@@ -44,8 +41,6 @@ pub const MAX_FAILURE_DETAILS: usize = 256 << 10;
 /// Shortest interval between heartbeats the host sends on a plugin's behalf.
 const MIN_AUTO_HEARTBEAT: Duration = Duration::from_millis(200);
 
-/// Cloned into each activity worker generation (worker.rs); the clones share everything.
-#[derive(Clone)]
 pub struct PluginActivities {
     runtime: Arc<PluginHost>,
     registry: Arc<PluginRegistry>,
@@ -53,14 +48,9 @@ pub struct PluginActivities {
     openlineage: Option<Arc<openlineage::Emitter>>,
     step_cache_max_bytes: u64,
     /// Wakes the worker's eviction task, started by the first store.
-    eviction: Arc<OnceLock<Arc<Notify>>>,
+    eviction: OnceLock<Arc<Notify>>,
     /// The shared artifact store, when runs' files live there rather than on this disk.
     run_files: Option<Arc<RunFiles>>,
-    /// Activities started, across generations: when to start the next one.
-    started: Arc<AtomicU64>,
-    /// Cancelled when the worker's shutdown grace period is over: what is still running ends
-    /// as the SDK would end it, a retryable `WorkerShutdown` failure.
-    shutdown: CancellationToken,
 }
 
 /// Shortest time between two eviction passes of one worker: a pass lists the whole cache.
@@ -79,21 +69,9 @@ impl PluginActivities {
             max_input_bytes,
             openlineage,
             step_cache_max_bytes: super::worker::DEFAULT_STEP_CACHE_MAX_BYTES,
-            eviction: Arc::default(),
+            eviction: OnceLock::new(),
             run_files: None,
-            started: Arc::default(),
-            shutdown: CancellationToken::new(),
         }
-    }
-
-    /// How many activities have started, across every clone.
-    pub fn started(&self) -> Arc<AtomicU64> {
-        self.started.clone()
-    }
-
-    /// Cancelling it ends every running invocation with a retryable `WorkerShutdown` failure.
-    pub fn shutdown_token(&self) -> CancellationToken {
-        self.shutdown.clone()
     }
 
     /// Runs' files from the shared store: each invocation on a private copy, committed when
@@ -291,7 +269,6 @@ impl PluginActivities {
         ctx: ActivityContext,
         input: RawValue,
     ) -> Result<RawValue, ActivityError> {
-        self.started.fetch_add(1, Ordering::Relaxed);
         let info = ctx.info();
         let invocation = InvocationContext {
             // Standalone activities (started by `temporal activity start`) have no workflow.
@@ -417,8 +394,7 @@ impl PluginActivities {
             // Until the plugin records its own, keep the previous attempt's checkpoint alive: an
             // attempt that dies early must not erase it.
             let mut recorded = invocation.last_heartbeat_details.clone();
-            let bridge =
-                heartbeat_bridge(&ctx, &mut details, cancel, &self.shutdown, &mut recorded);
+            let bridge = heartbeat_bridge(&ctx, &mut details, cancel, &mut recorded);
             let result = tokio::select! {
                 r = run => r,
                 never = bridge => match never {},
@@ -515,11 +491,6 @@ impl PluginActivities {
                     );
                     let message = format!("{}: {}", failure.type_name, cut(&failure.message));
                     self.lineage_event(&plugin, &request, &invocation, &ctx, Some(&message));
-                    if matches!(err, InvocationError::Cancelled { .. })
-                        && self.shutdown.is_cancelled()
-                    {
-                        return Err(worker_shutdown());
-                    }
                     Err(activity_error(&err, failure, invocation.attempt))
                 }
             }
@@ -537,7 +508,6 @@ async fn heartbeat_bridge(
     ctx: &ActivityContext,
     details: &mut watch::Receiver<Option<JsonText>>,
     cancel: CancellationToken,
-    shutdown: &CancellationToken,
     latest: &mut Option<JsonText>,
 ) -> std::convert::Infallible {
     let interval = heartbeat_interval(ctx);
@@ -552,10 +522,6 @@ async fn heartbeat_bridge(
         tokio::select! {
             _ = ctx.cancelled(), if !cancel.is_cancelled() => {
                 tracing::info!("cancellation requested; telling the plugin");
-                cancel.cancel();
-            }
-            _ = shutdown.cancelled(), if !cancel.is_cancelled() => {
-                tracing::warn!("shutdown grace period over; cancelling the plugin");
                 cancel.cancel();
             }
             changed = details.changed(), if details_open => {
@@ -649,19 +615,6 @@ fn details_with_attempt(details: Option<Value>, attempt: u32) -> Value {
         Some(other) => json!({"attempt": attempt, "details": other}),
         None => json!({"attempt": attempt}),
     }
-}
-
-/// What the SDK core reports for an activity its worker's shutdown cancelled: retryable, so
-/// the attempt runs again on another worker (or this one, restarted).
-fn worker_shutdown() -> ActivityError {
-    ActivityError::application(
-        ApplicationFailure::builder(
-            "Worker is shutting down and this activity did not complete in time",
-        )
-        .type_name("WorkerShutdown".to_string())
-        .non_retryable(false)
-        .build(),
-    )
 }
 
 /// `failure` is `err.failure()`, passed in where the caller already has it.

@@ -415,66 +415,6 @@ async fn gauges_count_what_is_alive_and_a_replaced_plugin_is_released() -> anyho
     .await
 }
 
-/// The SDK keeps memory for every activity an activity worker has run, so the worker replaces
-/// its activity worker every `--activities-per-worker` activities (issue 18). A replacement
-/// must lose and cancel nothing: an activity running on the replaced worker finishes there,
-/// and the new one serves everything after.
-#[tokio::test(flavor = "multi_thread")]
-async fn a_replaced_activity_worker_finishes_what_it_runs_and_its_successor_serves()
--> anyhow::Result<()> {
-    let server = shared_server().await?;
-    let o = observed(server, &["--activities-per-worker", "2"]).await?;
-    let step = json!({
-        "plugin": "testkit", "operation": "wait_for_file",
-        "input": {"path": "/artifacts/release"},
-        "start_to_close_secs": 300, "heartbeat_timeout_secs": 10,
-    });
-    let id = unique("held");
-    let running = tokio::spawn({
-        let (queue, id) = (o.worker.task_queue.clone(), id.clone());
-        async move { run_step_on(server, &queue, &id, step).await }
-    });
-    eventually(
-        Duration::from_secs(60),
-        "the activity heartbeats",
-        || async { activity_heartbeating(server, &id).await.ok().filter(|b| *b) },
-    )
-    .await?;
-    // Echoes until the worker has replaced its activity worker six times (it looks once a
-    // second): each one served, whichever activity worker polled it.
-    let mut n = 0;
-    eventually(Duration::from_secs(180), "six replacements", || {
-        n += 1;
-        let (worker, metrics) = (&o.worker, &o.metrics);
-        async move {
-            echo_on(server, worker, n).await.ok()?;
-            let (_, scraped) = http_get(metrics, "/metrics").await.ok()?;
-            mlx_e2e::metric(&scraped, "mlx_activity_workers_replaced", "").filter(|&r| r >= 6.0)
-        }
-    })
-    .await?;
-    // A replaced SDK worker that stayed registered would keep its threads (the core's
-    // per-worker ones are named thus): one set, the workflow worker's, is all there may be.
-    let threads = mlx_e2e::proc_stats::thread_names(o.worker.pid())?;
-    for name in ["temporal-real-s", "workflow-proces"] {
-        let n = threads.iter().filter(|t| t.as_str() == name).count();
-        assert!(
-            n <= 1,
-            "{n} threads named {name} after six replacements: {threads:?}"
-        );
-    }
-    // Still running on the first activity worker, and not cancelled by its replacement.
-    assert!(
-        activity_heartbeating(server, &id).await?,
-        "the held activity stopped"
-    );
-    mlx_e2e::release(o.worker.artifacts.path(), &id, "release", "done");
-    let (result, _) = running.await??;
-    let result = result.map_err(anyhow::Error::msg)?;
-    assert_eq!(result["content"], "done", "{result:#}");
-    echo_on(server, &o.worker, 99).await
-}
-
 /// A corrupt file dropped in is refused, counted, and the good plugin keeps serving.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_corrupt_file_dropped_in_is_counted_and_the_good_plugin_serves() -> anyhow::Result<()> {
