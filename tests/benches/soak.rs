@@ -256,9 +256,8 @@ async fn reload(
         tokio::time::sleep_until(next.into()).await;
         next += every;
         let n = counters.reloads.load(Ordering::Relaxed) + 1;
-        let tmp = plugins.join(".testkit.wasm.tmp");
-        std::fs::write(&tmp, components::variant("testkit", &format!("reload-{n}")))?;
-        std::fs::rename(&tmp, plugins.join("testkit.wasm"))?;
+        let variant = components::variant("testkit", &format!("reload-{n}"));
+        components::drop_in(&plugins, "testkit.wasm", &variant);
         counters.reloads.store(n, Ordering::Relaxed);
     }
     Ok(())

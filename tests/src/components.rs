@@ -36,6 +36,14 @@ pub fn rebuilt(mut bytes: Vec<u8>, tag: &str) -> Vec<u8> {
     bytes
 }
 
+/// Writes `bytes` to `dir/file` the recommended way: a hidden temporary file renamed into
+/// place, so a watcher sees one complete file.
+pub fn drop_in(dir: &Path, file: &str, bytes: &[u8]) {
+    let tmp = dir.join(format!(".{file}.tmp"));
+    std::fs::write(&tmp, bytes).unwrap_or_else(|e| panic!("{}: {e}", tmp.display()));
+    std::fs::rename(&tmp, dir.join(file)).unwrap_or_else(|e| panic!("renaming {file}: {e}"));
+}
+
 /// The built component `name` ([`crate::components`]) [`rebuilt`] with `tag`.
 pub fn variant(name: &str, tag: &str) -> Vec<u8> {
     let path = crate::components().join(format!("{name}.wasm"));

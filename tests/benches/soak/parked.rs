@@ -26,10 +26,16 @@ impl Parked {
     }
 }
 
-async fn reading(metrics: &str, index: usize) -> Option<f64> {
-    let (_, text) = http_get(metrics, "/metrics").await.ok()?;
+async fn scrape(metrics: &str) -> Option<String> {
+    http_get(metrics, "/metrics")
+        .await
+        .ok()
+        .map(|(_, text)| text)
+}
+
+fn reading(text: &str, index: usize) -> Option<f64> {
     let (name, filter) = GAUGES[index];
-    metric(&text, name, filter)
+    metric(text, name, filter)
 }
 
 /// Starts `count` pipelines (one echo step, then an approval gate) and waits until the
@@ -41,8 +47,8 @@ pub async fn park(
     count: u64,
 ) -> anyhow::Result<Parked> {
     use crate::sample::{HEAP_IN_USE, SLOTS, STICKY};
-    let heap_before = eventually(Duration::from_secs(30), "a heap reading", || {
-        reading(metrics, HEAP_IN_USE)
+    let heap_before = eventually(Duration::from_secs(30), "a heap reading", || async {
+        reading(&scrape(metrics).await?, HEAP_IN_USE)
     })
     .await?;
     let spec = json!({
@@ -62,16 +68,21 @@ pub async fn park(
         Duration::from_secs(600),
         "every parked pipeline cached and idle",
         || async {
-            let cached = reading(metrics, STICKY).await?;
-            let busy = reading(metrics, SLOTS).await.unwrap_or(0.0);
+            // One scrape for both, so they describe the same moment.
+            let text = scrape(metrics).await?;
+            let cached = reading(&text, STICKY)?;
+            let busy = reading(&text, SLOTS).unwrap_or(0.0);
             (cached >= count as f64 && busy == 0.0).then_some(cached)
         },
     )
     .await?;
     // The gauges are recorded once a second: wait for a reading taken after the last park.
-    let first = reading(metrics, HEAP_IN_USE).await.unwrap_or(0.0);
+    let first = scrape(metrics)
+        .await
+        .and_then(|text| reading(&text, HEAP_IN_USE))
+        .unwrap_or(0.0);
     let heap_after = eventually(Duration::from_secs(30), "a fresh heap reading", || async {
-        reading(metrics, HEAP_IN_USE).await.filter(|&v| v != first)
+        reading(&scrape(metrics).await?, HEAP_IN_USE).filter(|&v| v != first)
     })
     .await?;
     Ok(Parked {

@@ -258,36 +258,25 @@ pub fn write(
     if after.len() >= 2 {
         let (a, b) = (after[0], after[after.len() - 1]);
         let acts = (b.activities - a.activities) as f64;
-        let per_act = slope(
-            &after
-                .iter()
-                .map(|s| (s.activities as f64, mib(s.rss)))
-                .collect::<Vec<_>>(),
-        );
+        // MiB per activity of a reading, over the samples that have it.
+        let per_activity = |y: &dyn Fn(&Sample) -> Option<f64>| {
+            slope(
+                &after
+                    .iter()
+                    .filter_map(|s| y(s).map(|v| (s.activities as f64, v)))
+                    .collect::<Vec<_>>(),
+            )
+        };
+        let per_act = per_activity(&|s| Some(mib(s.rss)));
         let per_sec = slope(
             &after
                 .iter()
                 .map(|s| (s.secs, mib(s.rss)))
                 .collect::<Vec<_>>(),
         );
-        let anon_per_act = slope(
-            &after
-                .iter()
-                .map(|s| (s.activities as f64, mib(s.rss_anon)))
-                .collect::<Vec<_>>(),
-        );
-        let heap_per_act = slope(
-            &after
-                .iter()
-                .filter_map(|s| s.gauges[HEAP_IN_USE].map(|v| (s.activities as f64, v * to_mib)))
-                .collect::<Vec<_>>(),
-        );
-        let heap_free_per_act = slope(
-            &after
-                .iter()
-                .filter_map(|s| s.gauges[HEAP_FREE].map(|v| (s.activities as f64, v * to_mib)))
-                .collect::<Vec<_>>(),
-        );
+        let anon_per_act = per_activity(&|s| Some(mib(s.rss_anon)));
+        let heap_per_act = per_activity(&|s| s.gauges[HEAP_IN_USE].map(|v| v * to_mib));
+        let heap_free_per_act = per_activity(&|s| s.gauges[HEAP_FREE].map(|v| v * to_mib));
         let f = |v: Option<f64>, scale: f64| {
             v.map(|v| format!("{:+.2}", v * scale))
                 .unwrap_or_else(|| "–".into())

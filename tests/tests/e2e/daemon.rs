@@ -13,7 +13,7 @@ use mlx_e2e::{
     history_of, history_text, http_get, run_step_on, shared_server, single_failed_attempt, unique,
     workspace_root,
 };
-use serde_json::json;
+use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const TOKEN: &str = "tok-8f3a61c2e9d4";
@@ -285,6 +285,42 @@ impl Observed {
     }
 }
 
+/// The result of a step started by [`Observed::run_until_heartbeat`].
+type Running = tokio::task::JoinHandle<anyhow::Result<(Result<Value, String>, Vec<Value>)>>;
+
+/// A testkit step that runs until the test creates `/artifacts/release` in its run.
+fn held_step() -> Value {
+    json!({
+        "plugin": "testkit", "operation": "wait_for_file",
+        "input": {"path": "/artifacts/release"},
+        "start_to_close_secs": 300, "heartbeat_timeout_secs": 10,
+    })
+}
+
+impl Observed {
+    /// Starts `step` in a workflow named after `prefix` and waits until its activity
+    /// heartbeats: the plugin is surely running.
+    async fn run_until_heartbeat(
+        &self,
+        server: &'static DevServer,
+        prefix: &str,
+        step: Value,
+    ) -> anyhow::Result<(String, Running)> {
+        let id = unique(prefix);
+        let running = tokio::spawn({
+            let (queue, id) = (self.worker.task_queue.clone(), id.clone());
+            async move { run_step_on(server, &queue, &id, step).await }
+        });
+        eventually(
+            Duration::from_secs(60),
+            "the activity heartbeats",
+            || async { activity_heartbeating(server, &id).await.ok().filter(|b| *b) },
+        )
+        .await?;
+        Ok((id, running))
+    }
+}
+
 async fn observed(server: &DevServer, extra: &[&str]) -> anyhow::Result<Observed> {
     let plugins = PluginsDir::with(&["testkit"]);
     let health = format!("127.0.0.1:{}", mlx_e2e::free_port());
@@ -372,25 +408,9 @@ async fn gauges_count_what_is_alive_and_a_replaced_plugin_is_released() -> anyho
     let tasks = mlx_e2e::metric(&scraped, "mlx_worker_tasks", "");
     assert!(tasks.is_some_and(|n| n >= 1.0), "tasks: {tasks:?}");
 
-    let step = json!({
-        "plugin": "testkit", "operation": "wait_for_file",
-        "input": {"path": "/artifacts/release"},
-        "start_to_close_secs": 300, "heartbeat_timeout_secs": 10,
-    });
-    let id = unique("held");
-    let running = tokio::spawn({
-        let (queue, id) = (o.worker.task_queue.clone(), id.clone());
-        async move { run_step_on(server, &queue, &id, step).await }
-    });
-    eventually(
-        Duration::from_secs(60),
-        "the activity heartbeats",
-        || async { activity_heartbeating(server, &id).await.ok().filter(|b| *b) },
-    )
-    .await?;
-    let tmp = o.plugins.path().join(".testkit.wasm.tmp");
-    std::fs::write(&tmp, mlx_e2e::components::variant("testkit", "gauges"))?;
-    std::fs::rename(&tmp, o.plugins.path().join("testkit.wasm"))?;
+    let (id, running) = o.run_until_heartbeat(server, "held", held_step()).await?;
+    let variant = mlx_e2e::components::variant("testkit", "gauges");
+    mlx_e2e::components::drop_in(o.plugins.path(), "testkit.wasm", &variant);
     gauges_read(
         &o.metrics,
         "the old version held by its invocation",
@@ -446,17 +466,7 @@ async fn a_corrupt_file_dropped_in_is_counted_and_the_good_plugin_serves() -> an
 async fn sigterm_drains_and_cancels_what_outlasts_the_grace_period() -> anyhow::Result<()> {
     let server = shared_server().await?;
     let mut o = observed(server, &["--shutdown-grace-secs", "2"]).await?;
-    let id = unique("long");
-    let long = tokio::spawn({
-        let (queue, id) = (o.worker.task_queue.clone(), id.clone());
-        async move { run_step_on(server, &queue, &id, long_step()).await }
-    });
-    eventually(
-        Duration::from_secs(60),
-        "the long activity heartbeats",
-        || async { activity_heartbeating(server, &id).await.ok().filter(|b| *b) },
-    )
-    .await?;
+    let (_, long) = o.run_until_heartbeat(server, "long", long_step()).await?;
     o.terminate_and_see_not_ready().await?;
     let status = o.worker.exit_status(Duration::from_secs(60)).await?;
     assert_eq!(status.code(), Some(3), "{status:?}");
@@ -469,24 +479,9 @@ async fn sigterm_drains_and_cancels_what_outlasts_the_grace_period() -> anyhow::
 async fn a_drain_lets_in_flight_work_finish_and_exits_0() -> anyhow::Result<()> {
     let server = shared_server().await?;
     let mut o = observed(server, &["--shutdown-grace-secs", "120"]).await?;
-    let step = json!({
-        "plugin": "testkit", "operation": "wait_for_file",
-        "input": {"path": "/artifacts/release"},
-        "start_to_close_secs": 300, "heartbeat_timeout_secs": 10,
-    });
-    let id = unique("short");
     // The workflow cannot complete once the only worker stops (it needs a workflow task), so
     // the activity's own completion is what to look for in its history.
-    tokio::spawn({
-        let (queue, id) = (o.worker.task_queue.clone(), id.clone());
-        async move { run_step_on(server, &queue, &id, step).await }
-    });
-    eventually(
-        Duration::from_secs(60),
-        "the activity heartbeats",
-        || async { activity_heartbeating(server, &id).await.ok().filter(|b| *b) },
-    )
-    .await?;
+    let (id, _) = o.run_until_heartbeat(server, "short", held_step()).await?;
     o.terminate_and_see_not_ready().await?;
     assert!(
         o.worker.is_running(),

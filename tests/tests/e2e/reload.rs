@@ -7,7 +7,7 @@ use std::{
     time::Duration,
 };
 
-use mlx_e2e::{PluginsDir, components, eventually, invoke_once};
+use mlx_e2e::{PluginsDir, components, components::drop_in, eventually, invoke_once};
 use mlx_runtime::{
     PluginHost,
     contract::InvocationContext,
@@ -23,13 +23,6 @@ const WAIT: Duration = Duration::from_secs(20);
 fn digest_of(bytes: &[u8]) -> String {
     use sha2::{Digest, Sha256};
     format!("sha256:{:x}", Sha256::digest(bytes))
-}
-
-/// Writes `bytes` the recommended way: a hidden temporary file renamed into place.
-fn drop_in(dir: &Path, file: &str, bytes: &[u8]) {
-    let tmp = dir.join(format!(".{file}.tmp"));
-    std::fs::write(&tmp, bytes).unwrap();
-    std::fs::rename(&tmp, dir.join(file)).unwrap();
 }
 
 struct Watched {
