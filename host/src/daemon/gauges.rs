@@ -5,7 +5,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use mlx_runtime::PluginHost;
+use mlx_runtime::{PluginHost, live::LiveCount};
 use temporalio_common::telemetry::metrics::{
     CoreMeter, Gauge, MetricAttributes, MetricParameters, NewAttributes,
 };
@@ -19,6 +19,7 @@ struct Gauges {
     tasks: Gauge,
     instances: Gauge,
     versions: Gauge,
+    activities: Gauge,
     none: MetricAttributes,
 }
 
@@ -62,11 +63,17 @@ impl Gauges {
                  still finishing an invocation",
                 "",
             ),
+            activities: gauge(
+                "mlx_worker_activities_tracked",
+                "Activity attempts the worker holds a cancellation handle for: those running. \
+                 Nonzero with nothing running would be a leak",
+                "",
+            ),
             none: meter.new_attributes(NewAttributes::from(vec![])),
         }
     }
 
-    fn record(&self, runtime: &PluginHost) {
+    fn record(&self, runtime: &PluginHost, activities: &LiveCount) {
         if let Some(heap) = heap() {
             self.heap_in_use.record(heap.in_use, &self.none);
             self.heap_free.record(heap.free, &self.none);
@@ -79,18 +86,24 @@ impl Gauges {
             .record(runtime.active_invocations() as u64, &self.none);
         self.versions
             .record(runtime.plugin_versions_alive() as u64, &self.none);
+        self.activities.record(activities.get() as u64, &self.none);
     }
 }
 
 /// Records the gauges every second until `stop`.
-pub async fn record(meter: Arc<dyn CoreMeter>, runtime: Arc<PluginHost>, stop: CancellationToken) {
+pub async fn record(
+    meter: Arc<dyn CoreMeter>,
+    runtime: Arc<PluginHost>,
+    activities: LiveCount,
+    stop: CancellationToken,
+) {
     let gauges = Gauges::new(meter.as_ref());
     let mut tick = tokio::time::interval(EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
-            _ = tick.tick() => gauges.record(&runtime),
+            _ = tick.tick() => gauges.record(&runtime, &activities),
         }
     }
 }

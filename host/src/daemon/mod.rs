@@ -42,7 +42,7 @@ use crate::{
 };
 use health::Health;
 use metrics::PluginMetrics;
-use mlx_runtime::observer::Observer;
+use mlx_runtime::{live::LiveCount, observer::Observer};
 
 pub mod dev;
 mod gauges;
@@ -229,8 +229,14 @@ pub async fn run_with(
             stop.clone().cancelled_owned(),
         ));
     }
+    let activities_tracked = LiveCount::default();
     if let Some(meter) = metrics.clone() {
-        tokio::spawn(gauges::record(meter, runtime.clone(), stop.clone()));
+        tokio::spawn(gauges::record(
+            meter,
+            runtime.clone(),
+            activities_tracked.clone(),
+            stop.clone(),
+        ));
     }
     tokio::spawn(refs::follow(
         pinned,
@@ -276,6 +282,7 @@ pub async fn run_with(
     );
     worker_settings.graceful_shutdown = Some(grace);
     worker_settings.metrics = metrics;
+    worker_settings.activities_tracked = activities_tracked;
     worker_settings.max_input_bytes = settings.max_input_bytes;
     worker_settings.openlineage = settings.openlineage.clone();
     worker_settings.step_cache_max_bytes = settings.step_cache_max_bytes;

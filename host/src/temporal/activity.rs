@@ -7,16 +7,19 @@ use std::{
     time::{Duration, Instant, SystemTime},
 };
 
+use futures::future::BoxFuture;
 use serde_json::{Value, json};
-use temporalio_common::{data_converters::RawValue, error::ApplicationFailure};
-use temporalio_macros::activities;
-use temporalio_sdk::activities::{ActivityContext, ActivityError};
+use temporalio_common::{ActivityError, data_converters::RawValue, error::ApplicationFailure};
 use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use super::payload::{
-    decode_heartbeat_details, decode_request, json_text_payload, mark_cached, result_payload,
+use super::{
+    ACTIVITY_NAME,
+    dispatch::{Activity, Handler},
+    payload::{
+        decode_heartbeat_details, decode_request, json_text_payload, mark_cached, result_payload,
+    },
 };
 use crate::{lineage, openlineage, run_files::RunFiles, step_cache::StepCache};
 use mlx_pipeline::CacheSource;
@@ -181,7 +184,7 @@ impl PluginActivities {
         plugin: &LoadedPlugin,
         request: &PluginRequest,
         invocation: &InvocationContext,
-        ctx: &ActivityContext,
+        ctx: &Activity,
         error: Option<&str>,
     ) {
         let Some(emitter) = &self.openlineage else {
@@ -259,14 +262,26 @@ fn invocation_record<'a>(
     }
 }
 
-#[activities]
+impl Handler for PluginActivities {
+    fn name(&self) -> &str {
+        ACTIVITY_NAME
+    }
+
+    fn run(
+        self: Arc<Self>,
+        activity: Activity,
+        input: RawValue,
+    ) -> BoxFuture<'static, Result<RawValue, ActivityError>> {
+        Box::pin(self.plugin_activity(activity, input))
+    }
+}
+
 impl PluginActivities {
     /// Takes the raw payload so that a malformed request fails non-retryably with a message
-    /// that says what to send, instead of the SDK's retryable decoding error.
-    #[activity(definition = super::plugin_activity::PluginActivity)]
-    pub async fn plugin_activity(
+    /// that says what to send, instead of a retryable decoding error.
+    async fn plugin_activity(
         self: Arc<Self>,
-        ctx: ActivityContext,
+        ctx: Activity,
         input: RawValue,
     ) -> Result<RawValue, ActivityError> {
         let info = ctx.info();
@@ -279,7 +294,7 @@ impl PluginActivities {
                 .unwrap_or_else(|| format!("standalone-{}", info.activity_id)),
             activity_id: info.activity_id.clone(),
             attempt: info.attempt,
-            last_heartbeat_details: decode_heartbeat_details(ctx.heartbeat_details().raw()),
+            last_heartbeat_details: decode_heartbeat_details(ctx.heartbeat_details()),
         };
         let request = decode_request(&input, self.max_input_bytes).map_err(|e| {
             tracing::warn!(
@@ -403,7 +418,7 @@ impl PluginActivities {
             // reach Temporal (core attaches it to a failure, for the next attempt).
             let last = details.borrow().clone();
             if last.is_some() && last != recorded {
-                record(&ctx, &last).await;
+                record(&ctx, &last);
             }
             // Encoded once; too large for Temporal to accept fails as the plugin's output, not
             // a hang.
@@ -505,7 +520,7 @@ impl PluginActivities {
 /// latest details: cancellation only arrives on heartbeat responses, so without this a
 /// CPU-bound plugin that never heartbeats could not be cancelled. Never returns.
 async fn heartbeat_bridge(
-    ctx: &ActivityContext,
+    ctx: &Activity,
     details: &mut watch::Receiver<Option<JsonText>>,
     cancel: CancellationToken,
     latest: &mut Option<JsonText>,
@@ -530,16 +545,16 @@ async fn heartbeat_bridge(
                     continue;
                 }
                 *latest = details.borrow_and_update().clone();
-                record(ctx, latest).await;
+                record(ctx, latest);
             }
-            _ = tick => record(ctx, latest).await,
+            _ = tick => record(ctx, latest),
         }
     }
 }
 
 /// How often the host heartbeats on an invocation's behalf: a third of the heartbeat timeout,
 /// if one is set.
-fn heartbeat_interval(ctx: &ActivityContext) -> Option<Duration> {
+fn heartbeat_interval(ctx: &Activity) -> Option<Duration> {
     ctx.info()
         .heartbeat_timeout
         .filter(|t| !t.is_zero())
@@ -550,7 +565,7 @@ fn heartbeat_interval(ctx: &ActivityContext) -> Option<Duration> {
 /// while heartbeating `details`: a long transfer must not look like a dead worker, and the
 /// checkpoint must stay the plugin's last.
 async fn heartbeating<T>(
-    ctx: &ActivityContext,
+    ctx: &Activity,
     details: &Option<JsonText>,
     work: impl Future<Output = T>,
 ) -> T {
@@ -561,18 +576,13 @@ async fn heartbeating<T>(
     loop {
         tokio::select! {
             out = &mut work => return out,
-            () = tokio::time::sleep(interval) => record(ctx, details).await,
+            () = tokio::time::sleep(interval) => record(ctx, details),
         }
     }
 }
 
-async fn record(ctx: &ActivityContext, details: &Option<JsonText>) {
-    if let Err(e) = ctx
-        .record_heartbeat(json_text_payload(details.as_ref()))
-        .await
-    {
-        tracing::warn!("recording a heartbeat failed: {e}");
-    }
+fn record(ctx: &Activity, details: &Option<JsonText>) {
+    ctx.record_heartbeat(json_text_payload(details.as_ref()));
 }
 
 fn instant_from_system_time(at: SystemTime) -> Instant {

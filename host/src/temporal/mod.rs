@@ -2,6 +2,7 @@
 //! worker loop. Nothing else in the crate knows about Temporal.
 
 pub mod activity;
+pub mod dispatch;
 #[cfg(feature = "native-echo")]
 pub mod native_echo;
 pub mod payload;

@@ -3,56 +3,65 @@
 //! same binary, connection, decoding and result encoding as the plugin path, so the difference
 //! between the two is the price of the sandbox.
 
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
 use serde_json::json;
-use temporalio_common::data_converters::RawValue;
-use temporalio_macros::activities;
-use temporalio_sdk::activities::{ActivityContext, ActivityError};
+use temporalio_common::{ActivityError, data_converters::RawValue};
 
 use super::{
+    ACTIVITY_NAME,
     activity::to_activity_error,
+    dispatch::{Activity, Handler},
     payload::{decode_heartbeat_details, decode_request, result_payload},
 };
 use mlx_runtime::failure::InvocationError;
 
 pub struct NativeEchoActivity;
 
-#[activities]
-impl NativeEchoActivity {
-    /// Decodes the request as the plugin path does, so both pay for the same parsing.
-    #[activity(definition = super::plugin_activity::PluginActivity)]
-    pub async fn plugin_activity(
-        self: std::sync::Arc<Self>,
-        ctx: ActivityContext,
-        input: RawValue,
-    ) -> Result<RawValue, ActivityError> {
-        let request = decode_request(&input, super::worker::DEFAULT_MAX_INPUT_BYTES)
-            .map_err(|e| to_activity_error(&e, ctx.info().attempt))?;
-        if request.operation != "echo" {
-            return Err(to_activity_error(
-                &InvocationError::UnknownOperation {
-                    plugin: request.plugin,
-                    operation: request.operation,
-                    available: "echo".into(),
-                },
-                ctx.info().attempt,
-            ));
-        }
-        let info = ctx.info();
-        let output = json!({
-            "input": request.input,
-            "workflow_id": info.workflow_id,
-            "activity_id": info.activity_id,
-            "attempt": info.attempt,
-            "last_heartbeat_details": decode_heartbeat_details(ctx.heartbeat_details().raw())
-                .map(|d| d.to_value()),
-        });
-        // The metadata says no plugin bytes produced this result.
-        Ok(result_payload(
-            &output,
-            "native-echo",
-            env!("CARGO_PKG_VERSION"),
-            "native",
-            info.attempt,
-        ))
+impl Handler for NativeEchoActivity {
+    fn name(&self) -> &str {
+        ACTIVITY_NAME
     }
+
+    fn run(
+        self: Arc<Self>,
+        activity: Activity,
+        input: RawValue,
+    ) -> BoxFuture<'static, Result<RawValue, ActivityError>> {
+        Box::pin(async move { echo(&activity, &input) })
+    }
+}
+
+/// Decodes the request as the plugin path does, so both pay for the same parsing.
+fn echo(activity: &Activity, input: &RawValue) -> Result<RawValue, ActivityError> {
+    let info = activity.info();
+    let request = decode_request(input, super::worker::DEFAULT_MAX_INPUT_BYTES)
+        .map_err(|e| to_activity_error(&e, info.attempt))?;
+    if request.operation != "echo" {
+        return Err(to_activity_error(
+            &InvocationError::UnknownOperation {
+                plugin: request.plugin,
+                operation: request.operation,
+                available: "echo".into(),
+            },
+            info.attempt,
+        ));
+    }
+    let output = json!({
+        "input": request.input,
+        "workflow_id": info.workflow_id,
+        "activity_id": info.activity_id,
+        "attempt": info.attempt,
+        "last_heartbeat_details": decode_heartbeat_details(activity.heartbeat_details())
+            .map(|d| d.to_value()),
+    });
+    // The metadata says no plugin bytes produced this result.
+    Ok(result_payload(
+        &output,
+        "native-echo",
+        env!("CARGO_PKG_VERSION"),
+        "native",
+        info.attempt,
+    ))
 }

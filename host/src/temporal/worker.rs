@@ -3,22 +3,34 @@
 use std::{future::Future, path::PathBuf, sync::Arc, time::Duration};
 
 use temporalio_client::{
-    Client, ClientOptions, ClientTlsOptions, Connection, TlsOptions,
+    Client, ClientOptions, ClientTlsOptions, Connection, NamespacedClient, TlsOptions,
     envconfig::LoadClientConfigProfileOptions,
 };
 use temporalio_common::{
     telemetry::{TelemetryOptions, metrics::CoreMeter},
-    worker::{VersioningBehavior, WorkerDeploymentOptions, WorkerDeploymentVersion},
+    worker::{
+        VersioningBehavior, WorkerDeploymentOptions, WorkerDeploymentVersion, WorkerTaskTypes,
+        build_id_from_current_exe,
+    },
 };
 use temporalio_sdk::{
     Worker, WorkerOptions,
     runtime::RuntimeOptions,
     runtime::worker_tuner::{FixedSizeSlotSupplier, TunerHolder},
 };
+use temporalio_sdk_core::{
+    CoreRuntime, RuntimeOptions as CoreRuntimeOptions, TunerHolder as CoreTunerHolder,
+    WorkerConfig, WorkerVersioningStrategy, init_worker,
+};
 use url::Url;
 
-use super::{MLTrainingWorkflow, PipelineWorkflow, PluginActivities, RunPluginWorkflow};
-use mlx_runtime::{PluginHost, engine::BoxError, plugin::registry::PluginRegistry};
+use super::{
+    MLTrainingWorkflow, PipelineWorkflow, PluginActivities, RunPluginWorkflow,
+    dispatch::{ActivityWorker, Handler},
+};
+use mlx_runtime::{
+    PluginHost, engine::BoxError, live::LiveCount, plugin::registry::PluginRegistry,
+};
 
 /// Where and how to connect: the `[temporal]` table of the configuration. Unset fields follow
 /// Temporal's own conventions: the `temporal.toml` profile the official SDKs read (with the
@@ -58,6 +70,8 @@ pub struct WorkerSettings {
     pub deployment: Option<WorkerDeploymentVersion>,
     /// Runs' files on the shared artifact store; None: on this worker's disk.
     pub run_files: Option<Arc<crate::run_files::RunFiles>>,
+    /// Counts the activity attempts the worker holds a cancellation handle for (a gauge).
+    pub activities_tracked: LiveCount,
     /// Benchmarks only: serve `plugin_activity` with the native echo instead of plugins.
     #[cfg(feature = "native-echo")]
     pub native_echo: bool,
@@ -76,6 +90,7 @@ impl WorkerSettings {
             openlineage: None,
             deployment: None,
             run_files: None,
+            activities_tracked: LiveCount::default(),
             #[cfg(feature = "native-echo")]
             native_echo: false,
         }
@@ -201,6 +216,9 @@ fn parse_address(address: &str, tls: bool) -> Result<Url, WorkerError> {
 
 /// Polls `settings.task_queue` for the workflows and `plugin_activity` until `shutdown`
 /// resolves, then stops polling and lets in-flight tasks finish.
+///
+/// Two core workers share the queue: the SDK's runs the workflows, ours the activities
+/// ([`super::dispatch`] says why). Both stop together.
 pub async fn run(
     client: Client,
     settings: &WorkerSettings,
@@ -208,68 +226,50 @@ pub async fn run(
     registry: Arc<PluginRegistry>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), WorkerError> {
-    let telemetry = TelemetryOptions::builder()
-        .maybe_metrics(settings.metrics.clone())
-        .build();
+    let telemetry = || {
+        TelemetryOptions::builder()
+            .maybe_metrics(settings.metrics.clone())
+            .build()
+    };
     let runtime_options = RuntimeOptions::builder()
-        .telemetry_options(telemetry)
+        .telemetry_options(telemetry())
         .build()
         .map_err(WorkerError::worker("runtime options"))?;
     let sdk_runtime = temporalio_sdk::Runtime::from_current_tokio(runtime_options)
         .map_err(WorkerError::worker("the SDK runtime"))?;
-    let slots = settings.max_concurrent_activities.max(1);
-    let openlineage = settings
-        .openlineage
-        .clone()
-        .map(|(sink, namespace)| crate::openlineage::Emitter::start(sink, namespace));
+    let identity = worker_identity(&client);
+    let deployment = deployment_options(settings);
     let tuner = TunerHolder::builder()
         .workflow_task_slot_supplier(FixedSizeSlotSupplier::new(100))
-        .activity_task_slot_supplier(FixedSizeSlotSupplier::new(slots))
-        .local_activity_task_slot_supplier(FixedSizeSlotSupplier::new(slots))
+        .activity_task_slot_supplier(FixedSizeSlotSupplier::new(1))
+        .local_activity_task_slot_supplier(FixedSizeSlotSupplier::new(1))
         .nexus_task_slot_supplier(FixedSizeSlotSupplier::new(1))
         .build();
     let options = WorkerOptions::new(settings.task_queue.clone())
         .tuner(tuner)
+        .client_identity_override(identity.clone())
         .max_cached_workflows(settings.max_cached_workflows)
         .maybe_graceful_shutdown_period(settings.graceful_shutdown)
-        .maybe_deployment_options(settings.deployment.clone().map(|version| {
-            // Pinned: a run finishes on the plugin set it started with, whatever is rolled out
-            // meanwhile (the whole point of a version per plugin set). Activities a pinned
-            // workflow schedules on its own task queue go to the same version.
-            WorkerDeploymentOptions::new(version)
-                .use_worker_versioning(true)
-                .default_versioning_behavior(VersioningBehavior::Pinned)
-                .build()
-        }))
+        .deployment_options(deployment.clone())
         .register_workflow::<MLTrainingWorkflow>()
         .map_err(WorkerError::worker("registering a workflow"))?
         .register_workflow::<RunPluginWorkflow>()
         .map_err(WorkerError::worker("registering a workflow"))?
         .register_workflow::<PipelineWorkflow>()
-        .map_err(WorkerError::worker("registering a workflow"))?;
-    #[cfg(feature = "native-echo")]
-    let options = if settings.native_echo {
-        tracing::warn!(
-            "--native-echo: plugin_activity is the benchmark's native echo, not plugins"
-        );
-        options.register_activities(super::native_echo::NativeEchoActivity)
-    } else {
-        options.register_activities(
-            PluginActivities::new(runtime, registry, settings.max_input_bytes, openlineage)
-                .step_cache_max_bytes(settings.step_cache_max_bytes)
-                .run_files(settings.run_files.clone()),
-        )
+        .map_err(WorkerError::worker("registering a workflow"))?
+        .build();
+    let mut workflows = Worker::new(&sdk_runtime, client.clone(), options)
+        .map_err(WorkerError::worker("creating the workflow worker"))?;
+
+    let activities = activity_worker(&client, settings, identity, deployment)?;
+    let handler = activity_handler(settings, runtime, registry);
+    let stop = {
+        let (workflows, activities) = (workflows.shutdown_handle(), activities.shutdown_handle());
+        move || {
+            workflows();
+            activities();
+        }
     };
-    #[cfg(not(feature = "native-echo"))]
-    let options = options.register_activities(
-        PluginActivities::new(runtime, registry, settings.max_input_bytes, openlineage)
-            .step_cache_max_bytes(settings.step_cache_max_bytes)
-            .run_files(settings.run_files.clone()),
-    );
-    let options = options.build();
-    let mut worker = Worker::new(&sdk_runtime, client, options)
-        .map_err(WorkerError::worker("creating the worker"))?;
-    let stop = worker.shutdown_handle();
     match &settings.deployment {
         Some(v) => tracing::info!(
             task_queue = %settings.task_queue,
@@ -279,14 +279,118 @@ pub async fn run(
         ),
         None => tracing::info!(task_queue = %settings.task_queue, "worker polling"),
     }
-    let run = worker.run();
+    let run = async {
+        // One half failing stops the other, so the process never serves only half the queue.
+        let workflows = async {
+            let r = workflows.run().await;
+            stop();
+            r.map_err(WorkerError::worker("running the workflows"))
+        };
+        let activities = async {
+            let r = activities.run(handler).await;
+            stop();
+            r.map_err(WorkerError::worker("running the activities"))
+        };
+        let (w, a) = tokio::join!(workflows, activities);
+        w.and(a)
+    };
     tokio::pin!(run);
     tokio::select! {
-        r = &mut run => return r.map_err(WorkerError::worker("running")),
+        r = &mut run => return r,
         () = shutdown => {
             tracing::info!("shutdown requested; finishing in-flight tasks");
             stop();
         }
     }
-    run.await.map_err(WorkerError::worker("running"))
+    run.await
+}
+
+/// The SDK's rule for a worker's identity, made once so both halves report the same one.
+fn worker_identity(client: &Client) -> String {
+    let identity = client.identity();
+    if !identity.is_empty() {
+        return identity;
+    }
+    let mut name = [0u8; 256];
+    // SAFETY: gethostname writes at most `len` bytes into the buffer it is given.
+    let host = match unsafe { libc::gethostname(name.as_mut_ptr().cast(), name.len()) } {
+        0 => {
+            String::from_utf8_lossy(name.split(|&b| b == 0).next().unwrap_or_default()).into_owned()
+        }
+        _ => "localhost".to_owned(),
+    };
+    format!("{}@{host}", std::process::id())
+}
+
+fn deployment_options(settings: &WorkerSettings) -> WorkerDeploymentOptions {
+    match settings.deployment.clone() {
+        // Pinned: a run finishes on the plugin set it started with, whatever is rolled out
+        // meanwhile (the whole point of a version per plugin set). Activities a pinned
+        // workflow schedules on its own task queue go to the same version.
+        Some(version) => WorkerDeploymentOptions::new(version)
+            .use_worker_versioning(true)
+            .default_versioning_behavior(VersioningBehavior::Pinned)
+            .build(),
+        // Unversioned, as the SDK's default is.
+        None => WorkerDeploymentOptions::from_build_id(build_id_from_current_exe().to_owned()),
+    }
+}
+
+/// An activity-only core worker with the settings' slots and grace period.
+fn activity_worker(
+    client: &Client,
+    settings: &WorkerSettings,
+    identity: String,
+    deployment: WorkerDeploymentOptions,
+) -> Result<ActivityWorker, WorkerError> {
+    let slots = settings.max_concurrent_activities.max(1);
+    let runtime_options = CoreRuntimeOptions::builder()
+        .telemetry_options(
+            TelemetryOptions::builder()
+                .maybe_metrics(settings.metrics.clone())
+                .build(),
+        )
+        .build()
+        .map_err(WorkerError::worker("activity runtime options"))?;
+    let core_runtime = CoreRuntime::new_assume_tokio(runtime_options)
+        .map_err(WorkerError::worker("the activity runtime"))?;
+    let config = WorkerConfig::builder()
+        .namespace(client.namespace())
+        .task_queue(settings.task_queue.clone())
+        .client_identity_override(identity)
+        .tuner(Arc::new(CoreTunerHolder::fixed_size(1, slots, 1, 1)))
+        .task_types(WorkerTaskTypes::activity_only())
+        .maybe_graceful_shutdown_period(settings.graceful_shutdown)
+        .versioning_strategy(WorkerVersioningStrategy::WorkerDeploymentBased(deployment))
+        .build()
+        .map_err(WorkerError::worker("the activity worker's options"))?;
+    let core = init_worker(&core_runtime, config, client.connection().clone())
+        .map_err(WorkerError::worker("creating the activity worker"))?;
+    Ok(ActivityWorker::new(
+        core,
+        settings.activities_tracked.clone(),
+    ))
+}
+
+fn activity_handler(
+    settings: &WorkerSettings,
+    runtime: Arc<PluginHost>,
+    registry: Arc<PluginRegistry>,
+) -> Arc<dyn Handler> {
+    #[cfg(feature = "native-echo")]
+    if settings.native_echo {
+        tracing::warn!(
+            "--native-echo: plugin_activity is the benchmark's native echo, not plugins"
+        );
+        return Arc::new(super::native_echo::NativeEchoActivity);
+    }
+    let openlineage = settings
+        .openlineage
+        .clone()
+        .map(|(sink, namespace)| crate::openlineage::Emitter::start(sink, namespace));
+    Arc::new(
+        PluginActivities::new(runtime, registry, settings.max_input_bytes, openlineage)
+            .step_cache_max_bytes(settings.step_cache_max_bytes)
+            .run_files(settings.run_files.clone()),
+    )
 }

@@ -6,7 +6,9 @@ use plotters::prelude::*;
 
 use crate::{
     Config,
-    sample::{GAUGES, HEAP_FREE, HEAP_IN_USE, INSTANCES, SLOTS, STICKY, Sample, TASKS, VERSIONS},
+    sample::{
+        GAUGES, HEAP_FREE, HEAP_IN_USE, INSTANCES, SLOTS, STICKY, Sample, TASKS, TRACKED, VERSIONS,
+    },
 };
 
 fn mib(bytes: u64) -> f64 {
@@ -158,6 +160,7 @@ pub fn write(
             ("sticky workflows", gauge_series(STICKY, 1.0)),
             ("guest instances", gauge_series(INSTANCES, 1.0)),
             ("plugin versions", gauge_series(VERSIONS, 1.0)),
+            ("activities tracked", gauge_series(TRACKED, 1.0)),
         ],
         &reload_at,
     )?;
@@ -345,7 +348,7 @@ pub fn write(
          not end as expected): **{}**; reloads: {reloads}. Peak VmRSS {:.1} MiB; fds {}–{}, \
          threads {}–{} over the run.\n\n\
          Plots: rss.svg (with the allocator's heap in use and free), alive.svg (tasks, \
-         sticky workflows, guest instances, plugin versions), fds.svg, threads.svg, \
+         sticky workflows, guest instances, plugin versions, activities tracked), fds.svg, threads.svg, \
          throughput.svg (grey lines: reloads); \
          every sample: samples.csv.",
         mib(first.rss),

@@ -21,7 +21,7 @@ pub struct Counters {
 /// Prometheus series summed over their labels (slot gauges restricted to activities): what
 /// the SDK and the worker count as alive, and the allocator's own view of the heap
 /// (daemon/gauges.rs). Indexes below name the ones the report reads.
-pub const GAUGES: [(&str, &str); 9] = [
+pub const GAUGES: [(&str, &str); 10] = [
     ("temporal_sticky_cache_size", ""),
     (
         "temporal_worker_task_slots_used",
@@ -34,6 +34,7 @@ pub const GAUGES: [(&str, &str); 9] = [
     ("mlx_worker_tasks", ""),
     ("mlx_plugin_instances_alive", ""),
     ("mlx_plugin_versions_alive", ""),
+    ("mlx_worker_activities_tracked", ""),
 ];
 pub const STICKY: usize = 0;
 pub const SLOTS: usize = 1;
@@ -42,6 +43,7 @@ pub const HEAP_FREE: usize = 5;
 pub const TASKS: usize = 6;
 pub const INSTANCES: usize = 7;
 pub const VERSIONS: usize = 8;
+pub const TRACKED: usize = 9;
 
 #[derive(Clone, Debug)]
 pub struct Sample {

@@ -392,13 +392,18 @@ async fn gauges_read(metrics: &str, what: &str, want: &[(&str, f64)]) -> anyhow:
 async fn gauges_count_what_is_alive_and_a_replaced_plugin_is_released() -> anyhow::Result<()> {
     let server = shared_server().await?;
     let o = observed(server, &[]).await?;
-    echo_on(server, &o.worker, 1).await?;
+    for n in 1..=3 {
+        echo_on(server, &o.worker, n).await?;
+    }
+    // Three attempts done; the count below, exactly 1 while the next one runs, is what shows
+    // their cancellation handles are gone (the SDK's worker kept every one).
     gauges_read(
         &o.metrics,
-        "one version, no instance",
+        "one version, no instance, no attempt tracked",
         &[
             ("mlx_plugin_versions_alive", 1.0),
             ("mlx_plugin_instances_alive", 0.0),
+            ("mlx_worker_activities_tracked", 0.0),
         ],
     )
     .await?;
@@ -417,6 +422,7 @@ async fn gauges_count_what_is_alive_and_a_replaced_plugin_is_released() -> anyho
         &[
             ("mlx_plugin_versions_alive", 2.0),
             ("mlx_plugin_instances_alive", 1.0),
+            ("mlx_worker_activities_tracked", 1.0),
         ],
     )
     .await?;
@@ -430,6 +436,7 @@ async fn gauges_count_what_is_alive_and_a_replaced_plugin_is_released() -> anyho
         &[
             ("mlx_plugin_versions_alive", 1.0),
             ("mlx_plugin_instances_alive", 0.0),
+            ("mlx_worker_activities_tracked", 0.0),
         ],
     )
     .await
