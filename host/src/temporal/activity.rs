@@ -15,7 +15,6 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::{
-    ACTIVITY_NAME,
     dispatch::{Activity, Handler},
     payload::{
         decode_heartbeat_details, decode_request, json_text_payload, mark_cached, result_payload,
@@ -263,10 +262,6 @@ fn invocation_record<'a>(
 }
 
 impl Handler for PluginActivities {
-    fn name(&self) -> &str {
-        ACTIVITY_NAME
-    }
-
     fn run(
         self: Arc<Self>,
         activity: Activity,

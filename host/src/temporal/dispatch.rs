@@ -37,6 +37,8 @@ use temporalio_sdk_core::{PollError, Worker as CoreWorker, WorkerValidationError
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use super::ACTIVITY_NAME;
+
 /// What an activity attempt is, from its start task.
 #[derive(Clone, Debug)]
 pub struct Info {
@@ -86,11 +88,8 @@ impl Activity {
     }
 }
 
-/// Runs one activity type's attempts.
+/// Runs `plugin_activity` attempts, the one activity type this worker serves.
 pub trait Handler: Send + Sync + 'static {
-    /// The activity type this handler serves.
-    fn name(&self) -> &str;
-
     fn run(
         self: Arc<Self>,
         activity: Activity,
@@ -181,7 +180,7 @@ impl ActivityWorker {
         let token = task.task_token;
         match task.variant {
             Some(activity_task::Variant::Start(mut start))
-                if start.activity_type == handler.name() =>
+                if start.activity_type == ACTIVITY_NAME =>
             {
                 let cancelled = CancellationToken::new();
                 let entry = Entry::new(&self.running, &token, &cancelled, &self.tracked);
@@ -213,8 +212,7 @@ impl ActivityWorker {
                     &self.converter,
                     ApplicationFailure::builder(format!(
                         "activity type {:?} is not registered on this worker, which runs only {:?}",
-                        start.activity_type,
-                        handler.name()
+                        start.activity_type, ACTIVITY_NAME
                     ))
                     .type_name("NotFoundError".to_owned())
                     .build(),

@@ -10,7 +10,6 @@ use serde_json::json;
 use temporalio_common::{ActivityError, data_converters::RawValue};
 
 use super::{
-    ACTIVITY_NAME,
     activity::to_activity_error,
     dispatch::{Activity, Handler},
     payload::{decode_heartbeat_details, decode_request, result_payload},
@@ -20,10 +19,6 @@ use mlx_runtime::failure::InvocationError;
 pub struct NativeEchoActivity;
 
 impl Handler for NativeEchoActivity {
-    fn name(&self) -> &str {
-        ACTIVITY_NAME
-    }
-
     fn run(
         self: Arc<Self>,
         activity: Activity,
