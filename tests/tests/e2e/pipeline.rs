@@ -906,7 +906,9 @@ async fn the_example_training_pipeline_skips_approval_and_registry_for_a_weak_mo
 }
 
 /// The example spec, for a forest of `trees` small trees journaled every 10 trees and a train
-/// step retried 1 s after 3 s without a heartbeat, stopping after `evaluate`.
+/// step retried 1 s after 6 s without a heartbeat, stopping after `evaluate`. Core sends a
+/// heartbeat at most every 0.8 × that timeout, so each must reach the server within 0.2 × of
+/// it: 1.2 s here (with 3 s, a CI run on a machine also running a soak lost both retries).
 fn forest_training(trees: u64) -> anyhow::Result<Value> {
     let mut spec = training(2.0)?; // No accuracy reaches 2: approval and registry are skipped.
     spec["params"]["model"] = json!({
@@ -916,7 +918,7 @@ fn forest_training(trees: u64) -> anyhow::Result<Value> {
     let steps = spec["steps"].as_array_mut().unwrap();
     let train = steps.iter_mut().find(|s| s["id"] == "train").unwrap();
     train["input"]["checkpoint_every"] = json!(10);
-    train["timeouts"]["heartbeat_secs"] = json!(3);
+    train["timeouts"]["heartbeat_secs"] = json!(6);
     train["retry"]["initial_interval_secs"] = json!(1);
     Ok(spec)
 }
