@@ -21,9 +21,9 @@ pub use workflows::{MLTrainingWorkflow, RunPluginWorkflow};
 /// The activity type name every caller uses, in any SDK or from the CLI.
 pub const ACTIVITY_NAME: &str = "plugin_activity";
 
-/// The one definition of `plugin_activity`: what the workflows call and what the worker's
-/// implementations ([`PluginActivities`], and the benchmark's native echo) must match. Both
-/// ways it is one JSON payload, taken raw: the request is decoded by hand so a malformed one
+/// The one definition of `plugin_activity`: what the workflows call. The worker serves it
+/// through [`dispatch::Handler`] ([`PluginActivities`], and the benchmark's native echo),
+/// matched by [`ACTIVITY_NAME`]. Both ways it is one JSON payload, taken raw: the request is decoded by hand so a malformed one
 /// fails non-retryably ([`payload::decode_request`]), and the result's metadata carries the
 /// plugin digest and attempt ([`payload::result_payload`]).
 pub struct PluginActivity;

@@ -226,13 +226,8 @@ pub async fn run(
     registry: Arc<PluginRegistry>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), WorkerError> {
-    let telemetry = || {
-        TelemetryOptions::builder()
-            .maybe_metrics(settings.metrics.clone())
-            .build()
-    };
     let runtime_options = RuntimeOptions::builder()
-        .telemetry_options(telemetry())
+        .telemetry_options(telemetry(settings))
         .build()
         .map_err(WorkerError::worker("runtime options"))?;
     let sdk_runtime = temporalio_sdk::Runtime::from_current_tokio(runtime_options)
@@ -305,6 +300,13 @@ pub async fn run(
     run.await
 }
 
+/// Both halves' telemetry: the SDK core's worker metrics go to the same meter.
+fn telemetry(settings: &WorkerSettings) -> TelemetryOptions {
+    TelemetryOptions::builder()
+        .maybe_metrics(settings.metrics.clone())
+        .build()
+}
+
 /// The SDK's rule for a worker's identity, made once so both halves report the same one.
 fn worker_identity(client: &Client) -> String {
     let identity = client.identity();
@@ -345,11 +347,7 @@ fn activity_worker(
 ) -> Result<ActivityWorker, WorkerError> {
     let slots = settings.max_concurrent_activities.max(1);
     let runtime_options = CoreRuntimeOptions::builder()
-        .telemetry_options(
-            TelemetryOptions::builder()
-                .maybe_metrics(settings.metrics.clone())
-                .build(),
-        )
+        .telemetry_options(telemetry(settings))
         .build()
         .map_err(WorkerError::worker("activity runtime options"))?;
     let core_runtime = CoreRuntime::new_assume_tokio(runtime_options)
@@ -364,6 +362,8 @@ fn activity_worker(
         .versioning_strategy(WorkerVersioningStrategy::WorkerDeploymentBased(deployment))
         .build()
         .map_err(WorkerError::worker("the activity worker's options"))?;
+    // The worker copies what it needs from the runtime (meter, heartbeat interval); dropping
+    // the runtime after this only clears a per-thread trace subscriber, which is never set.
     let core = init_worker(&core_runtime, config, client.connection().clone())
         .map_err(WorkerError::worker("creating the activity worker"))?;
     Ok(ActivityWorker::new(
