@@ -1,13 +1,18 @@
 //! The price of a fresh sandbox per invocation:
 //! instantiate only vs instantiate + call + drop, pooling vs on-demand allocation, one vs
-//! several concurrent invocations, and input/output sizes from 1 KiB to 1 MiB.
+//! several concurrent invocations, two plugins in turn (how many used pool slots stay warm),
+//! and input/output sizes from 1 KiB to 1 MiB.
 //!
 //! `cargo bench -p mlx-worker --bench sandbox`; BENCHMARKS.md holds results and method.
 
 use std::sync::Arc;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use mlx_e2e::{PluginsDir, invoke_once};
+use mlx_e2e::{
+    PluginsDir,
+    components::{drop_in, variant},
+    invoke_once,
+};
 use mlx_runtime::{HostSettings, PluginHost, engine::EngineSettings, plugin::LoadedPlugin};
 use serde_json::json;
 
@@ -20,6 +25,13 @@ type Setup = (
 );
 
 fn setup(pooling: bool) -> Setup {
+    setup_with(EngineSettings {
+        pooling,
+        ..Default::default()
+    })
+}
+
+fn setup_with(engine: EngineSettings) -> Setup {
     let tokio = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -28,10 +40,7 @@ fn setup(pooling: bool) -> Setup {
     // Room for the 1 MiB case: the echo output holds the input.
     plugins.write_manifest("testkit", "[limits]\nmax_output_kb = 4096\n");
     let runtime = PluginHost::new(HostSettings {
-        engine: EngineSettings {
-            pooling,
-            ..Default::default()
-        },
+        engine,
         ..Default::default()
     })
     .unwrap();
@@ -106,5 +115,40 @@ fn payload_sizes(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, fresh_sandbox, concurrency, payload_sizes);
+/// Two plugins called in turn, one at a time: the price of `warm_memory_slots` 0 (each call
+/// finds the one used slot tied to the other module and remaps it) against wasmtime's default
+/// of 100 (each module keeps a slot of its own).
+fn alternating_plugins(c: &mut Criterion) {
+    let mut group = c.benchmark_group("alternating_plugins");
+    for warm in [0, 100] {
+        let (tokio, runtime, first, _dir) = setup_with(EngineSettings {
+            warm_memory_slots: warm,
+            ..Default::default()
+        });
+        let other = PluginsDir::with(&[]);
+        drop_in(other.path(), "testkit.wasm", &variant("testkit", "other"));
+        let second = tokio
+            .block_on(runtime.load(&other.path().join("testkit.wasm")))
+            .unwrap();
+        let tiny = json!({"n": 1});
+        group.bench_function(BenchmarkId::new("two_calls", format!("warm{warm}")), |b| {
+            b.to_async(&tokio).iter(|| async {
+                for plugin in [&first, &second] {
+                    invoke_once(&runtime, plugin, "echo", &tiny, "bench")
+                        .await
+                        .unwrap();
+                }
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    fresh_sandbox,
+    alternating_plugins,
+    concurrency,
+    payload_sizes
+);
 criterion_main!(benches);

@@ -68,6 +68,15 @@ pub struct EngineSettings {
     /// a fresh instance per invocation cheap. Off: allocate on demand (kept for the
     /// benchmarks that compare the two).
     pub pooling: bool,
+    /// Used pool memory slots that may sit unused, still tied to the module that last ran in
+    /// them, before a new module takes one of them rather than a never-used slot. A slot
+    /// once used keeps up to `KEEP_RESIDENT` of its pages resident, so this bounds RSS by
+    /// concurrency instead of history. 0 (default): the slots a worker ever touches are as
+    /// many as its most concurrent instances; a module finding none of its own free takes
+    /// the least recently used one (remapping its image, a few µs, BENCHMARKS.md section 1).
+    /// wasmtime's default (100) prefers never-used slots: every plugin version a reload
+    /// brings touched fresh slots until all of the pool's had been used (issue 18's soak).
+    pub warm_memory_slots: u32,
 }
 
 impl Default for EngineSettings {
@@ -78,6 +87,7 @@ impl Default for EngineSettings {
             max_instances: 64,
             fuel_metering: false,
             pooling: true,
+            warm_memory_slots: 0,
         }
     }
 }
@@ -111,7 +121,8 @@ pub fn build_engine(settings: &EngineSettings) -> wasmtime::Result<Engine> {
         .max_component_instance_size(1 << 20)
         .max_core_instances_per_component(CORE_INSTANCES_PER_COMPONENT)
         .max_memories_per_component(MEMORIES_PER_COMPONENT)
-        .max_tables_per_component(TABLES_PER_COMPONENT);
+        .max_tables_per_component(TABLES_PER_COMPONENT)
+        .max_unused_warm_slots(settings.warm_memory_slots);
     // Reset a used slot by rewriting only its dirty pages (found with Linux's PAGEMAP_SCAN,
     // kernel 6.7+; elsewhere this falls back to madvise) and keep them resident, so the next
     // instance takes no page faults on them: it halved the cost of a small invocation

@@ -20,6 +20,8 @@ struct Gauges {
     instances: Gauge,
     versions: Gauge,
     activities: Gauge,
+    pool_warm: Gauge,
+    pool_resident: Gauge,
     none: MetricAttributes,
 }
 
@@ -69,6 +71,17 @@ impl Gauges {
                  Nonzero with nothing running would be a leak",
                 "",
             ),
+            pool_warm: gauge(
+                "mlx_pool_unused_warm_memories",
+                "Pool memory slots used before and unused now (engine.rs, warm_memory_slots): \
+                 each may keep some pages resident",
+                "",
+            ),
+            pool_resident: gauge(
+                "mlx_pool_unused_memory_resident_bytes",
+                "Bytes the pool's unused memory slots keep resident for the next instance",
+                "bytes",
+            ),
             none: meter.new_attributes(NewAttributes::from(vec![])),
         }
     }
@@ -87,6 +100,12 @@ impl Gauges {
         self.versions
             .record(runtime.plugin_versions_alive() as u64, &self.none);
         self.activities.record(activities.get() as u64, &self.none);
+        if let Some(pool) = runtime.engine().pooling_allocator_metrics() {
+            self.pool_warm
+                .record(u64::from(pool.unused_warm_memories()), &self.none);
+            self.pool_resident
+                .record(pool.unused_memory_bytes_resident() as u64, &self.none);
+        }
     }
 }
 

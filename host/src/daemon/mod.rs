@@ -50,6 +50,7 @@ pub mod health;
 pub mod metrics;
 mod refs;
 pub mod telemetry;
+mod trim;
 
 /// How the daemon ended without an error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -238,6 +239,7 @@ pub async fn run_with(
             stop.clone(),
         ));
     }
+    tokio::spawn(trim::run(stop.clone()));
     tokio::spawn(refs::follow(
         pinned,
         settings.clone(),

@@ -7,7 +7,8 @@ use plotters::prelude::*;
 use crate::{
     Config,
     sample::{
-        GAUGES, HEAP_FREE, HEAP_IN_USE, INSTANCES, SLOTS, STICKY, Sample, TASKS, TRACKED, VERSIONS,
+        GAUGES, HEAP_FREE, HEAP_IN_USE, INSTANCES, POOL_RESIDENT, POOL_WARM, SLOTS, STICKY, Sample,
+        TASKS, TRACKED, VERSIONS,
     },
 };
 
@@ -134,6 +135,10 @@ pub fn write(
                 "heap free (kept by the allocator)",
                 gauge_series(HEAP_FREE, to_mib),
             ),
+            (
+                "pool: unused slots' resident pages",
+                gauge_series(POOL_RESIDENT, to_mib),
+            ),
         ],
         &reload_at,
     )?;
@@ -161,6 +166,10 @@ pub fn write(
             ("guest instances", gauge_series(INSTANCES, 1.0)),
             ("plugin versions", gauge_series(VERSIONS, 1.0)),
             ("activities tracked", gauge_series(TRACKED, 1.0)),
+            (
+                "pool: unused warm memory slots",
+                gauge_series(POOL_WARM, 1.0),
+            ),
         ],
         &reload_at,
     )?;
@@ -208,8 +217,8 @@ pub fn write(
 
     md.push_str(
         "## Per minute (the last sample of each)\n\n\
-         | min | VmRSS MiB | RssAnon MiB | heap in use MiB | heap free MiB | fds | threads | tasks | activities | activities/s | losses | reloads | sticky cache | activity slots used | instances | plugin versions |\n\
-         | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n",
+         | min | VmRSS MiB | RssAnon MiB | heap in use MiB | heap free MiB | fds | threads | tasks | activities | activities/s | losses | reloads | sticky cache | activity slots used | instances | plugin versions | pool warm slots | pool resident MiB |\n\
+         | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n",
     );
     let mut previous = first;
     let mut minute = 1;
@@ -231,7 +240,7 @@ pub fn write(
         };
         writeln!(
             md,
-            "| {:.1} | {:.1} | {:.1} | {} | {} | {} | {} | {} | {} | {:.0} | {} | {} | {} | {} | {} | {} |",
+            "| {:.1} | {:.1} | {:.1} | {} | {} | {} | {} | {} | {} | {:.0} | {} | {} | {} | {} | {} | {} | {} | {} |",
             minutes(s),
             mib(s.rss),
             mib(s.rss_anon),
@@ -248,6 +257,8 @@ pub fn write(
             g(SLOTS),
             g(INSTANCES),
             g(VERSIONS),
+            g(POOL_WARM),
+            g_mib(POOL_RESIDENT),
         )?;
         previous = s;
         minute = (s.secs / 60.0).floor() as u32 + 1;

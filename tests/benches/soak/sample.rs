@@ -21,7 +21,7 @@ pub struct Counters {
 /// Prometheus series summed over their labels (slot gauges restricted to activities): what
 /// the SDK and the worker count as alive, and the allocator's own view of the heap
 /// (daemon/gauges.rs). Indexes below name the ones the report reads.
-pub const GAUGES: [(&str, &str); 10] = [
+pub const GAUGES: [(&str, &str); 12] = [
     ("temporal_sticky_cache_size", ""),
     (
         "temporal_worker_task_slots_used",
@@ -35,6 +35,8 @@ pub const GAUGES: [(&str, &str); 10] = [
     ("mlx_plugin_instances_alive", ""),
     ("mlx_plugin_versions_alive", ""),
     ("mlx_worker_activities_tracked", ""),
+    ("mlx_pool_unused_warm_memories", ""),
+    ("mlx_pool_unused_memory_resident_bytes", ""),
 ];
 pub const STICKY: usize = 0;
 pub const SLOTS: usize = 1;
@@ -44,6 +46,8 @@ pub const TASKS: usize = 6;
 pub const INSTANCES: usize = 7;
 pub const VERSIONS: usize = 8;
 pub const TRACKED: usize = 9;
+pub const POOL_WARM: usize = 10;
+pub const POOL_RESIDENT: usize = 11;
 
 #[derive(Clone, Debug)]
 pub struct Sample {

@@ -397,13 +397,15 @@ async fn gauges_count_what_is_alive_and_a_replaced_plugin_is_released() -> anyho
     }
     // Three attempts done; the count below, exactly 1 while the next one runs, is what shows
     // their cancellation handles are gone (the SDK's worker kept every one).
+    // One call at a time, so the pool has used one memory slot (engine.rs, warm_memory_slots).
     gauges_read(
         &o.metrics,
-        "one version, no instance, no attempt tracked",
+        "one version, no instance, no attempt tracked, one pool slot used",
         &[
             ("mlx_plugin_versions_alive", 1.0),
             ("mlx_plugin_instances_alive", 0.0),
             ("mlx_worker_activities_tracked", 0.0),
+            ("mlx_pool_unused_warm_memories", 1.0),
         ],
     )
     .await?;

@@ -3,7 +3,11 @@
 
 use std::{path::Path, sync::Arc, time::Duration};
 
-use mlx_e2e::{PluginsDir, components, eventually, host_settings};
+use mlx_e2e::{
+    PluginsDir, components,
+    components::{drop_in, variant},
+    eventually, host_settings,
+};
 use mlx_runtime::{
     HostSettings, PluginHost,
     contract::{InvocationContext, JsonText},
@@ -551,6 +555,29 @@ async fn every_invocation_gets_a_fresh_instance() {
             .unwrap();
         assert_eq!(out["calls"], 1, "state leaked between invocations");
     }
+}
+
+/// A used pool slot keeps pages resident, so a worker's memory must follow how many instances
+/// run at once, not how many plugin versions it has loaded (issue 18: with wasmtime's default
+/// every reload's version touched fresh slots). One call at a time, five versions: one slot.
+#[tokio::test]
+async fn new_plugin_versions_reuse_the_pools_used_memory_slot() {
+    let rt = runtime(None);
+    let plugins = PluginsDir::with(&[]);
+    for version in 0..5 {
+        let bytes = variant("testkit", &format!("v{version}"));
+        drop_in(plugins.path(), "testkit.wasm", &bytes);
+        let testkit = load(&rt, &plugins, "testkit").await;
+        invoke(&rt, &testkit, "count_calls", json!({}))
+            .await
+            .unwrap();
+    }
+    let pool = rt.engine().pooling_allocator_metrics().unwrap();
+    assert_eq!(
+        pool.unused_warm_memories(),
+        1,
+        "slots used by five versions, one call at a time"
+    );
 }
 
 #[tokio::test]
