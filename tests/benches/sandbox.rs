@@ -13,7 +13,11 @@ use mlx_e2e::{
     components::{drop_in, variant},
     invoke_once,
 };
-use mlx_runtime::{HostSettings, PluginHost, engine::EngineSettings, plugin::LoadedPlugin};
+use mlx_runtime::{
+    HostSettings, PluginHost,
+    engine::{EngineSettings, WARM_MEMORY_SLOTS},
+    plugin::LoadedPlugin,
+};
 use serde_json::json;
 
 /// An executor, a runtime and testkit loaded in it (the directory must outlive the runtime).
@@ -116,11 +120,11 @@ fn payload_sizes(c: &mut Criterion) {
 }
 
 /// Two plugins called in turn, one at a time: the price of `warm_memory_slots` 0 (each call
-/// finds the one used slot tied to the other module and remaps it) against wasmtime's default
-/// of 100 (each module keeps a slot of its own).
+/// finds the one used slot tied to the other module and remaps it) against the default and
+/// wasmtime's 100 (each module keeps a slot of its own).
 fn alternating_plugins(c: &mut Criterion) {
     let mut group = c.benchmark_group("alternating_plugins");
-    for warm in [0, 100] {
+    for warm in [0, WARM_MEMORY_SLOTS, 100] {
         let (tokio, runtime, first, _dir) = setup_with(EngineSettings {
             warm_memory_slots: warm,
             ..Default::default()

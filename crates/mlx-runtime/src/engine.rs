@@ -46,6 +46,17 @@ const KEEP_RESIDENT: usize = 2 << 20;
 /// Same for tables (a Rust component's function table is a few KiB).
 const TABLE_KEEP_RESIDENT: usize = 64 << 10;
 
+/// Idle used memory slots kept for the plugins that last ran in them (`EngineSettings::
+/// warm_memory_slots`). Taking another module's slot means remapping its image and faulting
+/// the new one in: two testkit versions called in turn took 85 µs a pair with 0 kept against
+/// 47 µs with enough kept (BENCHMARKS.md section 1), so a handful of plugins used in turn
+/// (a pipeline's steps) keep a slot each. wasmtime's default, 100, is more than the pool's
+/// memories: every plugin version a reload brought touched fresh slots until all of them had
+/// been used, the growth issue 18's soak traced. A pool of 128 memories or more is split into
+/// shards (one per core, up to 16) that divide this between them; the worker's default pool
+/// (64 memories) is one shard.
+pub const WARM_MEMORY_SLOTS: u32 = 8;
+
 /// What one component may take of the instance pool (see `build_engine` for the measured
 /// counts of each toolchain's components); a load error names them.
 pub const CORE_INSTANCES_PER_COMPONENT: u32 = 64;
@@ -68,14 +79,12 @@ pub struct EngineSettings {
     /// a fresh instance per invocation cheap. Off: allocate on demand (kept for the
     /// benchmarks that compare the two).
     pub pooling: bool,
-    /// Used pool memory slots that may sit unused, still tied to the module that last ran in
-    /// them, before a new module takes one of them rather than a never-used slot. A slot
-    /// once used keeps up to `KEEP_RESIDENT` of its pages resident, so this bounds RSS by
-    /// concurrency instead of history. 0 (default): the slots a worker ever touches are as
-    /// many as its most concurrent instances; a module finding none of its own free takes
-    /// the least recently used one (remapping its image, a few µs, BENCHMARKS.md section 1).
-    /// wasmtime's default (100) prefers never-used slots: every plugin version a reload
-    /// brings touched fresh slots until all of the pool's had been used (issue 18's soak).
+    /// Used pool memory slots that may sit unused, each still tied to the module that last ran
+    /// in it, before a module finding no free slot of its own takes the least recently used of
+    /// them instead of a never-used one. A slot once used keeps up to `KEEP_RESIDENT` of its
+    /// pages resident, so the slots holding pages are at most the most instances ever alive
+    /// at once plus this many: RSS follows concurrency, not history. Default
+    /// [`WARM_MEMORY_SLOTS`].
     pub warm_memory_slots: u32,
 }
 
@@ -87,7 +96,7 @@ impl Default for EngineSettings {
             max_instances: 64,
             fuel_metering: false,
             pooling: true,
-            warm_memory_slots: 0,
+            warm_memory_slots: WARM_MEMORY_SLOTS,
         }
     }
 }

@@ -11,6 +11,7 @@ use mlx_e2e::{
 use mlx_runtime::{
     HostSettings, PluginHost,
     contract::{InvocationContext, JsonText},
+    engine::WARM_MEMORY_SLOTS,
     failure::InvocationError,
     plugin::{LoadError, LoadedPlugin, registry::PluginRegistry},
     sandbox::capabilities::activity::ActivitySignals,
@@ -559,24 +560,33 @@ async fn every_invocation_gets_a_fresh_instance() {
 
 /// A used pool slot keeps pages resident, so a worker's memory must follow how many instances
 /// run at once, not how many plugin versions it has loaded (issue 18: with wasmtime's default
-/// every reload's version touched fresh slots). One call at a time, five versions: one slot.
+/// every reload's version touched fresh slots). One call at a time: once more versions have
+/// run than idle slots are kept, more versions use no more slots. (wasmtime splits the budget
+/// among its pool's shards, one per core for a pool this size, so the level itself depends on
+/// the machine; that it stops does not.)
 #[tokio::test]
-async fn new_plugin_versions_reuse_the_pools_used_memory_slot() {
+async fn new_plugin_versions_reuse_the_pools_used_memory_slots() {
     let rt = runtime(None);
     let plugins = PluginsDir::with(&[]);
-    for version in 0..5 {
-        let bytes = variant("testkit", &format!("v{version}"));
-        drop_in(plugins.path(), "testkit.wasm", &bytes);
-        let testkit = load(&rt, &plugins, "testkit").await;
-        invoke(&rt, &testkit, "count_calls", json!({}))
-            .await
-            .unwrap();
+    let mut slots_after = Vec::new();
+    for round in 0..2 {
+        for version in 0..WARM_MEMORY_SLOTS + 2 {
+            let bytes = variant("testkit", &format!("r{round}v{version}"));
+            drop_in(plugins.path(), "testkit.wasm", &bytes);
+            let testkit = load(&rt, &plugins, "testkit").await;
+            invoke(&rt, &testkit, "count_calls", json!({}))
+                .await
+                .unwrap();
+        }
+        let pool = rt.engine().pooling_allocator_metrics().unwrap();
+        slots_after.push(pool.unused_warm_memories());
     }
-    let pool = rt.engine().pooling_allocator_metrics().unwrap();
-    assert_eq!(
-        pool.unused_warm_memories(),
-        1,
-        "slots used by five versions, one call at a time"
+    let per_round = WARM_MEMORY_SLOTS + 2;
+    assert!(
+        slots_after[0] <= WARM_MEMORY_SLOTS && slots_after[1] == slots_after[0],
+        "used slots after {per_round} and {} versions, one call at a time: {slots_after:?} \
+         (at most {WARM_MEMORY_SLOTS}, and not growing)",
+        2 * per_round
     );
 }
 
