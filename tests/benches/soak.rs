@@ -15,7 +15,8 @@
 //! Once a second: the worker's VmRSS, RssAnon, open fds and threads (`/proc`) and a few
 //! gauges from its Prometheus endpoint. Knobs: MLX_SOAK_SECS (1800), MLX_SOAK_WARMUP_SECS
 //! (600: growth is measured after it), MLX_SOAK_RELOAD_SECS (180), MLX_SOAK_WORKER_ARGS
-//! (extra `run` flags, e.g. `--max-concurrent-activities 4`), MLX_SOAK_PARKED (500 pipelines
+//! (extra `run` flags, e.g. `--max-concurrent-activities 4`), MLX_SOAK_WORKER_ENV (`K=V K=V`
+//! added to the worker's otherwise cleared environment, e.g. `MALLOC_ARENA_MAX=2`), MLX_SOAK_PARKED (500 pipelines
 //! parked at an approval gate before the load, to weigh a cached workflow: parked.rs). Output: stdout,
 //! target/soak/report.md, samples.csv and SVG plots beside it. Not a test: nothing asserts.
 
@@ -62,9 +63,22 @@ pub struct Config {
     pub reload_secs: u64,
     /// Extra `mlx-worker run` flags, e.g. a smaller pool to see whether growth is bounded by it.
     pub worker_args: String,
+    /// Extra environment for the worker (its own is cleared), e.g. glibc's allocator tunables.
+    pub worker_env: Vec<(String, String)>,
     /// Pipelines parked at an approval gate before the load starts (parked.rs): what a cached
     /// workflow costs, and cached ones sitting through the whole run.
     pub parked: u64,
+}
+
+fn worker_env() -> anyhow::Result<Vec<(String, String)>> {
+    let value = std::env::var("MLX_SOAK_WORKER_ENV").unwrap_or_default();
+    value
+        .split_whitespace()
+        .map(|pair| match pair.split_once('=') {
+            Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+            _ => anyhow::bail!("MLX_SOAK_WORKER_ENV: {pair:?} is not KEY=VALUE"),
+        })
+        .collect()
 }
 
 fn env_secs(name: &str, default: u64) -> anyhow::Result<u64> {
@@ -283,7 +297,14 @@ async fn soak(
     let metrics = format!("127.0.0.1:{}", free_port());
     let mut args = vec!["--metrics-address", metrics.as_str()];
     args.extend(config.worker_args.split_whitespace());
-    let worker = WorkerProcess::start_with(binary, &server, plugins.path(), &QUIET, &args)?;
+    let mut env = QUIET.to_vec();
+    env.extend(
+        config
+            .worker_env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str())),
+    );
+    let worker = WorkerProcess::start_with(binary, &server, plugins.path(), &env, &args)?;
     let client = server.client().await?;
     // Serving at all (plugins loaded, polling) before the clock starts.
     eventually(Duration::from_secs(120), "a first echo", || async {
@@ -327,13 +348,14 @@ async fn main() -> anyhow::Result<()> {
         warmup_secs: env_secs("MLX_SOAK_WARMUP_SECS", 600)?,
         reload_secs: env_secs("MLX_SOAK_RELOAD_SECS", 180)?.max(1),
         worker_args: std::env::var("MLX_SOAK_WORKER_ARGS").unwrap_or_default(),
+        worker_env: worker_env()?,
         parked: env_secs("MLX_SOAK_PARKED", 500)?,
     };
     let binary = release_worker()?;
     eprintln!(
         "soak: {} s ({} s warm-up), a reload every {} s, {IN_FLIGHT} workflows in flight, \
-         worker flags {:?}",
-        config.secs, config.warmup_secs, config.reload_secs, config.worker_args
+         worker flags {:?}, environment {:?}",
+        config.secs, config.warmup_secs, config.reload_secs, config.worker_args, config.worker_env
     );
     let (samples, reloads, parked) = soak(&binary, &config).await?;
     let dir = out_dir();

@@ -205,7 +205,7 @@ pub fn write(
          `RunPluginWorkflow`s, {}-step echo pipelines, fan-out pipelines over {} items, \
          permanently failing `fail` invocations (1 in 10 workflows), and a rebuilt testkit \
          renamed into the plugins directory every {} s ({reloads} reloads). Sampled once a \
-         second ({} samples). Extra worker flags: `{}`.\n\n",
+         second ({} samples). Extra worker flags: `{}`; environment: {:?}.\n\n",
         crate::IN_FLIGHT,
         last.secs,
         crate::CHAIN,
@@ -213,6 +213,7 @@ pub fn write(
         config.reload_secs,
         samples.len(),
         config.worker_args,
+        config.worker_env,
     );
 
     md.push_str(
