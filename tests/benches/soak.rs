@@ -16,9 +16,10 @@
 //! gauges from its Prometheus endpoint. Knobs: MLX_SOAK_SECS (1800), MLX_SOAK_WARMUP_SECS
 //! (600: growth is measured after it), MLX_SOAK_RELOAD_SECS (180), MLX_SOAK_WORKER_ARGS
 //! (extra `run` flags, e.g. `--max-concurrent-activities 4`), MLX_SOAK_WORKER_ENV (`K=V K=V`
-//! added to the worker's otherwise cleared environment, e.g. `MALLOC_ARENA_MAX=2`), MLX_SOAK_PARKED (500 pipelines
-//! parked at an approval gate before the load, to weigh a cached workflow: parked.rs). Output: stdout,
-//! target/soak/report.md, samples.csv and SVG plots beside it. Not a test: nothing asserts.
+//! added to the worker's otherwise cleared environment, e.g. `MALLOC_ARENA_MAX=2`),
+//! MLX_SOAK_PARKED (500 pipelines parked at an approval gate before the load, to weigh a
+//! cached workflow: parked.rs). Output: stdout, target/soak/report.md, samples.csv and SVG
+//! plots beside it. Not a test: nothing asserts.
 
 use std::{
     path::{Path, PathBuf},

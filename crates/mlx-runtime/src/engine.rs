@@ -48,8 +48,8 @@ const TABLE_KEEP_RESIDENT: usize = 64 << 10;
 
 /// Idle used memory slots kept for the plugins that last ran in them (`EngineSettings::
 /// warm_memory_slots`). Taking another module's slot means remapping its image and faulting
-/// the new one in: two testkit versions called in turn took 85 µs a pair with 0 kept against
-/// 47 µs with enough kept (BENCHMARKS.md section 1), so a handful of plugins used in turn
+/// the new one in: two testkit versions called in turn took 74.5 µs a pair with 0 kept against
+/// 35.0 µs with 8 and 33.1 µs with 100 (BENCHMARKS.md section 1), so a handful of plugins used in turn
 /// (a pipeline's steps) keep a slot each. wasmtime's default, 100, is more than the pool's
 /// memories: every plugin version a reload brought touched fresh slots until all of them had
 /// been used, the growth issue 18's soak traced. A pool of 128 memories or more is split into

@@ -568,9 +568,10 @@ async fn every_invocation_gets_a_fresh_instance() {
 async fn new_plugin_versions_reuse_the_pools_used_memory_slots() {
     let rt = runtime(None);
     let plugins = PluginsDir::with(&[]);
+    let per_round = WARM_MEMORY_SLOTS + 2;
     let mut slots_after = Vec::new();
     for round in 0..2 {
-        for version in 0..WARM_MEMORY_SLOTS + 2 {
+        for version in 0..per_round {
             let bytes = variant("testkit", &format!("r{round}v{version}"));
             drop_in(plugins.path(), "testkit.wasm", &bytes);
             let testkit = load(&rt, &plugins, "testkit").await;
@@ -581,7 +582,6 @@ async fn new_plugin_versions_reuse_the_pools_used_memory_slots() {
         let pool = rt.engine().pooling_allocator_metrics().unwrap();
         slots_after.push(pool.unused_warm_memories());
     }
-    let per_round = WARM_MEMORY_SLOTS + 2;
     assert!(
         slots_after[0] <= WARM_MEMORY_SLOTS && slots_after[1] == slots_after[0],
         "used slots after {per_round} and {} versions, one call at a time: {slots_after:?} \
