@@ -46,6 +46,10 @@ enum Command {
     Registry(RegistryArgs),
     /// A web page for pipeline runs: the DAG live, step details, approvals with a click.
     Ui(Box<UiArgs>),
+    /// The daemon's compiler process: a component on stdin, its compiled artifact on stdout,
+    /// for the engine its argument describes. Run by the worker itself, not by people.
+    #[command(name = daemon::COMPILE_COMMAND, hide = true)]
+    CompileComponent { engine: String },
 }
 
 fn main() -> ExitCode {
@@ -56,6 +60,15 @@ fn main() -> ExitCode {
         unsafe { std::env::set_var("RUST_LIB_BACKTRACE", "0") };
     }
     let cli = Cli::parse();
+    if let Command::CompileComponent { engine } = &cli.command {
+        return match mlx_runtime::plugin::compiler::serve(engine) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(message) => {
+                eprintln!("{message}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     // The client commands print what the person asked for; the plugin loading that
     // `--plugins-dir` does would otherwise log a line per plugin into it.
     if matches!(
@@ -220,7 +233,9 @@ fn cli_exit(result: Result<ExitCode, CliError>) -> ExitCode {
 
 async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     match command {
-        Command::Run(_) | Command::Dev(_) => unreachable!("handled in main"),
+        Command::Run(_) | Command::Dev(_) | Command::CompileComponent { .. } => {
+            unreachable!("handled in main")
+        }
         Command::Pipeline(args) => Ok(cli_exit(cli::pipeline::run(*args).await)),
         Command::Schedule(args) => Ok(cli_exit(cli::schedule::run(*args).await)),
         Command::Registry(args) => Ok(cli_exit(cli::registry::run(args))),

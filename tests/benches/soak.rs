@@ -18,8 +18,9 @@
 //! (extra `run` flags, e.g. `--max-concurrent-activities 4`), MLX_SOAK_WORKER_ENV (`K=V K=V`
 //! added to the worker's otherwise cleared environment, e.g. `MALLOC_ARENA_MAX=2`),
 //! MLX_SOAK_PARKED (500 pipelines parked at an approval gate before the load, to weigh a
-//! cached workflow: parked.rs). Output: stdout, target/soak/report.md, samples.csv and SVG
-//! plots beside it. Not a test: nothing asserts.
+//! cached workflow: parked.rs), MLX_WORKER_BIN (the worker to soak). Output: stdout,
+//! target/soak/report.md (MLX_SOAK_OUT: another directory, for two soaks side by side),
+//! samples.csv and SVG plots beside it. Not a test: nothing asserts.
 
 use std::{
     path::{Path, PathBuf},
@@ -279,6 +280,9 @@ async fn reload(
 }
 
 fn out_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("MLX_SOAK_OUT") {
+        return dir.into();
+    }
     std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace_root().join("target"))

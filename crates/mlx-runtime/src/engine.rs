@@ -64,7 +64,10 @@ pub const MEMORIES_PER_COMPONENT: u32 = 4;
 pub const TABLES_PER_COMPONENT: u32 = 8;
 
 /// Engine-wide sizing. Per-plugin limits (in the manifest) can only be lower than these.
-#[derive(Debug, Clone)]
+/// Serialized for the compiler process ([`crate::plugin::compiler`]), which must build the
+/// same engine.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct EngineSettings {
     /// Upper bound on one instance's linear memory; reserved per pool slot.
     pub max_memory_bytes: u64,

@@ -23,6 +23,7 @@ use crate::{
     outcome,
     plugin::{
         compile_cache::CompileCache,
+        compiler::{ChildCompiler, CompilerProcess},
         loader::{CompileStats, LoadError, LoadedPlugin, Loader},
     },
     sandbox::{self, Sandboxes, capabilities::activity::ActivitySignals, scratch::ScratchDir},
@@ -41,6 +42,9 @@ pub struct HostSettings {
     pub cache_dir: Option<PathBuf>,
     /// Told of every invocation and reload (the worker records metrics); None: nobody.
     pub observer: Option<Arc<dyn Observer>>,
+    /// Compile in a child process ([`crate::plugin::compiler`]); None: in this one. The
+    /// daemon sets it; tools that load a plugin once and exit need not.
+    pub compiler: Option<CompilerProcess>,
 }
 
 impl std::fmt::Debug for HostSettings {
@@ -51,6 +55,7 @@ impl std::fmt::Debug for HostSettings {
             .field("scratch_root", &self.scratch_root)
             .field("cache_dir", &self.cache_dir)
             .field("observer", &self.observer.is_some())
+            .field("compiler", &self.compiler)
             .finish()
     }
 }
@@ -129,7 +134,16 @@ impl PluginHost {
             Some(dir) => Some(Arc::new(CompileCache::open(dir, &engine)?)),
             None => None,
         };
-        let loader = Loader::new(sandboxes.clone(), cache, settings.engine.max_memory_bytes)?;
+        let compiler = settings
+            .compiler
+            .clone()
+            .map(|process| ChildCompiler::new(process, &settings.engine));
+        let loader = Loader::new(
+            sandboxes.clone(),
+            cache,
+            compiler,
+            settings.engine.max_memory_bytes,
+        )?;
         let limit = raise_descriptor_limit();
         let descriptor_budget = descriptor_budget(limit);
         tracing::info!(

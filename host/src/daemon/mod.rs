@@ -31,6 +31,7 @@ use mlx_runtime::{
     engine::{BoxError, EngineError, EngineSettings},
     plugin::{
         LoadError,
+        compiler::CompilerProcess,
         registry::PluginRegistry,
         reload::{PluginWatcher, WatchError},
     },
@@ -98,6 +99,11 @@ impl DaemonError {
         }
     }
 }
+
+/// The subcommand of this executable that compiles one component for the daemon
+/// (`mlx_runtime::plugin::compiler`): the daemon runs itself with it, so a binary that runs
+/// [`run`] must dispatch it to `mlx_runtime::plugin::compiler::serve`, as `mlx-worker` does.
+pub const COMPILE_COMMAND: &str = "compile-component";
 
 /// Longest wait between connection attempts at start.
 const MAX_CONNECT_BACKOFF: Duration = Duration::from_secs(30);
@@ -167,6 +173,10 @@ pub async fn run_with(
         artifacts_dir: Some(absolute(&settings.artifacts_dir)?),
         scratch_root: None,
         cache_dir: Some(absolute(&settings.cache_dir)?),
+        compiler: Some(
+            CompilerProcess::this_executable(&[COMPILE_COMMAND])
+                .map_err(|e| DaemonError::setup("the compiler process (this executable)", e))?,
+        ),
         observer: metrics
             .clone()
             .map(|meter| Arc::new(PluginMetrics::new(meter)) as Arc<dyn Observer>),

@@ -136,3 +136,21 @@ async fn inspect_compiles_a_component_once() {
     assert!(inspection.loads, "{}", inspection.report);
     assert_eq!(rt.compile_stats().compiled.load(Ordering::Relaxed), 1);
 }
+
+/// A worker killed while writing an entry (kill -9 mid-compile) leaves a temporary file; the
+/// next start removes it once it is old enough not to be another worker's write in progress.
+#[tokio::test]
+async fn an_abandoned_write_is_swept_at_start_and_a_recent_one_kept() {
+    let cache = tempfile::tempdir().unwrap();
+    let old = cache.path().join(".tmpAbandoned");
+    let recent = cache.path().join(".tmpInProgress");
+    let two_hours_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
+    std::fs::File::create(&old)
+        .unwrap()
+        .set_modified(two_hours_ago)
+        .unwrap();
+    std::fs::write(&recent, b"half an artifact").unwrap();
+    runtime(cache.path(), false);
+    assert!(!old.exists(), "the abandoned file is removed");
+    assert!(recent.exists(), "a recent write may be another worker's");
+}

@@ -9,6 +9,8 @@
 mod cache;
 /// `mlx-worker plugin ...`: the plugin author's inner loop, no server.
 mod cli;
+/// Components compiled in a child process, as the daemon compiles them.
+mod compiler;
 /// The contract plugins in Rust, Python and JavaScript through the same cases.
 mod contract;
 /// The daemon (`mlx-worker run` and `dev`) as a child process against a real server.

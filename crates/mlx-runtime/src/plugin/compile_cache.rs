@@ -94,6 +94,7 @@ impl CompileCache {
                 meta.permissions().mode() & 0o777
             )));
         }
+        sweep_abandoned(dir);
         let mut hasher = Sha256Hasher(Sha256::new());
         engine.precompile_compatibility_hash().hash(&mut hasher);
         let engine_key = format!("{:x}", hasher.0.finalize());
@@ -149,6 +150,46 @@ impl CompileCache {
         }
     }
 
+    /// Where the entries are: a compiler process writes its artifact here, so that
+    /// [`Self::adopt`] is a rename.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Loads `artifact` (written by the compiler process, in [`Self::dir`]) and makes it the
+    /// entry for this `.wasm`. Only a failure to load is returned, and such an artifact is not
+    /// kept; a cache that cannot keep a good one is logged.
+    pub fn adopt(
+        &self,
+        engine: &Engine,
+        wasm_sha256_hex: &str,
+        artifact: tempfile::NamedTempFile,
+    ) -> wasmtime::Result<Component> {
+        // SAFETY: the compiler process (this executable, see `compiler`) wrote the file with
+        // `Engine::precompile_component`, in a directory only this user can write; wasmtime
+        // rejects artifacts of another version or configuration. The mapping outlives the
+        // rename below: it follows the file, not its name.
+        let component = unsafe { Component::deserialize_file(engine, artifact.path()) }?;
+        let (path, sidecar) = self.entry(wasm_sha256_hex);
+        let kept = artifact
+            .as_file()
+            .sync_all()
+            .and_then(|()| sha256_of(artifact.path()))
+            .map_err(|e| e.to_string())
+            .and_then(|digest| {
+                // Sidecar last, as in `store`: an entry without one is a miss.
+                let _ = std::fs::remove_file(&sidecar);
+                artifact.persist(&path).map_err(|e| e.error.to_string())?;
+                let written = std::fs::metadata(&path).map_err(|e| e.to_string())?;
+                let text = format!("{digest}\n{}\n", identity(&written));
+                write_atomically(&self.dir, &sidecar, text.as_bytes())
+            });
+        if let Err(e) = kept {
+            tracing::warn!(entry = %path.display(), "could not store a compile cache entry: {e}");
+        }
+        Ok(component)
+    }
+
     /// Stores a freshly compiled component. Failures are logged, never returned: the cache is
     /// an optimisation.
     pub fn store(&self, wasm_sha256_hex: &str, component: &Component) {
@@ -185,6 +226,43 @@ fn identity(meta: &std::fs::Metadata) -> String {
         meta.ino(),
         meta.dev()
     )
+}
+
+/// Temporary files older than this in the cache directory were left by a worker that died
+/// writing them (kill -9 mid-compile); younger ones may be another worker's, mid-write, when
+/// workers share the directory.
+const ABANDONED_AFTER: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Removes the temporary files (`.tmp*`, tempfile's prefix) of writes that never finished.
+fn sweep_abandoned(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let abandoned = entry.file_name().to_string_lossy().starts_with(".tmp")
+            && entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|at| at.elapsed().is_ok_and(|age| age > ABANDONED_AFTER));
+        if abandoned && std::fs::remove_file(entry.path()).is_ok() {
+            tracing::info!(file = %entry.path().display(), "removed an abandoned compile cache file");
+        }
+    }
+}
+
+/// The SHA-256 of a file in hex, read in blocks: an artifact can be tens of MiB, which the
+/// worker's heap need not hold.
+fn sha256_of(path: &Path) -> std::io::Result<String> {
+    use std::io::Read as _;
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut block = vec![0; 64 << 10];
+    loop {
+        match file.read(&mut block)? {
+            0 => return Ok(format!("{:x}", hasher.finalize())),
+            n => hasher.update(&block[..n]),
+        }
+    }
 }
 
 /// Writes to a temporary file in `dir`, syncs it and renames it over `path`.

@@ -25,6 +25,7 @@ use crate::{
     live::{Live, LiveCount},
     plugin::{
         compile_cache::{self, CompileCache},
+        compiler::ChildCompiler,
         imports,
         input_schema::InputSchemas,
         manifest::{self, Manifest, ManifestError},
@@ -147,6 +148,8 @@ pub struct Loader {
     sandboxes: Arc<Sandboxes>,
     linker: Linker<GuestState>,
     cache: Option<Arc<CompileCache>>,
+    /// None: compile on this process's blocking threads.
+    compiler: Option<ChildCompiler>,
     stats: Arc<CompileStats>,
     /// Every [`LoadedPlugin`] made here and not yet dropped.
     versions: LiveCount,
@@ -155,15 +158,17 @@ pub struct Loader {
 }
 
 impl Loader {
-    pub fn new(
+    pub(crate) fn new(
         sandboxes: Arc<Sandboxes>,
         cache: Option<Arc<CompileCache>>,
+        compiler: Option<ChildCompiler>,
         max_memory_bytes: u64,
     ) -> wasmtime::Result<Self> {
         Ok(Self {
             linker: sandboxes.linker()?,
             sandboxes,
             cache,
+            compiler,
             stats: Arc::default(),
             versions: LiveCount::default(),
             max_memory_bytes,
@@ -193,26 +198,67 @@ impl Loader {
             path: path.to_path_buf(),
             source,
         };
-        let cache = self.cache.clone();
-        let stats = self.stats.clone();
-        let component = tokio::task::spawn_blocking(move || {
-            if let Some(cache) = &cache
-                && let compile_cache::Lookup::Hit(component) = cache.lookup(&engine, &hex)
-            {
-                stats.cache_hits.fetch_add(1, Ordering::Relaxed);
-                return Ok(component);
+        let joined = |e: tokio::task::JoinError| compile_err(e.into());
+        if let Some(cache) = self.cache.clone() {
+            let (engine, hex) = (engine.clone(), hex.clone());
+            let lookup = tokio::task::spawn_blocking(move || cache.lookup(&engine, &hex));
+            if let compile_cache::Lookup::Hit(component) = lookup.await.map_err(joined)? {
+                self.stats.cache_hits.fetch_add(1, Ordering::Relaxed);
+                return Ok((component, digest));
             }
-            let component = Component::new(&engine, &bytes)?;
-            stats.compiled.fetch_add(1, Ordering::Relaxed);
-            if let Some(cache) = &cache {
-                cache.store(&hex, &component);
+        }
+        let component = match &self.compiler {
+            Some(compiler) => self.compile_in_child(compiler, bytes, hex).await,
+            None => {
+                let cache = self.cache.clone();
+                tokio::task::spawn_blocking(move || {
+                    let component = Component::new(&engine, &bytes)?;
+                    if let Some(cache) = &cache {
+                        cache.store(&hex, &component);
+                    }
+                    Ok::<_, wasmtime::Error>(component)
+                })
+                .await
+                .map_err(joined)?
+                .map_err(|e| EngineError(e).into())
             }
-            Ok::<_, wasmtime::Error>(component)
-        })
-        .await
-        .map_err(|e| compile_err(e.into()))?
-        .map_err(|e| compile_err(EngineError(e).into()))?;
+        }
+        .map_err(compile_err)?;
+        self.stats.compiled.fetch_add(1, Ordering::Relaxed);
         Ok((component, digest))
+    }
+
+    /// The artifact is written beside the cache's entries, so that keeping it is a rename;
+    /// with no cache, in the temporary directory, unlinked once mapped.
+    async fn compile_in_child(
+        &self,
+        compiler: &ChildCompiler,
+        wasm: Vec<u8>,
+        hex: String,
+    ) -> Result<Component, BoxError> {
+        let dir = match &self.cache {
+            Some(cache) => cache.dir().to_path_buf(),
+            None => std::env::temp_dir(),
+        };
+        let artifact = tempfile::NamedTempFile::new_in(&dir)
+            .map_err(|e| format!("a file for the compiled artifact in {}: {e}", dir.display()))?;
+        let out = artifact
+            .as_file()
+            .try_clone()
+            .map_err(|e| format!("the compiled artifact's file: {e}"))?;
+        compiler.compile(&wasm, out).await?;
+        drop(wasm);
+        let engine = self.sandboxes.engine().clone();
+        let cache = self.cache.clone();
+        let component = tokio::task::spawn_blocking(move || match cache {
+            Some(cache) => cache.adopt(&engine, &hex, artifact),
+            // SAFETY: the compiler process wrote it (see `compiler`), in a file created for it
+            // only this user can open; wasmtime rejects another version's or configuration's.
+            None => unsafe { Component::deserialize_file(&engine, artifact.path()) },
+        })
+        .await?
+        .map_err(EngineError)?;
+        Ok(component)
     }
 
     /// Compiles, links (a missing import fails here, not at 3 a.m.), reads the manifest and

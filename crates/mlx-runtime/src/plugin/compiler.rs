@@ -1,0 +1,160 @@
+//! Compiling a component in a child process, so that compiling never costs the worker itself.
+//!
+//! Cranelift's work on a component is tens of MiB of short-lived allocations (hundreds for an
+//! interpreter component) made on whatever threads compile it. Freed, they stay in glibc's
+//! arenas as fragments that `malloc_trim` cannot hand back: issue 18's soak saw the worker's
+//! free heap grow by 9 MiB over its first 30 hot reloads before it settled, and one compile
+//! of a large plugin raises the daemon's peak RSS by its whole working set. A child's heap is
+//! the kernel's again when it exits, and a compile that runs out of memory or crashes (a
+//! hostile component, a compiler bug) kills the child, not the worker and its neighbours.
+//!
+//! The child is the worker's own executable run with [`CompilerProcess::args`]: it reads the
+//! component on stdin, builds an engine from the same [`EngineSettings`] (passed as JSON),
+//! and writes `Engine::precompile_component`'s artifact to its stdout, which is a private
+//! temporary file beside the compile cache's entries. The parent maps that file as the
+//! cache maps its entries ([`super::compile_cache::CompileCache::adopt`]); wasmtime rejects an
+//! artifact made for another engine configuration or version.
+
+use std::{ffi::OsString, io::Read as _, path::PathBuf, process::Stdio};
+
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+use crate::engine::{BoxError, EngineSettings, build_engine};
+
+/// What the parent reads of a failed child's stderr: its error message, never a flood.
+const MAX_MESSAGE: u64 = 64 << 10;
+
+/// The program (with its leading arguments) that compiles one component: see the module docs.
+#[derive(Debug, Clone)]
+pub struct CompilerProcess {
+    pub program: PathBuf,
+    pub args: Vec<OsString>,
+}
+
+impl CompilerProcess {
+    /// This executable, run with `args`. On Linux `/proc/self/exe`: the binary that is
+    /// running, even after an upgrade replaced the file on disk, so its artifacts always
+    /// fit the running engine.
+    pub fn this_executable(args: &[&str]) -> std::io::Result<Self> {
+        let program = if cfg!(target_os = "linux") {
+            PathBuf::from("/proc/self/exe")
+        } else {
+            std::env::current_exe()?
+        };
+        Ok(Self {
+            program,
+            args: args.iter().map(OsString::from).collect(),
+        })
+    }
+}
+
+/// The parent's half: a [`CompilerProcess`] and the engine settings it is given.
+#[derive(Debug)]
+pub(crate) struct ChildCompiler {
+    process: CompilerProcess,
+    engine: String,
+}
+
+impl ChildCompiler {
+    pub(crate) fn new(process: CompilerProcess, settings: &EngineSettings) -> Self {
+        Self {
+            process,
+            engine: serde_json::to_string(settings).expect("engine settings serialize"),
+        }
+    }
+
+    /// Compiles `wasm` in a child whose stdout is `artifact`. The error is the child's own
+    /// message (wasmtime's, naming what is wrong with the component), or how it died.
+    pub(crate) async fn compile(
+        &self,
+        wasm: &[u8],
+        artifact: std::fs::File,
+    ) -> Result<(), BoxError> {
+        let program = self.process.program.display();
+        let mut child = tokio::process::Command::new(&self.process.program)
+            .args(&self.process.args)
+            .arg(&self.engine)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::from(artifact))
+            .stderr(Stdio::piped())
+            // A load abandoned (the worker shutting down) takes its compile with it.
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| format!("cannot start the compiler process {program}: {e}"))?;
+        let mut stdin = child.stdin.take().expect("stdin is piped");
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let feed = async move {
+            // A child that failed early stops reading; its message says why, not EPIPE.
+            let _ = stdin.write_all(wasm).await;
+        };
+        let mut message = Vec::new();
+        let read = async {
+            let _ = stderr.take(MAX_MESSAGE).read_to_end(&mut message).await;
+        };
+        tokio::join!(feed, read);
+        let status = child
+            .wait()
+            .await
+            .map_err(|e| format!("waiting for the compiler process {program}: {e}"))?;
+        if status.success() {
+            return Ok(());
+        }
+        let message = String::from_utf8_lossy(&message);
+        let message = message.trim();
+        Err(match (status.code(), signal(&status)) {
+            (Some(_), _) if !message.is_empty() => message.to_string(),
+            (Some(code), _) => format!("the compiler process exited with code {code}"),
+            (None, Some(9)) => "the compiler process was killed (SIGKILL): out of memory? \
+                                 The kernel's OOM killer sends SIGKILL; the worker was not hurt"
+                .to_string(),
+            (None, Some(sig)) => format!(
+                "the compiler process died of signal {sig} compiling this component{}",
+                if message.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {message}")
+                }
+            ),
+            (None, None) => format!("the compiler process ended with {status}"),
+        }
+        .into())
+    }
+}
+
+#[cfg(unix)]
+fn signal(status: &std::process::ExitStatus) -> Option<i32> {
+    std::os::unix::process::ExitStatusExt::signal(status)
+}
+
+#[cfg(not(unix))]
+fn signal(_: &std::process::ExitStatus) -> Option<i32> {
+    None
+}
+
+/// The child's half (`mlx-worker compile-component <engine settings>`): the component on
+/// stdin, the artifact on stdout. The error is for stderr.
+pub fn serve(engine: &str) -> Result<(), String> {
+    // A worker killed mid-compile (kill -9) takes the child with it, rather than leaving it
+    // to finish work nobody will read. The kernel sends this when the *thread* that spawned
+    // the child ends: the daemon spawns from its async runtime's worker threads, which live
+    // as long as the runtime (nothing in the worker uses block_in_place, which would retire
+    // one).
+    #[cfg(target_os = "linux")]
+    let _ = rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL));
+    let settings: EngineSettings =
+        serde_json::from_str(engine).map_err(|e| format!("engine settings {engine:?}: {e}"))?;
+    let mut wasm = Vec::new();
+    std::io::stdin()
+        .lock()
+        .read_to_end(&mut wasm)
+        .map_err(|e| format!("reading the component from stdin: {e}"))?;
+    let engine = build_engine(&settings).map_err(|e| format!("{e:#}"))?;
+    let artifact = engine
+        .precompile_component(&wasm)
+        .map_err(|e| format!("{e:#}"))?;
+    drop(wasm);
+    let mut out = std::io::stdout().lock();
+    std::io::Write::write_all(&mut out, &artifact)
+        .and_then(|()| std::io::Write::flush(&mut out))
+        .map_err(|e| format!("writing the compiled artifact: {e}"))
+}
