@@ -40,6 +40,9 @@ pub struct HostSettings {
     /// Where precompiled components are kept ([`crate::plugin::compile_cache`]); None: compile
     /// at every load.
     pub cache_dir: Option<PathBuf>,
+    /// Most bytes of compiled artifacts the cache keeps, least recently used removed first;
+    /// None: [`crate::plugin::compile_cache_evict::DEFAULT_MAX_BYTES`].
+    pub cache_max_bytes: Option<u64>,
     /// Told of every invocation and reload (the worker records metrics); None: nobody.
     pub observer: Option<Arc<dyn Observer>>,
     /// Compile in a child process ([`crate::plugin::compiler`]); None: in this one. The
@@ -54,6 +57,7 @@ impl std::fmt::Debug for HostSettings {
             .field("artifacts_dir", &self.artifacts_dir)
             .field("scratch_root", &self.scratch_root)
             .field("cache_dir", &self.cache_dir)
+            .field("cache_max_bytes", &self.cache_max_bytes)
             .field("observer", &self.observer.is_some())
             .field("compiler", &self.compiler)
             .finish()
@@ -131,7 +135,13 @@ impl PluginHost {
         let engine = build_engine(&settings.engine)?;
         let sandboxes = Arc::new(Sandboxes::new(&engine, settings.engine.fuel_metering));
         let cache = match &settings.cache_dir {
-            Some(dir) => Some(Arc::new(CompileCache::open(dir, &engine)?)),
+            Some(dir) => Some(Arc::new(CompileCache::open(
+                dir,
+                &engine,
+                settings
+                    .cache_max_bytes
+                    .unwrap_or(crate::plugin::compile_cache_evict::DEFAULT_MAX_BYTES),
+            )?)),
             None => None,
         };
         let compiler = settings

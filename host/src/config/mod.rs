@@ -200,6 +200,10 @@ layered! {
         /// [default: cache].
         #[arg(long, env = "MLX_CACHE_DIR")]
         pub cache_dir: Option<PathBuf>,
+        /// Most disk the compile cache may take, in MiB; least recently used entries go
+        /// first [default: 4096].
+        #[arg(long, env = "MLX_CACHE_MAX_MB")]
+        pub cache_max_mb: Option<u64>,
         /// Root of per-workflow artifacts directories, mounted at /artifacts
         /// [default: artifacts].
         #[arg(long, env = "MLX_ARTIFACTS_DIR")]
@@ -335,6 +339,9 @@ impl ConfigFile {
                 plugin_refs: None,
                 // Relative to the working directory, like any relative path not from the file.
                 cache_dir: Some("cache".into()),
+                // A hundred interpreter components' artifacts (tens of MiB each); a plugin
+                // version replaced long ago is the first to go.
+                cache_max_mb: Some(4 << 10),
                 artifacts_dir: Some("artifacts".into()),
                 // Metering costs every guest some speed; deadlines already bound wall time.
                 fuel_metering: Some(false),
@@ -431,6 +438,10 @@ impl ConfigFile {
             plugins_dir,
             plugin_refs,
             cache_dir: w.cache_dir.ok_or_else(|| unset("worker.cache_dir"))?,
+            cache_max_bytes: w
+                .cache_max_mb
+                .ok_or_else(|| unset("worker.cache_max_mb"))?
+                .saturating_mul(1 << 20),
             artifacts_dir: w
                 .artifacts_dir
                 .ok_or_else(|| unset("worker.artifacts_dir"))?,
@@ -492,6 +503,7 @@ pub struct Settings {
     pub plugins_dir: PathBuf,
     pub plugin_refs: Vec<crate::oci::PluginRef>,
     pub cache_dir: PathBuf,
+    pub cache_max_bytes: u64,
     pub artifacts_dir: PathBuf,
     pub fuel_metering: bool,
     pub shutdown_grace: Duration,

@@ -173,6 +173,7 @@ pub async fn run_with(
         artifacts_dir: Some(absolute(&settings.artifacts_dir)?),
         scratch_root: None,
         cache_dir: Some(absolute(&settings.cache_dir)?),
+        cache_max_bytes: Some(settings.cache_max_bytes),
         compiler: Some(
             CompilerProcess::this_executable(&[COMPILE_COMMAND])
                 .map_err(|e| DaemonError::setup("the compiler process (this executable)", e))?,

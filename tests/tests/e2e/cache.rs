@@ -154,3 +154,56 @@ async fn an_abandoned_write_is_swept_at_start_and_a_recent_one_kept() {
     assert!(!old.exists(), "the abandoned file is removed");
     assert!(recent.exists(), "a recent write may be another worker's");
 }
+
+/// The cache keeps within `cache_max_bytes`: the least recently used entry goes first (a hit
+/// counts as a use), the entry just written stays, and a plugin whose entry went keeps
+/// serving from its mapping.
+#[tokio::test]
+async fn the_cache_keeps_within_its_size_least_recently_used_first() {
+    let plugins = PluginsDir::with(&["testkit"]);
+    let cache = tempfile::tempdir().unwrap();
+    let [a, b, c] = ["a", "b", "c"].map(|tag| {
+        let file = plugins.path().join(format!("version-{tag}.wasm"));
+        std::fs::write(&file, mlx_e2e::components::variant("testkit", tag)).unwrap();
+        file
+    });
+    let sized = |max: u64| {
+        PluginHost::new(HostSettings {
+            cache_dir: Some(cache.path().to_path_buf()),
+            cache_max_bytes: Some(max),
+            ..Default::default()
+        })
+        .unwrap()
+    };
+    let rt = sized(u64::MAX);
+    rt.load(&a).await.unwrap();
+    let one = std::fs::metadata(&entries(cache.path(), "cwasm")[0])
+        .unwrap()
+        .len();
+    // Room for two entries, not three.
+    let rt = sized(one * 5 / 2);
+    let serving_b = rt.load(&b).await.unwrap();
+    rt.load(&a).await.unwrap(); // a hit: a is now used after b
+    rt.load(&c).await.unwrap();
+    assert_eq!(entries(cache.path(), "cwasm").len(), 2);
+    assert_eq!(entries(cache.path(), "sha256").len(), 2);
+    let out = invoke_once(&rt, &serving_b, "echo", &json!({"b": 1}), "cache")
+        .await
+        .unwrap();
+    assert_eq!(out.output["input"], json!({"b": 1}));
+    // Which two: a fresh runtime finds a and c, and compiles b again.
+    let rt = sized(u64::MAX);
+    for (file, compiled, hits) in [(&a, 0, 1), (&c, 0, 2), (&b, 1, 2)] {
+        rt.load(file).await.unwrap();
+        let stats = rt.compile_stats();
+        assert_eq!(
+            (
+                stats.compiled.load(Ordering::Relaxed),
+                stats.cache_hits.load(Ordering::Relaxed)
+            ),
+            (compiled, hits),
+            "{}",
+            file.display()
+        );
+    }
+}

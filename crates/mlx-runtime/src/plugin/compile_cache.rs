@@ -30,9 +30,13 @@ use std::{
 use sha2::{Digest, Sha256};
 use wasmtime::{Engine, component::Component};
 
+use super::compile_cache_evict as evict;
+
 #[derive(Debug)]
 pub struct CompileCache {
     dir: PathBuf,
+    /// Most bytes of artifacts kept ([`super::compile_cache_evict`]).
+    max_bytes: u64,
     /// Hex digest of the engine's compatibility hash.
     engine_key: String,
 }
@@ -63,7 +67,7 @@ pub enum Lookup {
 impl CompileCache {
     /// Opens (creating, `0700`) the cache directory and checks that only this user can write
     /// to it: an entry planted by someone else would run as native code in the worker.
-    pub fn open(dir: &Path, engine: &Engine) -> Result<Self, CacheError> {
+    pub fn open(dir: &Path, engine: &Engine, max_bytes: u64) -> Result<Self, CacheError> {
         let io = |doing: &'static str| {
             move |source| CacheError::Io {
                 dir: dir.to_path_buf(),
@@ -100,6 +104,7 @@ impl CompileCache {
         let engine_key = format!("{:x}", hasher.0.finalize());
         Ok(Self {
             dir: dir.to_path_buf(),
+            max_bytes,
             engine_key: engine_key[..16].to_string(),
         })
     }
@@ -114,8 +119,8 @@ impl CompileCache {
 
     /// The precompiled component for a `.wasm` with this digest, if a trustworthy one exists.
     pub fn lookup(&self, engine: &Engine, wasm_sha256_hex: &str) -> Lookup {
-        let (artifact, sidecar) = self.entry(wasm_sha256_hex);
-        let Ok(sidecar) = std::fs::read_to_string(&sidecar) else {
+        let (artifact, sidecar_path) = self.entry(wasm_sha256_hex);
+        let Ok(sidecar) = std::fs::read_to_string(&sidecar_path) else {
             return Lookup::Miss;
         };
         let mut lines = sidecar.lines();
@@ -142,7 +147,10 @@ impl CompileCache {
         // entries are replaced by rename and never modified in place); wasmtime itself rejects
         // artifacts of another version or configuration.
         match unsafe { Component::deserialize_file(engine, &artifact) } {
-            Ok(component) => Lookup::Hit(component),
+            Ok(component) => {
+                evict::mark_used(&sidecar_path);
+                Lookup::Hit(component)
+            }
             Err(e) => {
                 tracing::warn!(entry = %artifact.display(), "compile cache entry rejected by wasmtime, recompiling: {e:#}");
                 Lookup::Miss
@@ -184,8 +192,11 @@ impl CompileCache {
                 let text = format!("{digest}\n{}\n", identity(&written));
                 write_atomically(&self.dir, &sidecar, text.as_bytes())
             });
-        if let Err(e) = kept {
-            tracing::warn!(entry = %path.display(), "could not store a compile cache entry: {e}");
+        match kept {
+            Ok(()) => evict::evict(&self.dir, self.max_bytes, &path),
+            Err(e) => {
+                tracing::warn!(entry = %path.display(), "could not store a compile cache entry: {e}")
+            }
         }
         Ok(component)
     }
@@ -207,8 +218,11 @@ impl CompileCache {
                 let text = format!("{digest}\n{}\n", identity(&written));
                 write_atomically(&self.dir, &sidecar, text.as_bytes())
             });
-        if let Err(e) = result {
-            tracing::warn!(entry = %artifact.display(), "could not store a compile cache entry: {e}");
+        match result {
+            Ok(()) => evict::evict(&self.dir, self.max_bytes, &artifact),
+            Err(e) => {
+                tracing::warn!(entry = %artifact.display(), "could not store a compile cache entry: {e}")
+            }
         }
     }
 }

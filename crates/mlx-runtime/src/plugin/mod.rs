@@ -6,6 +6,7 @@
 //! directory by [`reload`], and the operator's report on a file ([`inspect`]).
 
 pub mod compile_cache;
+pub mod compile_cache_evict;
 pub mod compiler;
 pub mod imports;
 pub mod input_schema;
