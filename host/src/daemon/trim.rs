@@ -1,8 +1,9 @@
 //! Gives the allocator's free pages back to the kernel once a minute. glibc keeps freed memory
-//! in its arenas, and after a large free (Cranelift's work buffers when a reloaded plugin
-//! compiles) it raises its own trim threshold, so without this a worker's RSS carries every
-//! arena's high-water mark: issue 18's soak saw 6 MiB of free heap settle in over the first
-//! reloads and stay resident. `malloc_trim(0)` releases the whole free pages anywhere in every
+//! in its arenas, and after a large free it raises its own trim threshold, so without this a
+//! worker's RSS carries every arena's high-water mark: issue 18's soak saw 6 MiB of free heap
+//! settle in over the first reloads and stay resident (when plugins still compiled in the
+//! worker; they compile in a child process now, `mlx_runtime::plugin::compiler`, and bursts of
+//! invocations still free in bulk). `malloc_trim(0)` releases the whole free pages anywhere in every
 //! arena (madvise); the heap's figures (`mlx_worker_heap_free_bytes`) do not change, RSS does.
 
 use std::time::Duration;
