@@ -63,9 +63,9 @@ fn main() -> ExitCode {
     if let Command::CompileComponent { engine } = &cli.command {
         return match mlx_runtime::plugin::compiler::serve(engine) {
             Ok(()) => ExitCode::SUCCESS,
-            Err(message) => {
+            Err((message, code)) => {
                 eprintln!("{message}");
-                ExitCode::FAILURE
+                ExitCode::from(code)
             }
         };
     }

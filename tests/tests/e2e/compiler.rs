@@ -142,19 +142,6 @@ async fn a_compiler_killed_mid_compile_fails_only_that_load() {
     assert!(err.contains("died of signal 11"), "{err}");
     assert!(err.contains("compiler bug"), "{err}");
 
-    let missing = runtime(
-        Some(cache.path()),
-        CompilerProcess {
-            program: "/nonexistent/mlx-worker".into(),
-            args: vec![],
-        },
-    );
-    let err = missing.load(&file).await.expect_err("refused").to_string();
-    assert!(
-        err.contains("cannot start the compiler process /nonexistent/mlx-worker"),
-        "{err}"
-    );
-
     // An artifact that is not wasmtime's is refused by wasmtime, never run.
     let forged = runtime(Some(cache.path()), shell("cat >/dev/null; echo not-an-elf"));
     let err = forged.load(&file).await.expect_err("refused").to_string();
@@ -185,4 +172,30 @@ async fn the_compiler_refuses_engine_settings_it_does_not_know() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("engine settings"), "{stderr}");
     assert!(stderr.contains("surprise"), "{stderr}");
+}
+
+/// The cache never fails a load: a child that cannot start (a process limit) or cannot write
+/// its artifact (a full disk) leaves the compile to the worker, as before there was a child.
+#[tokio::test]
+async fn without_a_child_or_room_for_its_artifact_the_worker_compiles() {
+    let plugins = PluginsDir::with(&["testkit"]);
+    let file = plugins.path().join("testkit.wasm");
+    let no_room = shell(&format!(
+        "cat >/dev/null; echo 'writing the compiled artifact: No space left on device' >&2; exit {}",
+        mlx_runtime::plugin::compiler::EXIT_NO_ROOM
+    ));
+    let missing = CompilerProcess {
+        program: "/nonexistent/mlx-worker".into(),
+        args: vec![],
+    };
+    for compiler in [no_room, missing] {
+        let cache = tempfile::tempdir().unwrap();
+        let rt = runtime(Some(cache.path()), compiler);
+        let plugin = rt.load(&file).await.unwrap();
+        let out = invoke_once(&rt, &plugin, "echo", &json!({"z": 3}), "compiler")
+            .await
+            .unwrap();
+        assert_eq!(out.output["input"], json!({"z": 3}));
+        assert_eq!(rt.compile_stats().compiled.load(Ordering::Relaxed), 1);
+    }
 }

@@ -24,6 +24,19 @@ use crate::engine::{BoxError, EngineSettings, build_engine};
 /// What the parent reads of a failed child's stderr: its error message, never a flood.
 const MAX_MESSAGE: u64 = 64 << 10;
 
+/// The child's exit code when it compiled but could not write the artifact (a full disk):
+/// not the component's fault, so the worker compiles it itself.
+pub const EXIT_NO_ROOM: u8 = 3;
+
+/// Why a compile in a child gave no component.
+#[derive(Debug)]
+pub(crate) enum ChildFailure {
+    /// The component's own error, or the child died compiling it: the load fails.
+    Compile(BoxError),
+    /// No child could run or write its artifact: the worker compiles in-process instead.
+    NoChild(String),
+}
+
 /// The program (with its leading arguments) that compiles one component: see the module docs.
 #[derive(Debug, Clone)]
 pub struct CompilerProcess {
@@ -69,7 +82,7 @@ impl ChildCompiler {
         &self,
         wasm: &[u8],
         artifact: std::fs::File,
-    ) -> Result<(), BoxError> {
+    ) -> Result<(), ChildFailure> {
         let program = self.process.program.display();
         let mut child = tokio::process::Command::new(&self.process.program)
             .args(&self.process.args)
@@ -80,7 +93,9 @@ impl ChildCompiler {
             // A load abandoned (the worker shutting down) takes its compile with it.
             .kill_on_drop(true)
             .spawn()
-            .map_err(|e| format!("cannot start the compiler process {program}: {e}"))?;
+            .map_err(|e| {
+                ChildFailure::NoChild(format!("cannot start the compiler process {program}: {e}"))
+            })?;
         let mut stdin = child.stdin.take().expect("stdin is piped");
         let stderr = child.stderr.take().expect("stderr is piped");
         let feed = async move {
@@ -92,32 +107,37 @@ impl ChildCompiler {
             let _ = stderr.take(MAX_MESSAGE).read_to_end(&mut message).await;
         };
         tokio::join!(feed, read);
-        let status = child
-            .wait()
-            .await
-            .map_err(|e| format!("waiting for the compiler process {program}: {e}"))?;
+        let status = child.wait().await.map_err(|e| {
+            let message = format!("waiting for the compiler process {program}: {e}");
+            ChildFailure::Compile(message.into())
+        })?;
         if status.success() {
             return Ok(());
         }
         let message = String::from_utf8_lossy(&message);
         let message = message.trim();
-        Err(match (status.code(), signal(&status)) {
-            (Some(_), _) if !message.is_empty() => message.to_string(),
-            (Some(code), _) => format!("the compiler process exited with code {code}"),
-            (None, Some(9)) => "the compiler process was killed (SIGKILL): out of memory? \
-                                 The kernel's OOM killer sends SIGKILL; the worker was not hurt"
-                .to_string(),
-            (None, Some(sig)) => format!(
-                "the compiler process died of signal {sig} compiling this component{}",
-                if message.is_empty() {
-                    String::new()
-                } else {
-                    format!(": {message}")
-                }
-            ),
-            (None, None) => format!("the compiler process ended with {status}"),
+        if status.code() == Some(i32::from(EXIT_NO_ROOM)) {
+            return Err(ChildFailure::NoChild(message.to_string()));
         }
-        .into())
+        Err(ChildFailure::Compile(
+            match (status.code(), signal(&status)) {
+                (Some(_), _) if !message.is_empty() => message.to_string(),
+                (Some(code), _) => format!("the compiler process exited with code {code}"),
+                (None, Some(9)) => "the compiler process was killed (SIGKILL): out of memory? \
+                                 The kernel's OOM killer sends SIGKILL; the worker was not hurt"
+                    .to_string(),
+                (None, Some(sig)) => format!(
+                    "the compiler process died of signal {sig} compiling this component{}",
+                    if message.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {message}")
+                    }
+                ),
+                (None, None) => format!("the compiler process ended with {status}"),
+            }
+            .into(),
+        ))
     }
 }
 
@@ -132,8 +152,9 @@ fn signal(_: &std::process::ExitStatus) -> Option<i32> {
 }
 
 /// The child's half (`mlx-worker compile-component <engine settings>`): the component on
-/// stdin, the artifact on stdout. The error is for stderr.
-pub fn serve(engine: &str) -> Result<(), String> {
+/// stdin, the artifact on stdout. The error is for stderr, with the code to exit with.
+pub fn serve(engine: &str) -> Result<(), (String, u8)> {
+    let fail = |message: String| (message, 1);
     // A worker killed mid-compile (kill -9) takes the child with it, rather than leaving it
     // to finish work nobody will read. The kernel sends this when the *thread* that spawned
     // the child ends: the daemon spawns from its async runtime's worker threads, which live
@@ -141,20 +162,20 @@ pub fn serve(engine: &str) -> Result<(), String> {
     // one).
     #[cfg(target_os = "linux")]
     let _ = rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL));
-    let settings: EngineSettings =
-        serde_json::from_str(engine).map_err(|e| format!("engine settings {engine:?}: {e}"))?;
+    let settings: EngineSettings = serde_json::from_str(engine)
+        .map_err(|e| fail(format!("engine settings {engine:?}: {e}")))?;
     let mut wasm = Vec::new();
     std::io::stdin()
         .lock()
         .read_to_end(&mut wasm)
-        .map_err(|e| format!("reading the component from stdin: {e}"))?;
-    let engine = build_engine(&settings).map_err(|e| format!("{e:#}"))?;
+        .map_err(|e| fail(format!("reading the component from stdin: {e}")))?;
+    let engine = build_engine(&settings).map_err(|e| fail(format!("{e:#}")))?;
     let artifact = engine
         .precompile_component(&wasm)
-        .map_err(|e| format!("{e:#}"))?;
+        .map_err(|e| fail(format!("{e:#}")))?;
     drop(wasm);
     let mut out = std::io::stdout().lock();
     std::io::Write::write_all(&mut out, &artifact)
         .and_then(|()| std::io::Write::flush(&mut out))
-        .map_err(|e| format!("writing the compiled artifact: {e}"))
+        .map_err(|e| (format!("writing the compiled artifact: {e}"), EXIT_NO_ROOM))
 }

@@ -25,7 +25,7 @@ use crate::{
     live::{Live, LiveCount},
     plugin::{
         compile_cache::{self, CompileCache},
-        compiler::ChildCompiler,
+        compiler::{ChildCompiler, ChildFailure},
         imports,
         input_schema::InputSchemas,
         manifest::{self, Manifest, ManifestError},
@@ -207,25 +207,42 @@ impl Loader {
                 return Ok((component, digest));
             }
         }
-        let component = match &self.compiler {
-            Some(compiler) => self.compile_in_child(compiler, bytes, hex).await,
-            None => {
-                let cache = self.cache.clone();
-                tokio::task::spawn_blocking(move || {
-                    let component = Component::new(&engine, &bytes)?;
-                    if let Some(cache) = &cache {
-                        cache.store(&hex, &component);
-                    }
-                    Ok::<_, wasmtime::Error>(component)
-                })
-                .await
-                .map_err(joined)?
-                .map_err(|e| EngineError(e).into())
+        let in_child = match &self.compiler {
+            Some(compiler) => Some(self.compile_in_child(compiler, &bytes, &hex).await),
+            None => None,
+        };
+        let component = match in_child {
+            Some(Ok(component)) => Ok(component),
+            Some(Err(ChildFailure::Compile(e))) => Err(e),
+            // The cache never fails a load: with no room for the artifact (a full disk) or
+            // no child (a process limit), the worker compiles as it did before there was one.
+            Some(Err(ChildFailure::NoChild(why))) => {
+                tracing::warn!(path = %path.display(), "compiling in the worker instead: {why}");
+                self.compile_here(bytes, hex).await.map_err(joined)?
             }
+            None => self.compile_here(bytes, hex).await.map_err(joined)?,
         }
         .map_err(compile_err)?;
         self.stats.compiled.fetch_add(1, Ordering::Relaxed);
         Ok((component, digest))
+    }
+
+    /// Compiles on a blocking thread of this process (and stores the result in the cache).
+    async fn compile_here(
+        &self,
+        wasm: Vec<u8>,
+        hex: String,
+    ) -> Result<Result<Component, BoxError>, tokio::task::JoinError> {
+        let engine = self.sandboxes.engine().clone();
+        let cache = self.cache.clone();
+        tokio::task::spawn_blocking(move || {
+            let component = Component::new(&engine, &wasm).map_err(EngineError)?;
+            if let Some(cache) = &cache {
+                cache.store(&hex, &component);
+            }
+            Ok(component)
+        })
+        .await
     }
 
     /// The artifact is written beside the cache's entries, so that keeping it is a rename;
@@ -233,32 +250,34 @@ impl Loader {
     async fn compile_in_child(
         &self,
         compiler: &ChildCompiler,
-        wasm: Vec<u8>,
-        hex: String,
-    ) -> Result<Component, BoxError> {
+        wasm: &[u8],
+        hex: &str,
+    ) -> Result<Component, ChildFailure> {
         let dir = match &self.cache {
             Some(cache) => cache.dir().to_path_buf(),
             None => std::env::temp_dir(),
         };
-        let artifact = tempfile::NamedTempFile::new_in(&dir)
-            .map_err(|e| format!("a file for the compiled artifact in {}: {e}", dir.display()))?;
-        let out = artifact
-            .as_file()
-            .try_clone()
-            .map_err(|e| format!("the compiled artifact's file: {e}"))?;
-        compiler.compile(&wasm, out).await?;
-        drop(wasm);
+        let no_room = |e: std::io::Error| {
+            ChildFailure::NoChild(format!(
+                "no file for the compiled artifact in {}: {e}",
+                dir.display()
+            ))
+        };
+        let artifact = tempfile::NamedTempFile::new_in(&dir).map_err(no_room)?;
+        let out = artifact.as_file().try_clone().map_err(no_room)?;
+        compiler.compile(wasm, out).await?;
         let engine = self.sandboxes.engine().clone();
         let cache = self.cache.clone();
-        let component = tokio::task::spawn_blocking(move || match cache {
+        let hex = hex.to_string();
+        tokio::task::spawn_blocking(move || match cache {
             Some(cache) => cache.adopt(&engine, &hex, artifact),
             // SAFETY: the compiler process wrote it (see `compiler`), in a file created for it
             // only this user can open; wasmtime rejects another version's or configuration's.
             None => unsafe { Component::deserialize_file(&engine, artifact.path()) },
         })
-        .await?
-        .map_err(EngineError)?;
-        Ok(component)
+        .await
+        .map_err(|e| ChildFailure::Compile(e.into()))?
+        .map_err(|e| ChildFailure::Compile(EngineError(e).into()))
     }
 
     /// Compiles, links (a missing import fails here, not at 3 a.m.), reads the manifest and
