@@ -148,3 +148,53 @@ const BLOBS: [[f64; 2]; 30] = [
     [-5.567593254284796, -1.3192615373109962],
     [-4.71631136091123, -2.398159451476928],
 ];
+
+/// Rows of no values are all at distance 0: like duplicates, a silhouette of 0, not a trap.
+#[test]
+fn rows_without_values_score_zero() {
+    let x = vec![Vec::new(); 4];
+    let r = clustering_report(&x, &[0, 0, 1, 1], None).unwrap();
+    assert_eq!(r.silhouette, Some(0.0));
+}
+
+/// Each pair measured once and added to both rows gives the score of measuring every pair
+/// from both sides, to the bit: the terms reach each row's sums in the same order.
+#[test]
+fn the_silhouette_equals_the_all_pairs_definition_exactly() {
+    let mut state = 12345_u64;
+    let mut next = || {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (state >> 11) as f64 / (1u64 << 53) as f64
+    };
+    let x: Vec<Vec<f64>> = (0..300)
+        .map(|_| (0..5).map(|_| next() * 10.0).collect())
+        .collect();
+    let labels: Vec<usize> = (0..300).map(|i| (i * 7 + i / 13) % 4).collect();
+    let mut sizes = [0usize; 4];
+    labels.iter().for_each(|&l| sizes[l] += 1);
+    let distance = |a: &[f64], b: &[f64]| {
+        a.iter()
+            .zip(b)
+            .map(|(u, v)| (u - v) * (u - v))
+            .sum::<f64>()
+            .sqrt()
+    };
+    let mut total = 0.0;
+    for i in 0..x.len() {
+        let mut sums = [0.0; 4];
+        for j in 0..x.len() {
+            sums[labels[j]] += distance(&x[i], &x[j]);
+        }
+        let own = labels[i];
+        let a = sums[own] / (sizes[own] - 1) as f64;
+        let b = (0..4)
+            .filter(|&l| l != own)
+            .map(|l| sums[l] / sizes[l] as f64)
+            .fold(f64::INFINITY, f64::min);
+        total += (b - a) / a.max(b);
+    }
+    let r = clustering_report(&x, &labels, None).unwrap();
+    assert_eq!(r.silhouette, Some(total / x.len() as f64));
+}
