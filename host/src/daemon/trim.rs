@@ -1,10 +1,10 @@
 //! Gives the allocator's free pages back to the kernel once a minute. glibc keeps freed memory
 //! in its arenas, and after a large free it raises its own trim threshold, so without this a
 //! worker's RSS carries every arena's high-water mark: issue 18's soak saw 6 MiB of free heap
-//! settle in over the first reloads and stay resident (when plugins still compiled in the
-//! worker; they compile in a child process now, `mlx_runtime::plugin::compiler`, and bursts of
-//! invocations still free in bulk). `malloc_trim(0)` releases the whole free pages anywhere in every
-//! arena (madvise); the heap's figures (`mlx_worker_heap_free_bytes`) do not change, RSS does.
+//! settle in over the first reloads and stay resident (plugins still compiled in the worker
+//! then; they compile in a child process now, `mlx_runtime::plugin::compiler`).
+//! `malloc_trim(0)` releases the whole free pages anywhere in every arena (madvise); the heap's
+//! figures (`mlx_worker_heap_free_bytes`) do not change, RSS does.
 
 use std::time::Duration;
 

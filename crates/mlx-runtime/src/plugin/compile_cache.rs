@@ -188,16 +188,9 @@ impl CompileCache {
                 // Sidecar last, as in `store`: an entry without one is a miss.
                 let _ = std::fs::remove_file(&sidecar);
                 artifact.persist(&path).map_err(|e| e.error.to_string())?;
-                let written = std::fs::metadata(&path).map_err(|e| e.to_string())?;
-                let text = format!("{digest}\n{}\n", identity(&written));
-                write_atomically(&self.dir, &sidecar, text.as_bytes())
+                self.seal(&path, &sidecar, &digest)
             });
-        match kept {
-            Ok(()) => evict::evict(&self.dir, self.max_bytes, &path),
-            Err(e) => {
-                tracing::warn!(entry = %path.display(), "could not store a compile cache entry: {e}")
-            }
-        }
+        self.stored(&path, kept);
         Ok(component)
     }
 
@@ -213,13 +206,24 @@ impl CompileCache {
                 // Sidecar last: an entry without one (a crash in between) is a miss.
                 let _ = std::fs::remove_file(&sidecar);
                 write_atomically(&self.dir, &artifact, &bytes)?;
-                // The identity after the rename, which is what a lookup will see.
-                let written = std::fs::metadata(&artifact).map_err(|e| e.to_string())?;
-                let text = format!("{digest}\n{}\n", identity(&written));
-                write_atomically(&self.dir, &sidecar, text.as_bytes())
+                self.seal(&artifact, &sidecar, &digest)
             });
+        self.stored(&artifact, result);
+    }
+
+    /// Writes the sidecar of the artifact now at `artifact`: its SHA-256 and its identity
+    /// after the rename, which is what a lookup will see.
+    fn seal(&self, artifact: &Path, sidecar: &Path, digest: &str) -> Result<(), String> {
+        let written = std::fs::metadata(artifact).map_err(|e| e.to_string())?;
+        let text = format!("{digest}\n{}\n", identity(&written));
+        write_atomically(&self.dir, sidecar, text.as_bytes())
+    }
+
+    /// What storing the entry at `artifact` came to: a kept entry may push older ones out; a
+    /// failure is logged, never returned (the cache never fails a load).
+    fn stored(&self, artifact: &Path, result: Result<(), String>) {
         match result {
-            Ok(()) => evict::evict(&self.dir, self.max_bytes, &artifact),
+            Ok(()) => evict::evict(&self.dir, self.max_bytes, artifact),
             Err(e) => {
                 tracing::warn!(entry = %artifact.display(), "could not store a compile cache entry: {e}")
             }

@@ -180,10 +180,10 @@ fn silhouette(
             rows.len().saturating_sub(1)
         ));
     }
-    // The rows packed side by side: the pair loop reads each of them n times, and contiguous
-    // slices spare it a pointer chase per read.
     // Rows of no values (all at distance 0) pack to nothing; 1 keeps chunks_exact defined.
     let dim = x[rows[0]].len().max(1);
+    // The rows packed side by side: the pair loop reads each of them n times, and contiguous
+    // slices spare it a pointer chase per read.
     let packed: Vec<f64> = rows.iter().flat_map(|&i| x[i].iter().copied()).collect();
     let label: Vec<usize> = rows.iter().map(|&i| labels[i]).collect();
     let n = rows.len();
