@@ -199,13 +199,18 @@ fn plugin_commands_cache_compiled_components_per_user_by_default() {
     validate(&["--no-cache"]);
     assert!(!cache.exists(), "--no-cache keeps nothing");
     validate(&[]);
-    // Entries and when each was written: a second compile would write its entry again.
-    let written = || -> Vec<(std::path::PathBuf, std::time::SystemTime)> {
+    // The artifacts, each with its inode and when it was written: a second compile renames a
+    // new file into place. Sidecars are left out: a hit touches its sidecar on purpose, to
+    // mark the entry used for the cache's size limit.
+    let written = || -> Vec<(std::path::PathBuf, u64, std::time::SystemTime)> {
+        use std::os::unix::fs::MetadataExt;
         let mut entries: Vec<_> = std::fs::read_dir(&cache)
             .unwrap()
+            .map(|e| e.unwrap())
+            .filter(|e| e.path().extension().is_some_and(|x| x == "cwasm"))
             .map(|e| {
-                let e = e.unwrap();
-                (e.path(), e.metadata().unwrap().modified().unwrap())
+                let meta = e.metadata().unwrap();
+                (e.path(), meta.ino(), meta.modified().unwrap())
             })
             .collect();
         entries.sort();
