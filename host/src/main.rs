@@ -50,6 +50,10 @@ enum Command {
     /// for the engine its argument describes. Run by the worker itself, not by people.
     #[command(name = daemon::COMPILE_COMMAND, hide = true)]
     CompileComponent { engine: String },
+    /// The process of one invocation of a plugin with `isolation = "process"`: the request on
+    /// stdin, heartbeats and the outcome on stdout. Run by the worker itself, not by people.
+    #[command(name = daemon::INVOKE_COMMAND, hide = true)]
+    RunInvocation,
 }
 
 fn main() -> ExitCode {
@@ -68,6 +72,9 @@ fn main() -> ExitCode {
                 ExitCode::from(code)
             }
         };
+    }
+    if let Command::RunInvocation = &cli.command {
+        return run_invocation(cli.log_format.unwrap_or_default());
     }
     // The client commands print what the person asked for; the plugin loading that
     // `--plugins-dir` does would otherwise log a line per plugin into it.
@@ -144,6 +151,28 @@ fn main() -> ExitCode {
         traces.shutdown();
     }
     code
+}
+
+/// The child process of one invocation (`mlx_runtime::isolated`). Its log lines go to the
+/// stderr it shares with the worker, in the worker's format; loading the plugin again is not
+/// news there, so the runtime's own lines are kept to warnings.
+fn run_invocation(format: LogFormat) -> ExitCode {
+    let filter = std::env::var("RUST_LOG")
+        .unwrap_or_else(|_| "warn,mlx_worker=info,mlx_runtime=info".into());
+    let filter = format!("{filter},mlx_runtime::host=warn,mlx_runtime::plugin=warn");
+    // SAFETY: single-threaded here; no other thread reads the environment yet.
+    unsafe { std::env::set_var("RUST_LOG", filter) };
+    if let Err(e) = telemetry::init(format, None) {
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
+    }
+    match mlx_runtime::host::serve() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: the invocation's process: {message}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// Exit status: 0 drained cleanly, 3 in-flight activities had to be cancelled at shutdown,
@@ -233,7 +262,10 @@ fn cli_exit(result: Result<ExitCode, CliError>) -> ExitCode {
 
 async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     match command {
-        Command::Run(_) | Command::Dev(_) | Command::CompileComponent { .. } => {
+        Command::Run(_)
+        | Command::Dev(_)
+        | Command::CompileComponent { .. }
+        | Command::RunInvocation => {
             unreachable!("handled in main")
         }
         Command::Pipeline(args) => Ok(cli_exit(cli::pipeline::run(*args).await)),

@@ -21,6 +21,10 @@
 //!   (`Sandboxes`: the same WASI context, capabilities and store) by calling `invoke`
 //!   directly. The worker cannot ship this (deadlines and cancellation of a CPU-bound plugin
 //!   depend on epoch interruption); it measures what the interruption checks cost.
+//! - **process**: what ships for that: `trainer.wasm` with `isolation = "process"` in its
+//!   manifest, through `PluginHost::invoke` with the worker's invocation process
+//!   (`mlx-worker run-invocation`, built by this bench), so each run pays the child's start,
+//!   its engine and its load from the compile cache. Its CPU time is the child's.
 //!
 //! Cases: the heavier families, plus `decision_tree` with one split, whose training is next to
 //! nothing: its time is the fixed cost every case pays (read and encode the two CSVs, score
@@ -32,7 +36,7 @@
 //!
 //! Knobs: `MLX_ML_RUNS` (timed repetitions, 5; one untimed warm-up before), `MLX_ML_CASES`
 //! (comma-separated substrings of the case names to run), `MLX_ML_CONTENDERS` (comma-separated
-//! of `wasm`, `simd128`, `native`, `no-epoch`, `no-epoch-simd128`), and for profiling
+//! of `wasm`, `simd128`, `native`, `no-epoch`, `no-epoch-simd128`, `process`), and for profiling
 //! `MLX_ML_PERFMAP=1` (the diagnostic engines write `/tmp/perf-PID.map`, so `perf record` of
 //! this bench names the guest's functions) and `MLX_ML_BENCH_EPOCH=1` (the diagnostic engines
 //! keep epoch interruption on: the shipped settings, with names).
@@ -47,10 +51,11 @@ use std::{
 use anyhow::{Context, bail, ensure};
 use mlx_e2e::{
     PluginsDir, bench::write_report, compile_cache, components::without_cargo_test_env,
-    invoke_once, workspace_root,
+    invoke_once, worker_binary, workspace_root,
 };
 use mlx_runtime::{
     HostSettings, PluginHost,
+    child::ChildProgram,
     engine::{
         CORE_INSTANCES_PER_COMPONENT, EngineSettings, MEMORIES_PER_COMPONENT, TABLES_PER_COMPONENT,
     },
@@ -99,9 +104,17 @@ const SIMD: usize = 1;
 const NATIVE: usize = 2;
 const NO_EPOCH: usize = 3;
 const NO_EPOCH_SIMD: usize = 4;
-const CONTENDERS: usize = 5;
+const PROCESS: usize = 5;
+const CONTENDERS: usize = 6;
 /// Their names, also as `MLX_ML_CONTENDERS` takes them.
-const NAMES: [&str; CONTENDERS] = ["wasm", "simd128", "native", "no-epoch", "no-epoch-simd128"];
+const NAMES: [&str; CONTENDERS] = [
+    "wasm",
+    "simd128",
+    "native",
+    "no-epoch",
+    "no-epoch-simd128",
+    "process",
+];
 
 fn runs() -> anyhow::Result<usize> {
     match std::env::var("MLX_ML_RUNS") {
@@ -425,7 +438,7 @@ fn same_predictions(output: &Value, other: &Value) -> anyhow::Result<()> {
 /// must still predict exactly the same classes on both splits (accuracy and confusion matrix,
 /// the check this bench has always made), and the note says how far its probabilities are.
 fn agreement(outputs: &[Value], active: &[bool]) -> anyhow::Result<String> {
-    let mut wasm = [WASM, SIMD, NO_EPOCH, NO_EPOCH_SIMD]
+    let mut wasm = [WASM, SIMD, NO_EPOCH, NO_EPOCH_SIMD, PROCESS]
         .into_iter()
         .filter(|&c| active[c]);
     let reference = match wasm.next() {
@@ -511,6 +524,11 @@ async fn main() -> anyhow::Result<()> {
     let simd_wasm = simd_trainer()?;
     let native = native_trainer()?;
     std::fs::copy(&simd_wasm, plugins.path().join("trainer_simd128.wasm"))?;
+    std::fs::copy(
+        plugins.path().join("trainer.wasm"),
+        plugins.path().join("trainer_process.wasm"),
+    )?;
+    plugins.write_manifest("trainer_process", "isolation = \"process\"\n");
     let data = workspace_root().join("data");
     plugins.write_manifest(
         "csv",
@@ -523,11 +541,24 @@ async fn main() -> anyhow::Result<()> {
         cache_dir: Some(compile_cache().to_path_buf()),
         ..Default::default()
     })?;
+    // The same runtime with the daemon's invocation process, for the `process` contender.
+    let isolating = PluginHost::new(HostSettings {
+        artifacts_dir: Some(artifacts.path().to_path_buf()),
+        cache_dir: Some(compile_cache().to_path_buf()),
+        invoker: Some(ChildProgram {
+            program: worker_binary().to_path_buf(),
+            args: vec!["run-invocation".into()],
+        }),
+        ..Default::default()
+    })?;
     let csv = runtime.load(&plugins.path().join("csv.wasm")).await?;
     let scalar_path = plugins.path().join("trainer.wasm");
     let simd_path = plugins.path().join("trainer_simd128.wasm");
     let scalar = runtime.load(&scalar_path).await?;
     let simd = runtime.load(&simd_path).await?;
+    let isolated = isolating
+        .load(&plugins.path().join("trainer_process.wasm"))
+        .await?;
     let engine = bench_engine(bench_epoch, perfmap)?;
     let direct_scalar = Direct::new(&engine, &scalar_path, &scalar)?;
     let direct_simd = Direct::new(&engine, &simd_path, &simd)?;
@@ -586,6 +617,25 @@ async fn main() -> anyhow::Result<()> {
                                 .output;
                         let cpu_secs = thread_cpu() - cpu_start;
                         (start.elapsed().as_secs_f64(), cpu_secs, out)
+                    }
+                    PROCESS => {
+                        let wasm_input = input(i, "/artifacts", NAMES[contender]);
+                        let children = children_cpu();
+                        let out = invoke_once(
+                            &isolating,
+                            &isolated,
+                            "train_model",
+                            &wasm_input,
+                            WORKFLOW,
+                        )
+                        .await
+                        .with_context(|| format!("{}, {}", CASES[i].0, NAMES[contender]))?
+                        .output;
+                        (
+                            start.elapsed().as_secs_f64(),
+                            children_cpu() - children,
+                            out,
+                        )
                     }
                     NO_EPOCH | NO_EPOCH_SIMD => {
                         let direct = if contender == NO_EPOCH {
@@ -662,14 +712,16 @@ async fn main() -> anyhow::Result<()> {
          components on this bench's engine with epoch interruption off (a diagnostic, not \
          shippable).\n\n\
          | model | native (s) | Wasm (s) | **Wasm / native** | simd128 (s) | **simd128 / native** \
-         | {no_epoch} (s) | / native | {no_epoch} simd128 (s) | / native |\n\
-         | --- | --: | --: | --: | --: | --: | --: | --: | --: | --: |\n"
+         | {no_epoch} (s) | / native | {no_epoch} simd128 (s) | / native \
+         | process (s) | **process / native** |\n\
+         | --- | --: | --: | --: | --: | --: | --: | --: | --: | --: | --: | --: |\n"
     );
     for &i in &cases {
         let m = &med[i];
         let n = m[NATIVE];
         report += &format!(
-            "| {} | {n:.3} | {:.3} | **{:.2}** | {:.3} | **{:.2}** | {:.3} | {:.2} | {:.3} | {:.2} |\n",
+            "| {} | {n:.3} | {:.3} | **{:.2}** | {:.3} | **{:.2}** | {:.3} | {:.2} | {:.3} | {:.2} \
+             | {:.3} | **{:.2}** |\n",
             CASES[i].0,
             m[WASM],
             m[WASM] / n,
@@ -679,26 +731,31 @@ async fn main() -> anyhow::Result<()> {
             m[NO_EPOCH] / n,
             m[NO_EPOCH_SIMD],
             m[NO_EPOCH_SIMD] / n,
+            m[PROCESS],
+            m[PROCESS] / n,
         );
     }
     report += &format!(
-        "\nCPU time of the same runs (the thread the guest runs on; the native process's, less \
+        "\nCPU time of the same runs (the thread the guest runs on; the invocation process's \
+         for `process`; the native process's, less \
          {:.1} ms that a process which trains nothing takes): what other load on the machine \
          moves less than wall time.\n\n\
          | model | native CPU (s) | Wasm / native | simd128 / native | {no_epoch} / native \
-         | {no_epoch} simd128 / native |\n| --- | --: | --: | --: | --: | --: |\n",
+         | {no_epoch} simd128 / native | process / native |\n\
+         | --- | --: | --: | --: | --: | --: | --: |\n",
         process_cpu * 1e3
     );
     for &i in &cases {
         let m = &med_cpu[i];
         let n = m[NATIVE];
         report += &format!(
-            "| {} | {n:.3} | {:.2} | {:.2} | {:.2} | {:.2} |\n",
+            "| {} | {n:.3} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} |\n",
             CASES[i].0,
             m[WASM] / n,
             m[SIMD] / n,
             m[NO_EPOCH] / n,
             m[NO_EPOCH_SIMD] / n,
+            m[PROCESS] / n,
         );
     }
     report += "\nEvery run (s):\n\n| model | contender | runs |\n| --- | --- | --- |\n";
@@ -708,6 +765,7 @@ async fn main() -> anyhow::Result<()> {
         "native",
         &format!("Wasm, {no_epoch}"),
         &format!("Wasm simd128, {no_epoch}"),
+        "Wasm, isolation = \"process\"",
     ];
     for &i in &cases {
         for (c, name) in names.iter().enumerate() {

@@ -201,7 +201,7 @@ pub struct InvocationContext {
 }
 
 /// The three kinds of error a plugin may return, as the WIT `plugin-error` variant defines them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum GuestErrorKind {
@@ -211,7 +211,7 @@ pub enum GuestErrorKind {
 }
 
 /// An error the guest chose to return (as opposed to a trap).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GuestError {
     pub kind: GuestErrorKind,
     pub type_name: String,

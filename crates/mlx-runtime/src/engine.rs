@@ -89,6 +89,10 @@ pub struct EngineSettings {
     /// at once plus this many: RSS follows concurrency, not history. Default
     /// [`WARM_MEMORY_SLOTS`].
     pub warm_memory_slots: u32,
+    /// Epoch checks in compiled code, which let the worker interrupt a running guest (its
+    /// deadline, cancellation). On everywhere but in the child process of a plugin with
+    /// `isolation = "process"` ([`crate::isolated`]), which the worker stops by killing it.
+    pub epoch_interruption: bool,
 }
 
 impl Default for EngineSettings {
@@ -100,6 +104,7 @@ impl Default for EngineSettings {
             fuel_metering: false,
             pooling: true,
             warm_memory_slots: WARM_MEMORY_SLOTS,
+            epoch_interruption: true,
         }
     }
 }
@@ -151,7 +156,7 @@ pub fn build_engine(settings: &EngineSettings) -> wasmtime::Result<Engine> {
     };
     config
         .allocation_strategy(strategy)
-        .epoch_interruption(true)
+        .epoch_interruption(settings.epoch_interruption)
         .consume_fuel(settings.fuel_metering)
         // Deep recursion in a guest ends as a stack-overflow trap, never as a host crash.
         .max_wasm_stack(1 << 20)

@@ -10,8 +10,9 @@ use crate::contract::{GuestError, GuestErrorKind};
 
 /// Why an invocation did not produce output. Its variants carry text, not source errors: this
 /// is the failure as it is sent to Temporal (a message, a type, details), and the causes are
-/// logged where they happen.
-#[derive(Debug, thiserror::Error)]
+/// logged where they happen. Serialized only between the worker and its own child process
+/// ([`crate::isolated`]).
+#[derive(Debug, thiserror::Error, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub enum InvocationError {
     #[error("invalid plugin request: {0}")]

@@ -28,10 +28,10 @@ use tokio_util::sync::CancellationToken;
 
 use mlx_runtime::{
     HostSettings, PluginHost,
+    child::ChildProgram,
     engine::{BoxError, EngineError, EngineSettings},
     plugin::{
         LoadError,
-        compiler::CompilerProcess,
         registry::PluginRegistry,
         reload::{PluginWatcher, WatchError},
     },
@@ -105,6 +105,11 @@ impl DaemonError {
 /// [`run`] must dispatch it to `mlx_runtime::plugin::compiler::serve`, as `mlx-worker` does.
 pub const COMPILE_COMMAND: &str = "compile-component";
 
+/// The subcommand of this executable that runs one invocation of a plugin with
+/// `isolation = "process"` (`mlx_runtime::isolated`), dispatched by `mlx-worker` to
+/// `mlx_runtime::isolated::serve` like [`COMPILE_COMMAND`].
+pub const INVOKE_COMMAND: &str = "run-invocation";
+
 /// Longest wait between connection attempts at start.
 const MAX_CONNECT_BACKOFF: Duration = Duration::from_secs(30);
 
@@ -175,8 +180,16 @@ pub async fn run_with(
         cache_dir: Some(absolute(&settings.cache_dir)?),
         cache_max_bytes: Some(settings.cache_max_bytes),
         compiler: Some(
-            CompilerProcess::this_executable(&[COMPILE_COMMAND])
+            ChildProgram::this_executable(&[COMPILE_COMMAND])
                 .map_err(|e| DaemonError::setup("the compiler process (this executable)", e))?,
+        ),
+        invoker: Some(
+            ChildProgram::this_executable(&[
+                "--log-format",
+                settings.log_format.as_arg(),
+                INVOKE_COMMAND,
+            ])
+            .map_err(|e| DaemonError::setup("the invocation process (this executable)", e))?,
         ),
         observer: metrics
             .clone()

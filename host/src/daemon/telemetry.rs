@@ -29,6 +29,16 @@ pub enum LogFormat {
     Json,
 }
 
+impl LogFormat {
+    /// As `--log-format` takes it: how the daemon tells its child processes.
+    pub fn as_arg(self) -> &'static str {
+        match self {
+            LogFormat::Human => "human",
+            LogFormat::Json => "json",
+        }
+    }
+}
+
 /// Installs the global subscriber. Default filter: info for this worker and its plugins,
 /// warnings from dependencies. With an OTLP endpoint, the worker's own spans (one per
 /// invocation, see [`crate::temporal::activity`]) are also exported as OpenTelemetry traces

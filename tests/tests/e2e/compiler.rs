@@ -7,10 +7,10 @@ use std::{
 };
 
 use mlx_e2e::{PluginsDir, invoke_once, worker_binary};
-use mlx_runtime::{HostSettings, PluginHost, plugin::compiler::CompilerProcess};
+use mlx_runtime::{HostSettings, PluginHost, child::ChildProgram};
 use serde_json::json;
 
-fn runtime(cache: Option<&Path>, compiler: CompilerProcess) -> Arc<PluginHost> {
+fn runtime(cache: Option<&Path>, compiler: ChildProgram) -> Arc<PluginHost> {
     PluginHost::new(HostSettings {
         cache_dir: cache.map(Path::to_path_buf),
         compiler: Some(compiler),
@@ -21,8 +21,8 @@ fn runtime(cache: Option<&Path>, compiler: CompilerProcess) -> Arc<PluginHost> {
 
 /// The worker's compiler, run through a shell that first appends a line to `marker`: how a
 /// test sees that the child, not the test process, compiled.
-fn counted_worker(marker: &Path) -> CompilerProcess {
-    CompilerProcess {
+fn counted_worker(marker: &Path) -> ChildProgram {
+    ChildProgram {
         program: "/bin/sh".into(),
         args: vec![
             "-c".into(),
@@ -34,8 +34,8 @@ fn counted_worker(marker: &Path) -> CompilerProcess {
 }
 
 /// A compiler that runs `script` instead (sh -c; the engine settings are its $0).
-fn shell(script: &str) -> CompilerProcess {
-    CompilerProcess {
+fn shell(script: &str) -> ChildProgram {
+    ChildProgram {
         program: "/bin/sh".into(),
         args: vec!["-c".into(), script.into()],
     }
@@ -184,7 +184,7 @@ async fn without_a_child_or_room_for_its_artifact_the_worker_compiles() {
         "cat >/dev/null; echo 'writing the compiled artifact: No space left on device' >&2; exit {}",
         mlx_runtime::plugin::compiler::EXIT_NO_ROOM
     ));
-    let missing = CompilerProcess {
+    let missing = ChildProgram {
         program: "/nonexistent/mlx-worker".into(),
         args: vec![],
     };

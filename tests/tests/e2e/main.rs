@@ -23,6 +23,8 @@ mod fleet;
 mod hostile;
 /// Outbound HTTP through `wasi:http` against loopback servers.
 mod http;
+/// Plugins with `isolation = "process"`: each invocation in a child the worker kills.
+mod isolated;
 /// A JavaScript plugin (componentize-js, the mlx_plugin SDK): `make js-plugins` builds it.
 mod js;
 /// Rust, JavaScript and Python plugins in one pipeline (`pipelines/features.yaml`).

@@ -8,6 +8,10 @@ use std::{
     time::{Duration, Instant},
 };
 
+mod serve;
+
+pub use serve::serve;
+
 use serde_json::Value;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -15,16 +19,19 @@ use wasmtime::Engine;
 
 use crate::{
     bindings::WitContext,
+    child::ChildProgram,
     contract::{GuestError, InvocationContext},
     engine::{EngineSettings, build_engine},
     failure::InvocationError,
+    isolated,
     live::LiveCount,
     observer::{Observer, Outcome},
     outcome,
     plugin::{
         compile_cache::CompileCache,
-        compiler::{ChildCompiler, CompilerProcess},
+        compiler::ChildCompiler,
         loader::{CompileStats, LoadError, LoadedPlugin, Loader},
+        manifest::Isolation,
     },
     sandbox::{self, Sandboxes, capabilities::activity::ActivitySignals, scratch::ScratchDir},
 };
@@ -47,7 +54,11 @@ pub struct HostSettings {
     pub observer: Option<Arc<dyn Observer>>,
     /// Compile in a child process ([`crate::plugin::compiler`]); None: in this one. The
     /// daemon sets it; tools that load a plugin once and exit need not.
-    pub compiler: Option<CompilerProcess>,
+    pub compiler: Option<ChildProgram>,
+    /// Runs one invocation of a plugin with `isolation = "process"` in a child process
+    /// ([`crate::isolated`]); None: such plugins run in this process like the others. The
+    /// daemon sets it.
+    pub invoker: Option<ChildProgram>,
 }
 
 impl std::fmt::Debug for HostSettings {
@@ -60,6 +71,7 @@ impl std::fmt::Debug for HostSettings {
             .field("cache_max_bytes", &self.cache_max_bytes)
             .field("observer", &self.observer.is_some())
             .field("compiler", &self.compiler)
+            .field("invoker", &self.invoker)
             .finish()
     }
 }
@@ -315,6 +327,36 @@ impl PluginHost {
         result
     }
 
+    /// What the child of an `isolation = "process"` plugin is given: this host's settings
+    /// less epoch checks (the worker kills the child instead) and the pool (one instance per
+    /// process: a pool's slots would never be reused).
+    fn isolated_request(
+        &self,
+        artifacts: Option<PathBuf>,
+        plugin: &LoadedPlugin,
+        operation: &str,
+        input: &Value,
+        ctx: &InvocationContext,
+    ) -> isolated::wire::Request {
+        let settings = &self.settings;
+        isolated::wire::Request {
+            engine: EngineSettings {
+                epoch_interruption: false,
+                pooling: false,
+                ..settings.engine.clone()
+            },
+            cache_dir: settings.cache_dir.clone(),
+            cache_max_bytes: settings.cache_max_bytes,
+            scratch_root: settings.scratch_root.clone(),
+            plugin: plugin.path.clone(),
+            digest: plugin.digest.clone(),
+            operation: operation.to_string(),
+            input: input.clone(),
+            context: ctx.into(),
+            artifacts,
+        }
+    }
+
     #[allow(clippy::too_many_arguments)]
     async fn invoke_inner(
         &self,
@@ -392,6 +434,18 @@ impl PluginHost {
                 return Err(InvocationError::Cancelled { acknowledged_by_plugin: false });
             }
         };
+        if plugin.manifest.isolation == Isolation::Process
+            && let Some(program) = &self.settings.invoker
+        {
+            let request = self.isolated_request(artifacts, plugin, operation, input, ctx);
+            let grace = limits.cancel_grace;
+            let done = isolated::run(program, &request, &signals, deadline, grace).await?;
+            return Ok(Invocation {
+                output: done.output,
+                duration: start.elapsed(),
+                peak_memory_bytes: done.peak_memory_bytes,
+            });
+        }
         // Removed (in the background) when this function returns, however the invocation
         // ended; declared before the store, so the guest's descriptors are closed by then.
         let scratch = match plugin.manifest.scratch {

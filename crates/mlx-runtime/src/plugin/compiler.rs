@@ -8,18 +8,21 @@
 //! the kernel's again when it exits, and a compile that runs out of memory or crashes (a
 //! hostile component, a compiler bug) kills the child, not the worker and its neighbours.
 //!
-//! The child is the worker's own executable run with [`CompilerProcess::args`]: it reads the
+//! The child is the worker's own executable run with [`ChildProgram::args`]: it reads the
 //! component on stdin, builds an engine from the same [`EngineSettings`] (passed as JSON),
 //! and writes `Engine::precompile_component`'s artifact to its stdout, which is a private
 //! temporary file beside the compile cache's entries. The parent maps that file as the
 //! cache maps its entries ([`super::compile_cache::CompileCache::adopt`]); wasmtime rejects an
 //! artifact made for another engine configuration or version.
 
-use std::{ffi::OsString, io::Read as _, path::PathBuf, process::Stdio};
+use std::{io::Read as _, process::Stdio};
 
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
-use crate::engine::{BoxError, EngineSettings, build_engine};
+use crate::{
+    child::{ChildProgram, signal},
+    engine::{BoxError, EngineSettings, build_engine},
+};
 
 /// What the parent reads of a failed child's stderr: its error message, never a flood.
 const MAX_MESSAGE: u64 = 64 << 10;
@@ -37,39 +40,15 @@ pub(crate) enum ChildFailure {
     NoChild(String),
 }
 
-/// The program (with its leading arguments) that compiles one component: see the module docs.
-#[derive(Debug, Clone)]
-pub struct CompilerProcess {
-    pub program: PathBuf,
-    pub args: Vec<OsString>,
-}
-
-impl CompilerProcess {
-    /// This executable, run with `args`. On Linux `/proc/self/exe`: the binary that is
-    /// running, even after an upgrade replaced the file on disk, so its artifacts always
-    /// fit the running engine.
-    pub fn this_executable(args: &[&str]) -> std::io::Result<Self> {
-        let program = if cfg!(target_os = "linux") {
-            PathBuf::from("/proc/self/exe")
-        } else {
-            std::env::current_exe()?
-        };
-        Ok(Self {
-            program,
-            args: args.iter().map(OsString::from).collect(),
-        })
-    }
-}
-
-/// The parent's half: a [`CompilerProcess`] and the engine settings it is given.
+/// The parent's half: a [`ChildProgram`] and the engine settings it is given.
 #[derive(Debug)]
 pub(crate) struct ChildCompiler {
-    process: CompilerProcess,
+    process: ChildProgram,
     engine: String,
 }
 
 impl ChildCompiler {
-    pub(crate) fn new(process: CompilerProcess, settings: &EngineSettings) -> Self {
+    pub(crate) fn new(process: ChildProgram, settings: &EngineSettings) -> Self {
         Self {
             process,
             engine: serde_json::to_string(settings).expect("engine settings serialize"),
@@ -84,14 +63,14 @@ impl ChildCompiler {
         artifact: std::fs::File,
     ) -> Result<(), ChildFailure> {
         let program = self.process.program.display();
-        let mut child = tokio::process::Command::new(&self.process.program)
-            .args(&self.process.args)
+        // A load abandoned (the worker shutting down) takes its compile with it (kill on drop).
+        let mut child = self
+            .process
+            .command()
             .arg(&self.engine)
             .stdin(Stdio::piped())
             .stdout(Stdio::from(artifact))
             .stderr(Stdio::piped())
-            // A load abandoned (the worker shutting down) takes its compile with it.
-            .kill_on_drop(true)
             .spawn()
             .map_err(|e| {
                 ChildFailure::NoChild(format!("cannot start the compiler process {program}: {e}"))
@@ -141,27 +120,11 @@ impl ChildCompiler {
     }
 }
 
-#[cfg(unix)]
-fn signal(status: &std::process::ExitStatus) -> Option<i32> {
-    std::os::unix::process::ExitStatusExt::signal(status)
-}
-
-#[cfg(not(unix))]
-fn signal(_: &std::process::ExitStatus) -> Option<i32> {
-    None
-}
-
 /// The child's half (`mlx-worker compile-component <engine settings>`): the component on
 /// stdin, the artifact on stdout. The error is for stderr, with the code to exit with.
 pub fn serve(engine: &str) -> Result<(), (String, u8)> {
     let fail = |message: String| (message, 1);
-    // A worker killed mid-compile (kill -9) takes the child with it, rather than leaving it
-    // to finish work nobody will read. The kernel sends this when the *thread* that spawned
-    // the child ends: the daemon spawns from its async runtime's worker threads, which live
-    // as long as the runtime (nothing in the worker uses block_in_place, which would retire
-    // one).
-    #[cfg(target_os = "linux")]
-    let _ = rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL));
+    crate::child::die_with_parent();
     let settings: EngineSettings = serde_json::from_str(engine)
         .map_err(|e| fail(format!("engine settings {engine:?}: {e}")))?;
     let mut wasm = Vec::new();

@@ -6,6 +6,7 @@
 //!
 //! ```toml
 //! scratch = true          # an empty read-write /scratch per invocation, removed afterwards
+//! isolation = "process"   # each invocation in a child process (see `Isolation`)
 //!
 //! [[filesystem]]
 //! host = "../data"        # relative to this manifest's directory
@@ -64,6 +65,26 @@ pub enum Access {
     ReadWrite,
 }
 
+/// Where an invocation runs. Both are the same sandbox (the same capabilities, grants and
+/// limits); they differ in how the worker stops a plugin and what a plugin's crash can reach.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Isolation {
+    /// In the worker's process (default): a fresh instance is cheapest (tens of
+    /// microseconds), and the worker interrupts a running guest at its deadline or cancellation
+    /// by epoch checks compiled into every loop and call, which cost compute-bound code up to
+    /// half its speed (BENCHMARKS.md section 3).
+    #[default]
+    Instance,
+    /// In a child process of the worker, compiled without those checks; the worker kills the
+    /// child at the deadline, or when cancel_grace has passed after a cancellation. For
+    /// compute-bound plugins (training): each invocation pays a process start and a load
+    /// (milliseconds, BENCHMARKS.md), and a crash or out-of-memory kill of the child ends only
+    /// that invocation. Needs the worker's child process (`mlx-worker run`); tools that run
+    /// a plugin once (`plugin invoke`) run it in-process.
+    Process,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ManifestFile {
@@ -71,6 +92,8 @@ struct ManifestFile {
     /// invocation, so only plugins that ask for one pay for it.
     #[serde(default)]
     scratch: bool,
+    #[serde(default)]
+    isolation: Isolation,
     #[serde(default)]
     filesystem: Vec<DirGrantFile>,
     #[serde(default)]
@@ -110,6 +133,8 @@ pub struct Manifest {
     pub dirs: Vec<DirGrant>,
     /// A fresh, empty `/scratch` for each invocation (`scratch = true`).
     pub scratch: bool,
+    /// In the worker's process or a child of it (`isolation`).
+    pub isolation: Isolation,
     pub limits: Limits,
     /// Environment variables the plugin sees.
     pub env: BTreeMap<String, String>,
@@ -221,6 +246,7 @@ fn parse(text: &str, path: &Path, max_memory_bytes: u64) -> Result<Manifest, Str
         source: Some(path.to_path_buf()),
         dirs,
         scratch: file.scratch,
+        isolation: file.isolation,
         limits,
         env: file.env,
         config,
@@ -262,6 +288,19 @@ mod tests {
                 .scratch
         );
         assert!(parse_in(dir.path(), "scratch = true\n").unwrap().scratch);
+    }
+
+    #[test]
+    fn isolation_is_the_instance_unless_a_process_is_asked_for() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(
+            parse_in(dir.path(), "").unwrap().isolation,
+            Isolation::Instance
+        );
+        let process = parse_in(dir.path(), "isolation = \"process\"\n").unwrap();
+        assert_eq!(process.isolation, Isolation::Process);
+        let err = parse_in(dir.path(), "isolation = \"vm\"\n").unwrap_err();
+        assert!(err.contains("instance") && err.contains("process"), "{err}");
     }
 
     #[test]

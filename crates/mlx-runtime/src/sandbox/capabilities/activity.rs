@@ -90,7 +90,9 @@ impl ActivitySignals {
         &self.cancel
     }
 
-    fn record(&self, details: JsonText) {
+    /// Publishes heartbeat details; also how the worker passes on those its child process
+    /// reports ([`crate::isolated`]).
+    pub(crate) fn record(&self, details: JsonText) {
         self.forwarded.fetch_add(1, Ordering::Relaxed);
         self.details.send_replace(Some(details));
     }

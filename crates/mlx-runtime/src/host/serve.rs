@@ -1,0 +1,152 @@
+//! The child's half of an isolated invocation ([`crate::isolated`], `mlx-worker
+//! run-invocation`): one request on stdin, reports on stdout, the invocation run by a
+//! [`PluginHost`] of its own.
+
+use std::io::{BufRead as _, Write as _};
+
+use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
+
+use super::{HostSettings, PluginHost};
+use crate::{
+    contract::JsonText,
+    failure::InvocationError,
+    isolated::wire::{self, Done, Report, Request},
+    sandbox::capabilities::activity::ActivitySignals,
+};
+
+/// Runs the invocation on stdin and reports it on stdout. An error is for stderr: the request
+/// could not be read or no runtime started (the worker reports the exit code).
+pub fn serve() -> Result<(), String> {
+    crate::child::die_with_parent();
+    let mut line = String::new();
+    // Locked only for this line: the thread below reads the rest (std's buffer is shared).
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map_err(|e| format!("reading the request: {e}"))?;
+    let request: Request = serde_json::from_str(&line).map_err(|e| format!("the request: {e}"))?;
+    drop(line);
+    let cancel = CancellationToken::new();
+    // The guest never yields (no epochs), so the worker's cancel line is read on a thread of
+    // its own rather than by a task that would wait behind the guest.
+    std::thread::spawn({
+        let cancel = cancel.clone();
+        move || {
+            for line in std::io::stdin().lock().lines() {
+                match line {
+                    Ok(line) if line == wire::CANCEL => cancel.cancel(),
+                    Ok(_) => {}
+                    Err(_) => return,
+                }
+            }
+        }
+    });
+    // Two threads: the guest holds one for its whole call; heartbeats go out on the other.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("starting the async runtime: {e}"))?;
+    let outcome = runtime.block_on(invoke(request, cancel));
+    report(&Report::Done(outcome));
+    Ok(())
+}
+
+async fn invoke(request: Request, cancel: CancellationToken) -> Result<Done, InvocationError> {
+    let unavailable = |what: String| InvocationError::Sandbox(what);
+    let host = PluginHost::new(HostSettings {
+        engine: request.engine,
+        artifacts_dir: None,
+        scratch_root: request.scratch_root,
+        cache_dir: request.cache_dir,
+        cache_max_bytes: request.cache_max_bytes,
+        observer: None,
+        compiler: None,
+        invoker: None,
+    })
+    .map_err(|e| unavailable(format!("the plugin's process: {e:#}")))?;
+    let plugin = host
+        .load(&request.plugin)
+        .await
+        .map_err(|e| unavailable(format!("the plugin's process could not load it again: {e}")))?;
+    if plugin.digest != request.digest {
+        return Err(unavailable(format!(
+            "{} changed on disk ({} now, {} when the worker loaded it); a retry runs the \
+             version the worker serves then",
+            request.plugin.display(),
+            plugin.digest,
+            request.digest
+        )));
+    }
+    let context = request
+        .context
+        .into_context()
+        .map_err(|e| unavailable(format!("the checkpoint it was given: {e}")))?;
+    let span = tracing::info_span!(
+        "invocation",
+        plugin = %plugin.info.name,
+        operation = %request.operation,
+        workflow_id = %context.workflow_id,
+        activity_id = %context.activity_id,
+        attempt = context.attempt,
+        process = std::process::id(),
+    );
+    let (signals, mut heartbeats) = ActivitySignals::new(cancel);
+    let (finished, mut finish) = oneshot::channel::<()>();
+    let forward = tokio::spawn(async move {
+        let mut sent: Option<JsonText> = None;
+        let mut send = |details: Option<JsonText>| {
+            if details.is_some() && details != sent {
+                if let Some(text) = &details {
+                    report(&Report::Heartbeat(text.as_str().to_string()));
+                }
+                sent = details;
+            }
+        };
+        loop {
+            tokio::select! {
+                changed = heartbeats.changed() => match changed {
+                    Ok(()) => send(heartbeats.borrow_and_update().clone()),
+                    // The store is gone: the invocation is ending.
+                    Err(_) => {
+                        let _ = (&mut finish).await;
+                        break;
+                    }
+                },
+                _ = &mut finish => break,
+            }
+        }
+        // The last heartbeat, flushed as the invocation ended, goes out before the outcome.
+        send(heartbeats.borrow().clone());
+    });
+    let invoked = tracing::Instrument::instrument(
+        host.invoke_in(
+            request.artifacts,
+            &plugin,
+            &request.operation,
+            &request.input,
+            &context,
+            signals,
+            None,
+        ),
+        span,
+    )
+    .await;
+    let _ = finished.send(());
+    let _ = forward.await;
+    invoked.map(|done| Done {
+        output: done.output,
+        duration: done.duration,
+        peak_memory_bytes: done.peak_memory_bytes,
+    })
+}
+
+/// One line on stdout. A worker gone (broken pipe) leaves nothing to do: the parent-death
+/// signal ends this process anyway.
+fn report(report: &Report) {
+    let mut line = serde_json::to_vec(report).expect("reports serialize");
+    line.push(b'\n');
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(&line).and_then(|()| out.flush());
+}

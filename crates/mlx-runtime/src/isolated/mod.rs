@@ -1,0 +1,166 @@
+//! Invocations in a child process, for plugins whose manifest says `isolation = "process"`
+//! ([`crate::plugin::manifest::Isolation`]).
+//!
+//! Why: the worker stops a guest that runs in its own process by epoch checks, a load and a
+//! compare at every loop head and function entry whose slow path is a call; Cranelift then
+//! keeps a hot loop's floats in stack slots, and compute-bound code (training) runs at half
+//! its speed or less (BENCHMARKS.md section 3). A child runs the plugin compiled without
+//! those checks, and the worker stops it the way an operating system stops anything: it kills
+//! the process, at the deadline or when `limits.cancel_grace` has passed after a cancellation.
+//!
+//! The child is the worker's own executable ([`ChildProgram`], the daemon's `run-invocation`
+//! subcommand, which calls [`crate::host::serve`]): it loads the plugin from the same file (through the compile cache, with its
+//! own engine settings; a different digest is refused), runs the one invocation through its
+//! own [`crate::PluginHost`] (the same sandbox, capabilities, grants and limits), reports
+//! heartbeats as they happen and then the outcome ([`wire`]), and exits. Its logs go to the
+//! stderr it shares with the worker. The worker keeps what is the worker's: the plugin's
+//! concurrency slot, the descriptor budget, the deadline, cancellation, metrics.
+
+pub(crate) mod wire;
+
+use std::{
+    process::Stdio,
+    time::{Duration, Instant},
+};
+
+use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
+
+use crate::{
+    child::{ChildProgram, signal},
+    contract::JsonText,
+    failure::InvocationError,
+    sandbox::capabilities::activity::ActivitySignals,
+};
+
+/// Longest report line the worker reads: a heartbeat (at most 2 MiB, `limits.max_heartbeat_kb`)
+/// or the outcome (output at most `limits.max_output_kb`, 64 MiB), as JSON text with escapes.
+const MAX_LINE: usize = 160 << 20;
+
+/// Runs `request` in a child of `program`; see the module docs.
+pub(crate) async fn run(
+    program: &ChildProgram,
+    request: &wire::Request,
+    signals: &ActivitySignals,
+    deadline: Instant,
+    grace: Duration,
+) -> Result<wire::Done, InvocationError> {
+    let start = Instant::now();
+    let unavailable = |what: &str, e: std::io::Error| {
+        InvocationError::Sandbox(format!(
+            "{what} the plugin's process ({}): {e}",
+            program.program.display()
+        ))
+    };
+    let mut child = program
+        .command()
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| unavailable("cannot start", e))?;
+    let mut stdin = child.stdin.take().expect("stdin is piped");
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let mut line = serde_json::to_vec(request).expect("requests serialize");
+    line.push(b'\n');
+    // A child that died at once shows in its reports (none) and its exit status, not here.
+    let _ = stdin.write_all(&line).await;
+    drop(line);
+    let mut reports = BufReader::new(stdout);
+    let mut text = Vec::new();
+    let cancel = signals.cancel_token().clone();
+    let mut grace_ends: Option<Instant> = None;
+    let ended = loop {
+        let grace_over = async {
+            match grace_ends {
+                Some(at) => tokio::time::sleep_until(at.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            // Cancel-safe: a line read in part stays in `text` for the next turn.
+            read = read_line(&mut reports, &mut text) => match read {
+                Ok(true) => match serde_json::from_slice::<wire::Report>(&std::mem::take(&mut text)) {
+                    Ok(wire::Report::Heartbeat(details)) => match JsonText::parse(details) {
+                        Ok(details) => signals.record(details),
+                        Err(e) => break Err(broken(format!("a heartbeat that is not JSON: {e}"))),
+                    },
+                    Ok(wire::Report::Done(outcome)) => break outcome,
+                    Err(e) => break Err(broken(format!("a report the worker cannot read: {e}"))),
+                },
+                Ok(false) => break Err(died(child.wait().await)),
+                Err(e) => break Err(broken(format!("reading its reports: {e}"))),
+            },
+            _ = tokio::time::sleep_until(deadline.into()) => {
+                break Err(InvocationError::Deadline { after: start.elapsed() });
+            }
+            _ = cancel.cancelled(), if grace_ends.is_none() => {
+                grace_ends = Some(Instant::now() + grace);
+                let _ = stdin.write_all(format!("{}\n", wire::CANCEL).as_bytes()).await;
+            }
+            _ = grace_over => {
+                break Err(InvocationError::Cancelled { acknowledged_by_plugin: false });
+            }
+        }
+    };
+    // Killed whatever it was doing: after its outcome there is nothing left for it to do,
+    // and a deadline or an expired grace ends it here. Waited for, so no zombie remains.
+    let _ = child.start_kill();
+    let _ = child.wait().await;
+    ended
+}
+
+/// Reads one line into `text` (without its newline); false at the end of the stream. A line
+/// longer than [`MAX_LINE`] is an error, never a worker holding gigabytes for a child.
+async fn read_line(
+    reader: &mut BufReader<tokio::process::ChildStdout>,
+    text: &mut Vec<u8>,
+) -> std::io::Result<bool> {
+    loop {
+        let buf = reader.fill_buf().await?;
+        if buf.is_empty() {
+            return Ok(!text.is_empty());
+        }
+        let (take, done) = match buf.iter().position(|&b| b == b'\n') {
+            Some(i) => (i + 1, true),
+            None => (buf.len(), false),
+        };
+        text.extend_from_slice(&buf[..take]);
+        reader.consume(take);
+        if text.len() > MAX_LINE {
+            return Err(std::io::Error::other(format!(
+                "a report of more than {MAX_LINE} bytes"
+            )));
+        }
+        if done {
+            text.pop();
+            return Ok(true);
+        }
+    }
+}
+
+fn broken(what: String) -> InvocationError {
+    InvocationError::Sandbox(format!("the plugin's process broke off: {what}"))
+}
+
+/// The failure of a child that ended without reporting an outcome.
+fn died(status: std::io::Result<std::process::ExitStatus>) -> InvocationError {
+    let status = match status {
+        Ok(status) => status,
+        Err(e) => return broken(format!("waiting for it: {e}")),
+    };
+    InvocationError::Sandbox(match (status.code(), signal(&status)) {
+        (None, Some(9)) => "the plugin's process was killed (SIGKILL) before it reported: out \
+                            of memory? The kernel's OOM killer sends SIGKILL; the worker was \
+                            not hurt, and a retry runs in a new process"
+            .to_string(),
+        (None, Some(sig)) => format!(
+            "the plugin's process died of signal {sig} before it reported; the worker was not \
+             hurt (its log lines above say more)"
+        ),
+        (Some(code), _) => format!(
+            "the plugin's process exited with code {code} before it reported (its log lines \
+             above say why)"
+        ),
+        (None, None) => format!("the plugin's process ended with {status}"),
+    })
+}

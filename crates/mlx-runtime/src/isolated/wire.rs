@@ -1,0 +1,91 @@
+//! What the worker and the child process of one invocation say to each other: the request as
+//! the first line of the child's stdin (later lines: [`CANCEL`]), and the child's reports as
+//! JSON lines on its stdout. Both ends are the same executable, so the format has no versions.
+
+use std::{path::PathBuf, time::Duration};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::{
+    contract::{InvocationContext, JsonText},
+    engine::EngineSettings,
+    failure::InvocationError,
+};
+
+/// The line that asks the child to cancel (the guest sees it through `mlx:plugin/activity`).
+pub(crate) const CANCEL: &str = "cancel";
+
+/// One invocation: everything the child needs, nothing it must ask for.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Request {
+    pub engine: EngineSettings,
+    pub cache_dir: Option<PathBuf>,
+    pub cache_max_bytes: Option<u64>,
+    pub scratch_root: Option<PathBuf>,
+    /// The component file and the digest of the bytes the worker loaded from it: the child
+    /// loads the file again and refuses other bytes (a hot reload replaced it meanwhile).
+    pub plugin: PathBuf,
+    pub digest: String,
+    pub operation: String,
+    pub input: Value,
+    pub context: Context,
+    pub artifacts: Option<PathBuf>,
+}
+
+/// [`InvocationContext`] on the wire.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Context {
+    pub workflow_id: String,
+    pub activity_id: String,
+    pub attempt: u32,
+    pub last_heartbeat_details: Option<String>,
+}
+
+impl From<&InvocationContext> for Context {
+    fn from(ctx: &InvocationContext) -> Self {
+        Self {
+            workflow_id: ctx.workflow_id.clone(),
+            activity_id: ctx.activity_id.clone(),
+            attempt: ctx.attempt,
+            last_heartbeat_details: ctx
+                .last_heartbeat_details
+                .as_ref()
+                .map(|d| d.as_str().to_string()),
+        }
+    }
+}
+
+impl Context {
+    pub fn into_context(self) -> Result<InvocationContext, serde_json::Error> {
+        Ok(InvocationContext {
+            workflow_id: self.workflow_id,
+            activity_id: self.activity_id,
+            attempt: self.attempt,
+            last_heartbeat_details: self
+                .last_heartbeat_details
+                .map(JsonText::parse)
+                .transpose()?,
+        })
+    }
+}
+
+/// A line of the child's stdout.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub(crate) enum Report {
+    /// Heartbeat details the guest recorded, already checked and rate-limited by the child.
+    Heartbeat(String),
+    /// How the invocation ended; the last line.
+    Done(Result<Done, InvocationError>),
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Done {
+    pub output: Value,
+    pub duration: Duration,
+    pub peak_memory_bytes: usize,
+}

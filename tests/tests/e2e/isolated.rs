@@ -1,0 +1,324 @@
+//! Plugins with `isolation = "process"`: each invocation in a child process (the worker's own
+//! `mlx-worker run-invocation`), on an engine without epoch checks, killed by the worker at its
+//! deadline or when the grace after a cancellation has passed.
+
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use mlx_e2e::{PluginsDir, eventually, invoke_once, worker_binary};
+use mlx_runtime::{
+    HostSettings, PluginHost,
+    child::ChildProgram,
+    contract::{InvocationContext, JsonText},
+    failure::InvocationError,
+    plugin::LoadedPlugin,
+    sandbox::capabilities::activity::ActivitySignals,
+};
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+const ISOLATED: &str = "isolation = \"process\"\n";
+
+/// The worker's invocation process, run through a shell that first appends its pid to
+/// `marker`: how a test sees that a child ran the invocation, and finds it afterwards.
+fn counted_invoker(marker: &Path) -> ChildProgram {
+    ChildProgram {
+        program: "/bin/sh".into(),
+        args: vec![
+            "-c".into(),
+            r#"echo $$ >> "$0"; exec "$1" run-invocation"#.into(),
+            marker.into(),
+            worker_binary().into(),
+        ],
+    }
+}
+
+fn runtime(cache: &Path, invoker: Option<ChildProgram>) -> Arc<PluginHost> {
+    PluginHost::new(HostSettings {
+        cache_dir: Some(cache.to_path_buf()),
+        invoker,
+        ..Default::default()
+    })
+    .unwrap()
+}
+
+fn pids(marker: &Path) -> Vec<u32> {
+    std::fs::read_to_string(marker)
+        .map(|text| text.lines().map(|l| l.parse().unwrap()).collect())
+        .unwrap_or_default()
+}
+
+fn alive(pid: u32) -> bool {
+    // A zombie is not alive: its status line says so.
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .is_ok_and(|status| !status.lines().any(|l| l.starts_with("State:\tZ")))
+}
+
+struct Setup {
+    plugins: PluginsDir,
+    cache: tempfile::TempDir,
+    marker: PathBuf,
+    rt: Arc<PluginHost>,
+    plugin: LoadedPlugin,
+}
+
+async fn setup(manifest: &str) -> Setup {
+    let plugins = PluginsDir::with(&["testkit"]);
+    plugins.write_manifest("testkit", manifest);
+    let cache = tempfile::tempdir().unwrap();
+    let marker = tempfile::tempdir().unwrap().keep().join("pids");
+    let rt = runtime(cache.path(), Some(counted_invoker(&marker)));
+    let plugin = rt.load(&plugins.path().join("testkit.wasm")).await.unwrap();
+    Setup {
+        plugins,
+        cache,
+        marker,
+        rt,
+        plugin,
+    }
+}
+
+fn context(attempt: u32, checkpoint: Option<&Value>) -> InvocationContext {
+    InvocationContext {
+        workflow_id: "isolated".into(),
+        activity_id: "1".into(),
+        attempt,
+        last_heartbeat_details: checkpoint.map(JsonText::from),
+    }
+}
+
+#[tokio::test]
+async fn an_isolated_plugin_runs_in_a_child_and_answers_as_in_process() {
+    let s = setup(&format!("{ISOLATED}[limits]\nmemory_mb = 64\n")).await;
+    let out = invoke_once(&s.rt, &s.plugin, "echo", &json!({"x": [1, 2]}), "iso")
+        .await
+        .unwrap();
+    assert_eq!(out.output["input"], json!({"x": [1, 2]}));
+    assert_eq!(out.output["workflow_id"], "iso");
+    assert!(out.peak_memory_bytes > 0, "{out:?}");
+    let children = pids(&s.marker);
+    assert_eq!(children.len(), 1, "one child per invocation");
+    assert!(!alive(children[0]), "the child is gone once it answered");
+    // The child compiled the plugin for its own engine, without epoch checks: a second
+    // entry for the same component beside the worker's.
+    let artifacts: Vec<_> = std::fs::read_dir(s.cache.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|name| name.ends_with(".cwasm"))
+        .collect();
+    let digest = s.plugin.digest.trim_start_matches("sha256:");
+    assert_eq!(
+        artifacts.iter().filter(|a| a.starts_with(digest)).count(),
+        2,
+        "{artifacts:?}"
+    );
+
+    // Errors keep their classification across the process boundary.
+    let failed = invoke_once(
+        &s.rt,
+        &s.plugin,
+        "fail",
+        &json!({"kind": "permanent", "type_name": "BadLabel", "message": "no labels"}),
+        "iso",
+    )
+    .await
+    .unwrap_err();
+    let failure = failed.failure();
+    assert_eq!(
+        (failure.type_name.as_str(), failure.retryable),
+        ("BadLabel", false)
+    );
+    assert!(failure.message.contains("no labels"), "{failure:?}");
+    let trapped = invoke_once(
+        &s.rt,
+        &s.plugin,
+        "panic",
+        &json!({"message": "boom"}),
+        "iso",
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(&trapped, InvocationError::Trap { message, .. } if message.contains("boom")),
+        "{trapped:?}"
+    );
+    // The manifest's memory limit holds in the child.
+    let big = invoke_once(&s.rt, &s.plugin, "alloc", &json!({"mb": 200}), "iso").await;
+    assert!(
+        matches!(big, Err(InvocationError::MemoryLimit { limit_mb: 64 })),
+        "{big:?}"
+    );
+    assert_eq!(pids(&s.marker).len(), 4);
+}
+
+#[tokio::test]
+async fn a_plugin_without_the_key_or_a_worker_without_a_child_runs_in_process() {
+    let s = setup("").await;
+    invoke_once(&s.rt, &s.plugin, "echo", &json!(1), "iso")
+        .await
+        .unwrap();
+    assert!(pids(&s.marker).is_empty(), "no child for a default plugin");
+
+    let plugins = PluginsDir::with(&["testkit"]);
+    plugins.write_manifest("testkit", ISOLATED);
+    let rt = runtime(s.cache.path(), None);
+    let plugin = rt.load(&plugins.path().join("testkit.wasm")).await.unwrap();
+    let out = invoke_once(&rt, &plugin, "echo", &json!(2), "iso")
+        .await
+        .unwrap();
+    assert_eq!(out.output["input"], 2);
+}
+
+#[tokio::test]
+async fn a_spinning_child_is_killed_at_the_deadline() {
+    let s = setup(&format!("{ISOLATED}[limits]\ntimeout_secs = 2\n")).await;
+    let started = Instant::now();
+    let ended = invoke_once(&s.rt, &s.plugin, "spin", &json!({}), "iso").await;
+    assert!(
+        matches!(ended, Err(InvocationError::Deadline { .. })),
+        "{ended:?}"
+    );
+    assert!(started.elapsed() >= Duration::from_secs(2));
+    let children = pids(&s.marker);
+    assert_eq!(children.len(), 1);
+    assert!(!alive(children[0]), "the spinning child was killed");
+}
+
+#[tokio::test]
+async fn cancellation_reaches_the_guest_and_a_guest_that_ignores_it_is_killed() {
+    let s = setup(&format!("{ISOLATED}[limits]\ncancel_grace_secs = 1\n")).await;
+    // wait_for_cancel heartbeats until it sees the cancellation, then returns.
+    let cancel = CancellationToken::new();
+    let (signals, mut heartbeats) = ActivitySignals::new(cancel.clone());
+    let (input, ctx) = (json!({"interval_ms": 20}), context(1, None));
+    let invoke =
+        s.rt.invoke(&s.plugin, "wait_for_cancel", &input, &ctx, signals, None);
+    let cancel_after_a_heartbeat = async {
+        heartbeats.changed().await.unwrap();
+        let beat = heartbeats.borrow().clone().unwrap().to_value();
+        assert!(beat["beats"].as_u64().unwrap() >= 1, "{beat}");
+        cancel.cancel();
+    };
+    let (ended, ()) = tokio::join!(invoke, cancel_after_a_heartbeat);
+    assert!(
+        matches!(
+            ended,
+            Err(InvocationError::Cancelled {
+                acknowledged_by_plugin: true
+            })
+        ),
+        "{ended:?}"
+    );
+
+    // spin never looks: the worker kills it once the grace is over.
+    let cancel = CancellationToken::new();
+    let (signals, _) = ActivitySignals::new(cancel.clone());
+    let input = json!({});
+    let invoke = s.rt.invoke(&s.plugin, "spin", &input, &ctx, signals, None);
+    let marker = s.marker.clone();
+    let cancel_once_running = async {
+        eventually(Duration::from_secs(120), "the spin child", || {
+            let n = pids(&marker).len();
+            async move { (n == 2).then_some(()) }
+        })
+        .await
+        .unwrap();
+        cancel.cancel();
+    };
+    let (ended, ()) = tokio::join!(invoke, cancel_once_running);
+    assert!(
+        matches!(
+            ended,
+            Err(InvocationError::Cancelled {
+                acknowledged_by_plugin: false
+            })
+        ),
+        "{ended:?}"
+    );
+    assert!(pids(&s.marker).iter().all(|&pid| !alive(pid)));
+}
+
+#[tokio::test]
+async fn checkpoints_reach_the_worker_and_a_retry_resumes_from_them() {
+    let s = setup(ISOLATED).await;
+    let (signals, heartbeats) = ActivitySignals::new(CancellationToken::new());
+    let first =
+        s.rt.invoke(
+            &s.plugin,
+            "checkpoint",
+            &json!({"steps": 3, "fail_attempts": 1}),
+            &context(1, None),
+            signals,
+            None,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(first.failure().type_name, "InjectedFailure");
+    let last = heartbeats
+        .borrow()
+        .clone()
+        .expect("a checkpoint reached the worker");
+    assert_eq!(last.to_value(), json!({"step": 3}));
+
+    let (signals, _) = ActivitySignals::new(CancellationToken::new());
+    let second =
+        s.rt.invoke(
+            &s.plugin,
+            "checkpoint",
+            &json!({"steps": 3, "fail_attempts": 1}),
+            &context(2, Some(&last.to_value())),
+            signals,
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(second.output["resumed_from"], json!({"step": 3}));
+    assert_eq!(second.output["steps_run"], 0);
+}
+
+#[tokio::test]
+async fn a_child_that_dies_or_finds_other_bytes_fails_only_its_invocation() {
+    let s = setup(ISOLATED).await;
+    // SIGKILL, as the OOM killer sends it: retryable, and said so.
+    let killed = ChildProgram {
+        program: "/bin/sh".into(),
+        args: vec!["-c".into(), "kill -9 $$".into()],
+    };
+    let rt = runtime(s.cache.path(), Some(killed));
+    let plugin = rt
+        .load(&s.plugins.path().join("testkit.wasm"))
+        .await
+        .unwrap();
+    let died = invoke_once(&rt, &plugin, "echo", &json!(1), "iso")
+        .await
+        .unwrap_err();
+    let failure = died.failure();
+    assert!(failure.retryable, "{failure:?}");
+    assert!(failure.message.contains("SIGKILL"), "{failure:?}");
+
+    // A hot reload replaced the file after the worker loaded it: the child refuses the new
+    // bytes rather than run them as the old version.
+    std::fs::copy(
+        mlx_e2e::components().join("csv.wasm"),
+        s.plugins.path().join("testkit.wasm"),
+    )
+    .unwrap();
+    let changed = invoke_once(&s.rt, &s.plugin, "echo", &json!(1), "iso")
+        .await
+        .unwrap_err();
+    let failure = changed.failure();
+    assert!(failure.retryable, "{failure:?}");
+    assert!(failure.message.contains("changed on disk"), "{failure:?}");
+    // The worker itself is unharmed: an in-process plugin still runs.
+    let plugins = PluginsDir::with(&["testkit"]);
+    let plugin =
+        s.rt.load(&plugins.path().join("testkit.wasm"))
+            .await
+            .unwrap();
+    invoke_once(&s.rt, &plugin, "echo", &json!(1), "iso")
+        .await
+        .unwrap();
+}
