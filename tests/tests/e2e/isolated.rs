@@ -322,3 +322,83 @@ async fn a_child_that_dies_or_finds_other_bytes_fails_only_its_invocation() {
         .await
         .unwrap();
 }
+
+/// Children of `parent` running an isolated invocation (`run-invocation` in their command line).
+fn invocation_children(parent: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            // The parent pid is the field after the state, which follows the `(name)`.
+            let ppid = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+                .and_then(|p| p.parse::<u32>().ok());
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            ppid == Some(parent)
+                && cmdline
+                    .split(|&b| b == 0)
+                    .any(|arg| arg == b"run-invocation")
+        })
+        .collect()
+}
+
+/// The daemon as operators run it (`mlx-worker run`, its own executable as the child):
+/// Temporal retries a failed attempt and the retry resumes from the checkpoint the child
+/// heartbeated; kill -9 of the worker takes a running child with it.
+#[tokio::test(flavor = "multi_thread")]
+async fn through_the_daemon_a_retry_resumes_and_kill_9_takes_the_child_along() -> anyhow::Result<()>
+{
+    let server = mlx_e2e::shared_server().await?;
+    let plugins = PluginsDir::with(&["testkit"]);
+    plugins.write_manifest("testkit", ISOLATED);
+    let mut worker = mlx_e2e::WorkerProcess::start(worker_binary(), server, plugins.path(), &[])?;
+    let step = json!({
+        "plugin": "testkit", "operation": "checkpoint",
+        "input": {"steps": 3, "fail_attempts": 1},
+        "max_attempts": 3, "initial_interval_ms": 100, "heartbeat_timeout_secs": 10,
+    });
+    let (result, _) = mlx_e2e::run_step_on(
+        server,
+        &worker.task_queue,
+        &mlx_e2e::unique("iso-checkpoint"),
+        step,
+    )
+    .await?;
+    let output = result.map_err(anyhow::Error::msg)?;
+    assert_eq!(output["attempt"], 2, "{output:#}");
+    assert_eq!(output["resumed_from"], json!({"step": 3}), "{output:#}");
+    assert_eq!(output["steps_run"], 0, "{output:#}");
+
+    let long = json!({
+        "plugin": "testkit", "operation": "wait_for_cancel",
+        "input": {"max_beats": 100000, "interval_ms": 50},
+        "start_to_close_secs": 300, "heartbeat_timeout_secs": 10,
+    });
+    let queue = worker.task_queue.clone();
+    let running = tokio::spawn(async move {
+        mlx_e2e::run_step_on(server, &queue, &mlx_e2e::unique("iso-kill"), long).await
+    });
+    let parent = worker.pid();
+    let child = eventually(Duration::from_secs(120), "the invocation's child", || {
+        let found = invocation_children(parent);
+        async move { found.first().copied() }
+    })
+    .await?;
+    worker.kill()?;
+    eventually(
+        Duration::from_secs(60),
+        "the child gone with its worker",
+        || {
+            let gone = !alive(child);
+            async move { gone.then_some(()) }
+        },
+    )
+    .await?;
+    running.abort();
+    Ok(())
+}
