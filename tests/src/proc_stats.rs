@@ -1,5 +1,6 @@
 //! What the OS says a process has used (Linux `/proc`), for the benchmarks: CPU time as the
-//! kernel accounts it, so nothing inside the measured process has to cooperate.
+//! kernel accounts it, so nothing inside the measured process has to cooperate. Also which
+//! processes are alive and whose children they are, for tests of the worker's children.
 
 use std::{process::Command, sync::OnceLock};
 
@@ -62,4 +63,35 @@ pub fn command_name(pid: u32) -> anyhow::Result<String> {
         .with_context(|| format!("reading {path}"))?
         .trim()
         .to_string())
+}
+
+/// Whether `pid` runs: it exists and is not a zombie (a killed process its new parent has not
+/// reaped yet is gone for every purpose of a test).
+pub fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .is_ok_and(|status| !status.lines().any(|l| l.starts_with("State:\tZ")))
+}
+
+/// The live children of `parent` with `arg` among their command-line arguments (e.g. the
+/// worker's `run-invocation` children).
+pub fn children_with_arg(parent: u32, arg: &str) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            // The parent pid is the field after the state, which follows the `(name)`.
+            let ppid = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+                .and_then(|p| p.parse::<u32>().ok());
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            ppid == Some(parent)
+                && alive(pid)
+                && cmdline.split(|&b| b == 0).any(|a| a == arg.as_bytes())
+        })
+        .collect()
 }

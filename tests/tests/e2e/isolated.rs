@@ -8,7 +8,11 @@ use std::{
     time::{Duration, Instant},
 };
 
-use mlx_e2e::{PluginsDir, eventually, invoke_once, worker_binary};
+use mlx_e2e::{
+    PluginsDir, eventually, invoke_once,
+    proc_stats::{alive, children_with_arg},
+    worker_binary,
+};
 use mlx_runtime::{
     HostSettings, PluginHost,
     child::ChildProgram,
@@ -49,12 +53,6 @@ fn pids(marker: &Path) -> Vec<u32> {
     std::fs::read_to_string(marker)
         .map(|text| text.lines().map(|l| l.parse().unwrap()).collect())
         .unwrap_or_default()
-}
-
-fn alive(pid: u32) -> bool {
-    // A zombie is not alive: its status line says so.
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .is_ok_and(|status| !status.lines().any(|l| l.starts_with("State:\tZ")))
 }
 
 struct Setup {
@@ -323,30 +321,6 @@ async fn a_child_that_dies_or_finds_other_bytes_fails_only_its_invocation() {
         .unwrap();
 }
 
-/// Children of `parent` running an isolated invocation (`run-invocation` in their command line).
-fn invocation_children(parent: u32) -> Vec<u32> {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|&pid| {
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-            // The parent pid is the field after the state, which follows the `(name)`.
-            let ppid = stat
-                .rsplit_once(')')
-                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
-                .and_then(|p| p.parse::<u32>().ok());
-            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            ppid == Some(parent)
-                && cmdline
-                    .split(|&b| b == 0)
-                    .any(|arg| arg == b"run-invocation")
-        })
-        .collect()
-}
-
 /// The daemon as operators run it (`mlx-worker run`, its own executable as the child):
 /// Temporal retries a failed attempt and the retry resumes from the checkpoint the child
 /// heartbeated; kill -9 of the worker takes a running child with it.
@@ -385,7 +359,7 @@ async fn through_the_daemon_a_retry_resumes_and_kill_9_takes_the_child_along() -
     });
     let parent = worker.pid();
     let child = eventually(Duration::from_secs(120), "the invocation's child", || {
-        let found = invocation_children(parent);
+        let found = children_with_arg(parent, "run-invocation");
         async move { found.first().copied() }
     })
     .await?;

@@ -937,6 +937,8 @@ async fn a_forest_whose_worker_is_killed_resumes_from_its_checkpoint() -> anyhow
     let server = shared_server().await?;
     let plugins = PluginsDir::with(&["csv", "trainer"]);
     plugins.grant_data("csv");
+    // As shipped (plugins/trainer/trainer.toml): the training runs in the worker's child.
+    plugins.write_manifest("trainer", "isolation = \"process\"\n");
     let binary = mlx_e2e::worker_binary();
     let mut first = WorkerProcess::start(binary, server, plugins.path(), &[])?;
     let client = server.client().await?;
@@ -959,7 +961,21 @@ async fn a_forest_whose_worker_is_killed_resumes_from_its_checkpoint() -> anyhow
         },
     )
     .await?;
+    let trainers = mlx_e2e::proc_stats::children_with_arg(first.pid(), "run-invocation");
+    assert_eq!(
+        trainers.len(),
+        1,
+        "the training runs in one child of the worker"
+    );
     first.kill()?;
+    // The kill takes the child along: no orphan keeps training (and writing the journal)
+    // beside the attempt the successor starts.
+    eventually(
+        Duration::from_secs(60),
+        "the training child gone",
+        || async { (!mlx_e2e::proc_stats::alive(trainers[0])).then_some(()) },
+    )
+    .await?;
     assert!(
         seen["round"].as_u64().unwrap() < TREES,
         "training ended before the kill: {seen}"
