@@ -1,11 +1,11 @@
-//! `logistic_regression`, `linear_regression` and `ridge`: one smartcore call each.
+//! `logistic_regression` (smartcore's model and optimizer, the objective in `logistic`),
+//! `linear_regression` and `ridge`: one smartcore call each.
 
 use mlx_plugin_sdk::PluginError;
 use serde::{Deserialize, Serialize};
 use smartcore::linalg::basic::arrays::Array;
 use smartcore::linalg::basic::matrix::DenseMatrix;
 use smartcore::linear::linear_regression::{LinearRegression, LinearRegressionParameters};
-use smartcore::linear::logistic_regression::{LogisticRegression, LogisticRegressionParameters};
 use smartcore::linear::ridge_regression::{
     RidgeRegression, RidgeRegressionParameters, RidgeRegressionSolverName,
 };
@@ -15,7 +15,7 @@ use super::error::{fit_failed, internal, predict_failed};
 use super::loss::{normalized, sigmoid, softmax_in_place};
 use super::spec::{LogisticParams, RidgeParams};
 
-type LogisticModel = LogisticRegression<f64, Label, Dense, Vec<Label>>;
+type LogisticModel = super::logistic::LogisticRegressionModel;
 type LinearModel = LinearRegression<f64, f64, Dense, Vec<f64>>;
 type RidgeModel = RidgeRegression<f64, f64, Dense, Vec<f64>>;
 
@@ -31,9 +31,7 @@ pub fn fit_logistic(
     labels: &[Label],
     classes: usize,
 ) -> Result<Logistic, PluginError> {
-    let params = LogisticRegressionParameters::default().with_alpha(p.alpha);
-    let model = LogisticRegression::fit(x, &labels.to_vec(), params)
-        .map_err(|e| fit_failed("logistic_regression", e))?;
+    let model = super::logistic::fit(x, labels, p.alpha)?;
     Ok(Logistic { model, classes })
 }
 

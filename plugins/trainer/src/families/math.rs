@@ -19,6 +19,12 @@ pub fn ln(x: f64) -> f64 {
     libm::log(x)
 }
 
+/// ln(1 + x), the same bits on every target.
+#[inline]
+pub fn ln_1p(x: f64) -> f64 {
+    libm::log1p(x)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

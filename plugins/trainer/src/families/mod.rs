@@ -12,6 +12,7 @@ mod fitted;
 mod forest;
 mod kmeans;
 mod linear;
+mod logistic;
 mod loss;
 /// Shared with the metrics in `report`, which take logarithms too.
 pub(crate) mod math;
