@@ -196,6 +196,16 @@ impl PluginHost {
         self.loader.load(path).await
     }
 
+    /// [`Self::load`] of bytes and a manifest given by the worker: a child process's load.
+    pub(crate) async fn load_given(
+        &self,
+        path: &Path,
+        bytes: Arc<[u8]>,
+        manifest: crate::plugin::manifest::Manifest,
+    ) -> Result<LoadedPlugin, LoadError> {
+        self.loader.load_given(path, bytes, manifest).await
+    }
+
     /// [`Self::load`] of a component [`Self::compile`] returned.
     pub async fn load_compiled(
         &self,
@@ -350,6 +360,8 @@ impl PluginHost {
             scratch_root: settings.scratch_root.clone(),
             plugin: plugin.path.clone(),
             digest: plugin.digest.clone(),
+            component_bytes: plugin.component_bytes.as_ref().map_or(0, |b| b.len()),
+            manifest: plugin.manifest.text.as_deref().map(str::to_string),
             operation: operation.to_string(),
             input: input.clone(),
             context: ctx.into(),
@@ -434,12 +446,16 @@ impl PluginHost {
                 return Err(InvocationError::Cancelled { acknowledged_by_plugin: false });
             }
         };
-        if plugin.manifest.isolation == Isolation::Process
-            && let Some(program) = &self.settings.invoker
-        {
+        // Without its bytes (loaded from a compiled component, not its file) or a child
+        // program (a tool, not the daemon), an isolated plugin runs here like the others.
+        if let (Isolation::Process, Some(program), Some(bytes)) = (
+            plugin.manifest.isolation,
+            &self.settings.invoker,
+            &plugin.component_bytes,
+        ) {
             let request = self.isolated_request(artifacts, plugin, operation, input, ctx);
             let grace = limits.cancel_grace;
-            let done = isolated::run(program, &request, &signals, deadline, grace).await?;
+            let done = isolated::run(program, &request, bytes, &signals, deadline, grace).await?;
             return Ok(Invocation {
                 output: done.output,
                 duration: start.elapsed(),

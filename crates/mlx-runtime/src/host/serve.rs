@@ -2,12 +2,13 @@
 //! run-invocation`): one request on stdin, reports on stdout, the invocation run by a
 //! [`PluginHost`] of its own.
 
-use std::io::{BufRead as _, Write as _};
+use std::io::{BufRead as _, Read as _, Write as _};
 
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
 use super::{HostSettings, PluginHost};
+use crate::plugin::manifest;
 use crate::{
     contract::JsonText,
     failure::InvocationError,
@@ -20,13 +21,18 @@ use crate::{
 pub fn serve() -> Result<(), String> {
     crate::child::die_with_parent();
     let mut line = String::new();
-    // Locked only for this line: the thread below reads the rest (std's buffer is shared).
-    std::io::stdin()
-        .lock()
+    // Locked only for the request: the thread below reads the rest (std's buffer is shared).
+    let mut stdin = std::io::stdin().lock();
+    stdin
         .read_line(&mut line)
         .map_err(|e| format!("reading the request: {e}"))?;
     let request: Request = serde_json::from_str(&line).map_err(|e| format!("the request: {e}"))?;
     drop(line);
+    let mut component = vec![0; request.component_bytes];
+    stdin
+        .read_exact(&mut component)
+        .map_err(|e| format!("reading the component's {} bytes: {e}", component.len()))?;
+    drop(stdin);
     let cancel = CancellationToken::new();
     // The guest never yields (no epochs), so the worker's cancel line is read on a thread of
     // its own rather than by a task that would wait behind the guest.
@@ -48,13 +54,18 @@ pub fn serve() -> Result<(), String> {
         .enable_all()
         .build()
         .map_err(|e| format!("starting the async runtime: {e}"))?;
-    let outcome = runtime.block_on(invoke(request, cancel));
+    let outcome = runtime.block_on(invoke(request, component.into(), cancel));
     report(&Report::Done(outcome));
     Ok(())
 }
 
-async fn invoke(request: Request, cancel: CancellationToken) -> Result<Done, InvocationError> {
+async fn invoke(
+    request: Request,
+    component: std::sync::Arc<[u8]>,
+    cancel: CancellationToken,
+) -> Result<Done, InvocationError> {
     let unavailable = |what: String| InvocationError::Sandbox(what);
+    let max_memory = request.engine.max_memory_bytes;
     let host = PluginHost::new(HostSettings {
         engine: request.engine,
         artifacts_dir: None,
@@ -66,17 +77,19 @@ async fn invoke(request: Request, cancel: CancellationToken) -> Result<Done, Inv
         invoker: None,
     })
     .map_err(|e| unavailable(format!("the plugin's process: {e:#}")))?;
-    let plugin = host
-        .load(&request.plugin)
-        .await
-        .map_err(|e| unavailable(format!("the plugin's process could not load it again: {e}")))?;
+    let loaded = match manifest::from_text(&request.plugin, request.manifest.as_deref(), max_memory)
+    {
+        Ok(manifest) => host.load_given(&request.plugin, component, manifest).await,
+        Err(e) => Err(e.into()),
+    };
+    // The worker loaded the same bytes and manifest: what fails here is the machine (a
+    // granted directory or secret gone since), not the request.
+    let plugin =
+        loaded.map_err(|e| unavailable(format!("the plugin's process could not load it: {e}")))?;
     if plugin.digest != request.digest {
         return Err(unavailable(format!(
-            "{} changed on disk ({} now, {} when the worker loaded it); a retry runs the \
-             version the worker serves then",
-            request.plugin.display(),
-            plugin.digest,
-            request.digest
+            "the plugin's process was given other bytes ({}) than the worker loaded ({})",
+            plugin.digest, request.digest
         )));
     }
     let context = request

@@ -9,8 +9,10 @@
 //! the process, at the deadline or when `limits.cancel_grace` has passed after a cancellation.
 //!
 //! The child is the worker's own executable ([`ChildProgram`], the daemon's `run-invocation`
-//! subcommand, which calls [`crate::host::serve`]): it loads the plugin from the same file (through the compile cache, with its
-//! own engine settings; a different digest is refused), runs the one invocation through its
+//! subcommand, which calls [`crate::host::serve`]): it is given the component's bytes and the
+//! manifest's text the worker loaded (a hot reload may have replaced both files since, and a
+//! pipeline pinned to this version must still run it), compiles them through the compile
+//! cache for its own engine settings, runs the one invocation through its
 //! own [`crate::PluginHost`] (the same sandbox, capabilities, grants and limits), reports
 //! heartbeats as they happen and then the outcome ([`wire`]), and exits. Its logs go to the
 //! stderr it shares with the worker. The worker keeps what is the worker's: the plugin's
@@ -40,6 +42,7 @@ const MAX_LINE: usize = 160 << 20;
 pub(crate) async fn run(
     program: &ChildProgram,
     request: &wire::Request,
+    component: &[u8],
     signals: &ActivitySignals,
     deadline: Instant,
     grace: Duration,
@@ -65,6 +68,7 @@ pub(crate) async fn run(
     // A child that died at once shows in its reports (none) and its exit status, not here.
     let _ = stdin.write_all(&line).await;
     drop(line);
+    let _ = stdin.write_all(component).await;
     let mut reports = BufReader::new(stdout);
     let mut text = Vec::new();
     let cancel = signals.cancel_token().clone();

@@ -1,6 +1,6 @@
 //! What the worker and the child process of one invocation say to each other: the request as
-//! the first line of the child's stdin (later lines: [`CANCEL`]), and the child's reports as
-//! JSON lines on its stdout. Both ends are the same executable, so the format has no versions.
+//! the first line of the child's stdin, then the component's bytes (later lines: [`CANCEL`]),
+//! and the child's reports as JSON lines on its stdout. Both ends are the same executable, so the format has no versions.
 
 use std::{path::PathBuf, time::Duration};
 
@@ -24,10 +24,14 @@ pub(crate) struct Request {
     pub cache_dir: Option<PathBuf>,
     pub cache_max_bytes: Option<u64>,
     pub scratch_root: Option<PathBuf>,
-    /// The component file and the digest of the bytes the worker loaded from it: the child
-    /// loads the file again and refuses other bytes (a hot reload replaced it meanwhile).
+    /// The component file (its name in logs, the directory its manifest's paths are
+    /// relative to) and the digest of the bytes the worker loaded from it. The bytes follow
+    /// this line on stdin, `component_bytes` of them; the file may hold others by now.
     pub plugin: PathBuf,
     pub digest: String,
+    pub component_bytes: usize,
+    /// The manifest's text as the worker read it (None: it had none).
+    pub manifest: Option<String>,
     pub operation: String,
     pub input: Value,
     pub context: Context,

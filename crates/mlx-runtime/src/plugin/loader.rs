@@ -28,7 +28,7 @@ use crate::{
         compiler::{ChildCompiler, ChildFailure},
         imports,
         input_schema::InputSchemas,
-        manifest::{self, Manifest, ManifestError},
+        manifest::{self, Isolation, Manifest, ManifestError},
     },
     sandbox::{GuestState, Sandboxes, capabilities::activity::ActivitySignals},
 };
@@ -129,6 +129,9 @@ pub struct LoadedPlugin {
     pub(crate) slots: Option<Arc<Semaphore>>,
     /// Each operation's input validator, compiled once for this version of the plugin.
     pub(crate) inputs: Arc<InputSchemas>,
+    /// The component's bytes, kept for a plugin with `isolation = "process"` (its child
+    /// processes are given them); None otherwise, and for one loaded without its file.
+    pub(crate) component_bytes: Option<Arc<[u8]>>,
     _alive: Live,
 }
 
@@ -185,12 +188,15 @@ impl Loader {
 
     /// Reads and compiles a component file; returns it with its digest.
     pub async fn compile(&self, path: &Path) -> Result<(Component, String), LoadError> {
-        let bytes = tokio::fs::read(path)
-            .await
-            .map_err(|source| LoadError::Read {
-                path: path.to_path_buf(),
-                source,
-            })?;
+        self.compile_bytes(path, read(path).await?).await
+    }
+
+    /// Compiles the bytes of the component file `path` (named in errors and logs).
+    async fn compile_bytes(
+        &self,
+        path: &Path,
+        bytes: Arc<[u8]>,
+    ) -> Result<(Component, String), LoadError> {
         let hex = format!("{:x}", Sha256::digest(&bytes));
         let digest = format!("sha256:{hex}");
         let engine = self.sandboxes.engine().clone();
@@ -230,7 +236,7 @@ impl Loader {
     /// Compiles on a blocking thread of this process (and stores the result in the cache).
     async fn compile_here(
         &self,
-        wasm: Vec<u8>,
+        wasm: Arc<[u8]>,
         hex: String,
     ) -> Result<Result<Component, BoxError>, tokio::task::JoinError> {
         let engine = self.sandboxes.engine().clone();
@@ -281,10 +287,29 @@ impl Loader {
     }
 
     /// Compiles, links (a missing import fails here, not at 3 a.m.), reads the manifest and
-    /// calls `describe`.
+    /// calls `describe`. A plugin with `isolation = "process"` keeps its bytes: its child
+    /// processes run what was loaded, whatever the file holds by then.
     pub async fn load(&self, path: &Path) -> Result<LoadedPlugin, LoadError> {
-        let (component, digest) = self.compile(path).await?;
-        self.load_compiled(path, component, digest).await
+        let bytes = read(path).await?;
+        let (component, digest) = self.compile_bytes(path, bytes.clone()).await?;
+        let mut plugin = self.load_compiled(path, component, digest).await?;
+        if plugin.manifest.isolation == Isolation::Process {
+            plugin.component_bytes = Some(bytes);
+        }
+        Ok(plugin)
+    }
+
+    /// [`Self::load`] of bytes and a manifest the worker read from `path` earlier: what the
+    /// child process of an isolated invocation runs ([`crate::isolated`]).
+    pub(crate) async fn load_given(
+        &self,
+        path: &Path,
+        bytes: Arc<[u8]>,
+        manifest: Manifest,
+    ) -> Result<LoadedPlugin, LoadError> {
+        let (component, digest) = self.compile_bytes(path, bytes).await?;
+        self.load_with(path, component, digest, Arc::new(manifest))
+            .await
     }
 
     /// [`Self::load`] of a component already compiled (with its digest), for callers that
@@ -295,10 +320,20 @@ impl Loader {
         component: Component,
         digest: String,
     ) -> Result<LoadedPlugin, LoadError> {
+        let manifest = Arc::new(manifest::load_for(path, self.max_memory_bytes)?);
+        self.load_with(path, component, digest, manifest).await
+    }
+
+    async fn load_with(
+        &self,
+        path: &Path,
+        component: Component,
+        digest: String,
+        manifest: Arc<Manifest>,
+    ) -> Result<LoadedPlugin, LoadError> {
         let path = path.to_path_buf();
         // Refused imports first: their message says what the worker offers, which the
         // linker's "not found" would not.
-        let manifest = Arc::new(manifest::load_for(&path, self.max_memory_bytes)?);
         let refused = imports::review(self.sandboxes.engine(), &component, &|s| manifest.grants(s))
             .into_iter()
             .find_map(|i| match i.verdict {
@@ -360,6 +395,7 @@ impl Loader {
             pre,
             slots,
             inputs: Arc::new(inputs),
+            component_bytes: None,
             _alive: self.versions.enter(),
         })
     }
@@ -383,5 +419,15 @@ impl Loader {
             Ok(Err(e)) => Err(format!("{e:#}")),
             Err(_) => Err(format!("did not return within {DESCRIBE_TIMEOUT:?}")),
         }
+    }
+}
+
+async fn read(path: &Path) -> Result<Arc<[u8]>, LoadError> {
+    match tokio::fs::read(path).await {
+        Ok(bytes) => Ok(bytes.into()),
+        Err(source) => Err(LoadError::Read {
+            path: path.to_path_buf(),
+            source,
+        }),
     }
 }

@@ -142,6 +142,9 @@ pub struct Manifest {
     pub config: Arc<ConfigGrant>,
     /// Outbound HTTP, if granted (`wasi:http` imports are refused without it).
     pub http: Option<Arc<HttpGrant>>,
+    /// The file's text as read, for a child process that must grant exactly this
+    /// ([`crate::isolated`]) even after the file changed; None without a file.
+    pub text: Option<Arc<str>>,
 }
 
 impl Manifest {
@@ -170,7 +173,25 @@ pub fn manifest_path_for(wasm: &Path) -> PathBuf {
 /// Loads the manifest next to `wasm`, or the defaults when there is none.
 pub fn load_for(wasm: &Path, max_memory_bytes: u64) -> Result<Manifest, ManifestError> {
     let path = manifest_path_for(wasm);
-    if !path.exists() {
+    let text = match path.exists() {
+        true => Some(std::fs::read_to_string(&path).map_err(|e| ManifestError {
+            path: path.clone(),
+            message: format!("cannot read: {e}"),
+        })?),
+        false => None,
+    };
+    from_text(wasm, text.as_deref(), max_memory_bytes)
+}
+
+/// The manifest of `wasm` whose file holds `text` (None: there is none, the defaults), as
+/// [`load_for`] reads it; a child process is given the text the worker read.
+pub fn from_text(
+    wasm: &Path,
+    text: Option<&str>,
+    max_memory_bytes: u64,
+) -> Result<Manifest, ManifestError> {
+    let path = manifest_path_for(wasm);
+    let Some(text) = text else {
         let limits = LimitsFile::default()
             .resolve(max_memory_bytes)
             .map_err(|message| ManifestError {
@@ -181,13 +202,12 @@ pub fn load_for(wasm: &Path, max_memory_bytes: u64) -> Result<Manifest, Manifest
             limits,
             ..Default::default()
         });
-    }
+    };
     let fail = |message: String| ManifestError {
         path: path.clone(),
         message,
     };
-    let text = std::fs::read_to_string(&path).map_err(|e| fail(format!("cannot read: {e}")))?;
-    parse(&text, &path, max_memory_bytes).map_err(fail)
+    parse(text, &path, max_memory_bytes).map_err(fail)
 }
 
 fn parse(text: &str, path: &Path, max_memory_bytes: u64) -> Result<Manifest, String> {
@@ -250,6 +270,7 @@ fn parse(text: &str, path: &Path, max_memory_bytes: u64) -> Result<Manifest, Str
         limits,
         env: file.env,
         config,
+        text: Some(text.into()),
     })
 }
 
