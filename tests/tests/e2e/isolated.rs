@@ -10,7 +10,7 @@ use std::{
 
 use mlx_e2e::{
     PluginsDir, eventually, invoke_once,
-    proc_stats::{alive, children_with_arg},
+    proc_stats::{alive, children_with_arg, cpu_seconds},
     worker_binary,
 };
 use mlx_runtime::{
@@ -46,6 +46,21 @@ fn runtime(cache: &Path, invoker: Option<ChildProgram>) -> Arc<PluginHost> {
         invoker,
         ..Default::default()
     })
+    .unwrap()
+}
+
+/// The pids `marker` records once it holds `n`: a spare's shell may record its own a moment
+/// after the call that started it returned.
+async fn spawned(marker: &Path, n: usize) -> Vec<u32> {
+    eventually(
+        Duration::from_secs(60),
+        &format!("{n} children started"),
+        || {
+            let found = pids(marker);
+            async move { (found.len() >= n).then_some(found) }
+        },
+    )
+    .await
     .unwrap()
 }
 
@@ -97,9 +112,14 @@ async fn an_isolated_plugin_runs_in_a_child_and_answers_as_in_process() {
     assert_eq!(out.output["input"], json!({"x": [1, 2]}));
     assert_eq!(out.output["workflow_id"], "iso");
     assert!(out.peak_memory_bytes > 0, "{out:?}");
-    let children = pids(&s.marker);
-    assert_eq!(children.len(), 1, "one child per invocation");
+    let children = spawned(&s.marker, 2).await;
+    assert_eq!(
+        children.len(),
+        2,
+        "the call's child, then a spare for the next call"
+    );
     assert!(!alive(children[0]), "the child is gone once it answered");
+    assert!(alive(children[1]), "the spare waits");
     // The child compiled the plugin for its own engine, without epoch checks: a second
     // entry for the same component beside the worker's.
     let artifacts: Vec<_> = std::fs::read_dir(s.cache.path())
@@ -149,7 +169,51 @@ async fn an_isolated_plugin_runs_in_a_child_and_answers_as_in_process() {
         matches!(big, Err(InvocationError::MemoryLimit { limit_mb: 64 })),
         "{big:?}"
     );
-    assert_eq!(pids(&s.marker).len(), 4);
+    // Each call took the spare the one before left and left one of its own.
+    let children = spawned(&s.marker, 5).await;
+    assert_eq!(children.len(), 5, "{children:?}");
+    assert!(children[..4].iter().all(|&pid| !alive(pid)), "{children:?}");
+    assert!(alive(children[4]));
+    // Unloading the plugin takes its spare along.
+    drop(s.plugin);
+    eventually(
+        Duration::from_secs(60),
+        "the spare gone with its plugin",
+        || {
+            let gone = !alive(children[4]);
+            async move { gone.then_some(()) }
+        },
+    )
+    .await
+    .unwrap();
+}
+
+/// A spare is ready before its call comes: a call that takes one pays neither the process
+/// start nor the load. Its child must still be a new one per call, never one reused.
+#[tokio::test]
+async fn a_call_takes_the_spare_the_previous_call_left_and_never_a_used_child() {
+    let s = setup(ISOLATED).await;
+    for n in 1..=3 {
+        let out = invoke_once(&s.rt, &s.plugin, "count_calls", &json!({}), "iso")
+            .await
+            .unwrap();
+        // A fresh instance each time: the guest's own counter never passes one.
+        assert_eq!(out.output["calls"], 1, "call {n}: {}", out.output);
+        assert_eq!(spawned(&s.marker, n + 1).await.len(), n + 1);
+    }
+    // A spare that died while it waited is passed over, not handed the call.
+    let spare = *pids(&s.marker).last().unwrap();
+    // SAFETY: a plain kill(2) of our own child's pid.
+    assert_eq!(unsafe { libc::kill(spare as i32, libc::SIGKILL) }, 0);
+    eventually(Duration::from_secs(60), "the spare killed", || {
+        let gone = !alive(spare);
+        async move { gone.then_some(()) }
+    })
+    .await
+    .unwrap();
+    invoke_once(&s.rt, &s.plugin, "echo", &json!(1), "iso")
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -181,7 +245,6 @@ async fn a_spinning_child_is_killed_at_the_deadline() {
     );
     assert!(started.elapsed() >= Duration::from_secs(2));
     let children = pids(&s.marker);
-    assert_eq!(children.len(), 1);
     assert!(!alive(children[0]), "the spinning child was killed");
 }
 
@@ -216,11 +279,13 @@ async fn cancellation_reaches_the_guest_and_a_guest_that_ignores_it_is_killed() 
     let (signals, _) = ActivitySignals::new(cancel.clone());
     let input = json!({});
     let invoke = s.rt.invoke(&s.plugin, "spin", &input, &ctx, signals, None);
-    let marker = s.marker.clone();
+    // It runs in the spare the first call left: spinning, once that has used far more CPU
+    // than loading the plugin takes.
+    let spinner = spawned(&s.marker, 2).await[1];
     let cancel_once_running = async {
-        eventually(Duration::from_secs(120), "the spin child", || {
-            let n = pids(&marker).len();
-            async move { (n == 2).then_some(()) }
+        eventually(Duration::from_secs(120), "the spin child spinning", || {
+            let spun = cpu_seconds(spinner).unwrap_or(0.0) >= 3.0;
+            async move { spun.then_some(()) }
         })
         .await
         .unwrap();
@@ -236,7 +301,8 @@ async fn cancellation_reaches_the_guest_and_a_guest_that_ignores_it_is_killed() 
         ),
         "{ended:?}"
     );
-    assert!(pids(&s.marker).iter().all(|&pid| !alive(pid)));
+    let children = spawned(&s.marker, 3).await;
+    assert!(!alive(spinner), "{children:?}");
 }
 
 #[tokio::test]
@@ -357,17 +423,17 @@ async fn through_the_daemon_a_retry_resumes_and_kill_9_takes_the_child_along() -
         mlx_e2e::run_step_on(server, &queue, &mlx_e2e::unique("iso-kill"), long).await
     });
     let parent = worker.pid();
-    let child = eventually(Duration::from_secs(120), "the invocation's child", || {
+    let children = eventually(Duration::from_secs(120), "the invocation's child", || {
         let found = children_with_arg(parent, "run-invocation");
-        async move { found.first().copied() }
+        async move { (!found.is_empty()).then_some(found) }
     })
     .await?;
     worker.kill()?;
     eventually(
         Duration::from_secs(60),
-        "the child gone with its worker",
+        "the children gone with their worker",
         || {
-            let gone = !alive(child);
+            let gone = children.iter().all(|&pid| !alive(pid));
             async move { gone.then_some(()) }
         },
     )

@@ -23,7 +23,7 @@ use crate::{
     contract::{GuestError, InvocationContext},
     engine::{EngineSettings, build_engine},
     failure::InvocationError,
-    isolated,
+    isolated::{self, Spare},
     live::LiveCount,
     observer::{Observer, Outcome},
     outcome,
@@ -337,19 +337,12 @@ impl PluginHost {
         result
     }
 
-    /// What the child of an `isolation = "process"` plugin is given: this host's settings
-    /// less epoch checks (the worker kills the child instead) and the pool (one instance per
-    /// process: a pool's slots would never be reused).
-    fn isolated_request(
-        &self,
-        artifacts: Option<PathBuf>,
-        plugin: &LoadedPlugin,
-        operation: &str,
-        input: &Value,
-        ctx: &InvocationContext,
-    ) -> isolated::wire::Request {
+    /// What the child of an `isolation = "process"` plugin is given to load: this host's
+    /// settings less epoch checks (the worker kills the child instead) and the pool (one
+    /// instance per process: a pool's slots would never be reused).
+    fn isolated_load(&self, plugin: &LoadedPlugin) -> isolated::wire::Load {
         let settings = &self.settings;
-        isolated::wire::Request {
+        isolated::wire::Load {
             engine: EngineSettings {
                 epoch_interruption: false,
                 pooling: false,
@@ -362,11 +355,44 @@ impl PluginHost {
             digest: plugin.digest.clone(),
             component_bytes: plugin.component_bytes.as_ref().map_or(0, |b| b.len()),
             manifest: plugin.manifest.text.as_deref().map(str::to_string),
-            operation: operation.to_string(),
-            input: input.clone(),
-            context: ctx.into(),
-            artifacts,
         }
+    }
+
+    /// One call in a child process: the spare the previous call left, or a new child; then
+    /// a spare for the next call.
+    #[allow(clippy::too_many_arguments)]
+    async fn invoke_in_child(
+        &self,
+        program: &ChildProgram,
+        bytes: &Arc<[u8]>,
+        plugin: &LoadedPlugin,
+        call: &isolated::wire::Call,
+        signals: &ActivitySignals,
+        deadline: Instant,
+        grace: Duration,
+    ) -> Result<isolated::wire::Done, InvocationError> {
+        let load = self.isolated_load(plugin);
+        let spare = plugin
+            .spare
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        let child = match spare.and_then(|mut spare| spare.alive().then_some(spare)) {
+            Some(spare) => spare,
+            None => Spare::start(program, &load, bytes.clone())?,
+        };
+        let ended = child.run(call, signals, deadline, grace).await;
+        // Loading while no call waits for it; best effort, as a call that finds no spare
+        // starts its own child.
+        let mut slot = plugin.spare.lock().unwrap_or_else(|e| e.into_inner());
+        if slot.is_none() {
+            *slot = Spare::start(program, &load, bytes.clone())
+                .inspect_err(
+                    |e| tracing::warn!(plugin = %plugin.info.name, "no spare process: {e}"),
+                )
+                .ok();
+        }
+        ended
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -453,9 +479,16 @@ impl PluginHost {
             &self.settings.invoker,
             &plugin.component_bytes,
         ) {
-            let request = self.isolated_request(artifacts, plugin, operation, input, ctx);
+            let call = isolated::wire::Call {
+                operation: operation.to_string(),
+                input: input.clone(),
+                context: ctx.into(),
+                artifacts,
+            };
             let grace = limits.cancel_grace;
-            let done = isolated::run(program, &request, bytes, &signals, deadline, grace).await?;
+            let done = self
+                .invoke_in_child(program, bytes, plugin, &call, &signals, deadline, grace)
+                .await?;
             return Ok(Invocation {
                 output: done.output,
                 duration: start.elapsed(),

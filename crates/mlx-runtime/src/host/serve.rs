@@ -8,11 +8,11 @@ use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
 use super::{HostSettings, PluginHost};
-use crate::plugin::manifest;
 use crate::{
     contract::JsonText,
     failure::InvocationError,
-    isolated::wire::{self, Done, Report, Request},
+    isolated::wire::{self, Call, Done, Load, Report},
+    plugin::{LoadedPlugin, manifest},
     sandbox::capabilities::activity::ActivitySignals,
 };
 
@@ -21,17 +21,33 @@ use crate::{
 pub fn serve() -> Result<(), String> {
     crate::child::die_with_parent();
     let mut line = String::new();
-    // Locked only for the request: the thread below reads the rest (std's buffer is shared).
+    // Locked only for the load and the call: the thread below reads the rest (std's buffer
+    // is shared).
     let mut stdin = std::io::stdin().lock();
     stdin
         .read_line(&mut line)
-        .map_err(|e| format!("reading the request: {e}"))?;
-    let request: Request = serde_json::from_str(&line).map_err(|e| format!("the request: {e}"))?;
-    drop(line);
-    let mut component = vec![0; request.component_bytes];
+        .map_err(|e| format!("reading the plugin to load: {e}"))?;
+    let load: Load = serde_json::from_str(&line).map_err(|e| format!("the plugin to load: {e}"))?;
+    let mut component = vec![0; load.component_bytes];
     stdin
         .read_exact(&mut component)
         .map_err(|e| format!("reading the component's {} bytes: {e}", component.len()))?;
+    // Two threads: the guest holds one for its whole call; heartbeats go out on the other.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("starting the async runtime: {e}"))?;
+    // Loaded before the call is known: a spare child waits here, ready.
+    let loaded = runtime.block_on(load_plugin(load, component.into()));
+    line.clear();
+    match stdin.read_line(&mut line) {
+        // No call: the worker dropped this spare (the plugin was unloaded, the worker stops).
+        Ok(0) => return Ok(()),
+        Ok(_) => {}
+        Err(e) => return Err(format!("reading the call: {e}")),
+    }
+    let call: Call = serde_json::from_str(&line).map_err(|e| format!("the call: {e}"))?;
     drop(stdin);
     let cancel = CancellationToken::new();
     // The guest never yields (no epochs), so the worker's cancel line is read on a thread of
@@ -48,58 +64,64 @@ pub fn serve() -> Result<(), String> {
             }
         }
     });
-    // Two threads: the guest holds one for its whole call; heartbeats go out on the other.
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| format!("starting the async runtime: {e}"))?;
-    let outcome = runtime.block_on(invoke(request, component.into(), cancel));
+    let outcome = match loaded {
+        Ok((host, plugin)) => runtime.block_on(invoke(&host, &plugin, call, cancel)),
+        Err(e) => Err(e),
+    };
     report(&Report::Done(outcome));
     Ok(())
 }
 
-async fn invoke(
-    request: Request,
+/// A host of this process's own and the plugin the worker loaded, from what it was given.
+async fn load_plugin(
+    load: Load,
     component: std::sync::Arc<[u8]>,
-    cancel: CancellationToken,
-) -> Result<Done, InvocationError> {
+) -> Result<(std::sync::Arc<PluginHost>, LoadedPlugin), InvocationError> {
     let unavailable = |what: String| InvocationError::Sandbox(what);
-    let max_memory = request.engine.max_memory_bytes;
+    let max_memory = load.engine.max_memory_bytes;
     let host = PluginHost::new(HostSettings {
-        engine: request.engine,
+        engine: load.engine,
         artifacts_dir: None,
-        scratch_root: request.scratch_root,
-        cache_dir: request.cache_dir,
-        cache_max_bytes: request.cache_max_bytes,
+        scratch_root: load.scratch_root,
+        cache_dir: load.cache_dir,
+        cache_max_bytes: load.cache_max_bytes,
         observer: None,
         compiler: None,
         invoker: None,
     })
     .map_err(|e| unavailable(format!("the plugin's process: {e:#}")))?;
-    let loaded = match manifest::from_text(&request.plugin, request.manifest.as_deref(), max_memory)
-    {
-        Ok(manifest) => host.load_given(&request.plugin, component, manifest).await,
+    let loaded = match manifest::from_text(&load.plugin, load.manifest.as_deref(), max_memory) {
+        Ok(manifest) => host.load_given(&load.plugin, component, manifest).await,
         Err(e) => Err(e.into()),
     };
     // The worker loaded the same bytes and manifest: what fails here is the machine (a
     // granted directory or secret gone since), not the request.
     let plugin =
         loaded.map_err(|e| unavailable(format!("the plugin's process could not load it: {e}")))?;
-    if plugin.digest != request.digest {
+    if plugin.digest != load.digest {
         return Err(unavailable(format!(
             "the plugin's process was given other bytes ({}) than the worker loaded ({})",
-            plugin.digest, request.digest
+            plugin.digest, load.digest
         )));
     }
-    let context = request
+    Ok((host, plugin))
+}
+
+async fn invoke(
+    host: &PluginHost,
+    plugin: &LoadedPlugin,
+    call: Call,
+    cancel: CancellationToken,
+) -> Result<Done, InvocationError> {
+    let unavailable = |what: String| InvocationError::Sandbox(what);
+    let context = call
         .context
         .into_context()
         .map_err(|e| unavailable(format!("the checkpoint it was given: {e}")))?;
     let span = tracing::info_span!(
         "invocation",
         plugin = %plugin.info.name,
-        operation = %request.operation,
+        operation = %call.operation,
         workflow_id = %context.workflow_id,
         activity_id = %context.activity_id,
         attempt = context.attempt,
@@ -135,10 +157,10 @@ async fn invoke(
     });
     let invoked = tracing::Instrument::instrument(
         host.invoke_in(
-            request.artifacts,
-            &plugin,
-            &request.operation,
-            &request.input,
+            call.artifacts,
+            plugin,
+            &call.operation,
+            &call.input,
             &context,
             signals,
             None,

@@ -14,7 +14,9 @@
 //! pipeline pinned to this version must still run it), compiles them through the compile
 //! cache for its own engine settings, runs the one invocation through its
 //! own [`crate::PluginHost`] (the same sandbox, capabilities, grants and limits), reports
-//! heartbeats as they happen and then the outcome ([`wire`]), and exits. Its logs go to the
+//! heartbeats as they happen and then the outcome ([`wire`]), and exits. A child is started
+//! and given the plugin before its call is known: each call leaves a spare ([`Spare`]) that
+//! has loaded the plugin by the time the next call comes. Its logs go to the
 //! stderr it shares with the worker. The worker keeps what is the worker's: the plugin's
 //! concurrency slot, the descriptor budget, the deadline, cancellation, metrics.
 
@@ -22,10 +24,14 @@ pub(crate) mod wire;
 
 use std::{
     process::Stdio,
+    sync::Arc,
     time::{Duration, Instant},
 };
 
-use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
+use tokio::{
+    io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader},
+    process::{ChildStdin, ChildStdout},
+};
 
 use crate::{
     child::{ChildProgram, signal},
@@ -38,85 +44,127 @@ use crate::{
 /// or the outcome (output at most `limits.max_output_kb`, 64 MiB), as JSON text with escapes.
 const MAX_LINE: usize = 160 << 20;
 
-/// Runs `request` in a child of `program`; see the module docs.
-pub(crate) async fn run(
-    program: &ChildProgram,
-    request: &wire::Request,
-    component: &[u8],
-    signals: &ActivitySignals,
-    deadline: Instant,
-    grace: Duration,
-) -> Result<wire::Done, InvocationError> {
-    let start = Instant::now();
-    let unavailable = |what: &str, e: std::io::Error| {
-        InvocationError::Sandbox(format!(
-            "{what} the plugin's process ({}): {e}",
-            program.program.display()
-        ))
-    };
-    let mut child = program
-        .command()
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .map_err(|e| unavailable("cannot start", e))?;
-    let mut stdin = child.stdin.take().expect("stdin is piped");
-    let stdout = child.stdout.take().expect("stdout is piped");
-    let mut line = serde_json::to_vec(request).expect("requests serialize");
-    line.push(b'\n');
-    // A child that died at once shows in its reports (none) and its exit status, not here.
-    let _ = stdin.write_all(&line).await;
-    drop(line);
-    let _ = stdin.write_all(component).await;
-    let mut reports = BufReader::new(stdout);
-    let mut text = Vec::new();
-    let cancel = signals.cancel_token().clone();
-    let mut grace_ends: Option<Instant> = None;
-    let ended = loop {
-        let grace_over = async {
-            match grace_ends {
-                Some(at) => tokio::time::sleep_until(at.into()).await,
-                None => std::future::pending().await,
+/// A child that was started and given the plugin to load, ready for its one call. The next
+/// call of a plugin takes the spare its previous call left ([`crate::host`]), so it pays
+/// neither the process start nor the load (tens of milliseconds), only the call.
+pub(crate) struct Spare {
+    /// Killed when dropped: a spare of a plugin version that is unloaded goes with it.
+    child: tokio::process::Child,
+    /// Writes the load (its bytes take a moment) and gives stdin back for the call.
+    fed: tokio::task::JoinHandle<std::io::Result<ChildStdin>>,
+    stdout: ChildStdout,
+}
+
+impl Spare {
+    /// Starts a child of `program` and sends it `load` and the component's bytes.
+    pub(crate) fn start(
+        program: &ChildProgram,
+        load: &wire::Load,
+        component: Arc<[u8]>,
+    ) -> Result<Self, InvocationError> {
+        let mut child = program
+            .command()
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|e| {
+                InvocationError::Sandbox(format!(
+                    "cannot start the plugin's process ({}): {e}",
+                    program.program.display()
+                ))
+            })?;
+        let mut stdin = child.stdin.take().expect("stdin is piped");
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let mut line = serde_json::to_vec(load).expect("loads serialize");
+        line.push(b'\n');
+        let fed = tokio::spawn(async move {
+            stdin.write_all(&line).await?;
+            stdin.write_all(&component).await?;
+            Ok(stdin)
+        });
+        Ok(Self { child, fed, stdout })
+    }
+
+    /// Whether the child still runs: a spare that died while it waited (the OOM killer, a
+    /// failed load that already reported) is not worth a call.
+    pub(crate) fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Makes `call` in this child and follows it to its end; see the module docs.
+    pub(crate) async fn run(
+        self,
+        call: &wire::Call,
+        signals: &ActivitySignals,
+        deadline: Instant,
+        grace: Duration,
+    ) -> Result<wire::Done, InvocationError> {
+        let start = Instant::now();
+        let Self {
+            mut child,
+            fed,
+            stdout,
+        } = self;
+        // A child that died before or while it was fed shows in its reports (none) and its
+        // exit status, not here.
+        let mut stdin = fed.await.ok().and_then(Result::ok);
+        if let Some(pipe) = &mut stdin {
+            let mut line = serde_json::to_vec(call).expect("calls serialize");
+            line.push(b'\n');
+            let _ = pipe.write_all(&line).await;
+        }
+        let mut reports = BufReader::new(stdout);
+        let mut text = Vec::new();
+        let cancel = signals.cancel_token().clone();
+        let mut grace_ends: Option<Instant> = None;
+        let ended = loop {
+            let grace_over = async {
+                match grace_ends {
+                    Some(at) => tokio::time::sleep_until(at.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                // Cancel-safe: a line read in part stays in `text` for the next turn.
+                read = read_line(&mut reports, &mut text) => match read {
+                    Ok(true) => match serde_json::from_slice::<wire::Report>(&std::mem::take(&mut text)) {
+                        Ok(wire::Report::Heartbeat(details)) => match JsonText::parse(details) {
+                            Ok(details) => signals.record(details),
+                            Err(e) => break Err(broken(format!("a heartbeat that is not JSON: {e}"))),
+                        },
+                        Ok(wire::Report::Done(outcome)) => break outcome,
+                        Err(e) => break Err(broken(format!("a report the worker cannot read: {e}"))),
+                    },
+                    Ok(false) => break Err(died(child.wait().await)),
+                    Err(e) => break Err(broken(format!("reading its reports: {e}"))),
+                },
+                _ = tokio::time::sleep_until(deadline.into()) => {
+                    break Err(InvocationError::Deadline { after: start.elapsed() });
+                }
+                _ = cancel.cancelled(), if grace_ends.is_none() => {
+                    grace_ends = Some(Instant::now() + grace);
+                    if let Some(pipe) = &mut stdin {
+                        let _ = pipe.write_all(format!("{}\n", wire::CANCEL).as_bytes()).await;
+                    }
+                }
+                _ = grace_over => {
+                    break Err(InvocationError::Cancelled { acknowledged_by_plugin: false });
+                }
             }
         };
-        tokio::select! {
-            // Cancel-safe: a line read in part stays in `text` for the next turn.
-            read = read_line(&mut reports, &mut text) => match read {
-                Ok(true) => match serde_json::from_slice::<wire::Report>(&std::mem::take(&mut text)) {
-                    Ok(wire::Report::Heartbeat(details)) => match JsonText::parse(details) {
-                        Ok(details) => signals.record(details),
-                        Err(e) => break Err(broken(format!("a heartbeat that is not JSON: {e}"))),
-                    },
-                    Ok(wire::Report::Done(outcome)) => break outcome,
-                    Err(e) => break Err(broken(format!("a report the worker cannot read: {e}"))),
-                },
-                Ok(false) => break Err(died(child.wait().await)),
-                Err(e) => break Err(broken(format!("reading its reports: {e}"))),
-            },
-            _ = tokio::time::sleep_until(deadline.into()) => {
-                break Err(InvocationError::Deadline { after: start.elapsed() });
-            }
-            _ = cancel.cancelled(), if grace_ends.is_none() => {
-                grace_ends = Some(Instant::now() + grace);
-                let _ = stdin.write_all(format!("{}\n", wire::CANCEL).as_bytes()).await;
-            }
-            _ = grace_over => {
-                break Err(InvocationError::Cancelled { acknowledged_by_plugin: false });
-            }
-        }
-    };
-    // Killed whatever it was doing: after its outcome there is nothing left for it to do,
-    // and a deadline or an expired grace ends it here. Waited for, so no zombie remains.
-    let _ = child.start_kill();
-    let _ = child.wait().await;
-    ended
+        // Killed whatever it was doing: after its outcome there is nothing left for it to do,
+        // and a deadline or an expired grace ends it here. Waited for, so no zombie remains.
+        let _ = child.start_kill();
+        let _ = child.wait().await;
+        ended
+    }
 }
 
 /// Reads one line into `text` (without its newline); false at the end of the stream. A line
 /// longer than [`MAX_LINE`] is an error, never a worker holding gigabytes for a child.
 async fn read_line(
-    reader: &mut BufReader<tokio::process::ChildStdout>,
+    reader: &mut BufReader<ChildStdout>,
     text: &mut Vec<u8>,
 ) -> std::io::Result<bool> {
     loop {

@@ -1,6 +1,6 @@
-//! What the worker and the child process of one invocation say to each other: the request as
-//! the first line of the child's stdin, then the component's bytes (later lines: [`CANCEL`]),
-//! and the child's reports as JSON lines on its stdout. Both ends are the same executable, so the format has no versions.
+//! What the worker and the child process of one invocation say to each other. On the child's
+//! stdin: the plugin to load ([`Load`], a line, then the component's bytes), the call
+//! ([`Call`], a line), then perhaps [`CANCEL`]. On its stdout: its reports, JSON lines. Both ends are the same executable, so the format has no versions.
 
 use std::{path::PathBuf, time::Duration};
 
@@ -16,10 +16,11 @@ use crate::{
 /// The line that asks the child to cancel (the guest sees it through `mlx:plugin/activity`).
 pub(crate) const CANCEL: &str = "cancel";
 
-/// One invocation: everything the child needs, nothing it must ask for.
+/// The plugin to load: the first line a child reads, followed by the component's bytes. A
+/// spare child is sent this as soon as it starts and loads while no call waits for it.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct Request {
+pub(crate) struct Load {
     pub engine: EngineSettings,
     pub cache_dir: Option<PathBuf>,
     pub cache_max_bytes: Option<u64>,
@@ -32,6 +33,12 @@ pub(crate) struct Request {
     pub component_bytes: usize,
     /// The manifest's text as the worker read it (None: it had none).
     pub manifest: Option<String>,
+}
+
+/// The one call: the line after the component's bytes.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Call {
     pub operation: String,
     pub input: Value,
     pub context: Context,

@@ -132,6 +132,8 @@ pub struct LoadedPlugin {
     /// The component's bytes, kept for a plugin with `isolation = "process"` (its child
     /// processes are given them); None otherwise, and for one loaded without its file.
     pub(crate) component_bytes: Option<Arc<[u8]>>,
+    /// Its child process for the next call, already loaded (`isolation = "process"`).
+    pub(crate) spare: std::sync::Mutex<Option<crate::isolated::Spare>>,
     _alive: Live,
 }
 
@@ -396,6 +398,7 @@ impl Loader {
             slots,
             inputs: Arc::new(inputs),
             component_bytes: None,
+            spare: std::sync::Mutex::default(),
             _alive: self.versions.enter(),
         })
     }
