@@ -3,7 +3,11 @@
 //! work run in children: compiling a component ([`crate::plugin::compiler`]) and invocations
 //! of plugins whose manifest asks for `isolation = "process"` ([`crate::isolated`]).
 
-use std::{ffi::OsString, path::PathBuf, process::ExitStatus};
+use std::{
+    ffi::OsString,
+    path::{Path, PathBuf},
+    process::ExitStatus,
+};
 
 /// A program with its leading arguments: the worker's own executable and a subcommand.
 #[derive(Debug, Clone)]
@@ -31,6 +35,13 @@ impl ChildProgram {
     pub(crate) fn command(&self) -> tokio::process::Command {
         let mut command = tokio::process::Command::new(&self.program);
         command.args(&self.args).kill_on_drop(true);
+        // `ps` shows the worker's own name for its children, not `/proc/self/exe`.
+        #[cfg(unix)]
+        if self.program == Path::new("/proc/self/exe")
+            && let Some(name) = std::env::args_os().next()
+        {
+            command.arg0(name);
+        }
         command
     }
 }

@@ -441,3 +441,78 @@ async fn through_the_daemon_a_retry_resumes_and_kill_9_takes_the_child_along() -
     running.abort();
     Ok(())
 }
+
+/// The child on its own, as the worker runs it: the load and the call on stdin, the outcome
+/// on stdout, and the guest's log lines on stderr in the worker's format with the
+/// invocation's fields and the child's process id.
+#[tokio::test]
+async fn the_child_speaks_its_protocol_and_logs_with_the_invocations_fields() {
+    let s = setup(ISOLATED).await;
+    let wasm = std::fs::read(s.plugins.path().join("testkit.wasm")).unwrap();
+    let engine = mlx_runtime::engine::EngineSettings {
+        epoch_interruption: false,
+        pooling: false,
+        ..Default::default()
+    };
+    let load = json!({
+        "engine": engine, "cache_dir": s.cache.path(), "cache_max_bytes": null,
+        "scratch_root": null, "plugin": s.plugins.path().join("testkit.wasm"),
+        "digest": s.plugin.digest, "component_bytes": wasm.len(), "manifest": ISOLATED,
+    });
+    let call = json!({
+        "operation": "log", "input": {"lines": 1, "message": "said in the child"},
+        "context": {"workflow_id": "wf-child", "activity_id": "7", "attempt": 2,
+                    "last_heartbeat_details": null},
+        "artifacts": null,
+    });
+    let mut stdin = format!("{load}\n").into_bytes();
+    stdin.extend_from_slice(&wasm);
+    stdin.extend_from_slice(format!("{call}\n").as_bytes());
+    let mut child = std::process::Command::new(worker_binary())
+        .args(["--log-format", "json", "run-invocation"])
+        .env("RUST_LOG", "info")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), &stdin).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let reports: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let done = &reports.last().unwrap()["done"]["Ok"];
+    assert_eq!(done["output"]["lines"], 1, "{reports:?}");
+    let logged = String::from_utf8(out.stderr).unwrap();
+    let line: Value = logged
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|l| l["fields"]["message"] == "said in the child")
+        .unwrap_or_else(|| panic!("no guest line in:\n{logged}"));
+    let span = &line["span"];
+    assert_eq!(
+        (&span["workflow_id"], &span["activity_id"], &span["attempt"]),
+        (&json!("wf-child"), &json!("7"), &json!(2)),
+        "{line}"
+    );
+    assert!(span["process"].is_u64(), "{line}");
+
+    // A spare the worker drops before its call exits quietly, having said nothing.
+    let mut stdin = format!("{load}\n").into_bytes();
+    stdin.extend_from_slice(&wasm);
+    let out = std::process::Command::new(worker_binary())
+        .arg("run-invocation")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            std::io::Write::write_all(&mut child.stdin.take().unwrap(), &stdin)?;
+            child.wait_with_output()
+        })
+        .unwrap();
+    assert!(out.status.success() && out.stdout.is_empty(), "{out:?}");
+}

@@ -118,7 +118,10 @@ async fn invoke(
         .context
         .into_context()
         .map_err(|e| unavailable(format!("the checkpoint it was given: {e}")))?;
+    // Named as the worker names its own invocation spans: this module's target is kept to
+    // warnings in the child (`mlx-worker run-invocation`), which would drop the span.
     let span = tracing::info_span!(
+        target: "mlx_worker::invocation",
         "invocation",
         plugin = %plugin.info.name,
         operation = %call.operation,
