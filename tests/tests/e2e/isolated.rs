@@ -516,3 +516,64 @@ async fn the_child_speaks_its_protocol_and_logs_with_the_invocations_fields() {
         .unwrap();
     assert!(out.status.success() && out.stdout.is_empty(), "{out:?}");
 }
+
+/// The hostile plugin's attacks, isolated: each ends in the child with the failure type it
+/// ends with in the worker's own process (tests/e2e/hostile.rs), and the worker goes on.
+#[tokio::test]
+async fn attacks_from_an_isolated_plugin_fail_as_they_do_in_process() {
+    let plugins = PluginsDir::with(&["hostile", "testkit"]);
+    std::fs::create_dir(plugins.path().join("data")).unwrap();
+    std::fs::write(plugins.path().join("data/victim.csv"), "a,b\n1,2\n").unwrap();
+    plugins.write_manifest(
+        "hostile",
+        &format!(
+            "{ISOLATED}scratch = true\n[[filesystem]]\nhost = \"data\"\nguest = \"/data\"\n\
+             [limits]\nmemory_mb = 64\ntimeout_secs = 3\n"
+        ),
+    );
+    let cache = tempfile::tempdir().unwrap();
+    let marker = tempfile::tempdir().unwrap().keep().join("pids");
+    let rt = runtime(cache.path(), Some(counted_invoker(&marker)));
+    let hostile = rt.load(&plugins.path().join("hostile.wasm")).await.unwrap();
+    let attacks = [
+        ("memory_bomb", json!({}), "PluginMemoryLimitExceeded"),
+        ("huge_output", json!({"mb": 4}), "PluginOutputTooLarge"),
+        (
+            "open_files",
+            json!({"count": 20_000}),
+            "PluginTooManyOpenFiles",
+        ),
+        ("abort", json!({}), "PluginTrapped"),
+        ("exit", json!({"code": 0}), "PluginContractViolation"),
+        ("dotdot_escape", json!({}), "CapabilityDenied"),
+        ("read_env", json!({}), "CapabilityDenied"),
+        ("sockets", json!({}), "CapabilityDenied"),
+        (
+            "dir_hoard",
+            json!({"files": 5_000, "listings": 1_000}),
+            "PluginHostMemoryExceeded",
+        ),
+        (
+            "heartbeat_spam",
+            json!({"count": 10_000_000_000u64}),
+            "PluginDeadlineExceeded",
+        ),
+        ("busy_with_host_calls", json!({}), "PluginDeadlineExceeded"),
+    ];
+    let count = attacks.len();
+    for (operation, input, expected) in attacks {
+        let err = invoke_once(&rt, &hostile, operation, &input, "iso-attack")
+            .await
+            .expect_err(operation);
+        assert_eq!(err.failure().type_name, expected, "{operation}: {err}");
+    }
+    assert!(
+        spawned(&marker, count).await.len() >= count,
+        "each attack had its child"
+    );
+    // The worker is unharmed: its next call of a healthy isolated plugin answers.
+    let s = setup(ISOLATED).await;
+    invoke_once(&s.rt, &s.plugin, "echo", &json!("after"), "iso")
+        .await
+        .unwrap();
+}
