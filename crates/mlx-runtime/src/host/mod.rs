@@ -382,16 +382,19 @@ impl PluginHost {
             None => Spare::start(program, &load, bytes.clone())?,
         };
         let ended = child.run(call, signals, deadline, grace).await;
-        // Loading while no call waits for it; best effort, as a call that finds no spare
-        // starts its own child.
-        let mut slot = plugin.spare.lock().unwrap_or_else(|e| e.into_inner());
-        if slot.is_none() {
-            *slot = Spare::start(program, &load, bytes.clone())
-                .inspect_err(
-                    |e| tracing::warn!(plugin = %plugin.info.name, "no spare process: {e}"),
-                )
-                .ok();
-        }
+        // Loading while no call waits for it, started once this call has returned; best
+        // effort, as a call that finds no spare starts its own child. The slot is shared, so
+        // a spare started as the version is unloaded goes with the last reference to it.
+        let (slot, program, bytes) = (plugin.spare.clone(), program.clone(), bytes.clone());
+        let name = plugin.info.name.clone();
+        tokio::spawn(async move {
+            let mut slot = slot.lock().unwrap_or_else(|e| e.into_inner());
+            if slot.is_none() {
+                *slot = Spare::start(&program, &load, bytes)
+                    .inspect_err(|e| tracing::warn!(plugin = %name, "no spare process: {e}"))
+                    .ok();
+            }
+        });
         ended
     }
 

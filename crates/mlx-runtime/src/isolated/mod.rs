@@ -154,9 +154,13 @@ impl Spare {
             }
         };
         // Killed whatever it was doing: after its outcome there is nothing left for it to do,
-        // and a deadline or an expired grace ends it here. Waited for, so no zombie remains.
+        // and a deadline or an expired grace ends it here. SIGKILL runs nothing more of it;
+        // the kernel's teardown of its memory (milliseconds for a large one) and the reaping,
+        // so that no zombie remains, happen after the call has returned.
         let _ = child.start_kill();
-        let _ = child.wait().await;
+        tokio::spawn(async move {
+            let _ = child.wait().await;
+        });
         ended
     }
 }

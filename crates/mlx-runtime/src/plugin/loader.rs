@@ -133,7 +133,7 @@ pub struct LoadedPlugin {
     /// processes are given them); None otherwise, and for one loaded without its file.
     pub(crate) component_bytes: Option<Arc<[u8]>>,
     /// Its child process for the next call, already loaded (`isolation = "process"`).
-    pub(crate) spare: std::sync::Mutex<Option<crate::isolated::Spare>>,
+    pub(crate) spare: Arc<std::sync::Mutex<Option<crate::isolated::Spare>>>,
     _alive: Live,
 }
 
@@ -398,7 +398,7 @@ impl Loader {
             slots,
             inputs: Arc::new(inputs),
             component_bytes: None,
-            spare: std::sync::Mutex::default(),
+            spare: Arc::default(),
             _alive: self.versions.enter(),
         })
     }
