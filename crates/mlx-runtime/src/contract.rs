@@ -184,6 +184,20 @@ impl From<&Value> for JsonText {
     }
 }
 
+/// As the JSON text itself (a string), checked again when read: the worker hands checkpoints
+/// to its child processes this way ([`crate::isolated`]).
+impl Serialize for JsonText {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for JsonText {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Self::parse(String::deserialize(deserializer)?).map_err(serde::de::Error::custom)
+    }
+}
+
 impl std::fmt::Display for JsonText {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.0)
@@ -191,7 +205,8 @@ impl std::fmt::Display for JsonText {
 }
 
 /// Where an invocation comes from; handed to the guest.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct InvocationContext {
     pub workflow_id: String,
     pub activity_id: String,
@@ -222,6 +237,24 @@ pub struct GuestError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_context_crosses_to_a_child_as_json_and_its_checkpoint_is_checked_again() {
+        let ctx = InvocationContext {
+            workflow_id: "w".into(),
+            activity_id: "1".into(),
+            attempt: 2,
+            last_heartbeat_details: Some(JsonText::parse(r#"{"step": 3}"#.into()).unwrap()),
+        };
+        let text = serde_json::to_string(&ctx).unwrap();
+        assert_eq!(
+            serde_json::from_str::<InvocationContext>(&text).unwrap(),
+            ctx
+        );
+        let forged = text.replace(r#"{\"step\": 3}"#, "not json");
+        assert_ne!(forged, text);
+        assert!(serde_json::from_str::<InvocationContext>(&forged).is_err());
+    }
 
     fn info(operations: usize) -> PluginInfo {
         PluginInfo {

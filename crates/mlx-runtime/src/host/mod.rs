@@ -485,7 +485,7 @@ impl PluginHost {
             let call = isolated::wire::Call {
                 operation: operation.to_string(),
                 input: input.clone(),
-                context: ctx.into(),
+                context: ctx.clone(),
                 artifacts,
             };
             let grace = limits.cancel_grace;

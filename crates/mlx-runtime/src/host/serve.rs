@@ -113,11 +113,7 @@ async fn invoke(
     call: Call,
     cancel: CancellationToken,
 ) -> Result<Done, InvocationError> {
-    let unavailable = |what: String| InvocationError::Sandbox(what);
-    let context = call
-        .context
-        .into_context()
-        .map_err(|e| unavailable(format!("the checkpoint it was given: {e}")))?;
+    let context = call.context;
     // Named as the worker names its own invocation spans: this module's target is kept to
     // warnings in the child (`mlx-worker run-invocation`), which would drop the span.
     let span = tracing::info_span!(

@@ -7,11 +7,7 @@ use std::{path::PathBuf, time::Duration};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::{
-    contract::{InvocationContext, JsonText},
-    engine::EngineSettings,
-    failure::InvocationError,
-};
+use crate::{contract::InvocationContext, engine::EngineSettings, failure::InvocationError};
 
 /// The line that asks the child to cancel (the guest sees it through `mlx:plugin/activity`).
 pub(crate) const CANCEL: &str = "cancel";
@@ -41,46 +37,8 @@ pub(crate) struct Load {
 pub(crate) struct Call {
     pub operation: String,
     pub input: Value,
-    pub context: Context,
+    pub context: InvocationContext,
     pub artifacts: Option<PathBuf>,
-}
-
-/// [`InvocationContext`] on the wire.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct Context {
-    pub workflow_id: String,
-    pub activity_id: String,
-    pub attempt: u32,
-    pub last_heartbeat_details: Option<String>,
-}
-
-impl From<&InvocationContext> for Context {
-    fn from(ctx: &InvocationContext) -> Self {
-        Self {
-            workflow_id: ctx.workflow_id.clone(),
-            activity_id: ctx.activity_id.clone(),
-            attempt: ctx.attempt,
-            last_heartbeat_details: ctx
-                .last_heartbeat_details
-                .as_ref()
-                .map(|d| d.as_str().to_string()),
-        }
-    }
-}
-
-impl Context {
-    pub fn into_context(self) -> Result<InvocationContext, serde_json::Error> {
-        Ok(InvocationContext {
-            workflow_id: self.workflow_id,
-            activity_id: self.activity_id,
-            attempt: self.attempt,
-            last_heartbeat_details: self
-                .last_heartbeat_details
-                .map(JsonText::parse)
-                .transpose()?,
-        })
-    }
 }
 
 /// A line of the child's stdout.
