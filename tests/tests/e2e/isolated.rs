@@ -213,6 +213,22 @@ async fn a_call_takes_the_spare_the_previous_call_left_and_never_a_used_child() 
         .unwrap();
 }
 
+/// `plugin inspect` says where the plugin's calls run.
+#[test]
+fn inspect_says_a_plugin_runs_in_a_child_process() {
+    let plugins = PluginsDir::with(&["testkit"]);
+    plugins.write_manifest("testkit", ISOLATED);
+    let out = std::process::Command::new(worker_binary())
+        .args(["plugin", "inspect"])
+        .arg(plugins.path().join("testkit.wasm"))
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert!(text.contains("isolation   process"), "{text}");
+}
+
 #[tokio::test]
 async fn a_plugin_without_the_key_or_a_worker_without_a_child_runs_in_process() {
     let s = setup("").await;

@@ -95,6 +95,13 @@ pub async fn inspect(runtime: &PluginHost, path: &Path) -> Result<Inspection, Lo
                     manifest::SCRATCH_GUEST_PATH
                 );
             }
+            if m.isolation == manifest::Isolation::Process {
+                let _ = writeln!(
+                    out,
+                    "  isolation   process (each call in a child process of the worker, \
+                     compiled without epoch checks, killed at its deadline)"
+                );
+            }
             let keys =
                 |it: Vec<&String>| it.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", ");
             if let Some(http) = &m.http {
