@@ -87,7 +87,7 @@ impl Spare {
     }
 
     /// Whether the child still runs: a spare that died while it waited (the OOM killer, a
-    /// failed load that already reported) is not worth a call.
+    /// crash) is not worth a call. One whose load failed waits and reports that to its call.
     pub(crate) fn alive(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
     }
@@ -107,8 +107,16 @@ impl Spare {
             stdout,
         } = self;
         // A child that died before or while it was fed shows in its reports (none) and its
-        // exit status, not here.
-        let mut stdin = fed.await.ok().and_then(Result::ok);
+        // exit status, not here. One that stopped reading is still bound by the deadline.
+        let mut stdin = match tokio::time::timeout_at(deadline.into(), fed).await {
+            Ok(fed) => fed.ok().and_then(Result::ok),
+            Err(_) => {
+                let _ = child.start_kill();
+                return Err(InvocationError::Deadline {
+                    after: start.elapsed(),
+                });
+            }
+        };
         if let Some(pipe) = &mut stdin {
             let mut line = serde_json::to_vec(call).expect("calls serialize");
             line.push(b'\n');
