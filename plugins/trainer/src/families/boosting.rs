@@ -22,7 +22,7 @@ use mlx_plugin_sdk::PluginError;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::dense::{Dense, Label};
+use super::dense::{Dense, Label, TrainData};
 use super::error::predict_failed;
 use super::loss::{log_loss, mse, normalized, softmax_in_place};
 use super::math::ln;
@@ -130,7 +130,7 @@ impl Boosted {
     pub fn round_classifier(
         &mut self,
         p: &BoostingParams,
-        x: &Dense,
+        data: &TrainData,
         labels: &[Label],
         f: &mut [f64],
     ) -> Result<f64, PluginError> {
@@ -149,9 +149,9 @@ impl Boosted {
                 weight.push(h);
             }
             let seed = tree_seed(p.seed, round * k as u64 + c as u64);
-            trees.push(tree(p, x, &target, Some(&weight), seed)?);
+            trees.push(tree(p, data, &target, Some(&weight), seed)?);
         }
-        self.add(&trees, x, f)?;
+        self.add(&trees, &data.x, f)?;
         self.rounds.push(trees);
         let probs = probabilities(f, k);
         Ok(log_loss(probs.chunks_exact(k), labels))
@@ -161,15 +161,15 @@ impl Boosted {
     pub fn round_regressor(
         &mut self,
         p: &BoostingParams,
-        x: &Dense,
+        data: &TrainData,
         y: &[f64],
         f: &mut [f64],
     ) -> Result<f64, PluginError> {
         let residual: Vec<f64> = y.iter().zip(f.iter()).map(|(y, f)| y - f).collect();
         let seed = tree_seed(p.seed, self.rounds.len() as u64);
-        let tree = tree(p, x, &residual, None, seed)?;
+        let tree = tree(p, data, &residual, None, seed)?;
         let trees = vec![tree];
-        self.add(&trees, x, f)?;
+        self.add(&trees, &data.x, f)?;
         self.rounds.push(trees);
         Ok(mse(f, y))
     }
@@ -200,7 +200,7 @@ impl Boosted {
 /// One tree of a boosting round.
 fn tree(
     p: &BoostingParams,
-    x: &Dense,
+    data: &TrainData,
     target: &[f64],
     weights: Option<&[f64]>,
     seed: u64,
@@ -211,7 +211,7 @@ fn tree(
         min_samples_split: p.min_samples_split,
         seed,
     };
-    fit_regression_tree(FAMILY, x, target, weights, &limits)
+    fit_regression_tree(FAMILY, data, target, weights, &limits)
 }
 
 /// The softmax of each row of `k` scores.

@@ -1,11 +1,14 @@
 //! The training data, checked once and held in smartcore's types.
 
+use std::cell::OnceCell;
+
 use mlx_plugin_sdk::PluginError;
 use mlx_tabular::Matrix;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use smartcore::linalg::basic::matrix::DenseMatrix;
 
+use super::grow::Presorted;
 use super::spec::task_name;
 use super::{Target, Task};
 
@@ -31,6 +34,8 @@ pub struct TrainData {
     pub cols: usize,
     pub y: Y,
     pub key: DataKey,
+    /// Sorted once, on first use, for every tree of the training.
+    presorted: OnceCell<Presorted>,
 }
 
 /// Identifies the training data a checkpoint was made on, so a retried attempt resumes only
@@ -154,7 +159,13 @@ impl TrainData {
             cols: x.cols,
             y,
             key,
+            presorted: OnceCell::new(),
         })
+    }
+
+    /// The columns and their sort orders the trees are grown on.
+    pub fn presorted(&self) -> &Presorted {
+        self.presorted.get_or_init(|| Presorted::new(&self.x))
     }
 }
 

@@ -184,15 +184,15 @@ impl Fit {
                 ModelSpec::RandomForest(p),
                 State::Forest(Trees::Classifier { trees, .. }),
                 Y::Classes { labels, .. },
-            ) => forest::grow_classifier(p, x, labels, trees).map(|()| None)?,
+            ) => forest::grow_classifier(p, &self.data, labels, trees).map(|()| None)?,
             (ModelSpec::RandomForest(p), State::Forest(Trees::Regressor(trees)), Y::Values(y)) => {
                 forest::grow_regressor(p, x, y, trees).map(|()| None)?
             }
             (ModelSpec::GradientBoosting(p), State::Boosting(b), Y::Classes { labels, .. }) => {
-                Some(b.round_classifier(p, x, labels, &mut self.scores)?)
+                Some(b.round_classifier(p, &self.data, labels, &mut self.scores)?)
             }
             (ModelSpec::GradientBoosting(p), State::Boosting(b), Y::Values(y)) => {
-                Some(b.round_regressor(p, x, y, &mut self.scores)?)
+                Some(b.round_regressor(p, &self.data, y, &mut self.scores)?)
             }
             (spec, State::Single(slot), y) => {
                 let (model, loss) = fit_single(spec, &self.data, y)?;
@@ -306,11 +306,11 @@ fn fit_single(
             Ok((Model::Logistic(m), Some(loss)))
         }
         (ModelSpec::DecisionTree(p), Y::Classes { labels, classes }) => Ok((
-            Model::Tree(tree::fit_classifier(p, x, labels, *classes)?),
+            Model::Tree(tree::fit_classifier(p, data, labels, *classes)?),
             None,
         )),
         (ModelSpec::DecisionTree(p), Y::Values(y)) => {
-            Ok((Model::Tree(tree::fit_regressor(p, x, y)?), None))
+            Ok((Model::Tree(tree::fit_regressor(p, data, y)?), None))
         }
         (ModelSpec::LinearRegression(_), Y::Values(y)) => {
             let m = linear::fit_linear(x, y)?;

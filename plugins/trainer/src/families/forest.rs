@@ -6,24 +6,24 @@
 //! an interrupted and resumed forest is the forest an uninterrupted run grows.
 
 use mlx_plugin_sdk::PluginError;
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use smartcore::ensemble::random_forest_classifier::{
-    RandomForestClassifier, RandomForestClassifierParameters,
-};
 use smartcore::ensemble::random_forest_regressor::{
     RandomForestRegressor, RandomForestRegressorParameters,
 };
 
-use super::dense::{Dense, Label};
-use super::error::{fit_failed, internal, predict_failed};
+use super::dense::{Dense, Label, TrainData};
+use super::error::{fit_failed, predict_failed};
+use super::grow::grow_class_tree;
 use super::loss::normalized;
 use super::spec::{ForestParams, MaxFeatures, MaxFeaturesRule};
 use super::tree::{ClassTree, class_tree_importances, smartcore_depth, split_criterion, tree_seed};
+use smartcore::tree::decision_tree_classifier::DecisionTreeClassifierParameters;
 
 const FAMILY: &str = "random_forest";
 
-type ClassForest = RandomForestClassifier<f64, Label, Dense, Vec<Label>>;
 type RegForest = RandomForestRegressor<f64, f64, Dense, Vec<f64>>;
 
 /// The trees grown so far.
@@ -95,27 +95,46 @@ pub fn split_features(
     }
 }
 
-/// Grows the next tree.
+/// Grows the next tree: the only tree of a smartcore `RandomForestClassifier` of one tree
+/// seeded from (seed, tree index), grown by [`grow_class_tree`] (the unit tests compare the
+/// two).
 pub fn grow_classifier(
     p: &ForestParams,
-    x: &Dense,
+    data: &TrainData,
     labels: &[Label],
     trees: &mut Vec<ClassTree>,
 ) -> Result<(), PluginError> {
-    let params = RandomForestClassifierParameters {
+    let seed = tree_seed(p.seed, trees.len() as u64);
+    let mtry = split_features(p, true, data.cols)?;
+    let samples = bootstrap(labels, &mut StdRng::seed_from_u64(seed));
+    let params = DecisionTreeClassifierParameters {
         criterion: split_criterion(p.criterion),
         max_depth: smartcore_depth(p.max_depth),
         min_samples_leaf: p.min_samples_leaf,
         min_samples_split: p.min_samples_split,
-        n_trees: 1,
-        m: Some(split_features(p, true, x_cols(x))?),
-        keep_samples: false,
-        seed: tree_seed(p.seed, trees.len() as u64),
+        // smartcore seeds tree i of a forest seeded s with s + i; this forest's one tree is 0.
+        seed: Some(seed),
     };
-    let forest: ClassForest = RandomForestClassifier::fit(x, &labels.to_vec(), params)
+    let tree = grow_class_tree(data.presorted(), labels, &samples, mtry, &params)
         .map_err(|e| fit_failed(FAMILY, e))?;
-    trees.push(only_tree(&forest)?);
+    trees.push(tree);
     Ok(())
+}
+
+/// smartcore's forest bootstrap (`sample_with_replacement`): from each class in turn, as many
+/// draws with replacement as it has rows; how often each row was drawn.
+fn bootstrap(labels: &[Label], rng: &mut StdRng) -> Vec<usize> {
+    let mut classes = labels.to_vec();
+    classes.sort_unstable();
+    classes.dedup();
+    let mut samples = vec![0; labels.len()];
+    for class in classes {
+        let rows: Vec<usize> = (0..labels.len()).filter(|&i| labels[i] == class).collect();
+        for _ in 0..rows.len() {
+            samples[rows[rng.random_range(0..rows.len())]] += 1;
+        }
+    }
+    samples
 }
 
 pub fn grow_regressor(
@@ -142,26 +161,6 @@ pub fn grow_regressor(
 fn x_cols(x: &Dense) -> usize {
     use smartcore::linalg::basic::arrays::Array;
     x.shape().1
-}
-
-/// The tree of a one-tree smartcore classification forest.
-///
-/// `RandomForestClassifier` keeps its trees private and computes no importances, but its
-/// serde form is public and holds them as `DecisionTreeClassifier`s, which do. Read through
-/// that form once per tree, at training time; a smartcore release that renames the field fails
-/// the tests, not silently.
-fn only_tree(forest: &ClassForest) -> Result<ClassTree, PluginError> {
-    #[derive(Deserialize)]
-    struct ForestForm {
-        trees: Option<Vec<ClassTree>>,
-    }
-    let broken = |what: String| internal(format!("reading smartcore's forest tree: {what}"));
-    let form: ForestForm = serde_json::to_value(forest)
-        .and_then(serde_json::from_value)
-        .map_err(|e| broken(e.to_string()))?;
-    form.trees
-        .and_then(|trees| trees.into_iter().next())
-        .ok_or_else(|| broken("the forest has no tree".into()))
 }
 
 pub fn predict_regressor(trees: &[RegForest], x: &Dense) -> Result<Vec<f64>, PluginError> {

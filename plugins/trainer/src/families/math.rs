@@ -19,6 +19,12 @@ pub fn ln(x: f64) -> f64 {
     libm::log(x)
 }
 
+/// log₂ x, the same bits on every target.
+#[inline]
+pub fn log2(x: f64) -> f64 {
+    libm::log2(x)
+}
+
 /// ln(1 + x), the same bits on every target.
 #[inline]
 pub fn ln_1p(x: f64) -> f64 {

@@ -10,6 +10,7 @@ mod error;
 mod fit;
 mod fitted;
 mod forest;
+mod grow;
 mod kmeans;
 mod linear;
 mod logistic;

@@ -9,8 +9,9 @@ use smartcore::tree::decision_tree_regressor::{
     DecisionTreeRegressor, DecisionTreeRegressorParameters,
 };
 
-use super::dense::{Dense, Label};
+use super::dense::{Dense, Label, TrainData};
 use super::error::{fit_failed, predict_failed};
+use super::grow::{grow_class_tree, grow_reg_tree};
 use super::loss::normalized;
 use super::spec::{Criterion, TreeParams};
 
@@ -58,7 +59,7 @@ pub struct RegTreeLimits {
 /// then holds the weighted mean of its rows).
 pub fn fit_regression_tree(
     family: &str,
-    x: &Dense,
+    data: &TrainData,
     y: &[f64],
     weights: Option<&[f64]>,
     limits: &RegTreeLimits,
@@ -69,12 +70,8 @@ pub fn fit_regression_tree(
         min_samples_split: limits.min_samples_split,
         seed: Some(limits.seed),
     };
-    let y = y.to_vec();
-    match weights {
-        Some(w) => DecisionTreeRegressor::fit_with_weights(x, &y, w, params),
-        None => DecisionTreeRegressor::fit(x, &y, params),
-    }
-    .map_err(|e| fit_failed(family, e))
+    // smartcore's DecisionTreeRegressor::fit (fit_with_weights), as grow_reg_tree grows it.
+    grow_reg_tree(data.presorted(), y, weights, &params).map_err(|e| fit_failed(family, e))
 }
 
 /// Fraction of `trees` voting for each class, per row. A single smartcore classification tree
@@ -120,9 +117,11 @@ pub enum Tree {
     Regressor(RegTree),
 }
 
+/// smartcore's `DecisionTreeClassifier::fit`, grown by [`grow_class_tree`]: every row once,
+/// every feature tried at every node.
 pub fn fit_classifier(
     p: &TreeParams,
-    x: &Dense,
+    data: &TrainData,
     labels: &[Label],
     classes: usize,
 ) -> Result<Tree, PluginError> {
@@ -133,19 +132,25 @@ pub fn fit_classifier(
         min_samples_split: p.min_samples_split,
         seed: Some(0),
     };
-    let tree = DecisionTreeClassifier::fit(x, &labels.to_vec(), params)
-        .map_err(|e| fit_failed("decision_tree", e))?;
+    let tree = grow_class_tree(
+        data.presorted(),
+        labels,
+        &vec![1; data.rows],
+        data.cols,
+        &params,
+    )
+    .map_err(|e| fit_failed("decision_tree", e))?;
     Ok(Tree::Classifier { tree, classes })
 }
 
-pub fn fit_regressor(p: &TreeParams, x: &Dense, y: &[f64]) -> Result<Tree, PluginError> {
+pub fn fit_regressor(p: &TreeParams, data: &TrainData, y: &[f64]) -> Result<Tree, PluginError> {
     let limits = RegTreeLimits {
         max_depth: p.max_depth,
         min_samples_leaf: p.min_samples_leaf,
         min_samples_split: p.min_samples_split,
         seed: 0,
     };
-    let tree = fit_regression_tree("decision_tree", x, y, None, &limits)?;
+    let tree = fit_regression_tree("decision_tree", data, y, None, &limits)?;
     Ok(Tree::Regressor(tree))
 }
 

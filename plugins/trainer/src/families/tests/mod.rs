@@ -4,6 +4,7 @@ mod classification;
 mod clustering;
 mod data;
 mod errors;
+mod grow;
 mod regression;
 mod resume;
 mod spec;

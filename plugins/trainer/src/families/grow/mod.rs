@@ -1,0 +1,91 @@
+//! smartcore's trees, grown node for node as smartcore grows them, but over columns sorted once
+//! per training and partitioned per node.
+//!
+//! Why: smartcore 0.7's `DecisionTreeClassifier` (the forest's trees too) scans every row of the
+//! training set, in each tried column's sort order, at every node, skipping the rows outside
+//! the node, and argsorts every column again for every tree. A deep forest tree has hundreds of
+//! nodes, so nearly all of that work is skipping; and it reads each value through
+//! `Array2::get` on a row-major matrix, a strided load per row. Here each node owns a range of
+//! every column's sorted row list, split stably between its children, so a node reads only its
+//! own rows, from one column at a time, and the columns are sorted once per training
+//! ([`Presorted`]). Compiled to Wasm this matters more than natively: that branchy, strided
+//! scanning is where Cranelift falls furthest behind LLVM (BENCHMARKS.md, section 3).
+//!
+//! What is kept: smartcore's algorithm exactly (the candidates it tries, the order it tries them
+//! in, its impurity arithmetic, its tie-breaking, its random feature choice drawn from the same
+//! generator in the same order), and its model: the tree is built through the serde form of
+//! smartcore's `DecisionTreeClassifier`, which predicts, serializes and reports importances as
+//! before. A unit test grows both ways and compares the serialized trees exactly.
+
+mod class;
+mod regression;
+
+pub use class::grow_class_tree;
+pub use regression::grow_reg_tree;
+
+use smartcore::linalg::basic::arrays::{Array, MutArrayView1};
+
+use super::dense::Dense;
+
+/// The training matrix by column, each column's rows in smartcore's sort order (its own
+/// `argsort_mut`, whose order among equal values decides which splits are tried).
+#[derive(Debug, Clone)]
+pub struct Presorted {
+    cols: Vec<Vec<f64>>,
+    order: Vec<Vec<u32>>,
+}
+
+impl Presorted {
+    pub fn new(x: &Dense) -> Self {
+        let (rows, features) = x.shape();
+        let cols: Vec<Vec<f64>> = (0..features)
+            .map(|j| (0..rows).map(|i| *x.get((i, j))).collect())
+            .collect();
+        let order = cols
+            .iter()
+            .map(|col| {
+                let mut values = col.clone();
+                // Row indices fit in u32: a wasm32 guest cannot hold 2^32 rows of features.
+                values.argsort_mut().into_iter().map(|i| i as u32).collect()
+            })
+            .collect();
+        Self { cols, order }
+    }
+
+    fn rows(&self) -> usize {
+        self.cols.first().map_or(0, Vec::len)
+    }
+
+    fn features(&self) -> usize {
+        self.cols.len()
+    }
+}
+
+/// An entry of a column's sorted list that names its training row.
+trait Row: Copy {
+    fn row(&self) -> usize;
+}
+
+impl Row for u32 {
+    fn row(&self) -> usize {
+        *self as usize
+    }
+}
+
+/// Moves the entries whose rows go to the true child to the front of `entries`, both sides
+/// keeping their order, so each child's range of every column stays sorted.
+fn stable_partition<E: Row>(entries: &mut [E], scratch: &mut [E], goes_true: &[bool]) {
+    let mut t = 0;
+    let mut f = 0;
+    for k in 0..entries.len() {
+        let e = entries[k];
+        if goes_true[e.row()] {
+            entries[t] = e;
+            t += 1;
+        } else {
+            scratch[f] = e;
+            f += 1;
+        }
+    }
+    entries[t..].copy_from_slice(&scratch[..f]);
+}
