@@ -61,31 +61,24 @@ impl Presorted {
     }
 }
 
-/// An entry of a column's sorted list that names its training row.
-trait Row: Copy {
-    fn row(&self) -> usize;
-}
-
-impl Row for u32 {
-    fn row(&self) -> usize {
-        *self as usize
+/// Moves the rows that go to the true child to the front of `rows`, both sides keeping their
+/// order, so each child's range of every column stays sorted.
+///
+/// Without a branch on the side (each row is written to both places, one cursor advances):
+/// the sides alternate unpredictably, and a mispredicted branch per row was a fifth of
+/// boosting's time.
+fn stable_partition(rows: &mut [u32], scratch: &mut [u32], goes_true: &[bool]) {
+    let n = rows.len();
+    let scratch = &mut scratch[..n];
+    let (mut t, mut f) = (0, 0);
+    for k in 0..n {
+        let row = rows[k];
+        let to_true = goes_true[row as usize];
+        // t <= k: this never overwrites a row not yet read.
+        rows[t] = row;
+        scratch[f] = row;
+        t += usize::from(to_true);
+        f += usize::from(!to_true);
     }
-}
-
-/// Moves the entries whose rows go to the true child to the front of `entries`, both sides
-/// keeping their order, so each child's range of every column stays sorted.
-fn stable_partition<E: Row>(entries: &mut [E], scratch: &mut [E], goes_true: &[bool]) {
-    let mut t = 0;
-    let mut f = 0;
-    for k in 0..entries.len() {
-        let e = entries[k];
-        if goes_true[e.row()] {
-            entries[t] = e;
-            t += 1;
-        } else {
-            scratch[f] = e;
-            f += 1;
-        }
-    }
-    entries[t..].copy_from_slice(&scratch[..f]);
+    rows[t..].copy_from_slice(&scratch[..f]);
 }

@@ -15,21 +15,7 @@ use smartcore::error::{Failed, FailedError};
 use smartcore::tree::decision_tree_regressor::DecisionTreeRegressorParameters;
 
 use super::super::tree::RegTree;
-use super::{Presorted, Row, stable_partition};
-
-/// A row in a column's list: its copies in the sample and their total weight ("mass").
-#[derive(Debug, Clone, Copy)]
-struct Entry {
-    row: u32,
-    count: u32,
-    mass: f64,
-}
-
-impl Row for Entry {
-    fn row(&self) -> usize {
-        self.row as usize
-    }
-}
+use super::{Presorted, stable_partition};
 
 /// smartcore's `MeanStats`: weighted sum of the targets, and the weight.
 #[derive(Debug, Clone, Copy, Default)]
@@ -175,34 +161,31 @@ pub fn grow_reg_tree(
             "Training data must contain at least one sample and one feature.",
         ));
     }
-    let mass_of = |i: usize| weights.map_or(1.0, |w| w[i]);
-    // A row of weight 0 adds nothing; smartcore leaves it out of the nodes' rows and counts.
-    let counts: Vec<u32> = (0..rows).map(|i| u32::from(mass_of(i) > 0.0)).collect();
+    // Each row is in the sample once: its mass is its weight (smartcore's 1 × weight).
+    let mass: Vec<f64> = weights.map_or_else(|| vec![1.0; rows], <[f64]>::to_vec);
     let mut root = Stats::default();
-    let mut n = 0usize;
     for i in 0..rows {
-        root.add(y[i], mass_of(i));
-        n += counts[i] as usize;
+        root.add(y[i], mass[i]);
     }
-    let entries: Vec<Vec<Entry>> = sorted
-        .order
-        .iter()
-        .map(|o| {
-            o.iter()
-                .filter(|&&i| counts[i as usize] > 0)
-                .map(|&i| Entry {
-                    row: i,
-                    count: counts[i as usize],
-                    mass: mass_of(i as usize),
-                })
-                .collect()
-        })
-        .collect();
-    let kept = entries.first().map_or(0, Vec::len);
+    // A row of weight 0 adds nothing; smartcore leaves it out of the nodes' rows and counts.
+    let kept = mass.iter().filter(|&&m| m > 0.0).count();
+    let entries: Vec<Vec<u32>> = if kept == rows {
+        sorted.order.clone()
+    } else {
+        let order = sorted.order.iter();
+        order
+            .map(|o| {
+                o.iter()
+                    .copied()
+                    .filter(|&i| mass[i as usize] > 0.0)
+                    .collect()
+            })
+            .collect()
+    };
     let max_depth = params.max_depth.unwrap_or(u16::MAX);
     let mut grower = Grower {
         sorted,
-        y,
+        targets: y.iter().zip(&mass).map(|(&y, &m)| [y, m]).collect(),
         min_leaf: params.min_samples_leaf,
         min_split: params.min_samples_split,
         max_depth,
@@ -210,14 +193,7 @@ pub fn grow_reg_tree(
         variables: (0..sorted.features()).collect(),
         nodes: vec![Node::new(root.leaf_value())],
         depth: 0,
-        scratch: vec![
-            Entry {
-                row: 0,
-                count: 0,
-                mass: 0.0
-            };
-            kept
-        ],
+        scratch: vec![0; kept],
         goes_true: vec![false; rows],
         entries,
     };
@@ -231,8 +207,8 @@ pub fn grow_reg_tree(
     let mut stack = Vec::new();
     if max_depth > 1
         && kept > 0
-        && n >= grower.min_split
-        && grower.find_best_cutoff(&mut visitor, n)
+        && kept >= grower.min_split
+        && grower.find_best_cutoff(&mut visitor, kept)
     {
         stack.push(visitor);
     }
@@ -267,7 +243,6 @@ pub fn grow_reg_tree(
 
 struct Grower<'a> {
     sorted: &'a Presorted,
-    y: &'a [f64],
     min_leaf: usize,
     min_split: usize,
     max_depth: u16,
@@ -277,9 +252,13 @@ struct Grower<'a> {
     nodes: Vec<Node>,
     depth: u16,
     /// Per column, the rows of every node: a node's rows are one range of each list.
-    entries: Vec<Vec<Entry>>,
-    scratch: Vec<Entry>,
+    entries: Vec<Vec<u32>>,
+    scratch: Vec<u32>,
     goes_true: Vec<bool>,
+    /// Each row's target and weight, side by side: the searches read both for every row they
+    /// visit, at a row index, and one address for the two is cheaper than two, as Wasm most of
+    /// all (each is an add to the memory's base).
+    targets: Vec<[f64; 2]>,
 }
 
 impl Grower<'_> {
@@ -298,15 +277,16 @@ impl Grower<'_> {
     /// distinct values, kept if it ranks above the best so far.
     fn find_best_split(&mut self, v: &Visitor, n: usize, j: usize) {
         let list = &self.entries[j][v.start..v.end];
-        let Some(first) = list.first() else {
+        let Some(&first) = list.first() else {
             return;
         };
         let col = &self.sorted.cols[j];
-        let mut prev = col[first.row()];
-        let mut tc = 0usize;
+        let mut prev = col[first as usize];
         let mut true_stats = Stats::default();
-        for e in list {
-            let x = col[e.row()];
+        // tc: the rows before this one, which a split here sends to the true side.
+        for (tc, &row) in list.iter().enumerate() {
+            let row = row as usize;
+            let x = col[row];
             if x != prev && tc >= self.min_leaf && n - tc >= self.min_leaf {
                 let false_stats = v.stats.minus(&true_stats);
                 let proxy = proxy_improvement(&true_stats, &false_stats);
@@ -320,8 +300,8 @@ impl Grower<'_> {
                 }
             }
             prev = x;
-            tc += e.count as usize;
-            true_stats.add(self.y[e.row()], e.mass);
+            let [y, m] = self.targets[row];
+            true_stats.add(y, m);
         }
     }
 
@@ -336,26 +316,30 @@ impl Grower<'_> {
         let list = &self.entries[feature][v.start..v.end];
         let mut parent = Stats::default();
         let (mut tc, mut fc, mut n_true) = (0usize, 0usize, 0usize);
-        for e in list {
+        for &row in list {
+            let row = row as usize;
             // A NaN split value sends every row to the false side, as smartcore's `<=` does.
             if !matches!(
-                col[e.row()].partial_cmp(&value),
+                col[row].partial_cmp(&value),
                 Some(Ordering::Less | Ordering::Equal)
             ) {
                 break;
             }
-            self.goes_true[e.row()] = true;
-            tc += e.count as usize;
-            parent.add(self.y[e.row()], e.mass);
+            self.goes_true[row] = true;
+            tc += 1;
+            let [y, m] = self.targets[row];
+            parent.add(y, m);
             n_true += 1;
         }
         let true_stats = parent;
         let mut false_stats = Stats::default();
-        for e in &list[n_true..] {
-            self.goes_true[e.row()] = false;
-            fc += e.count as usize;
-            parent.add(self.y[e.row()], e.mass);
-            false_stats.add(self.y[e.row()], e.mass);
+        for &row in &list[n_true..] {
+            let row = row as usize;
+            self.goes_true[row] = false;
+            fc += 1;
+            let [y, m] = self.targets[row];
+            parent.add(y, m);
+            false_stats.add(y, m);
         }
         if tc < self.min_leaf || fc < self.min_leaf {
             let node = &mut self.nodes[v.node];
