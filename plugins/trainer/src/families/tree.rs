@@ -117,6 +117,17 @@ pub enum Tree {
     Regressor(RegTree),
 }
 
+/// smartcore's parameters of a `decision_tree` classifier.
+pub fn class_tree_params(p: &TreeParams) -> DecisionTreeClassifierParameters {
+    DecisionTreeClassifierParameters {
+        criterion: split_criterion(p.criterion),
+        max_depth: smartcore_depth(p.max_depth),
+        min_samples_leaf: p.min_samples_leaf,
+        min_samples_split: p.min_samples_split,
+        seed: Some(0),
+    }
+}
+
 /// smartcore's `DecisionTreeClassifier::fit`, grown by [`grow_class_tree`]: every row once,
 /// every feature tried at every node.
 pub fn fit_classifier(
@@ -125,13 +136,7 @@ pub fn fit_classifier(
     labels: &[Label],
     classes: usize,
 ) -> Result<Tree, PluginError> {
-    let params = DecisionTreeClassifierParameters {
-        criterion: split_criterion(p.criterion),
-        max_depth: smartcore_depth(p.max_depth),
-        min_samples_leaf: p.min_samples_leaf,
-        min_samples_split: p.min_samples_split,
-        seed: Some(0),
-    };
+    let params = class_tree_params(p);
     let tree = grow_class_tree(
         data.presorted(),
         labels,

@@ -11,7 +11,7 @@ use std::collections::VecDeque;
 use super::super::dense::Label;
 use super::super::math::log2;
 use super::super::tree::ClassTree;
-use super::{Presorted, stable_partition};
+use super::{Presorted, partition_node};
 
 /// A node in the serde form of smartcore's `DecisionTreeClassifier`.
 #[derive(Debug, Clone, Serialize)]
@@ -284,13 +284,12 @@ impl Grower<'_> {
         self.nodes[v.node].true_child = Some(true_child);
         self.nodes[v.node].false_child = Some(false_child);
         self.depth = self.depth.max(v.level + 1);
-        for list in &mut self.order {
-            stable_partition(
-                &mut list[v.start..v.end],
-                &mut self.scratch,
-                &self.goes_true,
-            );
-        }
+        partition_node(
+            &mut self.order,
+            v.start..v.end,
+            &mut self.scratch,
+            &self.goes_true,
+        );
         let middle = v.start + n_true;
         let child = |node, start, end| Visitor {
             node,

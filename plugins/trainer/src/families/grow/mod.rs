@@ -61,6 +61,19 @@ impl Presorted {
     }
 }
 
+/// Splits a node's `range` of every column's list between its children: the rows that
+/// `goes_true` sends to the true child first.
+fn partition_node(
+    lists: &mut [Vec<u32>],
+    range: std::ops::Range<usize>,
+    scratch: &mut [u32],
+    goes_true: &[bool],
+) {
+    for list in lists {
+        stable_partition(&mut list[range.clone()], scratch, goes_true);
+    }
+}
+
 /// Moves the rows that go to the true child to the front of `rows`, both sides keeping their
 /// order, so each child's range of every column stays sorted.
 ///

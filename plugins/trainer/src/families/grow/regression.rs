@@ -15,7 +15,7 @@ use smartcore::error::{Failed, FailedError};
 use smartcore::tree::decision_tree_regressor::DecisionTreeRegressorParameters;
 
 use super::super::tree::RegTree;
-use super::{Presorted, stable_partition};
+use super::{Presorted, partition_node};
 
 /// smartcore's `MeanStats`: weighted sum of the targets, and the weight.
 #[derive(Debug, Clone, Copy, Default)]
@@ -363,13 +363,12 @@ impl Grower<'_> {
         if !true_can_split && !false_can_split {
             return;
         }
-        for list in &mut self.entries {
-            stable_partition(
-                &mut list[v.start..v.end],
-                &mut self.scratch,
-                &self.goes_true,
-            );
-        }
+        partition_node(
+            &mut self.entries,
+            v.start..v.end,
+            &mut self.scratch,
+            &self.goes_true,
+        );
         let middle = v.start + n_true;
         let mut t = Visitor {
             node: true_child,

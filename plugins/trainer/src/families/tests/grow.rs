@@ -6,9 +6,7 @@ use serde_json::{Value, json};
 use smartcore::ensemble::random_forest_classifier::{
     RandomForestClassifier, RandomForestClassifierParameters,
 };
-use smartcore::tree::decision_tree_classifier::{
-    DecisionTreeClassifier, DecisionTreeClassifierParameters,
-};
+use smartcore::tree::decision_tree_classifier::DecisionTreeClassifier;
 use smartcore::tree::decision_tree_regressor::{
     DecisionTreeRegressor, DecisionTreeRegressorParameters,
 };
@@ -124,13 +122,7 @@ fn decision_trees_are_the_trees_smartcore_grows() {
         else {
             unreachable!("a classifier")
         };
-        let params = DecisionTreeClassifierParameters {
-            criterion: split_criterion(p.criterion),
-            max_depth: smartcore_depth(p.max_depth),
-            min_samples_leaf: p.min_samples_leaf,
-            min_samples_split: p.min_samples_split,
-            seed: Some(0),
-        };
+        let params = tree::class_tree_params(&p);
         let theirs: ClassTree =
             DecisionTreeClassifier::fit(&data.x, &labels.to_vec(), params).unwrap();
         let (ours, theirs) = (
