@@ -6,21 +6,19 @@
 //! an interrupted and resumed forest is the forest an uninterrupted run grows.
 
 use mlx_plugin_sdk::PluginError;
-use rand::rngs::StdRng;
-use rand::{RngExt, SeedableRng};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use smartcore::ensemble::random_forest_regressor::{
     RandomForestRegressor, RandomForestRegressorParameters,
 };
+use smartcore::tree::decision_tree_classifier::DecisionTreeClassifierParameters;
 
 use super::dense::{Dense, Label, TrainData};
 use super::error::{fit_failed, predict_failed};
-use super::grow::grow_class_tree;
+use super::grow::{forest_bootstrap, grow_class_tree};
 use super::loss::normalized;
 use super::spec::{ForestParams, MaxFeatures, MaxFeaturesRule};
 use super::tree::{ClassTree, class_tree_importances, smartcore_depth, split_criterion, tree_seed};
-use smartcore::tree::decision_tree_classifier::DecisionTreeClassifierParameters;
 
 const FAMILY: &str = "random_forest";
 
@@ -106,7 +104,7 @@ pub fn grow_classifier(
 ) -> Result<(), PluginError> {
     let seed = tree_seed(p.seed, trees.len() as u64);
     let mtry = split_features(p, true, data.cols)?;
-    let samples = bootstrap(labels, &mut StdRng::seed_from_u64(seed));
+    let samples = forest_bootstrap(labels, seed);
     let params = DecisionTreeClassifierParameters {
         criterion: split_criterion(p.criterion),
         max_depth: smartcore_depth(p.max_depth),
@@ -119,22 +117,6 @@ pub fn grow_classifier(
         .map_err(|e| fit_failed(FAMILY, e))?;
     trees.push(tree);
     Ok(())
-}
-
-/// smartcore's forest bootstrap (`sample_with_replacement`): from each class in turn, as many
-/// draws with replacement as it has rows; how often each row was drawn.
-fn bootstrap(labels: &[Label], rng: &mut StdRng) -> Vec<usize> {
-    let mut classes = labels.to_vec();
-    classes.sort_unstable();
-    classes.dedup();
-    let mut samples = vec![0; labels.len()];
-    for class in classes {
-        let rows: Vec<usize> = (0..labels.len()).filter(|&i| labels[i] == class).collect();
-        for _ in 0..rows.len() {
-            samples[rows[rng.random_range(0..rows.len())]] += 1;
-        }
-    }
-    samples
 }
 
 pub fn grow_regressor(

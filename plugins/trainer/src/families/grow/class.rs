@@ -1,8 +1,8 @@
 //! Classification trees: smartcore's `DecisionTreeClassifier`, the trees of its forests.
 
-use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
+use rand::{RngExt, SeedableRng};
 use serde::Serialize;
 use smartcore::error::Failed;
 use smartcore::tree::decision_tree_classifier::{DecisionTreeClassifierParameters, SplitCriterion};
@@ -75,9 +75,7 @@ pub fn grow_class_tree(
     mtry: usize,
     params: &DecisionTreeClassifierParameters,
 ) -> Result<ClassTree, Failed> {
-    let mut classes = labels.to_vec();
-    classes.sort_unstable();
-    classes.dedup();
+    let classes = sorted_classes(labels);
     let k = classes.len();
     if k < 2 {
         return Err(Failed::fit(&format!(
@@ -157,6 +155,31 @@ pub fn grow_class_tree(
     serde_json::to_value(form)
         .and_then(serde_json::from_value)
         .map_err(|e| Failed::fit(&format!("building smartcore's tree: {e}")))
+}
+
+/// The classes present in `labels`, in order: smartcore's `y.unique()`, whose positions are
+/// the class indices a tree predicts and the order the bootstrap draws classes in.
+fn sorted_classes(labels: &[Label]) -> Vec<Label> {
+    let mut classes = labels.to_vec();
+    classes.sort_unstable();
+    classes.dedup();
+    classes
+}
+
+/// smartcore's forest bootstrap (`sample_with_replacement`), from a generator seeded `seed`:
+/// from each class in turn, as many draws with replacement as it has rows; how often each row
+/// was drawn. smartcore draws every tree's sample from one generator seeded with the forest's
+/// seed and seeds tree i's feature draws with seed + i: in a one-tree forest, both are `seed`.
+pub fn forest_bootstrap(labels: &[Label], seed: u64) -> Vec<usize> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut samples = vec![0; labels.len()];
+    for class in sorted_classes(labels) {
+        let rows: Vec<usize> = (0..labels.len()).filter(|&i| labels[i] == class).collect();
+        for _ in 0..rows.len() {
+            samples[rows[rng.random_range(0..rows.len())]] += 1;
+        }
+    }
+    samples
 }
 
 struct Grower<'a> {

@@ -8,19 +8,21 @@
 //! `Array2::get` on a row-major matrix, a strided load per row. Here each node owns a range of
 //! every column's sorted row list, split stably between its children, so a node reads only its
 //! own rows, from one column at a time, and the columns are sorted once per training
-//! ([`Presorted`]). Compiled to Wasm this matters more than natively: that branchy, strided
-//! scanning is where Cranelift falls furthest behind LLVM (BENCHMARKS.md, section 3).
+//! ([`Presorted`]). smartcore's regression trees already partition per node, but sort again
+//! for every tree. It made boosting twice as fast natively and a third faster as Wasm; the
+//! Wasm / native ratio did not drop (BENCHMARKS.md, section 3).
 //!
 //! What is kept: smartcore's algorithm exactly (the candidates it tries, the order it tries them
 //! in, its impurity arithmetic, its tie-breaking, its random feature choice drawn from the same
-//! generator in the same order), and its model: the tree is built through the serde form of
-//! smartcore's `DecisionTreeClassifier`, which predicts, serializes and reports importances as
-//! before. A unit test grows both ways and compares the serialized trees exactly.
+//! generator in the same order), and its models: a tree is built through the serde form of
+//! smartcore's `DecisionTreeClassifier` or `DecisionTreeRegressor`, which predict, serialize and
+//! report importances as before. Unit tests grow both ways and compare the serialized trees
+//! exactly (`families/tests/grow.rs`).
 
 mod class;
 mod regression;
 
-pub use class::grow_class_tree;
+pub use class::{forest_bootstrap, grow_class_tree};
 pub use regression::grow_reg_tree;
 
 use smartcore::linalg::basic::arrays::{Array, MutArrayView1};
