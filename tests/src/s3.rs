@@ -121,6 +121,15 @@ impl S3Server {
         self.dir.path().join("root")
     }
 
+    /// Stops the server (SIGSTOP) until the guard is dropped: connections stay open and
+    /// requests hang unanswered, as with a server that stalls mid-transfer.
+    // mlx-artifacts' test includes this file and stalls no server.
+    #[allow(dead_code)]
+    pub fn pause(&self) -> Paused {
+        signal_group(&self.child, libc::SIGSTOP);
+        Paused(self.child.id())
+    }
+
     /// What the server printed so far, for failure messages.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join(format!("server-{}.log", self.port)))
@@ -134,12 +143,30 @@ impl Drop for S3Server {
     }
 }
 
+/// A stopped server, continued (SIGCONT) on drop.
+#[allow(dead_code)]
+pub struct Paused(u32);
+
+impl Drop for Paused {
+    fn drop(&mut self) {
+        signal(self.0, libc::SIGCONT);
+    }
+}
+
 fn kill_group(child: &mut Child) {
+    signal_group(child, libc::SIGKILL);
+    let _ = child.wait();
+}
+
+fn signal_group(child: &Child, sig: libc::c_int) {
+    signal(child.id(), sig);
+}
+
+fn signal(group: u32, sig: libc::c_int) {
     // SAFETY: kill(2) on the process group this module started; no memory is involved.
     unsafe {
-        libc::kill(-(child.id() as i32), libc::SIGKILL);
+        libc::kill(-(group as i32), sig);
     }
-    let _ = child.wait();
 }
 
 /// Whether the server answers HTTP right now (any status: unsigned requests are refused).

@@ -559,19 +559,38 @@ fn heartbeat_interval(ctx: &Activity) -> Option<Duration> {
 /// Runs the worker's own part of an invocation (fetching or committing the run's files)
 /// while heartbeating `details`: a long transfer must not look like a dead worker, and the
 /// checkpoint must stay the plugin's last.
+///
+/// Temporal's cancellation stops it, and so the attempt, which then commits nothing. That
+/// includes an attempt Temporal timed out and retried (its next heartbeat is refused, which
+/// core reports as a cancellation): still committing, it would replace its successor's files
+/// with its own, and a step's files would no longer be those of the result it recorded.
+/// Dropping a transfer is safe: a commit takes effect only with its manifest, written last,
+/// and the local cache takes files by renaming whole ones into place.
 async fn heartbeating<T>(
     ctx: &Activity,
     details: &Option<JsonText>,
-    work: impl Future<Output = T>,
-) -> T {
-    let Some(interval) = heartbeat_interval(ctx) else {
-        return work.await;
-    };
+    work: impl Future<Output = Result<T, InvocationError>>,
+) -> Result<T, InvocationError> {
+    let interval = heartbeat_interval(ctx);
     tokio::pin!(work);
     loop {
+        let tick = async {
+            match interval {
+                Some(i) => tokio::time::sleep(i).await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
+            // Done and cancelled at once: what is done stands.
+            biased;
             out = &mut work => return out,
-            () = tokio::time::sleep(interval) => record(ctx, details),
+            () = ctx.cancelled() => {
+                tracing::info!("cancelled while moving the run's files; nothing committed");
+                return Err(InvocationError::Cancelled {
+                    acknowledged_by_plugin: false,
+                });
+            }
+            () = tick => record(ctx, details),
         }
     }
 }

@@ -6,14 +6,16 @@
 use std::{collections::BTreeMap, path::Path, process::Command, time::Duration};
 
 use mlx_e2e::{
-    DevServer, PluginsDir, WorkerProcess, compile_cache, eventually, history_of,
+    DevServer, PluginsDir, WorkerProcess, compile_cache, events, eventually, history_of,
     oci_registry::OciRegistry, printed, s3::S3Server, shared_server, unique, worker_binary,
 };
 use mlx_pipeline::{RunState, StepStatus};
 use mlx_worker::temporal::PipelineWorkflow;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use temporalio_client::{Client, WorkflowExecuteUpdateOptions, WorkflowGetResultOptions};
+use temporalio_client::{
+    Client, WorkflowCancelOptions, WorkflowExecuteUpdateOptions, WorkflowGetResultOptions,
+};
 
 use crate::pipeline::{Pipeline, decision, grant_registry, status, step, training};
 
@@ -86,6 +88,21 @@ async fn who_ran(
         }
     }
     Ok(ran)
+}
+
+/// How many attempts `workflow_id` took to finish its only activity: a started event is
+/// recorded once, with the last attempt's number.
+async fn attempts(server: &DevServer, workflow_id: &str) -> anyhow::Result<usize> {
+    let history = history_of(server, workflow_id).await?;
+    let started = events(&history, "ActivityTaskStarted");
+    anyhow::ensure!(
+        started.len() == 1,
+        "one activity, once finished: {started:?}"
+    );
+    let attempt = started[0]["attempt"].as_u64();
+    attempt
+        .map(|a| a as usize)
+        .ok_or_else(|| anyhow::anyhow!("no attempt in {:?}", started[0]))
 }
 
 fn ran_on(ran: &BTreeMap<String, String>, activity: &str, worker: &WorkerProcess) -> bool {
@@ -253,17 +270,16 @@ async fn a_worker_killed_mid_upload_leaves_no_half_artifact_and_the_retry_succee
     let ran = who_ran(server, &id).await?;
     assert!(ran_on(&ran, "write", &second), "{ran:?}");
 
-    // One commit, naming the whole file, whose blob on the server is exactly those bytes.
+    // Every commit names the whole file, and its blob on the server is exactly those bytes.
+    // Usually one commit; a loaded machine can time out the retry's heartbeat mid-upload, and
+    // the attempt after it commits the same bytes again: a commit twice, never half of one.
     let committed = commits(&s3, &run_dir);
-    assert_eq!(committed.len(), 1, "{committed:?}");
-    let file = &committed.values().next().unwrap()["files"]["big.bin"];
-    let sha = file["sha256"].as_str().expect("big.bin committed");
-    assert_eq!(file["size"], MB << 20);
-    let blob = s3.root().join(BUCKET).join("runs/blobs/sha256").join(sha);
-    let mut hasher = Sha256::new();
-    let mut reader = std::fs::File::open(&blob)?;
-    std::io::copy(&mut reader, &mut hasher)?;
-    assert_eq!(format!("{:x}", hasher.finalize()), sha);
+    let attempts = attempts(server, &id).await?;
+    eprintln!("{} commit(s) after {attempts} attempt(s)", committed.len());
+    assert!(
+        (1..attempts).contains(&committed.len()),
+        "one commit per attempt after the killed one: {committed:?}"
+    );
     let expected = {
         let mut h = Sha256::new();
         let chunk = vec![0xa5u8; 1 << 20];
@@ -272,11 +288,107 @@ async fn a_worker_killed_mid_upload_leaves_no_half_artifact_and_the_retry_succee
         }
         format!("{:x}", h.finalize())
     };
-    assert_eq!(
-        sha, expected,
-        "the committed file is the plugin's whole output"
-    );
+    for commit in committed.values() {
+        let file = &commit["files"]["big.bin"];
+        assert_eq!(file["size"], MB << 20, "{commit}");
+        assert_eq!(
+            file["sha256"], expected,
+            "the committed file is the plugin's whole output: {commit}"
+        );
+    }
+    let blob = s3
+        .root()
+        .join(BUCKET)
+        .join("runs/blobs/sha256")
+        .join(&expected);
+    let mut hasher = Sha256::new();
+    let mut reader = std::fs::File::open(&blob)?;
+    std::io::copy(&mut reader, &mut hasher)?;
+    assert_eq!(format!("{:x}", hasher.finalize()), expected);
     drop(second); // Stops it only now: it served the retry.
+    Ok(())
+}
+
+/// A step cancelled while its worker uploads its files commits none of them: the upload stops
+/// with the attempt. The server is stopped (SIGSTOP) mid-upload, so that only the cancellation
+/// can end the attempt; a worker that finished the upload first would commit the files of a
+/// cancelled step (or, for an attempt Temporal timed out, overwrite its successor's).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_step_cancelled_mid_upload_commits_nothing() -> anyhow::Result<()> {
+    let server = shared_server().await?;
+    let client = server.client().await?;
+    let s3 = S3Server::start().await;
+    s3.create_bucket(BUCKET);
+    let plugins = PluginsDir::with(&["hostile"]);
+    plugins.write_manifest("hostile", "[limits]\ndisk_mb = 1024\n");
+    let env = store_env(&s3);
+    let worker = WorkerProcess::start(worker_binary(), server, plugins.path(), &as_refs(&env))?;
+    let id = unique("fleet-cancel");
+    // Heartbeats every 2 s: the cancellation comes back on a heartbeat's response.
+    let spec = json!({"name": "big", "steps": [{
+        "id": "write", "plugin": "hostile", "operation": "disk_fill",
+        "input": {"path": "/artifacts/big.bin", "mb": 256},
+        "timeouts": {"start_to_close_secs": 900, "heartbeat_secs": 6}
+    }]});
+    let run = start(&client, &worker.task_queue, &id, &spec).await?;
+    eventually(
+        Duration::from_secs(300),
+        "the upload's first part on the server",
+        || {
+            let started = upload_in_progress(&s3.root());
+            async move { started.then_some(()) }
+        },
+    )
+    .await?;
+    let stalled = s3.pause();
+    let run_dir = mlx_runtime::sandbox::workflow_dir_name(&id);
+    assert!(
+        commits(&s3, &run_dir).is_empty(),
+        "stopped before its commit"
+    );
+
+    run.cancel(WorkflowCancelOptions::default()).await?;
+    // The run ends once the worker reports the attempt cancelled, which it must do while the
+    // server is still stopped. A bound, so that a worker stuck in the upload fails the test
+    // rather than hanging it (object_store's own timeouts and retries outlast it).
+    let ended = tokio::time::timeout(
+        Duration::from_secs(120),
+        run.get_result(WorkflowGetResultOptions::default()),
+    )
+    .await
+    .map_err(|_| anyhow::anyhow!("cancelled, the step still held its run: its upload went on"))?;
+    assert!(ended.is_err(), "a cancelled run has no result: {ended:?}");
+    drop(stalled);
+
+    let history = history_of(server, &id).await?;
+    assert_eq!(
+        events(&history, "ActivityTaskCanceled").len(),
+        1,
+        "{history:#?}"
+    );
+    assert!(events(&history, "ActivityTaskCompleted").is_empty());
+    // The server runs again: the same worker commits the next run's step (its client was not
+    // left stuck on the dropped upload), and still nothing of the cancelled step is there.
+    let later = unique("fleet-after");
+    let after = start(
+        &client,
+        &worker.task_queue,
+        &later,
+        &json!({"name": "small", "steps": [{
+            "id": "write", "plugin": "hostile", "operation": "disk_fill",
+            "input": {"path": "/artifacts/small.bin", "mb": 1}
+        }]}),
+    )
+    .await?;
+    after
+        .get_result(WorkflowGetResultOptions::default())
+        .await?;
+    let later_dir = mlx_runtime::sandbox::workflow_dir_name(&later);
+    assert_eq!(commits(&s3, &later_dir).len(), 1);
+    assert!(
+        commits(&s3, &run_dir).is_empty(),
+        "the cancelled step committed"
+    );
     Ok(())
 }
 
