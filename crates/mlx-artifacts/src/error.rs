@@ -39,6 +39,14 @@ pub enum StoreError {
         #[source]
         source: object_store::Error,
     },
+    /// A multipart upload whose completion failed and whose blob is not (yet) whole in the
+    /// store; see `sync::completed_anyway`.
+    #[error("completing upload {key}: {source}")]
+    Completing {
+        key: String,
+        #[source]
+        source: object_store::Error,
+    },
     #[error("{op} {}: {source}", path.display())]
     Local {
         op: &'static str,
@@ -58,6 +66,8 @@ impl StoreError {
             // A full disk or a failing one is this worker's trouble, and it may be gone by
             // the next attempt or that may run elsewhere.
             Self::Local { .. } => true,
+            // The parts were accepted: what failed is the last request, or the report of it.
+            Self::Completing { .. } => true,
             Self::Url { .. }
             | Self::Profile { .. }
             | Self::InvalidName { .. }
@@ -178,6 +188,19 @@ mod tests {
             source: "no such bucket".into(),
         };
         assert!(!remote_is_retryable(&missing));
+        // Refused at completion, after the parts went up: the next attempt finds the blob whole
+        // or sends it again (sync::completed_anyway).
+        let refused = object_store::Error::PermissionDenied {
+            path: "x".into(),
+            source: "AccessDenied".into(),
+        };
+        assert!(
+            StoreError::Completing {
+                key: "k".into(),
+                source: refused,
+            }
+            .is_retryable()
+        );
         assert!(
             !StoreError::TooLarge {
                 run: "r".into(),

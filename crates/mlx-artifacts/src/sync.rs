@@ -399,18 +399,41 @@ async fn upload_blob(inner: &Inner, digest: &FileDigest, path: &Path) -> Result<
     }
     .await;
     match sent {
-        Ok(()) => {
-            writer
-                .finish()
-                .await
-                .map_err(|e| StoreError::remote("completing upload", &key, e))?;
-            Ok(digest.size)
-        }
+        Ok(()) => match writer.finish().await {
+            Ok(_) => Ok(digest.size),
+            Err(e) => completed_anyway(inner, &key, digest, e).await,
+        },
         Err(e) => {
             // Parts of an abandoned upload cost storage until aborted (or a lifecycle rule).
             let _ = writer.abort().await;
             Err(e)
         }
+    }
+}
+
+/// A completion reported failed, which may have completed. object_store sends a completion
+/// again when the connection drops before its answer (or the answer times out), and a server
+/// that finished the first one refuses the second, since the upload's id is gone: s3s-fs and
+/// MinIO answer with an error (403, 404), AWS with success. object_store then aborts, and
+/// reports the refusal or the abort's. The blob's name is its content's digest, so a blob of
+/// this size under it is this upload, whole. Otherwise the failure is retryable whatever the
+/// server said: the parts went up with these credentials, and the next attempt finds the blob
+/// or sends it again.
+async fn completed_anyway(
+    inner: &Inner,
+    key: &Key,
+    digest: &FileDigest,
+    error: object_store::Error,
+) -> Result<u64, StoreError> {
+    match inner.store.head(key).await {
+        Ok(meta) if meta.size == digest.size => {
+            tracing::info!(%key, %error, "upload completed, though its completion was reported failed (sent twice)");
+            Ok(digest.size)
+        }
+        _ => Err(StoreError::Completing {
+            key: key.to_string(),
+            source: error,
+        }),
     }
 }
 

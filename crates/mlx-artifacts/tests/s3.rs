@@ -12,6 +12,8 @@ use object_store::{aws::AmazonS3Builder, path::Path as Key};
 #[path = "../../../tests/src/s3.rs"]
 mod s3;
 
+mod lossy;
+
 use s3::S3Server;
 
 const MB: u64 = 1 << 20;
@@ -52,6 +54,7 @@ fn artifacts_on_a_real_s3_server() {
         commit_on_one_worker_materialise_on_another(&server, dir.path()).await;
         an_interrupted_commit_is_invisible(&server, dir.path()).await;
         a_missing_bucket_or_bad_credentials_are_not_retryable(&server, dir.path()).await;
+        a_completion_whose_answer_was_lost_is_not_a_failure(&server, dir.path()).await;
     });
     let url = format!("s3://{BUCKET}/team");
     drop(server);
@@ -206,6 +209,65 @@ async fn a_missing_bucket_or_bad_credentials_are_not_retryable(server: &S3Server
         .await
         .unwrap_err();
     assert!(!err.is_retryable(), "bad credentials on upload: {err:?}");
+}
+
+/// The answer to a multipart completion is lost (the connection drops as it comes back), so
+/// object_store sends the completion again and the server, having completed the upload,
+/// refuses it (s3s-fs: 403 AccessDenied, and 403 again for the abort that follows). The blob
+/// is whole: the commit must succeed, not fail as if the credentials were refused. It did fail
+/// so, non-retryable, on a loaded CI machine whose completion answer timed out.
+async fn a_completion_whose_answer_was_lost_is_not_a_failure(server: &S3Server, dir: &Path) {
+    let upstream = server.endpoint().trim_start_matches("http://").to_string();
+    let proxy = lossy::LossyProxy::start(upstream).await;
+    let through_proxy = AmazonS3Builder::new()
+        .with_bucket_name(BUCKET)
+        .with_endpoint(proxy.endpoint())
+        .with_allow_http(true)
+        .with_region(s3::REGION)
+        .with_access_key_id(s3::ACCESS_KEY)
+        .with_secret_access_key(s3::SECRET_KEY)
+        .build()
+        .unwrap();
+    let store = ArtifactStore::with_object_store(
+        "lossy",
+        Arc::new(through_proxy),
+        Key::from("team"),
+        &dir.join("cache-lossy"),
+        100 * MB,
+    )
+    .unwrap();
+    let work = dir.join("lost-answer");
+    // Not the content of another scenario: its blob must not be in the store yet.
+    let large = noise(10 * MB as usize + 7);
+    write(&work, "model/weights.bin", &large);
+    let commit = store
+        .commit("run-lost", &work, &Snapshot::default(), "c1")
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "commit: {e} (retryable: {})\n{}",
+                e.is_retryable(),
+                server.log()
+            )
+        });
+    assert!(
+        proxy.lost_an_answer(),
+        "the proxy saw no multipart completion: the scenario did not happen"
+    );
+    assert_eq!(commit.uploaded_bytes, large.len() as u64);
+    let sha = &commit.written["model/weights.bin"].sha256;
+    let blob = server
+        .root()
+        .join(BUCKET)
+        .join("team/blobs/sha256")
+        .join(sha);
+    assert_eq!(std::fs::read(blob).unwrap(), large);
+    let out = dir.join("lost-answer-read");
+    worker(dir, "after-lost")
+        .materialise("run-lost", &out, 20 * MB)
+        .await
+        .unwrap();
+    assert_eq!(std::fs::read(out.join("model/weights.bin")).unwrap(), large);
 }
 
 async fn a_refused_connection_is_retryable(url: &str, dir: &Path) {
