@@ -6,7 +6,7 @@ use std::{
     io::Read,
     path::{Path, PathBuf},
     sync::Arc,
-    time::{SystemTime, UNIX_EPOCH},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
 use futures::{StreamExt, TryStreamExt, stream};
@@ -29,6 +29,9 @@ const CONCURRENCY: usize = 4;
 /// Multipart parts in flight per file: this many parts is all a large file ever holds in
 /// memory.
 const PARTS_IN_FLIGHT: usize = 2;
+/// How long a refused completion waits for the blob an earlier completion of the same upload
+/// may still be assembling: object_store's own request timeout, which the earlier one had.
+const COMPLETION_GRACE: Duration = Duration::from_secs(30);
 /// A manifest is read whole; one this large is not one this crate wrote for a sane run.
 const MAX_MANIFEST_BYTES: u64 = 64 << 20;
 
@@ -419,22 +422,47 @@ async fn upload_blob(inner: &Inner, digest: &FileDigest, path: &Path) -> Result<
 /// this size under it is this upload, whole. Otherwise the failure is retryable whatever the
 /// server said: the parts went up with these credentials, and the next attempt finds the blob
 /// or sends it again.
+///
+/// A refusal (403, 404: the id unknown) can also come while the first completion is still
+/// assembling the blob, when it was its answer that timed out: the blob is then awaited for
+/// [`COMPLETION_GRACE`] (the commit heartbeats meanwhile, and a cancellation stops it), which
+/// spares the next attempt sending every part again.
 async fn completed_anyway(
     inner: &Inner,
     key: &Key,
     digest: &FileDigest,
     error: object_store::Error,
 ) -> Result<u64, StoreError> {
-    match inner.store.head(key).await {
-        Ok(meta) if meta.size == digest.size => {
-            tracing::info!(%key, %error, "upload completed, though its completion was reported failed (sent twice)");
-            Ok(digest.size)
+    let refused = matches!(
+        error,
+        object_store::Error::PermissionDenied { .. } | object_store::Error::NotFound { .. }
+    );
+    let deadline = Instant::now()
+        + if refused {
+            COMPLETION_GRACE
+        } else {
+            Duration::ZERO
+        };
+    let mut pause = Duration::from_millis(200);
+    loop {
+        match inner.store.head(key).await {
+            Ok(meta) if meta.size == digest.size => {
+                tracing::info!(%key, %error, "upload completed, though its completion was reported failed (sent twice)");
+                return Ok(digest.size);
+            }
+            // Under its own name, another size is not this upload, nor a blob in progress.
+            Ok(_) => break,
+            Err(_) if Instant::now() + pause < deadline => {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(5));
+            }
+            Err(_) => break,
         }
-        _ => Err(StoreError::Completing {
-            key: key.to_string(),
-            source: error,
-        }),
     }
+    Err(StoreError::Completing {
+        key: key.to_string(),
+        source: error,
+    })
 }
 
 async fn blocking<T: Send + 'static>(
