@@ -110,6 +110,10 @@ impl Objective<'_> {
         f
     }
 
+    // simd128 for this function alone: its `g -= d * x` loops then run two lanes at a time
+    // (f64x2, as native's SSE2 runs them), with each lane's arithmetic the scalar one. Built
+    // into the whole trainer it sped only this up and slowed k-means (BENCHMARKS.md, 3).
+    #[cfg_attr(target_arch = "wasm32", target_feature(enable = "simd128"))]
     fn df(&self, g: &mut [f64], w: &[f64]) {
         g.fill(0.0);
         let p = self.p;
