@@ -70,6 +70,22 @@ fn worker(dir: &Path, name: &str) -> ArtifactStore {
     .unwrap_or_else(|e| panic!("opening the store for {name}: {e}"))
 }
 
+/// A worker's store at `endpoint` (the server, or something in front of it) with the test's
+/// access key and `secret`, built directly rather than from the environment.
+fn store_at(endpoint: &str, secret: &str, cache: &Path, max_bytes: u64) -> ArtifactStore {
+    let s3 = AmazonS3Builder::new()
+        .with_bucket_name(BUCKET)
+        .with_endpoint(endpoint)
+        .with_allow_http(true)
+        .with_region(s3::REGION)
+        .with_access_key_id(s3::ACCESS_KEY)
+        .with_secret_access_key(secret)
+        .build()
+        .unwrap();
+    ArtifactStore::with_object_store(endpoint, Arc::new(s3), Key::from("team"), cache, max_bytes)
+        .unwrap()
+}
+
 fn write(dir: &Path, rel: &str, content: &[u8]) {
     let path = dir.join(rel);
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -179,23 +195,12 @@ async fn a_missing_bucket_or_bad_credentials_are_not_retryable(server: &S3Server
     assert!(err.to_string().contains("NoSuchBucket"), "{err}");
     assert!(!err.is_retryable(), "a missing bucket: {err:?}");
 
-    let wrong_secret = AmazonS3Builder::new()
-        .with_bucket_name(BUCKET)
-        .with_endpoint(server.endpoint())
-        .with_allow_http(true)
-        .with_region(s3::REGION)
-        .with_access_key_id(s3::ACCESS_KEY)
-        .with_secret_access_key("not-the-secret")
-        .build()
-        .unwrap();
-    let store = ArtifactStore::with_object_store(
-        "bad-credentials",
-        Arc::new(wrong_secret),
-        Key::from("team"),
+    let store = store_at(
+        &server.endpoint(),
+        "not-the-secret",
         &dir.join("cache-bad"),
         MB,
-    )
-    .unwrap();
+    );
     let err = store
         .materialise("run-1", &dir.join("m2"), 20 * MB)
         .await
@@ -219,23 +224,12 @@ async fn a_missing_bucket_or_bad_credentials_are_not_retryable(server: &S3Server
 async fn a_completion_whose_answer_was_lost_is_not_a_failure(server: &S3Server, dir: &Path) {
     let upstream = server.endpoint().trim_start_matches("http://").to_string();
     let proxy = lossy::LossyProxy::start(upstream).await;
-    let through_proxy = AmazonS3Builder::new()
-        .with_bucket_name(BUCKET)
-        .with_endpoint(proxy.endpoint())
-        .with_allow_http(true)
-        .with_region(s3::REGION)
-        .with_access_key_id(s3::ACCESS_KEY)
-        .with_secret_access_key(s3::SECRET_KEY)
-        .build()
-        .unwrap();
-    let store = ArtifactStore::with_object_store(
-        "lossy",
-        Arc::new(through_proxy),
-        Key::from("team"),
+    let store = store_at(
+        &proxy.endpoint(),
+        s3::SECRET_KEY,
         &dir.join("cache-lossy"),
         100 * MB,
-    )
-    .unwrap();
+    );
     let work = dir.join("lost-answer");
     // Not the content of another scenario: its blob must not be in the store yet.
     let large = noise(10 * MB as usize + 7);

@@ -221,30 +221,45 @@ fn upload_in_progress(root: &Path) -> bool {
     })
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_worker_killed_mid_upload_leaves_no_half_artifact_and_the_retry_succeeds()
--> anyhow::Result<()> {
-    const MB: u64 = 256;
-    let server = shared_server().await?;
-    let client = server.client().await?;
+/// A worker uploading a step's 256 MiB file to its own S3 server: the hostile plugin's
+/// `disk_fill` as step `write` with these `timeouts` (and `retry`), returned once the upload's
+/// first part is on the server, so that the upload is surely unfinished.
+struct BigUpload {
+    s3: S3Server,
+    plugins: PluginsDir,
+    env: Vec<(&'static str, String)>,
+    worker: WorkerProcess,
+    id: String,
+    run: Pipeline,
+}
+
+const BIG_MB: u64 = 256;
+
+async fn big_upload(
+    server: &'static DevServer,
+    client: &Client,
+    prefix: &str,
+    timeouts: Value,
+    retry: Option<Value>,
+) -> anyhow::Result<BigUpload> {
     let s3 = S3Server::start().await;
     s3.create_bucket(BUCKET);
     let plugins = PluginsDir::with(&["hostile"]);
     plugins.write_manifest("hostile", "[limits]\ndisk_mb = 1024\n");
     let env = store_env(&s3);
-
-    let mut first = WorkerProcess::start(worker_binary(), server, plugins.path(), &as_refs(&env))?;
-    let id = unique("fleet-kill");
-    // The dead worker's attempt times out after 30 s without heartbeats. Less is flaky on a
-    // loaded machine: the SDK sends heartbeats at most every 0.8 × the timeout.
-    let spec = json!({"name": "big", "steps": [{
+    let worker = WorkerProcess::start(worker_binary(), server, plugins.path(), &as_refs(&env))?;
+    let id = unique(prefix);
+    let mut step = json!({
         "id": "write", "plugin": "hostile", "operation": "disk_fill",
-        "input": {"path": "/artifacts/big.bin", "mb": MB},
-        "timeouts": {"start_to_close_secs": 900, "heartbeat_secs": 30},
-        "retry": {"initial_interval_secs": 1, "max_attempts": 3}
-    }]});
-    let run = start(&client, &first.task_queue, &id, &spec).await?;
-    // 256 MiB go up in 32 parts: killed at the first, the upload is surely unfinished.
+        "input": {"path": "/artifacts/big.bin", "mb": BIG_MB},
+        "timeouts": timeouts,
+    });
+    if let Some(retry) = retry {
+        step["retry"] = retry;
+    }
+    let spec = json!({"name": "big", "steps": [step]});
+    let run = start(client, &worker.task_queue, &id, &spec).await?;
+    // 256 MiB go up in 32 parts: at the first, the upload is surely unfinished.
     eventually(
         Duration::from_secs(300),
         "the upload's first part on the server",
@@ -252,6 +267,39 @@ async fn a_worker_killed_mid_upload_leaves_no_half_artifact_and_the_retry_succee
             let started = upload_in_progress(&s3.root());
             async move { started.then_some(()) }
         },
+    )
+    .await?;
+    Ok(BigUpload {
+        s3,
+        plugins,
+        env,
+        worker,
+        id,
+        run,
+    })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_worker_killed_mid_upload_leaves_no_half_artifact_and_the_retry_succeeds()
+-> anyhow::Result<()> {
+    const MB: u64 = BIG_MB;
+    let server = shared_server().await?;
+    let client = server.client().await?;
+    // The dead worker's attempt times out after 30 s without heartbeats. Less is flaky on a
+    // loaded machine: the SDK sends heartbeats at most every 0.8 × the timeout.
+    let BigUpload {
+        s3,
+        plugins,
+        env,
+        worker: mut first,
+        id,
+        run,
+    } = big_upload(
+        server,
+        &client,
+        "fleet-kill",
+        json!({"start_to_close_secs": 900, "heartbeat_secs": 30}),
+        Some(json!({"initial_interval_secs": 1, "max_attempts": 3})),
     )
     .await?;
     first.kill()?;
@@ -317,27 +365,22 @@ async fn a_worker_killed_mid_upload_leaves_no_half_artifact_and_the_retry_succee
 async fn a_step_cancelled_mid_upload_commits_nothing() -> anyhow::Result<()> {
     let server = shared_server().await?;
     let client = server.client().await?;
-    let s3 = S3Server::start().await;
-    s3.create_bucket(BUCKET);
-    let plugins = PluginsDir::with(&["hostile"]);
-    plugins.write_manifest("hostile", "[limits]\ndisk_mb = 1024\n");
-    let env = store_env(&s3);
-    let worker = WorkerProcess::start(worker_binary(), server, plugins.path(), &as_refs(&env))?;
-    let id = unique("fleet-cancel");
-    // Heartbeats every 2 s: the cancellation comes back on a heartbeat's response.
-    let spec = json!({"name": "big", "steps": [{
-        "id": "write", "plugin": "hostile", "operation": "disk_fill",
-        "input": {"path": "/artifacts/big.bin", "mb": 256},
-        "timeouts": {"start_to_close_secs": 900, "heartbeat_secs": 6}
-    }]});
-    let run = start(&client, &worker.task_queue, &id, &spec).await?;
-    eventually(
-        Duration::from_secs(300),
-        "the upload's first part on the server",
-        || {
-            let started = upload_in_progress(&s3.root());
-            async move { started.then_some(()) }
-        },
+    // Heartbeats every 4.8 s at most (0.8 × 6): the cancellation comes back on a heartbeat's
+    // response.
+    // The plugins directory stays bound: dropped, the worker would see its plugin removed.
+    let BigUpload {
+        s3,
+        plugins: _plugins,
+        worker,
+        id,
+        run,
+        ..
+    } = big_upload(
+        server,
+        &client,
+        "fleet-cancel",
+        json!({"start_to_close_secs": 900, "heartbeat_secs": 6}),
+        None,
     )
     .await?;
     let stalled = s3.pause();
