@@ -437,12 +437,12 @@ async fn completed_anyway(
         error,
         object_store::Error::PermissionDenied { .. } | object_store::Error::NotFound { .. }
     );
-    let deadline = Instant::now()
-        + if refused {
-            COMPLETION_GRACE
-        } else {
-            Duration::ZERO
-        };
+    let grace = if refused {
+        COMPLETION_GRACE
+    } else {
+        Duration::ZERO
+    };
+    let deadline = Instant::now() + grace;
     let mut pause = Duration::from_millis(200);
     loop {
         match inner.store.head(key).await {

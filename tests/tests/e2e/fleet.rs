@@ -282,7 +282,6 @@ async fn big_upload(
 #[tokio::test(flavor = "multi_thread")]
 async fn a_worker_killed_mid_upload_leaves_no_half_artifact_and_the_retry_succeeds()
 -> anyhow::Result<()> {
-    const MB: u64 = BIG_MB;
     let server = shared_server().await?;
     let client = server.client().await?;
     // The dead worker's attempt times out after 30 s without heartbeats. Less is flaky on a
@@ -312,7 +311,7 @@ async fn a_worker_killed_mid_upload_leaves_no_half_artifact_and_the_retry_succee
     let second = first.peer(worker_binary(), server, plugins.path(), &as_refs(&env))?;
     let result = run.get_result(WorkflowGetResultOptions::default()).await?;
     assert_eq!(
-        result["steps"]["write"]["output"]["written_mb"], MB,
+        result["steps"]["write"]["output"]["written_mb"], BIG_MB,
         "{result:#}"
     );
     let ran = who_ran(server, &id).await?;
@@ -331,14 +330,14 @@ async fn a_worker_killed_mid_upload_leaves_no_half_artifact_and_the_retry_succee
     let expected = {
         let mut h = Sha256::new();
         let chunk = vec![0xa5u8; 1 << 20];
-        for _ in 0..MB {
+        for _ in 0..BIG_MB {
             h.update(&chunk);
         }
         format!("{:x}", h.finalize())
     };
     for commit in committed.values() {
         let file = &commit["files"]["big.bin"];
-        assert_eq!(file["size"], MB << 20, "{commit}");
+        assert_eq!(file["size"], BIG_MB << 20, "{commit}");
         assert_eq!(
             file["sha256"], expected,
             "the committed file is the plugin's whole output: {commit}"
