@@ -9,11 +9,11 @@
 //!
 //! Contenders, every one run once per repetition, in an order rotated each repetition, so
 //! drift in machine load hits all alike (the machine is shared); medians are compared:
-//! - **Wasm**: `trainer.wasm` (the release component every test uses) through
-//!   `PluginHost::invoke`, the worker's runtime with its shipped engine (fresh instance
-//!   included).
-//! - **Wasm simd128**: the same source built with `-C target-feature=+simd128` into
-//!   `plugins/target/simd128` (this bench builds it), in the same runtime.
+//! - **Wasm**: `trainer.wasm` (the release component every test uses, built with simd128 as
+//!   `plugins/.cargo/config.toml` builds every Rust plugin) through `PluginHost::invoke`, the
+//!   worker's runtime with its shipped engine (fresh instance included).
+//! - **Wasm scalar**: the same source built with `-C target-feature=-simd128` into
+//!   `plugins/target/scalar` (this bench builds it), in the same runtime: what SIMD buys.
 //! - **native**: `train_native`, release, x86_64 (baseline SSE2, as a default Rust build), one
 //!   process per run, timed inside around `train_model`'s function (process start excluded).
 //! - Diagnostics, **no epoch**: both components on an engine of this bench's own, the runtime's
@@ -36,7 +36,7 @@
 //!
 //! Knobs: `MLX_ML_RUNS` (timed repetitions, 5; one untimed warm-up before), `MLX_ML_CASES`
 //! (comma-separated substrings of the case names to run), `MLX_ML_CONTENDERS` (comma-separated
-//! of `wasm`, `simd128`, `native`, `no-epoch`, `no-epoch-simd128`, `process`), and for profiling
+//! of `wasm`, `scalar`, `native`, `no-epoch`, `no-epoch-scalar`, `process`), and for profiling
 //! `MLX_ML_PERFMAP=1` (the diagnostic engines write `/tmp/perf-PID.map`, so `perf record` of
 //! this bench names the guest's functions) and `MLX_ML_BENCH_EPOCH=1` (the diagnostic engines
 //! keep epoch interruption on: the shipped settings, with names).
@@ -100,19 +100,19 @@ const FIXED: usize = 4;
 
 /// The contenders, in the report's column order.
 const WASM: usize = 0;
-const SIMD: usize = 1;
+const SCALAR: usize = 1;
 const NATIVE: usize = 2;
 const NO_EPOCH: usize = 3;
-const NO_EPOCH_SIMD: usize = 4;
+const NO_EPOCH_SCALAR: usize = 4;
 const PROCESS: usize = 5;
 const CONTENDERS: usize = 6;
 /// Their names, also as `MLX_ML_CONTENDERS` takes them.
 const NAMES: [&str; CONTENDERS] = [
     "wasm",
-    "simd128",
+    "scalar",
     "native",
     "no-epoch",
-    "no-epoch-simd128",
+    "no-epoch-scalar",
     "process",
 ];
 
@@ -150,27 +150,37 @@ fn native_trainer() -> anyhow::Result<PathBuf> {
     Ok(plugins.join(format!("target/{target}/release/examples/train_native")))
 }
 
-/// Builds the trainer component with SIMD128 into a target directory of its own (the flag
+/// Builds the trainer component without SIMD128 into a target directory of its own (the flag
 /// changes every crate's code, so it must not share the default one) and returns its path.
-fn simd_trainer() -> anyhow::Result<PathBuf> {
+fn scalar_trainer() -> anyhow::Result<PathBuf> {
     let plugins = workspace_root().join("plugins");
-    let target_dir = plugins.join("target/simd128");
+    let target_dir = plugins.join("target/scalar");
     let status = cargo(&plugins)
         .args(["build", "--release", "--quiet", "--target", "wasm32-wasip2"])
         .args(["-p", "mlx-plugin-trainer"])
         .env("CARGO_TARGET_DIR", &target_dir)
-        // With --target, RUSTFLAGS reach the guest's crates only, not build scripts or macros.
-        .env("RUSTFLAGS", "-C target-feature=+simd128")
+        // With --target, RUSTFLAGS reach the guest's crates only, not build scripts or macros,
+        // and replace the config's `target.wasm32-wasip2.rustflags` (+simd128).
+        .env("RUSTFLAGS", "-C target-feature=-simd128")
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
         .status()?;
-    ensure!(status.success(), "building the simd128 trainer failed");
+    ensure!(status.success(), "building the scalar trainer failed");
     let path = target_dir.join("wasm32-wasip2/release/trainer.wasm");
-    // LLVM lists the features a module was built with in its `target_features` section.
-    let bytes = std::fs::read(&path)?;
+    // LLVM lists the features a module was built with in its `target_features` section: the
+    // shipped component must name simd128, the scalar one must not.
+    let says_simd = |path: &Path| -> anyhow::Result<bool> {
+        Ok(std::fs::read(path)?.windows(7).any(|w| w == b"simd128"))
+    };
     ensure!(
-        bytes.windows(7).any(|w| w == b"simd128"),
-        "{} does not say it was built with simd128",
+        !says_simd(&path)?,
+        "{} was built with simd128",
         path.display()
+    );
+    let shipped = plugins.join("target/wasm32-wasip2/release/trainer.wasm");
+    ensure!(
+        says_simd(&shipped)?,
+        "{} was built without simd128",
+        shipped.display()
     );
     Ok(path)
 }
@@ -455,7 +465,7 @@ fn same_predictions(output: &Value, other: &Value) -> anyhow::Result<()> {
 /// must still predict exactly the same classes on both splits (accuracy and confusion matrix,
 /// the check this bench has always made), and the note says how far its probabilities are.
 fn agreement(outputs: &[Value], active: &[bool]) -> anyhow::Result<String> {
-    let mut wasm = [WASM, SIMD, NO_EPOCH, NO_EPOCH_SIMD, PROCESS]
+    let mut wasm = [WASM, SCALAR, NO_EPOCH, NO_EPOCH_SCALAR, PROCESS]
         .into_iter()
         .filter(|&c| active[c]);
     let reference = match wasm.next() {
@@ -536,11 +546,11 @@ async fn main() -> anyhow::Result<()> {
         Err(_) => vec![true; CONTENDERS],
     };
 
-    // Builds first: the components every test uses, the simd128 one, the native program.
+    // Builds first: the components every test uses, the scalar one, the native program.
     let plugins = PluginsDir::with(&["csv", "trainer"]);
-    let simd_wasm = simd_trainer()?;
+    let scalar_wasm = scalar_trainer()?;
     let native = native_trainer()?;
-    std::fs::copy(&simd_wasm, plugins.path().join("trainer_simd128.wasm"))?;
+    std::fs::copy(&scalar_wasm, plugins.path().join("trainer_scalar.wasm"))?;
     std::fs::copy(
         plugins.path().join("trainer.wasm"),
         plugins.path().join("trainer_process.wasm"),
@@ -569,16 +579,16 @@ async fn main() -> anyhow::Result<()> {
         ..Default::default()
     })?;
     let csv = runtime.load(&plugins.path().join("csv.wasm")).await?;
-    let scalar_path = plugins.path().join("trainer.wasm");
-    let simd_path = plugins.path().join("trainer_simd128.wasm");
+    let shipped_path = plugins.path().join("trainer.wasm");
+    let scalar_path = plugins.path().join("trainer_scalar.wasm");
+    let shipped = runtime.load(&shipped_path).await?;
     let scalar = runtime.load(&scalar_path).await?;
-    let simd = runtime.load(&simd_path).await?;
     let isolated = isolating
         .load(&plugins.path().join("trainer_process.wasm"))
         .await?;
     let engine = bench_engine(bench_epoch, perfmap)?;
+    let direct_shipped = Direct::new(&engine, &shipped_path, &shipped)?;
     let direct_scalar = Direct::new(&engine, &scalar_path, &scalar)?;
-    let direct_simd = Direct::new(&engine, &simd_path, &simd)?;
     let host_artifacts = artifacts.path().join(workflow_dir_name(WORKFLOW));
 
     // One split, made by the real csv plugin, read by every contender.
@@ -624,8 +634,8 @@ async fn main() -> anyhow::Result<()> {
                 let start = Instant::now();
                 let cpu_start = thread_cpu();
                 let (elapsed, cpu_secs, output) = match contender {
-                    WASM | SIMD => {
-                        let plugin = if contender == WASM { &scalar } else { &simd };
+                    WASM | SCALAR => {
+                        let plugin = if contender == WASM { &shipped } else { &scalar };
                         let wasm_input = input(i, "/artifacts", NAMES[contender]);
                         let out =
                             invoke_once(&runtime, plugin, "train_model", &wasm_input, WORKFLOW)
@@ -651,11 +661,11 @@ async fn main() -> anyhow::Result<()> {
                         let secs = start.elapsed().as_secs_f64();
                         (secs, reaped_child_cpu(children).await, out)
                     }
-                    NO_EPOCH | NO_EPOCH_SIMD => {
+                    NO_EPOCH | NO_EPOCH_SCALAR => {
                         let direct = if contender == NO_EPOCH {
-                            &direct_scalar
+                            &direct_shipped
                         } else {
-                            &direct_simd
+                            &direct_scalar
                         };
                         let wasm_input = input(i, "/artifacts", NAMES[contender]);
                         let out = direct
@@ -725,8 +735,8 @@ async fn main() -> anyhow::Result<()> {
          warm-up, the contenders interleaved in a rotating order. \"{no_epoch}\": the same \
          components on this bench's engine with epoch interruption off (a diagnostic, not \
          shippable).\n\n\
-         | model | native (s) | Wasm (s) | **Wasm / native** | simd128 (s) | **simd128 / native** \
-         | {no_epoch} (s) | / native | {no_epoch} simd128 (s) | / native \
+         | model | native (s) | Wasm (s) | **Wasm / native** | scalar (s) | **scalar / native** \
+         | {no_epoch} (s) | / native | {no_epoch} scalar (s) | / native \
          | process (s) | **process / native** |\n\
          | --- | --: | --: | --: | --: | --: | --: | --: | --: | --: | --: | --: |\n"
     );
@@ -739,12 +749,12 @@ async fn main() -> anyhow::Result<()> {
             CASES[i].0,
             m[WASM],
             m[WASM] / n,
-            m[SIMD],
-            m[SIMD] / n,
+            m[SCALAR],
+            m[SCALAR] / n,
             m[NO_EPOCH],
             m[NO_EPOCH] / n,
-            m[NO_EPOCH_SIMD],
-            m[NO_EPOCH_SIMD] / n,
+            m[NO_EPOCH_SCALAR],
+            m[NO_EPOCH_SCALAR] / n,
             m[PROCESS],
             m[PROCESS] / n,
         );
@@ -754,8 +764,8 @@ async fn main() -> anyhow::Result<()> {
          for `process`; the native process's, less \
          {:.1} ms that a process which trains nothing takes): what other load on the machine \
          moves less than wall time.\n\n\
-         | model | native CPU (s) | Wasm / native | simd128 / native | {no_epoch} / native \
-         | {no_epoch} simd128 / native | process / native |\n\
+         | model | native CPU (s) | Wasm / native | scalar / native | {no_epoch} / native \
+         | {no_epoch} scalar / native | process / native |\n\
          | --- | --: | --: | --: | --: | --: | --: |\n",
         process_cpu * 1e3
     );
@@ -766,19 +776,19 @@ async fn main() -> anyhow::Result<()> {
             "| {} | {n:.3} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} |\n",
             CASES[i].0,
             m[WASM] / n,
-            m[SIMD] / n,
+            m[SCALAR] / n,
             m[NO_EPOCH] / n,
-            m[NO_EPOCH_SIMD] / n,
+            m[NO_EPOCH_SCALAR] / n,
             m[PROCESS] / n,
         );
     }
     report += "\nEvery run (s):\n\n| model | contender | runs |\n| --- | --- | --- |\n";
     let names = [
         "Wasm",
-        "Wasm simd128",
+        "Wasm scalar",
         "native",
         &format!("Wasm, {no_epoch}"),
-        &format!("Wasm simd128, {no_epoch}"),
+        &format!("Wasm scalar, {no_epoch}"),
         "Wasm, isolation = \"process\"",
     ];
     for &i in &cases {

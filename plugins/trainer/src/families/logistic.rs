@@ -110,12 +110,6 @@ impl Objective<'_> {
         f
     }
 
-    // simd128 for this function alone: its `g -= d * x` loops then run two lanes at a time
-    // (f64x2, as native's SSE2 runs them), with each lane's arithmetic the scalar one. Most of
-    // what simd128 gives the trainer is here; the whole trainer built with it gained a little
-    // more (L-BFGS's own vector updates), which takes a build flag for the plugins' workspace
-    // (BENCHMARKS.md, section 3).
-    #[cfg_attr(target_arch = "wasm32", target_feature(enable = "simd128"))]
     fn df(&self, g: &mut [f64], w: &[f64]) {
         g.fill(0.0);
         let p = self.p;
