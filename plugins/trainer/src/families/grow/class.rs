@@ -11,7 +11,7 @@ use std::collections::VecDeque;
 use super::super::dense::Label;
 use super::super::math::log2;
 use super::super::tree::ClassTree;
-use super::{Presorted, partition_node};
+use super::{Presorted, RowLists};
 
 /// A node in the serde form of smartcore's `DecisionTreeClassifier`.
 #[derive(Debug, Clone, Serialize)]
@@ -117,11 +117,10 @@ pub fn grow_class_tree(
         rng: StdRng::seed_from_u64(params.seed.unwrap_or(0)),
         nodes: vec![Node::new(which_max(&count), labels.len())],
         depth: 0,
-        scratch: vec![0; end],
         goes_true: vec![false; sorted.rows()],
         true_count: vec![0; k],
         false_count: vec![0; k],
-        order,
+        lists: RowLists::new(order),
     };
     let mut root = Visitor {
         node: 0,
@@ -196,8 +195,7 @@ struct Grower<'a> {
     nodes: Vec<Node>,
     depth: u16,
     /// Per column, the rows of every node: a node's rows are one range of each list.
-    order: Vec<Vec<u32>>,
-    scratch: Vec<u32>,
+    lists: RowLists,
     goes_true: Vec<bool>,
     true_count: Vec<usize>,
     false_count: Vec<usize>,
@@ -207,7 +205,7 @@ impl Grower<'_> {
     /// smartcore's `find_best_cutoff`: the node's impurity, then the best split over `mtry`
     /// features in a shuffled order; whether the node has a split to make.
     fn find_best_cutoff(&mut self, v: &mut Visitor) -> bool {
-        let rows = &self.order[0][v.start..v.end];
+        let rows = self.lists.rows(v.level, 0, v.start..v.end);
         let first = rows.first().map(|&i| self.y[i as usize]);
         let is_pure = rows.iter().all(|&i| Some(self.y[i as usize]) == first);
         let mut count = vec![0; self.k];
@@ -242,7 +240,7 @@ impl Grower<'_> {
         true_count.iter_mut().for_each(|c| *c = 0);
         let mut tc = 0;
         let mut prev: Option<(f64, usize)> = None;
-        for &i in &self.order[j][v.start..v.end] {
+        for &i in self.lists.rows(v.level, j, v.start..v.end) {
             let i = i as usize;
             let (x, y, s) = (col[i], self.y[i], self.samples[i]);
             let candidate = match prev {
@@ -282,7 +280,7 @@ impl Grower<'_> {
         };
         let col = &self.sorted.cols[feature];
         let (mut tc, mut fc, mut n_true) = (0, 0, 0);
-        for &i in &self.order[0][v.start..v.end] {
+        for &i in self.lists.rows(v.level, 0, v.start..v.end) {
             let i = i as usize;
             let goes_true = col[i] <= value;
             self.goes_true[i] = goes_true;
@@ -307,12 +305,8 @@ impl Grower<'_> {
         self.nodes[v.node].true_child = Some(true_child);
         self.nodes[v.node].false_child = Some(false_child);
         self.depth = self.depth.max(v.level + 1);
-        partition_node(
-            &mut self.order,
-            v.start..v.end,
-            &mut self.scratch,
-            &self.goes_true,
-        );
+        self.lists
+            .partition(v.level, v.start..v.end, n_true, &self.goes_true);
         let middle = v.start + n_true;
         let child = |node, start, end| Visitor {
             node,

@@ -8,8 +8,9 @@
 //! `Array2::get` on a row-major matrix, a strided load per row. Here each node owns a range of
 //! every column's sorted row list, split stably between its children, so a node reads only its
 //! own rows, from one column at a time, and the columns are sorted once per training
-//! ([`Presorted`]). smartcore's regression trees already partition per node, but sort again
-//! for every tree. It made boosting twice as fast natively and a third faster as Wasm; the
+//! ([`Presorted`]) and partitioned from one copy of the lists to another ([`RowLists`]).
+//! smartcore's regression trees already partition per node, but sort again for every tree.
+//! It made boosting twice as fast natively and a third faster as Wasm; the
 //! Wasm / native ratio did not drop (BENCHMARKS.md, section 3).
 //!
 //! What is kept: smartcore's algorithm exactly (the candidates it tries, the order it tries them
@@ -63,37 +64,72 @@ impl Presorted {
     }
 }
 
-/// Splits a node's `range` of every column's list between its children: the rows that
-/// `goes_true` sends to the true child first.
-fn partition_node(
-    lists: &mut [Vec<u32>],
-    range: std::ops::Range<usize>,
-    scratch: &mut [u32],
-    goes_true: &[bool],
-) {
-    for list in lists {
-        stable_partition(&mut list[range.clone()], scratch, goes_true);
+/// Every column's rows in sort order, where a node's rows are one range of each column's list,
+/// kept twice: the nodes of odd tree levels (the root is level 1) find their rows in one copy,
+/// those of even levels in the other, and splitting a node writes its children's rows into
+/// the other copy over the same range. The partition is then one
+/// pass from one copy to the other, where in place it needed a scratch list and a copy back (in
+/// Wasm a `memory.copy`, a call out of the guest per column and node). Any order of visiting
+/// nodes works: a node's range is its parent's, and only the parent, already split, read
+/// that range in this copy.
+#[derive(Debug, Clone)]
+struct RowLists {
+    copies: [Vec<Vec<u32>>; 2],
+}
+
+impl RowLists {
+    /// Lists for a tree whose root (level 1) has the rows `order`.
+    fn new(order: Vec<Vec<u32>>) -> Self {
+        let other = order.iter().map(|list| vec![0; list.len()]).collect();
+        Self {
+            copies: [order, other],
+        }
+    }
+
+    /// Column `j`'s rows of the node at `level` whose rows are `range`.
+    fn rows(&self, level: u16, j: usize, range: std::ops::Range<usize>) -> &[u32] {
+        &self.copies[usize::from(level % 2 == 0)][j][range]
+    }
+
+    /// Splits the `range` of the node at `level` between its children, in every column: the
+    /// `n_true` rows that `goes_true` sends to the true child first, both sides in their order,
+    /// so each child's range of every column stays sorted.
+    fn partition(
+        &mut self,
+        level: u16,
+        range: std::ops::Range<usize>,
+        n_true: usize,
+        goes_true: &[bool],
+    ) {
+        let [odd, even] = &mut self.copies;
+        let (from, to) = if level % 2 == 0 {
+            (even, odd)
+        } else {
+            (odd, even)
+        };
+        for (from, to) in from.iter().zip(to.iter_mut()) {
+            partition(
+                &from[range.clone()],
+                &mut to[range.clone()],
+                n_true,
+                goes_true,
+            );
+        }
     }
 }
 
-/// Moves the rows that go to the true child to the front of `rows`, both sides keeping their
-/// order, so each child's range of every column stays sorted.
+/// Writes `rows` into `to`, those `goes_true` sends to the true side (`n_true` of them) first.
 ///
-/// Without a branch on the side (each row is written to both places, one cursor advances):
-/// the sides alternate unpredictably, and a mispredicted branch per row was a fifth of
-/// boosting's time.
-fn stable_partition(rows: &mut [u32], scratch: &mut [u32], goes_true: &[bool]) {
-    let n = rows.len();
-    let scratch = &mut scratch[..n];
-    let (mut t, mut f) = (0, 0);
-    for k in 0..n {
-        let row = rows[k];
+/// The destination is a select, not a branch: the sides alternate unpredictably, and a
+/// mispredicted branch per row was a fifth of boosting's time. The loop carries two counters
+/// only (position, trues so far), which Cranelift keeps in registers.
+fn partition(rows: &[u32], to: &mut [u32], n_true: usize, goes_true: &[bool]) {
+    let mut t = 0;
+    for (k, &row) in rows.iter().enumerate() {
         let to_true = goes_true[row as usize];
-        // t <= k: this never overwrites a row not yet read.
-        rows[t] = row;
-        scratch[f] = row;
+        // The falses so far are k - t; they follow all n_true trues.
+        let at = if to_true { t } else { n_true + k - t };
+        to[at] = row;
         t += usize::from(to_true);
-        f += usize::from(!to_true);
     }
-    rows[t..].copy_from_slice(&scratch[..f]);
 }

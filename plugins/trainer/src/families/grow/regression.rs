@@ -15,7 +15,7 @@ use smartcore::error::{Failed, FailedError};
 use smartcore::tree::decision_tree_regressor::DecisionTreeRegressorParameters;
 
 use super::super::tree::RegTree;
-use super::{Presorted, partition_node};
+use super::{Presorted, RowLists};
 
 /// smartcore's `MeanStats`: weighted sum of the targets, and the weight.
 #[derive(Debug, Clone, Copy, Default)]
@@ -193,9 +193,8 @@ pub fn grow_reg_tree(
         variables: (0..sorted.features()).collect(),
         nodes: vec![Node::new(root.leaf_value())],
         depth: 0,
-        scratch: vec![0; kept],
         goes_true: vec![false; rows],
-        entries,
+        lists: RowLists::new(entries),
     };
     let mut visitor = Visitor {
         node: 0,
@@ -252,8 +251,7 @@ struct Grower<'a> {
     nodes: Vec<Node>,
     depth: u16,
     /// Per column, the rows of every node: a node's rows are one range of each list.
-    entries: Vec<Vec<u32>>,
-    scratch: Vec<u32>,
+    lists: RowLists,
     goes_true: Vec<bool>,
     /// Each row's target and weight, side by side: the searches read both for every row they
     /// visit, at a row index, and one address for the two is cheaper than two, as Wasm most of
@@ -276,7 +274,7 @@ impl Grower<'_> {
     /// smartcore's `find_best_split` on column `j`: a candidate between each two neighbouring
     /// distinct values, kept if it ranks above the best so far.
     fn find_best_split(&mut self, v: &Visitor, n: usize, j: usize) {
-        let list = &self.entries[j][v.start..v.end];
+        let list = self.lists.rows(v.level, j, v.start..v.end);
         let Some(&first) = list.first() else {
             return;
         };
@@ -313,7 +311,7 @@ impl Grower<'_> {
             (node.split_feature, node.split_value.unwrap_or(f64::NAN))
         };
         let col = &self.sorted.cols[feature];
-        let list = &self.entries[feature][v.start..v.end];
+        let list = self.lists.rows(v.level, feature, v.start..v.end);
         let mut parent = Stats::default();
         let (mut tc, mut fc, mut n_true) = (0usize, 0usize, 0usize);
         for &row in list {
@@ -363,12 +361,8 @@ impl Grower<'_> {
         if !true_can_split && !false_can_split {
             return;
         }
-        partition_node(
-            &mut self.entries,
-            v.start..v.end,
-            &mut self.scratch,
-            &self.goes_true,
-        );
+        self.lists
+            .partition(v.level, v.start..v.end, n_true, &self.goes_true);
         let middle = v.start + n_true;
         let mut t = Visitor {
             node: true_child,
