@@ -88,7 +88,7 @@ impl RowLists {
 
     /// Column `j`'s rows of the node at `level` whose rows are `range`.
     fn rows(&self, level: u16, j: usize, range: std::ops::Range<usize>) -> &[u32] {
-        &self.copies[usize::from(level % 2 == 0)][j][range]
+        &self.copies[usize::from(level.is_multiple_of(2))][j][range]
     }
 
     /// Splits the `range` of the node at `level` between its children, in every column: the
@@ -102,7 +102,7 @@ impl RowLists {
         goes_true: &[bool],
     ) {
         let [odd, even] = &mut self.copies;
-        let (from, to) = if level % 2 == 0 {
+        let (from, to) = if level.is_multiple_of(2) {
             (even, odd)
         } else {
             (odd, even)
