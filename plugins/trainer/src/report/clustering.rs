@@ -144,8 +144,31 @@ fn splitmix64(state: &mut u64) -> u64 {
     z ^ (z >> 31)
 }
 
-fn squared_distance(a: &[f64], b: &[f64]) -> f64 {
-    a.iter().zip(b).map(|(u, v)| (u - v) * (u - v)).sum()
+/// The squared Euclidean distance, summed in four running sums (lane `l` takes the terms
+/// `l, l + 4, l + 8, ...`) added pairwise at the end.
+///
+/// Why not one sum: one sum is a single chain of dependent additions, which is all the
+/// silhouette's pair loop waits on, natively and in Wasm alike, and Cranelift's loop spends
+/// more instructions around each addition than LLVM's. Four independent sums run as two
+/// two-lane vectors (SSE2 natively, simd128 in Wasm, both `f64x2`), the same arithmetic on
+/// both targets, so a report is the same to the bit on both. The order of additions differs
+/// from the plain sum's in the last bits, within the tolerance of scikit-learn parity.
+pub(crate) fn squared_distance(a: &[f64], b: &[f64]) -> f64 {
+    const LANES: usize = 4;
+    let (a_chunks, a_tail) = a.as_chunks::<LANES>();
+    let (b_chunks, b_tail) = b.as_chunks::<LANES>();
+    let mut sums = [0.0; LANES];
+    for (u, v) in a_chunks.iter().zip(b_chunks) {
+        for l in 0..LANES {
+            let d = u[l] - v[l];
+            sums[l] += d * d;
+        }
+    }
+    for (l, (u, v)) in a_tail.iter().zip(b_tail).enumerate() {
+        let d = u - v;
+        sums[l] += d * d;
+    }
+    (sums[0] + sums[1]) + (sums[2] + sums[3])
 }
 
 fn cluster_means(x: &[Vec<f64>], labels: &[usize], sizes: &[u64]) -> Vec<Vec<f64>> {

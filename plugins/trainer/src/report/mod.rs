@@ -22,6 +22,8 @@ pub use classification::ClassMetrics;
 #[cfg(test)]
 pub use clustering::SILHOUETTE_MAX_ROWS;
 #[cfg(test)]
+use clustering::squared_distance;
+#[cfg(test)]
 pub use roc::roc_curve;
 pub use svg::{confusion_matrix_svg, importances_svg, loss_curve_svg, residuals_svg, roc_svg};
 

@@ -1,5 +1,5 @@
 use super::close;
-use crate::report::{SILHOUETTE_MAX_ROWS, clustering_report};
+use crate::report::{SILHOUETTE_MAX_ROWS, clustering_report, squared_distance};
 
 fn rows(points: &[[f64; 2]]) -> Vec<Vec<f64>> {
     points.iter().map(|p| p.to_vec()).collect()
@@ -174,13 +174,8 @@ fn the_silhouette_equals_the_all_pairs_definition_exactly() {
     let labels: Vec<usize> = (0..300).map(|i| (i * 7 + i / 13) % 4).collect();
     let mut sizes = [0usize; 4];
     labels.iter().for_each(|&l| sizes[l] += 1);
-    let distance = |a: &[f64], b: &[f64]| {
-        a.iter()
-            .zip(b)
-            .map(|(u, v)| (u - v) * (u - v))
-            .sum::<f64>()
-            .sqrt()
-    };
+    // The report's own distance: what is tested is the pairing, not the summation.
+    let distance = |a: &[f64], b: &[f64]| squared_distance(a, b).sqrt();
     let mut total = 0.0;
     for i in 0..x.len() {
         let mut sums = [0.0; 4];
@@ -197,4 +192,24 @@ fn the_silhouette_equals_the_all_pairs_definition_exactly() {
     }
     let r = clustering_report(&x, &labels, None).unwrap();
     assert_eq!(r.silhouette, Some(total / x.len() as f64));
+}
+
+/// The four-sum distance is the plain one up to rounding, for every length (the tail beyond
+/// the last whole group of four included), and exactly so on integer-valued rows.
+#[test]
+fn the_distance_in_four_sums_is_the_plain_sum_up_to_rounding() {
+    for dim in 0..11 {
+        let a: Vec<f64> = (0..dim).map(|i| (i as f64 * 0.37).sin() * 3.0).collect();
+        let b: Vec<f64> = (0..dim).map(|i| (i as f64 * 1.91).cos()).collect();
+        let plain: f64 = a.iter().zip(&b).map(|(u, v)| (u - v) * (u - v)).sum();
+        let ours = squared_distance(&a, &b);
+        assert!(
+            (ours - plain).abs() <= 1e-13 * plain.max(1.0),
+            "{dim}: {ours} vs {plain}"
+        );
+        let ints: Vec<f64> = (0..dim).map(|i| (i * i % 17) as f64).collect();
+        let zeros = vec![0.0; dim];
+        let exact: f64 = ints.iter().map(|v| v * v).sum();
+        assert_eq!(squared_distance(&ints, &zeros), exact, "{dim}");
+    }
 }
