@@ -33,7 +33,10 @@ pub struct TrainData {
     pub rows: usize,
     pub cols: usize,
     pub y: Y,
-    pub key: DataKey,
+    /// Computed on first use: only a training that checkpoints (or resumes) needs it, and
+    /// hashing the matrix is a SHA-256 over all of it, which in Wasm has no SHA instructions
+    /// to run on (a few ms for digits' 735 kB, a tenth of a k-means training).
+    key: OnceCell<DataKey>,
     /// Sorted once, on first use, for every tree of the training.
     presorted: OnceCell<Presorted>,
 }
@@ -148,18 +151,22 @@ impl TrainData {
                 ));
             }
         };
-        let key = DataKey {
-            rows: x.rows,
-            cols: x.cols,
-            sha256: digest(x, &y),
-        };
         Ok(Self {
             x: dense_x,
             rows: x.rows,
             cols: x.cols,
             y,
-            key,
+            key: OnceCell::new(),
             presorted: OnceCell::new(),
+        })
+    }
+
+    /// Identifies this training data in a checkpoint.
+    pub fn key(&self) -> &DataKey {
+        self.key.get_or_init(|| DataKey {
+            rows: self.rows,
+            cols: self.cols,
+            sha256: digest(&self.x, self.rows, self.cols, &self.y),
         })
     }
 
@@ -187,11 +194,13 @@ fn check_len(rows: usize, targets: usize) -> Result<(), PluginError> {
     ))
 }
 
-fn digest(x: &Matrix, y: &Y) -> String {
+/// `x`'s values in row-major order (the order `dense` built it in), so the digest is the one
+/// of the input matrix's `data`.
+fn digest(x: &Dense, rows: usize, cols: usize, y: &Y) -> String {
     let mut h = Sha256::new();
-    h.update((x.rows as u64).to_le_bytes());
-    h.update((x.cols as u64).to_le_bytes());
-    for v in &x.data {
+    h.update((rows as u64).to_le_bytes());
+    h.update((cols as u64).to_le_bytes());
+    for v in x.iter() {
         h.update(v.to_bits().to_le_bytes());
     }
     match y {

@@ -131,7 +131,7 @@ impl Fit {
         if header.task != task {
             return Err(mismatch(format!("it is for {:?}", header.task)));
         }
-        if header.data != fit.data.key {
+        if header.data != *fit.data.key() {
             return Err(mismatch(format!(
                 "it was made on other training data ({}×{}, sha256 {})",
                 header.data.rows, header.data.cols, header.data.sha256
@@ -216,7 +216,7 @@ impl Fit {
             version: CHECKPOINT_VERSION,
             spec: self.spec.clone(),
             task: self.task,
-            data: self.data.key.clone(),
+            data: self.data.key().clone(),
         }
     }
 
