@@ -67,11 +67,11 @@ impl Presorted {
 /// Every column's rows in sort order, where a node's rows are one range of each column's list,
 /// kept twice: the nodes of odd tree levels (the root is level 1) find their rows in one copy,
 /// those of even levels in the other, and splitting a node writes its children's rows into
-/// the other copy over the same range. The partition is then one
-/// pass from one copy to the other, where in place it needed a scratch list and a copy back (in
-/// Wasm a `memory.copy`, a call out of the guest per column and node). Any order of visiting
-/// nodes works: a node's range is its parent's, and only the parent, already split, read
-/// that range in this copy.
+/// the other copy over the same range. The partition is then one pass from one copy to the
+/// other, where in place it needed a scratch list and a copy back (in Wasm a `memory.copy`, a
+/// call out of the guest, per column and node). Any order of visiting nodes works: a node's
+/// range lies in its parent's, and only the parent, already split, read that range of this
+/// copy.
 #[derive(Debug, Clone)]
 struct RowLists {
     copies: [Vec<Vec<u32>>; 2],
@@ -122,7 +122,7 @@ impl RowLists {
 ///
 /// The destination is a select, not a branch: the sides alternate unpredictably, and a
 /// mispredicted branch per row was a fifth of boosting's time. The loop carries two counters
-/// only (position, trues so far), which Cranelift keeps in registers.
+/// only (position, trues so far): the fewer values live in it, the fewer Cranelift spills.
 fn partition(rows: &[u32], to: &mut [u32], n_true: usize, goes_true: &[bool]) {
     let mut t = 0;
     for (k, &row) in rows.iter().enumerate() {
