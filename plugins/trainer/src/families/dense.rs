@@ -194,8 +194,8 @@ fn check_len(rows: usize, targets: usize) -> Result<(), PluginError> {
     ))
 }
 
-/// `x`'s values in row-major order (the order `dense` built it in), so the digest is the one
-/// of the input matrix's `data`.
+/// SHA-256 of the shape, the values and the targets. `x` yields its values row-major, the order
+/// `dense` built it in from the input matrix's `data`.
 fn digest(x: &Dense, rows: usize, cols: usize, y: &Y) -> String {
     let mut h = Sha256::new();
     h.update((rows as u64).to_le_bytes());

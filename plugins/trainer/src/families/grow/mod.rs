@@ -10,8 +10,9 @@
 //! own rows, from one column at a time, and the columns are sorted once per training
 //! ([`Presorted`]) and partitioned from one copy of the lists to another ([`RowLists`]).
 //! smartcore's regression trees already partition per node, but sort again for every tree.
-//! It made boosting twice as fast natively and a third faster as Wasm; the
-//! Wasm / native ratio did not drop (BENCHMARKS.md, section 3).
+//! Presorting made boosting twice as fast natively and a third faster as Wasm, without
+//! lowering the Wasm / native ratio; the one-pass partition lowered it (BENCHMARKS.md,
+//! section 3).
 //!
 //! What is kept: smartcore's algorithm exactly (the candidates it tries, the order it tries them
 //! in, its impurity arithmetic, its tie-breaking, its random feature choice drawn from the same
@@ -86,9 +87,14 @@ impl RowLists {
         }
     }
 
+    /// The copy holding the rows of the nodes at `level`: 0 for odd levels, 1 for even.
+    fn copy_of(level: u16) -> usize {
+        usize::from(level.is_multiple_of(2))
+    }
+
     /// Column `j`'s rows of the node at `level` whose rows are `range`.
     fn rows(&self, level: u16, j: usize, range: std::ops::Range<usize>) -> &[u32] {
-        &self.copies[usize::from(level.is_multiple_of(2))][j][range]
+        &self.copies[Self::copy_of(level)][j][range]
     }
 
     /// Splits the `range` of the node at `level` between its children, in every column: the
@@ -101,11 +107,10 @@ impl RowLists {
         n_true: usize,
         goes_true: &[bool],
     ) {
-        let [odd, even] = &mut self.copies;
-        let (from, to) = if level.is_multiple_of(2) {
-            (even, odd)
-        } else {
-            (odd, even)
+        let [first, second] = &mut self.copies;
+        let (from, to) = match Self::copy_of(level) {
+            0 => (first, second),
+            _ => (second, first),
         };
         for (from, to) in from.iter().zip(to.iter_mut()) {
             partition(
