@@ -261,6 +261,55 @@ async fn a_spinning_child_is_killed_at_the_deadline() {
     gone(&children[..1], "the spinning child killed").await;
 }
 
+/// The worker makes each call's scratch directory and removes it once the child is gone:
+/// after a call that answered, and after one whose child was killed (no child's teardown is
+/// relied on, as a child the OOM killer takes has none).
+#[tokio::test]
+async fn the_worker_removes_a_calls_scratch_directory_however_its_child_ended() {
+    let plugins = PluginsDir::with(&["testkit"]);
+    plugins.write_manifest(
+        "testkit",
+        &format!("{ISOLATED}scratch = true\n[limits]\ntimeout_secs = 2\n"),
+    );
+    let (cache, scratch) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let marker = tempfile::tempdir().unwrap().keep().join("pids");
+    let rt = PluginHost::new(HostSettings {
+        cache_dir: Some(cache.path().to_path_buf()),
+        scratch_root: Some(scratch.path().to_path_buf()),
+        invoker: Some(counted_invoker(&marker)),
+        ..Default::default()
+    })
+    .unwrap();
+    let plugin = rt.load(&plugins.path().join("testkit.wasm")).await.unwrap();
+    let emptied = |what: &'static str| {
+        eventually(Duration::from_secs(60), what, || {
+            let left: Vec<_> = std::fs::read_dir(scratch.path()).unwrap().collect();
+            async move { left.is_empty().then_some(()) }
+        })
+    };
+    for _ in 0..2 {
+        let out = invoke_once(&rt, &plugin, "scratch", &json!({}), "iso")
+            .await
+            .unwrap()
+            .output;
+        assert_eq!(out["entries_before"], json!([]), "scratch must start empty");
+        assert_eq!(out["written"], 4096);
+        emptied("the answered call's scratch directory removed")
+            .await
+            .unwrap();
+    }
+    let ended = invoke_once(&rt, &plugin, "spin", &json!({}), "iso").await;
+    assert!(
+        matches!(ended, Err(InvocationError::Deadline { .. })),
+        "{ended:?}"
+    );
+    emptied("the killed call's scratch directory removed")
+        .await
+        .unwrap();
+    // Each of the three calls had a child of its own (the scratch was not the in-process one).
+    spawned(&marker, 3).await;
+}
+
 #[tokio::test]
 async fn cancellation_reaches_the_guest_and_a_guest_that_ignores_it_is_killed() {
     let s = setup(&format!("{ISOLATED}[limits]\ncancel_grace_secs = 1\n")).await;
@@ -460,14 +509,14 @@ async fn the_child_speaks_its_protocol_and_logs_with_the_invocations_fields() {
     };
     let load = json!({
         "engine": engine, "cache_dir": s.cache.path(), "cache_max_bytes": null,
-        "scratch_root": null, "plugin": s.plugins.path().join("testkit.wasm"),
+        "plugin": s.plugins.path().join("testkit.wasm"),
         "digest": s.plugin.digest, "component_bytes": wasm.len(), "manifest": ISOLATED,
     });
     let call = json!({
         "operation": "log", "input": {"lines": 1, "message": "said in the child"},
         "context": {"workflow_id": "wf-child", "activity_id": "7", "attempt": 2,
                     "last_heartbeat_details": null},
-        "artifacts": null,
+        "artifacts": null, "scratch": null,
     });
     let mut stdin = format!("{load}\n").into_bytes();
     stdin.extend_from_slice(&wasm);

@@ -8,9 +8,12 @@ use std::{
     time::{Duration, Instant},
 };
 
+mod held;
 mod serve;
 
 pub use serve::serve;
+
+use held::Held;
 
 use serde_json::Value;
 use tokio::sync::Semaphore;
@@ -82,6 +85,22 @@ pub struct Invocation {
     pub output: Value,
     pub duration: Duration,
     pub peak_memory_bytes: usize,
+}
+
+/// One invocation as [`PluginHost::invoke_in`] and the child's half of an isolated one take it.
+struct Request<'a> {
+    /// Behind `/artifacts`; the caller owns it.
+    artifacts: Option<PathBuf>,
+    /// Behind `/scratch` when the manifest asks for it: a directory the caller made and
+    /// removes (the worker's, for the child it runs the call in). None: the invocation makes
+    /// its own.
+    scratch: Option<PathBuf>,
+    plugin: &'a LoadedPlugin,
+    operation: &'a str,
+    input: &'a Value,
+    ctx: &'a InvocationContext,
+    signals: ActivitySignals,
+    deadline: Option<Instant>,
 }
 
 /// Loads plugins and runs their invocations, each in a fresh sandbox.
@@ -308,20 +327,31 @@ impl PluginHost {
         signals: ActivitySignals,
         deadline: Option<Instant>,
     ) -> Result<Invocation, InvocationError> {
+        let request = Request {
+            artifacts,
+            scratch: None,
+            plugin,
+            operation,
+            input,
+            ctx,
+            signals,
+            deadline,
+        };
+        let mut held = Held::default();
+        self.invoke_holding(request, &mut held).await
+    }
+
+    /// [`Self::invoke_in`], leaving what the invocation holds in `held`, for the caller to
+    /// drop once the outcome is out (see [`Held`]).
+    async fn invoke_holding(
+        &self,
+        request: Request<'_>,
+        held: &mut Held,
+    ) -> Result<Invocation, InvocationError> {
+        let (plugin, operation) = (request.plugin, request.operation);
         let start = Instant::now();
         let instantiated = OnceLock::new();
-        let result = self
-            .invoke_inner(
-                artifacts,
-                plugin,
-                operation,
-                input,
-                ctx,
-                signals,
-                deadline,
-                &instantiated,
-            )
-            .await;
+        let result = self.invoke_inner(request, &instantiated, held).await;
         if let Some(observer) = &self.settings.observer {
             let failure = result.as_ref().err().map(|e| e.failure().type_name);
             observer.invocation(&Outcome {
@@ -350,7 +380,6 @@ impl PluginHost {
             },
             cache_dir: settings.cache_dir.clone(),
             cache_max_bytes: settings.cache_max_bytes,
-            scratch_root: settings.scratch_root.clone(),
             plugin: plugin.path.clone(),
             digest: plugin.digest.clone(),
             component_bytes: plugin.component_bytes.as_ref().map_or(0, |b| b.len()),
@@ -398,18 +427,22 @@ impl PluginHost {
         ended
     }
 
-    #[allow(clippy::too_many_arguments)]
     async fn invoke_inner(
         &self,
-        artifacts: Option<PathBuf>,
-        plugin: &LoadedPlugin,
-        operation: &str,
-        input: &Value,
-        ctx: &InvocationContext,
-        signals: ActivitySignals,
-        deadline: Option<Instant>,
+        request: Request<'_>,
         instantiated: &OnceLock<Duration>,
+        held: &mut Held,
     ) -> Result<Invocation, InvocationError> {
+        let Request {
+            artifacts,
+            scratch,
+            plugin,
+            operation,
+            input,
+            ctx,
+            signals,
+            deadline,
+        } = request;
         if plugin.info.operation(operation).is_none() {
             return Err(InvocationError::UnknownOperation {
                 plugin: plugin.info.name.clone(),
@@ -425,13 +458,13 @@ impl PluginHost {
                 violations: violations.to_json(),
             });
         }
-        let _active = self.active.enter();
+        held.active = Some(self.active.enter());
         let limits = &plugin.manifest.limits;
         let start = Instant::now();
         let deadline = deadline.map_or(start + limits.timeout, |d| d.min(start + limits.timeout));
         // Wait for a slot of this plugin, but never past the deadline nor after cancellation.
         let cancel = signals.cancel_token().clone();
-        let _slot = match &plugin.slots {
+        held.slot = match &plugin.slots {
             None => None,
             Some(slots) => tokio::select! {
                 permit = tokio::time::timeout_at(deadline.into(), slots.clone().acquire_owned()) => {
@@ -462,7 +495,7 @@ impl PluginHost {
                 self.descriptor_budget
             )));
         }
-        let _descriptors = tokio::select! {
+        held.descriptors = Some(tokio::select! {
             permit = tokio::time::timeout_at(
                 deadline.into(),
                 self.descriptors.clone().acquire_many_owned(permits),
@@ -474,6 +507,20 @@ impl PluginHost {
             _ = cancel.cancelled() => {
                 return Err(InvocationError::Cancelled { acknowledged_by_plugin: false });
             }
+        });
+        // Made here unless the caller made it, and then removed (in the background) with
+        // `held`, however the invocation ended: after the store, so the guest's descriptors
+        // are closed by then, or after the child was killed, dead or alive, so that not even
+        // a child the OOM killer took leaves it behind.
+        let scratch = match (plugin.manifest.scratch, scratch) {
+            (false, _) => None,
+            (true, Some(given)) => Some(given),
+            (true, None) => Some(
+                held.scratch
+                    .insert(self.scratch_dir()?)
+                    .path()
+                    .to_path_buf(),
+            ),
         };
         // Without its bytes (loaded from a compiled component, not its file) or a child
         // program (a tool, not the daemon), an isolated plugin runs here like the others.
@@ -487,6 +534,7 @@ impl PluginHost {
                 input: input.clone(),
                 context: ctx.clone(),
                 artifacts,
+                scratch,
             };
             let grace = limits.cancel_grace;
             let done = self
@@ -498,34 +546,29 @@ impl PluginHost {
                 peak_memory_bytes: done.peak_memory_bytes,
             });
         }
-        // Removed (in the background) when this function returns, however the invocation
-        // ended; declared before the store, so the guest's descriptors are closed by then.
-        let scratch = match plugin.manifest.scratch {
-            true => Some(self.scratch_dir()?),
-            false => None,
-        };
-        let mut store = self
+        let store = self
             .sandboxes
             .store(
                 &plugin.manifest,
                 artifacts.as_deref(),
-                scratch.as_ref().map(|dir| dir.path()),
+                scratch.as_deref(),
                 signals,
             )
             .map_err(|e| InvocationError::Sandbox(e.to_string()))?;
+        let store = held.store.insert(store);
 
         let input_text = input.to_string();
         let wit_ctx = WitContext::from(ctx);
         let run = async {
             let started = Instant::now();
-            let bindings = match plugin.pre.instantiate_async(&mut store).await {
+            let bindings = match plugin.pre.instantiate_async(&mut *store).await {
                 Ok(bindings) => bindings,
                 Err(e) => return Ended::NotInstantiated(e),
             };
             let _ = instantiated.set(started.elapsed());
             let returned = bindings
                 .mlx_plugin_plugin()
-                .call_invoke(&mut store, operation, &input_text, &wit_ctx)
+                .call_invoke(&mut *store, operation, &input_text, &wit_ctx)
                 .await;
             Ended::Returned(returned)
         };

@@ -7,7 +7,7 @@ use std::io::{BufRead as _, Read as _, Write as _};
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
-use super::{HostSettings, PluginHost};
+use super::{HostSettings, PluginHost, Request, held::Held};
 use crate::{
     contract::JsonText,
     failure::InvocationError,
@@ -64,9 +64,19 @@ pub fn serve() -> Result<(), String> {
             }
         }
     });
-    let outcome = match loaded {
-        Ok((host, plugin)) => runtime.block_on(invoke(&host, &plugin, call, cancel)),
-        Err(e) => Err(e),
+    // Reported before anything is torn down (the guest's memory, the plugin's code): the
+    // worker kills this process as soon as it has read the outcome, so that teardown
+    // (milliseconds for tens of megabytes) is never on the call's path. What is torn down
+    // after the report, if anything, still is in the runtime's context, where it ran.
+    let _context = runtime.enter();
+    let mut held = Held::default();
+    let (outcome, _loaded) = match loaded {
+        Ok(loaded) => {
+            let (host, plugin) = &loaded;
+            let outcome = runtime.block_on(invoke(host, plugin, call, cancel, &mut held));
+            (outcome, Some(loaded))
+        }
+        Err(e) => (Err(e), None),
     };
     report(&Report::Done(outcome));
     Ok(())
@@ -82,7 +92,8 @@ async fn load_plugin(
     let host = PluginHost::new(HostSettings {
         engine: load.engine,
         artifacts_dir: None,
-        scratch_root: load.scratch_root,
+        // The worker makes each call's scratch directory (wire::Call::scratch).
+        scratch_root: None,
         cache_dir: load.cache_dir,
         cache_max_bytes: load.cache_max_bytes,
         observer: None,
@@ -112,6 +123,7 @@ async fn invoke(
     plugin: &LoadedPlugin,
     call: Call,
     cancel: CancellationToken,
+    held: &mut Held,
 ) -> Result<Done, InvocationError> {
     let context = call.context;
     // Named as the worker names its own invocation spans: this module's target is kept to
@@ -142,7 +154,7 @@ async fn invoke(
             tokio::select! {
                 changed = heartbeats.changed() => match changed {
                     Ok(()) => send(heartbeats.borrow_and_update().clone()),
-                    // The store is gone: the invocation is ending.
+                    // The signals are gone: the invocation ended before it made a store.
                     Err(_) => {
                         let _ = (&mut finish).await;
                         break;
@@ -154,19 +166,17 @@ async fn invoke(
         // The last heartbeat, flushed as the invocation ended, goes out before the outcome.
         send(heartbeats.borrow().clone());
     });
-    let invoked = tracing::Instrument::instrument(
-        host.invoke_in(
-            call.artifacts,
-            plugin,
-            &call.operation,
-            &call.input,
-            &context,
-            signals,
-            None,
-        ),
-        span,
-    )
-    .await;
+    let request = Request {
+        artifacts: call.artifacts,
+        scratch: call.scratch,
+        plugin,
+        operation: &call.operation,
+        input: &call.input,
+        ctx: &context,
+        signals,
+        deadline: None,
+    };
+    let invoked = tracing::Instrument::instrument(host.invoke_holding(request, held), span).await;
     let _ = finished.send(());
     let _ = forward.await;
     invoked.map(|done| Done {

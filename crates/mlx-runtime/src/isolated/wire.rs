@@ -20,7 +20,6 @@ pub(crate) struct Load {
     pub engine: EngineSettings,
     pub cache_dir: Option<PathBuf>,
     pub cache_max_bytes: Option<u64>,
-    pub scratch_root: Option<PathBuf>,
     /// The component file (its name in logs, the directory its manifest's paths are
     /// relative to) and the digest of the bytes the worker loaded from it. The bytes follow
     /// this line on stdin, `component_bytes` of them; the file may hold others by now.
@@ -39,6 +38,9 @@ pub(crate) struct Call {
     pub input: Value,
     pub context: InvocationContext,
     pub artifacts: Option<PathBuf>,
+    /// The scratch directory the worker made for the call and removes once the child is
+    /// gone, however it ended (None: the plugin has none).
+    pub scratch: Option<PathBuf>,
 }
 
 /// A line of the child's stdout.
