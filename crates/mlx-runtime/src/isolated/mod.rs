@@ -14,11 +14,14 @@
 //! pipeline pinned to this version must still run it), compiles them through the compile
 //! cache for its own engine settings, runs the one invocation through its
 //! own [`crate::PluginHost`] (the same sandbox, capabilities, grants and limits), reports
-//! heartbeats as they happen and then the outcome ([`wire`]), and exits. A child is started
+//! heartbeats as they happen and then the outcome ([`wire`]), before it tears anything
+//! down: the worker kills it once it has read the outcome. A child is started
 //! and given the plugin before its call is known: each call leaves a spare ([`Spare`]) that
 //! has loaded the plugin by the time the next call comes. Its logs go to the
 //! stderr it shares with the worker. The worker keeps what is the worker's: the plugin's
-//! concurrency slot, the descriptor budget, the deadline, cancellation, metrics.
+//! concurrency slot, the descriptor budget, the call's scratch directory (made before the
+//! call, removed once the child is gone, however it ended), the deadline, cancellation,
+//! metrics.
 
 pub(crate) mod wire;
 
